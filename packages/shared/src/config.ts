@@ -1,0 +1,108 @@
+import { z } from 'zod'
+import { ConfigError } from './errors.js'
+import type { RetryPolicy, Stage } from './stages.js'
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+/**
+ * Parses environment variables against a zod object schema whose keys are the variable names, and
+ * returns a frozen result. The error names every bad variable, so a service fails fast at start
+ * with a message an operator can act on.
+ */
+export function parseEnv<T extends z.ZodObject>(schema: T, env: Env): Readonly<z.output<T>> {
+  const input: Record<string, string> = {}
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key]
+    // An empty variable (FOO= in a .env file) means "not set", as it does for most tools.
+    if (value !== undefined && value !== '') input[key] = value
+  }
+  const result = schema.safeParse(input)
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const variable = issue.path.length > 0 ? String(issue.path[0]) : '(environment)'
+      return `${variable}: ${issue.message}`
+    })
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`)
+  }
+  return deepFreeze(result.data)
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
+}
+
+/** Field builders for the variable types FitStream uses. */
+export const envVar = {
+  string: () => z.string().trim().min(1),
+  url: () => z.url({ message: 'must be a URL' }),
+  port: () => z.coerce.number({ message: 'must be a port number' }).int().min(0).max(65_535),
+  positiveInt: () => z.coerce.number({ message: 'must be a whole number' }).int().positive(),
+  nonNegativeInt: () => z.coerce.number({ message: 'must be a whole number' }).int().min(0),
+  boolean: () =>
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** A secret of at least `minBytes` bytes, given as base64 (what `openssl rand -base64 32` prints). */
+  base64Secret: (minBytes: number) =>
+    z
+      .string()
+      .trim()
+      .transform((value, ctx) => {
+        const bytes = Buffer.from(value, 'base64')
+        if (bytes.length < minBytes || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(value)) {
+          ctx.addIssue({ code: 'custom', message: `must be base64 of at least ${minBytes} random bytes (e.g. openssl rand -base64 ${minBytes})` })
+          return z.NEVER
+        }
+        return bytes
+      }),
+}
+
+/** Variables every FitStream service reads. */
+export const commonEnvShape = {
+  REDIS_URL: envVar.url().default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -')
+    .default('fitstream'),
+  LOG_LEVEL: envVar.logLevel().default('info'),
+  HTTP_HOST: envVar.string().default('0.0.0.0'),
+  SHUTDOWN_TIMEOUT_MS: envVar.positiveInt().default(25_000),
+  SYNC_ATTEMPTS: envVar.positiveInt().default(5),
+  FETCH_ATTEMPTS: envVar.positiveInt().default(6),
+  ANONYMIZE_ATTEMPTS: envVar.positiveInt().default(3),
+  PUBLISH_ATTEMPTS: envVar.positiveInt().default(8),
+  RETRY_BACKOFF_MS: envVar.positiveInt().default(2_000),
+}
+
+export const commonEnv = z.object(commonEnvShape)
+export type CommonConfig = z.output<typeof commonEnv>
+
+/** Each stage's retry policy, from the *_ATTEMPTS variables and RETRY_BACKOFF_MS. */
+export function retryPolicies(config: CommonConfig): Record<Stage, RetryPolicy> {
+  const policy = (attempts: number): RetryPolicy => ({ attempts, backoffMs: config.RETRY_BACKOFF_MS })
+  return {
+    sync: policy(config.SYNC_ATTEMPTS),
+    fetch: policy(config.FETCH_ATTEMPTS),
+    anonymize: policy(config.ANONYMIZE_ATTEMPTS),
+    publish: policy(config.PUBLISH_ATTEMPTS),
+  }
+}
+
+/**
+ * Loads a service's configuration, or prints why it can't and exits with EX_CONFIG (78), so a
+ * misconfigured container stops at once with a readable message instead of a stack trace.
+ */
+export function loadConfigOrExit<T>(service: string, load: (env: Env) => T, env: Env = process.env): T {
+  try {
+    return load(env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`${service}: ${error.message}\n`)
+    process.exit(78)
+  }
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod'
+import { DATA_TYPE_KEYS } from './data-types.js'
+
+/**
+ * The contracts between stages: every queue's payload has a schema here, checked when a job is added
+ * and again when it is processed. No payload ever carries a token.
+ */
+
+export const userIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8-64 letters, digits, _ or -')
+export const syncIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be 1-128 letters, digits, _, . or -')
+export const dataTypeKeySchema = z.enum(DATA_TYPE_KEYS)
+const epochMs = z.number().int().nonnegative()
+
+export const timeWindowSchema = z
+  .object({ startMs: epochMs, endMs: epochMs })
+  .refine((w) => w.startMs < w.endMs, { message: 'startMs must be before endMs' })
+export type TimeWindow = z.infer<typeof timeWindowSchema>
+
+/** One numeric reading or aggregate of a data type over [startMs, endMs), as Google reported it. */
+export const fitnessSampleSchema = z
+  .object({
+    type: dataTypeKeySchema,
+    startMs: epochMs,
+    endMs: epochMs,
+    /** Named values, e.g. `{ count: 532 }` or `{ avg: 71.2, max: 98, min: 55 }`. */
+    values: z.record(z.string(), z.number().finite()),
+    unit: z.string(),
+    /** Google's origin data source id. It names the device and app, so it never leaves the anonymiser. */
+    origin: z.string().optional(),
+  })
+  .refine((s) => s.startMs <= s.endMs, { message: 'startMs must not be after endMs' })
+export type FitnessSample = z.infer<typeof fitnessSampleSchema>
+
+/** A record the anonymiser has released under the privacy policy: no identifier of the person in it. */
+export const releasableRecordSchema = z.object({
+  /** Stable id (the same record always has the same id), so subscribers can de-duplicate. */
+  id: z.string().regex(/^[0-9a-f]{32}$/),
+  type: dataTypeKeySchema,
+  /** Keyed pseudonym of the user for one epoch; not linkable across epochs or to the user id. */
+  pseudonym: z.string().regex(/^[0-9a-f]{32}$/),
+  /** Pseudonym epoch, e.g. `2026-11`. */
+  epoch: z.string(),
+  /** Coarsened interval, ISO 8601 UTC. */
+  start: z.iso.datetime(),
+  end: z.iso.datetime(),
+  values: z.record(z.string(), z.number().finite()),
+  unit: z.string(),
+})
+export type ReleasableRecord = z.infer<typeof releasableRecordSchema>
+
+export const syncJobSchema = z.object({
+  userId: userIdSchema,
+  reason: z.enum(['schedule', 'manual', 'onboarding']).default('schedule'),
+})
+export type SyncJobData = z.input<typeof syncJobSchema>
+
+export const fetchJobSchema = z.object({
+  syncId: syncIdSchema,
+  userId: userIdSchema,
+  dataTypes: z.array(dataTypeKeySchema).min(1),
+  window: timeWindowSchema,
+  bucketMs: z.number().int().min(60_000),
+})
+export type FetchJobData = z.infer<typeof fetchJobSchema>
+
+export const anonymizeJobSchema = z.object({
+  syncId: syncIdSchema,
+  userId: userIdSchema,
+  window: timeWindowSchema,
+  samples: z.array(fitnessSampleSchema).max(100_000),
+})
+export type AnonymizeJobData = z.infer<typeof anonymizeJobSchema>
+
+export const publishJobSchema = z.object({
+  syncId: syncIdSchema,
+  records: z.array(releasableRecordSchema).min(1).max(100_000),
+})
+export type PublishJobData = z.infer<typeof publishJobSchema>
+
+/** What a stage's dead-letter queue holds: enough to understand the failure and to replay the job. */
+export const deadLetterSchema = z.object({
+  stage: z.string(),
+  jobId: z.string(),
+  jobName: z.string(),
+  /** The original payload, exactly as it was added (it may be the thing that is wrong). */
+  payload: z.unknown(),
+  error: z.object({ code: z.string(), name: z.string(), message: z.string() }),
+  permanent: z.boolean(),
+  attemptsMade: z.number().int(),
+  maxAttempts: z.number().int(),
+  createdAt: z.iso.datetime(),
+  firstAttemptAt: z.iso.datetime().nullable(),
+  failedAt: z.iso.datetime(),
+})
+export type DeadLetter = z.infer<typeof deadLetterSchema>

@@ -1,0 +1,84 @@
+import type { Worker } from 'bullmq'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import { retryPolicies, type CommonConfig } from './config.js'
+import type { Logger } from './logger.js'
+import { createMetrics, type ServiceMetrics } from './metrics.js'
+import { createRedis } from './redis.js'
+import { buildServer, type ServerOptions } from './server.js'
+import { StageQueues } from './stage-queues.js'
+import { createStageWorker, type StageWorkerOptions } from './stage-worker.js'
+import type { Stage } from './stages.js'
+
+/**
+ * What every FitStream service process holds: a producer and a worker Redis connection, the stage
+ * queues, metrics, its stage workers and one HTTP server, closed in the order that loses nothing.
+ */
+export class ServiceRuntime {
+  /** Fail-fast connection for adds, reads and HTTP handlers. */
+  readonly redis: Redis
+  /** Blocking connection for workers (never gives up on a command). */
+  readonly workerRedis: Redis
+  readonly metrics: ServiceMetrics
+  readonly queues: StageQueues
+  private readonly workers: Worker[] = []
+  private readonly closers: [string, () => Promise<unknown>][] = []
+  private httpServer: FastifyInstance | undefined
+
+  constructor(
+    readonly name: string,
+    readonly config: CommonConfig,
+    readonly logger: Logger,
+  ) {
+    this.redis = createRedis(config.REDIS_URL, 'producer', name)
+    this.workerRedis = createRedis(config.REDIS_URL, 'worker', `${name}-worker`)
+    this.metrics = createMetrics(name)
+    this.queues = new StageQueues({ connection: this.redis, prefix: config.QUEUE_PREFIX, retry: retryPolicies(config), logger })
+  }
+
+  get server(): FastifyInstance {
+    if (this.httpServer === undefined) throw new Error(`${this.name}: server() has not been called`)
+    return this.httpServer
+  }
+
+  addWorker<S extends Stage, R>(options: Omit<StageWorkerOptions<S, R>, 'connection' | 'queues' | 'logger' | 'metrics'>): Worker {
+    const worker = createStageWorker({ ...options, connection: this.workerRedis, queues: this.queues, logger: this.logger, metrics: this.metrics })
+    this.workers.push(worker)
+    return worker
+  }
+
+  /** Builds the HTTP server; Redis is always part of readiness. */
+  buildServer(options: Partial<Omit<ServerOptions, 'logger' | 'metrics'>> = {}): FastifyInstance {
+    this.httpServer = buildServer({
+      ...options,
+      logger: this.logger,
+      metrics: this.metrics,
+      readiness: { redis: async () => void (await this.redis.ping()), ...options.readiness },
+    })
+    return this.httpServer
+  }
+
+  /** Something to close after the workers have drained and the server has stopped (clients, pools). */
+  onClose(name: string, close: () => Promise<unknown>): void {
+    this.closers.push([name, close])
+  }
+
+  /** Starts every worker taking jobs. */
+  start(): void {
+    for (const worker of this.workers) {
+      worker.run().catch((err: unknown) => this.logger.error({ err, queue: worker.name }, 'worker stopped'))
+    }
+  }
+
+  /** Stops taking jobs and finishes in-flight ones, then the server, then clients and connections. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.close()))
+    await this.httpServer?.close()
+    for (const [name, close] of this.closers) {
+      await close().catch((err: unknown) => this.logger.error({ err, step: name }, 'close failed'))
+    }
+    await this.queues.close()
+    this.redis.disconnect()
+    this.workerRedis.disconnect()
+  }
+}

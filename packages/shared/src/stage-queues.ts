@@ -1,0 +1,111 @@
+import { Queue, type Job, type JobsOptions } from 'bullmq'
+import type { Redis } from 'ioredis'
+import { z } from 'zod'
+import { InvalidPayloadError } from './errors.js'
+import type { Logger } from './logger.js'
+import {
+  DEAD_LETTER_JOB_OPTIONS,
+  STAGES,
+  deadLetterQueueName,
+  stageJobOptions,
+  type RetryPolicy,
+  type Stage,
+  type StageData,
+  type StageInput,
+} from './stages.js'
+import type { DeadLetter } from './jobs.js'
+
+export interface StageQueuesOptions {
+  /** A producer connection (fail-fast); shared by all queues of this process. */
+  readonly connection: Redis
+  /** QUEUE_PREFIX: namespaces every queue in Redis. */
+  readonly prefix: string
+  readonly retry: Readonly<Record<Stage, RetryPolicy>>
+  readonly logger: Logger
+}
+
+export interface AddOptions {
+  /** Idempotency key: adding a job whose id already exists is a no-op. Must not contain ':'. */
+  readonly jobId?: string
+  readonly delay?: number
+}
+
+/**
+ * The producer side of every stage: validated adds, and the dead-letter queues. Queues are opened
+ * on first use, so a service only holds the ones it touches.
+ */
+export class StageQueues {
+  private readonly queues = new Map<string, Queue>()
+
+  constructor(private readonly options: StageQueuesOptions) {}
+
+  get prefix(): string {
+    return this.options.prefix
+  }
+
+  /** The options a job of this stage is added with (retry policy, retention). */
+  jobOptions(stage: Stage): JobsOptions {
+    return stageJobOptions(stage, this.options.retry[stage])
+  }
+
+  /** The BullMQ queue of a stage, typed by its payload. */
+  queue<S extends Stage>(stage: S): Queue<StageData<S>> {
+    return this.open(stage) as Queue<StageData<S>>
+  }
+
+  deadLetterQueue(stage: Stage): Queue<DeadLetter> {
+    return this.open(deadLetterQueueName(stage)) as Queue<DeadLetter>
+  }
+
+  /** Validates `data` against the stage's schema, then adds it with the stage's retry policy. */
+  async add<S extends Stage>(stage: S, data: StageInput<S>, options: AddOptions = {}): Promise<Job<StageData<S>>> {
+    const parsed = parsePayload(stage, data)
+    const opts = { ...stageJobOptions(stage, this.options.retry[stage]), ...definedOnly(options) }
+    return (this.queue(stage) as Queue).add(stage, parsed, opts) as Promise<Job<StageData<S>>>
+  }
+
+  /** Adds many jobs in one round trip (each validated). */
+  async addBulk<S extends Stage>(stage: S, items: readonly { data: StageInput<S>; options?: AddOptions }[]): Promise<void> {
+    if (items.length === 0) return
+    const base = stageJobOptions(stage, this.options.retry[stage])
+    await (this.queue(stage) as Queue).addBulk(
+      items.map(({ data, options }) => ({ name: stage, data: parsePayload(stage, data), opts: { ...base, ...definedOnly(options ?? {}) } })),
+    )
+  }
+
+  async addDeadLetter(stage: Stage, entry: DeadLetter, jobId: string): Promise<void> {
+    await this.deadLetterQueue(stage).add('dead-letter', entry, { ...DEAD_LETTER_JOB_OPTIONS, jobId })
+  }
+
+  /** Every queue this process has opened (Bull Board, metrics). */
+  opened(): Queue[] {
+    return [...this.queues.values()]
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()))
+    this.queues.clear()
+  }
+
+  private open(name: string): Queue {
+    let queue = this.queues.get(name)
+    if (queue === undefined) {
+      queue = new Queue(name, { connection: this.options.connection, prefix: this.options.prefix })
+      queue.on('error', (err) => this.options.logger.error({ err, queue: name }, 'queue error'))
+      this.queues.set(name, queue)
+    }
+    return queue
+  }
+}
+
+export function parsePayload<S extends Stage>(stage: S, data: unknown): StageData<S> {
+  const result = STAGES[stage].schema.safeParse(data)
+  if (!result.success) {
+    throw new InvalidPayloadError(`invalid ${stage} job payload: ${z.prettifyError(result.error).replace(/\n/g, '; ')}`)
+  }
+  return result.data as StageData<S>
+}
+
+function definedOnly(options: AddOptions): AddOptions {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
+}

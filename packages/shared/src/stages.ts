@@ -1,0 +1,66 @@
+import type { z } from 'zod'
+import type { JobsOptions } from 'bullmq'
+import { anonymizeJobSchema, fetchJobSchema, publishJobSchema, syncJobSchema } from './jobs.js'
+
+/**
+ * The pipeline's stages, in order. Each has one queue, one dead-letter queue (`<stage>-dlq`) and one
+ * payload schema. The stage name is the BullMQ queue name; QUEUE_PREFIX namespaces them in Redis.
+ */
+export const STAGES = {
+  sync: {
+    schema: syncJobSchema,
+    description: 'Per-user sync: the token service makes sure an access token is valid and plans the fetch window',
+    carriesRawData: false,
+  },
+  fetch: {
+    schema: fetchJobSchema,
+    description: 'Fetch a window of fitness data from Google for one user',
+    carriesRawData: false,
+  },
+  anonymize: {
+    schema: anonymizeJobSchema,
+    description: 'Raw samples of one user, to be anonymised under the privacy policy',
+    carriesRawData: true,
+  },
+  publish: {
+    schema: publishJobSchema,
+    description: 'Anonymised records, to be published to Streamr',
+    carriesRawData: false,
+  },
+} as const
+
+export type Stage = keyof typeof STAGES
+export const STAGE_NAMES = Object.keys(STAGES) as Stage[]
+export type StageData<S extends Stage> = z.output<(typeof STAGES)[S]['schema']>
+export type StageInput<S extends Stage> = z.input<(typeof STAGES)[S]['schema']>
+
+export function deadLetterQueueName(stage: Stage): `${Stage}-dlq` {
+  return `${stage}-dlq`
+}
+
+export interface RetryPolicy {
+  /** Attempts before a job is dead-lettered (default 5). */
+  readonly attempts: number
+  /** First backoff delay in ms; doubles each attempt, with jitter (default 1000). */
+  readonly backoffMs: number
+}
+
+/**
+ * Job options for adding to a stage. Raw-data jobs vanish from Redis as soon as they complete; every
+ * stage keeps failed jobs only briefly, because the dead-letter queue is where failures are kept.
+ */
+export function stageJobOptions(stage: Stage, retry: RetryPolicy): JobsOptions {
+  return {
+    attempts: retry.attempts,
+    backoff: { type: 'exponential', delay: retry.backoffMs, jitter: 0.5 },
+    removeOnComplete: STAGES[stage].carriesRawData ? true : { age: 3600, count: 1000 },
+    removeOnFail: STAGES[stage].carriesRawData ? true : { age: 3600, count: 1000 },
+  }
+}
+
+/** Dead letters stay until an operator replays or purges them. */
+export const DEAD_LETTER_JOB_OPTIONS: JobsOptions = {
+  attempts: 1,
+  removeOnComplete: false,
+  removeOnFail: false,
+}

@@ -1,0 +1,53 @@
+import type { Redis } from 'ioredis'
+import type { Keyring } from './crypto.js'
+
+/**
+ * The Redis layout of a user, shared by the token service (which owns it) and the fetcher (which
+ * reads the access token and advances the cursor). One hash per user keeps memory per user small.
+ */
+export const USER_FIELDS = {
+  state: 'state',
+  dataTypes: 'dataTypes',
+  createdAt: 'createdAt',
+  refreshToken: 'refreshToken',
+  accessToken: 'accessToken',
+  accessTokenExpiresAt: 'accessExp',
+  fetchedUntil: 'fetchedUntil',
+  lastSyncAt: 'lastSyncAt',
+  lastSyncStatus: 'lastSyncStatus',
+  lastError: 'lastError',
+} as const
+
+export const userKey = (prefix: string, userId: string): string => `${prefix}:user:${userId}`
+export const userIndexKey = (prefix: string): string => `${prefix}:users`
+
+/** Encryption contexts: a ciphertext only decrypts for the user and purpose it was made for. */
+export const refreshTokenContext = (userId: string): string => `refresh-token:${userId}`
+export const accessTokenContext = (userId: string): string => `access-token:${userId}`
+
+export interface StoredAccessToken {
+  readonly token: string
+  readonly expiresAt: number
+}
+
+/** The user's current access token, or undefined if the user is gone or has none yet. */
+export async function readAccessToken(redis: Redis, prefix: string, keyring: Keyring, userId: string): Promise<StoredAccessToken | undefined> {
+  const [ciphertext, expiresAt] = await redis.hmget(userKey(prefix, userId), USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+  if (ciphertext === null || ciphertext === undefined || expiresAt === null || expiresAt === undefined) return undefined
+  return { token: keyring.decrypt(ciphertext, accessTokenContext(userId)), expiresAt: Number(expiresAt) }
+}
+
+// Moves a cursor forward only, and only for a user who still exists (a fetch finishing after the
+// user was erased must not bring their record back).
+const ADVANCE_CURSOR = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local proposed = tonumber(ARGV[2])
+if proposed > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return proposed end
+return current`
+
+/** Records that data up to `until` has been fetched; returns the cursor now stored (-1: user gone). */
+export async function advanceFetchCursor(redis: Redis, prefix: string, userId: string, until: number): Promise<number> {
+  const result = await redis.eval(ADVANCE_CURSOR, 1, userKey(prefix, userId), USER_FIELDS.fetchedUntil, String(until))
+  return Number(result)
+}

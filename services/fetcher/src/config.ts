@@ -1,0 +1,23 @@
+import { z } from 'zod'
+import { commonEnvShape, envVar, keyringVar, parseEnv, type Env } from '@fitstream/shared'
+
+const schema = z.object({
+  ...commonEnvShape,
+  /** Each replica's own port; under compose it is not published, so replicas never clash. */
+  HTTP_PORT: envVar.port().default(8081),
+  ACCESS_TOKEN_KEYS: keyringVar(),
+  /** Root of the Fitness REST API (configurable so a local stand-in can take its place). */
+  GOOGLE_FITNESS_ROOT_URL: envVar.url().default('https://fitness.googleapis.com/'),
+  GOOGLE_TIMEOUT_MS: envVar.positiveInt().default(30_000),
+  /** The token service, asked for a new access token when Google rejects one. */
+  TOKEN_SERVICE_URL: envVar.url().default('http://127.0.0.1:8080'),
+  INTERNAL_API_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)'),
+  FETCH_CONCURRENCY: envVar.positiveInt().default(20),
+})
+
+export type FetcherConfig = z.output<typeof schema>
+export const fetcherEnvSchema = schema
+
+export function loadConfig(env: Env): Readonly<FetcherConfig> {
+  return parseEnv(schema, env)
+}

@@ -1,0 +1,114 @@
+import { google, type fitness_v1 } from 'googleapis'
+import { UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+
+/** Google rejected the access token (401): it must be refreshed before the call can succeed. */
+export class AccessTokenRejectedError extends UpstreamError {
+  constructor(message: string) {
+    super('FST_ERR_GOOGLE_TOKEN_REJECTED', message, { status: 401 })
+  }
+}
+
+/** Google asks us to slow down (429, or 403 with a rate-limit reason). */
+export class GoogleRateLimitError extends UpstreamError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | undefined,
+    status: number,
+  ) {
+    super('FST_ERR_GOOGLE_RATE_LIMITED', message, { status })
+  }
+}
+
+export interface AggregateRequest {
+  readonly accessToken: string
+  readonly dataTypes: readonly DataTypeKey[]
+  readonly window: TimeWindow
+  readonly bucketMs: number
+}
+
+export interface GoogleFitClientOptions {
+  /** Root of the Fitness API, e.g. https://fitness.googleapis.com/ */
+  readonly rootUrl: string
+  readonly timeoutMs: number
+}
+
+const RATE_LIMIT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'quotaExceeded', 'dailyLimitExceeded'])
+
+/**
+ * The Fitness REST API through the googleapis client. One aggregate request covers every requested
+ * type (one `aggregateBy` entry each) in time buckets. googleapis' own retries are off: BullMQ owns
+ * retries, and errors come back classified, with Google's message and never the request.
+ */
+export class GoogleFitClient {
+  private readonly fitness: fitness_v1.Fitness
+
+  constructor(private readonly options: GoogleFitClientOptions) {
+    this.fitness = google.fitness({ version: 'v1', rootUrl: options.rootUrl })
+  }
+
+  async aggregate(request: AggregateRequest): Promise<unknown> {
+    const requestBody: fitness_v1.Schema$AggregateRequest = {
+      aggregateBy: request.dataTypes.map((key) => {
+        const spec = dataType(key)
+        return spec.fitDataSourceId === undefined ? { dataTypeName: spec.fitDataType } : { dataSourceId: spec.fitDataSourceId }
+      }),
+      bucketByTime: { durationMillis: String(request.bucketMs) },
+      startTimeMillis: String(request.window.startMs),
+      endTimeMillis: String(request.window.endMs),
+    }
+    try {
+      const response = await this.fitness.users.dataset.aggregate(
+        { userId: 'me', requestBody },
+        { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs },
+      )
+      return response.data
+    } catch (error) {
+      throw classifyGoogleError(error)
+    }
+  }
+}
+
+interface GaxiosLikeError {
+  readonly code?: string | number
+  readonly status?: number
+  readonly response?: { readonly status?: number; readonly data?: unknown; readonly headers?: unknown }
+}
+
+export function classifyGoogleError(error: unknown): UpstreamError {
+  if (error instanceof UpstreamError) return error
+  const e = (error ?? {}) as GaxiosLikeError
+  const status = e.response?.status ?? (typeof e.status === 'number' ? e.status : undefined)
+  if (status === undefined) {
+    const code = typeof e.code === 'string' ? e.code : 'no response'
+    return new UpstreamError('FST_ERR_GOOGLE_UNREACHABLE', `Google Fitness API unreachable (${code})`)
+  }
+  const { message, reason } = googleErrorBody(e.response?.data)
+  const text = `Google Fitness API answered ${status}${reason === undefined ? '' : ` ${reason}`}: ${message ?? 'no message'}`
+  if (status === 401) return new AccessTokenRejectedError(text)
+  if (status === 429 || (status === 403 && reason !== undefined && RATE_LIMIT_REASONS.has(reason))) {
+    return new GoogleRateLimitError(text, retryAfterMs(e.response?.headers), status)
+  }
+  const permanent = status >= 400 && status < 500 && status !== 408
+  return new UpstreamError(permanent ? 'FST_ERR_GOOGLE_REJECTED' : 'FST_ERR_GOOGLE_UNAVAILABLE', text, { permanent, status })
+}
+
+function googleErrorBody(data: unknown): { message?: string; reason?: string } {
+  const error = (data as { error?: { message?: unknown; errors?: { reason?: unknown }[] } } | undefined)?.error
+  if (error === undefined || typeof error !== 'object') return {}
+  const reason = error.errors?.[0]?.reason
+  return {
+    message: typeof error.message === 'string' ? error.message.slice(0, 500) : undefined,
+    reason: typeof reason === 'string' ? reason : undefined,
+  }
+}
+
+function retryAfterMs(headers: unknown): number | undefined {
+  let value: unknown
+  if (headers instanceof Headers) value = headers.get('retry-after')
+  else if (headers !== null && typeof headers === 'object') value = (headers as Record<string, unknown>)['retry-after']
+  if (typeof value !== 'string') return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}

@@ -1,0 +1,23 @@
+import { ServiceRuntime, type Logger } from '@fitstream/shared'
+import type { FetcherConfig } from './config.js'
+import { createFetchProcessor } from './fetch-processor.js'
+import { GoogleFitClient } from './google-fit.js'
+import { TokenServiceClient } from './token-service-client.js'
+
+export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRuntime {
+  const runtime = new ServiceRuntime('fetcher', config, logger)
+  runtime.addWorker({
+    stage: 'fetch',
+    concurrency: config.FETCH_CONCURRENCY,
+    process: createFetchProcessor({
+      redis: runtime.redis,
+      prefix: config.QUEUE_PREFIX,
+      accessKeys: config.ACCESS_TOKEN_KEYS,
+      google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS }),
+      tokenService: new TokenServiceClient(config.TOKEN_SERVICE_URL, config.INTERNAL_API_TOKEN),
+      queues: runtime.queues,
+    }),
+  })
+  runtime.buildServer()
+  return runtime
+}

@@ -1,0 +1,92 @@
+import type { Redis } from 'ioredis'
+import {
+  AccessTokenUnavailableError,
+  UserGoneError,
+  USER_FIELDS,
+  accessTokenContext,
+  readAccessToken,
+  userKey,
+  type Keyring,
+  type StoredAccessToken,
+} from '@fitstream/shared'
+import type { FreshAccessToken } from './google-oauth.js'
+
+export interface AccessTokenKeeperOptions {
+  readonly redis: Redis
+  readonly prefix: string
+  readonly accessKeys: Keyring
+  /** Refresh when less than this is left (ms). */
+  readonly refreshMarginMs: number
+  /** Performs the refresh at Google for a user (reads their refresh token itself). */
+  readonly refresh: (userId: string) => Promise<FreshAccessToken>
+  readonly now?: () => number
+}
+
+const LOCK_TTL_MS = 15_000
+const WAIT_STEP_MS = 100
+
+/**
+ * Keeps each user's access token fresh in Redis, where the fetchers read it. A refresh takes a
+ * per-user lock in Redis, so however many token-service replicas ask at once, Google's token
+ * endpoint sees one refresh per user; the others wait for its result.
+ */
+export class AccessTokenKeeper {
+  private readonly now: () => number
+
+  constructor(private readonly options: AccessTokenKeeperOptions) {
+    this.now = options.now ?? Date.now
+  }
+
+  /** A token valid for at least the refresh margin, refreshing it if needed. */
+  async ensureFresh(userId: string, options: { force?: boolean } = {}): Promise<StoredAccessToken> {
+    const { redis, prefix } = this.options
+    const current = await this.read(userId)
+    if (options.force !== true && current !== undefined && this.isFresh(current)) return current
+
+    const lockKey = `${prefix}:lock:refresh:${userId}`
+    const lockValue = `${process.pid}-${this.now()}-${Math.random()}`
+    const acquired = await redis.set(lockKey, lockValue, 'PX', LOCK_TTL_MS, 'NX')
+    if (acquired === null) return this.waitForOtherRefresh(userId, current)
+    try {
+      const fresh = await this.options.refresh(userId)
+      const stored = await this.store(userId, fresh)
+      return stored
+    } finally {
+      // Release only our own lock (it may have expired and been taken by another replica).
+      await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lockKey, lockValue)
+    }
+  }
+
+  private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined): Promise<StoredAccessToken> {
+    const deadline = this.now() + LOCK_TTL_MS
+    while (this.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS))
+      const token = await this.read(userId)
+      if (token !== undefined && token.token !== before?.token && this.isFresh(token)) return token
+    }
+    throw new AccessTokenUnavailableError(`another replica's token refresh for user ${userId} did not finish in time`)
+  }
+
+  private async store(userId: string, fresh: FreshAccessToken): Promise<StoredAccessToken> {
+    const { redis, prefix, accessKeys } = this.options
+    const written = await redis.eval(
+      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) end return -1",
+      1,
+      userKey(prefix, userId),
+      USER_FIELDS.accessToken,
+      accessKeys.encrypt(fresh.accessToken, accessTokenContext(userId)),
+      USER_FIELDS.accessTokenExpiresAt,
+      String(fresh.expiresAt),
+    )
+    if (written === -1) throw new UserGoneError(`user ${userId} was erased during the token refresh`)
+    return { token: fresh.accessToken, expiresAt: fresh.expiresAt }
+  }
+
+  private read(userId: string): Promise<StoredAccessToken | undefined> {
+    return readAccessToken(this.options.redis, this.options.prefix, this.options.accessKeys, userId)
+  }
+
+  private isFresh(token: StoredAccessToken): boolean {
+    return token.expiresAt - this.now() > this.options.refreshMarginMs
+  }
+}

@@ -1,0 +1,36 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+
+/**
+ * Accepts `Authorization: Bearer <token>`, or HTTP Basic with the token as password so a browser can
+ * open Bull Board (it prompts for credentials when `challenge` is set).
+ */
+export function requireToken(expected: string, options: { realm?: string; challenge?: boolean } = {}): onRequestHookHandler {
+  const expectedDigest = digest(expected)
+  return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    const presented = presentedToken(request.headers.authorization)
+    if (presented !== undefined && timingSafeEqual(digest(presented), expectedDigest)) {
+      done()
+      return
+    }
+    if (options.challenge === true) reply.header('www-authenticate', `Basic realm="${options.realm ?? 'FitStream'}", charset="UTF-8"`)
+    void reply.status(401).send({ error: 'Unauthorized', message: 'a valid bearer token is required' })
+  }
+}
+
+function presentedToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  const [scheme, value] = header.split(' ', 2)
+  if (value === undefined) return undefined
+  if (scheme?.toLowerCase() === 'bearer') return value.trim()
+  if (scheme?.toLowerCase() === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    return colon === -1 ? undefined : decoded.slice(colon + 1)
+  }
+  return undefined
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}

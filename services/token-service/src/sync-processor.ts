@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto'
+import { ReauthRequiredError, UserGoneError, type JobContext, type StageData, type StageQueues } from '@fitstream/shared'
+import type { AccessTokenKeeper } from './access-tokens.js'
+import type { SyncScheduler } from './scheduler.js'
+import { planFetchWindows, type SyncPlanOptions } from './sync-planner.js'
+import type { UserRepository } from './users.js'
+
+export interface SyncResult {
+  readonly syncId: string
+  readonly status: 'planned' | 'up_to_date' | 'paused'
+  readonly fetchJobs: number
+}
+
+export interface SyncProcessorDeps {
+  readonly users: UserRepository
+  readonly tokens: AccessTokenKeeper
+  readonly scheduler: SyncScheduler
+  readonly queues: StageQueues
+  readonly plan: SyncPlanOptions & { readonly bucketMs: number }
+  readonly now?: () => number
+}
+
+/**
+ * A user's sync: make sure their access token is fresh, then hand the fetchers one job per window
+ * of new data. Fetch job ids are derived from the user and window, so a retried or overlapping
+ * sync never fetches the same window twice.
+ */
+export function createSyncProcessor(deps: SyncProcessorDeps) {
+  const now = deps.now ?? Date.now
+  return async (data: StageData<'sync'>, context: JobContext): Promise<SyncResult> => {
+    // Opaque, so the id that follows a sync through the pipeline says nothing about the user.
+    const syncId = createHash('sha256').update(context.jobId).digest('base64url').slice(0, 16)
+    const user = await deps.users.get(data.userId)
+    if (user === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
+    if (user.state !== 'active') {
+      context.logger.info({ state: user.state }, 'sync skipped: user is not active')
+      return { syncId, status: 'paused', fetchJobs: 0 }
+    }
+    try {
+      await deps.tokens.ensureFresh(user.id)
+    } catch (error) {
+      if (!(error instanceof ReauthRequiredError)) throw error
+      // Not a pipeline failure: the user has to consent again. Pause instead of retrying or dead-lettering.
+      await deps.users.setState(user.id, 'reauth_required', error.message)
+      await deps.scheduler.unschedule(user.id)
+      await deps.users.recordSync(user.id, now(), 'reauth_required')
+      context.logger.warn({ userId: user.id }, 'refresh token refused: user needs to reconnect; syncs paused')
+      return { syncId, status: 'paused', fetchJobs: 0 }
+    }
+    const windows = planFetchWindows(user.fetchedUntil, now(), deps.plan)
+    await deps.queues.addBulk(
+      'fetch',
+      windows.map((window) => ({
+        data: { syncId, userId: user.id, dataTypes: [...user.dataTypes], window, bucketMs: deps.plan.bucketMs },
+        options: { jobId: `fetch-${user.id}-${window.startMs}-${window.endMs}` },
+      })),
+    )
+    await deps.users.recordSync(user.id, now(), windows.length > 0 ? 'fetching' : 'up_to_date')
+    context.logger.info({ syncId, userId: user.id, windows: windows.length }, 'sync planned')
+    return { syncId, status: windows.length > 0 ? 'planned' : 'up_to_date', fetchJobs: windows.length }
+  }
+}

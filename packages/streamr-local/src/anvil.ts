@@ -73,14 +73,8 @@ export async function startAnvil(opts: StartAnvilOptions): Promise<AnvilProcess>
     throw new Error(`Could not start anvil (${binary}): ${err.message}`, { cause: err })
   }
 
-  // A normal exit or an uncaught exception runs 'exit' hooks; kill there rather than wait for
-  // the watchdog, so the port is free by the time the process is gone.
-  const killOnExit = (): void => {
-    child.kill('SIGKILL')
-  }
-  process.on('exit', killOnExit)
+  killOnProcessExit(child)
   child.once('exit', () => {
-    process.off('exit', killOnExit)
     // Lets the watchdog finish; it exists only to outlive us.
     child.stdin?.destroy()
   })
@@ -108,6 +102,24 @@ export async function startAnvil(opts: StartAnvilOptions): Promise<AnvilProcess>
     pid,
     stop: () => (stopping ??= stopChild(child)),
   }
+}
+
+const running = new Set<ChildProcess>()
+
+// A normal exit, process.exit() or an uncaught exception runs 'exit' listeners; killing there
+// rather than waiting for the watchdog frees the port by the time the process is gone. One shared
+// listener, so that many networks in one process do not trip MaxListenersExceededWarning.
+function killOnProcessExit(child: ChildProcess): void {
+  if (running.size === 0) process.on('exit', killAllRunning)
+  running.add(child)
+  child.once('exit', () => {
+    running.delete(child)
+    if (running.size === 0) process.off('exit', killAllRunning)
+  })
+}
+
+function killAllRunning(): void {
+  for (const child of running) child.kill('SIGKILL')
 }
 
 function waitForListening(

@@ -9,7 +9,11 @@ import type { PublisherConfig } from './config.js'
 export function streamrClientConfig(config: PublisherConfig): StreamrClientConfig {
   const privateKey = config.STREAMR_PRIVATE_KEY.startsWith('0x') ? config.STREAMR_PRIVATE_KEY : `0x${config.STREAMR_PRIVATE_KEY}`
   const controlLayer: NonNullable<NonNullable<StreamrClientConfig['network']>['controlLayer']> = {}
-  if (config.STREAMR_ENTRY_POINTS !== undefined) controlLayer.entryPoints = config.STREAMR_ENTRY_POINTS
+  if (config.STREAMR_ENTRY_POINTS !== undefined) {
+    controlLayer.entryPoints = config.STREAMR_ENTRY_POINTS
+    // Explicit entry points replace discovery, which would look up operators on The Graph.
+    controlLayer.entryPointDiscovery = { enabled: false }
+  }
   if (config.STREAMR_WEBSOCKET_HOST !== undefined && config.STREAMR_WEBSOCKET_PORT !== undefined) {
     // A full descriptor: the node advertises exactly this address and never looks itself up online.
     controlLayer.peerDescriptor = {
@@ -17,6 +21,7 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
       websocket: { host: config.STREAMR_WEBSOCKET_HOST, port: config.STREAMR_WEBSOCKET_PORT, tls: false },
     }
     controlLayer.websocketPortRange = { min: config.STREAMR_WEBSOCKET_PORT, max: config.STREAMR_WEBSOCKET_PORT }
+    controlLayer.websocketServerEnableTls = false
   }
   const contracts: NonNullable<StreamrClientConfig['contracts']> = {}
   if (config.STREAMR_STREAM_REGISTRY_ADDRESS !== undefined) contracts.streamRegistryChainAddress = config.STREAMR_STREAM_REGISTRY_ADDRESS

@@ -1,0 +1,91 @@
+import { parseArgs } from 'node:util'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createRedis, deleteKeysWithPrefix } from '@fitstream/shared'
+import { BULL_BOARD_PATH } from './paths.js'
+import { Stack } from './stack.js'
+import type { ReceivedMessage } from './subscriber.js'
+
+/**
+ * `npm run demo`: FitStream end to end on this machine with no credentials. Synthetic Google users
+ * are registered, their data flows through the four services, and a buyer's subscriber prints the
+ * anonymised messages it receives from the local Streamr network.
+ */
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: process.env.DEMO_USERS ?? '3' },
+    seconds: { type: 'string', default: process.env.DEMO_SECONDS ?? '0' },
+    port: { type: 'string', default: process.env.DEMO_PORT ?? '8080' },
+  },
+})
+const users = Number(values.users)
+const seconds = Number(values.seconds)
+const prefix = 'fitstream-demo'
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const say = (message: string): void => void process.stdout.write(`${message}\n`)
+
+// A previous demo's leftovers would otherwise be picked up again.
+const redis = createRedis(redisUrl, 'producer', 'demo')
+try {
+  await redis.ping()
+} catch {
+  say(`Redis does not answer at ${redisUrl}. Start it (redis-server) or set REDIS_URL.`)
+  process.exit(1)
+}
+await deleteKeysWithPrefix(redis, prefix)
+redis.disconnect()
+
+const logDir = join(fileURLToPath(new URL('../../../', import.meta.url)), '.fitstream', 'demo-logs')
+const started = Date.now()
+const stack = await Stack.start({ redisUrl, prefix, logDir, tokenServicePort: Number(values.port), log: (m) => say(`• ${m}`) })
+let stopping = false
+const stop = async (): Promise<void> => {
+  if (stopping) return
+  stopping = true
+  say('\nstopping…')
+  await stack.stop()
+  process.exit(0)
+}
+process.on('SIGINT', () => void stop())
+process.on('SIGTERM', () => void stop())
+
+say(`• services running; logs in ${logDir}`)
+const subscriber = await stack.startSubscriber()
+say(`• a buyer (${stack.buyer.address}) subscribed to ${stack.streams.length} streams`)
+subscriber.onMessage((message) => say(describe(message)))
+
+for (let i = 0; i < users; i++) {
+  const user = await stack.registerUser({ seed: `demo-user-${i + 1}` })
+  say(`• registered demo user ${i + 1} (${user.dataTypes.join(', ')})`)
+}
+say('')
+say(`Bull Board:  ${stack.tokenService.url}${BULL_BOARD_PATH}   (any user name; password: ${stack.secrets.ADMIN_TOKEN})`)
+say(`Users API:   curl -H 'authorization: Bearer ${stack.secrets.ADMIN_TOKEN}' ${stack.tokenService.url}/users/<id>`)
+say('Anonymised messages as a buyer receives them (Ctrl+C to stop):\n')
+
+await subscriber.waitFor((m) => m.length > 0, 60_000).then(
+  () => say(`• first message after ${((Date.now() - started) / 1000).toFixed(1)} s`),
+  (error: unknown) => say(`• ${error instanceof Error ? error.message : String(error)}: see ${logDir}`),
+)
+if (seconds > 0) {
+  setTimeout(() => {
+    say(`• ${subscriber.messages.length} messages received in ${seconds} s`)
+    void stop()
+  }, seconds * 1000)
+}
+
+function describe(message: ReceivedMessage): string {
+  const content = message.content as { type?: string; pseudonym?: string; records?: { start: string; values: Record<string, number>; unit: string }[] }
+  const records = content.records ?? []
+  const first = records[0]
+  const last = records[records.length - 1]
+  const sample = first === undefined ? '' : ` first ${first.start.slice(0, 16)}Z ${format(first.values)} ${first.unit}`
+  const span = last === undefined ? '' : ` … last ${last.start.slice(0, 16)}Z`
+  return `[${content.type}] ${content.pseudonym?.slice(0, 12)}… partition ${message.partition}: ${records.length} records${sample}${span}`
+}
+
+function format(values: Record<string, number>): string {
+  return Object.entries(values)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')
+}

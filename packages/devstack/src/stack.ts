@@ -1,0 +1,248 @@
+import { execFile } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { FakeGoogle, type FakeUser } from '@fitstream/fake-google'
+import { DATA_TYPE_KEYS, createRedis, deleteKeysWithPrefix, type DataTypeKey } from '@fitstream/shared'
+import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
+import { generateDevSecrets, type DevSecrets } from './secrets.js'
+import { ServiceProcess, type ServiceName } from './service-process.js'
+import { Subscriber } from './subscriber.js'
+
+const run = promisify(execFile)
+
+async function isPortFree(port: number): Promise<boolean> {
+  const { createServer } = await import('node:net')
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
+export interface StackOptions {
+  /** Redis to use (default REDIS_URL or redis://127.0.0.1:6379). */
+  readonly redisUrl?: string
+  /** Queue and key prefix (default `fitstream`); tests use a unique one each. */
+  readonly prefix?: string
+  /** Fetcher processes (default 1). */
+  readonly fetchers?: number
+  /** Latency the fake Google adds to every Fitness answer (default 0). */
+  readonly googleLatencyMs?: number
+  /** Days of history a new user's first sync fetches (default 1). */
+  readonly backfillDays?: number
+  /** Partitions of each stream (default 1). */
+  readonly partitions?: number
+  /** Where service logs go, one file per process; kept in memory only when omitted. */
+  readonly logDir?: string
+  readonly logLevel?: string
+  /** Variables for every service, and per service, over the defaults. */
+  readonly env?: Readonly<Record<string, string>>
+  readonly serviceEnv?: Partial<Readonly<Record<ServiceName, Readonly<Record<string, string>>>>>
+  /** Port of the token service (API and Bull Board); a free one when omitted or taken. */
+  readonly tokenServicePort?: number
+  /** Delete the prefix's keys from Redis when the stack stops (default true). */
+  readonly cleanRedis?: boolean
+  readonly log?: (message: string) => void
+}
+
+export interface RegisteredUser {
+  readonly userId: string
+  readonly google: FakeUser
+  readonly dataTypes: readonly DataTypeKey[]
+}
+
+/**
+ * FitStream on one machine, every part real except the internet: Redis, the fake Google, a local
+ * Streamr network (chain, registry, entry point), the four services as separate processes, and the
+ * streams provisioned. Used by the demo, the end-to-end tests and the benchmark alike.
+ */
+export class Stack {
+  readonly services: ServiceProcess[] = []
+  readonly streams: string[] = []
+  private subscribers: Subscriber[] = []
+
+  private constructor(
+    readonly options: StackOptions,
+    readonly prefix: string,
+    readonly redisUrl: string,
+    readonly secrets: DevSecrets,
+    readonly google: FakeGoogle,
+    readonly network: LocalStreamrNetwork,
+  ) {}
+
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const log = options.log ?? (() => {})
+    const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+    const prefix = options.prefix ?? 'fitstream'
+    if (options.logDir !== undefined) mkdirSync(options.logDir, { recursive: true })
+    log('starting the fake Google and a local Streamr network')
+    const [google, network] = await Promise.all([
+      FakeGoogle.start({ latencyMs: options.googleLatencyMs ?? 0 }),
+      startLocalStreamrNetwork(),
+    ])
+    const stack = new Stack(options, prefix, redisUrl, generateDevSecrets(), google, network)
+    try {
+      await stack.provisionStreams()
+      await stack.startServices()
+    } catch (error) {
+      await stack.stop()
+      throw error
+    }
+    return stack
+  }
+
+  get publisherKey(): string {
+    return this.network.accounts[1]!.privateKey
+  }
+
+  get buyer(): { address: string; privateKey: string } {
+    return this.network.accounts[2]!
+  }
+
+  get tokenService(): ServiceProcess {
+    return this.service('token-service')
+  }
+
+  service(label: string): ServiceProcess {
+    const found = this.services.find((s) => s.label === label)
+    if (found === undefined) throw new Error(`no service ${label}`)
+    return found
+  }
+
+  /** Environment of one service process (what compose's .env provides in production). */
+  serviceEnv(name: ServiceName, extra: Record<string, string> = {}): Record<string, string> {
+    const s = this.secrets
+    const common = {
+      REDIS_URL: this.redisUrl,
+      QUEUE_PREFIX: this.prefix,
+      LOG_LEVEL: this.options.logLevel ?? 'info',
+      RETRY_BACKOFF_MS: '500',
+      ...this.options.env,
+    }
+    const tokenServiceUrl = this.services.find((p) => p.options.name === 'token-service')?.url ?? ''
+    const own: Record<ServiceName, Record<string, string>> = {
+      'token-service': {
+        ADMIN_TOKEN: s.ADMIN_TOKEN,
+        INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
+        GOOGLE_CLIENT_ID: this.google.clientId,
+        GOOGLE_CLIENT_SECRET: this.google.clientSecret,
+        GOOGLE_TOKEN_URL: this.google.tokenUrl,
+        REFRESH_TOKEN_KEYS: s.REFRESH_TOKEN_KEYS,
+        ACCESS_TOKEN_KEYS: s.ACCESS_TOKEN_KEYS,
+        BACKFILL_DAYS: String(this.options.backfillDays ?? 1),
+      },
+      fetcher: {
+        ACCESS_TOKEN_KEYS: s.ACCESS_TOKEN_KEYS,
+        GOOGLE_FITNESS_ROOT_URL: this.google.rootUrl,
+        TOKEN_SERVICE_URL: tokenServiceUrl,
+        INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
+      },
+      anonymizer: { PSEUDONYM_KEY: s.PSEUDONYM_KEY },
+      publisher: this.publisherStreamrEnv(),
+    }
+    return { ...common, ...own[name], ...this.options.serviceEnv?.[name], ...extra }
+  }
+
+  /** Starts another process of a service (e.g. a second fetcher) and waits until it is ready. */
+  async addService(name: ServiceName, label: string = name): Promise<ServiceProcess> {
+    const wanted = name === 'token-service' ? this.options.tokenServicePort : undefined
+    const port = wanted !== undefined && (await isPortFree(wanted)) ? wanted : await freePort()
+    const extra: Record<string, string> = name === 'publisher' ? { STREAMR_WEBSOCKET_PORT: String(await freePort()) } : {}
+    const service = new ServiceProcess({
+      name,
+      label,
+      port,
+      env: this.serviceEnv(name, extra),
+      ...(this.options.logDir === undefined ? {} : { logFile: join(this.options.logDir, `${label}.log`) }),
+    })
+    service.start()
+    this.services.push(service)
+    await service.waitReady()
+    return service
+  }
+
+  /** Registers a fake Google user with FitStream through the token service's API. */
+  async registerUser(options: { seed?: string; dataTypes?: readonly DataTypeKey[] } = {}): Promise<RegisteredUser> {
+    const google = this.google.addUser(options.seed === undefined ? {} : { seed: options.seed })
+    const dataTypes = options.dataTypes ?? ['steps', 'calories', 'heart_rate']
+    const response = await this.api('POST', '/users', { refreshToken: google.refreshToken, dataTypes })
+    if (response.status !== 201) throw new Error(`registering a user failed: ${response.status} ${JSON.stringify(response.body)}`)
+    return { userId: (response.body as { id: string }).id, google, dataTypes }
+  }
+
+  /** Calls the token service's API as an operator. */
+  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const response = await fetch(`${this.tokenService.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.secrets.ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    const text = await response.text()
+    let parsed: unknown = text
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, body: parsed }
+  }
+
+  /** A buyer subscribed to every stream (SUBSCRIBE was granted at provisioning). */
+  async startSubscriber(): Promise<Subscriber> {
+    const config = await this.network.clientConfig({ privateKey: this.buyer.privateKey, websocketPort: await freePort() })
+    const subscriber = await Subscriber.start(config, this.streams)
+    this.subscribers.push(subscriber)
+    return subscriber
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.subscribers.map((s) => s.stop()))
+    // Stop in pipeline order so nothing is left half-done behind a stopped stage.
+    for (const name of ['token-service', 'fetcher', 'anonymizer', 'publisher'] as const) {
+      await Promise.all(this.services.filter((s) => s.options.name === name).map((s) => s.stop()))
+    }
+    if (this.options.cleanRedis !== false) {
+      const redis = createRedis(this.redisUrl, 'producer', 'devstack')
+      await deleteKeysWithPrefix(redis, this.prefix).catch(() => 0)
+      redis.disconnect()
+    }
+    await Promise.all([this.google.close(), this.network.stop()])
+  }
+
+  private publisherStreamrEnv(): Record<string, string> {
+    const ep = this.network.entryPoint
+    return {
+      STREAMR_PRIVATE_KEY: this.publisherKey,
+      STREAMR_ENVIRONMENT: 'dev2',
+      STREAMR_ENTRY_POINTS: `${ep.nodeId}@ws://${ep.websocket.host}:${ep.websocket.port}`,
+      STREAMR_RPC_URL: this.network.rpcUrl,
+      STREAMR_CHAIN_ID: String(this.network.chainId),
+      STREAMR_STREAM_REGISTRY_ADDRESS: this.network.streamRegistryAddress,
+      STREAMR_THE_GRAPH_URL: 'http://127.0.0.1:1/the-graph-is-not-available-locally',
+      STREAMR_WEBSOCKET_HOST: '127.0.0.1',
+    }
+  }
+
+  private async provisionStreams(): Promise<void> {
+    const cli = fileURLToPath(new URL('../../../services/publisher/dist/cli.js', import.meta.url))
+    const args = [cli, 'streams', 'provision', '--partitions', String(this.options.partitions ?? 1), '--grant-subscribe', this.buyer.address]
+    const env = { PATH: process.env.PATH ?? '', ...this.serviceEnv('publisher', { STREAMR_WEBSOCKET_PORT: String(await freePort()) }) }
+    const { stdout } = await run(process.execPath, args, { env, timeout: 120_000 })
+    const report = JSON.parse(stdout.trim().split('\n').pop()!) as { streams: { id: string }[] }
+    this.streams.push(...report.streams.map((s) => s.id))
+    this.options.log?.(`provisioned ${this.streams.length} streams for ${DATA_TYPE_KEYS.length} data types`)
+  }
+
+  private async startServices(): Promise<void> {
+    // The token service first: the fetchers need its URL.
+    await this.addService('token-service')
+    const fetchers = this.options.fetchers ?? 1
+    await Promise.all([
+      ...Array.from({ length: fetchers }, (_, i) => this.addService('fetcher', fetchers === 1 ? 'fetcher' : `fetcher-${i + 1}`)),
+      this.addService('anonymizer'),
+      this.addService('publisher'),
+    ])
+  }
+}

@@ -1,0 +1,28 @@
+import { StreamrClient, type StreamrClientConfig } from '@streamr/sdk'
+
+/**
+ * A buyer's view of FitStream: subscribes to every partition of the given streams and prints each
+ * message it receives (decrypted) as one JSON line. Runs as its own process because the Streamr
+ * SDK takes over the process's signal and error handlers.
+ *
+ * argv[2]: JSON { config: StreamrClientConfig, streams: string[] }
+ */
+interface SubscriberInput {
+  readonly config: StreamrClientConfig
+  readonly streams: readonly string[]
+}
+
+const input = JSON.parse(process.argv[2] ?? '{}') as SubscriberInput
+const client = new StreamrClient(input.config)
+const print = (event: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(event)}\n`)
+
+for (const streamId of input.streams) {
+  const stream = await client.getStream(streamId)
+  const partitions = await stream.getPartitionCount()
+  for (let partition = 0; partition < partitions; partition++) {
+    await client.subscribe({ id: streamId, partition }, (content, metadata) => {
+      print({ event: 'message', streamId, partition, publisherId: metadata.publisherId, timestamp: metadata.timestamp, content })
+    })
+  }
+}
+print({ event: 'ready', address: await client.getUserId() })

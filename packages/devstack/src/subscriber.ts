@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+export interface ReceivedMessage {
+  readonly streamId: string
+  readonly partition: number
+  readonly publisherId: string
+  readonly timestamp: number
+  readonly content: unknown
+}
+
+/** A subscriber process (see subscriber-main.ts) and what it has received so far. */
+export class Subscriber {
+  readonly messages: ReceivedMessage[] = []
+  readonly errors: string[] = []
+  private readonly listeners = new Set<(message: ReceivedMessage) => void>()
+
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(config: object, streams: readonly string[], timeoutMs = 60_000): Promise<Subscriber> {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./subscriber-main.js', import.meta.url)), JSON.stringify({ config, streams })], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const subscriber = new Subscriber(child)
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      subscriber.errors.push(line)
+      if (subscriber.errors.length > 200) subscriber.errors.shift()
+    })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`subscriber not ready after ${timeoutMs} ms:\n${subscriber.errors.slice(-10).join('\n')}`)), timeoutMs)
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`subscriber exited (${code}):\n${subscriber.errors.slice(-10).join('\n')}`))
+      })
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        let event: { event?: string } & Partial<ReceivedMessage>
+        try {
+          event = JSON.parse(line) as typeof event
+        } catch {
+          return
+        }
+        if (event.event === 'ready') {
+          clearTimeout(timer)
+          resolve()
+        } else if (event.event === 'message') {
+          const message = event as ReceivedMessage
+          subscriber.messages.push(message)
+          for (const listener of subscriber.listeners) listener(message)
+        }
+      })
+    })
+    return subscriber
+  }
+
+  onMessage(listener: (message: ReceivedMessage) => void): void {
+    this.listeners.add(listener)
+  }
+
+  /** Resolves once `predicate` holds for the messages received, or rejects after `timeoutMs`. */
+  async waitFor(predicate: (messages: readonly ReceivedMessage[]) => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!predicate(this.messages)) {
+      if (Date.now() > deadline) throw new Error(`subscriber: condition not met after ${timeoutMs} ms (${this.messages.length} messages received)`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000)
+    await exited
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { QueueEvents, type Job } from 'bullmq'
+import { ServiceRuntime, UpstreamError, UserGoneError, commonEnv, parseEnv, type DeadLetter, type StageData } from '../src/index.js'
+import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+
+const prefix = uniquePrefix('stage-worker')
+const { redis, cleanup } = testRedis(prefix)
+let runtime: ServiceRuntime
+let events: QueueEvents
+const behaviour = new Map<string, (attempt: number) => Promise<unknown>>()
+
+const validFetch = (userId: string): StageData<'fetch'> => ({
+  syncId: 'sync-1',
+  userId,
+  dataTypes: ['steps'],
+  window: { startMs: 1_700_000_000_000, endMs: 1_700_003_600_000 },
+  bucketMs: 3_600_000,
+})
+
+beforeAll(async () => {
+  const config = parseEnv(commonEnv, { REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, FETCH_ATTEMPTS: '3', RETRY_BACKOFF_MS: '50' })
+  runtime = new ServiceRuntime('test', config, silentLogger())
+  runtime.addWorker({
+    stage: 'fetch',
+    concurrency: 4,
+    process: async (data, context) => behaviour.get(data.userId)!(context.attempt),
+  })
+  runtime.start()
+  events = new QueueEvents('fetch', { connection: { url: redisUrl() }, prefix })
+  await events.waitUntilReady()
+})
+
+afterAll(async () => {
+  await events.close()
+  await runtime.close()
+  await cleanup()
+})
+
+async function deadLetters(): Promise<DeadLetter[]> {
+  const jobs = (await runtime.queues.deadLetterQueue('fetch').getJobs(['waiting'])) as Job<DeadLetter>[]
+  return jobs.map((job) => job.data)
+}
+
+async function settle(job: Job): Promise<'completed' | 'failed'> {
+  return job.waitUntilFinished(events, 10_000).then(
+    () => 'completed' as const,
+    () => 'failed' as const,
+  )
+}
+
+describe('stage worker', () => {
+  it('completes a valid job with the processor result', async () => {
+    behaviour.set('ok-user-0001', async () => ({ fine: true }))
+    const job = await runtime.queues.add('fetch', validFetch('ok-user-0001'))
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ fine: true })
+  })
+
+  it('refuses to add a job whose payload does not match the schema', async () => {
+    await expect(runtime.queues.add('fetch', { ...validFetch('ok-user-0001'), bucketMs: 5 })).rejects.toThrow(/invalid fetch job payload.*bucketMs/s)
+  })
+
+  it('dead-letters a malformed job at once with the validation message, without retrying', async () => {
+    // Added around the schema, as a buggy or hostile producer could.
+    const job = await runtime.queues.queue('fetch').add('fetch', { userId: 'bad-user-0001', window: 'yesterday' } as never, { attempts: 3 })
+    expect(await settle(job)).toBe('failed')
+    const entry = (await deadLetters()).find((d) => d.jobId === job.id)
+    expect(entry).toMatchObject({ stage: 'fetch', permanent: true, attemptsMade: 1, maxAttempts: 3, error: { code: 'FST_ERR_INVALID_PAYLOAD' } })
+    expect(entry?.error.message).toMatch(/syncId/)
+    expect(entry?.error.message).toMatch(/window/)
+    expect(entry?.payload).toEqual({ userId: 'bad-user-0001', window: 'yesterday' })
+  })
+
+  it('retries a transient failure with backoff and succeeds', async () => {
+    const attempts: number[] = []
+    behaviour.set('flaky-user-01', async (attempt) => {
+      attempts.push(attempt)
+      if (attempt < 3) throw new UpstreamError('FST_ERR_GOOGLE_UNAVAILABLE', 'Google answered 503')
+      return 'done'
+    })
+    const job = await runtime.queues.add('fetch', validFetch('flaky-user-01'))
+    expect(await job.waitUntilFinished(events, 10_000)).toBe('done')
+    expect(attempts).toEqual([1, 2, 3])
+    expect((await deadLetters()).some((d) => d.jobId === job.id)).toBe(false)
+  })
+
+  it('dead-letters a job that keeps failing after its last attempt, with error, attempts and timestamps', async () => {
+    behaviour.set('down-user-001', async () => {
+      throw new UpstreamError('FST_ERR_GOOGLE_UNAVAILABLE', 'Google answered 503: backend error')
+    })
+    const job = await runtime.queues.add('fetch', validFetch('down-user-001'))
+    expect(await settle(job)).toBe('failed')
+    const entry = (await deadLetters()).find((d) => d.jobId === job.id)
+    expect(entry).toMatchObject({
+      stage: 'fetch',
+      permanent: false,
+      attemptsMade: 3,
+      maxAttempts: 3,
+      error: { code: 'FST_ERR_GOOGLE_UNAVAILABLE', message: 'Google answered 503: backend error' },
+      payload: validFetch('down-user-001'),
+    })
+    expect(Date.parse(entry!.failedAt)).toBeGreaterThanOrEqual(Date.parse(entry!.createdAt))
+  })
+
+  it('dead-letters a permanent error on the first attempt', async () => {
+    let calls = 0
+    behaviour.set('perm-user-001', async () => {
+      calls++
+      throw new UpstreamError('FST_ERR_GOOGLE_REJECTED', 'Google answered 400 invalidArgument: bad window', { permanent: true })
+    })
+    const job = await runtime.queues.add('fetch', validFetch('perm-user-001'))
+    expect(await settle(job)).toBe('failed')
+    expect(calls).toBe(1)
+    expect((await deadLetters()).find((d) => d.jobId === job.id)?.error.message).toContain('bad window')
+  })
+
+  it('discards work for an erased user on purpose: completed, not dead-lettered', async () => {
+    behaviour.set('gone-user-001', async () => {
+      throw new UserGoneError('user gone-user-001 no longer exists')
+    })
+    const job = await runtime.queues.add('fetch', validFetch('gone-user-001'))
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ discarded: 'user gone-user-001 no longer exists' })
+    expect((await deadLetters()).some((d) => d.jobId === job.id)).toBe(false)
+  })
+
+  it('keeps its queues under the test prefix only', async () => {
+    const keys = await redis.keys(`${prefix}:fetch:*`)
+    expect(keys.length).toBeGreaterThan(0)
+  })
+})

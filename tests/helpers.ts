@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto'
+import { inject } from 'vitest'
+import { createLogger, createRedis, deleteKeysWithPrefix } from '@fitstream/shared'
+import type { Redis } from 'ioredis'
+
+export const redisUrl = (): string => inject('redisUrl')
+
+/** A queue/key prefix no other test file uses. */
+export function uniquePrefix(name: string): string {
+  return `test-${name}-${randomBytes(4).toString('hex')}`
+}
+
+export const silentLogger = () => createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent')
+
+/** A producer connection plus cleanup of everything under `prefix`. */
+export function testRedis(prefix: string): { redis: Redis; cleanup: () => Promise<void> } {
+  const redis = createRedis(redisUrl(), 'producer', `test-${prefix}`)
+  return {
+    redis,
+    cleanup: async () => {
+      await deleteKeysWithPrefix(redis, prefix)
+      redis.disconnect()
+    },
+  }
+}

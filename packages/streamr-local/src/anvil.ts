@@ -37,10 +37,12 @@ export function anvilBinaryPath(): string {
   const binary = process.platform === 'win32' ? 'anvil.exe' : 'anvil'
   try {
     // Resolved from the wrapper, because the platform package is the wrapper's dependency.
-    return createRequire(join(wrapperDir, 'package.json')).resolve(`${platformPackage}/bin/${binary}`)
+    const fromWrapper = createRequire(join(wrapperDir, 'package.json'))
+    return fromWrapper.resolve(`${platformPackage}/bin/${binary}`)
   } catch (err) {
     throw new Error(
-      `anvil binary not found: ${platformPackage} is not installed (is ${process.platform}/${process.arch} supported by @foundry-rs/anvil?)`,
+      `anvil binary not found: ${platformPackage} is not installed ` +
+        `(does @foundry-rs/anvil support ${process.platform}/${process.arch}?)`,
       { cause: err },
     )
   }
@@ -66,7 +68,9 @@ export async function startAnvil(opts: StartAnvilOptions): Promise<AnvilProcess>
   const child =
     process.platform === 'win32'
       ? spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true })
-      : spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, binary, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, binary, ...args], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        })
   const { pid } = child
   if (pid === undefined) {
     const [err] = (await once(child, 'error')) as [Error]
@@ -156,7 +160,11 @@ function waitForListening(
   })
 }
 
-function pipeLines(child: ChildProcess, stream: 'stdout' | 'stderr', onLine: (line: string) => void): void {
+function pipeLines(
+  child: ChildProcess,
+  stream: 'stdout' | 'stderr',
+  onLine: (line: string) => void,
+): void {
   const input = child[stream]
   if (input === null) return
   createInterface({ input, crlfDelay: Infinity }).on('line', onLine)

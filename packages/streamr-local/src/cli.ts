@@ -5,7 +5,9 @@
 import { startLocalStreamrNetwork, type LocalStreamrNetwork } from './index.js'
 
 const verbose = process.argv.includes('--verbose')
-const log = verbose ? (msg: string): void => void process.stderr.write(`[streamr-local] ${msg}\n`) : undefined
+const log = verbose
+  ? (msg: string): void => void process.stderr.write(`[streamr-local] ${msg}\n`)
+  : undefined
 
 let network: LocalStreamrNetwork | undefined
 let shuttingDown = false
@@ -35,8 +37,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   network = await startLocalStreamrNetwork({ log })
 } catch (err) {
-  process.stderr.write(`streamr-local: could not start: ${err instanceof Error ? err.stack : String(err)}\n`)
+  const details = err instanceof Error ? (err.stack ?? err.message) : String(err)
+  process.stderr.write(`streamr-local: could not start: ${details}\n`)
   process.exit(1)
 }
 const { rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts } = network
-process.stdout.write(`${JSON.stringify({ rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts })}\n`)
+const summary = { rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts }
+process.stdout.write(`${JSON.stringify(summary)}\n`)

@@ -18,7 +18,7 @@ export interface LocalStreamrNetwork {
   readonly entryPoint: EntryPointDescriptor
   /** Funded anvil dev accounts (public test keys); accounts[0] deployed the stream registry. */
   readonly accounts: readonly DevAccount[]
-  /** Plain SDK config for a client on this network. A free websocket port is picked when not given. */
+  /** Plain SDK config for a client on this network; a free websocket port is picked if not given. */
   clientConfig(opts: {
     privateKey: string
     websocketPort?: number
@@ -53,20 +53,24 @@ export async function startLocalStreamrNetwork(
   const elapsed = (): string => `${Math.round(performance.now() - startedAt)} ms`
 
   // The entry point does not need the chain, so it starts while anvil boots and the registry is
-  // deployed; that halves start-up time.
-  const chainPromise = startChain(host, opts.chainPort, log)
-  const entryPointPromise = startEntryPoint({ host, port: opts.entryPointPort, log })
-  const [chainResult, entryPointResult] = await Promise.allSettled([chainPromise, entryPointPromise])
+  // deployed. If either fails, whatever did start is stopped before the error is passed on.
+  const [chainResult, entryPointResult] = await Promise.allSettled([
+    startChain(host, opts.chainPort, log),
+    startEntryPoint({ host, port: opts.entryPointPort, log }),
+  ])
   if (chainResult.status === 'rejected' || entryPointResult.status === 'rejected') {
     await Promise.allSettled([
       chainResult.status === 'fulfilled' ? chainResult.value.anvil.stop() : undefined,
       entryPointResult.status === 'fulfilled' ? entryPointResult.value.stop() : undefined,
     ])
-    throw chainResult.status === 'rejected' ? chainResult.reason : (entryPointResult as PromiseRejectedResult).reason
+    throw chainResult.status === 'rejected'
+      ? chainResult.reason
+      : (entryPointResult as PromiseRejectedResult).reason
   }
   const { anvil, accounts, streamRegistryAddress } = chainResult.value
   const entryPoint: EntryPoint = entryPointResult.value
-  log?.(`entry point ${entryPoint.descriptor.nodeId} on ws://${host}:${entryPoint.descriptor.websocket.port}`)
+  const { nodeId, websocket } = entryPoint.descriptor
+  log?.(`entry point ${nodeId} on ws://${websocket.host}:${websocket.port}`)
   log?.(`local Streamr network ready in ${elapsed()}`)
 
   const endpoints = {
@@ -83,7 +87,7 @@ export async function startLocalStreamrNetwork(
     streamRegistryAddress,
     entryPoint: entryPoint.descriptor,
     accounts,
-    async clientConfig(clientOpts: { privateKey: string; websocketPort?: number; nodeId?: string }) {
+    async clientConfig(clientOpts: Parameters<LocalStreamrNetwork['clientConfig']>[0]) {
       const websocketPort = clientOpts.websocketPort ?? (await freePort(host))
       return buildClientConfig(endpoints, { ...clientOpts, websocketPort })
     },

@@ -1,0 +1,692 @@
+/**
+ * An in-process stand-in for Google's OAuth token endpoint and the Fitness REST API, faithful
+ * enough that the real googleapis client cannot tell the difference, plus controls (users, faults,
+ * latency, clock, counters) that tests and the benchmark need and Google does not offer.
+ */
+
+import { randomBytes } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { buildAggregateResponse, parseAggregateRequest } from './aggregate.js'
+import {
+  ALL_READ_SCOPES,
+  FIT_TYPES,
+  FITNESS_SCOPE_PREFIX,
+  GMS_PACKAGE,
+  mergedDataSourceId,
+  type FitTypeSpec,
+  type ScopeGroup,
+} from './catalogue.js'
+import { badRequest, FitApiError, OAuthError, unauthenticated } from './errors.js'
+import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
+import { googleIdForSeed, rawDataSourceId, userProfile } from './synthetic.js'
+
+export interface FakeGoogleOptions {
+  /** Interface to listen on; default 127.0.0.1. */
+  host?: string
+  /** 0 (default) picks a free port. */
+  port?: number
+  /** The OAuth client the fake accepts; default 'fitstream-dev-client'. */
+  clientId?: string
+  /** Default 'fitstream-dev-secret'. */
+  clientSecret?: string
+  /** Lifetime of issued access tokens; default 3600 (expires_in reports one second less, like Google). */
+  accessTokenTtlSeconds?: number
+  /** Delay before every Fitness API answer (not the token endpoint); default 0. */
+  latencyMs?: number
+  /** The server's clock: token expiry and "data exists only before now"; default Date.now. */
+  now?: () => number
+}
+
+export interface AddUserOptions {
+  /** Determines all of the user's data and their googleId; default 'user-1', 'user-2', ... */
+  seed?: string
+  /** Granted scopes; default every fitness read scope. */
+  scopes?: string[]
+  /** Default: a fresh random Google-looking refresh token. */
+  refreshToken?: string
+}
+
+export interface FakeUser {
+  googleId: string
+  seed: string
+  refreshToken: string
+  scopes: string[]
+}
+
+export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'any'
+
+export interface FaultSpec {
+  route: FaultRoute
+  status: number
+  /** How many matching requests fail; default 1. */
+  times?: number
+  /** Adds a Retry-After header. */
+  retryAfterSeconds?: number
+  /** Replaces the default body (Google's error shape for the route) verbatim. */
+  body?: unknown
+  /** The errors[].reason (Fitness) or `error` (token endpoint) of the default body. */
+  reason?: string
+}
+
+export interface FakeGoogleStats {
+  /** Every request to /token, whatever the outcome. */
+  tokenRequests: number
+  /** Access tokens handed out. */
+  tokensIssued: number
+  tokenErrors: number
+  /** Every request to dataset:aggregate, whatever the outcome. */
+  aggregateRequests: number
+  aggregateErrors: number
+  dataSourcesRequests: number
+  /** Fitness requests rejected with 401. */
+  unauthorized: number
+  /** Requests answered by an injected fault. */
+  faultsServed: number
+  bucketsServed: number
+  pointsServed: number
+  /** Fitness requests being handled right now (including latency). */
+  inFlight: number
+  maxInFlight: number
+  /** Successful aggregate requests per googleId. */
+  aggregateRequestsByUser: Record<string, number>
+}
+
+interface UserState {
+  readonly googleId: string
+  readonly seed: string
+  readonly scopes: readonly string[]
+}
+
+interface AccessGrant {
+  readonly googleId: string
+  readonly refreshToken: string
+  readonly scopes: readonly string[]
+  readonly expiresAtMs: number
+}
+
+interface ActiveFault {
+  readonly spec: FaultSpec
+  remaining: number
+}
+
+type Route = 'token' | 'aggregate' | 'dataSources'
+
+const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'any']
+
+const emptyStats = (): FakeGoogleStats => ({
+  tokenRequests: 0,
+  tokensIssued: 0,
+  tokenErrors: 0,
+  aggregateRequests: 0,
+  aggregateErrors: 0,
+  dataSourcesRequests: 0,
+  unauthorized: 0,
+  faultsServed: 0,
+  bucketsServed: 0,
+  pointsServed: 0,
+  inFlight: 0,
+  maxInFlight: 0,
+  aggregateRequestsByUser: {},
+})
+
+function groupOf(scope: string): string | undefined {
+  if (!scope.startsWith(FITNESS_SCOPE_PREFIX)) return undefined
+  const rest = scope.slice(FITNESS_SCOPE_PREFIX.length)
+  const m = /^(.+)\.(read|write)$/.exec(rest)
+  return m?.[1]
+}
+
+/** Write scopes imply read, as with Google. */
+function canRead(scopes: readonly string[], group: ScopeGroup): boolean {
+  return scopes.some((s) => groupOf(s) === group)
+}
+
+function defaultFaultMessage(status: number, reason: string): string {
+  if (status === 429 || reason === 'rateLimitExceeded') {
+    return "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per user' of service 'fitness.googleapis.com'."
+  }
+  if (status === 401) return 'Request had invalid authentication credentials.'
+  if (status === 403) return 'The caller does not have permission'
+  if (status === 503) return 'The service is currently unavailable.'
+  if (status >= 500) return 'Internal error encountered.'
+  return 'Request failed (injected fault).'
+}
+
+function defaultTokenFaultError(status: number): string {
+  if (status === 400) return 'invalid_request'
+  if (status === 401) return 'invalid_client'
+  if (status === 429) return 'rate_limit_exceeded'
+  if (status >= 500) return 'internal_failure'
+  return 'server_error'
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+export class FakeGoogle {
+  readonly url: string
+  readonly rootUrl: string
+  readonly tokenUrl: string
+  readonly clientId: string
+  readonly clientSecret: string
+
+  private readonly server: Server
+  private readonly now: () => number
+  private readonly ttlSeconds: number
+  private latencyMs: number
+  private readonly users = new Map<string, UserState>()
+  private readonly refreshTokens = new Map<string, string>() // refresh token -> googleId
+  private readonly accessTokens = new Map<string, AccessGrant>()
+  private faults: ActiveFault[] = []
+  private counters = emptyStats()
+  private nextSeed = 1
+  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>()
+  private closing: Promise<void> | undefined
+
+  private constructor(server: Server, url: string, opts: FakeGoogleOptions) {
+    this.server = server
+    this.url = url
+    this.rootUrl = `${url}/`
+    this.tokenUrl = `${url}/token`
+    this.clientId = opts.clientId ?? 'fitstream-dev-client'
+    this.clientSecret = opts.clientSecret ?? 'fitstream-dev-secret'
+    this.ttlSeconds = opts.accessTokenTtlSeconds ?? 3600
+    this.latencyMs = opts.latencyMs ?? 0
+    this.now = opts.now ?? Date.now
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res))
+  }
+
+  static async start(opts: FakeGoogleOptions = {}): Promise<FakeGoogle> {
+    if (opts.accessTokenTtlSeconds !== undefined && !(opts.accessTokenTtlSeconds > 0)) {
+      throw new RangeError('accessTokenTtlSeconds must be positive')
+    }
+    if (opts.latencyMs !== undefined && !(Number.isFinite(opts.latencyMs) && opts.latencyMs >= 0)) {
+      throw new RangeError('latencyMs must be a non-negative number')
+    }
+    const host = opts.host ?? '127.0.0.1'
+    const server = createServer()
+    // Malformed HTTP must never take the process down.
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      else socket.destroy()
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts.port ?? 0, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const { port } = server.address() as AddressInfo
+    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
+    return new FakeGoogle(server, `http://${shownHost}:${port}`, opts)
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Controls
+
+  addUser(opts: AddUserOptions = {}): FakeUser {
+    let seed = opts.seed
+    if (seed === undefined) {
+      do seed = `user-${this.nextSeed++}`
+      while (this.users.has(googleIdForSeed(seed)))
+    }
+    if (typeof seed !== 'string' || seed.length === 0) throw new TypeError('seed must be a non-empty string')
+    const scopes = opts.scopes ?? [...ALL_READ_SCOPES]
+    if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string' && s.length > 0 && !/\s/.test(s))) {
+      throw new TypeError('scopes must be an array of scope strings')
+    }
+    const googleId = googleIdForSeed(seed)
+    if (this.users.has(googleId)) throw new Error(`A user with seed ${JSON.stringify(seed)} already exists`)
+    const refreshToken = opts.refreshToken ?? `1//09${randomBytes(60).toString('base64url')}`
+    if (typeof refreshToken !== 'string' || refreshToken.length === 0) throw new TypeError('refreshToken must be a non-empty string')
+    if (this.refreshTokens.has(refreshToken)) throw new Error('That refresh token is already in use')
+    this.users.set(googleId, { googleId, seed, scopes: [...scopes] })
+    this.refreshTokens.set(refreshToken, googleId)
+    return { googleId, seed, refreshToken, scopes: [...scopes] }
+  }
+
+  /** The user's refresh token stops working, and so do access tokens minted from it (as at Google). */
+  revokeRefreshToken(refreshToken: string): void {
+    this.refreshTokens.delete(refreshToken)
+    for (const [token, grant] of this.accessTokens) {
+      if (grant.refreshToken === refreshToken) this.accessTokens.delete(token)
+    }
+  }
+
+  /** Invalidates access tokens already issued (to one user, or everyone); refreshing still works. */
+  expireAccessTokens(googleId?: string): void {
+    for (const [token, grant] of this.accessTokens) {
+      if (googleId === undefined || grant.googleId === googleId) this.accessTokens.delete(token)
+    }
+  }
+
+  /** The next `times` requests matching the route fail with this status (FIFO across faults). */
+  injectFault(fault: FaultSpec): void {
+    if (!isPlainObject(fault)) throw new TypeError('fault must be an object')
+    if (!FAULT_ROUTES.includes(fault.route)) throw new TypeError(`route must be one of ${FAULT_ROUTES.join(', ')}`)
+    if (!Number.isInteger(fault.status) || fault.status < 400 || fault.status > 599) {
+      throw new TypeError('status must be an integer HTTP error status (400-599)')
+    }
+    const times = fault.times ?? 1
+    if (!Number.isInteger(times) || times < 1) throw new TypeError('times must be a positive integer')
+    if (fault.retryAfterSeconds !== undefined && !(Number.isFinite(fault.retryAfterSeconds) && fault.retryAfterSeconds >= 0)) {
+      throw new TypeError('retryAfterSeconds must be a non-negative number')
+    }
+    if (fault.reason !== undefined && typeof fault.reason !== 'string') throw new TypeError('reason must be a string')
+    this.faults.push({ spec: { ...fault }, remaining: times })
+  }
+
+  clearFaults(): void {
+    this.faults = []
+  }
+
+  setLatency(ms: number): void {
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError('latency must be a non-negative number of ms')
+    this.latencyMs = ms
+  }
+
+  /** A snapshot; read it again to see later requests. */
+  get stats(): FakeGoogleStats {
+    return { ...this.counters, aggregateRequestsByUser: { ...this.counters.aggregateRequestsByUser } }
+  }
+
+  resetStats(): void {
+    const { inFlight } = this.counters
+    this.counters = emptyStats()
+    this.counters.inFlight = inFlight
+    this.counters.maxInFlight = inFlight
+  }
+
+  get userList(): FakeUser[] {
+    const tokens = new Map<string, string>()
+    for (const [token, googleId] of this.refreshTokens) if (!tokens.has(googleId)) tokens.set(googleId, token)
+    return [...this.users.values()].map((u) => ({
+      googleId: u.googleId,
+      seed: u.seed,
+      refreshToken: tokens.get(u.googleId) ?? '',
+      scopes: [...u.scopes],
+    }))
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      for (const s of this.sleepers) {
+        clearTimeout(s.timer)
+        s.resolve()
+      }
+      this.sleepers.clear()
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+    return this.closing
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Routing
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      const message = err instanceof Error ? err.message : String(err)
+      send(res, { status: 500, body: new FitApiError(500, `Internal error in fake: ${message}`).toBody(), pretty: true })
+    })
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL
+    let path: string
+    try {
+      url = new URL(req.url ?? '/', 'http://fake-google.invalid')
+      path = decodeURIComponent(url.pathname)
+    } catch {
+      send(res, { status: 400, body: badRequest('Malformed request URL.').toBody(), pretty: true })
+      return
+    }
+    if (path.startsWith('/__fake/')) return this.admin(req, res, path.slice('/__fake/'.length))
+    if (path === '/token') return send(res, await this.token(req))
+    if (path === '/revoke') return send(res, await this.revoke(req, url))
+    const m = /^\/fitness\/v1\/users\/([^/]+)\/(dataset:aggregate|dataSources)(?:\/(.+))?$/.exec(path)
+    if (m === null || (m[2] === 'dataset:aggregate' && m[3] !== undefined)) {
+      return send(res, {
+        status: 404,
+        body: new FitApiError(404, `The requested URL ${path} was not found on this server.`).toBody(),
+        pretty: true,
+      })
+    }
+    const userId = m[1] ?? ''
+    const route: Route = m[2] === 'dataset:aggregate' ? 'aggregate' : 'dataSources'
+    this.counters.inFlight++
+    this.counters.maxInFlight = Math.max(this.counters.maxInFlight, this.counters.inFlight)
+    try {
+      const reply = await this.fitness(req, url, route, userId, m[3])
+      reply.pretty = url.searchParams.get('prettyPrint') !== 'false'
+      if (reply.status >= 400 && route === 'aggregate') this.counters.aggregateErrors++
+      if (reply.status === 401) this.counters.unauthorized++
+      await this.sleep(this.latencyMs)
+      send(res, reply)
+    } finally {
+      this.counters.inFlight--
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0 || this.closing !== undefined) return Promise.resolve()
+    return new Promise((resolve) => {
+      const sleeper = {
+        timer: setTimeout(() => {
+          this.sleepers.delete(sleeper)
+          resolve()
+        }, ms),
+        resolve,
+      }
+      this.sleepers.add(sleeper)
+    })
+  }
+
+  private takeFault(route: Route): FaultSpec | undefined {
+    const i = this.faults.findIndex((f) => f.spec.route === route || f.spec.route === 'any')
+    if (i < 0) return undefined
+    const fault = this.faults[i] as ActiveFault
+    fault.remaining--
+    if (fault.remaining <= 0) this.faults.splice(i, 1)
+    this.counters.faultsServed++
+    return fault.spec
+  }
+
+  private faultReply(route: Route, f: FaultSpec): Reply {
+    const headers: Record<string, string> = {}
+    if (f.retryAfterSeconds !== undefined) headers['retry-after'] = String(f.retryAfterSeconds)
+    if (f.body !== undefined) return { status: f.status, body: f.body, headers }
+    if (route === 'token') {
+      const error = f.reason ?? defaultTokenFaultError(f.status)
+      return { status: f.status, body: { error, error_description: `Injected fault (${f.status})` }, headers }
+    }
+    const err = new FitApiError(f.status, defaultFaultMessage(f.status, f.reason ?? ''), f.reason === undefined ? {} : { reason: f.reason })
+    return { status: f.status, body: err.toBody(), headers }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // OAuth
+
+  private async token(req: IncomingMessage): Promise<Reply> {
+    this.counters.tokenRequests++
+    const reply = await this.tokenReply(req)
+    if (reply.status >= 400) this.counters.tokenErrors++
+    reply.headers = { 'cache-control': 'no-cache, no-store, max-age=0, must-revalidate', pragma: 'no-cache', ...reply.headers }
+    return reply
+  }
+
+  private async tokenReply(req: IncomingMessage): Promise<Reply> {
+    const fault = this.takeFault('token')
+    if (fault !== undefined) return this.faultReply('token', fault)
+    if (req.method !== 'POST') {
+      return { status: 405, body: { error: 'invalid_request', error_description: `Invalid request method: ${req.method ?? ''}` }, headers: { allow: 'POST' } }
+    }
+    try {
+      const form = await readForm(req)
+      const grantType = form.get('grant_type')
+      if (grantType === undefined) throw new OAuthError(400, 'invalid_request', 'Missing required parameter: grant_type')
+      const client = clientCredentials(req, form)
+      if (client.id === undefined) throw new OAuthError(400, 'invalid_request', 'Could not determine client ID from request.')
+      if (client.id !== this.clientId || client.secret !== this.clientSecret) {
+        throw new OAuthError(401, 'invalid_client', 'Unauthorized')
+      }
+      if (grantType !== 'refresh_token') throw new OAuthError(400, 'unsupported_grant_type', `Invalid grant_type: ${grantType}`)
+      const refreshToken = form.get('refresh_token')
+      if (refreshToken === undefined || refreshToken === '') {
+        throw new OAuthError(400, 'invalid_request', 'Missing required parameter: refresh_token')
+      }
+      const googleId = this.refreshTokens.get(refreshToken)
+      const user = googleId === undefined ? undefined : this.users.get(googleId)
+      if (user === undefined) throw new OAuthError(400, 'invalid_grant', 'Token has been expired or revoked.')
+      return { status: 200, body: this.issueAccessToken(user, refreshToken) }
+    } catch (err) {
+      if (err instanceof OAuthError) return { status: err.httpStatus, body: err.toBody() }
+      if (err instanceof BodyTooLargeError) {
+        return { status: 413, body: { error: 'invalid_request', error_description: err.message }, headers: { connection: 'close' } }
+      }
+      throw err
+    }
+  }
+
+  private issueAccessToken(user: UserState, refreshToken: string): Record<string, unknown> {
+    if (this.accessTokens.size > 10_000) this.sweepAccessTokens()
+    const accessToken = `ya29.${randomBytes(96).toString('base64url')}`
+    this.accessTokens.set(accessToken, {
+      googleId: user.googleId,
+      refreshToken,
+      scopes: user.scopes,
+      expiresAtMs: this.now() + this.ttlSeconds * 1000,
+    })
+    this.counters.tokensIssued++
+    return {
+      access_token: accessToken,
+      expires_in: Math.max(1, this.ttlSeconds - 1),
+      scope: user.scopes.join(' '),
+      token_type: 'Bearer',
+    }
+  }
+
+  private sweepAccessTokens(): void {
+    const now = this.now()
+    for (const [token, grant] of this.accessTokens) if (grant.expiresAtMs <= now) this.accessTokens.delete(token)
+  }
+
+  // Google's https://oauth2.googleapis.com/revoke: revoking either token ends the whole grant.
+  private async revoke(req: IncomingMessage, url: URL): Promise<Reply> {
+    if (req.method !== 'POST' && req.method !== 'GET') {
+      return { status: 405, body: { error: 'invalid_request', error_description: 'Invalid request method' }, headers: { allow: 'POST' } }
+    }
+    let token = url.searchParams.get('token') ?? undefined
+    try {
+      if (token === undefined) token = (await readForm(req)).get('token')
+    } catch (err) {
+      if (err instanceof OAuthError) return { status: err.httpStatus, body: err.toBody() }
+      if (err instanceof BodyTooLargeError) return { status: 413, body: { error: 'invalid_request' }, headers: { connection: 'close' } }
+      throw err
+    }
+    const refreshToken = token === undefined ? undefined : this.refreshTokens.has(token) ? token : this.accessTokens.get(token)?.refreshToken
+    if (token === undefined || refreshToken === undefined) {
+      return { status: 400, body: { error: 'invalid_token', error_description: 'Token expired or revoked' } }
+    }
+    this.revokeRefreshToken(refreshToken)
+    return { status: 200, body: {} }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Fitness API
+
+  private async fitness(req: IncomingMessage, url: URL, route: Route, userId: string, sourceId: string | undefined): Promise<Reply> {
+    if (route === 'aggregate') this.counters.aggregateRequests++
+    else this.counters.dataSourcesRequests++
+    const fault = this.takeFault(route)
+    if (fault !== undefined) return this.faultReply(route, fault)
+    try {
+      const expectedMethod = route === 'aggregate' ? 'POST' : 'GET'
+      if (req.method !== expectedMethod) throw new FitApiError(404, 'Method not found.')
+      const user = this.authenticate(req, url)
+      if (userId !== 'me' && userId !== user.googleId) {
+        throw new FitApiError(403, `Unable to access data for user ${userId}: only "me" is supported.`)
+      }
+      if (route === 'dataSources') return { status: 200, body: this.dataSources(user, url, sourceId) }
+
+      const text = (await readBody(req)).toString('utf8')
+      let body: unknown
+      try {
+        body = JSON.parse(text)
+      } catch {
+        throw badRequest(`Invalid JSON payload received. Unexpected token.\n${text.slice(0, 40)}\n^`, 'parseError')
+      }
+      const request = parseAggregateRequest(body, user.seed)
+      for (const entry of request.entries) {
+        if (!canRead(user.scopes, entry.type.scope)) {
+          const id = entry.dataSourceId ?? mergedDataSourceId(entry.type)
+          throw new FitApiError(403, `No permission to read data for this private data source: ${id}. Requires ${FITNESS_SCOPE_PREFIX}${entry.type.scope}.read`)
+        }
+      }
+      const response = buildAggregateResponse(user.seed, request, this.now())
+      this.counters.bucketsServed += response.bucket.length
+      for (const b of response.bucket) for (const d of b.dataset) this.counters.pointsServed += d.point.length
+      const byUser = this.counters.aggregateRequestsByUser
+      byUser[user.googleId] = (byUser[user.googleId] ?? 0) + 1
+      return { status: 200, body: response }
+    } catch (err) {
+      if (err instanceof FitApiError) return { status: err.code, body: err.toBody(), headers: { ...err.headers } }
+      if (err instanceof BodyTooLargeError) {
+        return { status: 413, body: new FitApiError(413, err.message).toBody(), headers: { connection: 'close' } }
+      }
+      throw err
+    }
+  }
+
+  /** The user behind the request's access token, with the scopes that token carries. */
+  private authenticate(req: IncomingMessage, url: URL): UserState {
+    const header = req.headers.authorization
+    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header)
+    const token = m?.[1] ?? url.searchParams.get('access_token') ?? undefined
+    const grant = token === undefined ? undefined : this.accessTokens.get(token)
+    const user = grant === undefined ? undefined : this.users.get(grant.googleId)
+    if (grant === undefined || user === undefined || grant.expiresAtMs <= this.now()) throw unauthenticated()
+    return { ...user, scopes: grant.scopes }
+  }
+
+  private dataSources(user: UserState, url: URL, sourceId: string | undefined): unknown {
+    const filter = url.searchParams.getAll('dataTypeName')
+    const visible = FIT_TYPES.filter((t) => canRead(user.scopes, t.scope) && (filter.length === 0 || filter.includes(t.name)))
+    const sources = visible.flatMap((t) => [rawSource(user.seed, t), derivedSource(t)])
+    if (sourceId === undefined) return { dataSource: sources }
+    const found = sources.find((s) => s.dataStreamId === sourceId)
+    if (found === undefined) throw new FitApiError(404, `DataSourceId not found: ${sourceId}`)
+    return found
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Admin surface, for a fake running in another process. Not Google; never faulted or delayed.
+
+  private async admin(req: IncomingMessage, res: ServerResponse, action: string): Promise<void> {
+    const reply = (status: number, body?: unknown): void => send(res, { status, body, pretty: false })
+    try {
+      const key = `${req.method ?? ''} ${action}`
+      const body = req.method === 'POST' ? await readJson(req) : {}
+      switch (key) {
+        case 'POST users':
+          return reply(201, this.addUser(body as AddUserOptions))
+        case 'GET users':
+          return reply(200, { users: this.userList })
+        case 'POST faults':
+          this.injectFault(body as unknown as FaultSpec)
+          return reply(204)
+        case 'DELETE faults':
+          this.clearFaults()
+          return reply(204)
+        case 'POST latency':
+          this.setLatency(Number(body['ms']))
+          return reply(204)
+        case 'GET stats':
+          return reply(200, this.stats)
+        case 'POST stats/reset':
+          this.resetStats()
+          return reply(204)
+        case 'POST revoke':
+          if (typeof body['refreshToken'] !== 'string') throw new TypeError('refreshToken must be a string')
+          this.revokeRefreshToken(body['refreshToken'])
+          return reply(204)
+        case 'POST expire-access-tokens':
+          if (body['googleId'] !== undefined && typeof body['googleId'] !== 'string') throw new TypeError('googleId must be a string')
+          this.expireAccessTokens(body['googleId'] as string | undefined)
+          return reply(204)
+        default:
+          return reply(404, { error: `No admin route ${key}` })
+      }
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) return reply(413, { error: err.message })
+      return reply(400, { error: err instanceof Error ? err.message : String(err) })
+    }
+  }
+}
+
+async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
+  const text = (await readBody(req, MAX_BODY_BYTES)).toString('utf8')
+  const type = (req.headers['content-type'] ?? '').toLowerCase()
+  const form = new Map<string, string>()
+  if (type.includes('application/json')) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new OAuthError(400, 'invalid_request', 'Invalid JSON body')
+    }
+    if (!isPlainObject(parsed)) throw new OAuthError(400, 'invalid_request', 'Invalid JSON body')
+    for (const [k, v] of Object.entries(parsed)) if (typeof v === 'string') form.set(k, v)
+    return form
+  }
+  if (type !== '' && !type.includes('application/x-www-form-urlencoded')) {
+    throw new OAuthError(400, 'invalid_request', `Unsupported content type: ${type}`)
+  }
+  for (const [k, v] of new URLSearchParams(text)) if (!form.has(k)) form.set(k, v)
+  return form
+}
+
+/** client_secret_post or client_secret_basic, as Google accepts both. */
+function clientCredentials(req: IncomingMessage, form: Map<string, string>): { id?: string; secret?: string } {
+  const header = req.headers.authorization
+  const m = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header)
+  if (m !== null) {
+    const decoded = Buffer.from(m[1] ?? '', 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    if (colon > 0) {
+      try {
+        return {
+          id: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' ')),
+          secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' ')),
+        }
+      } catch {
+        return {}
+      }
+    }
+  }
+  const id = form.get('client_id')
+  const secret = form.get('client_secret')
+  return { ...(id === undefined ? {} : { id }), ...(secret === undefined ? {} : { secret }) }
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const text = (await readBody(req)).toString('utf8')
+  if (text.trim() === '') return {}
+  const parsed: unknown = JSON.parse(text)
+  if (!isPlainObject(parsed)) throw new TypeError('body must be a JSON object')
+  return parsed
+}
+
+function fieldsOf(t: FitTypeSpec): { name: string; format: string; optional?: boolean }[] {
+  return t.fields.map((f) => ({ ...f }))
+}
+
+function rawSource(seed: string, t: FitTypeSpec): Record<string, unknown> {
+  const d = userProfile(seed).devices[t.device]
+  return {
+    dataStreamId: rawDataSourceId(seed, t),
+    dataStreamName: t.rawStreamName,
+    type: 'raw',
+    dataType: { name: t.name, field: fieldsOf(t) },
+    device: { uid: d.uid, type: d.type, manufacturer: d.manufacturer, model: d.model, version: d.version },
+    application: { packageName: d.packageName },
+    dataQualityStandard: [],
+  }
+}
+
+function derivedSource(t: FitTypeSpec): Record<string, unknown> {
+  return {
+    dataStreamId: mergedDataSourceId(t),
+    dataStreamName: t.mergedStreamName,
+    type: 'derived',
+    dataType: { name: t.name, field: fieldsOf(t) },
+    application: { packageName: GMS_PACKAGE },
+    dataQualityStandard: [],
+  }
+}

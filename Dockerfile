@@ -32,6 +32,8 @@ COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/stubs ./stubs
 COPY --from=build --chown=node:node /app/packages/shared ./packages/shared
 COPY --from=build --chown=node:node /app/services ./services
+# The publisher's Streamr key store (a volume in compose) must be writable by the service user.
+RUN mkdir -p /data && chown node:node /data
 USER node
 # Overridden per service in docker-compose.yml.
 CMD ["node", "services/token-service/dist/main.js"]

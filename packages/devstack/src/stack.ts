@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -61,6 +62,8 @@ export interface RegisteredUser {
 export class Stack {
   readonly services: ServiceProcess[] = []
   readonly streams: string[] = []
+  /** The Streamr SDK keeps encryption keys under XDG_DATA_HOME; each stack gets its own. */
+  readonly streamrDataDir = mkdtempSync(join(tmpdir(), 'fitstream-streamr-'))
   private subscribers: Subscriber[] = []
 
   private constructor(
@@ -192,7 +195,7 @@ export class Stack {
   /** A buyer subscribed to every stream (SUBSCRIBE was granted at provisioning). */
   async startSubscriber(): Promise<Subscriber> {
     const config = await this.network.clientConfig({ privateKey: this.buyer.privateKey, websocketPort: await freePort() })
-    const subscriber = await Subscriber.start(config, this.streams)
+    const subscriber = await Subscriber.start(config, this.streams, { XDG_DATA_HOME: this.streamrDataDir })
     this.subscribers.push(subscriber)
     return subscriber
   }
@@ -209,6 +212,7 @@ export class Stack {
       redis.disconnect()
     }
     await Promise.all([this.google.close(), this.network.stop()])
+    rmSync(this.streamrDataDir, { recursive: true, force: true })
   }
 
   private publisherStreamrEnv(): Record<string, string> {
@@ -222,6 +226,7 @@ export class Stack {
       STREAMR_STREAM_REGISTRY_ADDRESS: this.network.streamRegistryAddress,
       STREAMR_THE_GRAPH_URL: 'http://127.0.0.1:1/the-graph-is-not-available-locally',
       STREAMR_WEBSOCKET_HOST: '127.0.0.1',
+      XDG_DATA_HOME: this.streamrDataDir,
     }
   }
 

@@ -18,9 +18,10 @@ export class Subscriber {
 
   private constructor(private readonly child: ChildProcess) {}
 
-  static async start(config: object, streams: readonly string[], timeoutMs = 60_000): Promise<Subscriber> {
+  static async start(config: object, streams: readonly string[], env: Readonly<Record<string, string>> = {}, timeoutMs = 60_000): Promise<Subscriber> {
     const child = spawn(process.execPath, [fileURLToPath(new URL('./subscriber-main.js', import.meta.url)), JSON.stringify({ config, streams })], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     })
     const subscriber = new Subscriber(child)
     createInterface({ input: child.stderr! }).on('line', (line) => {

@@ -167,8 +167,9 @@ function buildBuckets(body: Json, startMs: number, endMs: number): TimeBucket[] 
   if (typeof zone !== 'string' || !isValidTimeZone(zone)) {
     throw badRequest(`Invalid time zone id: ${String(zone)}`)
   }
-  for (let s = startMs; s < endMs; ) {
-    const next = addCalendarPeriod(s, unit, value, zone)
+  // Anchored at the start (not chained), so month buckets from Jan 31 end on Feb 28, Mar 31, Apr 30.
+  for (let k = 0, s = startMs; s < endMs; k++) {
+    const next = addCalendarPeriod(startMs, unit, value * (k + 1), zone)
     // Cannot happen with a sane zone database, but an endless loop would hang the fake.
     if (!(next > s)) throw new FitApiError(500, 'Internal error computing calendar buckets.')
     push(s, next)

@@ -318,7 +318,8 @@ export class FakeGoogle {
       }
       this.sleepers.clear()
       this.server.close(() => resolve())
-      this.server.closeAllConnections()
+      // Let replies released from their latency wait flush before dropping keep-alive sockets.
+      setImmediate(() => this.server.closeAllConnections())
     })
     return this.closing
   }

@@ -210,7 +210,7 @@ export function userProfile(seed: string): UserProfile {
       bmrKcalPerHour: quantize(55 + r.next() * 20),
       strideM: quantize(0.65 + r.next() * 0.2),
       runner: r.next() < 0.4,
-      restingHeartRate: r.int(52, 68),
+      restingHeartRate: r.int(56, 68),
       weightKg: round1(55 + r.next() * 45),
       heightM: Math.round((1.55 + r.next() * 0.4) * 100) / 100,
       bodyFatPercent: round1(12 + r.next() * 20),
@@ -330,32 +330,38 @@ const ACTIVITY_BY_HOUR = [
 ] as const
 const RUNNING_HOURS = new Set([6, 7, 17, 18, 19])
 
-/** The walking/running bouts that start in the UTC hour beginning at hourStartMs. */
+/**
+ * The walking/running bouts that start in the UTC hour beginning at hourStartMs. An hour with a run
+ * holds only that run, which keeps an hour under ~2,300 steps.
+ */
 export function stepBouts(seed: string, hourStartMs: number): StepBout[] {
-  const level = ACTIVITY_BY_HOUR[utcHour(hourStartMs)] ?? 0
+  const hour = utcHour(hourStartMs)
+  const level = ACTIVITY_BY_HOUR[hour] ?? 0
   if (level === 0) return []
   const p = userProfile(seed)
   const r = rng(seed, 'com.google.step_count.delta', hourStartMs)
-  const bouts: StepBout[] = []
+  const walks: StepBout[] = []
   for (let quarter = 0; quarter < 4; quarter++) {
     // Draw everything up front so each quarter consumes the same amount of randomness.
     const active = r.next() < level * 0.9
     const offsetMin = r.int(0, 4)
     const runRoll = r.next()
     const walkMin = r.int(1, 5)
-    const runMin = r.int(5, 10)
+    const runMin = r.int(6, 10)
     const walkCadence = r.int(60, 115)
     const runCadence = r.int(140, 165)
     if (!active) continue
-    const running = p.runner && RUNNING_HOURS.has(utcHour(hourStartMs)) && runRoll < 0.25
+    const running = p.runner && RUNNING_HOURS.has(hour) && runRoll < 0.25
     const minutes = running ? runMin : walkMin
     const cadence = running ? runCadence : walkCadence
     const startMs = hourStartMs + (quarter * 15 + offsetMin) * MINUTE_MS
     const endMs = startMs + minutes * MINUTE_MS
     if (overlapsSleep(seed, startMs, endMs)) continue
-    bouts.push({ startMs, endMs, steps: minutes * cadence, cadence, running })
+    const bout = { startMs, endMs, steps: minutes * cadence, cadence, running }
+    if (running) return [bout]
+    walks.push(bout)
   }
-  return bouts
+  return walks
 }
 
 const boutMinutes = (b: StepBout): number => (b.endMs - b.startMs) / MINUTE_MS
@@ -437,7 +443,7 @@ const GENERATORS: Record<string, HourGenerator> = {
       const noise = r.int(0, 12)
       const effort = r.int(0, 15)
       const bout = bouts.find((b) => b.startMs <= t && t < b.endMs)
-      let bpm = p.restingHeartRate + (asleepAt(seed, t) ? Math.floor(noise / 3) - 2 : 6 + noise)
+      let bpm = p.restingHeartRate + (asleepAt(seed, t) ? Math.floor(noise / 3) - 1 : 6 + noise)
       if (bout !== undefined) bpm += (bout.running ? 70 : 25) + effort
       samples.push(instant(t, [bpm]))
     }

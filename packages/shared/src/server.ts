@@ -30,6 +30,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     bodyLimit: options.bodyLimit ?? 64 * 1024,
     disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
+    // Unknown fields are an error the caller should hear about, not something silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   }
   const app = Fastify(fastifyOptions) as unknown as FastifyInstance
 

@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { Job } from 'bullmq'
+import { FakeGoogle } from '@fitstream/fake-google'
+import { USER_FIELDS, generateKeyringEntry, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
+import { loadConfig } from '../src/config.js'
+import { createTokenService } from '../src/service.js'
+import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+
+const prefix = uniquePrefix('token-service')
+const { redis, cleanup } = testRedis(prefix)
+const ADMIN = 'admin-token-for-tests-0123456789abcdef'
+const INTERNAL = 'internal-token-for-tests-0123456789abc'
+let google: FakeGoogle
+let service: ServiceRuntime
+
+const admin = { authorization: `Bearer ${ADMIN}` }
+
+beforeAll(async () => {
+  google = await FakeGoogle.start()
+  const config = loadConfig({
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'silent',
+    ADMIN_TOKEN: ADMIN,
+    INTERNAL_API_TOKEN: INTERNAL,
+    GOOGLE_CLIENT_ID: google.clientId,
+    GOOGLE_CLIENT_SECRET: google.clientSecret,
+    GOOGLE_TOKEN_URL: google.tokenUrl,
+    REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
+    ACCESS_TOKEN_KEYS: generateKeyringEntry('a1'),
+    BACKFILL_DAYS: '2',
+    FETCH_CHUNK_HOURS: '24',
+  })
+  service = await createTokenService(config, silentLogger())
+})
+
+afterAll(async () => {
+  await service.close()
+  await google.close()
+  await cleanup()
+})
+
+async function register(dataTypes: string[] = ['steps', 'heart_rate']) {
+  const user = google.addUser()
+  const response = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload: { refreshToken: user.refreshToken, dataTypes } })
+  return { google: user, response, id: (response.json() as { id: string }).id }
+}
+
+
+describe('admin auth', () => {
+  it.each([
+    ['POST', '/users'],
+    ['GET', '/users/abcdefgh12345678'],
+    ['DELETE', '/users/abcdefgh12345678'],
+    ['POST', '/users/abcdefgh12345678/sync'],
+  ])('%s %s needs the admin token', async (method, url) => {
+    const response = await service.server.inject({ method: method as 'GET', url, headers: { authorization: 'Bearer wrong' } })
+    expect(response.statusCode).toBe(401)
+    expect(response.json()).toEqual({ error: 'Unauthorized', message: 'a valid bearer token is required' })
+  })
+
+  it('guards Bull Board and asks the browser for credentials; the admin token opens it', async () => {
+    const denied = await service.server.inject({ method: 'GET', url: '/admin/queues' })
+    expect(denied.statusCode).toBe(401)
+    expect(denied.headers['www-authenticate']).toMatch(/^Basic realm="FitStream admin"/)
+    const basic = Buffer.from(`operator:${ADMIN}`).toString('base64')
+    const page = await service.server.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: `Basic ${basic}` } })
+    expect(page.statusCode).toBe(200)
+    expect(page.headers['content-type']).toMatch(/text\/html/)
+    const api = await service.server.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: admin })
+    const names = (api.json() as { queues: { name: string }[] }).queues.map((q) => q.name).sort()
+    expect(names).toEqual(['anonymize', 'anonymize-dlq', 'fetch', 'fetch-dlq', 'publish', 'publish-dlq', 'sync', 'sync-dlq'])
+  })
+
+  it('keeps the internal refresh route for internal callers only', async () => {
+    const response = await service.server.inject({ method: 'POST', url: '/internal/users/abcdefgh12345678/access-token/refresh', headers: admin })
+    expect(response.statusCode).toBe(401)
+  })
+})
+
+describe('POST /users', () => {
+  it.each([
+    [{ dataTypes: ['steps'] }, /must have required property 'refreshToken'/],
+    [{ refreshToken: 'x', dataTypes: [] }, /dataTypes must NOT have fewer than 1 items/],
+    [{ refreshToken: 'x', dataTypes: ['teleportation'] }, /must be equal to one of the allowed values/],
+    [{ refreshToken: 'x', dataTypes: ['steps'], email: 'a@b.c' }, /must NOT have additional properties/],
+  ])('rejects %j with a clear 400', async (payload, message) => {
+    const response = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload })
+    expect(response.statusCode).toBe(400)
+    expect(response.json().message).toMatch(message)
+  })
+
+  it('rejects malformed JSON and oversized bodies', async () => {
+    const bad = await service.server.inject({ method: 'POST', url: '/users', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"refreshToken":' })
+    expect(bad.statusCode).toBe(400)
+    const huge = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload: { refreshToken: 'x'.repeat(40_000), dataTypes: ['steps'] } })
+    expect(huge.statusCode).toBe(413)
+  })
+
+  it('refuses a refresh token Google does not accept, and keeps nothing', async () => {
+    const before = await redis.keys(`${prefix}:user:*`)
+    const response = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload: { refreshToken: '1//not-a-real-token', dataTypes: ['steps'] } })
+    expect(response.statusCode).toBe(400)
+    expect(response.json().message).toMatch(/refused by Google.*invalid_grant/)
+    expect(response.body).not.toContain('1//not-a-real-token')
+    expect(await redis.keys(`${prefix}:user:*`)).toEqual(before)
+  })
+
+  it('registers a user: encrypted tokens at rest, a schedule, a first sync, and no token in any answer', async () => {
+    const { response, id, google: user } = await register()
+    expect(response.statusCode).toBe(201)
+    expect(response.json()).toMatchObject({ id, state: 'active', dataTypes: ['steps', 'heart_rate'], lastError: null })
+    expect(response.json().nextSyncAt).not.toBeNull()
+    expect(response.body).not.toContain(user.refreshToken)
+
+    const stored = await redis.hgetall(userKey(prefix, id))
+    expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
+    expect(JSON.stringify(stored)).not.toContain(user.refreshToken)
+    expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
+
+    const syncJobs = await service.queues.queue('sync').getJobs(['waiting', 'delayed'])
+    expect(syncJobs.map((j) => j.data)).toContainEqual({ userId: id, reason: 'onboarding' })
+    expect(JSON.stringify(syncJobs.map((j) => j.data))).not.toContain(user.refreshToken)
+
+    const read = await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })
+    expect(read.statusCode).toBe(200)
+    expect(read.json()).toMatchObject({ id, state: 'active' })
+    expect(read.body).not.toContain('v1.')
+  })
+
+  it('answers 404 for an unknown user and 400 for a malformed id', async () => {
+    expect((await service.server.inject({ method: 'GET', url: '/users/abcdefgh12345678', headers: admin })).statusCode).toBe(404)
+    expect((await service.server.inject({ method: 'GET', url: '/users/..%2F..%2Fetc', headers: admin })).statusCode).toBe(400)
+  })
+})
+
+describe('sync', () => {
+  beforeEach(async () => {
+    await service.queues.queue('sync').drain(true)
+    await service.queues.queue('fetch').obliterate({ force: true })
+  })
+
+  it('plans fetch windows for the backfill, with no token in the fetch jobs', async () => {
+    const { id, google: user } = await register(['steps'])
+    service.start()
+    await waitFor(async () => (await service.queues.queue('fetch').getJobCounts('waiting')).waiting >= 2)
+    const jobs = (await service.queues.queue('fetch').getJobs(['waiting'])) as Job<StageData<'fetch'>>[]
+    const mine = jobs.filter((j) => j.data.userId === id)
+    // Two days of history in 24-hour chunks (three when now is not on a bucket edge).
+    expect(mine.length).toBeGreaterThanOrEqual(2)
+    for (const job of mine) {
+      expect(job.data.dataTypes).toEqual(['steps'])
+      expect(job.data.window.endMs - job.data.window.startMs).toBeLessThanOrEqual(24 * 3_600_000)
+      expect(job.id).toBe(`fetch-${id}-${job.data.window.startMs}-${job.data.window.endMs}`)
+    }
+    expect(JSON.stringify(mine.map((j) => j.data))).not.toContain(user.refreshToken)
+    const windows = mine.map((j) => j.data.window).sort((a, b) => a.startMs - b.startMs)
+    for (let i = 1; i < windows.length; i++) expect(windows[i]!.startMs).toBe(windows[i - 1]!.endMs)
+  })
+
+  it('pauses a user whose refresh token was revoked: reauth_required, no schedule, nothing dead-lettered', async () => {
+    const { id, google: user } = await register(['steps'])
+    google.revokeRefreshToken(user.refreshToken)
+    google.expireAccessTokens(user.googleId)
+    // Force the next sync to refresh: the stored access token is still within its lifetime.
+    await redis.hset(userKey(prefix, id), USER_FIELDS.accessTokenExpiresAt, '0')
+    const sync = await service.server.inject({ method: 'POST', url: `/users/${id}/sync`, headers: admin })
+    expect(sync.statusCode).toBe(202)
+    service.start()
+    await waitFor(async () => (await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).json().state === 'reauth_required')
+    const read = (await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).json()
+    expect(read).toMatchObject({ state: 'reauth_required', nextSyncAt: null })
+    expect(read.lastError).toMatch(/invalid_grant/)
+    const dead = (await service.queues.deadLetterQueue('sync').getJobs(['waiting'])) as Job<DeadLetter>[]
+    expect(dead.filter((d) => JSON.stringify(d.data.payload).includes(id))).toEqual([])
+    const again = await service.server.inject({ method: 'POST', url: `/users/${id}/sync`, headers: admin })
+    expect(again.statusCode).toBe(409)
+  })
+})
+
+describe('DELETE /users/:id', () => {
+  it('erases the user, their tokens and schedule, and says what was erased', async () => {
+    const { id } = await register(['steps'])
+    const response = await service.server.inject({ method: 'DELETE', url: `/users/${id}`, headers: admin })
+    expect(response.statusCode).toBe(200)
+    expect(response.json()).toMatchObject({ id, erased: { account: true, tokens: true, schedule: true } })
+    expect(response.json().note).toMatch(/cannot be recalled/)
+    expect(await redis.exists(userKey(prefix, id))).toBe(0)
+    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeUndefined()
+    expect((await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).statusCode).toBe(404)
+    expect((await service.server.inject({ method: 'DELETE', url: `/users/${id}`, headers: admin })).statusCode).toBe(404)
+  })
+})
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createRedis, deleteKeysWithPrefix } from '@fitstream/shared'
+import { createRedis, deleteKeysWithPrefix, waitForRedis } from '@fitstream/shared'
 import { BULL_BOARD_PATH } from './paths.js'
 import { Stack } from './stack.js'
 import type { ReceivedMessage } from './subscriber.js'
@@ -27,7 +27,7 @@ const say = (message: string): void => void process.stdout.write(`${message}\n`)
 // A previous demo's leftovers would otherwise be picked up again.
 const redis = createRedis(redisUrl, 'producer', 'demo')
 try {
-  await redis.ping()
+  await waitForRedis(redis)
 } catch {
   say(`Redis does not answer at ${redisUrl}. Start it (redis-server) or set REDIS_URL.`)
   process.exit(1)

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { FakeGoogle, type FakeUser } from '@fitstream/fake-google'
-import { DATA_TYPE_KEYS, createRedis, deleteKeysWithPrefix, type DataTypeKey } from '@fitstream/shared'
+import { DATA_TYPE_KEYS, StageQueues, createLogger, createRedis, deleteKeysWithPrefix, retryPolicies, commonEnv, parseEnv, type DataTypeKey } from '@fitstream/shared'
+import type { Redis } from 'ioredis'
 import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 import { generateDevSecrets, type DevSecrets } from './secrets.js'
 import { ServiceProcess, type ServiceName } from './service-process.js'
@@ -65,6 +66,7 @@ export class Stack {
   /** The Streamr SDK keeps encryption keys under XDG_DATA_HOME; each stack gets its own. */
   readonly streamrDataDir = mkdtempSync(join(tmpdir(), 'fitstream-streamr-'))
   private subscribers: Subscriber[] = []
+  private inspector: { redis: Redis; queues: StageQueues } | undefined
 
   private constructor(
     readonly options: StackOptions,
@@ -192,6 +194,16 @@ export class Stack {
     return { status: response.status, body: parsed }
   }
 
+  /** The stack's queues, as an operator's tool sees them (inspect, add, dead letters). */
+  queues(): StageQueues {
+    if (this.inspector === undefined) {
+      const redis = createRedis(this.redisUrl, 'producer', 'devstack-inspector')
+      const config = parseEnv(commonEnv, { REDIS_URL: this.redisUrl, QUEUE_PREFIX: this.prefix })
+      this.inspector = { redis, queues: new StageQueues({ connection: redis, prefix: this.prefix, retry: retryPolicies(config), logger: createLogger('devstack', 'warn') }) }
+    }
+    return this.inspector.queues
+  }
+
   /** A buyer subscribed to every stream (SUBSCRIBE was granted at provisioning). */
   async startSubscriber(): Promise<Subscriber> {
     const config = await this.network.clientConfig({ privateKey: this.buyer.privateKey, websocketPort: await freePort() })
@@ -205,6 +217,10 @@ export class Stack {
     // Stop in pipeline order so nothing is left half-done behind a stopped stage.
     for (const name of ['token-service', 'fetcher', 'anonymizer', 'publisher'] as const) {
       await Promise.all(this.services.filter((s) => s.options.name === name).map((s) => s.stop()))
+    }
+    if (this.inspector !== undefined) {
+      await this.inspector.queues.close()
+      this.inspector.redis.disconnect()
     }
     if (this.options.cleanRedis !== false) {
       const redis = createRedis(this.redisUrl, 'producer', 'devstack')

@@ -159,7 +159,9 @@ function buildBuckets(body: Json, startMs: number, endMs: number): TimeBucket[] 
   rejectUnknownFields(period, ['type', 'value', 'timeZoneId'], 'bucket_by_time.period')
   const unit = period['type']
   if (unit !== 'day' && unit !== 'week' && unit !== 'month') {
-    throw badRequest(`Invalid value at 'bucket_by_time.period.type' (type.googleapis.com/fitness.BucketByTimePeriod.Type), ${JSON.stringify(unit) ?? 'undefined'}`)
+    throw badRequest(
+      `Invalid value at 'bucket_by_time.period.type' (type.googleapis.com/fitness.BucketByTimePeriod.Type), ${JSON.stringify(unit) ?? 'undefined'}`,
+    )
   }
   const value = period['value'] === undefined ? 1 : parseInt32(period['value'], 'bucket_by_time.period.value')
   if (value <= 0) throw badRequest('bucketByTime.period.value must be positive.')
@@ -208,9 +210,7 @@ export function parseAggregateRequest(body: unknown, seed?: string): AggregateRe
   if (startMs < 0) throw badRequest('startTimeMillis must not be negative.')
   if (endMs <= startMs) throw badRequest('endTimeMillis must be greater than startTimeMillis.')
   if (endMs - startMs > MAX_AGGREGATE_SPAN_MS) {
-    throw badRequest(
-      `Aggregate duration too large: ${endMs - startMs} ms; the maximum is ${MAX_AGGREGATE_SPAN_MS} ms (90 days).`,
-    )
+    throw badRequest(`Aggregate duration too large: ${endMs - startMs} ms; the maximum is ${MAX_AGGREGATE_SPAN_MS} ms (90 days).`)
   }
   const quality = b['filteredDataQualityStandard']
   if (quality !== undefined && !(Array.isArray(quality) && quality.every((q) => typeof q === 'string'))) {

@@ -7,15 +7,7 @@
 
 export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'sleep' | 'blood_pressure' | 'oxygen_saturation'
 
-export const SCOPE_GROUPS: readonly ScopeGroup[] = [
-  'activity',
-  'location',
-  'heart_rate',
-  'body',
-  'sleep',
-  'blood_pressure',
-  'oxygen_saturation',
-]
+export const SCOPE_GROUPS: readonly ScopeGroup[] = ['activity', 'location', 'heart_rate', 'body', 'sleep', 'blood_pressure', 'oxygen_saturation']
 
 export const FITNESS_SCOPE_PREFIX = 'https://www.googleapis.com/auth/fitness.'
 
@@ -53,14 +45,12 @@ export interface FitTypeSpec {
   readonly mergedStreamName: string
 }
 
-const f = (name: string, format: FieldFormat, optional?: boolean): FieldSpec =>
-  optional === true ? { name, format, optional } : { name, format }
+const f = (name: string, format: FieldFormat, optional?: boolean): FieldSpec => (optional === true ? { name, format, optional } : { name, format })
 
-const summaryFields = (base: string): FieldSpec[] => [
-  f('average', 'floatPoint'),
-  f('max', 'floatPoint'),
-  f('min', 'floatPoint'),
-].map((field) => (base === '' ? field : { ...field, name: `${base}_${field.name}` }))
+const summaryFields = (base: string): FieldSpec[] =>
+  [f('average', 'floatPoint'), f('max', 'floatPoint'), f('min', 'floatPoint')].map((field) =>
+    base === '' ? field : { ...field, name: `${base}_${field.name}` },
+  )
 
 export const FIT_TYPES: readonly FitTypeSpec[] = [
   {
@@ -215,19 +205,9 @@ export const FIT_TYPES: readonly FitTypeSpec[] = [
   },
   {
     name: 'com.google.location.sample',
-    fields: [
-      f('latitude', 'floatPoint'),
-      f('longitude', 'floatPoint'),
-      f('accuracy', 'floatPoint'),
-      f('altitude', 'floatPoint', true),
-    ],
+    fields: [f('latitude', 'floatPoint'), f('longitude', 'floatPoint'), f('accuracy', 'floatPoint'), f('altitude', 'floatPoint', true)],
     aggregateName: 'com.google.location.bounding_box',
-    aggregateFields: [
-      f('low_latitude', 'floatPoint'),
-      f('low_longitude', 'floatPoint'),
-      f('high_latitude', 'floatPoint'),
-      f('high_longitude', 'floatPoint'),
-    ],
+    aggregateFields: [f('low_latitude', 'floatPoint'), f('low_longitude', 'floatPoint'), f('high_latitude', 'floatPoint'), f('high_longitude', 'floatPoint')],
     scope: 'location',
     device: 'phone',
     rawStreamName: 'location',

@@ -37,7 +37,12 @@ const DEFAULTS: Record<number, { status: string; reason: string }> = {
 }
 
 export function defaultStatus(code: number): { status: string; reason: string } {
-  return DEFAULTS[code] ?? { status: code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION', reason: code >= 500 ? 'backendError' : 'failedPrecondition' }
+  return (
+    DEFAULTS[code] ?? {
+      status: code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION',
+      reason: code >= 500 ? 'backendError' : 'failedPrecondition',
+    }
+  )
 }
 
 /** An error the Fitness API answers with; thrown by validation and turned into a response. */
@@ -51,7 +56,13 @@ export class FitApiError extends Error {
   constructor(
     code: number,
     message: string,
-    opts: { reason?: string; status?: string; headers?: Record<string, string>; itemMessage?: string; item?: Partial<GoogleErrorItem> } = {},
+    opts: {
+      reason?: string
+      status?: string
+      headers?: Record<string, string>
+      itemMessage?: string
+      item?: Partial<GoogleErrorItem>
+    } = {},
   ) {
     super(message)
     this.name = 'FitApiError'
@@ -68,8 +79,7 @@ export class FitApiError extends Error {
   }
 }
 
-export const badRequest = (message: string, reason = 'invalidArgument'): FitApiError =>
-  new FitApiError(400, message, { reason })
+export const badRequest = (message: string, reason = 'invalidArgument'): FitApiError => new FitApiError(400, message, { reason })
 
 export function unauthenticated(): FitApiError {
   return new FitApiError(

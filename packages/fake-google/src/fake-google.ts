@@ -8,15 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { buildAggregateResponse, parseAggregateRequest } from './aggregate.js'
-import {
-  ALL_READ_SCOPES,
-  FIT_TYPES,
-  FITNESS_SCOPE_PREFIX,
-  GMS_PACKAGE,
-  mergedDataSourceId,
-  type FitTypeSpec,
-  type ScopeGroup,
-} from './catalogue.js'
+import { ALL_READ_SCOPES, FIT_TYPES, FITNESS_SCOPE_PREFIX, GMS_PACKAGE, mergedDataSourceId, type FitTypeSpec, type ScopeGroup } from './catalogue.js'
 import { badRequest, FitApiError, OAuthError, unauthenticated } from './errors.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
 import { googleIdForSeed, rawDataSourceId, userProfile } from './synthetic.js'
@@ -161,8 +153,7 @@ function defaultTokenFaultError(status: number): string {
   return 'server_error'
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 export class FakeGoogle {
   readonly url: string
@@ -299,7 +290,7 @@ export class FakeGoogle {
     this.counters.maxInFlight = inFlight
   }
 
-  get userList(): FakeUser[] {
+  listUsers(): FakeUser[] {
     const tokens = new Map<string, string>()
     for (const [token, googleId] of this.refreshTokens) if (!tokens.has(googleId)) tokens.set(googleId, token)
     return [...this.users.values()].map((u) => ({
@@ -334,7 +325,11 @@ export class FakeGoogle {
         return
       }
       const message = err instanceof Error ? err.message : String(err)
-      send(res, { status: 500, body: new FitApiError(500, `Internal error in fake: ${message}`).toBody(), pretty: true })
+      send(res, {
+        status: 500,
+        body: new FitApiError(500, `Internal error in fake: ${message}`).toBody(),
+        pretty: true,
+      })
     })
   }
 
@@ -418,7 +413,11 @@ export class FakeGoogle {
     this.counters.tokenRequests++
     const reply = await this.tokenReply(req)
     if (reply.status >= 400) this.counters.tokenErrors++
-    reply.headers = { 'cache-control': 'no-cache, no-store, max-age=0, must-revalidate', pragma: 'no-cache', ...reply.headers }
+    reply.headers = {
+      'cache-control': 'no-cache, no-store, max-age=0, must-revalidate',
+      pragma: 'no-cache',
+      ...reply.headers,
+    }
     return reply
   }
 
@@ -426,7 +425,11 @@ export class FakeGoogle {
     const fault = this.takeFault('token')
     if (fault !== undefined) return this.faultReply('token', fault)
     if (req.method !== 'POST') {
-      return { status: 405, body: { error: 'invalid_request', error_description: `Invalid request method: ${req.method ?? ''}` }, headers: { allow: 'POST' } }
+      return {
+        status: 405,
+        body: { error: 'invalid_request', error_description: `Invalid request method: ${req.method ?? ''}` },
+        headers: { allow: 'POST' },
+      }
     }
     try {
       const form = await readForm(req)
@@ -449,7 +452,11 @@ export class FakeGoogle {
     } catch (err) {
       if (err instanceof OAuthError) return { status: err.httpStatus, body: err.toBody() }
       if (err instanceof BodyTooLargeError) {
-        return { status: 413, body: { error: 'invalid_request', error_description: err.message }, headers: { connection: 'close' } }
+        return {
+          status: 413,
+          body: { error: 'invalid_request', error_description: err.message },
+          headers: { connection: 'close' },
+        }
       }
       throw err
     }
@@ -481,7 +488,11 @@ export class FakeGoogle {
   // Google's https://oauth2.googleapis.com/revoke: revoking either token ends the whole grant.
   private async revoke(req: IncomingMessage, url: URL): Promise<Reply> {
     if (req.method !== 'POST' && req.method !== 'GET') {
-      return { status: 405, body: { error: 'invalid_request', error_description: 'Invalid request method' }, headers: { allow: 'POST' } }
+      return {
+        status: 405,
+        body: { error: 'invalid_request', error_description: 'Invalid request method' },
+        headers: { allow: 'POST' },
+      }
     }
     let token = url.searchParams.get('token') ?? undefined
     try {
@@ -578,7 +589,7 @@ export class FakeGoogle {
         case 'POST users':
           return reply(201, this.addUser(body as AddUserOptions))
         case 'GET users':
-          return reply(200, { users: this.userList })
+          return reply(200, { users: this.listUsers() })
         case 'POST faults':
           this.injectFault(body as unknown as FaultSpec)
           return reply(204)

@@ -1,12 +1,4 @@
-export {
-  FakeGoogle,
-  type AddUserOptions,
-  type FakeGoogleOptions,
-  type FakeGoogleStats,
-  type FakeUser,
-  type FaultRoute,
-  type FaultSpec,
-} from './fake-google.js'
+export { FakeGoogle, type AddUserOptions, type FakeGoogleOptions, type FakeGoogleStats, type FakeUser, type FaultRoute, type FaultSpec } from './fake-google.js'
 export {
   ALL_READ_SCOPES,
   FIT_TYPES,

@@ -113,7 +113,9 @@ class Rng {
 }
 
 function digest(seed: string, kind: string, t: number | string): Buffer {
-  return createHash('sha256').update(JSON.stringify([seed, kind, t])).digest()
+  return createHash('sha256')
+    .update(JSON.stringify([seed, kind, t]))
+    .digest()
 }
 
 function rng(seed: string, kind: string, t: number | string): Rng {
@@ -167,7 +169,12 @@ const PHONES: readonly DeviceModel[] = [
 const WATCHES: readonly DeviceModel[] = [
   { manufacturer: 'Samsung', model: 'SM-R870', packageName: 'com.sec.android.app.shealth', version: '4' },
   { manufacturer: 'Fitbit', model: 'Charge 5', packageName: 'com.fitbit.FitbitMobile', version: '1.188' },
-  { manufacturer: 'Garmin', model: 'Forerunner 255', packageName: 'com.garmin.android.apps.connectmobile', version: '19.12' },
+  {
+    manufacturer: 'Garmin',
+    model: 'Forerunner 255',
+    packageName: 'com.garmin.android.apps.connectmobile',
+    version: '19.12',
+  },
   { manufacturer: 'Google', model: 'Pixel Watch 2', packageName: 'com.google.android.apps.fitness', version: '4' },
 ]
 const SCALES: readonly DeviceModel[] = [
@@ -325,9 +332,7 @@ export interface StepBout {
 }
 
 /** How likely each UTC hour of the day is to contain activity; zero through the night. */
-const ACTIVITY_BY_HOUR = [
-  0, 0, 0, 0, 0, 0, 0.3, 0.8, 0.8, 0.5, 0.5, 0.5, 0.8, 0.8, 0.5, 0.5, 0.5, 1, 1, 1, 0.5, 0.5, 0.2, 0.05,
-] as const
+const ACTIVITY_BY_HOUR = [0, 0, 0, 0, 0, 0, 0.3, 0.8, 0.8, 0.5, 0.5, 0.5, 0.8, 0.8, 0.5, 0.5, 0.5, 1, 1, 1, 0.5, 0.5, 0.2, 0.05] as const
 const RUNNING_HOURS = new Set([6, 7, 17, 18, 19])
 
 /**
@@ -375,14 +380,11 @@ type HourGenerator = (seed: string, hourStartMs: number) => RawSample[]
 const instant = (t: number, values: number[]): RawSample => ({ startMs: t, endMs: t, values })
 
 const GENERATORS: Record<string, HourGenerator> = {
-  'com.google.step_count.delta': (seed, h) =>
-    stepBouts(seed, h).map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [b.steps] })),
+  'com.google.step_count.delta': (seed, h) => stepBouts(seed, h).map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [b.steps] })),
 
-  'com.google.distance.delta': (seed, h) =>
-    stepBouts(seed, h).map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [boutMetres(seed, b)] })),
+  'com.google.distance.delta': (seed, h) => stepBouts(seed, h).map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [boutMetres(seed, b)] })),
 
-  'com.google.active_minutes': (seed, h) =>
-    stepBouts(seed, h).map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [boutMinutes(b)] })),
+  'com.google.active_minutes': (seed, h) => stepBouts(seed, h).map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [boutMinutes(b)] })),
 
   // Heart points: one per brisk minute, two per vigorous minute.
   'com.google.heart_minutes': (seed, h) =>
@@ -391,9 +393,7 @@ const GENERATORS: Record<string, HourGenerator> = {
       .map((b) => ({ startMs: b.startMs, endMs: b.endMs, values: [boutMinutes(b) * (b.cadence >= 130 ? 2 : 1)] })),
 
   'com.google.speed': (seed, h) =>
-    stepBouts(seed, h).map((b) =>
-      instant(b.startMs + boutMinutes(b) * 30_000, [quantize(boutMetres(seed, b) / (boutMinutes(b) * 60))]),
-    ),
+    stepBouts(seed, h).map((b) => instant(b.startMs + boutMinutes(b) * 30_000, [quantize(boutMetres(seed, b) / (boutMinutes(b) * 60))])),
 
   // Basal burn in every quarter hour, plus the cost of the steps of bouts starting in it.
   'com.google.calories.expended': (seed, h) => {
@@ -522,13 +522,7 @@ function weighIn(seed: string, h: number): RawSample[] {
 /**
  * The raw samples of a type that start in [startMs, endMs) and have ended by nowMs, in start order.
  */
-export function rawSamples(
-  seed: string,
-  dataTypeName: string,
-  startMs: number,
-  endMs: number,
-  nowMs: number = Number.POSITIVE_INFINITY,
-): RawSample[] {
+export function rawSamples(seed: string, dataTypeName: string, startMs: number, endMs: number, nowMs: number = Number.POSITIVE_INFINITY): RawSample[] {
   const generate = GENERATORS[requireType(dataTypeName).name]
   if (generate === undefined) throw new Error(`No generator for ${dataTypeName}`)
   const samples: RawSample[] = []

@@ -27,8 +27,10 @@ export function parseEnv<T extends z.ZodObject>(schema: T, env: Env): Readonly<z
   return deepFreeze(result.data)
 }
 
+/** Freezes plain objects and arrays (not buffers or class instances such as keyrings). */
 function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+  const plain = Array.isArray(value) || (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype)
+  if (plain && !Object.isFrozen(value)) {
     Object.freeze(value)
     for (const inner of Object.values(value)) deepFreeze(inner)
   }

@@ -30,3 +30,24 @@ export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promis
   } while (cursor !== '0')
   return deleted
 }
+
+/** Resolves once the connection is ready; rejects with the last connection error after `timeoutMs`. */
+export async function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {
+  if (redis.status === 'ready') return
+  await new Promise<void>((resolve, reject) => {
+    let lastError: Error | undefined
+    const onError = (error: Error): void => void (lastError = error)
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady)
+      redis.off('error', onError)
+      reject(new Error(`Redis not reachable: ${lastError?.message ?? 'no answer'}`))
+    }, timeoutMs)
+    const onReady = (): void => {
+      clearTimeout(timer)
+      redis.off('error', onError)
+      resolve()
+    }
+    redis.once('ready', onReady)
+    redis.on('error', onError)
+  })
+}

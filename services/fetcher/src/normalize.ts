@@ -67,7 +67,8 @@ function toSample(point: unknown, key: DataTypeKey, bucketStart: number, bucketE
   const startNanos = int64(p.startTimeNanos, 1_000_000)
   const endNanos = int64(p.endTimeNanos, 1_000_000)
   if (startNanos === undefined || endNanos === undefined) return 'malformed time'
-  if (startNanos < bucketStart || endNanos > bucketEnd || startNanos > endNanos) return 'point outside bucket'
+  // A point spans the readings it was built from: it starts in its bucket but may end a little after.
+  if (startNanos < bucketStart || startNanos >= bucketEnd || startNanos > endNanos) return 'point outside bucket'
   if (!Array.isArray(p.value) || p.value.length < spec.fields.length) return 'missing values'
   const values: Record<string, number> = {}
   for (const [i, field] of spec.fields.entries()) {

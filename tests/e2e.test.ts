@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Job } from 'bullmq'
+import { syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
+import { Stack, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
+import { dataType, type DataTypeKey, type DeadLetter } from '@fitstream/shared'
+import { redisUrl, uniquePrefix } from './helpers.js'
+
+/**
+ * The whole pipeline, every part real but the internet: a user registers, the services (separate
+ * processes) fetch through googleapis from the fake Google, anonymise and publish to a local Streamr
+ * network, and a buyer's subscriber checks what actually arrived.
+ */
+const HOUR = 3_600_000
+const TYPES: DataTypeKey[] = ['steps', 'calories', 'heart_rate']
+let stack: Stack
+let subscriber: Subscriber
+let user: RegisteredUser
+
+interface ReceivedRecord {
+  id: string
+  start: string
+  end: string
+  values: Record<string, number>
+  unit: string
+}
+interface ReceivedContent {
+  schema: string
+  type: DataTypeKey
+  pseudonym: string
+  epoch: string
+  records: ReceivedRecord[]
+}
+
+beforeAll(async () => {
+  stack = await Stack.start({
+    redisUrl: redisUrl(),
+    prefix: uniquePrefix('e2e'),
+    backfillDays: 1,
+    env: { FETCH_ATTEMPTS: '2', RETRY_BACKOFF_MS: '100' },
+  })
+  subscriber = await stack.startSubscriber()
+  user = await stack.registerUser({ seed: 'e2e-user-1', dataTypes: TYPES })
+})
+
+afterAll(async () => {
+  await stack?.stop()
+})
+
+/** What the anonymiser must release for one of the fake's aggregate points. */
+function expectedValues(type: DataTypeKey, point: AggregatePoint): Record<string, number> {
+  const spec = dataType(type)
+  return Object.fromEntries(
+    spec.fields.map((field, i) => {
+      const value = point.value[i]!
+      const raw = 'intVal' in value ? value.intVal : value.fpVal
+      return [field.name, field.format === 'int' ? raw : Math.round(raw * 10) / 10]
+    }),
+  )
+}
+
+function received(): { content: ReceivedContent; streamId: string }[] {
+  return subscriber.messages.map((m) => ({ content: m.content as ReceivedContent, streamId: m.streamId }))
+}
+
+describe('end to end', () => {
+  it('delivers exactly the fake user’s data, anonymised, to a subscriber on Streamr', async () => {
+    // A day of hourly buckets, ending at the last full hour before the first sync.
+    const state = async () => (await stack.api('GET', `/users/${user.userId}`)).body as { fetchedUntil: string | null }
+    await expect.poll(async () => (await state()).fetchedUntil, { timeout: 60_000, interval: 250 }).not.toBeNull()
+    const end = Date.parse((await state()).fetchedUntil!)
+    const start = end - 24 * HOUR
+
+    const expected = new Map<string, Record<string, number>>()
+    const origins = new Set<string>()
+    for (const type of TYPES) {
+      for (let h = start; h < end; h += HOUR) {
+        for (const point of syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR)) {
+          expected.set(`${type}|${new Date(h).toISOString()}`, expectedValues(type, point))
+          origins.add(point.originDataSourceId)
+        }
+      }
+    }
+    expect(expected.size).toBeGreaterThan(24)
+
+    await subscriber.waitFor((messages) => messages.reduce((n, m) => n + ((m.content as ReceivedContent).records?.length ?? 0), 0) >= expected.size, 90_000)
+    const messages = received()
+    const got = new Map<string, Record<string, number>>()
+    for (const { content, streamId } of messages) {
+      expect(streamId).toBe(`${stack.network.accounts[1]!.address.toLowerCase()}/fitness/${content.type}`)
+      expect(content.schema).toBe('fitstream.records/1')
+      for (const record of content.records) {
+        expect(Date.parse(record.end) - Date.parse(record.start)).toBe(HOUR)
+        expect(record.unit).toBe(dataType(content.type).unit)
+        got.set(`${content.type}|${record.start}`, record.values)
+      }
+    }
+    expect(Object.fromEntries(got)).toEqual(Object.fromEntries(expected))
+
+    // Nothing that identifies the person or their devices reaches a buyer.
+    const everything = JSON.stringify(messages)
+    for (const identifier of [user.userId, user.google.googleId, user.google.refreshToken, user.google.seed, ...origins]) {
+      expect(everything).not.toContain(identifier)
+    }
+    for (const { content } of messages) {
+      expect(Object.keys(content).sort()).toEqual(['epoch', 'pseudonym', 'records', 'schema', 'type'])
+      for (const record of content.records) expect(Object.keys(record).sort()).toEqual(['end', 'id', 'start', 'unit', 'values'])
+    }
+    // One person is one pseudonym per epoch, and every record has its own id.
+    const pseudonyms = new Set(messages.map(({ content }) => `${content.epoch}|${content.pseudonym}`))
+    expect(pseudonyms.size).toBe(new Set(messages.map(({ content }) => content.epoch)).size)
+    const ids = messages.flatMap(({ content }) => content.records.map((r) => r.id))
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+
+  it('sends a malformed job to its stage’s dead-letter queue with the validation message', async () => {
+    const fetchQueue = stack.queues().queue('fetch')
+    const job = await fetchQueue.add('fetch', { userId: user.userId, dataTypes: ['steps'], window: { startMs: 5, endMs: 1 } } as never, { attempts: 3 })
+    const entry = await waitForDeadLetter(stack, 'fetch', job.id!)
+    expect(entry).toMatchObject({ stage: 'fetch', permanent: true, attemptsMade: 1, error: { code: 'FST_ERR_INVALID_PAYLOAD' } })
+    expect(entry.error.message).toMatch(/syncId/)
+    expect(entry.error.message).toMatch(/startMs must be before endMs/)
+  })
+
+  it('dead-letters a fetch that keeps failing after its attempts, with Google’s message', async () => {
+    const failing = await stack.registerUser({ seed: 'e2e-user-failing', dataTypes: ['steps'] })
+    stack.google.injectFault({ route: 'aggregate', status: 503, times: 1_000, reason: 'backendError' })
+    try {
+      const dead = await waitForDeadLetterWhere(stack, 'fetch', (d) => (d.payload as { userId?: string }).userId === failing.userId)
+      expect(dead).toMatchObject({ stage: 'fetch', permanent: false, attemptsMade: 2, maxAttempts: 2, error: { code: 'FST_ERR_GOOGLE_UNAVAILABLE' } })
+      expect(dead.error.message).toMatch(/503/)
+      expect(JSON.stringify(dead)).not.toContain(failing.google.refreshToken)
+    } finally {
+      stack.google.clearFaults()
+    }
+  })
+})
+
+async function waitForDeadLetter(stack: Stack, stage: 'fetch', jobId: string): Promise<DeadLetter> {
+  return waitForDeadLetterWhere(stack, stage, (d) => d.jobId === jobId)
+}
+
+async function waitForDeadLetterWhere(stack: Stack, stage: 'fetch', predicate: (d: DeadLetter) => boolean): Promise<DeadLetter> {
+  const queue = stack.queues().deadLetterQueue(stage)
+  let found: DeadLetter | undefined
+  await expect
+    .poll(
+      async () => {
+        const jobs = (await queue.getJobs(['waiting'])) as Job<DeadLetter>[]
+        found = jobs.map((j) => j.data).find(predicate)
+        return found !== undefined
+      },
+      { timeout: 60_000, interval: 250 },
+    )
+    .toBe(true)
+  return found!
+}

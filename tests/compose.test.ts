@@ -19,7 +19,18 @@ import { tokenServiceEnvSchema } from '../services/token-service/src/config.js'
  */
 const root = new URL('../', import.meta.url)
 const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), { merge: true }) as {
-  services: Record<string, { command?: string[]; environment?: Record<string, string>; ports?: string[]; healthcheck?: { test: string[] }; depends_on?: Record<string, { condition: string }>; env_file?: string; restart?: string }>
+  services: Record<
+    string,
+    {
+      command?: string[]
+      environment?: Record<string, string>
+      ports?: string[]
+      healthcheck?: { test: string[] }
+      depends_on?: Record<string, { condition: string }>
+      env_file?: string
+      restart?: string
+    }
+  >
 }
 const example = parseDotEnv(readFileSync(new URL('.env.example', root), 'utf8'))
 
@@ -96,7 +107,12 @@ describe('docker-compose.yml', () => {
     // compose needs the .env the services name; an operator's would be .env.example filled in.
     const dir = mkdtempSync(join(tmpdir(), 'fitstream-compose-'))
     copyFileSync(new URL('docker-compose.yml', root), join(dir, 'docker-compose.yml'))
-    writeFileSync(join(dir, '.env'), Object.entries(fill(example)).map(([k, v]) => `${k}=${v}`).join('\n'))
+    writeFileSync(
+      join(dir, '.env'),
+      Object.entries(fill(example))
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n'),
+    )
     const { stdout } = await promisify(execFile)('docker-compose', ['config', '--services'], { cwd: dir })
     rmSync(dir, { recursive: true })
     expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'publisher', 'redis', 'token-service'])

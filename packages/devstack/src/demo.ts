@@ -63,10 +63,12 @@ say(`Bull Board:  ${stack.tokenService.url}${BULL_BOARD_PATH}   (any user name; 
 say(`Users API:   curl -H 'authorization: Bearer ${stack.secrets.ADMIN_TOKEN}' ${stack.tokenService.url}/users/<id>`)
 say('Anonymised messages as a buyer receives them (Ctrl+C to stop):\n')
 
-await subscriber.waitFor((m) => m.length > 0, 60_000).then(
-  () => say(`• first message after ${((Date.now() - started) / 1000).toFixed(1)} s`),
-  (error: unknown) => say(`• ${error instanceof Error ? error.message : String(error)}: see ${logDir}`),
-)
+await subscriber
+  .waitFor((m) => m.length > 0, 60_000)
+  .then(
+    () => say(`• first message after ${((Date.now() - started) / 1000).toFixed(1)} s`),
+    (error: unknown) => say(`• ${error instanceof Error ? error.message : String(error)}: see ${logDir}`),
+  )
 if (seconds > 0) {
   setTimeout(() => {
     say(`• ${subscriber.messages.length} messages received in ${seconds} s`)

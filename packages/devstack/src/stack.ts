@@ -5,7 +5,17 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { FakeGoogle, type FakeUser } from '@fitstream/fake-google'
-import { DATA_TYPE_KEYS, StageQueues, createLogger, createRedis, deleteKeysWithPrefix, retryPolicies, commonEnv, parseEnv, type DataTypeKey } from '@fitstream/shared'
+import {
+  DATA_TYPE_KEYS,
+  StageQueues,
+  createLogger,
+  createRedis,
+  deleteKeysWithPrefix,
+  retryPolicies,
+  commonEnv,
+  parseEnv,
+  type DataTypeKey,
+} from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 import { generateDevSecrets, type DevSecrets } from './secrets.js'
@@ -83,10 +93,7 @@ export class Stack {
     const prefix = options.prefix ?? 'fitstream'
     if (options.logDir !== undefined) mkdirSync(options.logDir, { recursive: true })
     log('starting the fake Google and a local Streamr network')
-    const [google, network] = await Promise.all([
-      FakeGoogle.start({ latencyMs: options.googleLatencyMs ?? 0 }),
-      startLocalStreamrNetwork(),
-    ])
+    const [google, network] = await Promise.all([FakeGoogle.start({ latencyMs: options.googleLatencyMs ?? 0 }), startLocalStreamrNetwork()])
     const stack = new Stack(options, prefix, redisUrl, generateDevSecrets(), google, network)
     try {
       await stack.provisionStreams()
@@ -199,7 +206,10 @@ export class Stack {
     if (this.inspector === undefined) {
       const redis = createRedis(this.redisUrl, 'producer', 'devstack-inspector')
       const config = parseEnv(commonEnv, { REDIS_URL: this.redisUrl, QUEUE_PREFIX: this.prefix })
-      this.inspector = { redis, queues: new StageQueues({ connection: redis, prefix: this.prefix, retry: retryPolicies(config), logger: createLogger('devstack', 'warn') }) }
+      this.inspector = {
+        redis,
+        queues: new StageQueues({ connection: redis, prefix: this.prefix, retry: retryPolicies(config), logger: createLogger('devstack', 'warn') }),
+      }
     }
     return this.inspector.queues
   }

@@ -45,9 +45,7 @@ export const envVar = {
   positiveInt: () => z.coerce.number({ message: 'must be a whole number' }).int().positive(),
   nonNegativeInt: () => z.coerce.number({ message: 'must be a whole number' }).int().min(0),
   boolean: () =>
-    z
-      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
-      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+    z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }).transform((v) => v === 'true' || v === '1' || v === 'yes'),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** A secret of at least `minBytes` bytes, given as base64 (what `openssl rand -base64 32` prints). */
   base64Secret: (minBytes: number) =>

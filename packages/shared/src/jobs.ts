@@ -11,9 +11,7 @@ export const syncIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be
 export const dataTypeKeySchema = z.enum(DATA_TYPE_KEYS)
 const epochMs = z.number().int().nonnegative()
 
-export const timeWindowSchema = z
-  .object({ startMs: epochMs, endMs: epochMs })
-  .refine((w) => w.startMs < w.endMs, { message: 'startMs must be before endMs' })
+export const timeWindowSchema = z.object({ startMs: epochMs, endMs: epochMs }).refine((w) => w.startMs < w.endMs, { message: 'startMs must be before endMs' })
 export type TimeWindow = z.infer<typeof timeWindowSchema>
 
 /** One numeric reading or aggregate of a data type over [startMs, endMs), as Google reported it. */

@@ -19,9 +19,24 @@ export function createMetrics(service: string): ServiceMetrics {
   return {
     registry,
     jobsCompleted: new Counter({ name: 'fitstream_jobs_completed_total', help: 'Jobs completed, by queue', labelNames: ['queue'], registers }),
-    jobsFailed: new Counter({ name: 'fitstream_jobs_failed_total', help: 'Job attempts that failed, by queue and error code', labelNames: ['queue', 'code'], registers }),
-    jobsRetried: new Counter({ name: 'fitstream_jobs_retried_total', help: 'Failed attempts that will be retried, by queue', labelNames: ['queue'], registers }),
-    jobsDeadLettered: new Counter({ name: 'fitstream_jobs_dead_lettered_total', help: 'Jobs moved to a dead-letter queue, by queue and error code', labelNames: ['queue', 'code'], registers }),
+    jobsFailed: new Counter({
+      name: 'fitstream_jobs_failed_total',
+      help: 'Job attempts that failed, by queue and error code',
+      labelNames: ['queue', 'code'],
+      registers,
+    }),
+    jobsRetried: new Counter({
+      name: 'fitstream_jobs_retried_total',
+      help: 'Failed attempts that will be retried, by queue',
+      labelNames: ['queue'],
+      registers,
+    }),
+    jobsDeadLettered: new Counter({
+      name: 'fitstream_jobs_dead_lettered_total',
+      help: 'Jobs moved to a dead-letter queue, by queue and error code',
+      labelNames: ['queue', 'code'],
+      registers,
+    }),
     jobDuration: new Histogram({
       name: 'fitstream_job_duration_seconds',
       help: 'Time spent processing one job attempt',
@@ -29,6 +44,11 @@ export function createMetrics(service: string): ServiceMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
-    queueDepth: new Gauge({ name: 'fitstream_queue_jobs', help: 'Jobs in a queue, by state (sampled at scrape time)', labelNames: ['queue', 'state'], registers }),
+    queueDepth: new Gauge({
+      name: 'fitstream_queue_jobs',
+      help: 'Jobs in a queue, by state (sampled at scrape time)',
+      labelNames: ['queue', 'state'],
+      registers,
+    }),
   }
 }

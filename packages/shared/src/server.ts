@@ -28,7 +28,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const fastifyOptions: FastifyServerOptions = {
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit ?? 64 * 1024,
-    disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
     // Unknown fields are an error the caller should hear about, not something silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },

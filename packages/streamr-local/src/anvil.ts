@@ -40,11 +40,9 @@ export function anvilBinaryPath(): string {
     const fromWrapper = createRequire(join(wrapperDir, 'package.json'))
     return fromWrapper.resolve(`${platformPackage}/bin/${binary}`)
   } catch (err) {
-    throw new Error(
-      `anvil binary not found: ${platformPackage} is not installed ` +
-        `(does @foundry-rs/anvil support ${process.platform}/${process.arch}?)`,
-      { cause: err },
-    )
+    throw new Error(`anvil binary not found: ${platformPackage} is not installed ` + `(does @foundry-rs/anvil support ${process.platform}/${process.arch}?)`, {
+      cause: err,
+    })
   }
 }
 
@@ -52,17 +50,22 @@ export function anvilBinaryPath(): string {
 // the pid we spawned. The watchdog blocks reading the stdin pipe we hold; the kernel closes that
 // pipe however this process ends (even SIGKILL or a crash, where no exit hook runs), and the
 // watchdog then kills anvil. Without it an orphaned anvil would keep its port and RAM forever.
-const WATCHDOG_SCRIPT =
-  'exec 3<&0 </dev/null; (read -r _ <&3; kill $$) >/dev/null 2>&1 & exec "$0" "$@" 3<&-'
+const WATCHDOG_SCRIPT = 'exec 3<&0 </dev/null; (read -r _ <&3; kill $$) >/dev/null 2>&1 & exec "$0" "$@" 3<&-'
 
 export async function startAnvil(opts: StartAnvilOptions): Promise<AnvilProcess> {
   const args = [
-    '--host', opts.host,
-    '--port', String(opts.port),
-    '--chain-id', String(opts.chainId),
-    '--mnemonic', opts.mnemonic,
-    '--accounts', String(opts.accountCount),
-    '--color', 'never',
+    '--host',
+    opts.host,
+    '--port',
+    String(opts.port),
+    '--chain-id',
+    String(opts.chainId),
+    '--mnemonic',
+    opts.mnemonic,
+    '--accounts',
+    String(opts.accountCount),
+    '--color',
+    'never',
   ]
   const binary = anvilBinaryPath()
   const child =
@@ -126,11 +129,7 @@ function killAllRunning(): void {
   for (const child of running) child.kill('SIGKILL')
 }
 
-function waitForListening(
-  child: ChildProcess,
-  opts: StartAnvilOptions,
-  stderr: () => string,
-): Promise<{ host: string; port: number }> {
+function waitForListening(child: ChildProcess, opts: StartAnvilOptions, stderr: () => string): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     let settled = false
     const fail = (msg: string): void => {
@@ -142,9 +141,7 @@ function waitForListening(
     }
     const timeoutMs = opts.startTimeoutMs ?? 15_000
     const timer = setTimeout(() => fail(`anvil did not start within ${timeoutMs} ms`), timeoutMs)
-    child.once('exit', (code, signal) =>
-      fail(`anvil exited during start-up (code ${code ?? 'none'}, signal ${signal ?? 'none'})`),
-    )
+    child.once('exit', (code, signal) => fail(`anvil exited during start-up (code ${code ?? 'none'}, signal ${signal ?? 'none'})`))
     // anvil keeps logging every RPC call to stdout, so the pipe is read (and dropped unless
     // logging) for anvil's whole life; a full pipe would block it.
     pipeLines(child, 'stdout', (line) => {
@@ -160,11 +157,7 @@ function waitForListening(
   })
 }
 
-function pipeLines(
-  child: ChildProcess,
-  stream: 'stdout' | 'stderr',
-  onLine: (line: string) => void,
-): void {
+function pipeLines(child: ChildProcess, stream: 'stdout' | 'stderr', onLine: (line: string) => void): void {
   const input = child[stream]
   if (input === null) return
   createInterface({ input, crlfDelay: Infinity }).on('line', onLine)

@@ -5,9 +5,7 @@
 import { startLocalStreamrNetwork, type LocalStreamrNetwork } from './index.js'
 
 const verbose = process.argv.includes('--verbose')
-const log = verbose
-  ? (msg: string): void => void process.stderr.write(`[streamr-local] ${msg}\n`)
-  : undefined
+const log = verbose ? (msg: string): void => void process.stderr.write(`[streamr-local] ${msg}\n`) : undefined
 
 let network: LocalStreamrNetwork | undefined
 let shuttingDown = false

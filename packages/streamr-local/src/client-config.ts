@@ -48,10 +48,7 @@ export interface NetworkEndpoints {
 // of hanging on dev2's default address, which does not exist here.
 const UNUSED_THE_GRAPH_URL = 'http://127.0.0.1:1/the-graph-is-not-available-locally'
 
-export function buildClientConfig(
-  network: NetworkEndpoints,
-  opts: ClientConfigOptions,
-): LocalStreamrClientConfig {
+export function buildClientConfig(network: NetworkEndpoints, opts: ClientConfigOptions): LocalStreamrClientConfig {
   const nodeId = opts.nodeId ?? randomBytes(20).toString('hex')
   if (!/^[0-9a-fA-F]{40}$/.test(nodeId)) {
     throw new Error(`nodeId must be 40 hex characters, got ${JSON.stringify(nodeId)}`)
@@ -63,9 +60,7 @@ export function buildClientConfig(
     metrics: false,
     network: {
       controlLayer: {
-        entryPoints: [
-          { nodeId: entryPoint.nodeId, websocket: { ...entryPoint.websocket } },
-        ],
+        entryPoints: [{ nodeId: entryPoint.nodeId, websocket: { ...entryPoint.websocket } }],
         // A complete descriptor stops the node from working out its address and region itself,
         // which involves asking services on the internet.
         peerDescriptor: {

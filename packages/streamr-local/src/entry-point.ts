@@ -1,10 +1,4 @@
-import {
-  DhtNode,
-  NodeType,
-  randomDhtAddress,
-  toDhtAddressRaw,
-  type PeerDescriptor,
-} from '@streamr/dht'
+import { DhtNode, NodeType, randomDhtAddress, toDhtAddressRaw, type PeerDescriptor } from '@streamr/dht'
 import { freePort } from './free-port.js'
 
 /** A PeerDescriptor as plain JSON, the shape @streamr/sdk takes in `network.controlLayer`. */

@@ -19,11 +19,7 @@ export interface LocalStreamrNetwork {
   /** Funded anvil dev accounts (public test keys); accounts[0] deployed the stream registry. */
   readonly accounts: readonly DevAccount[]
   /** Plain SDK config for a client on this network; a free websocket port is picked if not given. */
-  clientConfig(opts: {
-    privateKey: string
-    websocketPort?: number
-    nodeId?: string
-  }): Promise<LocalStreamrClientConfig>
+  clientConfig(opts: { privateKey: string; websocketPort?: number; nodeId?: string }): Promise<LocalStreamrClientConfig>
   /** Stops the entry point and anvil, freeing their ports. Safe to call more than once. */
   stop(): Promise<void>
 }
@@ -44,9 +40,7 @@ export interface StartLocalStreamrNetworkOptions {
  * one DHT entry point, no Docker, no internet. Every call gets its own ports, so tests can run
  * several networks side by side.
  */
-export async function startLocalStreamrNetwork(
-  opts: StartLocalStreamrNetworkOptions = {},
-): Promise<LocalStreamrNetwork> {
+export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOptions = {}): Promise<LocalStreamrNetwork> {
   const host = opts.host ?? '127.0.0.1'
   const log = opts.log
   const startedAt = performance.now()
@@ -63,9 +57,7 @@ export async function startLocalStreamrNetwork(
       chainResult.status === 'fulfilled' ? chainResult.value.anvil.stop() : undefined,
       entryPointResult.status === 'fulfilled' ? entryPointResult.value.stop() : undefined,
     ])
-    throw chainResult.status === 'rejected'
-      ? chainResult.reason
-      : (entryPointResult as PromiseRejectedResult).reason
+    throw chainResult.status === 'rejected' ? chainResult.reason : (entryPointResult as PromiseRejectedResult).reason
   }
   const { anvil, accounts, streamRegistryAddress } = chainResult.value
   const entryPoint: EntryPoint = entryPointResult.value
@@ -112,11 +104,7 @@ interface Chain {
   streamRegistryAddress: string
 }
 
-async function startChain(
-  host: string,
-  port: number | undefined,
-  log: ((msg: string) => void) | undefined,
-): Promise<Chain> {
+async function startChain(host: string, port: number | undefined, log: ((msg: string) => void) | undefined): Promise<Chain> {
   const anvil = await startAnvil({
     host,
     port: port ?? 0,

@@ -55,7 +55,11 @@ export function anonymizeSamples(userId: string, samples: readonly FitnessSample
     const alias = pseudonym(policy.key, userId, epoch)
     const values: Record<string, number> = {}
     for (const field of spec.fields) {
-      const combined = combine(spec.combine, field.name, cell.values.map((v) => v[field.name]).filter((v): v is number => v !== undefined))
+      const combined = combine(
+        spec.combine,
+        field.name,
+        cell.values.map((v) => v[field.name]).filter((v): v is number => v !== undefined),
+      )
       if (combined === undefined) continue
       values[field.name] = field.format === 'int' ? Math.round(combined) : round(combined, policy.decimals)
     }

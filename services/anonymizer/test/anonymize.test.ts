@@ -17,18 +17,39 @@ describe('anonymizeSamples', () => {
     expect(Object.keys(record!).sort()).toEqual(['end', 'epoch', 'id', 'pseudonym', 'start', 'type', 'unit', 'values'])
     const text = JSON.stringify(record)
     for (const secret of [userId, 'SM-G991B', 'shealth', '1a2b3c4d', 'raw:']) expect(text).not.toContain(secret)
-    expect(record).toMatchObject({ type: 'steps', values: { count: 532 }, unit: 'steps', start: '2026-11-23T10:00:00.000Z', end: '2026-11-23T11:00:00.000Z', epoch: '2026-11' })
+    expect(record).toMatchObject({
+      type: 'steps',
+      values: { count: 532 },
+      unit: 'steps',
+      start: '2026-11-23T10:00:00.000Z',
+      end: '2026-11-23T11:00:00.000Z',
+      epoch: '2026-11',
+    })
   })
 
   it('coarsens time to the hour and combines what falls into one hour', () => {
-    const records = anonymizeSamples('user-abcdef123456', [steps(t0 + 5 * 60_000, t0 + 20 * 60_000, 100), steps(t0 + 40 * 60_000, t0 + 50 * 60_000, 50)], policy)
+    const records = anonymizeSamples(
+      'user-abcdef123456',
+      [steps(t0 + 5 * 60_000, t0 + 20 * 60_000, 100), steps(t0 + 40 * 60_000, t0 + 50 * 60_000, 50)],
+      policy,
+    )
     expect(records).toHaveLength(1)
     expect(records[0]).toMatchObject({ start: '2026-11-23T10:00:00.000Z', end: '2026-11-23T11:00:00.000Z', values: { count: 150 } })
   })
 
   it('combines summaries as avg/max/min and rounds fractional values', () => {
-    const hr = (avg: number, max: number, min: number): FitnessSample => ({ type: 'heart_rate', startMs: t0, endMs: t0 + 30 * 60_000, values: { avg, max, min }, unit: 'bpm' })
-    const [record] = anonymizeSamples('user-abcdef123456', [hr(70.04, 90, 60.26), { ...hr(80, 120.55, 58), startMs: t0 + 30 * 60_000, endMs: t0 + HOUR }], policy)
+    const hr = (avg: number, max: number, min: number): FitnessSample => ({
+      type: 'heart_rate',
+      startMs: t0,
+      endMs: t0 + 30 * 60_000,
+      values: { avg, max, min },
+      unit: 'bpm',
+    })
+    const [record] = anonymizeSamples(
+      'user-abcdef123456',
+      [hr(70.04, 90, 60.26), { ...hr(80, 120.55, 58), startMs: t0 + 30 * 60_000, endMs: t0 + HOUR }],
+      policy,
+    )
     expect(record!.values).toEqual({ avg: 75, max: 120.6, min: 58 })
   })
 

@@ -37,7 +37,14 @@ describe('normalizeAggregate', () => {
     expect(buckets).toBe(2)
     expect(rejected).toEqual({})
     expect(samples).toEqual([
-      { type: 'steps', startMs: t0, endMs: t0 + HOUR, values: { count: 532 }, unit: 'steps', origin: 'raw:com.google.step_count.delta:com.example:Phone:abc123' },
+      {
+        type: 'steps',
+        startMs: t0,
+        endMs: t0 + HOUR,
+        values: { count: 532 },
+        unit: 'steps',
+        origin: 'raw:com.google.step_count.delta:com.example:Phone:abc123',
+      },
       { type: 'heart_rate', startMs: t0, endMs: t0 + HOUR, values: { avg: 71.5, max: 110, min: 52 }, unit: 'bpm', origin: expect.any(String) },
     ])
   })

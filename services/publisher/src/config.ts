@@ -15,11 +15,21 @@ const schema = z.object({
   ...commonEnvShape,
   HTTP_PORT: envVar.port().default(8083),
   /** The publisher's Ethereum private key (0x + 64 hex). It owns the streams or holds PUBLISH on them. */
-  STREAMR_PRIVATE_KEY: z.string().trim().regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be a 32-byte hex private key'),
+  STREAMR_PRIVATE_KEY: z
+    .string()
+    .trim()
+    .regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be a 32-byte hex private key'),
   /** The address whose namespace holds the streams; defaults to the publisher key's own address. */
-  STREAMR_STREAM_OWNER: z.string().trim().regex(/^0x[0-9a-fA-F]{40}$/, 'must be an Ethereum address').optional(),
+  STREAMR_STREAM_OWNER: z
+    .string()
+    .trim()
+    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be an Ethereum address')
+    .optional(),
   /** Streams are `<owner><STREAM_PATH_PREFIX><type>`, e.g. 0xabc…/fitness/steps. */
-  STREAMR_STREAM_PATH_PREFIX: z.string().regex(/^\/[a-z0-9/_-]*\/$/, 'must start and end with /').default('/fitness/'),
+  STREAMR_STREAM_PATH_PREFIX: z
+    .string()
+    .regex(/^\/[a-z0-9/_-]*\/$/, 'must start and end with /')
+    .default('/fitness/'),
   /** Streamr network preset: polygon (the real network), polygonAmoy (testnet) or dev2 (local). */
   STREAMR_ENVIRONMENT: z.enum(['polygon', 'polygonAmoy', 'dev2']).default('polygon'),
   /** Entry points to use instead of the preset's: comma-separated nodeId@ws://host:port. */
@@ -31,14 +41,20 @@ const schema = z.object({
   /** JSON-RPC URL of the chain holding the StreamRegistry, instead of the preset's. */
   STREAMR_RPC_URL: envVar.url().optional(),
   STREAMR_CHAIN_ID: envVar.positiveInt().optional(),
-  STREAMR_STREAM_REGISTRY_ADDRESS: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a contract address').optional(),
+  STREAMR_STREAM_REGISTRY_ADDRESS: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a contract address')
+    .optional(),
   STREAMR_THE_GRAPH_URL: envVar.url().optional(),
   /** Host and port this node's WebSocket server advertises (WebRTC is off in this build). */
   STREAMR_WEBSOCKET_HOST: envVar.string().optional(),
   STREAMR_WEBSOCKET_PORT: envVar.port().optional(),
   PUBLISH_CONCURRENCY: envVar.positiveInt().default(4),
   /** Largest message published (bytes); records are split across messages to stay under it. */
-  MAX_MESSAGE_BYTES: envVar.positiveInt().max(1_000_000).default(256 * 1024),
+  MAX_MESSAGE_BYTES: envVar
+    .positiveInt()
+    .max(1_000_000)
+    .default(256 * 1024),
 })
 
 export type PublisherConfig = z.output<typeof schema>

@@ -24,7 +24,15 @@ export interface PublishProcessorDeps {
 const PUBLISHED_TTL_SECONDS = 7 * 86_400
 
 /** Streamr errors that no retry can fix: the job is dead-lettered with the reason. */
-const PERMANENT_CODES = new Set(['MISSING_PERMISSION', 'STREAM_NOT_FOUND', 'INVALID_ARGUMENT', 'INVALID_MESSAGE_CONTENT', 'INVALID_PARTITION', 'ENCRYPTION_POLICY_VIOLATION', 'UNSUPPORTED_OPERATION'])
+const PERMANENT_CODES = new Set([
+  'MISSING_PERMISSION',
+  'STREAM_NOT_FOUND',
+  'INVALID_ARGUMENT',
+  'INVALID_MESSAGE_CONTENT',
+  'INVALID_PARTITION',
+  'ENCRYPTION_POLICY_VIOLATION',
+  'UNSUPPORTED_OPERATION',
+])
 
 /**
  * Publishes a job's records to their data type's stream, the pseudonym as partition key. Each

@@ -20,7 +20,10 @@ const schema = z.object({
   /** How far back the first sync of a new user reaches. */
   BACKFILL_DAYS: envVar.nonNegativeInt().max(3650).default(7),
   /** Largest window one fetch job covers; longer spans are split into several jobs. */
-  FETCH_CHUNK_HOURS: envVar.positiveInt().max(24 * 90).default(24),
+  FETCH_CHUNK_HOURS: envVar
+    .positiveInt()
+    .max(24 * 90)
+    .default(24),
   /** Refresh an access token when it has less than this left. */
   TOKEN_REFRESH_MARGIN_MS: envVar.positiveInt().default(300_000),
   SYNC_CONCURRENCY: envVar.positiveInt().default(20),

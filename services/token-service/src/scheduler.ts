@@ -13,11 +13,13 @@ export class SyncScheduler {
   ) {}
 
   async schedule(userId: string): Promise<void> {
-    await this.queues.queue('sync').upsertJobScheduler(
-      schedulerId(userId),
-      { every: this.intervalMs, offset: spreadOffset(userId, this.intervalMs) },
-      { name: 'sync', data: parsePayload('sync', { userId, reason: 'schedule' }), opts: this.queues.jobOptions('sync') },
-    )
+    await this.queues
+      .queue('sync')
+      .upsertJobScheduler(
+        schedulerId(userId),
+        { every: this.intervalMs, offset: spreadOffset(userId, this.intervalMs) },
+        { name: 'sync', data: parsePayload('sync', { userId, reason: 'schedule' }), opts: this.queues.jobOptions('sync') },
+      )
   }
 
   async unschedule(userId: string): Promise<boolean> {

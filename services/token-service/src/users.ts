@@ -1,14 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import {
-  DATA_TYPE_KEYS,
-  USER_FIELDS,
-  refreshTokenContext,
-  userIndexKey,
-  userKey,
-  type DataTypeKey,
-  type Keyring,
-} from '@fitstream/shared'
+import { DATA_TYPE_KEYS, USER_FIELDS, refreshTokenContext, userIndexKey, userKey, type DataTypeKey, type Keyring } from '@fitstream/shared'
 
 export type UserState = 'active' | 'reauth_required'
 

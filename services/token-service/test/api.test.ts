@@ -46,7 +46,6 @@ async function register(dataTypes: string[] = ['steps', 'heart_rate']) {
   return { google: user, response, id: (response.json() as { id: string }).id }
 }
 
-
 describe('admin auth', () => {
   it.each([
     ['POST', '/users'],
@@ -91,15 +90,30 @@ describe('POST /users', () => {
   })
 
   it('rejects malformed JSON and oversized bodies', async () => {
-    const bad = await service.server.inject({ method: 'POST', url: '/users', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"refreshToken":' })
+    const bad = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: { ...admin, 'content-type': 'application/json' },
+      payload: '{"refreshToken":',
+    })
     expect(bad.statusCode).toBe(400)
-    const huge = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload: { refreshToken: 'x'.repeat(40_000), dataTypes: ['steps'] } })
+    const huge = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: 'x'.repeat(40_000), dataTypes: ['steps'] },
+    })
     expect(huge.statusCode).toBe(413)
   })
 
   it('refuses a refresh token Google does not accept, and keeps nothing', async () => {
     const before = await redis.keys(`${prefix}:user:*`)
-    const response = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload: { refreshToken: '1//not-a-real-token', dataTypes: ['steps'] } })
+    const response = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: '1//not-a-real-token', dataTypes: ['steps'] },
+    })
     expect(response.statusCode).toBe(400)
     expect(response.json().message).toMatch(/refused by Google.*invalid_grant/)
     expect(response.body).not.toContain('1//not-a-real-token')

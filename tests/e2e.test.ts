@@ -18,6 +18,7 @@ let user: RegisteredUser
 
 interface ReceivedRecord {
   id: string
+  revision: number
   start: string
   end: string
   values: Record<string, number>
@@ -103,7 +104,7 @@ describe('end to end', () => {
     }
     for (const { content } of messages) {
       expect(Object.keys(content).sort()).toEqual(['epoch', 'pseudonym', 'records', 'schema', 'type'])
-      for (const record of content.records) expect(Object.keys(record).sort()).toEqual(['end', 'id', 'start', 'unit', 'values'])
+      for (const record of content.records) expect(Object.keys(record).sort()).toEqual(['end', 'id', 'revision', 'start', 'unit', 'values'])
     }
     // One person is one pseudonym per epoch, and every record has its own id.
     const pseudonyms = new Set(messages.map(({ content }) => `${content.epoch}|${content.pseudonym}`))

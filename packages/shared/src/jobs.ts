@@ -25,6 +25,8 @@ export const fitnessSampleSchema = z
     unit: z.string(),
     /** Google's origin data source id. It names the device and app, so it never leaves the anonymiser. */
     origin: z.string().optional(),
+    /** 0 the first time this interval is passed on; n when its content changed for the n-th time (late data). */
+    revision: z.number().int().min(0).default(0),
   })
   .refine((s) => s.startMs <= s.endMs, { message: 'startMs must not be after endMs' })
 export type FitnessSample = z.infer<typeof fitnessSampleSchema>
@@ -43,8 +45,28 @@ export const releasableRecordSchema = z.object({
   end: z.iso.datetime(),
   values: z.record(z.string(), z.number().finite()),
   unit: z.string(),
+  /** Same id with a higher revision supersedes an earlier record (late data corrected a total). */
+  revision: z.number().int().min(0).default(0),
 })
 export type ReleasableRecord = z.infer<typeof releasableRecordSchema>
+
+/**
+ * A cohort aggregate: one data type over one window (and optional coarse band), released only when
+ * at least k distinct people contributed. Carries no pseudonym.
+ */
+export const cohortRecordSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{32}$/),
+  type: dataTypeKeySchema,
+  start: z.iso.datetime(),
+  end: z.iso.datetime(),
+  /** Optional coarse band of a quasi-identifier, e.g. `weight:70-80`. */
+  band: z.string().max(64).optional(),
+  /** Distinct contributors (always >= the policy's k). */
+  contributors: z.number().int().min(1),
+  values: z.record(z.string(), z.number().finite()),
+  unit: z.string(),
+})
+export type CohortRecord = z.infer<typeof cohortRecordSchema>
 
 export const syncJobSchema = z.object({
   userId: userIdSchema,
@@ -69,11 +91,14 @@ export const anonymizeJobSchema = z.object({
 })
 export type AnonymizeJobData = z.infer<typeof anonymizeJobSchema>
 
-export const publishJobSchema = z.object({
-  syncId: syncIdSchema,
-  records: z.array(releasableRecordSchema).min(1).max(100_000),
-})
-export type PublishJobData = z.infer<typeof publishJobSchema>
+export const publishJobSchema = z
+  .object({
+    syncId: syncIdSchema,
+    records: z.array(releasableRecordSchema).max(100_000),
+    cohorts: z.array(cohortRecordSchema).max(100_000).default([]),
+  })
+  .refine((job) => job.records.length + job.cohorts.length > 0, { message: 'a publish job needs at least one record or cohort' })
+export type PublishJobData = z.output<typeof publishJobSchema>
 
 /** What a stage's dead-letter queue holds: enough to understand the failure and to replay the job. */
 export const deadLetterSchema = z.object({

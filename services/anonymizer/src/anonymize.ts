@@ -39,14 +39,17 @@ export function pseudonym(key: Buffer, userId: string, epoch: string): string {
  */
 export function anonymizeSamples(userId: string, samples: readonly FitnessSample[], policy: AnonymizationPolicy): ReleasableRecord[] {
   const g = policy.granularityMs
-  const cells = new Map<string, { type: FitnessSample['type']; startMs: number; endMs: number; values: Record<string, number>[] }>()
+  const cells = new Map<string, { type: FitnessSample['type']; startMs: number; endMs: number; values: Record<string, number>[]; revisions: number[] }>()
   for (const sample of samples) {
     const startMs = Math.floor(sample.startMs / g) * g
     const endMs = Math.max(startMs + g, Math.ceil(sample.endMs / g) * g)
     const cellKey = `${sample.type}|${startMs}|${endMs}`
     const cell = cells.get(cellKey)
-    if (cell === undefined) cells.set(cellKey, { type: sample.type, startMs, endMs, values: [sample.values] })
-    else cell.values.push(sample.values)
+    if (cell === undefined) cells.set(cellKey, { type: sample.type, startMs, endMs, values: [sample.values], revisions: [sample.revision] })
+    else {
+      cell.values.push(sample.values)
+      cell.revisions.push(sample.revision)
+    }
   }
   const records: ReleasableRecord[] = []
   for (const cell of cells.values()) {
@@ -73,6 +76,7 @@ export function anonymizeSamples(userId: string, samples: readonly FitnessSample
       end: new Date(cell.endMs).toISOString(),
       values,
       unit: spec.unit,
+      revision: Math.max(...cell.revisions),
     })
   }
   return records.sort((a, b) => a.start.localeCompare(b.start) || a.type.localeCompare(b.type))

@@ -8,13 +8,21 @@ const HOUR = 3_600_000
 const t0 = Date.UTC(2026, 10, 23, 10) // 2026-11-23T10:00Z
 const origin = 'raw:com.google.step_count.delta:com.sec.android.app.shealth:Samsung:SM-G991B:1a2b3c4d:step_counter'
 
-const steps = (startMs: number, endMs: number, count: number): FitnessSample => ({ type: 'steps', startMs, endMs, values: { count }, unit: 'steps', origin })
+const steps = (startMs: number, endMs: number, count: number): FitnessSample => ({
+  type: 'steps',
+  startMs,
+  endMs,
+  values: { count },
+  unit: 'steps',
+  origin,
+  revision: 0,
+})
 
 describe('anonymizeSamples', () => {
   it('keeps only allow-listed fields: no user id, no source or device id', () => {
     const userId = 'user-abcdef123456'
     const [record] = anonymizeSamples(userId, [steps(t0, t0 + HOUR, 532)], policy)
-    expect(Object.keys(record!).sort()).toEqual(['end', 'epoch', 'id', 'pseudonym', 'start', 'type', 'unit', 'values'])
+    expect(Object.keys(record!).sort()).toEqual(['end', 'epoch', 'id', 'pseudonym', 'revision', 'start', 'type', 'unit', 'values'])
     const text = JSON.stringify(record)
     for (const secret of [userId, 'SM-G991B', 'shealth', '1a2b3c4d', 'raw:']) expect(text).not.toContain(secret)
     expect(record).toMatchObject({
@@ -44,6 +52,7 @@ describe('anonymizeSamples', () => {
       endMs: t0 + 30 * 60_000,
       values: { avg, max, min },
       unit: 'bpm',
+      revision: 0,
     })
     const [record] = anonymizeSamples(
       'user-abcdef123456',

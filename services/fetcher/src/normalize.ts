@@ -85,6 +85,7 @@ function toSample(point: unknown, key: DataTypeKey, bucketStart: number, bucketE
     endMs: bucketEnd,
     values,
     unit: spec.unit,
+    revision: 0,
     ...(typeof p.originDataSourceId === 'string' ? { origin: p.originDataSourceId } : {}),
   }
 }

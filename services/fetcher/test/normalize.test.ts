@@ -43,9 +43,10 @@ describe('normalizeAggregate', () => {
         endMs: t0 + HOUR,
         values: { count: 532 },
         unit: 'steps',
+        revision: 0,
         origin: 'raw:com.google.step_count.delta:com.example:Phone:abc123',
       },
-      { type: 'heart_rate', startMs: t0, endMs: t0 + HOUR, values: { avg: 71.5, max: 110, min: 52 }, unit: 'bpm', origin: expect.any(String) },
+      { type: 'heart_rate', startMs: t0, endMs: t0 + HOUR, values: { avg: 71.5, max: 110, min: 52 }, unit: 'bpm', revision: 0, origin: expect.any(String) },
     ])
   })
 

@@ -8,7 +8,7 @@ export interface RecordMessage {
   readonly type: DataTypeKey
   readonly pseudonym: string
   readonly epoch: string
-  readonly records: readonly { id: string; start: string; end: string; values: Record<string, number>; unit: string }[]
+  readonly records: readonly { id: string; start: string; end: string; values: Record<string, number>; unit: string; revision: number }[]
 }
 
 /**
@@ -30,8 +30,8 @@ export function packMessages(records: readonly ReleasableRecord[], maxBytes: num
     const header = { schema: MESSAGE_SCHEMA, type, pseudonym, epoch }
     let batch: RecordMessage['records'][number][] = []
     let size = Buffer.byteLength(JSON.stringify({ ...header, records: [] }))
-    for (const { id, start, end, values, unit } of group) {
-      const entry = { id, start, end, values, unit }
+    for (const { id, start, end, values, unit, revision } of group) {
+      const entry = { id, start, end, values, unit, revision }
       const entrySize = Buffer.byteLength(JSON.stringify(entry)) + 1
       if (batch.length > 0 && size + entrySize > maxBytes) {
         messages.push({ ...header, records: batch })

@@ -11,6 +11,7 @@ const record = (i: number, pseudonym = 'a'.repeat(32), type: ReleasableRecord['t
   end: new Date(Date.UTC(2026, 10, 1) + (i + 1) * 3_600_000).toISOString(),
   values: { count: i },
   unit: 'steps',
+  revision: 0,
 })
 
 describe('packMessages', () => {
@@ -21,7 +22,7 @@ describe('packMessages', () => {
     expect(steps.schema).toBe(MESSAGE_SCHEMA)
     expect(steps.records.map((r) => r.values.count)).toEqual([1, 3])
     // The pseudonym is on the message, not repeated per record.
-    expect(Object.keys(steps.records[0]!).sort()).toEqual(['end', 'id', 'start', 'unit', 'values'])
+    expect(Object.keys(steps.records[0]!).sort()).toEqual(['end', 'id', 'revision', 'start', 'unit', 'values'])
   })
 
   it('splits a group so that no message exceeds the size limit, losing no record', () => {

@@ -11,9 +11,19 @@ export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'slee
 export interface ValueField {
   /** The field name in FitStream records. */
   readonly name: string
-  /** How Google encodes it in `value[]` (in this order). */
+  /** How Google encodes it in `value[]` (ignored for derived fields). */
   readonly format: 'int' | 'float'
+  /** How values of one field combine when intervals merge: added up, averaged, or the extreme kept. */
+  readonly combine: 'sum' | 'mean' | 'max' | 'min'
 }
+
+/**
+ * How a bucket's points become values:
+ * - `point`: one point per bucket; `fields` read in order from its `value[]`.
+ * - `stage-minutes`: sleep segments; minutes spent in each stage within the bucket.
+ * - `activity-minutes`: activity summaries; minutes spent in each activity group within the bucket.
+ */
+export type Extraction = 'point' | 'stage-minutes' | 'activity-minutes'
 
 export interface DataTypeSpec {
   /** FitStream's name for the type; also the last part of its Streamr stream id. */
@@ -25,20 +35,47 @@ export interface DataTypeSpec {
   readonly fitDataSourceId?: string
   /** The data type Google returns in aggregate buckets (summary types for instantaneous readings). */
   readonly aggregateDataType: string
+  readonly extraction: Extraction
   readonly fields: readonly ValueField[]
   readonly unit: string
-  /** How two samples of the same interval combine: added up, or as avg/max/min summaries. */
-  readonly combine: 'sum' | 'summary'
   readonly scope: ScopeGroup
-  /** Location-bearing types are never fetched unless a privacy policy enables them explicitly. */
+  /** Location-bearing: never fetched unless the user consents and the privacy policy enables it. */
   readonly sensitive?: boolean
 }
 
-const summary: readonly ValueField[] = [
-  { name: 'avg', format: 'float' },
-  { name: 'max', format: 'float' },
-  { name: 'min', format: 'float' },
-]
+const int = (name: string, combine: ValueField['combine'] = 'sum'): ValueField => ({ name, format: 'int', combine })
+const float = (name: string, combine: ValueField['combine'] = 'sum'): ValueField => ({ name, format: 'float', combine })
+const summary = (prefix = ''): ValueField[] => [float(`${prefix}avg`, 'mean'), float(`${prefix}max`, 'max'), float(`${prefix}min`, 'min')]
+
+/** Sleep stages as Google numbers them, and the field each one's minutes go to. */
+export const SLEEP_STAGE_FIELDS: Readonly<Record<number, string>> = {
+  1: 'awake_min',
+  2: 'sleep_min',
+  3: 'out_of_bed_min',
+  4: 'light_min',
+  5: 'deep_min',
+  6: 'rem_min',
+}
+
+/** Google activity types grouped coarsely (the exact type can be revealing); unlisted types count as other. */
+export const ACTIVITY_GROUP_FIELDS: Readonly<Record<number, string>> = {
+  3: 'still_min',
+  7: 'walking_min',
+  93: 'walking_min',
+  94: 'walking_min',
+  8: 'running_min',
+  56: 'running_min',
+  57: 'running_min',
+  58: 'running_min',
+  1: 'cycling_min',
+  14: 'cycling_min',
+  15: 'cycling_min',
+  16: 'cycling_min',
+  17: 'cycling_min',
+  18: 'cycling_min',
+  19: 'cycling_min',
+  72: 'sleeping_min',
+}
 
 export const DATA_TYPES = [
   {
@@ -47,9 +84,9 @@ export const DATA_TYPES = [
     fitDataType: 'com.google.step_count.delta',
     fitDataSourceId: 'derived:com.google.step_count.delta:com.google.android.gms:estimated_steps',
     aggregateDataType: 'com.google.step_count.delta',
-    fields: [{ name: 'count', format: 'int' }],
+    extraction: 'point',
+    fields: [int('count')],
     unit: 'steps',
-    combine: 'sum',
     scope: 'activity',
   },
   {
@@ -57,9 +94,9 @@ export const DATA_TYPES = [
     description: 'Energy expended',
     fitDataType: 'com.google.calories.expended',
     aggregateDataType: 'com.google.calories.expended',
-    fields: [{ name: 'kcal', format: 'float' }],
+    extraction: 'point',
+    fields: [float('kcal')],
     unit: 'kcal',
-    combine: 'sum',
     scope: 'activity',
   },
   {
@@ -67,9 +104,9 @@ export const DATA_TYPES = [
     description: 'Heart rate: average, maximum and minimum per bucket',
     fitDataType: 'com.google.heart_rate.bpm',
     aggregateDataType: 'com.google.heart_rate.summary',
-    fields: summary,
+    extraction: 'point',
+    fields: summary(),
     unit: 'bpm',
-    combine: 'summary',
     scope: 'heart_rate',
   },
   {
@@ -77,9 +114,9 @@ export const DATA_TYPES = [
     description: 'Distance covered',
     fitDataType: 'com.google.distance.delta',
     aggregateDataType: 'com.google.distance.delta',
-    fields: [{ name: 'metres', format: 'float' }],
+    extraction: 'point',
+    fields: [float('metres')],
     unit: 'm',
-    combine: 'sum',
     scope: 'location',
   },
   {
@@ -87,9 +124,9 @@ export const DATA_TYPES = [
     description: 'Move minutes',
     fitDataType: 'com.google.active_minutes',
     aggregateDataType: 'com.google.active_minutes',
-    fields: [{ name: 'minutes', format: 'int' }],
+    extraction: 'point',
+    fields: [int('minutes')],
     unit: 'min',
-    combine: 'sum',
     scope: 'activity',
   },
   {
@@ -97,12 +134,9 @@ export const DATA_TYPES = [
     description: 'Heart points',
     fitDataType: 'com.google.heart_minutes',
     aggregateDataType: 'com.google.heart_minutes.summary',
-    fields: [
-      { name: 'intensity', format: 'float' },
-      { name: 'duration_min', format: 'int' },
-    ],
+    extraction: 'point',
+    fields: [float('intensity'), int('duration_min')],
     unit: 'points',
-    combine: 'sum',
     scope: 'activity',
   },
   {
@@ -110,10 +144,91 @@ export const DATA_TYPES = [
     description: 'Body weight',
     fitDataType: 'com.google.weight',
     aggregateDataType: 'com.google.weight.summary',
-    fields: summary,
+    extraction: 'point',
+    fields: summary(),
     unit: 'kg',
-    combine: 'summary',
     scope: 'body',
+  },
+  {
+    key: 'height',
+    description: 'Body height',
+    fitDataType: 'com.google.height',
+    aggregateDataType: 'com.google.height.summary',
+    extraction: 'point',
+    fields: summary(),
+    unit: 'm',
+    scope: 'body',
+  },
+  {
+    key: 'body_fat',
+    description: 'Body fat percentage',
+    fitDataType: 'com.google.body.fat.percentage',
+    aggregateDataType: 'com.google.body.fat.percentage.summary',
+    extraction: 'point',
+    fields: summary(),
+    unit: '%',
+    scope: 'body',
+  },
+  {
+    key: 'sleep',
+    description: 'Sleep: minutes in each stage',
+    fitDataType: 'com.google.sleep.segment',
+    aggregateDataType: 'com.google.sleep.segment',
+    extraction: 'stage-minutes',
+    fields: ['awake_min', 'sleep_min', 'out_of_bed_min', 'light_min', 'deep_min', 'rem_min'].map((name) => float(name)),
+    unit: 'min',
+    scope: 'sleep',
+  },
+  {
+    key: 'activity',
+    description: 'Minutes spent still, walking, running, cycling, sleeping or in other activities',
+    fitDataType: 'com.google.activity.segment',
+    aggregateDataType: 'com.google.activity.summary',
+    extraction: 'activity-minutes',
+    fields: ['still_min', 'walking_min', 'running_min', 'cycling_min', 'sleeping_min', 'other_min'].map((name) => float(name)),
+    unit: 'min',
+    scope: 'activity',
+  },
+  {
+    key: 'speed',
+    description: 'Speed: average, maximum and minimum per bucket',
+    fitDataType: 'com.google.speed',
+    aggregateDataType: 'com.google.speed.summary',
+    extraction: 'point',
+    fields: summary(),
+    unit: 'm/s',
+    scope: 'location',
+  },
+  {
+    key: 'blood_pressure',
+    description: 'Blood pressure: systolic and diastolic average, maximum and minimum',
+    fitDataType: 'com.google.blood_pressure',
+    aggregateDataType: 'com.google.blood_pressure.summary',
+    extraction: 'point',
+    fields: [...summary('systolic_'), ...summary('diastolic_')],
+    unit: 'mmHg',
+    scope: 'blood_pressure',
+  },
+  {
+    key: 'oxygen_saturation',
+    description: 'Blood oxygen saturation: average, maximum and minimum',
+    fitDataType: 'com.google.oxygen_saturation',
+    aggregateDataType: 'com.google.oxygen_saturation.summary',
+    extraction: 'point',
+    fields: summary(),
+    unit: '%',
+    scope: 'oxygen_saturation',
+  },
+  {
+    key: 'location',
+    description: 'Bounding box of the places visited in a bucket (off unless the privacy policy enables it)',
+    fitDataType: 'com.google.location.sample',
+    aggregateDataType: 'com.google.location.bounding_box',
+    extraction: 'point',
+    fields: [float('low_lat', 'min'), float('low_lng', 'min'), float('high_lat', 'max'), float('high_lng', 'max')],
+    unit: 'deg',
+    scope: 'location',
+    sensitive: true,
   },
 ] as const satisfies readonly DataTypeSpec[]
 

@@ -82,12 +82,12 @@ export function anonymizeSamples(userId: string, samples: readonly FitnessSample
   return records.sort((a, b) => a.start.localeCompare(b.start) || a.type.localeCompare(b.type))
 }
 
-function combine(mode: 'sum' | 'summary', field: string, values: number[]): number | undefined {
+function combine(mode: 'sum' | 'mean' | 'max' | 'min', values: number[]): number | undefined {
   if (values.length === 0) return undefined
-  if (mode === 'sum') return values.reduce((a, b) => a + b, 0)
-  if (field === 'max') return Math.max(...values)
-  if (field === 'min') return Math.min(...values)
-  return values.reduce((a, b) => a + b, 0) / values.length
+  if (mode === 'max') return Math.max(...values)
+  if (mode === 'min') return Math.min(...values)
+  const sum = values.reduce((a, b) => a + b, 0)
+  return mode === 'sum' ? sum : sum / values.length
 }
 
 function round(value: number, decimals: number): number {

@@ -59,8 +59,7 @@ export function anonymizeSamples(userId: string, samples: readonly FitnessSample
     const values: Record<string, number> = {}
     for (const field of spec.fields) {
       const combined = combine(
-        spec.combine,
-        field.name,
+        field.combine,
         cell.values.map((v) => v[field.name]).filter((v): v is number => v !== undefined),
       )
       if (combined === undefined) continue

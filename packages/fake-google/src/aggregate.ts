@@ -220,11 +220,23 @@ export function parseAggregateRequest(body: unknown, seed?: string): AggregateRe
 }
 
 /** The data a user's aggregate request returns, with the server's clock at nowMs. */
-export function buildAggregateResponse(seed: string, request: AggregateRequest, nowMs: number): AggregateResponse {
+export interface DataArrival {
+  /** Readings reach Google this long after they end (phones upload late). */
+  readonly uploadDelayMs?: number
+  /** Readings that arrived after the fact, per raw data type (they change past buckets). */
+  readonly lateSamples?: (dataTypeName: string) => readonly RawSample[]
+}
+
+export function buildAggregateResponse(seed: string, request: AggregateRequest, nowMs: number, arrival: DataArrival = {}): AggregateResponse {
   const { buckets } = request
+  const visibleUntil = nowMs - (arrival.uploadDelayMs ?? 0)
   const datasets = request.entries.map((entry) => {
     // Generate once for the whole span, then hand each bucket the samples starting inside it.
-    const samples = rawSamples(seed, entry.type.name, request.startMs, request.endMs, nowMs)
+    const late = (arrival.lateSamples?.(entry.type.name) ?? []).filter(
+      (s) => s.startMs >= request.startMs && s.startMs < request.endMs && s.endMs <= visibleUntil,
+    )
+    const generated = rawSamples(seed, entry.type.name, request.startMs, request.endMs, visibleUntil)
+    const samples = late.length === 0 ? generated : [...generated, ...late].sort((a, b) => a.startMs - b.startMs)
     const perBucket: RawSample[][] = buckets.map(() => [])
     let i = 0
     for (const s of samples) {

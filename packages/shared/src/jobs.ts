@@ -80,8 +80,15 @@ export const fetchJobSchema = z.object({
   dataTypes: z.array(dataTypeKeySchema).min(1),
   window: timeWindowSchema,
   bucketMs: z.number().int().min(60_000),
+  /** Buckets are aligned to this IANA time zone (daily totals follow the user's days). */
+  timeZone: z.string().max(64).default('UTC'),
+  /** How far back each sync re-reads, so late uploads are caught; the fetcher remembers this much. */
+  lookbackMs: z.number().int().min(0).default(0),
+  kind: z.enum(['incremental', 'backfill']).default('incremental'),
+  /** For backfill: this chunk's place among the user's backfill chunks (1-based). */
+  chunk: z.object({ index: z.number().int().min(1), of: z.number().int().min(1) }).optional(),
 })
-export type FetchJobData = z.infer<typeof fetchJobSchema>
+export type FetchJobData = z.output<typeof fetchJobSchema>
 
 export const anonymizeJobSchema = z.object({
   syncId: syncIdSchema,

@@ -7,6 +7,7 @@ export interface ServiceMetrics {
   readonly jobsFailed: Counter<'queue' | 'code'>
   readonly jobsRetried: Counter<'queue'>
   readonly jobsDeadLettered: Counter<'queue' | 'code'>
+  readonly jobsDeferred: Counter<'queue' | 'scope'>
   readonly jobDuration: Histogram<'queue' | 'outcome'>
   readonly queueDepth: Gauge<'queue' | 'state'>
 }
@@ -35,6 +36,12 @@ export function createMetrics(service: string): ServiceMetrics {
       name: 'fitstream_jobs_dead_lettered_total',
       help: 'Jobs moved to a dead-letter queue, by queue and error code',
       labelNames: ['queue', 'code'],
+      registers,
+    }),
+    jobsDeferred: new Counter({
+      name: 'fitstream_jobs_deferred_total',
+      help: 'Jobs put back without using an attempt (rate limits), by queue and scope',
+      labelNames: ['queue', 'scope'],
       registers,
     }),
     jobDuration: new Histogram({

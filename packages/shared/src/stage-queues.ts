@@ -28,6 +28,10 @@ export interface AddOptions {
   /** Idempotency key: adding a job whose id already exists is a no-op. Must not contain ':'. */
   readonly jobId?: string
   readonly delay?: number
+  /** 1 is the highest; jobs without a priority go before any job with one. */
+  readonly priority?: number
+  /** Shown in Bull Board (default: the stage name). */
+  readonly name?: string
 }
 
 /**
@@ -60,8 +64,9 @@ export class StageQueues {
   /** Validates `data` against the stage's schema, then adds it with the stage's retry policy. */
   async add<S extends Stage>(stage: S, data: StageInput<S>, options: AddOptions = {}): Promise<Job<StageData<S>>> {
     const parsed = parsePayload(stage, data)
-    const opts = { ...stageJobOptions(stage, this.options.retry[stage]), ...definedOnly(options) }
-    return (this.queue(stage) as Queue).add(stage, parsed, opts) as Promise<Job<StageData<S>>>
+    const { name, ...rest } = options
+    const opts = { ...stageJobOptions(stage, this.options.retry[stage]), ...definedOnly(rest) }
+    return (this.queue(stage) as Queue).add(name ?? stage, parsed, opts) as Promise<Job<StageData<S>>>
   }
 
   /** Adds many jobs in one round trip (each validated). */
@@ -69,7 +74,11 @@ export class StageQueues {
     if (items.length === 0) return
     const base = stageJobOptions(stage, this.options.retry[stage])
     await (this.queue(stage) as Queue).addBulk(
-      items.map(({ data, options }) => ({ name: stage, data: parsePayload(stage, data), opts: { ...base, ...definedOnly(options ?? {}) } })),
+      items.map(({ data, options: { name, ...rest } = {} }) => ({
+        name: name ?? stage,
+        data: parsePayload(stage, data),
+        opts: { ...base, ...definedOnly(rest) },
+      })),
     )
   }
 

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq'
+import { DelayedError, RateLimitError, UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { DiscardJobError, FitStreamError, errorCode, isPermanent } from './errors.js'
 import type { Logger } from './logger.js'
@@ -16,6 +16,12 @@ export interface JobContext {
   /** A child of the service logger bound to { queue, jobId }. */
   readonly logger: Logger
   updateProgress(progress: number | object): Promise<void>
+  /**
+   * Puts the job back for later without counting an attempt (an upstream said "slow down").
+   * `job` delays only this job (a per-user limit); `queue` pauses the whole stage, on every
+   * replica, for `delayMs` (a project-wide quota).
+   */
+  deferWithoutAttempt(delayMs: number, scope: 'job' | 'queue'): Promise<never>
 }
 
 export type StageProcessor<S extends Stage, R> = (data: StageData<S>, context: JobContext) => Promise<R>
@@ -33,6 +39,8 @@ export interface StageWorkerOptions<S extends Stage, R> {
   readonly concurrency?: number
   /** How long a job's lock lasts before it counts as stalled and another worker takes it (default 30 s). */
   readonly lockDurationMs?: number
+  /** At most `max` jobs per `duration` ms across every worker of this stage (shared through Redis). */
+  readonly limiter?: { readonly max: number; readonly duration: number }
 }
 
 export interface DiscardedResult {
@@ -49,7 +57,7 @@ export interface DiscardedResult {
 export function createStageWorker<S extends Stage, R>(options: StageWorkerOptions<S, R>): Worker<StageData<S>, R | DiscardedResult> {
   const { stage, logger, metrics, queues } = options
 
-  const processor = async (job: Job<StageData<S>>): Promise<R | DiscardedResult> => {
+  const processor = async (job: Job<StageData<S>>, token?: string): Promise<R | DiscardedResult> => {
     const jobId = job.id ?? 'unknown'
     const log = logger.child({ queue: stage, jobId })
     const maxAttempts = job.opts.attempts ?? 1
@@ -64,11 +72,24 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
         enqueuedAt: job.timestamp,
         logger: log,
         updateProgress: (progress) => job.updateProgress(progress),
+        deferWithoutAttempt: async (delayMs, scope) => {
+          metrics.jobsDeferred.inc({ queue: stage, scope })
+          if (scope === 'queue') {
+            await queues.queue(stage).rateLimit(delayMs)
+            throw Worker.RateLimitError()
+          }
+          await job.moveToDelayed(Date.now() + delayMs, token)
+          throw new DelayedError()
+        },
       })
       stopTimer({ outcome: 'completed' })
       metrics.jobsCompleted.inc({ queue: stage })
       return result
     } catch (error) {
+      if (error instanceof RateLimitError || error instanceof DelayedError) {
+        stopTimer({ outcome: 'deferred' })
+        throw error
+      }
       stopTimer({ outcome: 'failed' })
       const code = errorCode(error)
       metrics.jobsFailed.inc({ queue: stage, code })
@@ -114,6 +135,7 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
     concurrency: options.concurrency ?? 1,
     lockDuration: options.lockDurationMs ?? 30_000,
     autorun: false,
+    ...(options.limiter === undefined ? {} : { limiter: options.limiter }),
   })
   worker.on('error', (err) => logger.error({ err, queue: stage }, 'worker error'))
   return worker

@@ -16,9 +16,21 @@ export const USER_FIELDS = {
   lastSyncAt: 'lastSyncAt',
   lastSyncStatus: 'lastSyncStatus',
   lastError: 'lastError',
+  /** OAuth scopes the user granted at Google (space-separated); consent may cover less, never more. */
+  scopes: 'scopes',
+  /** When the user last changed what they consent to (ms). */
+  consentUpdatedAt: 'consentAt',
+  /** IANA time zone the user's buckets align to (daily totals follow their days). */
+  timeZone: 'tz',
+  /** Backfill progress: chunks planned when the user joined, and chunks fetched so far. */
+  backfillChunks: 'bfChunks',
+  backfillDone: 'bfDone',
+  backfillEnd: 'bfEnd',
 } as const
 
 export const userKey = (prefix: string, userId: string): string => `${prefix}:user:${userId}`
+/** What the fetcher last passed on for the user's recent buckets (see services/fetcher bucket-history). */
+export const bucketHistoryKey = (prefix: string, userId: string): string => `${prefix}:seen:${userId}`
 export const userIndexKey = (prefix: string): string => `${prefix}:users`
 
 /** Encryption contexts: a ciphertext only decrypts for the user and purpose it was made for. */
@@ -50,4 +62,14 @@ return current`
 export async function advanceFetchCursor(redis: Redis, prefix: string, userId: string, until: number): Promise<number> {
   const result = await redis.eval(ADVANCE_CURSOR, 1, userKey(prefix, userId), USER_FIELDS.fetchedUntil, String(until))
   return Number(result)
+}
+
+/** Counts one more backfill chunk as fetched (only for a user who still exists). */
+export async function recordBackfillChunk(redis: Redis, prefix: string, userId: string): Promise<void> {
+  await redis.eval(
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end return -1",
+    1,
+    userKey(prefix, userId),
+    USER_FIELDS.backfillDone,
+  )
 }

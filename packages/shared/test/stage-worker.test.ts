@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { QueueEvents, type Job } from 'bullmq'
-import { ServiceRuntime, UpstreamError, UserGoneError, commonEnv, parseEnv, type DeadLetter, type StageData } from '../src/index.js'
+import { ServiceRuntime, UpstreamError, UserGoneError, commonEnv, parseEnv, type DeadLetter, type StageInput } from '../src/index.js'
 import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
 
 const prefix = uniquePrefix('stage-worker')
@@ -9,7 +9,7 @@ let runtime: ServiceRuntime
 let events: QueueEvents
 const behaviour = new Map<string, (attempt: number) => Promise<unknown>>()
 
-const validFetch = (userId: string): StageData<'fetch'> => ({
+const validFetch = (userId: string): StageInput<'fetch'> => ({
   syncId: 'sync-1',
   userId,
   dataTypes: ['steps'],

@@ -13,6 +13,10 @@ const schema = z.object({
   TOKEN_SERVICE_URL: envVar.url().default('http://127.0.0.1:8080'),
   INTERNAL_API_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)'),
   FETCH_CONCURRENCY: envVar.positiveInt().default(20),
+  /** Google requests per second for the whole project, shared by every fetcher replica through Redis. */
+  GOOGLE_RATE_LIMIT_PER_SECOND: envVar.positiveInt().default(200),
+  /** Fetch location-bearing types (location samples) for users who consented. Enable only with a privacy policy that releases them. */
+  FETCH_LOCATION: envVar.boolean().default(false),
 })
 
 export type FetcherConfig = z.output<typeof schema>

@@ -1,23 +1,36 @@
+import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import {
   UpstreamError,
+  USER_FIELDS,
   UserGoneError,
+  UserPausedError,
   advanceFetchCursor,
+  bucketHistoryKey,
+  dataType,
   readAccessToken,
+  recordBackfillChunk,
   userKey,
+  type DataTypeKey,
   type JobContext,
   type Keyring,
   type StageData,
   type StageQueues,
 } from '@fitstream/shared'
-import { AccessTokenRejectedError, type GoogleFitClient } from './google-fit.js'
+import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
+import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
+import type { FetcherMetrics } from './metrics.js'
 import { normalizeAggregate } from './normalize.js'
 import type { TokenServiceClient } from './token-service-client.js'
 
 export interface FetchResult {
   readonly samples: number
+  /** Buckets re-read that had not changed since they were last passed on. */
+  readonly unchanged: number
+  readonly revised: number
   readonly rejectedPoints: number
   readonly buckets: number
+  readonly dataTypes: readonly DataTypeKey[]
 }
 
 export interface FetchProcessorDeps {
@@ -27,17 +40,26 @@ export interface FetchProcessorDeps {
   readonly google: GoogleFitClient
   readonly tokenService: TokenServiceClient
   readonly queues: StageQueues
+  readonly metrics: FetcherMetrics
+  /** Fetch location-bearing types at all (only when the privacy policy releases them). */
+  readonly fetchSensitiveTypes: boolean
   readonly now?: () => number
 }
 
 /** Tokens closer than this to expiry are refreshed before use rather than sent to Google. */
 const MIN_TOKEN_LIFETIME_MS = 60_000
+/** One user's bucket history is updated by one fetch at a time. */
+const USER_LOCK_MS = 60_000
+const RATE_LIMIT_DEFAULT_MS = 10_000
+const RATE_LIMIT_MAX_MS = 15 * 60_000
 
 /**
- * Fetches one window of one user's data: reads their access token (refreshed through the token
- * service when it is stale or Google rejects it, once), pulls every consented type in one aggregate
- * request, normalises it and hands the samples to the anonymiser. Only then does the user's cursor
- * move, so a failure anywhere leaves the window to be fetched again.
+ * Fetches one window of one user's data. The consent is read again here, so a change takes effect
+ * on the next fetch. Every consented type comes in one aggregate request; the access token is
+ * refreshed through the token service when it is stale or Google rejects it (once). Buckets that
+ * did not change since they were last passed on are dropped, changed ones go on as revisions. Only
+ * after the samples are handed to the anonymiser do the bucket history and the cursor move, so a
+ * failure anywhere leaves the window to be fetched again.
  */
 export function createFetchProcessor(deps: FetchProcessorDeps) {
   const now = deps.now ?? Date.now
@@ -45,7 +67,6 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
   const accessToken = async (userId: string, forceRefresh: boolean): Promise<string> => {
     let token = forceRefresh ? undefined : await readAccessToken(deps.redis, deps.prefix, deps.accessKeys, userId)
     if (token === undefined || token.expiresAt - now() < MIN_TOKEN_LIFETIME_MS) {
-      if ((await deps.redis.exists(userKey(deps.prefix, userId))) === 0) throw new UserGoneError(`user ${userId} no longer exists`)
       await deps.tokenService.refreshAccessToken(userId)
       token = await readAccessToken(deps.redis, deps.prefix, deps.accessKeys, userId)
       if (token === undefined) throw new UserGoneError(`user ${userId} no longer exists`)
@@ -53,34 +74,100 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     return token.token
   }
 
-  return async (data: StageData<'fetch'>, context: JobContext): Promise<FetchResult> => {
-    const request = { dataTypes: data.dataTypes, window: data.window, bucketMs: data.bucketMs }
-    let response: unknown
+  const consentedTypes = async (data: StageData<'fetch'>): Promise<DataTypeKey[]> => {
+    const [state, consent] = await deps.redis.hmget(userKey(deps.prefix, data.userId), USER_FIELDS.state, USER_FIELDS.dataTypes)
+    if (state === null || state === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
+    if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
+    const current = new Set((consent ?? '').split(','))
+    return data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true))
+  }
+
+  const aggregate = async (data: StageData<'fetch'>, dataTypes: DataTypeKey[], forceRefresh: boolean): Promise<unknown> => {
+    const stop = deps.metrics.googleLatency.startTimer()
     try {
-      response = await deps.google.aggregate({ ...request, accessToken: await accessToken(data.userId, false) })
+      const response = await deps.google.aggregate({
+        dataTypes,
+        window: data.window,
+        bucketMs: data.bucketMs,
+        timeZone: data.timeZone,
+        accessToken: await accessToken(data.userId, forceRefresh),
+      })
+      deps.metrics.googleRequests.inc({ status: '200' })
+      return response
     } catch (error) {
-      if (!(error instanceof AccessTokenRejectedError)) throw error
-      context.logger.info('access token rejected by Google; refreshing once')
-      response = await deps.google.aggregate({ ...request, accessToken: await accessToken(data.userId, true) })
+      deps.metrics.googleRequests.inc({ status: String((error as { status?: number }).status ?? 'network') })
+      throw error
+    } finally {
+      stop()
+    }
+  }
+
+  return async (data: StageData<'fetch'>, context: JobContext): Promise<FetchResult> => {
+    const dataTypes = await consentedTypes(data)
+    if (dataTypes.length === 0) {
+      context.logger.info({ requested: data.dataTypes }, 'no consented type left in this window: nothing to fetch')
+      await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
+      return { samples: 0, unchanged: 0, revised: 0, rejectedPoints: 0, buckets: 0, dataTypes }
     }
 
-    const { samples, rejected, buckets } = normalizeAggregate(response, data.dataTypes, data.window)
+    let response: unknown
+    try {
+      try {
+        response = await aggregate(data, dataTypes, false)
+      } catch (error) {
+        if (!(error instanceof AccessTokenRejectedError)) throw error
+        context.logger.info('access token rejected by Google; refreshing once')
+        response = await aggregate(data, dataTypes, true)
+      }
+    } catch (error) {
+      if (!(error instanceof GoogleRateLimitError)) throw error
+      const delay = Math.min(error.retryAfterMs ?? RATE_LIMIT_DEFAULT_MS, RATE_LIMIT_MAX_MS)
+      // A per-user limit holds back this user only; a project quota holds back every fetcher.
+      const scope = error.message.includes('userRateLimitExceeded') ? 'job' : 'queue'
+      context.logger.warn({ delayMs: delay, scope }, 'Google rate limit: retrying later without using an attempt')
+      return context.deferWithoutAttempt(delay, scope)
+    }
+
+    const { samples, rejected, buckets } = normalizeAggregate(response, dataTypes, data.window)
     const rejectedPoints = Object.values(rejected).reduce((a, b) => a + b, 0)
+    for (const [reason, count] of Object.entries(rejected)) deps.metrics.pointsRejected.inc({ reason }, count)
     if (rejectedPoints > 0) {
-      context.logger.warn({ rejected, used: samples.length }, 'some points in Google response were unusable')
+      context.logger.warn({ rejected, used: samples.length }, 'some points in the Google response were unusable')
       if (samples.length === 0) {
         throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google response unusable: ${JSON.stringify(rejected)}`, { permanent: true })
       }
     }
-    if (samples.length > 0) {
-      await deps.queues.add(
-        'anonymize',
-        { syncId: data.syncId, userId: data.userId, window: data.window, samples },
-        { jobId: `anonymize-${data.userId}-${data.window.startMs}-${data.window.endMs}` },
-      )
+
+    const lockKey = `${deps.prefix}:lock:fetch:${data.userId}`
+    const lockValue = `${context.jobId}-${now()}`
+    if ((await deps.redis.set(lockKey, lockValue, 'PX', USER_LOCK_MS, 'NX')) === null) {
+      context.logger.debug('another fetch of this user is updating their history: retrying shortly')
+      return context.deferWithoutAttempt(1_000 + Math.floor(Math.random() * 1_000), 'job')
     }
-    await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
-    context.logger.info({ syncId: data.syncId, samples: samples.length, buckets }, 'window fetched')
-    return { samples: samples.length, rejectedPoints, buckets }
+    try {
+      const historyKey = bucketHistoryKey(deps.prefix, data.userId)
+      const horizon = now() - data.lookbackMs - data.bucketMs
+      const { changed, unchanged, next } = classifySamples(samples, decodeHistory(await deps.redis.getBuffer(historyKey)), horizon)
+      const revised = changed.filter((s) => s.revision > 0).length
+      if (changed.length > 0) {
+        // The id names the content too: the same changes are never queued twice, new changes always are.
+        const digest = createHash('sha256').update(JSON.stringify(changed)).digest('base64url').slice(0, 16)
+        await deps.queues.add(
+          'anonymize',
+          { syncId: data.syncId, userId: data.userId, window: data.window, samples: changed },
+          { jobId: `anonymize-${data.userId}-${data.window.startMs}-${data.window.endMs}-${digest}` },
+        )
+      }
+      if (next.size > 0) await deps.redis.set(historyKey, encodeHistory(next), 'PX', data.lookbackMs + 7 * 86_400_000)
+      else await deps.redis.del(historyKey)
+      deps.metrics.bucketsUnchanged.inc(unchanged)
+      deps.metrics.bucketsRevised.inc(revised)
+      await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
+      if (data.kind === 'backfill') await recordBackfillChunk(deps.redis, deps.prefix, data.userId)
+      context.logger.info({ syncId: data.syncId, kind: data.kind, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
+      return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes }
+    } finally {
+      await deps.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lockKey, lockValue)
+    }
   }
 }

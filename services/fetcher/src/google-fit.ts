@@ -24,7 +24,11 @@ export interface AggregateRequest {
   readonly dataTypes: readonly DataTypeKey[]
   readonly window: TimeWindow
   readonly bucketMs: number
+  /** IANA zone: whole-day buckets follow the user's local days (DST included). */
+  readonly timeZone?: string
 }
+
+const DAY_MS = 86_400_000
 
 export interface GoogleFitClientOptions {
   /** Root of the Fitness API, e.g. https://fitness.googleapis.com/ */
@@ -52,7 +56,10 @@ export class GoogleFitClient {
         const spec = dataType(key)
         return spec.fitDataSourceId === undefined ? { dataTypeName: spec.fitDataType } : { dataSourceId: spec.fitDataSourceId }
       }),
-      bucketByTime: { durationMillis: String(request.bucketMs) },
+      bucketByTime:
+        request.bucketMs % DAY_MS === 0 && request.timeZone !== undefined && request.timeZone !== 'UTC'
+          ? { period: { type: 'day', value: request.bucketMs / DAY_MS, timeZoneId: request.timeZone } }
+          : { durationMillis: String(request.bucketMs) },
       startTimeMillis: String(request.window.startMs),
       endTimeMillis: String(request.window.endMs),
     }
@@ -104,7 +111,9 @@ function googleErrorBody(data: unknown): { message?: string; reason?: string } {
 
 function retryAfterMs(headers: unknown): number | undefined {
   let value: unknown
-  if (headers instanceof Headers) value = headers.get('retry-after')
+  // gaxios hands over a fetch-style Headers object (not always the global class) or a plain record.
+  const get = (headers as { get?: unknown } | null)?.get
+  if (typeof get === 'function') value = (get as (name: string) => unknown).call(headers, 'retry-after')
   else if (headers !== null && typeof headers === 'object') value = (headers as Record<string, unknown>)['retry-after']
   if (typeof value !== 'string') return undefined
   const seconds = Number(value)

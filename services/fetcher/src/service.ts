@@ -1,6 +1,7 @@
 import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { FetcherConfig } from './config.js'
 import { createFetchProcessor } from './fetch-processor.js'
+import { createFetcherMetrics } from './metrics.js'
 import { GoogleFitClient } from './google-fit.js'
 import { TokenServiceClient } from './token-service-client.js'
 
@@ -9,6 +10,7 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
   runtime.addWorker({
     stage: 'fetch',
     concurrency: config.FETCH_CONCURRENCY,
+    limiter: { max: config.GOOGLE_RATE_LIMIT_PER_SECOND, duration: 1_000 },
     process: createFetchProcessor({
       redis: runtime.redis,
       prefix: config.QUEUE_PREFIX,
@@ -16,6 +18,8 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
       google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS }),
       tokenService: new TokenServiceClient(config.TOKEN_SERVICE_URL, config.INTERNAL_API_TOKEN),
       queues: runtime.queues,
+      metrics: createFetcherMetrics(runtime.metrics),
+      fetchSensitiveTypes: config.FETCH_LOCATION,
     }),
   })
   runtime.buildServer()

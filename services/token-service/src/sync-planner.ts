@@ -1,26 +1,76 @@
 import type { TimeWindow } from '@fitstream/shared'
 
 export interface SyncPlanOptions {
-  /** Bucket size; windows are aligned to it and cover whole buckets only. */
+  /** Bucket size; windows are aligned to it (in the user's time zone) and cover whole buckets only. */
   readonly bucketMs: number
   /** How far back a user's first sync reaches. */
   readonly backfillMs: number
-  /** Largest window one fetch job covers. */
+  /** Largest window one fetch job covers (Google allows 90 days). */
   readonly chunkMs: number
+  /** Every sync re-reads this much before the cursor: phones upload late. */
+  readonly lookbackMs: number
+}
+
+export interface PlannedFetch {
+  readonly window: TimeWindow
+  readonly kind: 'incremental' | 'backfill'
+  readonly chunk?: { readonly index: number; readonly of: number }
+}
+
+export interface SyncState {
+  /** Data has been fetched up to here. */
+  readonly fetchedUntil: number | undefined
+  /** Where the planned backfill ends, once it is planned (its chunks may still be running). */
+  readonly backfillEnd: number | undefined
+  readonly timeZone: string
 }
 
 /**
- * The windows a sync must fetch: from where the last fetch ended (or the backfill horizon for a
- * new user) up to the last complete bucket, cut into chunks. Empty when nothing new is complete.
+ * The windows a sync must fetch, newest first, up to the last complete bucket.
+ * - A new user: the backfill, `backfillMs` of history in chunks, each a separate job.
+ * - Afterwards: from the cursor, or from `lookbackMs` before the last complete bucket if that is
+ *   earlier, so late uploads are read again (the fetcher passes on only what changed).
  */
-export function planFetchWindows(fetchedUntil: number | undefined, now: number, options: SyncPlanOptions): TimeWindow[] {
-  const { bucketMs, chunkMs } = options
-  const end = Math.floor(now / bucketMs) * bucketMs
-  const start = fetchedUntil ?? Math.floor((now - options.backfillMs) / bucketMs) * bucketMs
-  const step = Math.max(bucketMs, Math.floor(chunkMs / bucketMs) * bucketMs)
-  const windows: TimeWindow[] = []
-  for (let from = start; from < end; from += step) {
-    windows.push({ startMs: from, endMs: Math.min(from + step, end) })
+export function planFetchWindows(state: SyncState, now: number, options: SyncPlanOptions): PlannedFetch[] {
+  const { bucketMs } = options
+  const align = (ms: number): number => alignDown(ms, bucketMs, state.timeZone)
+  const end = align(now)
+  const step = Math.max(bucketMs, Math.floor(options.chunkMs / bucketMs) * bucketMs)
+  const chunks = (start: number): TimeWindow[] => {
+    const windows: TimeWindow[] = []
+    for (let to = end; to > start; to -= step) windows.push({ startMs: Math.max(start, to - step), endMs: to })
+    return windows
   }
-  return windows
+  const cursor = state.fetchedUntil ?? state.backfillEnd
+  if (cursor === undefined) {
+    const windows = chunks(align(now - options.backfillMs))
+    return windows.map((window, i) => ({ window, kind: 'backfill', chunk: { index: i + 1, of: windows.length } }))
+  }
+  return chunks(Math.min(cursor, align(end - options.lookbackMs))).map((window) => ({ window, kind: 'incremental' }))
+}
+
+/**
+ * The start of the bucket containing `ms`, with buckets laid out in local time of `timeZone`
+ * (so daily buckets begin at local midnight). Offsets are taken at `ms` itself.
+ */
+export function alignDown(ms: number, bucketMs: number, timeZone: string): number {
+  const offset = timeZoneOffsetMs(ms, timeZone)
+  return Math.floor((ms + offset) / bucketMs) * bucketMs - offset
+}
+
+export function timeZoneOffsetMs(ms: number, timeZone: string): number {
+  if (timeZone === 'UTC') return 0
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(new Date(ms))
+  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value)
+  const local = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'))
+  return local - Math.floor(ms / 1000) * 1000
 }

@@ -1,0 +1,45 @@
+import { Counter, Histogram } from 'prom-client'
+import type { ServiceMetrics } from '@fitstream/shared'
+
+/** What the fetcher reports beyond the job metrics every stage has. */
+export interface FetcherMetrics {
+  readonly googleRequests: Counter<'status'>
+  readonly googleLatency: Histogram
+  readonly pointsRejected: Counter<'reason'>
+  readonly bucketsUnchanged: Counter
+  readonly bucketsRevised: Counter
+}
+
+export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
+  const registers = [metrics.registry]
+  return {
+    googleRequests: new Counter({
+      name: 'fitstream_google_requests_total',
+      help: 'Google Fitness API requests, by HTTP status',
+      labelNames: ['status'],
+      registers,
+    }),
+    googleLatency: new Histogram({
+      name: 'fitstream_google_request_duration_seconds',
+      help: 'Latency of Google Fitness API requests',
+      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    pointsRejected: new Counter({
+      name: 'fitstream_google_points_rejected_total',
+      help: 'Unusable points in Google responses, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    bucketsUnchanged: new Counter({
+      name: 'fitstream_buckets_unchanged_total',
+      help: 'Re-read buckets that had not changed and were not passed on',
+      registers,
+    }),
+    bucketsRevised: new Counter({
+      name: 'fitstream_buckets_revised_total',
+      help: 'Buckets passed on again as revisions because late data changed them',
+      registers,
+    }),
+  }
+}

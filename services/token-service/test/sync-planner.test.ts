@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest'
+import { alignDown, planFetchWindows, timeZoneOffsetMs, type SyncPlanOptions } from '../src/sync-planner.js'
+
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
+const now = Date.UTC(2026, 10, 24, 9, 20) // 09:20Z
+const options: SyncPlanOptions = { bucketMs: HOUR, backfillMs: 30 * DAY, chunkMs: 48 * HOUR, lookbackMs: 48 * HOUR }
+
+describe('planFetchWindows', () => {
+  it('backfills a new user in chunks, newest first, numbered for progress, up to the last complete hour', () => {
+    const plan = planFetchWindows({ fetchedUntil: undefined, backfillEnd: undefined, timeZone: 'UTC' }, now, options)
+    expect(plan).toHaveLength(15)
+    expect(plan[0]).toEqual({ kind: 'backfill', chunk: { index: 1, of: 15 }, window: { startMs: Date.UTC(2026, 10, 22, 9), endMs: Date.UTC(2026, 10, 24, 9) } })
+    expect(plan.at(-1)!.window.startMs).toBe(Date.UTC(2026, 9, 25, 9))
+    for (let i = 1; i < plan.length; i++) expect(plan[i]!.window.endMs).toBe(plan[i - 1]!.window.startMs)
+    for (const p of plan) expect(p.window.endMs - p.window.startMs).toBeLessThanOrEqual(90 * DAY)
+  })
+
+  it('afterwards re-reads the lookback before the last complete hour, even when the cursor is recent', () => {
+    const plan = planFetchWindows({ fetchedUntil: Date.UTC(2026, 10, 24, 8), backfillEnd: Date.UTC(2026, 10, 20), timeZone: 'UTC' }, now, options)
+    expect(plan).toEqual([{ kind: 'incremental', window: { startMs: Date.UTC(2026, 10, 22, 9), endMs: Date.UTC(2026, 10, 24, 9) } }])
+  })
+
+  it('covers a longer gap from the cursor when a user was away', () => {
+    const plan = planFetchWindows({ fetchedUntil: Date.UTC(2026, 10, 17, 9), backfillEnd: Date.UTC(2026, 10, 1), timeZone: 'UTC' }, now, options)
+    expect(plan.at(-1)!.window.startMs).toBe(Date.UTC(2026, 10, 17, 9))
+    expect(plan[0]!.window.endMs).toBe(Date.UTC(2026, 10, 24, 9))
+    expect(plan.every((p) => p.kind === 'incremental')).toBe(true)
+  })
+
+  it('does not plan the backfill twice while its chunks are still running', () => {
+    const plan = planFetchWindows({ fetchedUntil: undefined, backfillEnd: Date.UTC(2026, 10, 24, 8), timeZone: 'UTC' }, now, options)
+    expect(plan.every((p) => p.kind === 'incremental')).toBe(true)
+  })
+
+  it('aligns daily buckets to the user’s local midnight', () => {
+    const daily = { ...options, bucketMs: DAY, chunkMs: 7 * DAY, backfillMs: 3 * DAY }
+    const plan = planFetchWindows({ fetchedUntil: undefined, backfillEnd: undefined, timeZone: 'Europe/Helsinki' }, now, daily)
+    // 2026-11-24 00:00 in Helsinki (UTC+2) is 2026-11-23T22:00Z.
+    expect(plan[0]!.window.endMs).toBe(Date.UTC(2026, 10, 23, 22))
+    expect(plan[0]!.window.startMs).toBe(Date.UTC(2026, 10, 20, 22))
+  })
+})
+
+describe('time zones', () => {
+  it('knows offsets, DST included, and half-hour zones', () => {
+    expect(timeZoneOffsetMs(Date.UTC(2026, 0, 15), 'Europe/Helsinki')).toBe(2 * HOUR)
+    expect(timeZoneOffsetMs(Date.UTC(2026, 6, 15), 'Europe/Helsinki')).toBe(3 * HOUR)
+    expect(timeZoneOffsetMs(Date.UTC(2026, 6, 15), 'Asia/Kolkata')).toBe(5.5 * HOUR)
+    expect(alignDown(Date.UTC(2026, 6, 15, 10, 45), HOUR, 'Asia/Kolkata')).toBe(Date.UTC(2026, 6, 15, 10, 30))
+  })
+})

@@ -10,6 +10,7 @@ export interface ServiceMetrics {
   readonly jobsDeferred: Counter<'queue' | 'scope'>
   readonly jobDuration: Histogram<'queue' | 'outcome'>
   readonly queueDepth: Gauge<'queue' | 'state'>
+  readonly oldestWaitingAge: Gauge<'queue'>
 }
 
 export function createMetrics(service: string): ServiceMetrics {
@@ -55,6 +56,12 @@ export function createMetrics(service: string): ServiceMetrics {
       name: 'fitstream_queue_jobs',
       help: 'Jobs in a queue, by state (sampled at scrape time)',
       labelNames: ['queue', 'state'],
+      registers,
+    }),
+    oldestWaitingAge: new Gauge({
+      name: 'fitstream_queue_oldest_waiting_seconds',
+      help: 'Age of the oldest job waiting in a queue (0 when none waits), sampled at scrape time',
+      labelNames: ['queue'],
       registers,
     }),
   }

@@ -5,13 +5,14 @@ export type RedisRole = 'worker' | 'producer'
 /**
  * Opens a Redis connection for one role. Workers block on Redis and must never give up on a
  * command (`maxRetriesPerRequest: null`, as BullMQ requires); producers (HTTP handlers, schedulers)
- * fail fast so a request errors instead of hanging while Redis is away.
+ * give up after two reconnection attempts, so a request errors within about a second instead of
+ * hanging while Redis is away. Commands issued while the first connection is being made wait for it.
  */
 export function createRedis(url: string, role: RedisRole, connectionName?: string): Redis {
   const options: RedisOptions = {
     connectionName,
     maxRetriesPerRequest: role === 'worker' ? null : 2,
-    enableOfflineQueue: role === 'worker',
+    enableOfflineQueue: true,
     // Reconnect forever with a capped delay: Redis restarts must heal by themselves.
     retryStrategy: (times) => Math.min(times * 200, 5_000),
     lazyConnect: false,

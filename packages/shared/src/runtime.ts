@@ -54,8 +54,27 @@ export class ServiceRuntime {
       logger: this.logger,
       metrics: this.metrics,
       readiness: { redis: async () => void (await this.redis.ping()), ...options.readiness },
+      beforeScrape: async () => {
+        await this.sampleQueues()
+        await options.beforeScrape?.()
+      },
     })
     return this.httpServer
+  }
+
+  /** Depth by state and the oldest waiting job's age, for the queues this service works and its dead letters. */
+  private async sampleQueues(): Promise<void> {
+    const stages = this.workers.map((worker) => worker.name as Stage)
+    await Promise.all(
+      stages
+        .flatMap((stage) => [this.queues.queue(stage), this.queues.deadLetterQueue(stage)])
+        .map(async (queue) => {
+          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed')
+          for (const [state, count] of Object.entries(counts)) this.metrics.queueDepth.set({ queue: queue.name, state }, count)
+          const [oldest] = await queue.getJobs(['waiting', 'prioritized'], 0, 0, true)
+          this.metrics.oldestWaitingAge.set({ queue: queue.name }, oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest.timestamp) / 1000))
+        }),
+    )
   }
 
   /** Something to close after the workers have drained and the server has stopped (clients, pools). */

@@ -59,7 +59,9 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
 
   const processor = async (job: Job<StageData<S>>, token?: string): Promise<R | DiscardedResult> => {
     const jobId = job.id ?? 'unknown'
-    const log = logger.child({ queue: stage, jobId })
+    // The sync id follows one user's sync through every stage, so its log lines can be found together.
+    const syncId = (job.data as { syncId?: unknown } | undefined)?.syncId
+    const log = logger.child({ queue: stage, jobId, ...(typeof syncId === 'string' ? { syncId } : {}) })
     const maxAttempts = job.opts.attempts ?? 1
     const attempt = job.attemptsMade + 1
     const stopTimer = metrics.jobDuration.startTimer({ queue: stage })

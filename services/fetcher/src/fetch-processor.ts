@@ -53,6 +53,15 @@ const USER_LOCK_MS = 60_000
 const RATE_LIMIT_DEFAULT_MS = 10_000
 const RATE_LIMIT_MAX_MS = 15 * 60_000
 
+/** The history update takes milliseconds: wait a little for another fetch's lock before deferring. */
+async function acquire(redis: Redis, key: string, value: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    if ((await redis.set(key, value, 'PX', USER_LOCK_MS, 'NX')) !== null) return true
+    await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 15))
+  }
+  return false
+}
+
 /**
  * Fetches one window of one user's data. The consent is read again here, so a change takes effect
  * on the next fetch. Every consented type comes in one aggregate request; the access token is
@@ -140,7 +149,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
 
     const lockKey = `${deps.prefix}:lock:fetch:${data.userId}`
     const lockValue = `${context.jobId}-${now()}`
-    if ((await deps.redis.set(lockKey, lockValue, 'PX', USER_LOCK_MS, 'NX')) === null) {
+    if (!(await acquire(deps.redis, lockKey, lockValue))) {
       context.logger.debug('another fetch of this user is updating their history: retrying shortly')
       return context.deferWithoutAttempt(1_000 + Math.floor(Math.random() * 1_000), 'job')
     }

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Stack, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
+import { redisUrl, uniquePrefix } from './helpers.js'
+
+/**
+ * Two fetcher processes share one Redis: every user-window is fetched once, nothing is lost and
+ * nothing reaches the buyer twice.
+ */
+const USERS = 12
+let stack: Stack
+let subscriber: Subscriber
+const users: RegisteredUser[] = []
+
+beforeAll(async () => {
+  stack = await Stack.start({
+    redisUrl: redisUrl(),
+    prefix: uniquePrefix('scale-out'),
+    backfillDays: 1,
+    fetchers: 2,
+    googleLatencyMs: 20,
+    env: { FETCH_CONCURRENCY: '4' },
+  })
+  subscriber = await stack.startSubscriber()
+  for (let i = 0; i < USERS; i++) users.push(await stack.registerUser({ seed: `scale-out-${i}`, dataTypes: ['steps', 'heart_rate'] }))
+})
+
+afterAll(async () => {
+  await stack?.stop()
+})
+
+interface Content {
+  pseudonym: string
+  type: string
+  records: { id: string; revision: number }[]
+}
+
+describe('two competing fetchers', () => {
+  it('fetch every user-window exactly once between them, and the buyer receives every record once', async () => {
+    const state = async (id: string) => (await stack.api('GET', `/users/${id}`)).body as { fetchedUntil: string | null }
+    await expect.poll(async () => (await Promise.all(users.map((u) => state(u.userId)))).every((s) => s.fetchedUntil !== null), { timeout: 60_000 }).toBe(true)
+
+    // One day of history, one window, so one aggregate request per user across both fetchers.
+    const byUser = stack.google.stats.aggregateRequestsByUser
+    expect(users.map((u) => byUser[u.google.googleId])).toEqual(users.map(() => 1))
+
+    const completed = await Promise.all(
+      ['fetcher-1', 'fetcher-2'].map(async (label) => {
+        const text = await (await fetch(`${stack.service(label).url}/metrics`)).text()
+        return Number(/fitstream_jobs_completed_total\{queue="fetch"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0)
+      }),
+    )
+    expect(completed.reduce((a, b) => a + b, 0)).toBe(USERS)
+    expect(completed.every((n) => n > 0)).toBe(true)
+
+    // Every user's data arrives, each record once.
+    await expect.poll(() => new Set(subscriber.messages.map((m) => (m.content as Content).pseudonym)).size, { timeout: 60_000 }).toBe(USERS)
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    const ids = subscriber.messages.flatMap((m) => (m.content as Content).records.map((r) => `${r.id}@${r.revision}`))
+    expect(ids.length).toBeGreaterThan(USERS * 24)
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+})

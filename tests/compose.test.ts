@@ -50,12 +50,14 @@ const schemas: Record<string, z.ZodObject> = {
 const filledIn: Record<string, string> = {
   ADMIN_TOKEN: 'a'.repeat(48),
   INTERNAL_API_TOKEN: 'b'.repeat(48),
+  SESSION_SECRET: 'c'.repeat(48),
   GOOGLE_CLIENT_ID: 'client.apps.googleusercontent.com',
   GOOGLE_CLIENT_SECRET: 'secret',
   REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
   ACCESS_TOKEN_KEYS: generateKeyringEntry('a1'),
   PSEUDONYM_KEY: Buffer.alloc(32, 7).toString('base64'),
   STREAMR_PRIVATE_KEY: `0x${'11'.repeat(32)}`,
+  GRAFANA_ADMIN_PASSWORD: 'grafana-password-for-the-test',
 }
 
 describe('docker-compose.yml', () => {
@@ -115,7 +117,8 @@ describe('docker-compose.yml', () => {
     )
     const { stdout } = await promisify(execFile)('docker-compose', ['config', '--services'], { cwd: dir })
     rmSync(dir, { recursive: true })
-    expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'publisher', 'redis', 'token-service'])
+    // Every service defined, those of the monitoring profile included.
+    expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'prometheus', 'publisher', 'redis', 'token-service'])
   })
 })
 

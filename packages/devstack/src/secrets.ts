@@ -9,6 +9,8 @@ export function generateDevSecrets() {
     REFRESH_TOKEN_KEYS: generateKeyringEntry('dev-refresh-1'),
     ACCESS_TOKEN_KEYS: generateKeyringEntry('dev-access-1'),
     PSEUDONYM_KEY: randomBytes(32).toString('base64'),
+    SESSION_SECRET: randomBytes(32).toString('base64'),
+    GRAFANA_ADMIN_PASSWORD: randomBytes(18).toString('base64url'),
   }
 }
 

@@ -138,12 +138,17 @@ export class Stack {
       'token-service': {
         ADMIN_TOKEN: s.ADMIN_TOKEN,
         INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
+        SESSION_SECRET: s.SESSION_SECRET,
         GOOGLE_CLIENT_ID: this.google.clientId,
         GOOGLE_CLIENT_SECRET: this.google.clientSecret,
         GOOGLE_TOKEN_URL: this.google.tokenUrl,
+        GOOGLE_AUTH_URL: this.google.authorizeUrl,
+        GOOGLE_REVOKE_URL: this.google.revokeUrl,
         REFRESH_TOKEN_KEYS: s.REFRESH_TOKEN_KEYS,
         ACCESS_TOKEN_KEYS: s.ACCESS_TOKEN_KEYS,
         BACKFILL_DAYS: String(this.options.backfillDays ?? 1),
+        // Re-read no further back than the backfill reached, so what a run delivers is exactly predictable.
+        SYNC_LOOKBACK_HOURS: String(24 * (this.options.backfillDays ?? 1)),
       },
       fetcher: {
         ACCESS_TOKEN_KEYS: s.ACCESS_TOKEN_KEYS,
@@ -161,7 +166,8 @@ export class Stack {
   async addService(name: ServiceName, label: string = name): Promise<ServiceProcess> {
     const wanted = name === 'token-service' ? this.options.tokenServicePort : undefined
     const port = wanted !== undefined && (await isPortFree(wanted)) ? wanted : await freePort()
-    const extra: Record<string, string> = name === 'publisher' ? { STREAMR_WEBSOCKET_PORT: String(await freePort()) } : {}
+    const extra: Record<string, string> =
+      name === 'publisher' ? { STREAMR_WEBSOCKET_PORT: String(await freePort()) } : name === 'token-service' ? { PUBLIC_URL: `http://127.0.0.1:${port}` } : {}
     const service = new ServiceProcess({
       name,
       label,

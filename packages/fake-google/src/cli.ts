@@ -37,8 +37,8 @@ async function main(): Promise<void> {
     ...(values['client-id'] === undefined ? {} : { clientId: values['client-id'] }),
     ...(values['client-secret'] === undefined ? {} : { clientSecret: values['client-secret'] }),
   })
-  const { url, rootUrl, tokenUrl, clientId, clientSecret } = fake
-  process.stdout.write(`${JSON.stringify({ url, rootUrl, tokenUrl, clientId, clientSecret })}\n`)
+  const { url, rootUrl, tokenUrl, authorizeUrl, revokeUrl, clientId, clientSecret } = fake
+  process.stdout.write(`${JSON.stringify({ url, rootUrl, tokenUrl, authorizeUrl, revokeUrl, clientId, clientSecret })}\n`)
 
   let stopping = false
   const stop = (): void => {

@@ -11,7 +11,8 @@ import { buildAggregateResponse, parseAggregateRequest } from './aggregate.js'
 import { ALL_READ_SCOPES, FIT_TYPES, FITNESS_SCOPE_PREFIX, GMS_PACKAGE, mergedDataSourceId, type FitTypeSpec, type ScopeGroup } from './catalogue.js'
 import { badRequest, FitApiError, OAuthError, unauthenticated } from './errors.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
-import { googleIdForSeed, rawDataSourceId, userProfile } from './synthetic.js'
+import { ConsentScreen } from './oauth.js'
+import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
 
 export interface FakeGoogleOptions {
   /** Interface to listen on; default 127.0.0.1. */
@@ -55,7 +56,7 @@ export interface FaultSpec {
   times?: number
   /** Adds a Retry-After header. */
   retryAfterSeconds?: number
-  /** Replaces the default body (Google's error shape for the route) verbatim. */
+  /** Replaces the default body (Google's error shape for the route) verbatim; with status 200, a corrupted answer. */
   body?: unknown
   /** The errors[].reason (Fitness) or `error` (token endpoint) of the default body. */
   reason?: string
@@ -159,6 +160,9 @@ export class FakeGoogle {
   readonly url: string
   readonly rootUrl: string
   readonly tokenUrl: string
+  /** The consent screen (accounts.google.com/o/oauth2/v2/auth). */
+  readonly authorizeUrl: string
+  readonly revokeUrl: string
   readonly clientId: string
   readonly clientSecret: string
 
@@ -170,21 +174,34 @@ export class FakeGoogle {
   private readonly refreshTokens = new Map<string, string>() // refresh token -> googleId
   private readonly accessTokens = new Map<string, AccessGrant>()
   private faults: ActiveFault[] = []
+  private readonly errorRates: { route: Route | 'any'; status: number; rate: number }[] = []
+  private readonly uploadDelays = new Map<string, number>() // googleId or '*' -> ms
+  private readonly lateSamples = new Map<string, RawSample[]>() // `${googleId}|${rawType}` -> samples
   private counters = emptyStats()
   private nextSeed = 1
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>()
   private closing: Promise<void> | undefined
+  private readonly consent: ConsentScreen
 
   private constructor(server: Server, url: string, opts: FakeGoogleOptions) {
     this.server = server
     this.url = url
     this.rootUrl = `${url}/`
     this.tokenUrl = `${url}/token`
+    this.authorizeUrl = `${url}/o/oauth2/v2/auth`
+    this.revokeUrl = `${url}/revoke`
     this.clientId = opts.clientId ?? 'fitstream-dev-client'
     this.clientSecret = opts.clientSecret ?? 'fitstream-dev-secret'
     this.ttlSeconds = opts.accessTokenTtlSeconds ?? 3600
     this.latencyMs = opts.latencyMs ?? 0
     this.now = opts.now ?? Date.now
+    this.consent = new ConsentScreen({
+      clientId: this.clientId,
+      now: () => this.now(),
+      hasAccount: (seed) => this.users.has(googleIdForSeed(seed)),
+      grant: (seed, scopes, merge) => this.grantConsent(seed, scopes, merge),
+      issueAccessToken: (googleId, refreshToken) => this.issueAccessToken(this.users.get(googleId)!, refreshToken),
+    })
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res))
   }
 
@@ -257,8 +274,10 @@ export class FakeGoogle {
   injectFault(fault: FaultSpec): void {
     if (!isPlainObject(fault)) throw new TypeError('fault must be an object')
     if (!FAULT_ROUTES.includes(fault.route)) throw new TypeError(`route must be one of ${FAULT_ROUTES.join(', ')}`)
-    if (!Number.isInteger(fault.status) || fault.status < 400 || fault.status > 599) {
-      throw new TypeError('status must be an integer HTTP error status (400-599)')
+    // A 200 with a replacement body is a corrupted answer (wrong types, missing fields, NaN...).
+    const corrupted = fault.status === 200 && fault.body !== undefined
+    if (!corrupted && (!Number.isInteger(fault.status) || fault.status < 400 || fault.status > 599)) {
+      throw new TypeError('status must be an integer HTTP error status (400-599), or 200 with a body')
     }
     const times = fault.times ?? 1
     if (!Number.isInteger(times) || times < 1) throw new TypeError('times must be a positive integer')
@@ -271,6 +290,32 @@ export class FakeGoogle {
 
   clearFaults(): void {
     this.faults = []
+    this.errorRates.length = 0
+  }
+
+  /** A fraction of the matching requests fail with `status`, at random (for soak runs and benchmarks). */
+  setErrorRate(route: Route | 'any', status: number, rate: number): void {
+    if (!(rate >= 0 && rate <= 1)) throw new TypeError('rate must be between 0 and 1')
+    if (!Number.isInteger(status) || status < 400 || status > 599) throw new TypeError('status must be an HTTP error status')
+    const i = this.errorRates.findIndex((r) => r.route === route && r.status === status)
+    if (i !== -1) this.errorRates.splice(i, 1)
+    if (rate > 0) this.errorRates.push({ route, status, rate })
+  }
+
+  /** Readings reach Google `ms` after they end, for one user or (without googleId) everyone. */
+  setUploadDelay(ms: number, googleId?: string): void {
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError('upload delay must be a non-negative number of ms')
+    this.uploadDelays.set(googleId ?? '*', ms)
+  }
+
+  /**
+   * Readings that arrive after the fact: they are added to the user's data of that raw type, so a
+   * bucket read before changes when read again (values follow the raw type's fields, e.g. [steps]).
+   */
+  addLateSamples(googleId: string, dataTypeName: string, samples: readonly RawSample[]): void {
+    if (!this.users.has(googleId)) throw new Error(`no user ${googleId}`)
+    const key = `${googleId}|${dataTypeName}`
+    this.lateSamples.set(key, [...(this.lateSamples.get(key) ?? []), ...samples])
   }
 
   setLatency(ms: number): void {
@@ -346,6 +391,7 @@ export class FakeGoogle {
     if (path.startsWith('/__fake/')) return this.admin(req, res, path.slice('/__fake/'.length))
     if (path === '/token') return send(res, await this.token(req))
     if (path === '/revoke') return send(res, await this.revoke(req, url))
+    if (path === '/o/oauth2/v2/auth') return this.consent.authorize(req, res, url)
     const m = /^\/fitness\/v1\/users\/([^/]+)\/(dataset:aggregate|dataSources)(?:\/(.+))?$/.exec(path)
     if (m === null || (m[2] === 'dataset:aggregate' && m[3] !== undefined)) {
       return send(res, {
@@ -385,6 +431,8 @@ export class FakeGoogle {
   }
 
   private takeFault(route: Route): FaultSpec | undefined {
+    const random = this.errorRates.find((r) => (r.route === route || r.route === 'any') && Math.random() < r.rate)
+    if (random !== undefined) return { route, status: random.status }
     const i = this.faults.findIndex((f) => f.spec.route === route || f.spec.route === 'any')
     if (i < 0) return undefined
     const fault = this.faults[i] as ActiveFault
@@ -440,6 +488,7 @@ export class FakeGoogle {
       if (client.id !== this.clientId || client.secret !== this.clientSecret) {
         throw new OAuthError(401, 'invalid_client', 'Unauthorized')
       }
+      if (grantType === 'authorization_code') return this.consent.exchange(form, client.id)
       if (grantType !== 'refresh_token') throw new OAuthError(400, 'unsupported_grant_type', `Invalid grant_type: ${grantType}`)
       const refreshToken = form.get('refresh_token')
       if (refreshToken === undefined || refreshToken === '') {
@@ -478,6 +527,18 @@ export class FakeGoogle {
       scope: user.scopes.join(' '),
       token_type: 'Bearer',
     }
+  }
+
+  // A consent on the authorize page: a new account is created; an existing one gets a further refresh token.
+  private grantConsent(seed: string, scopes: readonly string[], merge: boolean): { googleId: string; refreshToken: string } {
+    const googleId = googleIdForSeed(seed)
+    const existing = this.users.get(googleId)
+    if (existing === undefined) return this.addUser({ seed, scopes: [...scopes] })
+    const granted = merge ? [...new Set([...existing.scopes, ...scopes])] : [...scopes]
+    this.users.set(googleId, { ...existing, scopes: granted })
+    const refreshToken = `1//09${randomBytes(60).toString('base64url')}`
+    this.refreshTokens.set(refreshToken, googleId)
+    return { googleId, refreshToken }
   }
 
   private sweepAccessTokens(): void {
@@ -541,7 +602,10 @@ export class FakeGoogle {
           throw new FitApiError(403, `No permission to read data for this private data source: ${id}. Requires ${FITNESS_SCOPE_PREFIX}${entry.type.scope}.read`)
         }
       }
-      const response = buildAggregateResponse(user.seed, request, this.now())
+      const response = buildAggregateResponse(user.seed, request, this.now(), {
+        uploadDelayMs: this.uploadDelays.get(user.googleId) ?? this.uploadDelays.get('*') ?? 0,
+        lateSamples: (type) => this.lateSamples.get(`${user.googleId}|${type}`) ?? [],
+      })
       this.counters.bucketsServed += response.bucket.length
       for (const b of response.bucket) for (const d of b.dataset) this.counters.pointsServed += d.point.length
       const byUser = this.counters.aggregateRequestsByUser
@@ -598,6 +662,15 @@ export class FakeGoogle {
           return reply(204)
         case 'POST latency':
           this.setLatency(Number(body['ms']))
+          return reply(204)
+        case 'POST error-rate':
+          this.setErrorRate(body['route'] as Route | 'any', Number(body['status']), Number(body['rate']))
+          return reply(204)
+        case 'POST upload-delay':
+          this.setUploadDelay(Number(body['ms']), typeof body['googleId'] === 'string' ? body['googleId'] : undefined)
+          return reply(204)
+        case 'POST late-samples':
+          this.addLateSamples(String(body['googleId']), String(body['dataTypeName']), body['samples'] as RawSample[])
           return reply(204)
         case 'GET stats':
           return reply(200, this.stats)

@@ -57,6 +57,11 @@ export class AccessTokenKeeper {
     }
   }
 
+  /** Keeps a token Google has just issued with a new grant, so the first sync needs no refresh. */
+  async keep(userId: string, fresh: FreshAccessToken): Promise<StoredAccessToken> {
+    return this.store(userId, fresh)
+  }
+
   private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined): Promise<StoredAccessToken> {
     const deadline = this.now() + LOCK_TTL_MS
     while (this.now() < deadline) {
@@ -69,14 +74,17 @@ export class AccessTokenKeeper {
 
   private async store(userId: string, fresh: FreshAccessToken): Promise<StoredAccessToken> {
     const { redis, prefix, accessKeys } = this.options
+    // Google reports the grant's current scopes with every token; keeping them tells what consent can cover.
+    const scopes = fresh.scopes.length > 0 ? [USER_FIELDS.scopes, fresh.scopes.join(' ')] : []
     const written = await redis.eval(
-      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) end return -1",
+      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end return -1",
       1,
       userKey(prefix, userId),
       USER_FIELDS.accessToken,
       accessKeys.encrypt(fresh.accessToken, accessTokenContext(userId)),
       USER_FIELDS.accessTokenExpiresAt,
       String(fresh.expiresAt),
+      ...scopes,
     )
     if (written === -1) throw new UserGoneError(`user ${userId} was erased during the token refresh`)
     return { token: fresh.accessToken, expiresAt: fresh.expiresAt }

@@ -6,15 +6,23 @@ import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify
  * open Bull Board (it prompts for credentials when `challenge` is set).
  */
 export function requireToken(expected: string, options: { realm?: string; challenge?: boolean } = {}): onRequestHookHandler {
-  const expectedDigest = digest(expected)
+  const matches = tokenMatcher(expected)
   return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-    const presented = presentedToken(request.headers.authorization)
-    if (presented !== undefined && timingSafeEqual(digest(presented), expectedDigest)) {
+    if (matches(request.headers.authorization)) {
       done()
       return
     }
     if (options.challenge === true) reply.header('www-authenticate', `Basic realm="${options.realm ?? 'FitStream'}", charset="UTF-8"`)
     void reply.status(401).send({ error: 'Unauthorized', message: 'a valid bearer token is required' })
+  }
+}
+
+/** Whether an Authorization header carries `expected` (compared in constant time). */
+export function tokenMatcher(expected: string): (authorization: string | undefined) => boolean {
+  const expectedDigest = digest(expected)
+  return (authorization) => {
+    const presented = presentedToken(authorization)
+    return presented !== undefined && timingSafeEqual(digest(presented), expectedDigest)
   }
 }
 

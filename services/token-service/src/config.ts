@@ -11,6 +11,24 @@ const schema = z.object({
   GOOGLE_CLIENT_ID: envVar.string(),
   GOOGLE_CLIENT_SECRET: envVar.string(),
   GOOGLE_TOKEN_URL: envVar.url().default('https://oauth2.googleapis.com/token'),
+  /** Google's consent screen, where the onboarding page sends people. */
+  GOOGLE_AUTH_URL: envVar.url().default('https://accounts.google.com/o/oauth2/v2/auth'),
+  /** Where a user's grant is revoked when they delete their data. */
+  GOOGLE_REVOKE_URL: envVar.url().default('https://oauth2.googleapis.com/revoke'),
+  /**
+   * The address people's browsers reach this service at; the OAuth redirect URI is PUBLIC_URL/oauth/callback
+   * and must be registered with the Google OAuth client. An https URL makes session cookies Secure.
+   */
+  PUBLIC_URL: envVar
+    .url()
+    .default('http://localhost:8080')
+    .transform((url) => url.replace(/\/+$/, '')),
+  /** Signs session cookies and re-consent links: comma-separated secrets of 32+ characters, the first one signs. */
+  SESSION_SECRET: z
+    .string()
+    .trim()
+    .transform((value) => value.split(',').map((s) => s.trim()))
+    .refine((secrets) => secrets.every((s) => s.length >= 32), 'must be comma-separated secrets of at least 32 characters each (e.g. openssl rand -base64 32)'),
   /** Keys for refresh tokens at rest; only the token service has them. */
   REFRESH_TOKEN_KEYS: keyringVar(),
   /** Keys for access tokens at rest; shared with the fetchers, which read access tokens. */
@@ -18,12 +36,17 @@ const schema = z.object({
   SYNC_INTERVAL_MS: envVar.positiveInt().min(60_000).default(3_600_000),
   SYNC_BUCKET_MS: envVar.positiveInt().min(60_000).default(3_600_000),
   /** How far back the first sync of a new user reaches. */
-  BACKFILL_DAYS: envVar.nonNegativeInt().max(3650).default(7),
-  /** Largest window one fetch job covers; longer spans are split into several jobs. */
+  BACKFILL_DAYS: envVar.nonNegativeInt().max(3650).default(30),
+  /** Largest window one fetch job covers; longer spans are split into several jobs (Google allows 90 days). */
   FETCH_CHUNK_HOURS: envVar
     .positiveInt()
     .max(24 * 90)
-    .default(24),
+    .default(48),
+  /** Every sync re-reads this many hours before its cursor, so late uploads from phones are caught. */
+  SYNC_LOOKBACK_HOURS: envVar
+    .nonNegativeInt()
+    .max(24 * 30)
+    .default(48),
   /** Refresh an access token when it has less than this left. */
   TOKEN_REFRESH_MARGIN_MS: envVar.positiveInt().default(300_000),
   SYNC_CONCURRENCY: envVar.positiveInt().default(20),

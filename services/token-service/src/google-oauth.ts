@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto'
 import { google } from 'googleapis'
 import { ReauthRequiredError, UpstreamError } from '@fitstream/shared'
 
@@ -65,4 +66,107 @@ function toTokenError(error: unknown): Error {
   // invalid_client and other 4xx are configuration problems retrying cannot fix; 429 and 5xx can pass.
   const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429
   return new UpstreamError('FST_ERR_GOOGLE_TOKEN', `Google token endpoint refused the refresh (${detail})`, { permanent, status })
+}
+
+export interface OAuthFlowConfig extends OAuthClientConfig {
+  /** Google's consent screen. */
+  readonly authUrl: string
+  readonly revokeUrl: string
+  /** PUBLIC_URL/oauth/callback; must be registered with the OAuth client. */
+  readonly redirectUri: string
+}
+
+export interface AuthorizationRequest {
+  readonly scopes: readonly string[]
+  readonly state: string
+  readonly codeChallenge: string
+}
+
+export interface Grant {
+  readonly refreshToken: string
+  readonly accessToken: FreshAccessToken
+}
+
+// googleapis does not re-export the auth library's enum of PKCE methods.
+type AuthUrlOptions = NonNullable<Parameters<InstanceType<typeof google.auth.OAuth2>['generateAuthUrl']>[0]>
+
+function flowClient(config: OAuthFlowConfig) {
+  return new google.auth.OAuth2({
+    clientId: config.clientId,
+    clientSecret: config.clientSecret,
+    redirectUri: config.redirectUri,
+    endpoints: { oauth2TokenUrl: config.tokenUrl, oauth2AuthBaseUrl: config.authUrl, oauth2RevokeUrl: config.revokeUrl },
+  })
+}
+
+/**
+ * Where to send the person: Google's consent screen for exactly these scopes, offline access (a
+ * refresh token), and `prompt=consent` so a returning person gets a new refresh token too.
+ */
+export function authorizationUrl(config: OAuthFlowConfig, request: AuthorizationRequest): string {
+  return flowClient(config).generateAuthUrl({
+    access_type: 'offline',
+    prompt: 'consent',
+    include_granted_scopes: true,
+    scope: [...request.scopes],
+    state: request.state,
+    code_challenge: request.codeChallenge,
+    code_challenge_method: 'S256' as AuthUrlOptions['code_challenge_method'],
+  })
+}
+
+/** Exchanges an authorization code (with its PKCE verifier) for the person's tokens. */
+export async function exchangeAuthorizationCode(config: OAuthFlowConfig, code: string, codeVerifier: string, now: () => number = Date.now): Promise<Grant> {
+  let credentials
+  try {
+    credentials = (await flowClient(config).getToken({ code, codeVerifier, redirect_uri: config.redirectUri })).tokens
+  } catch (error) {
+    const e = (error ?? {}) as GaxiosLikeError
+    const data = (e.response?.data ?? {}) as { error?: unknown; error_description?: unknown }
+    const status = e.response?.status ?? e.status
+    const detail =
+      typeof data.error === 'string'
+        ? `${data.error}${typeof data.error_description === 'string' ? `: ${data.error_description}` : ''}`
+        : `HTTP ${status ?? 'unreachable'}`
+    const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429
+    throw new UpstreamError('FST_ERR_GOOGLE_CODE', `Google did not accept the authorization code (${detail})`, {
+      permanent,
+      ...(status === undefined ? {} : { status }),
+    })
+  }
+  if (typeof credentials.refresh_token !== 'string' || credentials.refresh_token === '' || typeof credentials.access_token !== 'string') {
+    throw new UpstreamError('FST_ERR_GOOGLE_CODE', 'Google granted no offline access (no refresh token was issued)', { permanent: true })
+  }
+  return {
+    refreshToken: credentials.refresh_token,
+    accessToken: {
+      accessToken: credentials.access_token,
+      expiresAt: typeof credentials.expiry_date === 'number' ? credentials.expiry_date : now() + 3_600_000,
+      scopes: (credentials.scope ?? '').split(' ').filter((s) => s !== ''),
+    },
+  }
+}
+
+export type RevocationOutcome = 'revoked' | 'already_invalid'
+
+/** Ends the person's grant at Google (revoking a refresh token ends its access tokens too). */
+export async function revokeGrant(config: OAuthFlowConfig, token: string): Promise<RevocationOutcome> {
+  try {
+    await flowClient(config).revokeToken(token)
+    return 'revoked'
+  } catch (error) {
+    const e = (error ?? {}) as GaxiosLikeError
+    const status = e.response?.status ?? e.status
+    const data = (e.response?.data ?? {}) as { error?: unknown }
+    if (status === 400 && (data.error === 'invalid_token' || data.error === 'invalid_grant')) return 'already_invalid'
+    throw new UpstreamError('FST_ERR_GOOGLE_REVOKE', `Google's revocation endpoint failed (${status === undefined ? 'unreachable' : `HTTP ${status}`})`, {
+      ...(status === undefined ? {} : { status }),
+    })
+  }
+}
+
+/** A PKCE verifier and its S256 challenge. */
+export function createPkcePair(): { verifier: string; challenge: string } {
+  const verifier = randomBytes(48).toString('base64url')
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') }
 }

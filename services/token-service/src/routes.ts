@@ -1,14 +1,23 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DATA_TYPE_KEYS, ReauthRequiredError, UpstreamError, UserGoneError, type DataTypeKey } from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
-import { requireToken } from './auth.js'
+import { requireToken, tokenMatcher } from './auth.js'
+import { eraseUser, type ErasureDeps } from './erasure.js'
+import type { Onboarding } from './onboarding.js'
+import type { ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
+import type { SessionCookies } from './session-http.js'
 import type { User, UserRepository } from './users.js'
 
 export interface UserRoutesDeps {
   readonly users: UserRepository
   readonly tokens: AccessTokenKeeper
   readonly scheduler: SyncScheduler
+  readonly onboarding: Onboarding
+  readonly sessions: SessionCookies
+  readonly reconnectLinks: ReconnectLinks
+  readonly erasure: ErasureDeps
+  readonly publicUrl: string
   readonly adminToken: string
   readonly internalToken: string
   readonly now?: () => number
@@ -20,109 +29,292 @@ const userIdParams = {
   properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } },
 } as const
 
+const dataTypesField = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: DATA_TYPE_KEYS } } as const
+
 const createUserBody = {
   type: 'object',
   required: ['refreshToken', 'dataTypes'],
   additionalProperties: false,
-  properties: {
-    refreshToken: { type: 'string', minLength: 1, maxLength: 4096 },
-    dataTypes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: DATA_TYPE_KEYS } },
-  },
+  properties: { refreshToken: { type: 'string', minLength: 1, maxLength: 4096 }, dataTypes: dataTypesField },
 } as const
 
-/** The users API. Every route is for operators (admin token) until user sessions exist. */
+const consentBody = { type: 'object', required: ['dataTypes'], additionalProperties: false, properties: { dataTypes: dataTypesField } } as const
+
+const nullableTime = { type: ['string', 'null'], format: 'date-time' } as const
+const errorResponse = {
+  type: 'object',
+  properties: {
+    error: { type: 'string' },
+    code: { type: 'string' },
+    message: { type: 'string' },
+    missingScopes: { type: 'array', items: { type: 'string' } },
+    reconsentUrl: { type: 'string' },
+  },
+} as const
+const userResponse = {
+  type: 'object',
+  // Open, so fields other pieces of work add to a user show up without touching this schema.
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string' },
+    state: { type: 'string', enum: ['active', 'reauth_required'] },
+    dataTypes: { type: 'array', items: { type: 'string' } },
+    scopes: { type: 'array', items: { type: 'string' } },
+    createdAt: nullableTime,
+    fetchedUntil: nullableTime,
+    lastSyncAt: nullableTime,
+    lastSyncStatus: { type: ['string', 'null'] },
+    lastError: { type: ['string', 'null'] },
+    nextSyncAt: nullableTime,
+    timeZone: { type: 'string', description: 'IANA zone the user’s buckets align to' },
+    backfill: {
+      type: ['object', 'null'],
+      description: 'history fetched when the user joined: chunks planned and fetched so far',
+      properties: { chunks: { type: 'integer' }, done: { type: 'integer' }, until: nullableTime },
+    },
+    links: {
+      type: 'object',
+      properties: {
+        account: { type: 'string', description: "the user's own page (needs their session)" },
+        reconnect: { type: ['string', 'null'], description: 'signed re-consent link, valid 7 days; set when the user must reconnect' },
+      },
+    },
+  },
+} as const
+const receiptResponse = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    erasedAt: { type: 'string', format: 'date-time' },
+    erased: {
+      type: 'object',
+      properties: {
+        account: { type: 'boolean' },
+        tokens: { type: 'boolean' },
+        syncCursor: { type: 'boolean' },
+        consent: { type: 'boolean' },
+        schedule: { type: 'boolean' },
+        privacyState: { type: 'integer' },
+        sessions: { type: 'integer' },
+        jobs: { type: 'object', additionalProperties: { type: 'integer' } },
+      },
+    },
+    googleAccess: { type: 'string', enum: ['revoked', 'already_revoked', 'not_revoked', 'no_token'] },
+    notRecalled: {
+      type: 'object',
+      properties: { runningJobs: { type: 'object', additionalProperties: { type: 'integer' } }, explanation: { type: 'string' } },
+    },
+    note: { type: 'string' },
+  },
+} as const
+const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse } as const
+type Security = { [scheme: string]: string[] }[]
+const ADMIN: Security = [{ admin: [] }]
+const ADMIN_OR_OWNER: Security = [{ admin: [] }, { session: [] }]
+
+const UNAUTHORIZED = { error: 'Unauthorized', message: 'a valid bearer token is required' }
+
+/**
+ * The users API. Operators use the admin token for everything; a person's browser session may read,
+ * change the consent of, and erase its own user only.
+ */
 export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Promise<void> {
   const now = deps.now ?? Date.now
+  const isAdmin = tokenMatcher(deps.adminToken)
+
+  const adminOrOwner = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (isAdmin(request.headers.authorization)) return
+    const session = await deps.sessions.current(request)
+    if (session?.userId === undefined) return reply.status(401).send(UNAUTHORIZED)
+    if (session.userId !== (request.params as { id?: string }).id) {
+      return reply.status(403).send({ error: 'Forbidden', message: 'a session may only act on its own user' })
+    }
+  }
+
+  const present = async (user: User) => ({
+    id: user.id,
+    state: user.state,
+    dataTypes: user.dataTypes,
+    scopes: user.scopes,
+    createdAt: iso(user.createdAt),
+    fetchedUntil: iso(user.fetchedUntil),
+    lastSyncAt: iso(user.lastSyncAt),
+    lastSyncStatus: user.lastSyncStatus ?? null,
+    lastError: user.lastError ?? null,
+    nextSyncAt: iso(await deps.scheduler.nextRunAt(user.id)),
+    timeZone: user.timeZone,
+    backfill:
+      user.backfill === undefined
+        ? null
+        : { chunks: user.backfill.chunks, done: Math.min(user.backfill.done, user.backfill.chunks), until: iso(user.backfill.end) },
+    links: {
+      account: `${deps.publicUrl}/account`,
+      reconnect: user.state === 'reauth_required' ? deps.reconnectLinks.create(user.id) : null,
+    },
+  })
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireToken(deps.adminToken))
 
-    admin.post<{ Body: { refreshToken: string; dataTypes: DataTypeKey[] } }>('/users', { schema: { body: createUserBody } }, async (request, reply) => {
-      const user = await deps.users.create({ refreshToken: request.body.refreshToken, dataTypes: request.body.dataTypes, now: now() })
-      try {
-        // Proves the refresh token works before anything is scheduled, and leaves a fresh access token.
-        await deps.tokens.ensureFresh(user.id)
-      } catch (error) {
-        await deps.users.delete(user.id)
-        if (error instanceof ReauthRequiredError) {
-          return reply.status(400).send({ error: 'Bad Request', code: error.code, message: `the refresh token was refused by Google: ${error.message}` })
+    admin.post<{ Body: { refreshToken: string; dataTypes: DataTypeKey[] } }>(
+      '/users',
+      {
+        schema: {
+          tags: ['users'],
+          summary: 'Register a user from a refresh token (operators; people use the onboarding page)',
+          security: ADMIN,
+          body: createUserBody,
+          response: { 201: userResponse, 400: errorResponse, 401: errorResponse, 502: errorResponse },
+        },
+      },
+      async (request, reply) => {
+        const user = await deps.users.create({ refreshToken: request.body.refreshToken, dataTypes: request.body.dataTypes, now: now() })
+        try {
+          // Proves the refresh token works before anything is scheduled, and leaves a fresh access token.
+          await deps.tokens.ensureFresh(user.id)
+        } catch (error) {
+          await deps.users.delete(user.id)
+          if (error instanceof ReauthRequiredError) {
+            return reply.status(400).send({ error: 'Bad Request', code: error.code, message: `the refresh token was refused by Google: ${error.message}` })
+          }
+          if (error instanceof UpstreamError) {
+            return reply.status(502).send({ error: 'Bad Gateway', code: error.code, message: error.message })
+          }
+          throw error
         }
-        if (error instanceof UpstreamError) {
-          return reply.status(502).send({ error: 'Bad Gateway', code: error.code, message: error.message })
+        await deps.scheduler.schedule(user.id)
+        await deps.scheduler.syncNow(user.id, 'onboarding')
+        request.log.info({ userId: user.id, dataTypes: user.dataTypes }, 'user registered')
+        return reply.status(201).send(await present((await deps.users.get(user.id)) ?? user))
+      },
+    )
+
+    admin.post<{ Params: { id: string } }>(
+      '/users/:id/sync',
+      {
+        schema: {
+          tags: ['users'],
+          summary: 'Sync a user now',
+          security: ADMIN,
+          params: userIdParams,
+          response: { 202: { type: 'object', properties: { id: { type: 'string' }, syncJobId: { type: 'string' } } }, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const user = await deps.users.get(request.params.id)
+        if (user === undefined) return reply.status(404).send(notFound(request.params.id))
+        if (user.state !== 'active') {
+          return reply.status(409).send({ error: 'Conflict', message: `user is ${user.state}; they must reconnect their Google account first` })
         }
-        throw error
-      }
-      await deps.scheduler.schedule(user.id)
-      await deps.scheduler.syncNow(user.id, 'onboarding')
-      request.log.info({ userId: user.id, dataTypes: user.dataTypes }, 'user registered')
-      return reply.status(201).send(await present(user, deps.scheduler))
-    })
+        const jobId = await deps.scheduler.syncNow(user.id, 'manual')
+        return reply.status(202).send({ id: user.id, syncJobId: jobId })
+      },
+    )
+  })
 
-    admin.get<{ Params: { id: string } }>('/users/:id', { schema: { params: userIdParams } }, async (request, reply) => {
-      const user = await deps.users.get(request.params.id)
-      if (user === undefined) return reply.status(404).send(notFound(request.params.id))
-      return present(user, deps.scheduler)
-    })
+  await app.register(async (own) => {
+    own.addHook('onRequest', adminOrOwner)
 
-    admin.delete<{ Params: { id: string } }>('/users/:id', { schema: { params: userIdParams } }, async (request, reply) => {
-      const scheduleRemoved = await deps.scheduler.unschedule(request.params.id)
-      const userRemoved = await deps.users.delete(request.params.id)
-      if (!userRemoved && !scheduleRemoved) return reply.status(404).send(notFound(request.params.id))
-      request.log.info({ userId: request.params.id }, 'user erased')
-      return {
-        id: request.params.id,
-        erased: { account: userRemoved, tokens: userRemoved, syncCursor: userRemoved, schedule: scheduleRemoved },
-        erasedAt: new Date(now()).toISOString(),
-        note: 'Pending jobs for this user are discarded when a worker reaches them. Anonymised records already published cannot be recalled.',
-      }
-    })
+    own.get<{ Params: { id: string } }>(
+      '/users/:id',
+      {
+        schema: {
+          tags: ['users'],
+          summary: 'State, consent, cursor, last and next sync, and a re-consent link when needed; never a token',
+          security: ADMIN_OR_OWNER,
+          params: userIdParams,
+          response: { 200: userResponse, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const user = await deps.users.get(request.params.id)
+        if (user === undefined) return reply.status(404).send(notFound(request.params.id))
+        return present(user)
+      },
+    )
 
-    admin.post<{ Params: { id: string } }>('/users/:id/sync', { schema: { params: userIdParams } }, async (request, reply) => {
-      const user = await deps.users.get(request.params.id)
-      if (user === undefined) return reply.status(404).send(notFound(request.params.id))
-      if (user.state !== 'active') {
-        return reply.status(409).send({ error: 'Conflict', message: `user is ${user.state}; they must reconnect their Google account first` })
-      }
-      const jobId = await deps.scheduler.syncNow(user.id, 'manual')
-      return reply.status(202).send({ id: user.id, syncJobId: jobId })
-    })
+    own.put<{ Params: { id: string }; Body: { dataTypes: DataTypeKey[] } }>(
+      '/users/:id/consent',
+      {
+        schema: {
+          tags: ['users'],
+          summary: 'Change what the user sells: applies from the next fetch; data needing new Google scopes answers 409 with a re-consent link',
+          security: ADMIN_OR_OWNER,
+          params: userIdParams,
+          body: consentBody,
+          response: { 200: userResponse, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const change = await deps.onboarding.changeConsent(request.params.id, request.body.dataTypes)
+        if (change.kind === 'not_found') return reply.status(404).send(notFound(request.params.id))
+        if (change.kind === 'needs_google_consent') {
+          return reply.status(409).send({
+            error: 'Conflict',
+            code: 'FST_ERR_CONSENT_NEEDS_GOOGLE',
+            message: `the user has not granted ${change.missingScopes.join(', ')} at Google; send them to reconsentUrl to consent there`,
+            missingScopes: change.missingScopes,
+            reconsentUrl: deps.reconnectLinks.create(request.params.id, request.body.dataTypes),
+          })
+        }
+        request.log.info({ userId: request.params.id, dataTypes: change.dataTypes }, 'consent changed')
+        const user = await deps.users.get(request.params.id)
+        return user === undefined ? reply.status(404).send(notFound(request.params.id)) : present(user)
+      },
+    )
+
+    own.delete<{ Params: { id: string } }>(
+      '/users/:id',
+      {
+        schema: {
+          tags: ['users'],
+          summary: "Erase a user: revoke at Google; delete tokens, cursor, consent, schedule, privacy state, sessions and the user's jobs; return a receipt",
+          security: ADMIN_OR_OWNER,
+          params: userIdParams,
+          response: { 200: receiptResponse, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const receipt = await eraseUser(deps.erasure, request.params.id)
+        if (receipt === undefined) return reply.status(404).send(notFound(request.params.id))
+        request.log.info({ userId: request.params.id, googleAccess: receipt.googleAccess, jobs: receipt.erased.jobs }, 'user erased')
+        return receipt
+      },
+    )
   })
 
   await app.register(async (internal) => {
     internal.addHook('onRequest', requireToken(deps.internalToken))
 
     // A fetcher whose access token was rejected asks for a new one; the token itself stays in Redis.
-    internal.post<{ Params: { id: string } }>('/internal/users/:id/access-token/refresh', { schema: { params: userIdParams } }, async (request, reply) => {
-      try {
-        const token = await deps.tokens.ensureFresh(request.params.id, { force: true })
-        return { id: request.params.id, expiresAt: new Date(token.expiresAt).toISOString() }
-      } catch (error) {
-        if (error instanceof UserGoneError) return reply.status(404).send(notFound(request.params.id))
-        if (error instanceof ReauthRequiredError) {
-          await deps.users.setState(request.params.id, 'reauth_required', error.message)
-          await deps.scheduler.unschedule(request.params.id)
-          return reply.status(409).send({ error: 'Conflict', code: error.code, message: error.message })
+    internal.post<{ Params: { id: string } }>(
+      '/internal/users/:id/access-token/refresh',
+      {
+        schema: {
+          tags: ['internal'],
+          summary: "Refresh a user's access token now (fetchers, on a 401)",
+          security: [{ internal: [] }],
+          params: userIdParams,
+          response: { 200: { type: 'object', properties: { id: { type: 'string' }, expiresAt: { type: 'string' } } }, ...errors, 502: errorResponse },
+        },
+      },
+      async (request, reply) => {
+        try {
+          const token = await deps.tokens.ensureFresh(request.params.id, { force: true })
+          return { id: request.params.id, expiresAt: new Date(token.expiresAt).toISOString() }
+        } catch (error) {
+          if (error instanceof UserGoneError) return reply.status(404).send(notFound(request.params.id))
+          if (error instanceof ReauthRequiredError) {
+            await deps.users.setState(request.params.id, 'reauth_required', error.message)
+            await deps.scheduler.unschedule(request.params.id)
+            return reply.status(409).send({ error: 'Conflict', code: error.code, message: error.message })
+          }
+          if (error instanceof UpstreamError) return reply.status(502).send({ error: 'Bad Gateway', code: error.code, message: error.message })
+          throw error
         }
-        if (error instanceof UpstreamError) return reply.status(502).send({ error: 'Bad Gateway', code: error.code, message: error.message })
-        throw error
-      }
-    })
+      },
+    )
   })
-}
-
-async function present(user: User, scheduler: SyncScheduler) {
-  const nextRunAt = await scheduler.nextRunAt(user.id)
-  return {
-    id: user.id,
-    state: user.state,
-    dataTypes: user.dataTypes,
-    createdAt: iso(user.createdAt),
-    fetchedUntil: iso(user.fetchedUntil),
-    lastSyncAt: iso(user.lastSyncAt),
-    lastSyncStatus: user.lastSyncStatus ?? null,
-    lastError: user.lastError ?? null,
-    nextSyncAt: iso(nextRunAt),
-  }
 }
 
 function iso(ms: number | undefined): string | null {

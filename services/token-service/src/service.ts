@@ -1,9 +1,19 @@
+import cookie from '@fastify/cookie'
+import formbody from '@fastify/formbody'
 import { ServiceRuntime, UserGoneError, type Logger } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
 import { registerBullBoard } from './bull-board.js'
 import type { TokenServiceConfig } from './config.js'
-import { refreshAccessToken } from './google-oauth.js'
+import { registerApiDocs } from './docs.js'
+import type { ErasureDeps } from './erasure.js'
+import { refreshAccessToken, revokeGrant, type OAuthFlowConfig } from './google-oauth.js'
+import { Onboarding } from './onboarding.js'
+import { pageRoutes } from './pages.js'
+import { ReconnectLinks } from './reconnect-links.js'
 import { userRoutes } from './routes.js'
+import { SessionCookies } from './session-http.js'
+import { SessionStore } from './sessions.js'
+import { UserJobs } from './user-jobs.js'
 import { SyncScheduler } from './scheduler.js'
 import { createSyncProcessor } from './sync-processor.js'
 import { UserRepository } from './users.js'
@@ -27,6 +37,25 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     },
   })
   const scheduler = new SyncScheduler(queues, config.SYNC_INTERVAL_MS)
+  const flow: OAuthFlowConfig = {
+    ...oauth,
+    authUrl: config.GOOGLE_AUTH_URL,
+    revokeUrl: config.GOOGLE_REVOKE_URL,
+    redirectUri: `${config.PUBLIC_URL}/oauth/callback`,
+  }
+  const sessionStore = new SessionStore(redis, prefix, config.REFRESH_TOKEN_KEYS)
+  const sessions = new SessionCookies(sessionStore, config.PUBLIC_URL.startsWith('https:'))
+  const onboarding = new Onboarding({ users, tokens, scheduler, sessions: sessionStore, oauth: flow })
+  const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET)
+  const erasure: ErasureDeps = {
+    redis,
+    prefix,
+    users,
+    scheduler,
+    sessions: sessionStore,
+    jobs: new UserJobs(queues),
+    revoke: (token) => revokeGrant(flow, token),
+  }
 
   runtime.addWorker({
     stage: 'sync',
@@ -36,12 +65,33 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       tokens,
       scheduler,
       queues,
-      plan: { bucketMs: config.SYNC_BUCKET_MS, backfillMs: config.BACKFILL_DAYS * 86_400_000, chunkMs: config.FETCH_CHUNK_HOURS * 3_600_000 },
+      plan: {
+        bucketMs: config.SYNC_BUCKET_MS,
+        backfillMs: config.BACKFILL_DAYS * 86_400_000,
+        chunkMs: config.FETCH_CHUNK_HOURS * 3_600_000,
+        lookbackMs: config.SYNC_LOOKBACK_HOURS * 3_600_000,
+      },
     }),
   })
 
   const server = runtime.buildServer({ bodyLimit: 16 * 1024 })
-  await userRoutes(server, { users, tokens, scheduler, adminToken: config.ADMIN_TOKEN, internalToken: config.INTERNAL_API_TOKEN })
+  await server.register(cookie, { secret: [...config.SESSION_SECRET] })
+  await server.register(formbody)
+  await registerApiDocs(server, config.PUBLIC_URL)
+  const publicUrl = config.PUBLIC_URL
+  await userRoutes(server, {
+    users,
+    tokens,
+    scheduler,
+    onboarding,
+    sessions,
+    reconnectLinks,
+    erasure,
+    publicUrl,
+    adminToken: config.ADMIN_TOKEN,
+    internalToken: config.INTERNAL_API_TOKEN,
+  })
+  await pageRoutes(server, { onboarding, sessions, users, scheduler, reconnectLinks, erasure, googleAuthUrl: config.GOOGLE_AUTH_URL })
   await registerBullBoard(server, queues, config.ADMIN_TOKEN)
   return runtime
 }

@@ -16,7 +16,7 @@ export interface SyncProcessorDeps {
   readonly tokens: AccessTokenKeeper
   readonly scheduler: SyncScheduler
   readonly queues: StageQueues
-  readonly plan: SyncPlanOptions & { readonly bucketMs: number }
+  readonly plan: SyncPlanOptions
   readonly now?: () => number
 }
 
@@ -47,16 +47,32 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
       context.logger.warn({ userId: user.id }, 'refresh token refused: user needs to reconnect; syncs paused')
       return { syncId, status: 'paused', fetchJobs: 0 }
     }
-    const windows = planFetchWindows(user.fetchedUntil, now(), deps.plan)
+    const planned = planFetchWindows({ fetchedUntil: user.fetchedUntil, backfillEnd: user.backfill?.end, timeZone: user.timeZone }, now(), deps.plan)
+    const backfill = planned.filter((p) => p.kind === 'backfill')
+    if (backfill.length > 0) await deps.users.recordBackfillPlan(user.id, backfill.length, backfill[0]!.window.endMs)
     await deps.queues.addBulk(
       'fetch',
-      windows.map((window) => ({
-        data: { syncId, userId: user.id, dataTypes: [...user.dataTypes], window, bucketMs: deps.plan.bucketMs },
-        options: { jobId: `fetch-${user.id}-${window.startMs}-${window.endMs}` },
+      planned.map(({ window, kind, chunk }) => ({
+        data: {
+          syncId,
+          userId: user.id,
+          dataTypes: [...user.dataTypes],
+          window,
+          bucketMs: deps.plan.bucketMs,
+          timeZone: user.timeZone,
+          lookbackMs: deps.plan.lookbackMs,
+          kind,
+          ...(chunk === undefined ? {} : { chunk }),
+        },
+        options: {
+          jobId: `fetch-${user.id}-${window.startMs}-${window.endMs}`,
+          // Backfill yields to everyone's regular syncs; its chunks show in Bull Board as "backfill 3/30".
+          ...(chunk === undefined ? {} : { name: `backfill ${chunk.index}/${chunk.of}`, priority: 10 }),
+        },
       })),
     )
-    await deps.users.recordSync(user.id, now(), windows.length > 0 ? 'fetching' : 'up_to_date')
-    context.logger.info({ syncId, userId: user.id, windows: windows.length }, 'sync planned')
-    return { syncId, status: windows.length > 0 ? 'planned' : 'up_to_date', fetchJobs: windows.length }
+    await deps.users.recordSync(user.id, now(), planned.length > 0 ? 'fetching' : 'up_to_date')
+    context.logger.info({ syncId, userId: user.id, windows: planned.length, backfill: backfill.length }, 'sync planned')
+    return { syncId, status: planned.length > 0 ? 'planned' : 'up_to_date', fetchJobs: planned.length }
   }
 }

@@ -14,6 +14,12 @@ export interface User {
   readonly lastSyncAt: number | undefined
   readonly lastSyncStatus: string | undefined
   readonly lastError: string | undefined
+  /** OAuth scopes granted at Google; empty for users registered with a pasted refresh token before scopes were kept. */
+  readonly scopes: readonly string[]
+  /** IANA zone the user's buckets align to. */
+  readonly timeZone: string
+  /** Set once the backfill is planned: how many chunks, how many fetched, and where it ends. */
+  readonly backfill: { readonly chunks: number; readonly done: number; readonly end: number } | undefined
 }
 
 /** The users the token service keeps in Redis, with their encrypted refresh tokens. */
@@ -24,7 +30,7 @@ export class UserRepository {
     private readonly refreshKeys: Keyring,
   ) {}
 
-  async create(input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number }): Promise<User> {
+  async create(input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number; scopes?: readonly string[]; timeZone?: string }): Promise<User> {
     const id = randomBytes(16).toString('base64url')
     await this.redis
       .multi()
@@ -33,6 +39,9 @@ export class UserRepository {
         [USER_FIELDS.dataTypes]: input.dataTypes.join(','),
         [USER_FIELDS.createdAt]: String(input.now),
         [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(input.refreshToken, refreshTokenContext(id)),
+        [USER_FIELDS.consentUpdatedAt]: String(input.now),
+        ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: input.scopes.join(' ') }),
+        ...(input.timeZone === undefined ? {} : { [USER_FIELDS.timeZone]: input.timeZone }),
       })
       .sadd(userIndexKey(this.prefix), id)
       .exec()
@@ -51,6 +60,16 @@ export class UserRepository {
       lastSyncAt: optionalNumber(fields[USER_FIELDS.lastSyncAt]),
       lastSyncStatus: fields[USER_FIELDS.lastSyncStatus],
       lastError: fields[USER_FIELDS.lastError],
+      scopes: (fields[USER_FIELDS.scopes] ?? '').split(' ').filter((s) => s !== ''),
+      timeZone: fields[USER_FIELDS.timeZone] ?? 'UTC',
+      backfill:
+        fields[USER_FIELDS.backfillChunks] === undefined
+          ? undefined
+          : {
+              chunks: Number(fields[USER_FIELDS.backfillChunks]),
+              done: Number(fields[USER_FIELDS.backfillDone] ?? 0),
+              end: Number(fields[USER_FIELDS.backfillEnd]),
+            },
     }
   }
 
@@ -61,6 +80,28 @@ export class UserRepository {
 
   async setState(id: string, state: UserState, lastError?: string): Promise<void> {
     await this.updateExisting(id, { [USER_FIELDS.state]: state, ...(lastError === undefined ? {} : { [USER_FIELDS.lastError]: lastError }) })
+  }
+
+  async recordBackfillPlan(id: string, chunks: number, end: number): Promise<void> {
+    await this.updateExisting(id, { [USER_FIELDS.backfillChunks]: String(chunks), [USER_FIELDS.backfillEnd]: String(end) })
+  }
+
+  /** Changes what the user sells; the fetcher reads it at fetch time, so it applies from the next fetch. */
+  async updateConsent(id: string, dataTypes: readonly DataTypeKey[], now: number): Promise<boolean> {
+    return this.updateExisting(id, { [USER_FIELDS.dataTypes]: dataTypes.join(','), [USER_FIELDS.consentUpdatedAt]: String(now) })
+  }
+
+  /** A new grant from Google consent: new refresh token and scopes, the consent that went with them, and syncing resumes. */
+  async replaceGrant(id: string, grant: { refreshToken: string; scopes: readonly string[]; dataTypes: readonly DataTypeKey[]; now: number }): Promise<boolean> {
+    const replaced = await this.updateExisting(id, {
+      [USER_FIELDS.state]: 'active',
+      [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(grant.refreshToken, refreshTokenContext(id)),
+      [USER_FIELDS.scopes]: grant.scopes.join(' '),
+      [USER_FIELDS.dataTypes]: grant.dataTypes.join(','),
+      [USER_FIELDS.consentUpdatedAt]: String(grant.now),
+    })
+    if (replaced) await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.lastError, USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+    return replaced
   }
 
   async recordSync(id: string, at: number, status: string): Promise<void> {
@@ -78,14 +119,15 @@ export class UserRepository {
   }
 
   /** Writes fields only if the user still exists, so a late write never resurrects an erased user. */
-  private async updateExisting(id: string, fields: Record<string, string>): Promise<void> {
+  private async updateExisting(id: string, fields: Record<string, string>): Promise<boolean> {
     const args = Object.entries(fields).flat()
-    await this.redis.eval(
+    const result = await this.redis.eval(
       "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end return -1",
       1,
       userKey(this.prefix, id),
       ...args,
     )
+    return result !== -1
   }
 }
 

@@ -26,6 +26,9 @@ beforeAll(async () => {
     GOOGLE_CLIENT_ID: google.clientId,
     GOOGLE_CLIENT_SECRET: google.clientSecret,
     GOOGLE_TOKEN_URL: google.tokenUrl,
+    GOOGLE_AUTH_URL: google.authorizeUrl,
+    GOOGLE_REVOKE_URL: google.revokeUrl,
+    SESSION_SECRET: 'session-secret-for-tests-0123456789abcdef',
     REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
     ACCESS_TOKEN_KEYS: generateKeyringEntry('a1'),
     BACKFILL_DAYS: '2',
@@ -157,8 +160,12 @@ describe('sync', () => {
   it('plans fetch windows for the backfill, with no token in the fetch jobs', async () => {
     const { id, google: user } = await register(['steps'])
     service.start()
-    await waitFor(async () => (await service.queues.queue('fetch').getJobCounts('waiting')).waiting >= 2)
-    const jobs = (await service.queues.queue('fetch').getJobs(['waiting'])) as Job<StageData<'fetch'>>[]
+    // Backfill chunks are prioritised below regular syncs, so they wait in BullMQ's prioritized set.
+    await waitFor(async () => {
+      const counts = await service.queues.queue('fetch').getJobCounts('waiting', 'prioritized')
+      return (counts.waiting ?? 0) + (counts.prioritized ?? 0) >= 2
+    })
+    const jobs = (await service.queues.queue('fetch').getJobs(['waiting', 'prioritized'])) as Job<StageData<'fetch'>>[]
     const mine = jobs.filter((j) => j.data.userId === id)
     // Two days of history in 24-hour chunks (three when now is not on a bucket edge).
     expect(mine.length).toBeGreaterThanOrEqual(2)

@@ -1,0 +1,135 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { google as googleapis } from 'googleapis'
+import { FakeGoogle } from '../src/index.js'
+
+/** The authorization-code flow at the fake, through the real googleapis client where one is involved. */
+let fake: FakeGoogle
+const REDIRECT = 'http://app.test/oauth/callback'
+const SCOPES = ['https://www.googleapis.com/auth/fitness.activity.read', 'https://www.googleapis.com/auth/fitness.sleep.read']
+
+beforeAll(async () => {
+  fake = await FakeGoogle.start()
+})
+
+afterAll(async () => {
+  await fake.close()
+})
+
+function client() {
+  return new googleapis.auth.OAuth2({
+    clientId: fake.clientId,
+    clientSecret: fake.clientSecret,
+    redirectUri: REDIRECT,
+    endpoints: { oauth2TokenUrl: fake.tokenUrl, oauth2AuthBaseUrl: fake.authorizeUrl, oauth2RevokeUrl: fake.revokeUrl },
+  })
+}
+
+function pkce() {
+  const verifier = randomBytes(32).toString('base64url')
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') }
+}
+
+/** Opens the consent screen and answers it; returns the redirect back to the app. */
+async function authorize(params: Record<string, string>, answer: { decision?: string; account?: string; scopes?: string[] } = {}): Promise<URL> {
+  const url = new URL(fake.authorizeUrl)
+  for (const [k, v] of Object.entries({ client_id: fake.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: SCOPES.join(' '), ...params })) {
+    url.searchParams.set(k, v)
+  }
+  const page = await fetch(url)
+  expect(page.status).toBe(200)
+  const html = await page.text()
+  const form = new URLSearchParams({
+    request_id: /name="request_id" value="([^"]+)"/.exec(html)![1]!,
+    decision: answer.decision ?? 'allow',
+    account: answer.account ?? `acct-${randomBytes(4).toString('hex')}`,
+  })
+  for (const s of answer.scopes ?? SCOPES) form.append('scope', s)
+  const response = await fetch(fake.authorizeUrl, { method: 'POST', body: form, redirect: 'manual' })
+  expect(response.status).toBe(302)
+  return new URL(response.headers.get('location')!)
+}
+
+describe('the consent screen', () => {
+  it('lists the requested scopes with Allow and Deny, and refuses malformed requests with an error page', async () => {
+    const url = new URL(fake.authorizeUrl)
+    url.search = new URLSearchParams({ client_id: fake.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: SCOPES.join(' ') }).toString()
+    const html = await (await fetch(url)).text()
+    expect(html).toContain('See your physical activity data')
+    expect(html).toContain('See your sleep data')
+    expect(html).toMatch(/value="allow"/)
+    expect(html).toMatch(/value="deny"/)
+    for (const [param, value, error] of [
+      ['client_id', 'someone-else', 'invalid_client'],
+      ['redirect_uri', 'javascript:alert(1)', 'redirect_uri_mismatch'],
+      ['scope', 'https://mail.google.com/', 'invalid_scope'],
+      ['code_challenge', 'short', 'invalid_request'],
+    ] as const) {
+      const bad = new URL(url)
+      bad.searchParams.set(param, value)
+      const response = await fetch(bad)
+      expect(response.status).toBe(400)
+      expect(await response.text()).toContain(error)
+    }
+  })
+
+  it('redirects with error=access_denied and the state on Deny', async () => {
+    const back = await authorize({ state: 'xyz' }, { decision: 'deny' })
+    expect(back.searchParams.get('error')).toBe('access_denied')
+    expect(back.searchParams.get('state')).toBe('xyz')
+    expect(back.searchParams.get('code')).toBeNull()
+  })
+})
+
+describe('the authorization-code grant', () => {
+  it('exchanges a code once, with the right PKCE verifier, for an offline grant of the scopes consented to', async () => {
+    const { verifier, challenge } = pkce()
+    const back = await authorize({ state: 's1', access_type: 'offline', code_challenge: challenge, code_challenge_method: 'S256' }, { scopes: [SCOPES[0]!] })
+    expect(back.searchParams.get('state')).toBe('s1')
+    const { tokens } = await client().getToken({ code: back.searchParams.get('code')!, codeVerifier: verifier })
+    expect(tokens.refresh_token).toMatch(/^1\/\/09/)
+    expect(tokens.scope).toBe(SCOPES[0])
+    // The refresh token works like any other.
+    const c = client()
+    c.setCredentials({ refresh_token: tokens.refresh_token! })
+    expect((await c.refreshAccessToken()).credentials.access_token).toMatch(/^ya29\./)
+    // A replayed code is refused.
+    await expect(client().getToken({ code: back.searchParams.get('code')!, codeVerifier: verifier })).rejects.toMatchObject({
+      response: { data: { error: 'invalid_grant' } },
+    })
+  })
+
+  it('refuses a wrong or missing verifier, and another redirect URI', async () => {
+    const { challenge } = pkce()
+    const params = { access_type: 'offline', code_challenge: challenge, code_challenge_method: 'S256' }
+    const wrong = await authorize(params)
+    await expect(client().getToken({ code: wrong.searchParams.get('code')!, codeVerifier: pkce().verifier })).rejects.toMatchObject({
+      response: { data: { error: 'invalid_grant', error_description: 'Invalid code verifier.' } },
+    })
+    const missing = await authorize(params)
+    await expect(client().getToken({ code: missing.searchParams.get('code')! })).rejects.toMatchObject({
+      response: { data: { error: 'invalid_grant', error_description: 'Missing code verifier.' } },
+    })
+    const elsewhere = await authorize(params)
+    await expect(client().getToken({ code: elsewhere.searchParams.get('code')!, redirect_uri: 'http://evil.test/cb' })).rejects.toMatchObject({
+      response: { data: { error: 'redirect_uri_mismatch' } },
+    })
+  })
+
+  it('issues a refresh token only offline, and to a returning account only with prompt=consent', async () => {
+    const account = `returning-${randomBytes(3).toString('hex')}`
+    const online = await authorize({}, { account: `${account}-online` })
+    expect((await client().getToken({ code: online.searchParams.get('code')! })).tokens.refresh_token).toBeUndefined()
+    const first = await authorize({ access_type: 'offline' }, { account })
+    expect((await client().getToken({ code: first.searchParams.get('code')! })).tokens.refresh_token).toBeDefined()
+    const again = await authorize({ access_type: 'offline' }, { account })
+    expect((await client().getToken({ code: again.searchParams.get('code')! })).tokens.refresh_token).toBeUndefined()
+    const forced = await authorize({ access_type: 'offline', prompt: 'consent' }, { account })
+    const { tokens } = await client().getToken({ code: forced.searchParams.get('code')! })
+    expect(tokens.refresh_token).toBeDefined()
+    await client().revokeToken(tokens.refresh_token!)
+    const c = client()
+    c.setCredentials({ refresh_token: tokens.refresh_token! })
+    await expect(c.refreshAccessToken()).rejects.toMatchObject({ response: { data: { error: 'invalid_grant' } } })
+  })
+})

@@ -1,0 +1,135 @@
+import type { Redis } from 'ioredis'
+import { z } from 'zod'
+
+/**
+ * The Redis layout of what FitStream has released about each person and how much of their
+ * differential-privacy budget it cost. The anonymizer writes it; the token service reads it (a
+ * user's privacy report) and erases it (every key is `<prefix>:privacy:<userId>` or below it).
+ *
+ * - `<prefix>:privacy:<userId>` hash of running totals (`PRIVACY_TOTAL_FIELDS`).
+ * - `<prefix>:privacy:<userId>:budget:<period>` hash: `budget` and `spent` in micro-epsilon, plus
+ *   one field per charge (`<kind>|<type>|<startMs>[|<revision>]` → micro-epsilon), so a retried or
+ *   duplicated release is never charged twice.
+ * - `<prefix>:privacy:<userId>:periods` set of the periods that have a budget hash.
+ * - `<prefix>:privacy:<userId>:log` list of JSON `PrivacyLogEntry`, newest first, capped.
+ *
+ * Epsilon is kept in integer micro-units: floating-point increments would drift, and a budget check
+ * that rounds the wrong way would let a release through that the policy forbids.
+ */
+
+export const MICRO_EPSILON = 1_000_000
+
+export const privacyKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}`
+export const privacyBudgetKey = (prefix: string, userId: string, period: string): string => `${prefix}:privacy:${userId}:budget:${period}`
+export const privacyPeriodsKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:periods`
+export const privacyLogKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:log`
+
+/** Most recent log entries kept per user. */
+export const PRIVACY_LOG_LENGTH = 500
+
+export const PRIVACY_TOTAL_FIELDS = {
+  /** Individual records released (each revision counts). */
+  recordsReleased: 'recordsReleased',
+  /** (type, window) cohort cells the person was counted in. */
+  cohortContributions: 'cohortContributions',
+  /** Releases or contributions held back because the period's budget was spent. */
+  withheldForBudget: 'withheldForBudget',
+  /** Contributions that arrived after their cohort window had closed (dropped, not released). */
+  lateContributions: 'lateContributions',
+  lastReleaseAt: 'lastReleaseAt',
+} as const
+
+export const privacyLogEntrySchema = z.object({
+  /** When the anonymizer acted (ISO 8601). */
+  at: z.iso.datetime(),
+  /**
+   * `records`: individual pseudonymous records were handed to the publisher. `cohort`: the person's
+   * data was counted in a cohort cell, released later only if the cell reaches k people.
+   * `withheld`: nothing was released because the budget was spent.
+   */
+  kind: z.enum(['records', 'cohort', 'withheld']),
+  type: z.string(),
+  /** The data interval covered (ISO 8601). */
+  start: z.iso.datetime(),
+  end: z.iso.datetime(),
+  /** Records released, cohort cells joined, or releases withheld. */
+  count: z.number().int().min(0),
+  /** Epsilon charged by this entry (0 where the policy adds no noise). */
+  epsilon: z.number().min(0),
+})
+export type PrivacyLogEntry = z.infer<typeof privacyLogEntrySchema>
+
+export interface PrivacyBudgetPeriod {
+  /** The budget period, e.g. `2026-11`: the period the released data falls in, not when it was released. */
+  readonly period: string
+  readonly budget: number
+  readonly spent: number
+  readonly remaining: number
+  /** Distinct charged releases in the period. */
+  readonly charges: number
+}
+
+export interface PrivacyReport {
+  readonly userId: string
+  readonly totals: {
+    readonly recordsReleased: number
+    readonly cohortContributions: number
+    readonly withheldForBudget: number
+    readonly lateContributions: number
+    readonly lastReleaseAt: string | null
+  }
+  /** Oldest period first. */
+  readonly budgets: readonly PrivacyBudgetPeriod[]
+  /** Newest first; at most `PRIVACY_LOG_LENGTH`. */
+  readonly releases: readonly PrivacyLogEntry[]
+}
+
+const fromMicro = (micro: number): number => Math.round(micro) / MICRO_EPSILON
+
+/** What has been released about one person and the epsilon it cost, per period. */
+export async function readPrivacyReport(redis: Redis, prefix: string, userId: string): Promise<PrivacyReport> {
+  const [totals, periods, log] = await Promise.all([
+    redis.hgetall(privacyKey(prefix, userId)),
+    redis.smembers(privacyPeriodsKey(prefix, userId)),
+    redis.lrange(privacyLogKey(prefix, userId), 0, PRIVACY_LOG_LENGTH - 1),
+  ])
+  const budgets: PrivacyBudgetPeriod[] = []
+  for (const period of periods.sort()) {
+    const ledger = await redis.hgetall(privacyBudgetKey(prefix, userId, period))
+    if (ledger.budget === undefined) continue
+    const budget = Number(ledger.budget)
+    const spent = Number(ledger.spent ?? 0)
+    budgets.push({
+      period,
+      budget: fromMicro(budget),
+      spent: fromMicro(spent),
+      remaining: fromMicro(Math.max(0, budget - spent)),
+      charges: Object.keys(ledger).filter((field) => field.includes('|')).length,
+    })
+  }
+  const count = (field: string): number => Number(totals[field] ?? 0)
+  return {
+    userId,
+    totals: {
+      recordsReleased: count(PRIVACY_TOTAL_FIELDS.recordsReleased),
+      cohortContributions: count(PRIVACY_TOTAL_FIELDS.cohortContributions),
+      withheldForBudget: count(PRIVACY_TOTAL_FIELDS.withheldForBudget),
+      lateContributions: count(PRIVACY_TOTAL_FIELDS.lateContributions),
+      lastReleaseAt: totals[PRIVACY_TOTAL_FIELDS.lastReleaseAt] ?? null,
+    },
+    budgets,
+    releases: log.flatMap((line) => {
+      // An entry that no longer parses (an older format) is left out rather than failing the report.
+      const parsed = privacyLogEntrySchema.safeParse(safeJson(line))
+      return parsed.success ? [parsed.data] : []
+    }),
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,104 @@
+import type { Redis } from 'ioredis'
+import { bucketHistoryKey } from '@fitstream/shared'
+import type { RevocationOutcome } from './google-oauth.js'
+import type { SyncScheduler } from './scheduler.js'
+import type { SessionStore } from './sessions.js'
+import type { JobRecall, UserJobs } from './user-jobs.js'
+import type { UserRepository } from './users.js'
+
+export interface ErasureDeps {
+  readonly redis: Redis
+  readonly prefix: string
+  readonly users: UserRepository
+  readonly scheduler: SyncScheduler
+  readonly sessions: SessionStore
+  readonly jobs: UserJobs
+  /** Revokes the user's grant at Google. */
+  readonly revoke: (refreshToken: string) => Promise<RevocationOutcome>
+  readonly now?: () => number
+}
+
+export type GoogleAccess = 'revoked' | 'already_revoked' | 'not_revoked' | 'no_token'
+
+export interface ErasureReceipt {
+  readonly id: string
+  readonly erasedAt: string
+  readonly erased: {
+    readonly account: boolean
+    readonly tokens: boolean
+    readonly syncCursor: boolean
+    readonly consent: boolean
+    readonly schedule: boolean
+    /** Keys of per-user privacy state (budgets, cohort membership) and fetch history deleted. */
+    readonly privacyState: number
+    readonly sessions: number
+    /** Pending, failed and dead-lettered jobs removed, per queue. */
+    readonly jobs: Record<string, number>
+  }
+  readonly googleAccess: GoogleAccess
+  readonly notRecalled: {
+    /** Jobs a worker was running, per queue: they find the user gone and discard their work. */
+    readonly runningJobs: Record<string, number>
+    readonly explanation: string
+  }
+  readonly note: string
+}
+
+export const PUBLISHED_NOTE =
+  'Anonymised records already published to Streamr, and any copies buyers received or stored, cannot be recalled. They carry a monthly pseudonym, not your identity.'
+
+/**
+ * Forgets a user: revokes their grant at Google, then deletes their record (tokens, cursor,
+ * consent), schedule, privacy state, sessions and every job that names them, and says what could
+ * not be recalled. Undefined when there was no such user.
+ */
+export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureReceipt | undefined> {
+  const now = deps.now ?? Date.now
+  const user = await deps.users.get(userId)
+  const refreshToken = await deps.users.refreshToken(userId).catch(() => undefined)
+  const schedule = await deps.scheduler.unschedule(userId)
+  if (user === undefined && !schedule) return undefined
+
+  const googleAccess = await revokeAtGoogle(deps, refreshToken)
+  // The record goes first, so no worker starts new work for the user while the queues are swept.
+  const account = await deps.users.delete(userId)
+  const privacyState = await deleteUserState(deps.redis, deps.prefix, userId)
+  const sessions = await deps.sessions.destroyAllOf(userId)
+  const recall: JobRecall = await deps.jobs.recall(userId)
+  const running = Object.values(recall.running).reduce((a, b) => a + b, 0)
+  return {
+    id: userId,
+    erasedAt: new Date(now()).toISOString(),
+    erased: { account, tokens: account, syncCursor: account, consent: account, schedule, privacyState, sessions, jobs: recall.removed },
+    googleAccess,
+    notRecalled: {
+      runningJobs: recall.running,
+      explanation:
+        running === 0
+          ? 'No job for this user was running.'
+          : `${running} job(s) were running and could not be removed safely; each finds the user gone and discards its work without passing data on.`,
+    },
+    note: PUBLISHED_NOTE,
+  }
+}
+
+async function revokeAtGoogle(deps: ErasureDeps, refreshToken: string | undefined): Promise<GoogleAccess> {
+  if (refreshToken === undefined) return 'no_token'
+  try {
+    return (await deps.revoke(refreshToken)) === 'revoked' ? 'revoked' : 'already_revoked'
+  } catch {
+    // Erasure must not wait on Google: the token is deleted here either way, and the receipt says so.
+    return 'not_revoked'
+  }
+}
+
+async function deleteUserState(redis: Redis, prefix: string, userId: string): Promise<number> {
+  const keys = [`${prefix}:privacy:${userId}`, bucketHistoryKey(prefix, userId), `${prefix}:lock:refresh:${userId}`]
+  let cursor = '0'
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:privacy:${userId}:*`, 'COUNT', 1000)
+    cursor = next
+    keys.push(...found)
+  } while (cursor !== '0')
+  return redis.del(...keys)
+}

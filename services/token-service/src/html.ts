@@ -1,0 +1,141 @@
+import { dataType, type DataTypeKey } from '@fitstream/shared'
+import { CONSENT_GROUPS, groupsOf } from './consent.js'
+import type { ErasureReceipt } from './erasure.js'
+import type { User } from './users.js'
+
+/** The token service's few pages: plain HTML, no scripts from elsewhere, every value escaped. */
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/** The one inline script: tells the service the browser's time zone, so daily totals follow the person's days. */
+export const TIME_ZONE_SCRIPT = "document.querySelector('input[name=tz]').value = Intl.DateTimeFormat().resolvedOptions().timeZone || ''"
+
+function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} - FitStream</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1d2327;line-height:1.45}
+h1{font-size:1.6rem}fieldset{border:1px solid #ccd;border-radius:6px;padding:.5rem 1rem}legend{font-weight:600}
+label.group{display:block;padding:.35rem 0}label.group small{display:block;color:#555;margin-left:1.6rem}
+button,.button{font-size:1rem;padding:.5rem 1.2rem;border-radius:5px;border:1px solid #0b5cad;background:#0b66c3;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
+button.danger{background:#b3261e;border-color:#8c1d18}.muted{color:#555}.notice{background:#eef5ff;border-left:4px solid #0b66c3;padding:.5rem 1rem}
+.warning{background:#fff4e5;border-left:4px solid #e08600;padding:.5rem 1rem}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}
+</style></head><body>${body}</body></html>`
+}
+
+function groupChoices(checked: ReadonlySet<string>): string {
+  return CONSENT_GROUPS.map(
+    (g) =>
+      `<label class="group"><input type="checkbox" name="groups" value="${g.group}"${checked.has(g.group) ? ' checked' : ''}> ${escapeHtml(g.title)}<small>${escapeHtml(g.description)}</small></label>`,
+  ).join('\n')
+}
+
+export function onboardingPage(csrfToken: string, problem?: string): string {
+  return layout(
+    'Sell your fitness data',
+    `<h1>Sell your Google Fit data, anonymised</h1>
+<p>FitStream reads the fitness data you choose from Google Fit once an hour and offers it, anonymised, to buyers on the
+Streamr Hub, a data marketplace. You can change what you share or delete everything at any time.</p>
+<h2>How your data is anonymised</h2>
+<ul>
+<li>Your name, email, Google account and devices are never passed on. Buyers see a random code instead of you, and that code changes every month.</li>
+<li>Times are rounded to whole hours and values are rounded, so single readings can't be picked out.</li>
+<li>Where you were is never collected: distance and speed are totals, not places.</li>
+<li>Your Google tokens are stored encrypted and are used only to read the kinds of data you tick below.</li>
+</ul>
+${problem === undefined ? '' : `<p class="warning">${escapeHtml(problem)}</p>`}
+<form method="post" action="/connect">
+<fieldset><legend>What may FitStream sell?</legend>
+${groupChoices(new Set())}
+</fieldset>
+<input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
+<input type="hidden" name="tz" value="">
+<p class="muted">Next, Google asks you to allow read access to exactly these kinds of data.</p>
+<p><button type="submit">Connect Google Fit</button></p>
+</form>
+<script>${TIME_ZONE_SCRIPT}</script>`,
+  )
+}
+
+export interface AccountView {
+  readonly user: User
+  readonly csrfToken: string
+  readonly nextSyncAt: number | undefined
+  readonly notice?: string
+}
+
+export function accountPage({ user, csrfToken, nextSyncAt, notice }: AccountView): string {
+  const reauth = user.state === 'reauth_required'
+  const when = (ms: number | undefined) =>
+    ms === undefined || Number.isNaN(ms) ? 'not yet' : new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'
+  return layout(
+    'Your FitStream account',
+    `<h1>Your FitStream account</h1>
+${notice === undefined ? '' : `<p class="notice">${escapeHtml(notice)}</p>`}
+${
+  reauth
+    ? `<p class="warning"><strong>Google access has ended.</strong> Google no longer accepts FitStream's access (it was revoked or expired), so syncing is paused. Nothing is lost: reconnect and FitStream continues where it stopped.<br><br><a class="button" href="/account/reconnect">Reconnect Google Fit</a></p>`
+    : '<p class="notice"><strong>Connected.</strong> Your data is read from Google Fit every hour, anonymised and offered to buyers.</p>'
+}
+<dl>
+<dt>Status</dt><dd>${reauth ? 'paused: reconnect needed' : 'active'}</dd>
+<dt>Selling</dt><dd>${escapeHtml(describeTypes(user.dataTypes))}</dd>
+<dt>Data read up to</dt><dd>${when(user.fetchedUntil)}</dd>
+<dt>Last sync</dt><dd>${when(user.lastSyncAt)}</dd>
+<dt>Next sync</dt><dd>${reauth ? 'paused' : when(nextSyncAt)}</dd>
+</dl>
+<h2>Change what you sell</h2>
+<form method="post" action="/account/consent">
+<fieldset><legend>Kinds of data</legend>
+${groupChoices(groupsOf(user.dataTypes))}
+</fieldset>
+<input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
+<p class="muted">Less takes effect from the next read. More asks Google for your permission first.</p>
+<p><button type="submit">Save my choices</button></p>
+</form>
+<h2>Delete my data</h2>
+<form method="post" action="/account/delete">
+<input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
+<p>This revokes FitStream's access at Google and deletes your tokens, settings and everything waiting to be processed.
+Anonymised records already sold cannot be recalled.</p>
+<p><button class="danger" type="submit">Delete my data</button></p>
+</form>`,
+  )
+}
+
+export function receiptPage(receipt: ErasureReceipt): string {
+  const jobs = Object.values(receipt.erased.jobs).reduce((a, b) => a + b, 0)
+  const google = {
+    revoked: 'FitStream’s access was revoked at Google.',
+    already_revoked: 'Google had already ended FitStream’s access.',
+    not_revoked: 'Google could not be reached to revoke access; the token is deleted here. You can also remove FitStream at myaccount.google.com/permissions.',
+    no_token: 'There was no Google access to revoke.',
+  }[receipt.googleAccess]
+  return layout(
+    'Your data is deleted',
+    `<h1>Your data is deleted</h1>
+<ul>
+<li>${escapeHtml(google)}</li>
+<li>Your account, Google tokens, choices and sync position are deleted, and syncing has stopped.</li>
+<li>${jobs} pending item(s) of work and ${receipt.erased.privacyState} item(s) of privacy state were deleted.</li>
+<li>${escapeHtml(receipt.notRecalled.explanation)}</li>
+<li>${escapeHtml(receipt.note)}</li>
+</ul>
+<p class="muted">Deleted at ${escapeHtml(receipt.erasedAt)}. Reference: ${escapeHtml(receipt.id)}</p>
+<p><a href="/">Back to FitStream</a></p>`,
+  )
+}
+
+export function messagePage(title: string, message: string, link: { href: string; text: string } = { href: '/', text: 'Start again' }): string {
+  return layout(
+    title,
+    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p><p><a class="button" href="${escapeHtml(link.href)}">${escapeHtml(link.text)}</a></p>`,
+  )
+}
+
+function describeTypes(types: readonly DataTypeKey[]): string {
+  return types.length === 0 ? 'nothing' : types.map((t) => dataType(t).description.split(':')[0]!.toLowerCase()).join(', ')
+}

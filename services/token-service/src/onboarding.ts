@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto'
+import { FitStreamError, scopesFor, type DataTypeKey } from '@fitstream/shared'
+import type { AccessTokenKeeper } from './access-tokens.js'
+import { grantedDataTypes, missingScopes } from './consent.js'
+import { authorizationUrl, createPkcePair, exchangeAuthorizationCode, revokeGrant, type Grant, type OAuthFlowConfig } from './google-oauth.js'
+import type { SyncScheduler } from './scheduler.js'
+import type { SessionStore } from './sessions.js'
+import type { UserRepository } from './users.js'
+
+export interface OnboardingDeps {
+  readonly users: UserRepository
+  readonly tokens: AccessTokenKeeper
+  readonly scheduler: SyncScheduler
+  readonly sessions: SessionStore
+  readonly oauth: OAuthFlowConfig
+  readonly now?: () => number
+}
+
+export interface Choice {
+  readonly dataTypes: readonly DataTypeKey[]
+  /** An existing user consenting again (reconnect, or more data). */
+  readonly userId?: string
+  readonly timeZone?: string
+}
+
+export type CallbackOutcome =
+  | {
+      readonly kind: 'connected'
+      readonly userId: string
+      readonly created: boolean
+      readonly dataTypes: readonly DataTypeKey[]
+      readonly notGranted: readonly DataTypeKey[]
+    }
+  | { readonly kind: 'denied' }
+  | { readonly kind: 'invalid_state' }
+  | { readonly kind: 'code_rejected'; readonly reason: string }
+  | { readonly kind: 'nothing_granted' }
+  | { readonly kind: 'user_gone' }
+
+export type ConsentChange =
+  | { readonly kind: 'updated'; readonly dataTypes: readonly DataTypeKey[] }
+  | { readonly kind: 'needs_google_consent'; readonly missingScopes: readonly string[] }
+  | { readonly kind: 'not_found' }
+
+/**
+ * Connecting a Google account: the authorization-code flow with PKCE, its `state` bound to the
+ * browser session, and what happens with the grant (a new user, or a returning one whose tokens
+ * and consent are replaced). Also consent changes, which need Google only for new scopes.
+ */
+export class Onboarding {
+  private readonly now: () => number
+
+  constructor(private readonly deps: OnboardingDeps) {
+    this.now = deps.now ?? Date.now
+  }
+
+  /** Where to send the browser: Google's consent screen for the scopes the choice needs. */
+  async start(sessionId: string, choice: Choice): Promise<string> {
+    const state = randomBytes(24).toString('base64url')
+    const pkce = createPkcePair()
+    await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice })
+    return authorizationUrl(this.deps.oauth, { scopes: scopesFor(choice.dataTypes), state, codeChallenge: pkce.challenge })
+  }
+
+  async complete(sessionId: string | undefined, query: { state?: string; code?: string; error?: string }): Promise<CallbackOutcome> {
+    const pending = query.state === undefined ? undefined : await this.deps.sessions.takePending(query.state)
+    if (pending === undefined || sessionId === undefined || pending.sessionId !== sessionId) return { kind: 'invalid_state' }
+    if (query.error === 'access_denied') return { kind: 'denied' }
+    if (query.error !== undefined || query.code === undefined) return { kind: 'code_rejected', reason: `Google answered ${query.error ?? 'without a code'}` }
+
+    let grant: Grant
+    try {
+      grant = await exchangeAuthorizationCode(this.deps.oauth, query.code, pending.codeVerifier, this.now)
+    } catch (error) {
+      if (error instanceof FitStreamError) return { kind: 'code_rejected', reason: error.message }
+      throw error
+    }
+    const scopes = grant.accessToken.scopes
+    const dataTypes = grantedDataTypes(pending.dataTypes, scopes)
+    const notGranted = pending.dataTypes.filter((t) => !dataTypes.includes(t))
+    if (dataTypes.length === 0) {
+      await this.discard(grant)
+      return { kind: 'nothing_granted' }
+    }
+
+    let userId = pending.userId
+    const now = this.now()
+    if (userId === undefined) {
+      userId = (await this.deps.users.create({ refreshToken: grant.refreshToken, dataTypes, scopes, now, ...validTimeZone(pending.timeZone) })).id
+    } else if (!(await this.deps.users.replaceGrant(userId, { refreshToken: grant.refreshToken, scopes, dataTypes, now }))) {
+      await this.discard(grant)
+      return { kind: 'user_gone' }
+    }
+    await this.deps.tokens.keep(userId, grant.accessToken)
+    await this.deps.scheduler.schedule(userId)
+    await this.deps.scheduler.syncNow(userId, pending.userId === undefined ? 'onboarding' : 'manual')
+    await this.deps.sessions.bindUser(sessionId, userId)
+    return { kind: 'connected', userId, created: pending.userId === undefined, dataTypes, notGranted }
+  }
+
+  /** Less (or the same) applies at once, from the next fetch; more needs Google's consent first. */
+  async changeConsent(userId: string, dataTypes: readonly DataTypeKey[]): Promise<ConsentChange> {
+    const user = await this.deps.users.get(userId)
+    if (user === undefined) return { kind: 'not_found' }
+    const missing = missingScopes(dataTypes, user.scopes)
+    if (missing.length > 0) return { kind: 'needs_google_consent', missingScopes: missing }
+    if (!(await this.deps.users.updateConsent(userId, dataTypes, this.now()))) return { kind: 'not_found' }
+    return { kind: 'updated', dataTypes }
+  }
+
+  // A grant we won't keep is handed back, so Google doesn't list FitStream as having access.
+  private async discard(grant: Grant): Promise<void> {
+    await revokeGrant(this.deps.oauth, grant.refreshToken).catch(() => undefined)
+  }
+}
+
+function validTimeZone(zone: string | undefined): { timeZone?: string } {
+  if (zone === undefined || zone === '' || zone.length > 64) return {}
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone })
+    return { timeZone: zone }
+  } catch {
+    return {}
+  }
+}

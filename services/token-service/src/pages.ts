@@ -1,0 +1,270 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { CONSENT_GROUP_NAMES, dataTypesForGroups } from './consent.js'
+import { eraseUser, type ErasureDeps } from './erasure.js'
+import { TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage } from './html.js'
+import type { CallbackOutcome, Onboarding } from './onboarding.js'
+import type { ReconnectLinks } from './reconnect-links.js'
+import type { SyncScheduler } from './scheduler.js'
+import type { Session } from './sessions.js'
+import type { SessionCookies } from './session-http.js'
+import type { UserRepository } from './users.js'
+
+export interface PageDeps {
+  readonly onboarding: Onboarding
+  readonly sessions: SessionCookies
+  readonly users: UserRepository
+  readonly scheduler: SyncScheduler
+  readonly reconnectLinks: ReconnectLinks
+  readonly erasure: ErasureDeps
+  /** Google's consent screen; forms may lead there. */
+  readonly googleAuthUrl: string
+}
+
+const FORM_LIMIT = 4 * 1024
+const groupsField = {
+  anyOf: [
+    { type: 'string', enum: CONSENT_GROUP_NAMES },
+    { type: 'array', maxItems: CONSENT_GROUP_NAMES.length, items: { type: 'string', enum: CONSENT_GROUP_NAMES } },
+  ],
+} as const
+const csrfField = { type: 'string', maxLength: 128 } as const
+const consentForm = {
+  type: 'object',
+  required: ['csrf'],
+  additionalProperties: false,
+  properties: { groups: groupsField, csrf: csrfField, tz: { type: 'string', maxLength: 64 } },
+} as const
+
+const NOTICES: Readonly<Record<string, string>> = {
+  connected: 'Your Google Fit account is connected. The first data is being read now.',
+  reconnected: 'Google Fit is connected again. Syncing continues from where it stopped.',
+  partial: 'Connected, but Google did not grant access to some of what you chose; only what Google allowed is sold.',
+  consent: 'Your choices are saved. They apply from the next read of your data.',
+}
+
+/** The pages people use: onboarding, Google's callback, and their own account (status, consent, deletion). */
+export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<void> {
+  const contentSecurityPolicy = [
+    "default-src 'none'",
+    "style-src 'unsafe-inline'",
+    `script-src 'sha256-${createHash('sha256').update(TIME_ZONE_SCRIPT).digest('base64')}'`,
+    // Chrome applies form-action to the redirect after a post, and /connect redirects to Google.
+    `form-action 'self' ${new URL(deps.googleAuthUrl).origin}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ')
+  const html = (reply: FastifyReply, status: number, body: string) =>
+    reply
+      .status(status)
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', contentSecurityPolicy)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .type('text/html; charset=utf-8')
+      .send(body)
+  const seeOther = (reply: FastifyReply, location: string) => reply.status(303).header('cache-control', 'no-store').redirect(location, 303)
+  const notSignedIn = (reply: FastifyReply) =>
+    html(reply, 401, messagePage('You are not signed in', 'This page belongs to a connected account. Connect Google Fit (again) to manage your data.'))
+  const badForm = (reply: FastifyReply) =>
+    html(reply, 403, messagePage('This form has expired', 'The page was open for too long or came from somewhere else. Nothing was changed. Please try again.'))
+
+  async function ownUser(session: Session | undefined) {
+    return session?.userId === undefined ? undefined : deps.users.get(session.userId)
+  }
+
+  app.get('/', { schema: { tags: ['pages'], summary: 'The onboarding page' } }, async (request, reply) => {
+    const session = await deps.sessions.ensure(request, reply)
+    if ((await ownUser(session)) !== undefined) return seeOther(reply, '/account')
+    return html(reply, 200, onboardingPage(session.csrfToken))
+  })
+
+  app.post<{ Body: { groups?: string | string[]; csrf: string; tz?: string } }>(
+    '/connect',
+    { bodyLimit: FORM_LIMIT, attachValidation: true, schema: { tags: ['pages'], summary: 'Start connecting: redirects to Google consent', body: consentForm } },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      if (request.validationError !== undefined || session === undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
+      const dataTypes = dataTypesForGroups(asArray(request.body.groups))
+      if (dataTypes.length === 0) return html(reply, 400, onboardingPage(session.csrfToken, 'Tick at least one kind of data to sell.'))
+      return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) }))
+    },
+  )
+
+  app.get<{ Querystring: { state?: string; code?: string; error?: string; scope?: string } }>(
+    '/oauth/callback',
+    {
+      schema: {
+        tags: ['pages'],
+        summary: 'Google redirects here after consent',
+        querystring: {
+          type: 'object',
+          properties: {
+            state: { type: 'string', maxLength: 256 },
+            code: { type: 'string', maxLength: 2048 },
+            error: { type: 'string', maxLength: 256 },
+            scope: { type: 'string', maxLength: 4096 },
+            authuser: { type: 'string' },
+            prompt: { type: 'string' },
+            hd: { type: 'string' },
+          },
+        },
+      },
+      attachValidation: true,
+    },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      const { state, code, error } = request.validationError === undefined ? request.query : {}
+      const outcome = await deps.onboarding.complete(session?.id, {
+        ...(state === undefined ? {} : { state }),
+        ...(code === undefined ? {} : { code }),
+        ...(error === undefined ? {} : { error }),
+      })
+      request.log.info(
+        { outcome: outcome.kind, ...(outcome.kind === 'connected' ? { userId: outcome.userId, dataTypes: outcome.dataTypes } : {}) },
+        'oauth callback',
+      )
+      return callbackPage(reply, outcome)
+    },
+  )
+
+  function callbackPage(reply: FastifyReply, outcome: CallbackOutcome) {
+    switch (outcome.kind) {
+      case 'connected':
+        return seeOther(reply, `/account?notice=${outcome.notGranted.length > 0 ? 'partial' : outcome.created ? 'connected' : 'reconnected'}`)
+      case 'denied':
+        return html(reply, 403, messagePage('You did not allow access', 'Google told us you chose not to give FitStream access. Nothing was stored.'))
+      case 'invalid_state':
+        return html(
+          reply,
+          400,
+          messagePage(
+            'This sign-in is not valid',
+            'It was already used, has expired, or was not started in this browser. Nothing was stored. Please start again.',
+          ),
+        )
+      case 'code_rejected':
+        return html(reply, 400, messagePage('Google did not accept this sign-in', `${outcome.reason}. Nothing was stored. Please start again.`))
+      case 'nothing_granted':
+        return html(reply, 400, messagePage('Nothing to sell', 'Google did not grant access to any of the data you chose, so nothing was stored.'))
+      case 'user_gone':
+        return html(reply, 410, messagePage('This account was deleted', 'The account you tried to reconnect has been deleted. You can connect as a new user.'))
+    }
+  }
+
+  app.get<{ Querystring: { notice?: string } }>(
+    '/account',
+    {
+      schema: {
+        tags: ['pages'],
+        summary: "The signed-in user's own page: status, consent, deletion",
+        querystring: { type: 'object', properties: { notice: { type: 'string', maxLength: 32 } } },
+      },
+    },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      const user = await ownUser(session)
+      if (session === undefined || user === undefined) return notSignedIn(reply)
+      const notice = request.query.notice === undefined ? undefined : NOTICES[request.query.notice]
+      return html(
+        reply,
+        200,
+        accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), ...(notice === undefined ? {} : { notice }) }),
+      )
+    },
+  )
+
+  app.post<{ Body: { groups?: string | string[]; csrf: string } }>(
+    '/account/consent',
+    { bodyLimit: FORM_LIMIT, attachValidation: true, schema: { tags: ['pages'], summary: 'Change what the signed-in user sells', body: consentForm } },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      const user = await ownUser(session)
+      if (session === undefined || user === undefined) return notSignedIn(reply)
+      if (request.validationError !== undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
+      const dataTypes = dataTypesForGroups(asArray(request.body.groups))
+      if (dataTypes.length === 0) {
+        const notice = 'Tick at least one kind of data. To stop selling altogether, delete your data below.'
+        return html(reply, 400, accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), notice }))
+      }
+      const change = await deps.onboarding.changeConsent(user.id, dataTypes)
+      if (change.kind === 'needs_google_consent') return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes, userId: user.id }))
+      if (change.kind === 'not_found') return notSignedIn(reply)
+      request.log.info({ userId: user.id, dataTypes }, 'consent changed')
+      return seeOther(reply, '/account?notice=consent')
+    },
+  )
+
+  app.post<{ Body: { csrf: string } }>(
+    '/account/delete',
+    {
+      bodyLimit: FORM_LIMIT,
+      attachValidation: true,
+      schema: {
+        tags: ['pages'],
+        summary: "Erase the signed-in user's data",
+        body: { type: 'object', required: ['csrf'], additionalProperties: false, properties: { csrf: csrfField } },
+      },
+    },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      const user = await ownUser(session)
+      if (session === undefined || user === undefined) return notSignedIn(reply)
+      if (request.validationError !== undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
+      const receipt = await eraseUser(deps.erasure, user.id)
+      await deps.sessions.end(request, reply)
+      if (receipt === undefined) return notSignedIn(reply)
+      request.log.info({ userId: user.id, googleAccess: receipt.googleAccess, jobs: receipt.erased.jobs }, 'user erased at their request')
+      return html(reply, 200, receiptPage(receipt))
+    },
+  )
+
+  app.get('/account/reconnect', { schema: { tags: ['pages'], summary: 'Consent at Google again (after access ended)' } }, async (request, reply) => {
+    const session = await deps.sessions.current(request)
+    const user = await ownUser(session)
+    if (session === undefined || user === undefined) return notSignedIn(reply)
+    return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes: user.dataTypes, userId: user.id }))
+  })
+
+  app.get<{ Querystring: Record<string, string | undefined> }>(
+    '/reconnect',
+    {
+      schema: {
+        tags: ['pages'],
+        summary: 'A signed re-consent link (from the API) that sends the user to Google consent',
+        querystring: {
+          type: 'object',
+          properties: {
+            u: { type: 'string', maxLength: 64 },
+            t: { type: 'string', maxLength: 512 },
+            e: { type: 'string', maxLength: 16 },
+            s: { type: 'string', maxLength: 64 },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const grant = deps.reconnectLinks.verify(request.query)
+      const user = grant === undefined ? undefined : await deps.users.get(grant.userId)
+      if (grant === undefined || user === undefined) {
+        return html(
+          reply,
+          400,
+          messagePage('This link is not valid', 'The link has expired, was changed, or its account no longer exists. Nothing was changed.'),
+        )
+      }
+      const session = await deps.sessions.ensure(request, reply)
+      return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes: grant.dataTypes ?? user.dataTypes, userId: user.id }))
+    },
+  )
+}
+
+function asArray(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value]
+}
+
+function sameToken(presented: string | undefined, expected: string): boolean {
+  const a = Buffer.from(presented ?? '')
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}

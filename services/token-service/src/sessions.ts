@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { DataTypeKey, Keyring } from '@fitstream/shared'
+
+export interface Session {
+  readonly id: string
+  /** The user this browser connected as; sessions only ever see their own user. */
+  readonly userId: string | undefined
+  /** Echoed by every form, so a form posted from another site is refused. */
+  readonly csrfToken: string
+}
+
+/** An authorization in progress: what the person chose, bound to the browser session that started it. */
+export interface PendingAuthorization {
+  readonly sessionId: string
+  readonly codeVerifier: string
+  readonly dataTypes: readonly DataTypeKey[]
+  /** Set when an existing user re-consents (reconnect, or consent to more data). */
+  readonly userId?: string
+  readonly timeZone?: string
+}
+
+const SESSION_TTL_S = 30 * 86_400
+const PENDING_TTL_S = 15 * 60
+
+/**
+ * Browser sessions and pending authorizations in Redis. The cookie carries only the signed session
+ * id; the PKCE verifier stays here, encrypted, and each `state` can be taken exactly once.
+ */
+export class SessionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly keys: Keyring,
+  ) {}
+
+  async create(): Promise<Session> {
+    const session = { id: randomBytes(32).toString('base64url'), userId: undefined, csrfToken: randomBytes(24).toString('base64url') }
+    await this.redis.multi().hset(this.sessionKey(session.id), { csrf: session.csrfToken }).expire(this.sessionKey(session.id), SESSION_TTL_S).exec()
+    return session
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined
+    const fields = await this.redis.hgetall(this.sessionKey(id))
+    if (fields['csrf'] === undefined) return undefined
+    return { id, userId: fields['userId'], csrfToken: fields['csrf'] }
+  }
+
+  async bindUser(sessionId: string, userId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.sessionKey(sessionId), 'userId', userId)
+      .expire(this.sessionKey(sessionId), SESSION_TTL_S)
+      .sadd(this.userSessionsKey(userId), sessionId)
+      .expire(this.userSessionsKey(userId), SESSION_TTL_S)
+      .exec()
+  }
+
+  async destroy(sessionId: string): Promise<void> {
+    await this.redis.del(this.sessionKey(sessionId))
+  }
+
+  /** Ends every session of a user (erasure); returns how many there were. */
+  async destroyAllOf(userId: string): Promise<number> {
+    const ids = await this.redis.smembers(this.userSessionsKey(userId))
+    const removed = ids.length === 0 ? 0 : await this.redis.del(...ids.map((id) => this.sessionKey(id)))
+    await this.redis.del(this.userSessionsKey(userId))
+    return removed
+  }
+
+  async savePending(state: string, pending: PendingAuthorization): Promise<void> {
+    const stored = { ...pending, codeVerifier: this.keys.encrypt(pending.codeVerifier, pkceContext(state)) }
+    await this.redis.set(this.pendingKey(state), JSON.stringify(stored), 'EX', PENDING_TTL_S)
+  }
+
+  /** The authorization for `state`, removed as it is read, so a callback can't be replayed. */
+  async takePending(state: string): Promise<PendingAuthorization | undefined> {
+    if (!/^[A-Za-z0-9_-]{16,128}$/.test(state)) return undefined
+    const raw = await this.redis.getdel(this.pendingKey(state))
+    if (raw === null) return undefined
+    const stored = JSON.parse(raw) as PendingAuthorization
+    return { ...stored, codeVerifier: this.keys.decrypt(stored.codeVerifier, pkceContext(state)) }
+  }
+
+  private sessionKey(id: string): string {
+    return `${this.prefix}:session:${id}`
+  }
+
+  private userSessionsKey(userId: string): string {
+    return `${this.prefix}:user-sessions:${userId}`
+  }
+
+  private pendingKey(state: string): string {
+    return `${this.prefix}:oauth-state:${state}`
+  }
+}
+
+const pkceContext = (state: string): string => `pkce-verifier:${state}`

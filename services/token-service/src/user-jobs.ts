@@ -1,0 +1,64 @@
+import type { Job, JobType, Queue } from 'bullmq'
+import { deadLetterQueueName, type StageQueues } from '@fitstream/shared'
+
+/** The stages whose payloads name a user; publish jobs carry only anonymised records. */
+const USER_STAGES = ['sync', 'fetch', 'anonymize'] as const
+const RECALLABLE_STATES: JobType[] = ['waiting', 'delayed', 'prioritized', 'waiting-children', 'failed', 'completed']
+const PAGE = 500
+
+export interface JobRecall {
+  /** Jobs removed, per queue name. */
+  readonly removed: Record<string, number>
+  /** Jobs a worker holds right now, per queue name: they can't be removed safely. */
+  readonly running: Record<string, number>
+}
+
+/**
+ * Finds and removes every job that names a user, in the stage queues and their dead-letter queues
+ * (which keep the original payload). Erasure is rare, so a scan of each queue is affordable.
+ */
+export class UserJobs {
+  constructor(private readonly queues: StageQueues) {}
+
+  async recall(userId: string): Promise<JobRecall> {
+    const removed: Record<string, number> = {}
+    const running: Record<string, number> = {}
+    for (const stage of USER_STAGES) {
+      const targets: [string, Queue, (data: unknown) => unknown][] = [
+        [stage, this.queues.queue(stage) as Queue, (data) => (data as { userId?: unknown } | undefined)?.userId],
+        [
+          deadLetterQueueName(stage),
+          this.queues.deadLetterQueue(stage) as Queue,
+          (data) => (data as { payload?: { userId?: unknown } } | undefined)?.payload?.userId,
+        ],
+      ]
+      for (const [name, queue, ownerOf] of targets) {
+        let count = 0
+        for (const job of await jobsOf(queue, RECALLABLE_STATES, (data) => ownerOf(data) === userId)) {
+          try {
+            await job.remove()
+            count++
+          } catch {
+            // Taken by a worker between the scan and the removal.
+            running[name] = (running[name] ?? 0) + 1
+          }
+        }
+        removed[name] = count
+        const active = (await jobsOf(queue, ['active'], (data) => ownerOf(data) === userId)).length
+        if (active > 0) running[name] = (running[name] ?? 0) + active
+      }
+    }
+    return { removed, running }
+  }
+}
+
+// Collects first and removes afterwards: removing while paging would shift the pages.
+async function jobsOf(queue: Queue, states: JobType[], matches: (data: unknown) => boolean): Promise<Job[]> {
+  const found = new Map<string, Job>()
+  for (let start = 0; ; start += PAGE) {
+    const page = await queue.getJobs(states, start, start + PAGE - 1, true)
+    for (const job of page) if (job?.id !== undefined && matches(job.data)) found.set(job.id, job)
+    if (page.length < PAGE) break
+  }
+  return [...found.values()]
+}

@@ -1,0 +1,167 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { FakeGoogle } from '@fitstream/fake-google'
+import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
+import { loadConfig } from '../src/config.js'
+import { createTokenService } from '../src/service.js'
+import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { testEnv } from './support.js'
+
+/**
+ * The onboarding pages in a real browser: Debian's Chromium driven by playwright-core (never a
+ * downloaded browser), each run in a fresh temporary profile. Reported as skipped where /usr/bin/chromium is absent,
+ * except in CI (.ci/run installs it and sets FITSTREAM_REQUIRE_BROWSER=1), where a missing browser is a failure.
+ * The screenshots in docs/screenshots are taken here.
+ */
+const CHROMIUM = '/usr/bin/chromium'
+const SCREENSHOTS = new URL('../../../docs/screenshots/', import.meta.url).pathname
+const SCOPE = 'https://www.googleapis.com/auth/fitness.'
+const prefix = uniquePrefix('browser')
+const { redis, cleanup } = testRedis(prefix)
+let google: FakeGoogle
+let service: ServiceRuntime
+let browser: Browser
+let publicUrl: string
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('onboarding in a real browser', () => {
+  beforeAll(async () => {
+    google = await FakeGoogle.start()
+    const port = await freePort()
+    publicUrl = `http://127.0.0.1:${port}`
+    service = await createTokenService(loadConfig(testEnv(google, prefix, { PUBLIC_URL: publicUrl })), silentLogger())
+    await waitForRedis(service.redis)
+    await service.server.listen({ host: '127.0.0.1', port })
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await service?.close()
+    await google?.close()
+    await cleanup()
+  })
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 900, height: 1000 } })
+    return context.newPage()
+  }
+
+  async function userOf(page: Page): Promise<string> {
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'fitstream_session')!
+    const sessionId = decodeURIComponent(cookie.value).split('.')[0]!
+    return (await redis.hget(`${prefix}:session:${sessionId}`, 'userId'))!
+  }
+
+  it('connects: choose data, consent at Google, land on the account page with exactly that consent', async () => {
+    const page = await newPage()
+    await page.goto(`${publicUrl}/`)
+    await page.getByLabel('Activity').check()
+    await page.getByLabel('Heart rate').check()
+    await page.screenshot({ path: `${SCREENSHOTS}onboarding.png`, fullPage: true })
+    await page.getByRole('button', { name: 'Connect Google Fit' }).click()
+
+    await page.waitForURL(`${google.authorizeUrl}**`)
+    expect(await page.locator('input[name=scope]').evaluateAll((boxes) => boxes.map((b) => b.getAttribute('value')))).toEqual([
+      `${SCOPE}activity.read`,
+      `${SCOPE}heart_rate.read`,
+    ])
+    await page.screenshot({ path: `${SCREENSHOTS}google-consent.png`, fullPage: true })
+    await page.getByRole('button', { name: 'Allow' }).click()
+
+    await page.waitForURL(`${publicUrl}/account**`)
+    await expect(page.getByText('Your Google Fit account is connected').isVisible()).resolves.toBe(true)
+    await page.screenshot({ path: `${SCREENSHOTS}account.png`, fullPage: true })
+
+    const id = await userOf(page)
+    const stored = await redis.hgetall(userKey(prefix, id))
+    expect(stored[USER_FIELDS.state]).toBe('active')
+    expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
+    expect(stored[USER_FIELDS.scopes]!.split(' ').sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    // The browser's own time zone came along.
+    expect(stored[USER_FIELDS.timeZone]).toBeDefined()
+    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeDefined()
+
+    // More data: Google asks again, for the added scope too.
+    await page.getByLabel('Sleep').check()
+    await page.getByRole('button', { name: 'Save my choices' }).click()
+    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.getByRole('button', { name: 'Allow' }).click()
+    await page.waitForURL(`${publicUrl}/account**`)
+    expect((await redis.hget(userKey(prefix, id), USER_FIELDS.dataTypes))!.split(',')).toContain('sleep')
+
+    // Deleting from the page: a receipt, and nothing left.
+    await page.getByRole('button', { name: 'Delete my data' }).click()
+    await page.getByText('Your data is deleted').waitFor()
+    await page.screenshot({ path: `${SCREENSHOTS}deleted.png`, fullPage: true })
+    expect(await redis.exists(userKey(prefix, id))).toBe(0)
+    await page.context().close()
+  })
+
+  it('shows a clear page when the person denies access at Google', async () => {
+    const page = await newPage()
+    await page.goto(`${publicUrl}/`)
+    await page.getByLabel('Body').check()
+    await page.getByRole('button', { name: 'Connect Google Fit' }).click()
+    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.getByRole('button', { name: 'Deny' }).click()
+    await page.getByText('You did not allow access').waitFor()
+    await expect(page.getByText('Nothing was stored').isVisible()).resolves.toBe(true)
+    await page.screenshot({ path: `${SCREENSHOTS}denied.png`, fullPage: true })
+    await page.context().close()
+  })
+
+  it('rejects a tampered state and a replayed callback with a clear page', async () => {
+    const page = await newPage()
+    // Google's redirect back is held, as if the browser stopped there, so the callback URL can be altered and replayed.
+    let callback: string | undefined
+    await page.route(`${google.authorizeUrl}**`, async (route) => {
+      if (route.request().method() !== 'POST') return route.continue()
+      const response = await route.fetch({ maxRedirects: 0 })
+      callback = response.headers()['location']
+      return route.fulfill({ status: 200, contentType: 'text/html', body: 'held' })
+    })
+    await page.goto(`${publicUrl}/`)
+    await page.getByLabel('Activity').check()
+    await page.getByRole('button', { name: 'Connect Google Fit' }).click()
+    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.getByRole('button', { name: 'Allow' }).click()
+    await expect.poll(() => callback).toBeDefined()
+
+    const real = new URL(callback!)
+    const tampered = new URL(real)
+    tampered.searchParams.set('state', `${real.searchParams.get('state')!.slice(0, -3)}abc`)
+    expect((await page.goto(tampered.toString()))?.status()).toBe(400)
+    await expect(page.getByText('This sign-in is not valid').isVisible()).resolves.toBe(true)
+    await page.screenshot({ path: `${SCREENSHOTS}invalid-state.png`, fullPage: true })
+
+    // The genuine callback still works once (the tampered one did not use it up) ...
+    expect((await page.goto(real.toString()))?.url()).toMatch(/\/account\?notice=connected$/)
+    // ... and never twice.
+    expect((await page.goto(real.toString()))?.status()).toBe(400)
+    await expect(page.getByText('already used').isVisible()).resolves.toBe(true)
+    await page.context().close()
+  })
+})

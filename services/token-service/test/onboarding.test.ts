@@ -1,0 +1,343 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { google as googleapis } from 'googleapis'
+import { FakeGoogle } from '@fitstream/fake-google'
+import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
+import { loadConfig } from '../src/config.js'
+import { createTokenService } from '../src/service.js'
+import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { ADMIN, testEnv } from './support.js'
+
+const prefix = uniquePrefix('onboarding')
+const { redis, cleanup } = testRedis(prefix)
+const admin = { authorization: `Bearer ${ADMIN}` }
+const SCOPE = 'https://www.googleapis.com/auth/fitness.'
+let google: FakeGoogle
+let service: ServiceRuntime
+let accounts = 0
+
+beforeAll(async () => {
+  google = await FakeGoogle.start()
+  service = await createTokenService(loadConfig(testEnv(google, prefix)), silentLogger())
+  await waitForRedis(service.redis)
+})
+
+afterAll(async () => {
+  await service.close()
+  await google.close()
+  await cleanup()
+})
+
+interface Browser {
+  cookie: string
+  csrf: string
+}
+
+async function openOnboarding(): Promise<Browser> {
+  const page = await service.server.inject({ method: 'GET', url: '/' })
+  expect(page.statusCode).toBe(200)
+  const session = page.cookies.find((c) => c.name === 'fitstream_session')!
+  expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
+  return { cookie: `fitstream_session=${session.value}`, csrf: /name="csrf" value="([^"]+)"/.exec(page.body)![1]! }
+}
+
+function form(browser: Browser, groups: string[], extra: Record<string, string> = {}): string {
+  const fields: [string, string][] = [...groups.map((g): [string, string] => ['groups', g]), ['csrf', browser.csrf], ...Object.entries(extra)]
+  return new URLSearchParams(fields).toString()
+}
+
+async function post(browser: Browser, url: string, body: string) {
+  return service.server.inject({ method: 'POST', url, headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: body })
+}
+
+async function startConnect(browser: Browser, groups: string[]): Promise<URL> {
+  const response = await post(browser, '/connect', form(browser, groups, { tz: 'Europe/Helsinki' }))
+  expect(response.statusCode).toBe(303)
+  return new URL(response.headers.location as string)
+}
+
+/** What a person does on Google's consent screen; returns where Google sends the browser back to. */
+async function consent(authorize: URL, options: { decision?: 'allow' | 'deny'; account?: string; untick?: string[] } = {}): Promise<URL> {
+  const html = await (await fetch(authorize)).text()
+  const requestId = /name="request_id" value="([^"]+)"/.exec(html)![1]!
+  const answer = new URLSearchParams({ request_id: requestId, decision: options.decision ?? 'allow', account: options.account ?? `person-${++accounts}` })
+  for (const [, scope] of html.matchAll(/name="scope" value="([^"]+)"/g)) if (!options.untick?.includes(scope!)) answer.append('scope', scope!)
+  const response = await fetch(`${authorize.origin}${authorize.pathname}`, { method: 'POST', body: answer, redirect: 'manual' })
+  expect(response.status).toBe(302)
+  return new URL(response.headers.get('location')!)
+}
+
+async function callback(browser: Browser | undefined, url: URL) {
+  return service.server.inject({ method: 'GET', url: `${url.pathname}${url.search}`, headers: browser === undefined ? {} : { cookie: browser.cookie } })
+}
+
+async function connectedUser(groups: string[], account?: string): Promise<{ browser: Browser; id: string }> {
+  const browser = await openOnboarding()
+  const back = await callback(browser, await consent(await startConnect(browser, groups), account === undefined ? {} : { account }))
+  expect(back.statusCode).toBe(303)
+  const me = await service.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
+  expect(me.statusCode).toBe(200)
+  const sessionId = decodeURIComponent(browser.cookie.split('=')[1]!).split('.')[0]!
+  const userId = await redis.hget(`${prefix}:session:${sessionId}`, 'userId')
+  expect(userId).not.toBeNull()
+  return { browser, id: userId! }
+}
+
+describe('connecting a Google account', () => {
+  it('sends the browser to Google with PKCE S256, offline access, a state and only the chosen scopes', async () => {
+    const authorize = await startConnect(await openOnboarding(), ['heart_rate', 'activity'])
+    expect(`${authorize.origin}${authorize.pathname}`).toBe(google.authorizeUrl)
+    const q = authorize.searchParams
+    expect(q.get('scope')!.split(' ')).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    expect(q.get('code_challenge_method')).toBe('S256')
+    expect(q.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(q.get('access_type')).toBe('offline')
+    expect(q.get('prompt')).toBe('consent')
+    expect(q.get('redirect_uri')).toBe('http://fitstream.test/oauth/callback')
+    expect(q.get('state')).toMatch(/^[A-Za-z0-9_-]{32}$/)
+  })
+
+  it('stores the user with exactly the chosen consent, encrypted tokens, a schedule and a first sync', async () => {
+    const { id } = await connectedUser(['activity', 'heart_rate'])
+    const stored = await redis.hgetall(userKey(prefix, id))
+    expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
+    expect(stored[USER_FIELDS.scopes]!.split(' ').sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
+    expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
+    expect(stored[USER_FIELDS.timeZone]).toBe('Europe/Helsinki')
+    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeDefined()
+    const syncs = await service.queues.queue('sync').getJobs(['waiting'])
+    expect(syncs.map((j) => j.data)).toContainEqual({ userId: id, reason: 'onboarding' })
+  })
+
+  it('keeps only what Google granted when the person unticks a scope there', async () => {
+    const browser = await openOnboarding()
+    const back = await callback(browser, await consent(await startConnect(browser, ['activity', 'sleep']), { untick: [`${SCOPE}sleep.read`] }))
+    expect(back.headers.location).toBe('/account?notice=partial')
+    const page = await service.server.inject({ method: 'GET', url: '/account?notice=partial', headers: { cookie: browser.cookie } })
+    expect(page.body).toContain('Google did not grant access to some of what you chose')
+    expect(page.body).not.toMatch(/sleep:/i)
+  })
+
+  it('shows a clear page when the person denies access, and stores nothing', async () => {
+    const before = await redis.scard(`${prefix}:users`)
+    const browser = await openOnboarding()
+    const back = await callback(browser, await consent(await startConnect(browser, ['activity']), { decision: 'deny' }))
+    expect(back.statusCode).toBe(403)
+    expect(back.body).toContain('You did not allow access')
+    expect(back.body).toContain('Nothing was stored')
+    expect(await redis.scard(`${prefix}:users`)).toBe(before)
+  })
+
+  it('rejects a tampered state, a state from another browser, and a replayed callback', async () => {
+    const browser = await openOnboarding()
+    const back = await consent(await startConnect(browser, ['activity']))
+    const tampered = new URL(back)
+    tampered.searchParams.set('state', `${back.searchParams.get('state')!.slice(0, -2)}xx`)
+    const forged = await callback(browser, tampered)
+    expect(forged.statusCode).toBe(400)
+    expect(forged.body).toContain('This sign-in is not valid')
+    expect((await callback(await openOnboarding(), back)).statusCode).toBe(400)
+    expect((await callback(undefined, back)).statusCode).toBe(400)
+  })
+
+  it('binds state to the session: the right browser succeeds once, a replay of the same callback is refused', async () => {
+    const browser = await openOnboarding()
+    const back = await consent(await startConnect(browser, ['activity']))
+    expect((await callback(browser, back)).statusCode).toBe(303)
+    const replay = await callback(browser, back)
+    expect(replay.statusCode).toBe(400)
+    expect(replay.body).toContain('already used')
+  })
+
+  it('shows Google refusing a replayed authorization code under a fresh state', async () => {
+    const browser = await openOnboarding()
+    const first = await consent(await startConnect(browser, ['activity']))
+    expect((await callback(browser, first)).statusCode).toBe(303)
+    const second = await consent(await startConnect(browser, ['activity']))
+    second.searchParams.set('code', first.searchParams.get('code')!)
+    const replay = await callback(browser, second)
+    expect(replay.statusCode).toBe(400)
+    expect(replay.body).toContain('Google did not accept this sign-in')
+    expect(replay.body).toContain('invalid_grant')
+    expect(replay.body).not.toContain(first.searchParams.get('code')!)
+  })
+
+  it('refuses forms without the session’s CSRF token and oversized forms', async () => {
+    const browser = await openOnboarding()
+    expect((await post(browser, '/connect', form({ ...browser, csrf: 'forged' }, ['activity']))).statusCode).toBe(403)
+    expect((await post(browser, '/connect', form(browser, ['activity'], { junk: 'x'.repeat(5000) }))).statusCode).toBe(413)
+    expect((await post(browser, '/connect', form(browser, []))).statusCode).toBe(400)
+  })
+})
+
+describe('the user’s own session', () => {
+  it('may read its own user but no other, and nobody without a session or token may', async () => {
+    const alice = await connectedUser(['activity'])
+    const bob = await connectedUser(['sleep'])
+    const own = await service.server.inject({ method: 'GET', url: `/users/${alice.id}`, headers: { cookie: alice.browser.cookie } })
+    expect(own.statusCode).toBe(200)
+    expect(own.json()).toMatchObject({ id: alice.id, state: 'active', links: { account: 'http://fitstream.test/account', reconnect: null } })
+    expect(own.body).not.toMatch(/ya29\.|1\/\/09|v1\./)
+    const other = await service.server.inject({ method: 'GET', url: `/users/${bob.id}`, headers: { cookie: alice.browser.cookie } })
+    expect(other.statusCode).toBe(403)
+    expect((await service.server.inject({ method: 'DELETE', url: `/users/${bob.id}`, headers: { cookie: alice.browser.cookie } })).statusCode).toBe(403)
+    expect((await service.server.inject({ method: 'GET', url: `/users/${bob.id}` })).statusCode).toBe(401)
+    const forged = alice.browser.cookie.replace(/\.[^.]+$/, '.AAAA')
+    expect((await service.server.inject({ method: 'GET', url: `/users/${alice.id}`, headers: { cookie: forged } })).statusCode).toBe(401)
+    expect((await service.server.inject({ method: 'GET', url: '/account', headers: { cookie: forged } })).statusCode).toBe(401)
+  })
+})
+
+describe('consent changes', () => {
+  it('narrows consent at once (from the next fetch), without Google', async () => {
+    const { browser, id } = await connectedUser(['activity', 'heart_rate'])
+    const response = await service.server.inject({
+      method: 'PUT',
+      url: `/users/${id}/consent`,
+      headers: { cookie: browser.cookie },
+      payload: { dataTypes: ['steps'] },
+    })
+    expect(response.statusCode).toBe(200)
+    expect(response.json().dataTypes).toEqual(['steps'])
+    expect(await redis.hget(userKey(prefix, id), USER_FIELDS.dataTypes)).toBe('steps')
+  })
+
+  it('sends new scopes through Google consent again: 409 with a re-consent link in the API, a redirect on the page', async () => {
+    const account = `carol-${Date.now()}`
+    const { browser, id } = await connectedUser(['activity'], account)
+    const api = await service.server.inject({ method: 'PUT', url: `/users/${id}/consent`, headers: admin, payload: { dataTypes: ['steps', 'sleep'] } })
+    expect(api.statusCode).toBe(409)
+    expect(api.json()).toMatchObject({ code: 'FST_ERR_CONSENT_NEEDS_GOOGLE', missingScopes: [`${SCOPE}sleep.read`] })
+    expect(api.json().reconsentUrl).toMatch(/^http:\/\/fitstream\.test\/reconnect\?/)
+
+    const page = await post(browser, '/account/consent', form(browser, ['activity', 'sleep']))
+    expect(page.statusCode).toBe(303)
+    const authorize = new URL(page.headers.location as string)
+    expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([`${SCOPE}activity.read`, `${SCOPE}sleep.read`])
+    expect(await callback(browser, await consent(authorize, { account }))).toMatchObject({
+      statusCode: 303,
+      headers: { location: '/account?notice=reconnected' },
+    })
+    const stored = await redis.hgetall(userKey(prefix, id))
+    expect(stored[USER_FIELDS.dataTypes]).toContain('sleep')
+    expect(stored[USER_FIELDS.scopes]).toContain(`${SCOPE}sleep.read`)
+  })
+})
+
+describe('re-consent after Google refuses the refresh token', () => {
+  it('offers a re-consent link on the page and in the API, and reconnecting resumes the same user', async () => {
+    const account = `dave-${Date.now()}`
+    const { browser, id } = await connectedUser(['activity'], account)
+    const oldToken = await redis.hget(userKey(prefix, id), USER_FIELDS.refreshToken)
+    await redis.hset(userKey(prefix, id), USER_FIELDS.state, 'reauth_required', USER_FIELDS.lastError, 'invalid_grant')
+    await service.queues.queue('sync').removeJobScheduler(`user-${id}`)
+
+    const page = await service.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
+    expect(page.body).toContain('href="/account/reconnect"')
+    const api = (await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).json()
+    expect(api.links.reconnect).toMatch(/^http:\/\/fitstream\.test\/reconnect\?u=/)
+
+    // The link works in a browser that has no session at all (e.g. from an email).
+    const link = new URL(api.links.reconnect)
+    const fresh = await service.server.inject({ method: 'GET', url: `${link.pathname}${link.search}` })
+    expect(fresh.statusCode).toBe(303)
+    const cookie = `fitstream_session=${fresh.cookies.find((c) => c.name === 'fitstream_session')!.value}`
+    const back = await callback({ cookie, csrf: '' }, await consent(new URL(fresh.headers.location as string), { account }))
+    expect(back.headers.location).toBe('/account?notice=reconnected')
+    const stored = await redis.hgetall(userKey(prefix, id))
+    expect(stored[USER_FIELDS.state]).toBe('active')
+    expect(stored[USER_FIELDS.lastError]).toBeUndefined()
+    expect(stored[USER_FIELDS.refreshToken]).not.toBe(oldToken)
+    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeDefined()
+
+    link.searchParams.set('u', 'someone-else-123')
+    expect((await service.server.inject({ method: 'GET', url: `${link.pathname}${link.search}` })).statusCode).toBe(400)
+  })
+})
+
+describe('erasure', () => {
+  it('revokes at Google and removes tokens, schedule, privacy state, sessions and every job naming the user', async () => {
+    const { browser, id } = await connectedUser(['activity'])
+    const window = { startMs: 0, endMs: 3_600_000 }
+    await service.queues.add(
+      'fetch',
+      { syncId: 's1', userId: id, dataTypes: ['steps'], window, bucketMs: 3_600_000 },
+      { jobId: `fetch-${id}-0`, delay: 60_000 },
+    )
+    await service.queues.add('anonymize', { syncId: 's1', userId: id, window, samples: [] })
+    await service.queues.add('fetch', { syncId: 's2', userId: 'somebody-else-1', dataTypes: ['steps'], window, bucketMs: 3_600_000 })
+    await service.queues.addDeadLetter(
+      'fetch',
+      {
+        stage: 'fetch',
+        jobId: 'x',
+        jobName: 'fetch',
+        payload: { userId: id },
+        error: { code: 'E', name: 'E', message: 'm' },
+        permanent: true,
+        attemptsMade: 1,
+        maxAttempts: 1,
+        createdAt: new Date().toISOString(),
+        firstAttemptAt: null,
+        failedAt: new Date().toISOString(),
+      },
+      `dlq-${id}`,
+    )
+    await redis.set(`${prefix}:privacy:${id}`, 'budget')
+    await redis.set(`${prefix}:privacy:${id}:epoch:2026-11`, '1')
+
+    const response = await service.server.inject({ method: 'DELETE', url: `/users/${id}`, headers: { cookie: browser.cookie } })
+    expect(response.statusCode).toBe(200)
+    const receipt = response.json()
+    expect(receipt).toMatchObject({
+      id,
+      googleAccess: 'revoked',
+      erased: { account: true, tokens: true, syncCursor: true, consent: true, schedule: true, privacyState: 2, sessions: 1 },
+      notRecalled: { runningJobs: {} },
+    })
+    expect(receipt.erased.jobs).toMatchObject({ sync: 1, fetch: 1, anonymize: 1, 'fetch-dlq': 1 })
+    expect(receipt.note).toMatch(/cannot be recalled/)
+    expect(await redis.exists(userKey(prefix, id), `${prefix}:privacy:${id}`, `${prefix}:privacy:${id}:epoch:2026-11`)).toBe(0)
+    const left = await service.queues.queue('fetch').getJobs(['waiting', 'delayed'])
+    expect(left.map((j) => j.data.userId)).toEqual(['somebody-else-1'])
+    // The session is gone too, and Google no longer honours the grant.
+    expect((await service.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })).statusCode).toBe(401)
+  })
+
+  it('has a delete button on the user’s page that returns a receipt page', async () => {
+    const { browser, id } = await connectedUser(['body'])
+    const page = await post(browser, '/account/delete', new URLSearchParams({ csrf: browser.csrf }).toString())
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('Your data is deleted')
+    expect(page.body).toContain('revoked at Google')
+    expect(page.body).toContain('cannot be recalled')
+    expect(await redis.exists(userKey(prefix, id))).toBe(0)
+  })
+
+  it('revokes the grant at Google so the refresh token no longer works', async () => {
+    const user = google.addUser()
+    const created = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: user.refreshToken, dataTypes: ['steps'] },
+    })
+    const erased = await service.server.inject({ method: 'DELETE', url: `/users/${created.json().id}`, headers: admin })
+    expect(erased.json().googleAccess).toBe('revoked')
+    const client = new googleapis.auth.OAuth2({ clientId: google.clientId, clientSecret: google.clientSecret, endpoints: { oauth2TokenUrl: google.tokenUrl } })
+    client.setCredentials({ refresh_token: user.refreshToken })
+    await expect(client.refreshAccessToken()).rejects.toMatchObject({ response: { data: { error: 'invalid_grant' } } })
+  })
+})
+
+describe('API documentation', () => {
+  it('serves OpenAPI at /docs with every route and its schema', async () => {
+    const spec = (await service.server.inject({ method: 'GET', url: '/docs/json' })).json()
+    expect(Object.keys(spec.paths)).toEqual(
+      expect.arrayContaining(['/users', '/users/{id}', '/users/{id}/consent', '/users/{id}/sync', '/', '/connect', '/oauth/callback', '/account']),
+    )
+    expect(spec.paths['/users/{id}/consent'].put.requestBody).toBeDefined()
+    expect(spec.components.securitySchemes.session).toMatchObject({ type: 'apiKey', in: 'cookie' })
+    expect((await service.server.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400)
+  })
+})

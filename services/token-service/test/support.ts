@@ -1,0 +1,36 @@
+import type { FakeGoogle } from '@fitstream/fake-google'
+import { generateKeyringEntry, type Env } from '@fitstream/shared'
+import { redisUrl } from '../../../tests/helpers.js'
+
+export const ADMIN = 'admin-token-for-tests-0123456789abcdef'
+export const INTERNAL = 'internal-token-for-tests-0123456789abc'
+
+/** A token-service environment pointing at the fake Google. */
+export function testEnv(google: FakeGoogle, prefix: string, extra: Env = {}): Env {
+  return {
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'silent',
+    ADMIN_TOKEN: ADMIN,
+    INTERNAL_API_TOKEN: INTERNAL,
+    GOOGLE_CLIENT_ID: google.clientId,
+    GOOGLE_CLIENT_SECRET: google.clientSecret,
+    GOOGLE_TOKEN_URL: google.tokenUrl,
+    GOOGLE_AUTH_URL: google.authorizeUrl,
+    GOOGLE_REVOKE_URL: google.revokeUrl,
+    PUBLIC_URL: 'http://fitstream.test',
+    SESSION_SECRET: 'session-secret-for-tests-0123456789abcdef',
+    REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
+    ACCESS_TOKEN_KEYS: generateKeyringEntry('a1'),
+    BACKFILL_DAYS: '2',
+    ...extra,
+  }
+}
+
+export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { QueueEvents, type Job } from 'bullmq'
+import type { AddressInfo } from 'node:net'
+import { FakeGoogle, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
+import {
+  ACTIVITY_GROUP_FIELDS,
+  DATA_TYPE_KEYS,
+  SLEEP_STAGE_FIELDS,
+  dataType,
+  generateKeyringEntry,
+  type DataTypeKey,
+  type DeadLetter,
+  type FitnessSample,
+  type ServiceRuntime,
+  type StageData,
+  type StageInput,
+} from '@fitstream/shared'
+import { loadConfig as loadFetcherConfig } from '../services/fetcher/src/config.js'
+import { createFetcher } from '../services/fetcher/src/service.js'
+import { loadConfig as loadTokenConfig } from '../services/token-service/src/config.js'
+import { createTokenService } from '../services/token-service/src/service.js'
+import { redisUrl, silentLogger, testRedis, uniquePrefix } from './helpers.js'
+
+/**
+ * The fetcher through the real googleapis client against the fake Google, with the real token
+ * service beside it (for token refreshes) and real Redis. What the fetcher passes on is read from
+ * the anonymize queue, where the anonymiser would pick it up.
+ */
+const HOUR = 3_600_000
+const prefix = uniquePrefix('fetcher')
+const { redis, cleanup } = testRedis(prefix)
+const ADMIN = 'admin-token-for-fetcher-tests-0123456789'
+const INTERNAL = 'internal-token-for-fetcher-tests-01234567'
+const accessKeys = generateKeyringEntry('a1')
+let google: FakeGoogle
+let tokenService: ServiceRuntime
+let fetcher: ServiceRuntime
+let events: QueueEvents
+let jobCounter = 0
+const lastHour = Math.floor(Date.now() / HOUR) * HOUR
+
+beforeAll(async () => {
+  google = await FakeGoogle.start()
+  tokenService = await createTokenService(
+    loadTokenConfig({
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      ADMIN_TOKEN: ADMIN,
+      INTERNAL_API_TOKEN: INTERNAL,
+      SESSION_SECRET: 'session-secret-for-fetcher-tests-0123456789',
+      GOOGLE_CLIENT_ID: google.clientId,
+      GOOGLE_CLIENT_SECRET: google.clientSecret,
+      GOOGLE_TOKEN_URL: google.tokenUrl,
+      REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
+      ACCESS_TOKEN_KEYS: accessKeys,
+      BACKFILL_DAYS: '3',
+      FETCH_CHUNK_HOURS: '24',
+    }),
+    silentLogger(),
+  )
+  await tokenService.server.listen({ host: '127.0.0.1', port: 0 })
+  fetcher = createFetcher(
+    loadFetcherConfig({
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      ACCESS_TOKEN_KEYS: accessKeys,
+      GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
+      TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
+      INTERNAL_API_TOKEN: INTERNAL,
+      FETCH_ATTEMPTS: '3',
+      RETRY_BACKOFF_MS: '100',
+    }),
+    silentLogger(),
+  )
+  fetcher.start()
+  events = new QueueEvents('fetch', { connection: { url: redisUrl() }, prefix })
+  await events.waitUntilReady()
+})
+
+afterAll(async () => {
+  await events?.close()
+  await fetcher?.close()
+  await tokenService?.close()
+  await google?.close()
+  await cleanup()
+})
+
+async function register(dataTypes: DataTypeKey[], scopes?: string[]) {
+  const user = google.addUser(scopes === undefined ? {} : { scopes })
+  const response = await tokenService.server.inject({
+    method: 'POST',
+    url: '/users',
+    headers: { authorization: `Bearer ${ADMIN}` },
+    payload: { refreshToken: user.refreshToken, dataTypes },
+  })
+  expect(response.statusCode).toBe(201)
+  // This file drives the fetcher directly: the onboarding sync is not wanted here.
+  await tokenService.queues.queue('sync').drain(true)
+  return { id: (response.json() as { id: string }).id, google: user }
+}
+
+async function fetchWindow(userId: string, dataTypes: DataTypeKey[], hours: number, extra: Partial<StageInput<'fetch'>> = {}) {
+  const job = await fetcher.queues.add(
+    'fetch',
+    {
+      syncId: `test-${++jobCounter}`,
+      userId,
+      dataTypes,
+      window: { startMs: lastHour - hours * HOUR, endMs: lastHour },
+      bucketMs: HOUR,
+      lookbackMs: 48 * HOUR,
+      ...extra,
+    },
+    { jobId: `test-fetch-${jobCounter}` },
+  )
+  return { job, result: (await job.waitUntilFinished(events, 30_000)) as Record<string, unknown> }
+}
+
+/** Samples the fetcher handed to the anonymiser for this user, in order. */
+async function passedOn(userId: string): Promise<FitnessSample[][]> {
+  const jobs = (await fetcher.queues.queue('anonymize').getJobs(['waiting'], 0, -1, true)) as Job<StageData<'anonymize'>>[]
+  return jobs.filter((j) => j.data.userId === userId).map((j) => j.data.samples)
+}
+
+async function deadLetterFor(jobId: string): Promise<DeadLetter> {
+  let found: DeadLetter | undefined
+  await expect
+    .poll(
+      async () => {
+        const jobs = (await fetcher.queues.deadLetterQueue('fetch').getJobs(['waiting'])) as Job<DeadLetter>[]
+        found = jobs.map((j) => j.data).find((d) => d.jobId === jobId)
+        return found !== undefined
+      },
+      { timeout: 20_000 },
+    )
+    .toBe(true)
+  return found!
+}
+
+/** What one bucket of the fake's data must become, by the catalogue's extraction rules. */
+function expectedValues(type: DataTypeKey, points: AggregatePoint[]): Record<string, number> | undefined {
+  if (points.length === 0) return undefined
+  const spec = dataType(type)
+  const num = (v: AggregatePoint['value'][number] | undefined): number => (v === undefined ? NaN : 'intVal' in v ? v.intVal : v.fpVal)
+  if (spec.extraction === 'point') return Object.fromEntries(spec.fields.map((f, i) => [f.name, num(points[0]!.value[i])]))
+  const values: Record<string, number> = Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
+  for (const p of points) {
+    const category = num(p.value[0])
+    if (spec.extraction === 'stage-minutes')
+      values[SLEEP_STAGE_FIELDS[category]!]! += Number((BigInt(p.endTimeNanos) - BigInt(p.startTimeNanos)) / 1_000_000n) / 60_000
+    else values[ACTIVITY_GROUP_FIELDS[category] ?? 'other_min']! += num(p.value[1]) / 60_000
+  }
+  return values
+}
+
+describe('fetcher', () => {
+  it('fetches every data type in one request and passes on exactly what Google has, bucket by bucket', async () => {
+    const types = DATA_TYPE_KEYS.filter((t) => t !== 'location')
+    const user = await register(types)
+    const before = google.stats.aggregateRequests
+    const { result } = await fetchWindow(user.id, types, 48)
+    expect(google.stats.aggregateRequests - before).toBe(1)
+    const [samples] = await passedOn(user.id)
+    const got = new Map(samples!.map((s) => [`${s.type}|${s.startMs}`, s]))
+    let expectedCount = 0
+    for (const type of types) {
+      for (let h = lastHour - 48 * HOUR; h < lastHour; h += HOUR) {
+        const expected = expectedValues(type, syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR))
+        const sample = got.get(`${type}|${h}`)
+        if (expected === undefined) {
+          expect(sample, `${type} ${new Date(h).toISOString()}`).toBeUndefined()
+          continue
+        }
+        expectedCount++
+        expect(sample, `${type} ${new Date(h).toISOString()}`).toMatchObject({
+          startMs: h,
+          endMs: h + HOUR,
+          values: expected,
+          unit: dataType(type).unit,
+          revision: 0,
+        })
+      }
+    }
+    expect(samples).toHaveLength(expectedCount)
+    // Two days hold every kind of data the fake makes, sleep and body measurements included.
+    expect(new Set(samples!.map((s) => s.type))).toEqual(new Set(types.filter((t) => t !== 'height')))
+    expect(result).toMatchObject({ samples: expectedCount, unchanged: 0, revised: 0, rejectedPoints: 0 })
+  })
+
+  it('never fetches location unless enabled, even with consent', async () => {
+    const user = await register(['steps', 'location'])
+    await fetchWindow(user.id, ['steps', 'location'], 24)
+    const [samples] = await passedOn(user.id)
+    expect(samples!.length).toBeGreaterThan(0)
+    expect(samples!.some((s) => s.type === 'location')).toBe(false)
+  })
+
+  it('re-reads late data: a changed bucket goes on as a revision, unchanged ones are not repeated', async () => {
+    const user = await register(['steps', 'calories'])
+    const first = await fetchWindow(user.id, ['steps', 'calories'], 48)
+    const initial = (await passedOn(user.id))[0]!
+    // An hour that had steps already: the late readings change it.
+    const { startMs: hour, values } = initial.find((s) => s.type === 'steps' && s.startMs < lastHour - 6 * HOUR)!
+    const before = values.count!
+    google.addLateSamples(user.google.googleId, 'com.google.step_count.delta', [{ startMs: hour + 600_000, endMs: hour + 660_000, values: [777] }])
+
+    const second = await fetchWindow(user.id, ['steps', 'calories'], 48)
+    const batches = await passedOn(user.id)
+    expect(batches).toHaveLength(2)
+    expect(batches[1]).toEqual([expect.objectContaining({ type: 'steps', startMs: hour, revision: 1, values: { count: before + 777 } })])
+    expect(second.result).toMatchObject({ samples: 1, revised: 1, unchanged: (first.result.samples as number) - 1 })
+
+    const third = await fetchWindow(user.id, ['steps', 'calories'], 48)
+    expect(await passedOn(user.id)).toHaveLength(2)
+    expect(third.result).toMatchObject({ samples: 0 })
+  })
+
+  it('picks up readings a phone uploaded late as new buckets', async () => {
+    const user = await register(['heart_rate'])
+    google.setUploadDelay(5 * HOUR, user.google.googleId)
+    await fetchWindow(user.id, ['heart_rate'], 24)
+    const early = (await passedOn(user.id))[0]!
+    expect(Math.max(...early.map((s) => s.startMs))).toBeLessThan(lastHour - 4 * HOUR)
+    google.setUploadDelay(0, user.google.googleId)
+    await fetchWindow(user.id, ['heart_rate'], 24)
+    const late = (await passedOn(user.id))[1]!
+    const seen = new Set(early.map((s) => s.startMs))
+    // Hours that were missing arrive as new buckets; the hour that was partly uploaded is revised.
+    const fresh = late.filter((s) => !seen.has(s.startMs))
+    expect(fresh.length).toBeGreaterThanOrEqual(3)
+    expect(fresh.every((s) => s.revision === 0 && s.startMs > lastHour - 6 * HOUR)).toBe(true)
+    expect(late.filter((s) => seen.has(s.startMs)).every((s) => s.revision === 1)).toBe(true)
+  })
+
+  it('uses the consent as it is when the fetch runs', async () => {
+    const user = await register(['steps', 'calories'])
+    await redis.hset(`${prefix}:user:${user.id}`, 'dataTypes', 'calories')
+    await fetchWindow(user.id, ['steps', 'calories'], 24)
+    const [samples] = await passedOn(user.id)
+    expect(new Set(samples!.map((s) => s.type))).toEqual(new Set(['calories']))
+  })
+})
+
+describe('Google errors', () => {
+  it('backs off on 429 with Retry-After without using up attempts', async () => {
+    const user = await register(['steps'])
+    google.injectFault({ route: 'aggregate', status: 429, times: 2, retryAfterSeconds: 1, reason: 'rateLimitExceeded' })
+    const { job } = await fetchWindow(user.id, ['steps'], 24)
+    const done = await fetcher.queues.queue('fetch').getJob(job.id!)
+    // BullMQ counts the attempt that succeeded; the rate-limited ones were not counted.
+    expect(done?.attemptsMade).toBe(1)
+    expect(done?.stacktrace).toEqual([])
+    expect(await done?.getState()).toBe('completed')
+    const metrics = await fetcher.metrics.registry.getSingleMetricAsString('fitstream_jobs_deferred_total')
+    expect(metrics).toMatch(/scope="queue"[^}]*} [2-9]/)
+  })
+
+  it('treats 403 rateLimitExceeded like a 429', async () => {
+    const user = await register(['steps'])
+    google.injectFault({ route: 'aggregate', status: 403, times: 1, retryAfterSeconds: 1, reason: 'rateLimitExceeded' })
+    const { job } = await fetchWindow(user.id, ['steps'], 24)
+    expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(1)
+  })
+
+  it('on 401 refreshes the token once through the token service, then succeeds', async () => {
+    const user = await register(['steps'])
+    google.expireAccessTokens(user.google.googleId)
+    const tokensBefore = google.stats.tokenRequests
+    const { job } = await fetchWindow(user.id, ['steps'], 24)
+    expect(google.stats.tokenRequests - tokensBefore).toBe(1)
+    expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(1)
+  })
+
+  it('retries a 503 and succeeds', async () => {
+    const user = await register(['steps'])
+    google.injectFault({ route: 'aggregate', status: 503, times: 1, reason: 'backendError' })
+    const { job } = await fetchWindow(user.id, ['steps'], 24)
+    // One failed attempt, then the one that succeeded.
+    expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(2)
+    expect((await passedOn(user.id)).length).toBe(1)
+  })
+
+  it('dead-letters a 400 at once with Google’s message', async () => {
+    const user = await register(['steps'])
+    google.injectFault({
+      route: 'aggregate',
+      status: 400,
+      times: 1,
+      reason: 'invalidArgument',
+      body: {
+        error: {
+          code: 400,
+          message: 'Request contains an invalid argument.',
+          errors: [{ domain: 'global', reason: 'invalidArgument', message: 'Request contains an invalid argument.' }],
+          status: 'INVALID_ARGUMENT',
+        },
+      },
+    })
+    const job = await fetcher.queues.add(
+      'fetch',
+      { syncId: 's-400', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
+      { jobId: 'test-fetch-400' },
+    )
+    const dead = await deadLetterFor(job.id!)
+    expect(dead).toMatchObject({ permanent: true, attemptsMade: 1, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
+    expect(dead.error.message).toContain('Request contains an invalid argument.')
+  })
+
+  it('dead-letters a type the user did not grant the scope for, with Google’s reason', async () => {
+    const user = await register(['heart_rate'], ['https://www.googleapis.com/auth/fitness.activity.read'])
+    const job = await fetcher.queues.add(
+      'fetch',
+      { syncId: 's-403', userId: user.id, dataTypes: ['heart_rate'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
+      { jobId: 'test-fetch-403' },
+    )
+    const dead = await deadLetterFor(job.id!)
+    expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
+    expect(dead.error.message).toMatch(/403 forbidden.*heart_rate/)
+  })
+
+  it('uses what it can of a partly corrupted response and counts the rest', async () => {
+    const user = await register(['steps'])
+    const ns = (ms: number) => `${ms}000000`
+    const h = lastHour - 2 * HOUR
+    const point = (start: number, value: unknown) => ({
+      startTimeNanos: ns(start),
+      endTimeNanos: ns(start + 60_000),
+      dataTypeName: 'com.google.step_count.delta',
+      value: [{ intVal: value }],
+    })
+    const body = {
+      bucket: [
+        { startTimeMillis: String(h), endTimeMillis: String(h + HOUR), dataset: [{ point: [point(h, 'NaN')] }] },
+        { startTimeMillis: String(h + HOUR), endTimeMillis: String(h + 2 * HOUR), dataset: [{ point: [point(h + HOUR, 42)] }] },
+        { startTimeMillis: 'yesterday', dataset: {} },
+      ],
+    }
+    google.injectFault({ route: 'aggregate', status: 200, times: 1, body })
+    const { result } = await fetchWindow(user.id, ['steps'], 2)
+    expect(result).toMatchObject({ samples: 1, rejectedPoints: 2 })
+    expect((await passedOn(user.id))[0]).toEqual([expect.objectContaining({ startMs: h + HOUR, values: { count: 42 } })])
+  })
+
+  it('dead-letters a wholly unusable response', async () => {
+    const user = await register(['steps'])
+    google.injectFault({ route: 'aggregate', status: 200, times: 1, body: { kind: 'not what you asked for' } })
+    const job = await fetcher.queues.add(
+      'fetch',
+      { syncId: 's-bad', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
+      { jobId: 'test-fetch-bad' },
+    )
+    const dead = await deadLetterFor(job.id!)
+    expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_MALFORMED', message: 'Google aggregate response has no bucket list' } })
+  })
+})
+
+describe('backfill', () => {
+  it('fetches a new user’s history in chunks that show as "backfill i/n", and reports progress', async () => {
+    const user = google.addUser()
+    tokenService.start()
+    const response = await tokenService.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      payload: { refreshToken: user.refreshToken, dataTypes: ['steps'] },
+    })
+    const id = (response.json() as { id: string }).id
+    const names = new Set<string>()
+    await expect
+      .poll(
+        async () => {
+          for (const job of await fetcher.queues.queue('fetch').getJobs(['completed', 'waiting', 'prioritized', 'active'])) {
+            if ((job.data as StageData<'fetch'>).userId === id) names.add(job.name)
+          }
+          return (
+            (await tokenService.server.inject({ method: 'GET', url: `/users/${id}`, headers: { authorization: `Bearer ${ADMIN}` } })).json() as {
+              backfill: unknown
+            }
+          ).backfill
+        },
+        { timeout: 30_000 },
+      )
+      .toMatchObject({ chunks: 3, done: 3 })
+    expect([...names].filter((n) => n.startsWith('backfill')).sort()).toEqual(['backfill 1/3', 'backfill 2/3', 'backfill 3/3'])
+  })
+})

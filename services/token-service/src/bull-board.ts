@@ -2,7 +2,7 @@ import { createBullBoard } from '@bull-board/api'
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
 import type { FastifyInstance } from 'fastify'
-import { STAGES, STAGE_NAMES, type StageQueues } from '@fitstream/shared'
+import { STAGES, STAGE_NAMES, redactDeadLetter, redactPayload, type DeadLetter, type StageQueues } from '@fitstream/shared'
 import { requireToken } from './auth.js'
 
 export const BULL_BOARD_PATH = '/admin/queues'
@@ -12,15 +12,16 @@ export const BULL_BOARD_PATH = '/admin/queues'
  * queue. Raw fitness samples are never shown; operators see how many there were.
  */
 export async function registerBullBoard(app: FastifyInstance, queues: StageQueues, adminToken: string): Promise<void> {
-  const adapters = STAGE_NAMES.flatMap((stage) => {
-    const queue = new BullMQAdapter(queues.queue(stage), { description: STAGES[stage].description })
+  const adapters = STAGE_NAMES.flatMap((stage, i) => {
+    const queue = new BullMQAdapter(queues.queue(stage), { description: STAGES[stage].description, displayName: `${i + 1}. ${stage}` })
+    // Read-only: a replay through the API (or `fitstream dlq replay`) keeps the job's history and never runs it twice.
     const deadLetters = new BullMQAdapter(queues.deadLetterQueue(stage), {
-      description: `Jobs of the ${stage} stage that failed for good: payload, error and attempts`,
+      description: `Jobs of the ${stage} stage that failed for good: payload, error and attempts. Replay or purge them with fitstream dlq.`,
+      displayName: `${i + 1}. ${stage} · dead letters`,
+      readOnlyMode: true,
     })
-    if (STAGES[stage].carriesRawData) {
-      queue.setFormatter('data', hideSamples)
-      deadLetters.setFormatter('data', (entry: { payload?: unknown }) => ({ ...entry, payload: hideSamples(entry.payload) }))
-    }
+    if (STAGES[stage].carriesRawData) queue.setFormatter('data', (data: unknown) => redactPayload(stage, data))
+    deadLetters.setFormatter('data', (letter: DeadLetter) => redactDeadLetter(letter))
     return [queue, deadLetters]
   })
   const serverAdapter = new FastifyAdapter()
@@ -30,10 +31,4 @@ export async function registerBullBoard(app: FastifyInstance, queues: StageQueue
     board.addHook('onRequest', requireToken(adminToken, { realm: 'FitStream admin', challenge: true }))
     await board.register(serverAdapter.registerPlugin(), { prefix: BULL_BOARD_PATH })
   })
-}
-
-function hideSamples(data: unknown): unknown {
-  if (data === null || typeof data !== 'object' || !('samples' in data)) return data
-  const samples = (data as { samples: unknown }).samples
-  return { ...data, samples: Array.isArray(samples) ? `[${samples.length} raw samples hidden]` : '[hidden]' }
 }

@@ -21,6 +21,7 @@ export async function registerApiDocs(app: FastifyInstance, publicUrl: string): 
         { name: 'users', description: 'Users, consent and erasure' },
         { name: 'pages', description: 'HTML pages people use (onboarding, callback, their account)' },
         { name: 'internal', description: 'Calls between FitStream services' },
+        { name: 'dead letters', description: 'Jobs that failed for good: inspect, replay, purge' },
       ],
       components: {
         securitySchemes: {

@@ -1,8 +1,9 @@
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
-import { ServiceRuntime, UserGoneError, type Logger } from '@fitstream/shared'
+import { ServiceRuntime, UserGoneError, type Logger, DeadLetters } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
 import { registerBullBoard } from './bull-board.js'
+import { deadLetterRoutes } from './dead-letter-routes.js'
 import type { TokenServiceConfig } from './config.js'
 import { registerApiDocs } from './docs.js'
 import type { ErasureDeps } from './erasure.js'
@@ -92,6 +93,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     internalToken: config.INTERNAL_API_TOKEN,
   })
   await pageRoutes(server, { onboarding, sessions, users, scheduler, reconnectLinks, erasure, googleAuthUrl: config.GOOGLE_AUTH_URL })
+  await deadLetterRoutes(server, new DeadLetters(queues), config.ADMIN_TOKEN)
   await registerBullBoard(server, queues, config.ADMIN_TOKEN)
   return runtime
 }

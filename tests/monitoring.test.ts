@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { createMetrics } from '@fitstream/shared'
 import { createFetcherMetrics } from '../services/fetcher/src/metrics.js'
+import { createTokenServiceMetrics } from '../services/token-service/src/metrics.js'
+import type { UserRepository } from '../services/token-service/src/users.js'
 
 /**
  * The monitoring profile: Prometheus finds every service (replicas included) on the port it serves
@@ -42,6 +44,7 @@ const hasDockerCompose = await promisify(execFile)('docker-compose', ['version']
 async function exportedMetricNames(): Promise<Set<string>> {
   const metrics = createMetrics('test')
   createFetcherMetrics(metrics)
+  createTokenServiceMetrics(metrics, {} as UserRepository)
   const names = new Set<string>()
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     names.add(metric.name)
@@ -86,6 +89,8 @@ describe('Grafana dashboard', () => {
       'fitstream_job_duration_seconds_bucket',
       'fitstream_google_requests_total',
       'fitstream_process_resident_memory_bytes',
+      'fitstream_token_refreshes_total',
+      'fitstream_users',
     ]) {
       expect(exprs).toContain(metric)
     }

@@ -3,6 +3,7 @@ import formbody from '@fastify/formbody'
 import { ServiceRuntime, UserGoneError, type Logger, DeadLetters } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
 import { registerBullBoard } from './bull-board.js'
+import { createTokenServiceMetrics } from './metrics.js'
 import { deadLetterRoutes } from './dead-letter-routes.js'
 import type { TokenServiceConfig } from './config.js'
 import { registerApiDocs } from './docs.js'
@@ -25,6 +26,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   const prefix = config.QUEUE_PREFIX
 
   const users = new UserRepository(redis, prefix, config.REFRESH_TOKEN_KEYS)
+  const tokenMetrics = createTokenServiceMetrics(runtime.metrics, users)
   const oauth = { clientId: config.GOOGLE_CLIENT_ID, clientSecret: config.GOOGLE_CLIENT_SECRET, tokenUrl: config.GOOGLE_TOKEN_URL }
   const tokens = new AccessTokenKeeper({
     redis,
@@ -34,7 +36,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     refresh: async (userId) => {
       const refreshToken = await users.refreshToken(userId)
       if (refreshToken === undefined) throw new UserGoneError(`user ${userId} no longer exists`)
-      return refreshAccessToken(oauth, refreshToken)
+      return tokenMetrics.countRefresh(refreshAccessToken(oauth, refreshToken))
     },
   })
   const scheduler = new SyncScheduler(queues, config.SYNC_INTERVAL_MS)
@@ -75,7 +77,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     }),
   })
 
-  const server = runtime.buildServer({ bodyLimit: 16 * 1024 })
+  const server = runtime.buildServer({ bodyLimit: 16 * 1024, beforeScrape: () => tokenMetrics.sampleUsers() })
   await server.register(cookie, { secret: [...config.SESSION_SECRET] })
   await server.register(formbody)
   await registerApiDocs(server, config.PUBLIC_URL)

@@ -80,6 +80,22 @@ export class UserRepository {
 
   async setState(id: string, state: UserState, lastError?: string): Promise<void> {
     await this.updateExisting(id, { [USER_FIELDS.state]: state, ...(lastError === undefined ? {} : { [USER_FIELDS.lastError]: lastError }) })
+    // A set of the paused users keeps counting them cheap however many users there are.
+    if (state === 'reauth_required' && (await this.redis.exists(userKey(this.prefix, id))) === 1) await this.redis.sadd(this.reauthKey, id)
+    else await this.redis.srem(this.reauthKey, id)
+  }
+
+  /** All registered users, and those who must reconnect Google. */
+  async counts(): Promise<{ total: number; reauthRequired: number }> {
+    const [[, total], [, reauthRequired]] = ((await this.redis.multi().scard(userIndexKey(this.prefix)).scard(this.reauthKey).exec()) ?? []) as [
+      unknown,
+      number,
+    ][]
+    return { total: total ?? 0, reauthRequired: reauthRequired ?? 0 }
+  }
+
+  private get reauthKey(): string {
+    return `${userIndexKey(this.prefix)}:reauth`
   }
 
   async recordBackfillPlan(id: string, chunks: number, end: number): Promise<void> {
@@ -110,7 +126,8 @@ export class UserRepository {
 
   /** Removes the user and every secret of theirs; returns whether there was anything to remove. */
   async delete(id: string): Promise<boolean> {
-    const [[, removed] = []] = (await this.redis.multi().del(userKey(this.prefix, id)).srem(userIndexKey(this.prefix), id).exec()) ?? []
+    const [[, removed] = []] =
+      (await this.redis.multi().del(userKey(this.prefix, id)).srem(userIndexKey(this.prefix), id).srem(this.reauthKey, id).exec()) ?? []
     return removed === 1
   }
 

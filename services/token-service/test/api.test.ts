@@ -196,6 +196,12 @@ describe('sync', () => {
     expect(dead.filter((d) => JSON.stringify(d.data.payload).includes(id))).toEqual([])
     const again = await service.server.inject({ method: 'POST', url: `/users/${id}/sync`, headers: admin })
     expect(again.statusCode).toBe(409)
+    // Operators see it on /metrics: the refused refresh, and one more user who must reconnect.
+    const metrics = (await service.server.inject({ method: 'GET', url: '/metrics' })).body
+    expect(metrics).toMatch(/fitstream_token_refreshes_total\{outcome="reauth_required"[^}]*\} [1-9]/)
+    expect(metrics).toMatch(/fitstream_users\{state="reauth_required"[^}]*\} 1\b/)
+    await service.server.inject({ method: 'DELETE', url: `/users/${id}`, headers: admin })
+    expect((await service.server.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/fitstream_users\{state="reauth_required"[^}]*\} 0\b/)
   })
 })
 

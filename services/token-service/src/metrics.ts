@@ -1,0 +1,41 @@
+import { Counter, Gauge } from 'prom-client'
+import { ReauthRequiredError, type ServiceMetrics } from '@fitstream/shared'
+import type { UserRepository } from './users.js'
+
+/** What the token service reports beyond the job metrics every stage has. */
+export interface TokenServiceMetrics {
+  readonly tokenRefreshes: Counter<'outcome'>
+  /** Counts one refresh at Google by how it ended, and passes the result through. */
+  countRefresh<T>(refresh: Promise<T>): Promise<T>
+  /** Samples the user counts (called at scrape time). */
+  sampleUsers(): Promise<void>
+}
+
+export function createTokenServiceMetrics(metrics: ServiceMetrics, users: UserRepository): TokenServiceMetrics {
+  const registers = [metrics.registry]
+  const tokenRefreshes = new Counter({
+    name: 'fitstream_token_refreshes_total',
+    help: "Access-token refreshes at Google's token endpoint, by outcome (ok, reauth_required, error)",
+    labelNames: ['outcome'],
+    registers,
+  })
+  const usersByState = new Gauge({ name: 'fitstream_users', help: 'Registered users, by state (sampled at scrape time)', labelNames: ['state'], registers })
+  return {
+    tokenRefreshes,
+    countRefresh: async (refresh) => {
+      try {
+        const result = await refresh
+        tokenRefreshes.inc({ outcome: 'ok' })
+        return result
+      } catch (error) {
+        tokenRefreshes.inc({ outcome: error instanceof ReauthRequiredError ? 'reauth_required' : 'error' })
+        throw error
+      }
+    },
+    sampleUsers: async () => {
+      const { total, reauthRequired } = await users.counts()
+      usersByState.set({ state: 'active' }, total - reauthRequired)
+      usersByState.set({ state: 'reauth_required' }, reauthRequired)
+    },
+  }
+}

@@ -47,14 +47,28 @@ afterAll(async () => {
   await stack?.stop()
 })
 
-/** What the anonymiser must release for one of the fake's aggregate points. */
+/**
+ * What the default privacy policy (services/anonymizer/policies/default.yaml) releases for one of
+ * the fake's aggregate points, as individual hourly records: steps clamped to [0, 12000] and rounded
+ * to tens; calories clamped to [0, 2000] and rounded to whole kcal; heart rate clamped to [35, 200]
+ * and rounded to whole bpm. No noise on individual records.
+ */
+const DEFAULT_POLICY: Record<string, { clamp: [number, number]; round: number }> = {
+  count: { clamp: [0, 12_000], round: 10 },
+  kcal: { clamp: [0, 2_000], round: 1 },
+  avg: { clamp: [35, 200], round: 1 },
+  max: { clamp: [35, 200], round: 1 },
+  min: { clamp: [35, 200], round: 1 },
+}
+
 function expectedValues(type: DataTypeKey, point: AggregatePoint): Record<string, number> {
   const spec = dataType(type)
   return Object.fromEntries(
     spec.fields.map((field, i) => {
       const value = point.value[i]!
       const raw = 'intVal' in value ? value.intVal : value.fpVal
-      return [field.name, field.format === 'int' ? raw : Math.round(raw * 10) / 10]
+      const { clamp, round } = DEFAULT_POLICY[field.name]!
+      return [field.name, Math.round(Math.min(clamp[1], Math.max(clamp[0], raw)) / round) * round]
     }),
   )
 }
@@ -111,6 +125,10 @@ describe('end to end', () => {
     expect(pseudonyms.size).toBe(new Set(messages.map(({ content }) => content.epoch)).size)
     const ids = messages.flatMap(({ content }) => content.records.map((r) => r.id))
     expect(new Set(ids).size).toBe(ids.length)
+
+    // The user can see what was released about them.
+    const report = (await stack.api('GET', `/users/${user.userId}/privacy`)).body as { totals: { recordsReleased: number } }
+    expect(report.totals.recordsReleased).toBe(got.size)
   })
 
   it('sends a malformed job to its stage’s dead-letter queue with the validation message', async () => {

@@ -1,87 +1,291 @@
-import { dataType, hmacHex, type FitnessSample, type ReleasableRecord } from '@fitstream/shared'
+import { createHmac } from 'node:crypto'
+import { dataType, hmacHex, type DataTypeKey, type FitnessSample, type ReleasableRecord, type ValueField, pseudonymOf } from '@fitstream/shared'
+import { distanceMetres, geohash, geohashCentre } from './geohash.js'
+import { fromUnits, noisyUnits, prfRandomSource, toUnits } from './noise.js'
+import type { FieldRule, PrivacyPolicy, PrivacyZone } from './policy.js'
+import { epochOf, windowOf } from './time-windows.js'
 
-export type PseudonymEpoch = 'month' | 'week' | 'day'
+export { epochOf } from './time-windows.js'
 
-export interface AnonymizationPolicy {
-  /** HMAC key for pseudonyms and record ids. */
-  readonly key: Buffer
-  readonly epoch: PseudonymEpoch
-  /** Released intervals are widened to whole multiples of this, UTC-aligned. */
-  readonly granularityMs: number
-  /** Decimal places kept for fractional values. */
-  readonly decimals: number
+/**
+ * Secrets derived from PSEUDONYM_KEY, one per purpose, so that no output of one use (a pseudonym,
+ * a noise draw, a cohort member token) helps compute another.
+ */
+export interface AnonymizerKeys {
+  /** Pseudonyms and record and cohort ids. */
+  readonly pseudonym: Buffer
+  /** The keyed PRF noise is drawn from. */
+  readonly noise: Buffer
+  /** Per-cell member tokens: count a person once in a cell without storing who they are. */
+  readonly member: Buffer
 }
 
-const DAY_MS = 86_400_000
-
-/** The epoch label of an instant: `2026-11` (month), `2026-W47` (ISO week) or `2026-11-24` (day). */
-export function epochOf(ms: number, epoch: PseudonymEpoch): string {
-  const date = new Date(ms)
-  if (epoch === 'month') return date.toISOString().slice(0, 7)
-  if (epoch === 'day') return date.toISOString().slice(0, 10)
-  // ISO 8601 week: the week belongs to the year of its Thursday.
-  const thursday = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()))
-  thursday.setUTCDate(thursday.getUTCDate() + 4 - (thursday.getUTCDay() || 7))
-  const yearStart = Date.UTC(thursday.getUTCFullYear(), 0, 1)
-  const week = Math.ceil(((thursday.getTime() - yearStart) / DAY_MS + 1) / 7)
-  return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, '0')}`
+export function deriveKeys(pseudonymKey: Buffer): AnonymizerKeys {
+  const derive = (purpose: string): Buffer => createHmac('sha256', pseudonymKey).update(`fitstream/key/v1|${purpose}`).digest()
+  return { pseudonym: pseudonymKey, noise: derive('noise'), member: derive('cohort-member') }
 }
 
-/** A keyed pseudonym of a user for one epoch. Without the key it can't be computed or reversed. */
-export function pseudonym(key: Buffer, userId: string, epoch: string): string {
-  return hmacHex(key, `fitstream/pseudonym/v1|${epoch}|${userId}`).slice(0, 32)
+/** The pseudonym scheme is shared, so tools (the benchmark, privacy reports) compute exactly the same. */
+export const pseudonym = pseudonymOf
+
+/** An individual record the policy allows, with what releasing it would cost. */
+export interface CandidateRecord {
+  readonly record: ReleasableRecord
+  /** Epsilon charged to the person's budget (0 when the policy adds no noise). */
+  readonly epsilon: number
+  /** Budget period the record's data falls in. */
+  readonly period: string
+  /** Ledger field: the same release is never charged twice. */
+  readonly chargeField: string
+}
+
+/** One bucket of a person's data headed for a cohort cell: only the cohort's allow-listed fields. */
+export interface CohortBucket {
+  /** `<startMs>-<endMs>` of the bucket: the same bucket arriving again replaces, never adds. */
+  readonly bucket: string
+  readonly revision: number
+  readonly values: Readonly<Record<string, number>>
+  /** Set where the bucket itself decides the band (a location's geohash cell). */
+  readonly band?: string
+}
+
+/** A person's data for one cohort cell (type × window), identified by a cell-scoped token only. */
+export interface CohortContribution {
+  readonly type: DataTypeKey
+  readonly startMs: number
+  readonly endMs: number
+  /** `<type>:<startMs>:<endMs>`; names the cell in Redis. */
+  readonly cell: string
+  /** HMAC of the cell and the user id: distinct per person within a cell, unlinkable across cells. */
+  readonly member: string
+  readonly epsilon: number
+  readonly period: string
+  readonly chargeField: string
+  readonly buckets: readonly CohortBucket[]
+}
+
+export type DropReason = 'policy' | 'privacy_zone' | 'incomplete'
+
+export interface ReleasePlan {
+  readonly records: CandidateRecord[]
+  readonly contributions: CohortContribution[]
+  /** Samples that the policy keeps back, by type and reason. */
+  readonly dropped: { readonly type: DataTypeKey; readonly reason: DropReason; readonly samples: number }[]
+}
+
+interface Prepared {
+  readonly sample: FitnessSample
+  /** The truncated geohash cell of a location sample (its coordinates go no further). */
+  readonly cell?: string
 }
 
 /**
- * Releasable records from one user's raw samples. Built field by field from an allow-list: the user
- * id becomes an epoch pseudonym, source and device ids are not copied, intervals are widened to the
- * policy's granularity (samples falling into one interval are combined) and values are rounded.
+ * Plans what one user's raw samples may become under the policy: pseudonymous individual records,
+ * contributions to cohort cells, or nothing. Pure: it reads no clock and touches no store.
+ *
+ * Every output is built field by field from the policy's allow-list; nothing of a sample is copied
+ * whole, so a source id, a device name or a field the catalogue gains later can't slip through.
  */
-export function anonymizeSamples(userId: string, samples: readonly FitnessSample[], policy: AnonymizationPolicy): ReleasableRecord[] {
-  const g = policy.granularityMs
-  const cells = new Map<string, { type: FitnessSample['type']; startMs: number; endMs: number; values: Record<string, number>[]; revisions: number[] }>()
-  for (const sample of samples) {
-    const startMs = Math.floor(sample.startMs / g) * g
-    const endMs = Math.max(startMs + g, Math.ceil(sample.endMs / g) * g)
-    const cellKey = `${sample.type}|${startMs}|${endMs}`
-    const cell = cells.get(cellKey)
-    if (cell === undefined) cells.set(cellKey, { type: sample.type, startMs, endMs, values: [sample.values], revisions: [sample.revision] })
-    else {
-      cell.values.push(sample.values)
-      cell.revisions.push(sample.revision)
+export function planRelease(userId: string, samples: readonly FitnessSample[], policy: PrivacyPolicy, keys: AnonymizerKeys): ReleasePlan {
+  const dropped = new Map<string, { type: DataTypeKey; reason: DropReason; samples: number }>()
+  const drop = (type: DataTypeKey, reason: DropReason): void => {
+    const key = `${type}|${reason}`
+    const entry = dropped.get(key) ?? { type, reason, samples: 0 }
+    entry.samples++
+    dropped.set(key, entry)
+  }
+
+  const individual = new Map<string, { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] }>()
+  const cohort = new Map<string, { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] }>()
+  for (const sample of latestRevisions(samples)) {
+    const rule = policy.types[sample.type]
+    if (rule === undefined || rule.release === 'drop') {
+      drop(sample.type, 'policy')
+      continue
+    }
+    let prepared: Prepared = { sample }
+    if (sample.type === 'location') {
+      const cell = locationCell(sample, policy.location.geohashPrecision, policy.location.privacyZones)
+      if (cell === 'incomplete' || cell === 'privacy_zone') {
+        drop(sample.type, cell)
+        continue
+      }
+      prepared = { sample, cell }
+    }
+    if (rule.individual !== undefined && (rule.release === 'individual' || rule.release === 'both')) {
+      const start = windowOf(sample.startMs, rule.individual.granularity)
+      const endMs = Math.max(start.endMs, windowOf(Math.max(sample.startMs, sample.endMs - 1), rule.individual.granularity).endMs)
+      addTo(individual, sample.type, start.startMs, endMs, prepared)
+    }
+    if (rule.cohort !== undefined && (rule.release === 'cohort' || rule.release === 'both')) {
+      const window = windowOf(sample.startMs, rule.cohort.window)
+      addTo(cohort, sample.type, window.startMs, window.endMs, prepared)
     }
   }
-  const records: ReleasableRecord[] = []
-  for (const cell of cells.values()) {
-    const spec = dataType(cell.type)
-    const epoch = epochOf(cell.startMs, policy.epoch)
-    const alias = pseudonym(policy.key, userId, epoch)
-    const values: Record<string, number> = {}
-    for (const field of spec.fields) {
+
+  const records: CandidateRecord[] = []
+  for (const cell of individual.values()) {
+    const candidate = buildRecord(userId, cell, policy, keys)
+    if (candidate !== undefined) records.push(candidate)
+  }
+  records.sort((a, b) => a.record.start.localeCompare(b.record.start) || a.record.type.localeCompare(b.record.type))
+
+  const contributions: CohortContribution[] = []
+  for (const cell of cohort.values()) {
+    const contribution = buildContribution(userId, cell, policy, keys)
+    if (contribution !== undefined) contributions.push(contribution)
+  }
+  return { records, contributions, dropped: [...dropped.values()] }
+}
+
+/**
+ * One sample per (type, interval): the highest revision wins. A bucket passed on twice (a retry, an
+ * overlapping fetch) must not count twice, and a revised total replaces the earlier one.
+ */
+function latestRevisions(samples: readonly FitnessSample[]): FitnessSample[] {
+  const latest = new Map<string, FitnessSample>()
+  for (const sample of samples) {
+    const key = `${sample.type}|${sample.startMs}|${sample.endMs}`
+    const seen = latest.get(key)
+    if (seen === undefined || sample.revision >= seen.revision) latest.set(key, sample)
+  }
+  return [...latest.values()]
+}
+
+function addTo(
+  cells: Map<string, { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] }>,
+  type: DataTypeKey,
+  startMs: number,
+  endMs: number,
+  item: Prepared,
+): void {
+  const key = `${type}|${startMs}|${endMs}`
+  const cell = cells.get(key)
+  if (cell === undefined) cells.set(key, { type, startMs, endMs, items: [item] })
+  else cell.items.push(item)
+}
+
+/** The truncated geohash of a location bounding box, or why it can't be released. */
+function locationCell(sample: FitnessSample, precision: number, zones: readonly PrivacyZone[]): string | 'incomplete' | 'privacy_zone' {
+  const { low_lat: lowLat, low_lng: lowLng, high_lat: highLat, high_lng: highLng } = sample.values
+  if (lowLat === undefined || lowLng === undefined || highLat === undefined || highLng === undefined) return 'incomplete'
+  if (Math.abs(lowLat) > 90 || Math.abs(highLat) > 90 || Math.abs(lowLng) > 180 || Math.abs(highLng) > 180) return 'incomplete'
+  const centre = { lat: (lowLat + highLat) / 2, lng: (lowLng + highLng) / 2 }
+  // The whole box, not just its centre, must stay clear of every zone.
+  const reach = distanceMetres(centre, { lat: highLat, lng: highLng })
+  if (zones.some((zone) => distanceMetres(centre, zone) <= zone.radiusMetres + reach)) return 'privacy_zone'
+  return geohash(centre.lat, centre.lng, precision)
+}
+
+function buildRecord(
+  userId: string,
+  cell: { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] },
+  policy: PrivacyPolicy,
+  keys: AnonymizerKeys,
+): CandidateRecord | undefined {
+  const rule = policy.types[cell.type]!.individual!
+  const spec = dataType(cell.type)
+  const epoch = epochOf(cell.startMs, policy.pseudonym.epoch)
+  const alias = pseudonym(keys.pseudonym, userId, epoch)
+  const id = hmacHex(keys.pseudonym, `fitstream/record/v1|${alias}|${cell.type}|${cell.startMs}|${cell.endMs}`).slice(0, 32)
+  const revision = Math.max(...cell.items.map((item) => item.sample.revision))
+  const values: Record<string, number> = {}
+  if (cell.type === 'location') {
+    const centre = geohashCentre(mostFrequent(cell.items.map((item) => item.cell!)))
+    values.lat = Number(centre.lat.toFixed(5))
+    values.lng = Number(centre.lng.toFixed(5))
+  } else {
+    const released = spec.fields.filter((field) => rule.fields[field.name] !== undefined)
+    const rng = rule.noise === undefined ? undefined : prfRandomSource(keys.noise, `record|${id}|${revision}`)
+    for (const field of released) {
       const combined = combine(
         field.combine,
-        cell.values.map((v) => v[field.name]).filter((v): v is number => v !== undefined),
+        cell.items.map((item) => item.sample.values[field.name]).filter((v): v is number => v !== undefined),
       )
       if (combined === undefined) continue
-      values[field.name] = field.format === 'int' ? Math.round(combined) : round(combined, policy.decimals)
+      const fieldRule = rule.fields[field.name]!
+      const epsilon = rule.noise === undefined ? undefined : rule.noise.epsilon / released.length
+      values[field.name] = generalise(combined, fieldRule, field, epsilon === undefined ? undefined : { epsilon, rng: rng! })
     }
-    if (Object.keys(values).length === 0) continue
-    records.push({
-      id: hmacHex(policy.key, `fitstream/record/v1|${alias}|${cell.type}|${cell.startMs}|${cell.endMs}`).slice(0, 32),
+  }
+  if (Object.keys(values).length === 0) return undefined
+  return {
+    record: {
+      id,
       type: cell.type,
       pseudonym: alias,
       epoch,
       start: new Date(cell.startMs).toISOString(),
       end: new Date(cell.endMs).toISOString(),
       values,
-      unit: spec.unit,
-      revision: Math.max(...cell.revisions),
-    })
+      unit: cell.type === 'location' ? 'deg' : spec.unit,
+      revision,
+    },
+    epsilon: rule.noise?.epsilon ?? 0,
+    period: epochOf(cell.startMs, policy.budget.period),
+    chargeField: `r|${cell.type}|${cell.startMs}|${revision}`,
   }
-  return records.sort((a, b) => a.start.localeCompare(b.start) || a.type.localeCompare(b.type))
 }
 
-function combine(mode: 'sum' | 'mean' | 'max' | 'min', values: number[]): number | undefined {
+function buildContribution(
+  userId: string,
+  cell: { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] },
+  policy: PrivacyPolicy,
+  keys: AnonymizerKeys,
+): CohortContribution | undefined {
+  const rule = policy.types[cell.type]!.cohort!
+  const name = `${cell.type}:${cell.startMs}:${cell.endMs}`
+  const buckets: CohortBucket[] = []
+  for (const { sample, cell: geocell } of cell.items) {
+    const values: Record<string, number> = {}
+    for (const field of Object.keys(rule.fields)) {
+      const value = sample.values[field]
+      if (value !== undefined) values[field] = value
+    }
+    if (geocell === undefined && Object.keys(values).length === 0) continue
+    buckets.push({
+      bucket: `${sample.startMs}-${sample.endMs}`,
+      revision: sample.revision,
+      values,
+      ...(geocell === undefined ? {} : { band: `geohash:${geocell}` }),
+    })
+  }
+  if (buckets.length === 0) return undefined
+  return {
+    type: cell.type,
+    startMs: cell.startMs,
+    endMs: cell.endMs,
+    cell: name,
+    member: hmacHex(keys.member, `fitstream/cohort-member/v1|${name}|${userId}`).slice(0, 32),
+    epsilon: rule.epsilon ?? 0,
+    period: epochOf(cell.startMs, policy.budget.period),
+    chargeField: `c|${cell.type}|${cell.startMs}`,
+    buckets,
+  }
+}
+
+/** Clamp (top and bottom coding), optional noise on the grid, then bands or rounding. */
+export function generalise(value: number, rule: FieldRule, field: ValueField, noise?: { epsilon: number; rng: ReturnType<typeof prfRandomSource> }): number {
+  const clamped = rule.clamp === undefined ? value : clamp(value, rule.clamp[0], rule.clamp[1])
+  const grid = rule.round ?? (field.format === 'int' ? 1 : 0.1)
+  let units = toUnits(clamped, grid)
+  if (noise !== undefined && rule.clamp !== undefined) {
+    const [lo, hi] = [toUnits(rule.clamp[0], grid), toUnits(rule.clamp[1], grid)]
+    // Post-processing back into the declared range keeps the guarantee and the values plausible.
+    units = clamp(noisyUnits(units, { sensitivityUnits: hi - lo, epsilon: noise.epsilon }, noise.rng), lo, hi)
+  }
+  const generalised = fromUnits(units, grid)
+  return rule.bands === undefined ? generalised : bandFloor(generalised, rule.bands)
+}
+
+/** The lower edge of the band a value falls in; below the first edge is bottom-coded to it. */
+export function bandFloor(value: number, edges: readonly number[]): number {
+  let floor = edges[0]!
+  for (const edge of edges) if (value >= edge) floor = edge
+  return floor
+}
+
+export function combine(mode: ValueField['combine'], values: readonly number[]): number | undefined {
   if (values.length === 0) return undefined
   if (mode === 'max') return Math.max(...values)
   if (mode === 'min') return Math.min(...values)
@@ -89,7 +293,13 @@ function combine(mode: 'sum' | 'mean' | 'max' | 'min', values: number[]): number
   return mode === 'sum' ? sum : sum / values.length
 }
 
-function round(value: number, decimals: number): number {
-  const factor = 10 ** decimals
-  return Math.round(value * factor) / factor
+export function clamp(value: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, value))
+}
+
+/** The most frequent item; ties go to the smallest, so the choice does not depend on arrival order. */
+export function mostFrequent(items: readonly string[]): string {
+  const counts = new Map<string, number>()
+  for (const item of items) counts.set(item, (counts.get(item) ?? 0) + 1)
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { DATA_TYPE_KEYS, ReauthRequiredError, UpstreamError, UserGoneError, type DataTypeKey } from '@fitstream/shared'
+import { DATA_TYPE_KEYS, ReauthRequiredError, UpstreamError, UserGoneError, type DataTypeKey, readPrivacyReport } from '@fitstream/shared'
+import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { requireToken, tokenMatcher } from './auth.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
@@ -20,6 +21,9 @@ export interface UserRoutesDeps {
   readonly publicUrl: string
   readonly adminToken: string
   readonly internalToken: string
+  /** For the privacy report the anonymiser keeps per user. */
+  readonly redis: Redis
+  readonly prefix: string
   readonly now?: () => number
 }
 
@@ -260,6 +264,23 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         request.log.info({ userId: request.params.id, dataTypes: change.dataTypes }, 'consent changed')
         const user = await deps.users.get(request.params.id)
         return user === undefined ? reply.status(404).send(notFound(request.params.id)) : present(user)
+      },
+    )
+
+    own.get<{ Params: { id: string } }>(
+      '/users/:id/privacy',
+      {
+        schema: {
+          tags: ['users'],
+          summary: 'What has been released about the user, and the privacy budget (epsilon) it cost, per period',
+          security: ADMIN_OR_OWNER,
+          params: userIdParams,
+        },
+      },
+      async (request, reply) => {
+        const user = await deps.users.get(request.params.id)
+        if (user === undefined) return reply.status(404).send(notFound(request.params.id))
+        return readPrivacyReport(deps.redis, deps.prefix, user.id)
       },
     )
 

@@ -93,6 +93,8 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     publicUrl,
     adminToken: config.ADMIN_TOKEN,
     internalToken: config.INTERNAL_API_TOKEN,
+    redis,
+    prefix,
   })
   await pageRoutes(server, { onboarding, sessions, users, scheduler, reconnectLinks, erasure, googleAuthUrl: config.GOOGLE_AUTH_URL })
   await deadLetterRoutes(server, new DeadLetters(queues), config.ADMIN_TOKEN)

@@ -1,0 +1,274 @@
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import {
+  MICRO_EPSILON,
+  PRIVACY_LOG_LENGTH,
+  PRIVACY_TOTAL_FIELDS,
+  privacyBudgetKey,
+  privacyKey,
+  privacyLogKey,
+  privacyPeriodsKey,
+  type DataTypeKey,
+  type PrivacyLogEntry,
+} from '@fitstream/shared'
+import type { CandidateRecord, CohortContribution } from './anonymize.js'
+import { encodeBucketField, encodeBucketValue, type ClosedCell } from './cohort-aggregate.js'
+import type { PrivacyPolicy } from './policy.js'
+
+/**
+ * The anonymizer's state in Redis. Per person (erased with them): the epsilon ledger and release log,
+ * laid out in `@fitstream/shared/privacy-ledger`. Per cohort cell (never keyed by a person):
+ *
+ * - `<prefix>:cohort:cell:<type>:<start>:<end>` hash of `<member>|<bucket>` → `<revision>|<json>`,
+ *   where `member` is an HMAC of the cell and the user id; it lives only until the cell closes.
+ * - `<prefix>:cohort:open` sorted set of cells by the time they close (window end + grace).
+ * - `<prefix>:cohort:closing` and `<prefix>:cohort:closing:<cell>`: closed cells not yet handed on,
+ *   so a crash between closing and publishing loses nothing.
+ * - `<prefix>:cohort:done:<cell>`: a closed marker, so a straggler can't reopen a released cell.
+ */
+
+/** Charges releases to one budget period; grants each only while the period has budget left. */
+const CHARGE = `
+local budget = tonumber(ARGV[1])
+local granted = {}
+local withheld = 0
+redis.call('HSETNX', KEYS[1], 'budget', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'spent', '0')
+for i = 4, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    table.insert(granted, 1)
+  else
+    local cost = tonumber(ARGV[i + 1])
+    local spent = tonumber(redis.call('HGET', KEYS[1], 'spent'))
+    if spent + cost > budget then
+      table.insert(granted, 0)
+      withheld = withheld + 1
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], cost)
+      redis.call('HINCRBY', KEYS[1], 'spent', cost)
+      table.insert(granted, 1)
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if withheld > 0 then redis.call('HINCRBY', KEYS[3], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', withheld) end
+return granted
+`
+
+/**
+ * Adds one person's buckets to a cohort cell, after charging the cell's epsilon to their budget, in
+ * one atomic step: a cell that closes in between can't receive a contribution that was paid for, and
+ * a contribution that was refused can't half-land.
+ */
+const CONTRIBUTE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'late' end
+local fresh = redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0
+if fresh then
+  local cost = tonumber(ARGV[2])
+  local budget = tonumber(ARGV[3])
+  redis.call('HSETNX', KEYS[4], 'budget', ARGV[3])
+  redis.call('HSETNX', KEYS[4], 'spent', '0')
+  local spent = tonumber(redis.call('HGET', KEYS[4], 'spent'))
+  if cost > 0 and spent + cost > budget then
+    redis.call('HINCRBY', KEYS[6], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
+    return 'withheld'
+  end
+  redis.call('HSET', KEYS[4], ARGV[1], cost)
+  redis.call('HINCRBY', KEYS[4], 'spent', cost)
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
+  redis.call('SADD', KEYS[5], ARGV[4])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+  redis.call('HINCRBY', KEYS[6], '${PRIVACY_TOTAL_FIELDS.cohortContributions}', 1)
+end
+for i = 9, #ARGV, 2 do
+  local stored = redis.call('HGET', KEYS[2], ARGV[i])
+  local incoming = tonumber(string.match(ARGV[i + 1], '^(%d+)|'))
+  if not stored or tonumber(string.match(stored, '^(%d+)|')) <= incoming then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('PEXPIREAT', KEYS[2], ARGV[8])
+redis.call('ZADD', KEYS[3], 'NX', ARGV[6], ARGV[5])
+if fresh then return 'joined' end
+return 'updated'
+`
+
+/** Moves every cell whose grace period is over from open to closing, and marks it closed. */
+const CLOSE_DUE = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, cell in ipairs(due) do
+  redis.call('ZREM', KEYS[1], cell)
+  redis.call('SET', ARGV[3] .. ':cohort:done:' .. cell, '1', 'EX', ARGV[4])
+  local key = ARGV[3] .. ':cohort:cell:' .. cell
+  if redis.call('EXISTS', key) == 1 then redis.call('RENAME', key, ARGV[3] .. ':cohort:closing:' .. cell) end
+  redis.call('ZADD', KEYS[2], ARGV[1], cell)
+end
+return due
+`
+
+const DAY_S = 86_400
+/** How long a closed marker outlives its cell: longer than any clock skew between replicas. */
+const DONE_MARKER_TTL_S = 7 * DAY_S
+/** A cell's hash expires this long after it should have closed, in case its open entry was lost. */
+const CELL_SAFETY_MS = 7 * DAY_S * 1000
+
+export type ContributionOutcome = 'joined' | 'updated' | 'late' | 'withheld'
+
+export class PrivacyStore {
+  private readonly scripts = new Map<string, string>()
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly policy: PrivacyPolicy,
+  ) {}
+
+  private get ledgerTtlSeconds(): number {
+    return this.policy.budget.retentionDays * DAY_S
+  }
+
+  private get budgetMicro(): number {
+    return Math.round(this.policy.budget.epsilon * MICRO_EPSILON)
+  }
+
+  /** Charges noisy records to the person's budget; records without noise cost nothing and always pass. */
+  async chargeRecords(userId: string, candidates: readonly CandidateRecord[]): Promise<{ granted: CandidateRecord[]; withheld: CandidateRecord[] }> {
+    const granted: CandidateRecord[] = []
+    const withheld: CandidateRecord[] = []
+    const byPeriod = new Map<string, CandidateRecord[]>()
+    for (const candidate of candidates) {
+      if (candidate.epsilon <= 0) granted.push(candidate)
+      else byPeriod.set(candidate.period, [...(byPeriod.get(candidate.period) ?? []), candidate])
+    }
+    for (const [period, list] of byPeriod) {
+      const args = list.flatMap((c) => [c.chargeField, String(Math.round(c.epsilon * MICRO_EPSILON))])
+      const answer = (await this.run(
+        CHARGE,
+        [privacyBudgetKey(this.prefix, userId, period), privacyPeriodsKey(this.prefix, userId), privacyKey(this.prefix, userId)],
+        [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, ...args],
+      )) as number[]
+      list.forEach((candidate, i) => (answer[i] === 1 ? granted : withheld).push(candidate))
+    }
+    return { granted, withheld }
+  }
+
+  /** Adds a person's buckets to a cohort cell, unless the cell has closed or their budget is spent. */
+  async contribute(userId: string, contribution: CohortContribution, now: number): Promise<ContributionOutcome> {
+    const closeAt = this.closeAt(contribution.endMs)
+    if (now >= closeAt) return 'late'
+    const args = contribution.buckets.flatMap((bucket) => [encodeBucketField(contribution.member, bucket), encodeBucketValue(bucket)])
+    return (await this.run(
+      CONTRIBUTE,
+      [
+        this.key('done', contribution.cell),
+        this.key('cell', contribution.cell),
+        this.openKey,
+        privacyBudgetKey(this.prefix, userId, contribution.period),
+        privacyPeriodsKey(this.prefix, userId),
+        privacyKey(this.prefix, userId),
+      ],
+      [
+        contribution.chargeField,
+        String(Math.round(contribution.epsilon * MICRO_EPSILON)),
+        String(this.budgetMicro),
+        contribution.period,
+        contribution.cell,
+        String(closeAt),
+        String(this.ledgerTtlSeconds),
+        String(closeAt + CELL_SAFETY_MS),
+        ...args,
+      ],
+    )) as ContributionOutcome
+  }
+
+  /** When a window's cell closes: its end plus the grace period for late data. */
+  closeAt(windowEndMs: number): number {
+    return windowEndMs + this.policy.cohorts.graceHours * 3_600_000
+  }
+
+  /** Closes every cell whose grace period has passed; returns their names. */
+  async closeDue(now: number, limit = 1_000): Promise<string[]> {
+    return (await this.run(CLOSE_DUE, [this.openKey, this.closingKey], [String(now), String(limit), this.prefix, String(DONE_MARKER_TTL_S)])) as string[]
+  }
+
+  /** Closed cells not yet handed on (including any a crashed closer left behind). */
+  async closingCells(limit = 1_000): Promise<ClosedCell[]> {
+    const names = await this.redis.zrange(this.closingKey, 0, limit - 1)
+    const cells: ClosedCell[] = []
+    for (const name of names) {
+      const [type, start, end] = name.split(':')
+      cells.push({ type: type as DataTypeKey, startMs: Number(start), endMs: Number(end), entries: await this.redis.hgetall(this.key('closing', name)) })
+    }
+    return cells
+  }
+
+  /** Forgets a closed cell's contributions once its outcome has been handed on. */
+  async finishCells(cells: readonly ClosedCell[]): Promise<void> {
+    if (cells.length === 0) return
+    const pipeline = this.redis.pipeline()
+    for (const cell of cells) {
+      const name = cellName(cell)
+      pipeline.unlink(this.key('closing', name))
+      pipeline.zrem(this.closingKey, name)
+    }
+    await pipeline.exec()
+  }
+
+  /** Cells waiting for their window to close (for metrics). */
+  async openCells(): Promise<number> {
+    return this.redis.zcard(this.openKey)
+  }
+
+  /** Appends to the person's release log and totals. */
+  async logReleases(userId: string, entries: readonly PrivacyLogEntry[], totals: { recordsReleased: number; lateContributions: number }): Promise<void> {
+    if (entries.length === 0 && totals.recordsReleased === 0 && totals.lateContributions === 0) return
+    const summary = privacyKey(this.prefix, userId)
+    const log = privacyLogKey(this.prefix, userId)
+    const pipeline = this.redis.pipeline()
+    if (entries.length > 0) {
+      pipeline.lpush(log, ...entries.map((entry) => JSON.stringify(entry)))
+      pipeline.ltrim(log, 0, PRIVACY_LOG_LENGTH - 1)
+      pipeline.expire(log, this.ledgerTtlSeconds)
+    }
+    if (totals.recordsReleased > 0) {
+      pipeline.hincrby(summary, PRIVACY_TOTAL_FIELDS.recordsReleased, totals.recordsReleased)
+      pipeline.hset(summary, PRIVACY_TOTAL_FIELDS.lastReleaseAt, entries[0]?.at ?? new Date().toISOString())
+    }
+    if (totals.lateContributions > 0) pipeline.hincrby(summary, PRIVACY_TOTAL_FIELDS.lateContributions, totals.lateContributions)
+    pipeline.expire(summary, this.ledgerTtlSeconds)
+    await pipeline.exec()
+  }
+
+  private get openKey(): string {
+    return `${this.prefix}:cohort:open`
+  }
+
+  private get closingKey(): string {
+    return `${this.prefix}:cohort:closing`
+  }
+
+  private key(kind: 'cell' | 'closing' | 'done', cell: string): string {
+    return `${this.prefix}:cohort:${kind}:${cell}`
+  }
+
+  /** EVALSHA, loading the script on first use or after Redis forgot it (a restart, SCRIPT FLUSH). */
+  private async run(source: string, keys: string[], args: string[]): Promise<unknown> {
+    let sha = this.scripts.get(source)
+    if (sha === undefined) {
+      sha = createHash('sha1').update(source).digest('hex')
+      this.scripts.set(source, sha)
+    }
+    try {
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      return this.redis.eval(source, keys.length, ...keys, ...args)
+    }
+  }
+}
+
+export function cellName(cell: { type: string; startMs: number; endMs: number }): string {
+  return `${cell.type}:${cell.startMs}:${cell.endMs}`
+}

@@ -1,0 +1,43 @@
+/**
+ * Calendar units, always in UTC: the granularity of released records, the windows of cohort cells,
+ * pseudonym epochs and budget periods. Calendar units rather than fixed milliseconds, so a day is a
+ * day and a month a month, whatever its length.
+ */
+export const TIME_UNITS = ['hour', 'day', 'week', 'month'] as const
+export type TimeUnit = (typeof TIME_UNITS)[number]
+
+export const PERIOD_UNITS = ['day', 'week', 'month'] as const
+export type PeriodUnit = (typeof PERIOD_UNITS)[number]
+
+const HOUR_MS = 3_600_000
+const DAY_MS = 86_400_000
+
+/** The UTC window of `unit` containing `ms`: [startMs, endMs). Weeks are ISO weeks (Monday to Monday). */
+export function windowOf(ms: number, unit: TimeUnit): { startMs: number; endMs: number } {
+  if (unit === 'hour') {
+    const startMs = Math.floor(ms / HOUR_MS) * HOUR_MS
+    return { startMs, endMs: startMs + HOUR_MS }
+  }
+  const dayStart = Math.floor(ms / DAY_MS) * DAY_MS
+  if (unit === 'day') return { startMs: dayStart, endMs: dayStart + DAY_MS }
+  if (unit === 'week') {
+    const weekday = (new Date(dayStart).getUTCDay() + 6) % 7
+    const startMs = dayStart - weekday * DAY_MS
+    return { startMs, endMs: startMs + 7 * DAY_MS }
+  }
+  const date = new Date(ms)
+  return { startMs: Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1), endMs: Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1) }
+}
+
+/** The label of a period: `2026-11` (month), `2026-W47` (ISO week) or `2026-11-24` (day). */
+export function epochOf(ms: number, unit: PeriodUnit): string {
+  const date = new Date(ms)
+  if (unit === 'month') return date.toISOString().slice(0, 7)
+  if (unit === 'day') return date.toISOString().slice(0, 10)
+  // ISO 8601 week: the week belongs to the year of its Thursday.
+  const thursday = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()))
+  thursday.setUTCDate(thursday.getUTCDate() + 4 - (thursday.getUTCDay() || 7))
+  const yearStart = Date.UTC(thursday.getUTCFullYear(), 0, 1)
+  const week = Math.ceil(((thursday.getTime() - yearStart) / DAY_MS + 1) / 7)
+  return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, '0')}`
+}

@@ -1,0 +1,208 @@
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Counter } from 'prom-client'
+import { StageQueues, cohortRecordSchema, createMetrics, type CohortRecord, type PublishJobData } from '@fitstream/shared'
+import type { Redis } from 'ioredis'
+import { planRelease } from '../src/anonymize.js'
+import { aggregateCell, encodeBucketField, encodeBucketValue, type ClosedCell } from '../src/cohort-aggregate.js'
+import { closeCohortWindows } from '../src/cohort-closer.js'
+import { createAnonymizerMetrics } from '../src/metrics.js'
+import type { PrivacyPolicy } from '../src/policy.js'
+import { PrivacyStore } from '../src/privacy-store.js'
+import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { DAY, HOUR, defaultPolicy, policyFrom, retry, sample, t0, testKeys } from './support.js'
+
+const keys = testKeys()
+const exact: PrivacyPolicy = policyFrom({
+  version: 1,
+  pseudonym: { scheme: 'hmac-sha256' },
+  budget: { epsilon: 5 },
+  cohorts: { k: 3, graceHours: 2 },
+  types: {
+    steps: { release: 'cohort', cohort: { window: 'day', fields: { count: { clamp: [0, 20_000], round: 1 } } } },
+    weight: { release: 'cohort', cohort: { window: 'day', fields: { avg: { clamp: [30, 200], round: 0.1 } }, bandBy: { field: 'avg', edges: [60, 80] } } },
+  },
+})
+const user = (i: number): string => `user-cohort-${String(i).padStart(4, '0')}`
+const dayStart = Date.UTC(2026, 10, 23)
+const dayEnd = dayStart + DAY
+
+/** A cell built the way the store builds it, from people's plans. */
+function cellOf(policy: PrivacyPolicy, people: { userId: string; samples: Parameters<typeof sample>[] }[]): ClosedCell {
+  const entries: Record<string, string> = {}
+  let type: ClosedCell['type'] = 'steps'
+  let window = { startMs: 0, endMs: 0 }
+  for (const person of people) {
+    for (const c of planRelease(
+      person.userId,
+      person.samples.map((args) => sample(...args)),
+      policy,
+      keys,
+    ).contributions) {
+      type = c.type
+      window = { startMs: c.startMs, endMs: c.endMs }
+      for (const bucket of c.buckets) entries[encodeBucketField(c.member, bucket)] = encodeBucketValue(bucket)
+    }
+  }
+  return { type, ...window, entries }
+}
+
+describe('aggregateCell', () => {
+  it('never releases a cell or band with fewer than k distinct people, however their data is duplicated', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(fc.integer({ min: 0, max: 30_000 }), { minLength: 12, maxLength: 12 }),
+        fc.boolean(),
+        (people, copies, counts, noisy) => {
+          const policy = noisy ? defaultPolicy() : exact
+          const persons = Array.from({ length: people }, (_, i) => ({
+            userId: user(i),
+            // Every person's same hour several times over (retries, overlapping fetches), plus another hour.
+            samples: [
+              ...Array.from({ length: copies }, () => ['steps', t0, { count: counts[i]! }] as Parameters<typeof sample>),
+              ['steps', t0 + HOUR, { count: 100 }] as Parameters<typeof sample>,
+            ],
+          }))
+          const k = policy.cohorts.k
+          const outcome = aggregateCell(cellOf(policy, persons), policy, keys)
+          expect(outcome.contributors).toBe(people)
+          if (people < k) expect(outcome.released).toEqual([])
+          for (const record of outcome.released) {
+            cohortRecordSchema.parse(record)
+            expect(record.contributors).toBeGreaterThanOrEqual(k)
+            expect(Object.keys(record).sort()).toEqual(['contributors', 'end', 'id', 'start', 'type', 'unit', 'values'])
+          }
+          if (!noisy && people >= k) {
+            // Each person once: their hour counted once, plus the other hour.
+            const mean = Math.round(counts.slice(0, people).reduce((a, b) => a + Math.min(20_000, b + 100), 0) / people)
+            expect(outcome.released).toEqual([expect.objectContaining({ contributors: people, values: { count: mean } })])
+          }
+        },
+      ),
+      { numRuns: 150 },
+    )
+  })
+
+  it('splits a cell into bands of a person’s own value, each released only at k', () => {
+    const weights = [55, 58, 59, 61, 65, 70, 85]
+    const outcome = aggregateCell(
+      cellOf(
+        exact,
+        weights.map((w, i) => ({ userId: user(i), samples: [['weight', t0, { avg: w, max: w, min: w }]] })),
+      ),
+      exact,
+      keys,
+    )
+    expect(outcome.released.map((r) => [r.band, r.contributors, r.values])).toEqual([
+      ['avg:<60', 3, { avg: 57.3 }],
+      ['avg:60-80', 3, { avg: 65.3 }],
+    ])
+    expect(outcome.suppressed).toEqual([{ band: 'avg:>=80', reason: 'under_k' }])
+  })
+})
+
+describe('cohort cells in Redis', () => {
+  const prefix = uniquePrefix('anon-cohort')
+  let redis: Redis
+  let cleanup: () => Promise<void>
+  let queues: StageQueues
+  const logger = silentLogger()
+  const metrics = createAnonymizerMetrics(createMetrics('anonymizer-test'))
+
+  beforeAll(() => {
+    ;({ redis, cleanup } = testRedis(prefix))
+    queues = new StageQueues({ connection: redis, prefix, retry, logger })
+  })
+  afterAll(async () => {
+    await queues.close()
+    await cleanup()
+  })
+
+  const store = () => new PrivacyStore(redis, prefix, exact)
+  const contribute = async (userId: string, samples: Parameters<typeof sample>[], now = dayEnd) => {
+    const plan = planRelease(
+      userId,
+      samples.map((args) => sample(...args)),
+      exact,
+      keys,
+    )
+    return Promise.all(plan.contributions.map((c) => store().contribute(userId, c, now)))
+  }
+  const publishedCohorts = async (): Promise<CohortRecord[]> => {
+    const jobs = await queues.queue('publish').getJobs(['waiting'])
+    return jobs.flatMap((job) => (job.data as PublishJobData).cohorts)
+  }
+
+  it('holds a window open through its grace period, then releases the cells that reached k and suppresses the rest', async () => {
+    expect(await contribute(user(1), [['steps', t0, { count: 1000 }]])).toEqual(['joined'])
+    // The same bucket again, and again as a revision: one person, one value, never doubled.
+    expect(await contribute(user(1), [['steps', t0, { count: 1000 }]])).toEqual(['updated'])
+    expect(await contribute(user(1), [['steps', t0, { count: 4000 }, { revision: 1 }]])).toEqual(['updated'])
+    expect(await contribute(user(1), [['steps', t0, { count: 9999 }, { revision: 0 }]])).toEqual(['updated'])
+    await contribute(user(2), [
+      ['steps', t0, { count: 2000 }],
+      ['steps', t0 + HOUR, { count: 1000 }],
+    ])
+    await contribute(user(3), [['steps', t0 + 2 * HOUR, { count: 6000 }]])
+    await contribute(user(4), [['weight', t0, { avg: 70, max: 70, min: 70 }]])
+
+    // Nothing closes before the window's end plus grace.
+    expect(await closeCohortWindows({ policy: exact, keys, store: store(), queues, metrics, logger }, dayEnd + HOUR)).toEqual({
+      cells: 0,
+      released: 0,
+      suppressed: 0,
+    })
+    expect(await publishedCohorts()).toEqual([])
+
+    const closed = await closeCohortWindows({ policy: exact, keys, store: store(), queues, metrics, logger }, dayEnd + 2 * HOUR)
+    expect(closed).toEqual({ cells: 2, released: 1, suppressed: 1 })
+    const cohorts = await publishedCohorts()
+    expect(cohorts).toEqual([
+      {
+        id: expect.stringMatching(/^[0-9a-f]{32}$/),
+        type: 'steps',
+        start: '2026-11-23T00:00:00.000Z',
+        end: '2026-11-24T00:00:00.000Z',
+        contributors: 3,
+        values: { count: Math.round((4000 + 3000 + 6000) / 3) },
+        unit: 'steps',
+      },
+    ])
+    expect(JSON.stringify(cohorts)).not.toContain('user-cohort')
+    // Contributions are forgotten once the outcome is handed on.
+    expect(await redis.keys(`${prefix}:cohort:cell:*`)).toEqual([])
+    expect(await redis.keys(`${prefix}:cohort:closing:*`)).toEqual([])
+  })
+
+  it('turns away contributions to a closed window instead of reopening it', async () => {
+    expect(await contribute(user(5), [['steps', t0, { count: 1000 }]], dayEnd + 3 * HOUR)).toEqual(['late'])
+    // A replica whose clock lags still can't reopen it: the closed marker stops it.
+    expect(await contribute(user(5), [['steps', t0, { count: 1000 }]], dayEnd)).toEqual(['late'])
+    expect(await redis.exists(`${prefix}:cohort:cell:steps:${dayStart}:${dayEnd}`)).toBe(0)
+  })
+
+  it('finishes cells a crashed closer left half done', async () => {
+    const next = dayStart + DAY
+    for (let i = 10; i < 13; i++) await contribute(user(i), [['steps', next + HOUR, { count: 3000 }]], next + DAY)
+    await store().closeDue(next + DAY + 2 * HOUR)
+    expect(await redis.zcard(`${prefix}:cohort:closing`)).toBe(1)
+    const closed = await closeCohortWindows({ policy: exact, keys, store: store(), queues, metrics, logger }, next + DAY + 3 * HOUR)
+    expect(closed).toEqual({ cells: 1, released: 1, suppressed: 0 })
+    expect((await publishedCohorts()).filter((c) => c.start === new Date(next).toISOString())).toHaveLength(1)
+  })
+
+  it('keys cells by window, never by person, and keeps no user id in them', async () => {
+    for (let i = 20; i < 22; i++) await contribute(user(i), [['steps', t0 + 3 * DAY, { count: 10 }]], t0 + 3 * DAY)
+    const keysNow = await redis.keys(`${prefix}:cohort:*`)
+    expect(keysNow.length).toBeGreaterThan(0)
+    for (const key of keysNow) {
+      expect(key).not.toMatch(/user-cohort/)
+      const type = await redis.type(key)
+      const content = type === 'hash' ? JSON.stringify(await redis.hgetall(key)) : type === 'zset' ? JSON.stringify(await redis.zrange(key, 0, -1)) : ''
+      expect(content).not.toMatch(/user-cohort/)
+    }
+    expect(metrics.cohortCells).toBeInstanceOf(Counter)
+  })
+})

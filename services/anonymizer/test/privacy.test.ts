@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Redis } from 'ioredis'
+import { StageQueues, createMetrics, deleteKeysWithPrefix, readPrivacyReport, type FitnessSample, type PublishJobData } from '@fitstream/shared'
+import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
+import { createAnonymizerMetrics } from '../src/metrics.js'
+import type { PrivacyPolicy } from '../src/policy.js'
+import { PrivacyStore } from '../src/privacy-store.js'
+import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { HOUR, defaultPolicy, jobContext, policyFrom, retry, sample, t0, testKeys } from './support.js'
+
+const keys = testKeys()
+const logger = silentLogger()
+const origin = 'raw:com.google.step_count.delta:com.sec.android.app.shealth:Samsung:SM-G991B:1a2b3c4d:step_counter'
+
+/** Noisy records (1 each) and a noisy daily cohort cell (1), against a budget of 4 a month. */
+const budgetPolicy: PrivacyPolicy = policyFrom({
+  version: 1,
+  pseudonym: { scheme: 'hmac-sha256' },
+  budget: { period: 'month', epsilon: 4 },
+  cohorts: { k: 10 },
+  types: {
+    steps: {
+      release: 'both',
+      individual: { fields: { count: { clamp: [0, 12_000], round: 10 } }, noise: { epsilon: 1 } },
+      cohort: { window: 'day', epsilon: 1, fields: { count: { clamp: [0, 40_000], round: 10 } } },
+    },
+  },
+})
+
+describe('the anonymize processor, the budget ledger and the privacy report', () => {
+  const prefix = uniquePrefix('anon-privacy')
+  let redis: Redis
+  let cleanup: () => Promise<void>
+  let queues: StageQueues
+
+  beforeAll(() => {
+    ;({ redis, cleanup } = testRedis(prefix))
+    queues = new StageQueues({ connection: redis, prefix, retry, logger })
+  })
+  afterAll(async () => {
+    await queues.close()
+    await cleanup()
+  })
+
+  const processor = (policy: PrivacyPolicy, now: number) =>
+    createAnonymizeProcessor({
+      policy,
+      keys,
+      queues,
+      store: new PrivacyStore(redis, prefix, policy),
+      metrics: createAnonymizerMetrics(createMetrics('anonymizer-test')),
+      now: () => now,
+    })
+  const run = (policy: PrivacyPolicy, userId: string, samples: FitnessSample[], now = t0 + HOUR) =>
+    processor(policy, now)({ syncId: `sync-${samples.length}-${samples[0]?.startMs}`, userId, window: { startMs: 0, endMs: 1 }, samples }, jobContext(logger))
+  const published = async (): Promise<PublishJobData[]> => (await queues.queue('publish').getJobs(['waiting'])).map((job) => job.data as PublishJobData)
+  const hours = (from: number, n: number): FitnessSample[] => Array.from({ length: n }, (_, h) => sample('steps', from + h * HOUR, { count: 4_000 }))
+
+  it('hands the default policy’s records to the publisher with no user id, device or source in them', async () => {
+    const userId = 'user-default-0001'
+    const result = await run(defaultPolicy(), userId, [
+      sample('steps', t0, { count: 527 }, { origin }),
+      sample('heart_rate', t0, { avg: 71.6, max: 77, min: 67 }, { origin }),
+      sample('location', t0, { low_lat: 52.5, low_lng: 13.4, high_lat: 52.51, high_lng: 13.41 }),
+    ])
+    expect(result).toMatchObject({ samples: 3, records: 2, cohortContributions: 2, withheldForBudget: 0, dropped: 1 })
+    const jobs = await published()
+    expect(jobs).toHaveLength(1)
+    expect(jobs[0]!.records.map((r) => [r.type, r.values])).toEqual([
+      ['heart_rate', { avg: 72, max: 77, min: 67 }],
+      ['steps', { count: 530 }],
+    ])
+    const text = JSON.stringify(jobs)
+    for (const secret of [userId, 'SM-G991B', 'shealth', '1a2b3c4d', 'raw:', '52.5']) expect(text).not.toContain(secret)
+  })
+
+  it('stops a person’s releases when their budget for the period is spent, until the next period', async () => {
+    const userId = 'user-budget-0001'
+    // 3 records + 1 cohort cell = the whole budget of 4.
+    expect(await run(budgetPolicy, userId, hours(t0, 3))).toMatchObject({ records: 3, cohortContributions: 1, withheldForBudget: 0 })
+    // A retry of the same job is not charged again, and releases the same noisy values.
+    const before = await published()
+    expect(await run(budgetPolicy, userId, hours(t0, 3))).toMatchObject({ records: 3, withheldForBudget: 0 })
+    expect(await published()).toEqual(before)
+    // More of the same month: the records are withheld; the day's cohort cell was already paid for.
+    expect(await run(budgetPolicy, userId, hours(t0 + 3 * HOUR, 2))).toMatchObject({ records: 0, cohortContributions: 1, withheldForBudget: 2 })
+    // Another day of the same month: its cohort cell is withheld too.
+    expect(await run(budgetPolicy, userId, hours(t0 + 24 * HOUR, 1))).toMatchObject({ records: 0, cohortContributions: 0, withheldForBudget: 2 })
+    // The next period starts with a fresh budget.
+    expect(await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 2, 8), 2))).toMatchObject({ records: 2, cohortContributions: 1, withheldForBudget: 0 })
+
+    const report = await readPrivacyReport(redis, prefix, userId)
+    expect(report.budgets).toEqual([
+      { period: '2026-11', budget: 4, spent: 4, remaining: 0, charges: 4 },
+      { period: '2026-12', budget: 4, spent: 3, remaining: 1, charges: 3 },
+    ])
+    expect(report.totals).toMatchObject({ recordsReleased: 8, cohortContributions: 2, withheldForBudget: 4, lateContributions: 0 })
+    expect(report.totals.lastReleaseAt).not.toBeNull()
+    const kinds = report.releases.map((entry) => `${entry.kind}:${entry.type}:${entry.count}:${entry.epsilon}`)
+    expect(kinds).toEqual(
+      expect.arrayContaining(['records:steps:3:3', 'cohort:steps:1:1', 'withheld:steps:2:0', 'withheld:steps:2:0', 'records:steps:2:2', 'cohort:steps:1:1']),
+    )
+  })
+
+  it('records late cohort contributions instead of dropping them silently', async () => {
+    const userId = 'user-late-0001'
+    const result = await run(budgetPolicy, userId, hours(t0, 1), t0 + 4 * 24 * HOUR)
+    expect(result).toMatchObject({ records: 1, late: 1, cohortContributions: 0 })
+    expect((await readPrivacyReport(redis, prefix, userId)).totals.lateContributions).toBe(1)
+  })
+
+  it('keeps per-person state only under <prefix>:privacy:<userId>, so erasure removes every trace', async () => {
+    const userId = 'user-erase-0001'
+    await run(budgetPolicy, userId, hours(t0, 2))
+    const everything = async (): Promise<Map<string, string>> => {
+      const contents = new Map<string, string>()
+      let cursor = '0'
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+        cursor = next
+        for (const key of found) {
+          const type = await redis.type(key)
+          const value =
+            type === 'hash'
+              ? await redis.hgetall(key)
+              : type === 'list'
+                ? await redis.lrange(key, 0, -1)
+                : type === 'set'
+                  ? await redis.smembers(key)
+                  : type === 'zset'
+                    ? await redis.zrange(key, 0, -1)
+                    : type === 'string'
+                      ? await redis.get(key)
+                      : null
+          contents.set(key, JSON.stringify(value))
+        }
+      } while (cursor !== '0')
+      return contents
+    }
+    const before = await everything()
+    const personal = [...before.keys()].filter((key) => key.includes(userId))
+    expect(personal.length).toBeGreaterThan(0)
+    for (const key of personal) expect(key === `${prefix}:privacy:${userId}` || key.startsWith(`${prefix}:privacy:${userId}:`)).toBe(true)
+    for (const [key, value] of before) if (!key.includes(userId)) expect(value).not.toContain(userId)
+
+    // What the token service's erasure does.
+    await redis.unlink(`${prefix}:privacy:${userId}`)
+    await deleteKeysWithPrefix(redis, `${prefix}:privacy:${userId}`)
+    const after = await everything()
+    for (const [key, value] of after) expect(`${key} ${value}`).not.toContain(userId)
+    expect((await readPrivacyReport(redis, prefix, userId)).budgets).toEqual([])
+  })
+})

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto'
+import type { FitnessSample, JobContext, Logger, RetryPolicy, Stage } from '@fitstream/shared'
+import { deriveKeys } from '../src/anonymize.js'
+import type { RandomSource } from '../src/noise.js'
+import { loadPolicy, DEFAULT_POLICY_FILE, parsePolicy, type PrivacyPolicy } from '../src/policy.js'
+
+export const HOUR = 3_600_000
+export const DAY = 24 * HOUR
+/** 2026-11-23T10:00Z, a Monday. */
+export const t0 = Date.UTC(2026, 10, 23, 10)
+
+export const defaultPolicy = (): PrivacyPolicy => loadPolicy(DEFAULT_POLICY_FILE)
+export const testKeys = () => deriveKeys(randomBytes(32))
+
+/** A policy from an object, through the same validation a file gets. */
+export function policyFrom(document: unknown): PrivacyPolicy {
+  return parsePolicy(JSON.stringify(document), 'json', 'test policy')
+}
+
+export function sample(type: FitnessSample['type'], startMs: number, values: Record<string, number>, extra: Partial<FitnessSample> = {}): FitnessSample {
+  return { type, startMs, endMs: startMs + HOUR, values, unit: 'x', revision: 0, ...extra }
+}
+
+/** A small seeded generator (mulberry32), so statistical tests give the same answer every run. */
+export function seededSource(seed: number): RandomSource {
+  let state = seed >>> 0
+  const next32 = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let z = state
+    z = Math.imul(z ^ (z >>> 15), z | 1)
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61)
+    return (z ^ (z >>> 14)) >>> 0
+  }
+  return {
+    uniformInt: (max) => {
+      const limit = 2 ** 48 - (2 ** 48 % max)
+      for (;;) {
+        const value = (next32() >>> 8) * 2 ** 24 + (next32() >>> 8)
+        if (value < limit) return value % max
+      }
+    },
+  }
+}
+
+export const retry: Record<Stage, RetryPolicy> = {
+  sync: { attempts: 1, backoffMs: 100 },
+  fetch: { attempts: 1, backoffMs: 100 },
+  anonymize: { attempts: 1, backoffMs: 100 },
+  publish: { attempts: 1, backoffMs: 100 },
+}
+
+export function jobContext(logger: Logger): JobContext {
+  return {
+    jobId: 'test',
+    attempt: 1,
+    maxAttempts: 1,
+    enqueuedAt: Date.now(),
+    logger,
+    updateProgress: async () => undefined,
+    deferWithoutAttempt: async () => {
+      throw new Error('not deferred in tests')
+    },
+  }
+}

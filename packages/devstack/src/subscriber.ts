@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 export interface ReceivedMessage {
+  /** When this process got it (ms since epoch). */
+  readonly receivedAt: number
   readonly streamId: string
   readonly partition: number
   readonly publisherId: string
@@ -45,7 +47,7 @@ export class Subscriber {
           clearTimeout(timer)
           resolve()
         } else if (event.event === 'message') {
-          const message = event as ReceivedMessage
+          const message = { ...(event as ReceivedMessage), receivedAt: Date.now() }
           subscriber.messages.push(message)
           for (const listener of subscriber.listeners) listener(message)
         }

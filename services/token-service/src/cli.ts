@@ -2,14 +2,17 @@
 /**
  * Operator commands of the token service, run with the service's own environment:
  *   node services/token-service/dist/cli.js tokens reencrypt
+ *   node services/token-service/dist/cli.js dlq list|show|replay|purge …   (also `fitstream dlq …`)
  */
 import { createRedis, loadConfigOrExit, waitForRedis } from '@fitstream/shared'
 import { loadConfig } from './config.js'
+import { runDlqCommand } from './dlq-command.js'
 import { reencryptTokens } from './reencrypt.js'
 
-const USAGE = 'usage: fitstream-token-service tokens reencrypt\n'
+const USAGE = 'usage: fitstream-token-service tokens reencrypt | dlq <command> (dlq --help)\n'
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'dlq') return runDlqCommand(argv.slice(1), process.env)
   if (argv[0] !== 'tokens' || argv[1] !== 'reencrypt' || argv.length !== 2) {
     process.stderr.write(USAGE)
     return 64

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { google } from 'googleapis'
+// The auth library googleapis itself uses (same pinned version), without loading every Google API.
+import { OAuth2Client } from 'google-auth-library'
 import { ReauthRequiredError, UpstreamError } from '@fitstream/shared'
 
 export interface OAuthClientConfig {
@@ -21,7 +22,7 @@ export interface FreshAccessToken {
  * expired grant is a ReauthRequiredError, anything else an UpstreamError with Google's own words.
  */
 export async function refreshAccessToken(config: OAuthClientConfig, refreshToken: string, now: () => number = Date.now): Promise<FreshAccessToken> {
-  const client = new google.auth.OAuth2({
+  const client = new OAuth2Client({
     clientId: config.clientId,
     clientSecret: config.clientSecret,
     endpoints: { oauth2TokenUrl: config.tokenUrl },
@@ -87,11 +88,10 @@ export interface Grant {
   readonly accessToken: FreshAccessToken
 }
 
-// googleapis does not re-export the auth library's enum of PKCE methods.
-type AuthUrlOptions = NonNullable<Parameters<InstanceType<typeof google.auth.OAuth2>['generateAuthUrl']>[0]>
+type AuthUrlOptions = NonNullable<Parameters<OAuth2Client['generateAuthUrl']>[0]>
 
 function flowClient(config: OAuthFlowConfig) {
-  return new google.auth.OAuth2({
+  return new OAuth2Client({
     clientId: config.clientId,
     clientSecret: config.clientSecret,
     redirectUri: config.redirectUri,

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { createRedis, pseudonymOf, waitForRedis, type DataTypeKey } from '@fitstream/shared'
+import { freePort } from '@fitstream/streamr-local'
 import { Stack, type RegisteredUser } from './stack.js'
 import type { ReceivedMessage } from './subscriber.js'
 
@@ -73,9 +74,29 @@ async function scrape(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text()
 }
 
+/** Redis settings of docker-compose.yml, so the benchmark measures the Redis FitStream runs on. */
+const REDIS_ARGS = ['--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--hash-max-listpack-value', '512']
+
+/** A Redis of its own on a free port (redis-server from the PATH), or REDIS_URL when there is none. */
+async function ownRedis(): Promise<{ url: string; stop: () => void }> {
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...REDIS_ARGS], { stdio: 'ignore' })
+  const started = await new Promise<boolean>((resolve) => {
+    child.once('error', () => resolve(false))
+    child.once('spawn', () => resolve(true))
+  })
+  if (!started) {
+    say('• redis-server not found: using REDIS_URL (memory figures reflect its settings)')
+    return { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', stop: () => undefined }
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop: () => void child.kill('SIGTERM') }
+}
+
 async function main(): Promise<void> {
   const startedAt = Date.now()
+  const ownedRedis = await ownRedis()
   const stack = await Stack.start({
+    redisUrl: ownedRedis.url,
     prefix: `bench-${process.pid}`,
     backfillDays: 1,
     googleLatencyMs: LATENCY,
@@ -209,6 +230,7 @@ async function main(): Promise<void> {
     redis.disconnect()
 
     const baseline = await runBaseline(stack.redisUrl, burst.length)
+    ownedRedis.stop()
     const result = {
       date: new Date().toISOString(),
       cpus: cpus().length,
@@ -236,6 +258,7 @@ async function main(): Promise<void> {
     clearInterval(rssTimer)
     await stack.stop().catch(() => undefined)
     redis.disconnect()
+    ownedRedis.stop()
   }
 }
 

@@ -147,7 +147,7 @@ const SECRET_KEY = /token|secret|password|authorization|privatekey|cookie/i
 
 export function redactPayload(stage: string, payload: unknown): unknown {
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload
-  const raw = STAGES[stage as Stage]?.carriesRawData === true
+  const raw = STAGES[stage as Stage]?.holdsPersonalData === true
   return Object.fromEntries(
     Object.entries(payload).map(([key, value]) => {
       if (SECRET_KEY.test(key)) return [key, '[redacted]']

@@ -10,22 +10,23 @@ export const STAGES = {
   sync: {
     schema: syncJobSchema,
     description: 'Per-user sync: the token service makes sure an access token is valid and plans the fetch window',
-    carriesRawData: false,
+    holdsPersonalData: false,
   },
   fetch: {
     schema: fetchJobSchema,
     description: 'Fetch a window of fitness data from Google for one user',
-    carriesRawData: false,
+    holdsPersonalData: false,
   },
   anonymize: {
     schema: anonymizeJobSchema,
     description: 'Raw samples of one user, to be anonymised under the privacy policy',
-    carriesRawData: true,
+    holdsPersonalData: true,
   },
   publish: {
     schema: publishJobSchema,
     description: 'Anonymised records, to be published to Streamr',
-    carriesRawData: false,
+    // Pseudonymous records are still personal data: nothing is kept once they are published.
+    holdsPersonalData: true,
   },
 } as const
 
@@ -53,8 +54,9 @@ export function stageJobOptions(stage: Stage, retry: RetryPolicy): JobsOptions {
   return {
     attempts: retry.attempts,
     backoff: { type: 'exponential', delay: retry.backoffMs, jitter: 0.5 },
-    removeOnComplete: STAGES[stage].carriesRawData ? true : { age: 3600, count: 1000 },
-    removeOnFail: STAGES[stage].carriesRawData ? true : { age: 3600, count: 1000 },
+    // Failures are kept in the dead-letter queue; a short tail of finished jobs is enough for Bull Board.
+    removeOnComplete: STAGES[stage].holdsPersonalData ? true : { age: 3600, count: 100 },
+    removeOnFail: STAGES[stage].holdsPersonalData ? true : { age: 3600, count: 100 },
   }
 }
 

@@ -20,7 +20,7 @@ export async function registerBullBoard(app: FastifyInstance, queues: StageQueue
       displayName: `${i + 1}. ${stage} · dead letters`,
       readOnlyMode: true,
     })
-    if (STAGES[stage].carriesRawData) queue.setFormatter('data', (data: unknown) => redactPayload(stage, data))
+    if (STAGES[stage].holdsPersonalData) queue.setFormatter('data', (data: unknown) => redactPayload(stage, data))
     deadLetters.setFormatter('data', (letter: DeadLetter) => redactDeadLetter(letter))
     return [queue, deadLetters]
   })

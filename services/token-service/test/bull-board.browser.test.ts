@@ -7,14 +7,13 @@ import { waitForRedis, type DeadLetter, type ServiceRuntime } from '@fitstream/s
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, testEnv } from './support.js'
+import { ADMIN, testEnv, SCREENSHOTS } from './support.js'
 
 /**
  * Bull Board as an operator sees it, in Debian's Chromium: behind the admin password, every stage
  * and its dead letters, raw fitness data hidden. The README's Bull Board screenshots are taken here.
  */
 const CHROMIUM = '/usr/bin/chromium'
-const SCREENSHOTS = new URL('../../../docs/screenshots/', import.meta.url).pathname
 const prefix = uniquePrefix('bull-board')
 const { cleanup } = testRedis(prefix)
 let google: FakeGoogle

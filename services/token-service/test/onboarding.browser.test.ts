@@ -7,7 +7,7 @@ import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstr
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { testEnv } from './support.js'
+import { testEnv, SCREENSHOTS } from './support.js'
 
 /**
  * The onboarding pages in a real browser: Debian's Chromium driven by playwright-core (never a
@@ -16,7 +16,6 @@ import { testEnv } from './support.js'
  * The screenshots in docs/screenshots are taken here.
  */
 const CHROMIUM = '/usr/bin/chromium'
-const SCREENSHOTS = new URL('../../../docs/screenshots/', import.meta.url).pathname
 const SCOPE = 'https://www.googleapis.com/auth/fitness.'
 const prefix = uniquePrefix('browser')
 const { redis, cleanup } = testRedis(prefix)

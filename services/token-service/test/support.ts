@@ -34,3 +34,12 @@ export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
+
+/**
+ * Where browser tests save screenshots: docs/screenshots when UPDATE_SCREENSHOTS=1 (to refresh the
+ * README's pictures), otherwise a temporary folder, so a test run leaves the tree unchanged.
+ */
+export const SCREENSHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? new URL('../../../docs/screenshots/', import.meta.url).pathname
+    : `${(await import('node:os')).tmpdir()}/fitstream-screenshots/`

@@ -5,17 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { FakeGoogle, type FakeUser } from '@fitstream/fake-google'
-import {
-  DATA_TYPE_KEYS,
-  StageQueues,
-  createLogger,
-  createRedis,
-  deleteKeysWithPrefix,
-  retryPolicies,
-  commonEnv,
-  parseEnv,
-  type DataTypeKey,
-} from '@fitstream/shared'
+import { StageQueues, createLogger, createRedis, deleteKeysWithPrefix, retryPolicies, commonEnv, parseEnv, type DataTypeKey } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 import { generateDevSecrets, type DevSecrets } from './secrets.js'
@@ -269,7 +259,7 @@ export class Stack {
     const { stdout } = await run(process.execPath, args, { env, timeout: 120_000 })
     const report = JSON.parse(stdout.trim().split('\n').pop()!) as { streams: { id: string }[] }
     this.streams.push(...report.streams.map((s) => s.id))
-    this.options.log?.(`provisioned ${this.streams.length} streams for ${DATA_TYPE_KEYS.length} data types`)
+    this.options.log?.(`provisioned ${this.streams.length} streams (records and cohorts) for the data types`)
   }
 
   private async startServices(): Promise<void> {

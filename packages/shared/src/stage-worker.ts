@@ -140,6 +140,35 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
     ...(options.limiter === undefined ? {} : { limiter: options.limiter }),
   })
   worker.on('error', (err) => logger.error({ err, queue: stage }, 'worker error'))
+  // A job whose worker died too often mid-job (stalled past maxStalledCount) is failed by BullMQ
+  // itself, outside the processor: it still belongs in the dead-letter queue.
+  worker.on('failed', (job, error) => {
+    if (job === undefined || !/stalled/i.test(error.message)) return
+    const jobId = job.id ?? 'unknown'
+    queues
+      .addDeadLetter(
+        stage,
+        {
+          stage,
+          jobId,
+          jobName: job.name,
+          payload: job.data,
+          error: { code: 'FST_ERR_STALLED', name: error.name, message: error.message },
+          permanent: false,
+          attemptsMade: job.attemptsMade,
+          maxAttempts: job.opts.attempts ?? 1,
+          createdAt: new Date(job.timestamp).toISOString(),
+          firstAttemptAt: job.processedOn === undefined ? null : new Date(job.processedOn).toISOString(),
+          failedAt: new Date().toISOString(),
+        },
+        `${jobId.replaceAll(':', '_')}-${job.timestamp}-stalled`,
+      )
+      .then(() => {
+        metrics.jobsDeadLettered.inc({ queue: stage, code: 'FST_ERR_STALLED' })
+        logger.error({ queue: stage, jobId }, `job dead-lettered: ${error.message}`)
+      })
+      .catch((err: unknown) => logger.error({ err, queue: stage, jobId }, 'could not dead-letter a stalled job'))
+  })
   return worker
 }
 

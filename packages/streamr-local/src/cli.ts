@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Starts a local Streamr network, prints one line of JSON describing it to stdout and keeps it up
 // until SIGINT or SIGTERM. Progress goes to stderr with --verbose.
-//   node packages/streamr-local/dist/cli.js [--verbose]
+//   node packages/streamr-local/dist/cli.js [--hub] [--verbose]
 import { startLocalStreamrNetwork, type LocalStreamrNetwork } from './index.js'
 
 const verbose = process.argv.includes('--verbose')
@@ -33,12 +33,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  network = await startLocalStreamrNetwork({ log })
+  network = await startLocalStreamrNetwork({ log, hub: process.argv.includes('--hub') })
 } catch (err) {
   const details = err instanceof Error ? (err.stack ?? err.message) : String(err)
   process.stderr.write(`streamr-local: could not start: ${details}\n`)
   process.exit(1)
 }
-const { rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts } = network
-const summary = { rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts }
+const { rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts, hub } = network
+const summary = { rpcUrl, chainId, streamRegistryAddress, entryPoint, accounts, hub }
 process.stdout.write(`${JSON.stringify(summary)}\n`)

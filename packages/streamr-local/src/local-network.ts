@@ -4,6 +4,7 @@ import { buildClientConfig, type LocalStreamrClientConfig } from './client-confi
 import { DEV_MNEMONIC, devAccounts, type DevAccount } from './dev-accounts.js'
 import { startEntryPoint, type EntryPoint, type EntryPointDescriptor } from './entry-point.js'
 import { freePort } from './free-port.js'
+import { deployHub, type LocalHub } from './hub.js'
 import { deployStreamRegistry } from './stream-registry.js'
 
 /** anvil's default, and the chain id @streamr/sdk's dev2 environment expects. */
@@ -18,6 +19,8 @@ export interface LocalStreamrNetwork {
   readonly entryPoint: EntryPointDescriptor
   /** Funded anvil dev accounts (public test keys); accounts[0] deployed the stream registry. */
   readonly accounts: readonly DevAccount[]
+  /** The Hub contracts, when started with `hub: true`. */
+  readonly hub: LocalHub | undefined
   /** Plain SDK config for a client on this network; a free websocket port is picked if not given. */
   clientConfig(opts: { privateKey: string; websocketPort?: number; nodeId?: string }): Promise<LocalStreamrClientConfig>
   /** Stops the entry point and anvil, freeing their ports. Safe to call more than once. */
@@ -31,6 +34,8 @@ export interface StartLocalStreamrNetworkOptions {
   chainPort?: number
   /** Default: a free port. */
   entryPointPort?: number
+  /** Also deploy the Hub (ProjectRegistryV1, MarketplaceV4, a test ERC-20); default false. */
+  hub?: boolean
   /** Progress messages and anvil's own output; nothing is printed without it. */
   log?: (msg: string) => void
 }
@@ -49,7 +54,7 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
   // The entry point does not need the chain, so it starts while anvil boots and the registry is
   // deployed. If either fails, whatever did start is stopped before the error is passed on.
   const [chainResult, entryPointResult] = await Promise.allSettled([
-    startChain(host, opts.chainPort, log),
+    startChain(host, opts.chainPort, opts.hub === true, log),
     startEntryPoint({ host, port: opts.entryPointPort, log }),
   ])
   if (chainResult.status === 'rejected' || entryPointResult.status === 'rejected') {
@@ -59,7 +64,7 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
     ])
     throw chainResult.status === 'rejected' ? chainResult.reason : (entryPointResult as PromiseRejectedResult).reason
   }
-  const { anvil, accounts, streamRegistryAddress } = chainResult.value
+  const { anvil, accounts, streamRegistryAddress, hub } = chainResult.value
   const entryPoint: EntryPoint = entryPointResult.value
   const { nodeId, websocket } = entryPoint.descriptor
   log?.(`entry point ${nodeId} on ws://${websocket.host}:${websocket.port}`)
@@ -79,6 +84,7 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
     streamRegistryAddress,
     entryPoint: entryPoint.descriptor,
     accounts,
+    hub,
     async clientConfig(clientOpts: Parameters<LocalStreamrNetwork['clientConfig']>[0]) {
       const websocketPort = clientOpts.websocketPort ?? (await freePort(host))
       return buildClientConfig(endpoints, { ...clientOpts, websocketPort })
@@ -102,9 +108,10 @@ interface Chain {
   anvil: AnvilProcess
   accounts: readonly DevAccount[]
   streamRegistryAddress: string
+  hub: LocalHub | undefined
 }
 
-async function startChain(host: string, port: number | undefined, log: ((msg: string) => void) | undefined): Promise<Chain> {
+async function startChain(host: string, port: number | undefined, withHub: boolean, log: ((msg: string) => void) | undefined): Promise<Chain> {
   const anvil = await startAnvil({
     host,
     port: port ?? 0,
@@ -123,7 +130,18 @@ async function startChain(host: string, port: number | undefined, log: ((msg: st
       deployerPrivateKey: accounts[0]!.privateKey,
     })
     log?.(`StreamRegistryV5 at ${streamRegistryAddress}`)
-    return { anvil, accounts, streamRegistryAddress }
+    const hub = withHub
+      ? await deployHub({
+          rpcUrl: anvil.rpcUrl,
+          chainId: LOCAL_CHAIN_ID,
+          deployerPrivateKey: accounts[0]!.privateKey,
+          streamRegistryAddress,
+          mintTo: accounts.slice(1).map((a) => a.address),
+          log,
+        })
+      : undefined
+    if (hub !== undefined) log?.(`ProjectRegistryV1 at ${hub.projectRegistryAddress}, MarketplaceV4 at ${hub.marketplaceAddress}`)
+    return { anvil, accounts, streamRegistryAddress, hub }
   } catch (err) {
     await anvil.stop()
     throw err

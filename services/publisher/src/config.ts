@@ -11,6 +11,12 @@ const entryPoint = z
     return { nodeId: nodeId.toLowerCase(), websocket: { host: parsed.hostname, port: Number(parsed.port), tls: parsed.protocol === 'wss:' } }
   })
 
+const address = (message: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^0x[0-9a-fA-F]{40}$/, message)
+
 const schema = z.object({
   ...commonEnvShape,
   HTTP_PORT: envVar.port().default(8083),
@@ -49,7 +55,25 @@ const schema = z.object({
   /** Host and port this node's WebSocket server advertises (WebRTC is off in this build). */
   STREAMR_WEBSOCKET_HOST: envVar.string().optional(),
   STREAMR_WEBSOCKET_PORT: envVar.port().optional(),
+  /**
+   * How long the client trusts a permission it read from the chain (default 60 s). Key requests are
+   * answered from this cache, so it bounds how long a new buyer waits for data after buying.
+   */
+  STREAMR_PERMISSION_CACHE_MS: envVar.positiveInt().default(60_000),
+  /** Partitions of streams `streams provision` creates (existing streams keep theirs). */
+  STREAMR_PARTITIONS: envVar.positiveInt().max(99).default(1),
+  /** A storage node to keep the streams' history on (buyers can then fetch the past); none by default. */
+  STREAMR_STORAGE_NODE: address('must be the storage node operator address').optional(),
+  /** Days a storage node keeps messages (stream metadata `storageDays`). */
+  STREAMR_STORAGE_DAYS: envVar.positiveInt().default(30),
+  /** ProjectRegistryV1 and MarketplaceV4 of the Hub; default: the environment's, from @streamr/config. */
+  HUB_PROJECT_REGISTRY_ADDRESS: address('must be a contract address').optional(),
+  HUB_MARKETPLACE_ADDRESS: address('must be a contract address').optional(),
+  /** How long the first publish to a stream waits to find the stream's subscribers (see createStreamJoiner). */
+  STREAMR_JOIN_TIMEOUT_MS: envVar.nonNegativeInt().default(5_000),
   PUBLISH_CONCURRENCY: envVar.positiveInt().default(4),
+  /** How long a publish job's lock lasts; after a crash its retry starts once the lock has expired. */
+  PUBLISH_LOCK_MS: envVar.positiveInt().min(1_000).default(120_000),
   /** Largest message published (bytes); records are split across messages to stay under it. */
   MAX_MESSAGE_BYTES: envVar
     .positiveInt()

@@ -1,12 +1,13 @@
 import { createLogger, loadConfigOrExit, onShutdown } from '@fitstream/shared'
 import { loadConfig } from './config.js'
 import { createPublisher } from './service.js'
-import { detachStreamrSignalHandlers } from './streamr-client.js'
+import { detachStreamrSignalHandlers, waitForChain } from './streamr-client.js'
 
 detachStreamrSignalHandlers()
 const config = loadConfigOrExit('publisher', loadConfig)
 const logger = createLogger('publisher', config.LOG_LEVEL)
 const publisher = await createPublisher(config, logger)
 onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, () => [['publisher', () => publisher.close()]])
-publisher.start()
 await publisher.server.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT })
+await waitForChain(config, (message) => logger.warn(message))
+publisher.start()

@@ -1,15 +1,49 @@
-import type { DataTypeKey, ReleasableRecord } from '@fitstream/shared'
+import type { CohortRecord, DataTypeKey, ReleasableRecord } from '@fitstream/shared'
 
-/** The version of the message format; bumped on any incompatible change (see README, "Messages"). */
+/**
+ * Versions of the message formats; bumped only on an incompatible change. The JSON Schema of both
+ * is docs/message-schema.json (see README, "Messages").
+ */
 export const MESSAGE_SCHEMA = 'fitstream.records/1' as const
+export const COHORT_MESSAGE_SCHEMA = 'fitstream.cohorts/1' as const
+
+export interface RecordEntry {
+  readonly id: string
+  readonly start: string
+  readonly end: string
+  readonly values: Record<string, number>
+  readonly unit: string
+  readonly revision: number
+}
 
 export interface RecordMessage {
   readonly schema: typeof MESSAGE_SCHEMA
   readonly type: DataTypeKey
   readonly pseudonym: string
   readonly epoch: string
-  readonly records: readonly { id: string; start: string; end: string; values: Record<string, number>; unit: string; revision: number }[]
+  readonly records: readonly RecordEntry[]
 }
+
+export interface CohortEntry {
+  readonly id: string
+  readonly start: string
+  readonly end: string
+  readonly band?: string
+  readonly contributors: number
+  readonly values: Record<string, number>
+  readonly unit: string
+}
+
+export interface CohortMessage {
+  readonly schema: typeof COHORT_MESSAGE_SCHEMA
+  readonly type: DataTypeKey
+  readonly records: readonly CohortEntry[]
+}
+
+/** A message and where it goes: the cohort stream or the data type's own, and its partition key. */
+export type OutgoingMessage =
+  | { readonly kind: 'records'; readonly content: RecordMessage; readonly partitionKey: string }
+  | { readonly kind: 'cohorts'; readonly content: CohortMessage; readonly partitionKey: string }
 
 /**
  * Packs records into messages: one per data type and pseudonym (that pseudonym is the partition
@@ -17,31 +51,76 @@ export interface RecordMessage {
  * `maxBytes` of JSON.
  */
 export function packMessages(records: readonly ReleasableRecord[], maxBytes: number): RecordMessage[] {
-  const groups = new Map<string, ReleasableRecord[]>()
-  for (const record of records) {
-    const key = `${record.type}|${record.pseudonym}|${record.epoch}`
-    const group = groups.get(key)
-    if (group === undefined) groups.set(key, [record])
-    else group.push(record)
-  }
-  const messages: RecordMessage[] = []
-  for (const group of groups.values()) {
+  const groups = groupBy(records, (r) => `${r.type}|${r.pseudonym}|${r.epoch}`)
+  return [...groups.values()].flatMap((group) => {
     const { type, pseudonym, epoch } = group[0]!
-    const header = { schema: MESSAGE_SCHEMA, type, pseudonym, epoch }
-    let batch: RecordMessage['records'][number][] = []
-    let size = Buffer.byteLength(JSON.stringify({ ...header, records: [] }))
-    for (const { id, start, end, values, unit, revision } of group) {
-      const entry = { id, start, end, values, unit, revision }
-      const entrySize = Buffer.byteLength(JSON.stringify(entry)) + 1
-      if (batch.length > 0 && size + entrySize > maxBytes) {
-        messages.push({ ...header, records: batch })
-        batch = []
-        size = Buffer.byteLength(JSON.stringify({ ...header, records: [] }))
-      }
-      batch.push(entry)
-      size += entrySize
-    }
-    if (batch.length > 0) messages.push({ ...header, records: batch })
+    const entries = group.map(({ id, start, end, values, unit, revision }): RecordEntry => ({ id, start, end, values, unit, revision }))
+    return splitBySize({ schema: MESSAGE_SCHEMA, type, pseudonym, epoch }, entries, maxBytes)
+  })
+}
+
+/**
+ * Packs cohort aggregates into messages, one per data type and window start: cohorts carry no
+ * pseudonym, so the window is the partition key and one window's bands arrive together.
+ */
+export function packCohortMessages(cohorts: readonly CohortRecord[], maxBytes: number): CohortMessage[] {
+  const groups = groupBy(cohorts, (c) => `${c.type}|${c.start}`)
+  return [...groups.values()].flatMap((group) => {
+    const entries = group.map(({ id, start, end, band, contributors, values, unit }): CohortEntry => ({
+      id,
+      start,
+      end,
+      ...(band === undefined ? {} : { band }),
+      contributors,
+      values,
+      unit,
+    }))
+    return splitBySize({ schema: COHORT_MESSAGE_SCHEMA, type: group[0]!.type }, entries, maxBytes)
+  })
+}
+
+/**
+ * Every message of a publish job, in a fixed order: the same payload always packs into the same
+ * messages in the same order, which is what lets a retry give each message the identity it had.
+ */
+export function outgoingMessages(job: { records: readonly ReleasableRecord[]; cohorts: readonly CohortRecord[] }, maxBytes: number): OutgoingMessage[] {
+  return [
+    ...packMessages(job.records, maxBytes).map((content): OutgoingMessage => ({ kind: 'records', content, partitionKey: content.pseudonym })),
+    ...packCohortMessages(job.cohorts, maxBytes).map((content): OutgoingMessage => ({ kind: 'cohorts', content, partitionKey: content.records[0]!.start })),
+  ]
+}
+
+/** What identifies a delivered record: a higher revision of the same id is a new delivery. */
+export function deliveryKeys(message: OutgoingMessage): string[] {
+  return message.kind === 'records' ? message.content.records.map((r) => `${r.id}:${r.revision}`) : message.content.records.map((c) => `c:${c.id}`)
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const item of items) {
+    const k = key(item)
+    const group = groups.get(k)
+    if (group === undefined) groups.set(k, [item])
+    else group.push(item)
   }
+  return groups
+}
+
+function splitBySize<H extends object, E>(header: H, entries: readonly E[], maxBytes: number): (H & { records: E[] })[] {
+  const messages: (H & { records: E[] })[] = []
+  const emptySize = Buffer.byteLength(JSON.stringify({ ...header, records: [] }))
+  let batch: E[] = []
+  let size = emptySize
+  for (const entry of entries) {
+    const entrySize = Buffer.byteLength(JSON.stringify(entry)) + 1
+    if (batch.length > 0 && size + entrySize > maxBytes) {
+      messages.push({ ...header, records: batch })
+      batch = []
+      size = emptySize
+    }
+    batch.push(entry)
+    size += entrySize
+  }
+  if (batch.length > 0) messages.push({ ...header, records: batch })
   return messages
 }

@@ -1,32 +1,31 @@
-import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { StreamrClient } from '@streamr/sdk'
 import { UpstreamError, type JobContext, type StageData } from '@fitstream/shared'
-import { packMessages } from './messages.js'
-import { streamIdFor, type StreamNaming } from './streams.js'
+import type { DeliveryJournal, JobJournal } from './delivery-journal.js'
+import { deliveryKeys, outgoingMessages, type OutgoingMessage } from './messages.js'
+import { cohortStreamIdFor, streamIdFor, type StreamNaming } from './streams.js'
 
 export interface PublishResult {
   readonly messages: number
   readonly records: number
+  readonly cohorts: number
   /** Messages skipped because an earlier attempt of this job had already published them. */
   readonly alreadyPublished: number
 }
 
 export interface PublishProcessorDeps {
-  readonly client: StreamrClient
+  readonly client: Pick<StreamrClient, 'publish'>
+  /** Resolves once this process is connected to the stream's subscribers (see joinStreamParts). */
+  readonly joined?: (streamId: string) => Promise<void>
   readonly naming: StreamNaming
-  readonly redis: Redis
-  readonly prefix: string
+  readonly journal: DeliveryJournal
   readonly maxMessageBytes: number
 }
-
-/** How long the record of what a job published is kept: longer than any retry schedule. */
-const PUBLISHED_TTL_SECONDS = 7 * 86_400
 
 /** Streamr errors that no retry can fix: the job is dead-lettered with the reason. */
 const PERMANENT_CODES = new Set([
   'MISSING_PERMISSION',
   'STREAM_NOT_FOUND',
+  'NOT_FOUND',
   'INVALID_ARGUMENT',
   'INVALID_MESSAGE_CONTENT',
   'INVALID_PARTITION',
@@ -35,43 +34,83 @@ const PERMANENT_CODES = new Set([
 ])
 
 /**
- * Publishes a job's records to their data type's stream, the pseudonym as partition key. Each
- * message published is noted in Redis, so a retried job skips what already went out.
+ * Publishes a job's records to their data type's stream (the pseudonym as partition key) and its
+ * cohorts to the type's cohort stream, each message exactly once across retries and crashes: see
+ * DeliveryJournal for how.
  */
 export function createPublishProcessor(deps: PublishProcessorDeps) {
+  // Messages this process saw published, per job. The SDK advances a chain as soon as it builds a
+  // message, so a same-process retry of a message whose note failed to reach Redis would go out
+  // under a new identity; this remembers it instead.
+  const publishedHere = new Map<string, Set<number>>()
+
   return async (data: StageData<'publish'>, context: JobContext): Promise<PublishResult> => {
-    const messages = packMessages(data.records, deps.maxMessageBytes)
-    const doneKey = `${deps.prefix}:published:${context.jobId}`
-    const done = new Set(context.attempt > 1 ? await deps.redis.smembers(doneKey) : [])
-    let alreadyPublished = 0
-    for (const message of messages) {
-      const digest = createHash('sha256')
-        .update(message.records.map((r) => r.id).join(','))
-        .digest('base64url')
-        .slice(0, 16)
-      if (done.has(digest)) {
-        alreadyPublished++
-        continue
-      }
-      const streamId = streamIdFor(deps.naming, message.type)
-      try {
-        await deps.client.publish(streamId, message, { partitionKey: message.pseudonym })
-      } catch (error) {
-        throw toPublishError(error, streamId)
-      }
-      await deps.redis.multi().sadd(doneKey, digest).expire(doneKey, PUBLISHED_TTL_SECONDS).exec()
+    const counts = { records: data.records.length, cohorts: data.cohorts.length }
+    const journal = await deps.journal.open(context.jobId, deps.maxMessageBytes)
+    if (journal.state === 'done') {
+      context.logger.info({ syncId: data.syncId }, 'job already published by an earlier run: nothing to do')
+      return { messages: 0, ...counts, alreadyPublished: 0 }
     }
-    await deps.redis.del(doneKey)
-    context.logger.info({ syncId: data.syncId, messages: messages.length, records: data.records.length, alreadyPublished }, 'records published')
-    return { messages: messages.length, records: data.records.length, alreadyPublished }
+    const messages = outgoingMessages(data, journal.maxMessageBytes)
+    const here = publishedHere.get(context.jobId) ?? new Set<number>()
+    publishedHere.set(context.jobId, here)
+    let alreadyPublished = 0
+    try {
+      for (const [index, message] of messages.entries()) {
+        const keys = deliveryKeys(message)
+        if (here.has(index) || keys.every((key) => journal.published.has(key))) {
+          alreadyPublished++
+          if (here.has(index)) await deps.journal.notePublished(context.jobId, keys)
+          continue
+        }
+        await publishOne(deps, journal, message, index)
+        here.add(index)
+        await deps.journal.notePublished(context.jobId, keys)
+      }
+    } catch (error) {
+      const failure =
+        error instanceof UpstreamError
+          ? error
+          : new UpstreamError('FST_ERR_PUBLISH_JOURNAL', `the delivery journal in Redis failed: ${error instanceof Error ? error.message : String(error)}`)
+      if (failure.permanent || context.attempt >= context.maxAttempts) {
+        // About to be dead-lettered: nothing will resume this lease, so hand the chain back.
+        await deps.journal.abandon(journal, messages.length).catch(() => undefined)
+        publishedHere.delete(context.jobId)
+      }
+      throw failure
+    }
+    await deps.journal.complete(journal, messages.length)
+    publishedHere.delete(context.jobId)
+    context.logger.info({ syncId: data.syncId, messages: messages.length, ...counts, alreadyPublished }, 'records published')
+    return { messages: messages.length, ...counts, alreadyPublished }
   }
 }
 
-function toPublishError(error: unknown, streamId: string): UpstreamError {
+async function publishOne(deps: PublishProcessorDeps, journal: JobJournal, message: OutgoingMessage, index: number): Promise<void> {
+  const streamId = message.kind === 'records' ? streamIdFor(deps.naming, message.content.type) : cohortStreamIdFor(deps.naming, message.content.type)
+  try {
+    await deps.joined?.(streamId)
+    await deps.client.publish(streamId, message.content, {
+      partitionKey: message.partitionKey,
+      msgChainId: journal.chain,
+      timestamp: journal.baseTimestamp + index,
+    })
+  } catch (error) {
+    throw toPublishError(error, streamId)
+  }
+}
+
+function toPublishError(error: unknown, target: string): UpstreamError {
   const code = (error as { code?: unknown } | null)?.code
   const message = error instanceof Error ? error.message : String(error)
   if (typeof code === 'string' && PERMANENT_CODES.has(code)) {
-    return new UpstreamError(`FST_ERR_STREAMR_${code}`, `Streamr refused the publish to ${streamId} (${code}): ${message}`, { permanent: true })
+    const reason =
+      code === 'MISSING_PERMISSION'
+        ? 'the publisher key has no PUBLISH permission on it'
+        : code.includes('NOT_FOUND')
+          ? 'the stream does not exist (run `fitstream streams provision`)'
+          : code
+    return new UpstreamError(`FST_ERR_STREAMR_${code}`, `Streamr refused the publish to ${target}: ${reason} (${code}: ${message})`, { permanent: true })
   }
-  return new UpstreamError('FST_ERR_STREAMR_UNAVAILABLE', `publish to ${streamId} failed: ${message}`)
+  return new UpstreamError('FST_ERR_STREAMR_UNAVAILABLE', `publish to ${target} failed: ${message}`, { cause: error })
 }

@@ -1,7 +1,8 @@
 import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { PublisherConfig } from './config.js'
+import { DeliveryJournal } from './delivery-journal.js'
 import { createPublishProcessor } from './publish-processor.js'
-import { createStreamrClient } from './streamr-client.js'
+import { createStreamJoiner, createStreamrClient } from './streamr-client.js'
 
 export async function createPublisher(config: PublisherConfig, logger: Logger): Promise<ServiceRuntime> {
   const runtime = new ServiceRuntime('publisher', config, logger)
@@ -13,12 +14,12 @@ export async function createPublisher(config: PublisherConfig, logger: Logger): 
     stage: 'publish',
     concurrency: config.PUBLISH_CONCURRENCY,
     // Publishing can wait on the chain and the network for a while; don't let the job look stalled.
-    lockDurationMs: 120_000,
+    lockDurationMs: config.PUBLISH_LOCK_MS,
     process: createPublishProcessor({
       client,
+      joined: createStreamJoiner(client, config.STREAMR_JOIN_TIMEOUT_MS),
       naming: { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX },
-      redis: runtime.redis,
-      prefix: config.QUEUE_PREFIX,
+      journal: new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX),
       maxMessageBytes: config.MAX_MESSAGE_BYTES,
     }),
   })

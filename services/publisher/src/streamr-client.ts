@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { config as streamrConfig } from '@streamr/config'
 import { StreamrClient, type StreamrClientConfig } from '@streamr/sdk'
 import type { PublisherConfig } from './config.js'
 
@@ -32,6 +33,8 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
     environment: config.STREAMR_ENVIRONMENT,
     auth: { privateKey },
     metrics: false,
+    // The SDK's default is a day: a buyer refused a key before buying would wait that long after.
+    cache: { maxAge: config.STREAMR_PERMISSION_CACHE_MS },
     ...(Object.keys(controlLayer).length > 0 ? { network: { controlLayer } } : {}),
     ...(Object.keys(contracts).length > 0 ? { contracts } : {}),
   }
@@ -39,6 +42,32 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
 
 export function createStreamrClient(config: PublisherConfig): StreamrClient {
   return new StreamrClient(streamrClientConfig(config))
+}
+
+/**
+ * The first time this process publishes to a stream, joins its partitions and waits (up to
+ * `timeoutMs`) for a neighbour. A message published before the node has found the stream's
+ * subscribers reaches none of them, which right after a restart would lose the first messages of
+ * the resumed job. Uses the SDK's node facade (internal in 103.3.1, which FitStream pins).
+ */
+export function createStreamJoiner(client: StreamrClient, timeoutMs = 5_000): (streamId: string) => Promise<void> {
+  const joined = new Map<string, Promise<void>>()
+  return (streamId) => {
+    let joining = joined.get(streamId)
+    if (joining === undefined) {
+      joining = (async () => {
+        const partitions = await (await client.getStream(streamId)).getPartitionCount()
+        const node = client.getNode()
+        await Promise.all(
+          // No neighbour in time means nobody is subscribed yet: publish anyway.
+          Array.from({ length: partitions }, (_, p) => node.join(`${streamId}#${p}` as never, { minCount: 1, timeout: timeoutMs }).catch(() => undefined)),
+        )
+      })()
+      joined.set(streamId, joining)
+      joining.catch(() => joined.delete(streamId))
+    }
+    return joining
+  }
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2'] as const
@@ -50,4 +79,31 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2'] as const
  */
 export function detachStreamrSignalHandlers(): void {
   for (const signal of SIGNALS) process.removeAllListeners(signal)
+}
+
+/**
+ * Waits until the chain's JSON-RPC answers. The SDK's provider (an ethers FallbackProvider) keeps
+ * the failure of its first network detection for good: a publisher that touched it while the RPC
+ * was down would fail every publish until restarted. So the worker starts only once the RPC answers;
+ * an outage after that is retried normally.
+ */
+export async function waitForChain(config: PublisherConfig, onWait: (message: string) => void): Promise<void> {
+  const urls = config.STREAMR_RPC_URL !== undefined ? [config.STREAMR_RPC_URL] : streamrConfig[config.STREAMR_ENVIRONMENT].rpcEndpoints.map((e) => e.url)
+  for (let delayMs = 500; ; delayMs = Math.min(delayMs * 2, 30_000)) {
+    for (const url of urls) {
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+          signal: AbortSignal.timeout(5_000),
+        })
+        if (response.ok) return
+      } catch {
+        // tried again below
+      }
+    }
+    onWait(`the chain's RPC does not answer (${urls.length} endpoint(s)); waiting ${delayMs} ms before starting to publish`)
+    await new Promise((resolve) => setTimeout(resolve, delayMs))
+  }
 }

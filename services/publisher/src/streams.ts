@@ -11,3 +11,8 @@ export interface StreamNaming {
 export function streamIdFor(naming: StreamNaming, type: DataTypeKey): string {
   return `${naming.owner.toLowerCase()}${naming.pathPrefix}${type}`
 }
+
+/** Cohort aggregates of a data type have their own stream, `<owner>/fitness/<type>/cohort`, sold apart. */
+export function cohortStreamIdFor(naming: StreamNaming, type: DataTypeKey): string {
+  return `${streamIdFor(naming, type)}/cohort`
+}

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import type { ReleasableRecord } from '@fitstream/shared'
-import { MESSAGE_SCHEMA, packMessages } from '../src/messages.js'
+import type { CohortRecord, ReleasableRecord } from '@fitstream/shared'
+import { DEFAULT_TYPES } from '../src/listing.js'
+import { COHORT_MESSAGE_SCHEMA, MESSAGE_SCHEMA, deliveryKeys, outgoingMessages, packMessages } from '../src/messages.js'
 
 const record = (i: number, pseudonym = 'a'.repeat(32), type: ReleasableRecord['type'] = 'steps'): ReleasableRecord => ({
   id: i.toString(16).padStart(32, '0'),
@@ -31,5 +33,55 @@ describe('packMessages', () => {
     expect(messages.length).toBeGreaterThan(1)
     for (const message of messages) expect(Buffer.byteLength(JSON.stringify(message))).toBeLessThanOrEqual(4096)
     expect(messages.flatMap((m) => m.records.map((r) => r.id))).toEqual(records.map((r) => r.id))
+  })
+})
+
+const cohort = (i: number, start = i): CohortRecord => ({
+  id: (1000 + i).toString(16).padStart(32, '0'),
+  type: 'steps',
+  start: new Date(Date.UTC(2026, 10, 1) + start * 3_600_000).toISOString(),
+  end: new Date(Date.UTC(2026, 10, 1) + (start + 1) * 3_600_000).toISOString(),
+  band: 'weight:70-80',
+  contributors: 15,
+  values: { count: i },
+  unit: 'steps',
+})
+
+describe('outgoingMessages', () => {
+  it('packs records by pseudonym and cohorts by window, in a fixed order, with their delivery keys', () => {
+    const job = { records: [record(1), record(2, 'b'.repeat(32))], cohorts: [cohort(1, 5), cohort(2, 5), cohort(3, 6)] }
+    const messages = outgoingMessages(job, 256 * 1024)
+    expect(messages.map((m) => [m.kind, m.partitionKey])).toEqual([
+      ['records', 'a'.repeat(32)],
+      ['records', 'b'.repeat(32)],
+      ['cohorts', cohort(1, 5).start],
+      ['cohorts', cohort(3, 6).start],
+    ])
+    const cohorts = messages[2]!.content
+    expect(cohorts).toMatchObject({ schema: COHORT_MESSAGE_SCHEMA, type: 'steps' })
+    expect(cohorts).not.toHaveProperty('pseudonym')
+    expect(cohorts.records[0]).toEqual({
+      id: cohort(1).id,
+      start: cohort(1, 5).start,
+      end: cohort(1, 5).end,
+      band: 'weight:70-80',
+      contributors: 15,
+      values: { count: 1 },
+      unit: 'steps',
+    })
+    expect(deliveryKeys(messages[0]!)).toEqual([`${record(1).id}:0`])
+    expect(deliveryKeys(messages[2]!)).toEqual([`c:${cohort(1).id}`, `c:${cohort(2).id}`])
+    expect(outgoingMessages(job, 256 * 1024)).toEqual(messages)
+  })
+})
+
+describe('docs/message-schema.json', () => {
+  it('names the formats and the data types the publisher sends', () => {
+    const schema = JSON.parse(readFileSync(new URL('../../../docs/message-schema.json', import.meta.url), 'utf8')) as {
+      $defs: { dataType: { enum: string[] }; records: { properties: { schema: { const: string } } }; cohorts: { properties: { schema: { const: string } } } }
+    }
+    expect(schema.$defs.records.properties.schema.const).toBe(MESSAGE_SCHEMA)
+    expect(schema.$defs.cohorts.properties.schema.const).toBe(COHORT_MESSAGE_SCHEMA)
+    expect(schema.$defs.dataType.enum).toEqual(DEFAULT_TYPES)
   })
 })

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+
+/**
+ * What the publisher remembers about a publish job in Redis, so that a retry, even after a crash,
+ * neither skips nor repeats a message:
+ *
+ * - The job's **message chain** (a Streamr msgChainId leased from a small pool) and its **base
+ *   timestamp**. Message i of the job is always published as (chain, base + i, sequence 0), so a
+ *   retry republishes a message with exactly the identity it had. Streamr nodes drop a message whose
+ *   identity they have already seen, so a message that went out just before a crash, but whose
+ *   note below was never written, does not reach a subscriber a second time.
+ * - The **delivery keys** (`recordId:revision`) of what has been published, written after each
+ *   message: a retry skips those messages without publishing them at all.
+ * - The packing (`maxBytes`), pinned at the first attempt so that a retry packs identically.
+ *
+ * A chain is held by one job until it completes or is dead-lettered, so no other job's messages can
+ * move the chain past a message the crashed job has yet to send. Chains then go back to the pool:
+ * subscribers keep a little state per chain, so their number stays near the publishing concurrency.
+ */
+export interface JobJournal {
+  readonly jobId: string
+  /** `done`: an earlier run of this job id published everything. */
+  readonly state: 'open' | 'done'
+  readonly chain: string
+  readonly baseTimestamp: number
+  readonly maxMessageBytes: number
+  /** Delivery keys already published by an earlier attempt. */
+  readonly published: ReadonlySet<string>
+}
+
+/** How long a job's journal is kept: longer than any retry schedule and a dead letter's replay. */
+const JOURNAL_TTL_SECONDS = 7 * 86_400
+
+// Resumes the journal of a job, or starts one by leasing a chain from the pool (or a new one).
+// A job whose earlier run was dead-lettered ('failed') keeps what it published but leases anew.
+const OPEN_SCRIPT = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'open' or state == 'done' then return redis.call('HGETALL', KEYS[1]) end
+local chain = redis.call('SPOP', KEYS[2])
+if not chain then chain = ARGV[1] end
+local last = tonumber(redis.call('HGET', KEYS[3], chain) or '0')
+local base = math.max(tonumber(ARGV[2]), last + 1)
+local maxBytes = redis.call('HGET', KEYS[1], 'maxBytes') or ARGV[3]
+redis.call('HSET', KEYS[1], 'state', 'open', 'chain', chain, 'base', string.format('%.0f', base), 'maxBytes', maxBytes)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return redis.call('HGETALL', KEYS[1])
+`
+
+// Ends a job's lease: the chain remembers the last timestamp used and goes back to the pool.
+// Only the job's own open lease is released, so running it twice is harmless.
+const CLOSE_SCRIPT = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'open' or redis.call('HGET', KEYS[1], 'chain') ~= ARGV[1] then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[4], ARGV[1], ARGV[2]) end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[3] == 'done' then redis.call('DEL', KEYS[2]) else redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+return 1
+`
+
+export class DeliveryJournal {
+  constructor(
+    private readonly redis: Redis,
+    /** QUEUE_PREFIX */
+    private readonly prefix: string,
+  ) {}
+
+  async open(jobId: string, maxMessageBytes: number, now = Date.now()): Promise<JobJournal> {
+    const fields = (await this.redis.eval(
+      OPEN_SCRIPT,
+      3,
+      this.jobKey(jobId),
+      this.freeChainsKey,
+      this.chainTimestampsKey,
+      randomBytes(10).toString('hex'),
+      String(now),
+      String(maxMessageBytes),
+      String(JOURNAL_TTL_SECONDS),
+    )) as string[]
+    const hash = Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i]!, fields[2 * i + 1]!]))
+    const state = hash.state === 'done' ? 'done' : 'open'
+    const published = state === 'done' ? [] : await this.redis.smembers(this.publishedKey(jobId))
+    return {
+      jobId,
+      state,
+      chain: hash.chain ?? '',
+      baseTimestamp: Number(hash.base),
+      maxMessageBytes: Number(hash.maxBytes),
+      published: new Set(published),
+    }
+  }
+
+  /** Notes that a message went out; written right after its publish resolved. */
+  async notePublished(jobId: string, deliveryKeys: readonly string[]): Promise<void> {
+    const key = this.publishedKey(jobId)
+    await this.redis
+      .multi()
+      .sadd(key, ...deliveryKeys)
+      .expire(key, JOURNAL_TTL_SECONDS)
+      .exec()
+  }
+
+  /** Everything went out: forget the keys, keep a small "done" marker, give the chain back. */
+  complete(journal: JobJournal, messageCount: number): Promise<void> {
+    return this.close(journal, messageCount, 'done')
+  }
+
+  /** The job is being dead-lettered: give the chain back, but keep what was published for a replay. */
+  abandon(journal: JobJournal, messageCount: number): Promise<void> {
+    return this.close(journal, messageCount, 'failed')
+  }
+
+  private async close(journal: JobJournal, messageCount: number, state: 'done' | 'failed'): Promise<void> {
+    const lastTimestamp = journal.baseTimestamp + Math.max(messageCount, 1) - 1
+    await this.redis.eval(
+      CLOSE_SCRIPT,
+      4,
+      this.jobKey(journal.jobId),
+      this.publishedKey(journal.jobId),
+      this.freeChainsKey,
+      this.chainTimestampsKey,
+      journal.chain,
+      String(lastTimestamp),
+      state,
+      String(JOURNAL_TTL_SECONDS),
+    )
+  }
+
+  private jobKey(jobId: string): string {
+    return `${this.prefix}:publisher:job:${jobId}`
+  }
+
+  private publishedKey(jobId: string): string {
+    return `${this.prefix}:publisher:job:${jobId}:published`
+  }
+
+  private get freeChainsKey(): string {
+    return `${this.prefix}:publisher:chains:free`
+  }
+
+  private get chainTimestampsKey(): string {
+    return `${this.prefix}:publisher:chains:last-timestamp`
+  }
+}

@@ -1,0 +1,198 @@
+import { config as streamrConfig } from '@streamr/config'
+import { Contract, JsonRpcProvider, Wallet, formatUnits, getAddress, id as keccakText, isHexString, parseUnits, type Log } from 'ethers'
+import type { PublisherConfig } from './config.js'
+
+/**
+ * The Streamr Hub on chain: a product is a project in ProjectRegistryV1, bought through MarketplaceV4
+ * (which grants the buyer a subscription, and through it SUBSCRIBE on every stream of the project).
+ * The SDK has no API for these, so FitStream calls the contracts directly. Only the functions used
+ * here are declared, in ethers' human-readable form.
+ */
+const PROJECT_REGISTRY_ABI = [
+  'function createProject(bytes32 projectId, uint32[] domainIds, (address beneficiary, address pricingTokenAddress, uint256 pricePerSecond)[] paymentDetailsByChain, string[] streams, uint256 minimumSubscriptionSeconds, bool isPublicPurchable, string metadataJsonString)',
+  'function exists(bytes32 projectId) view returns (bool)',
+  'function getProject(bytes32 id, uint32[] domainIds) view returns ((address beneficiary, address pricingTokenAddress, uint256 pricePerSecond)[] paymentDetails, uint256 minimumSubscriptionSeconds, string metadata, string[] streams)',
+  'function getSubscription(bytes32 projectId, address subscriber) view returns (bool isValid, uint256 endTimestamp)',
+  'function grantSubscription(bytes32 projectId, uint256 subscriptionSeconds, address subscriber)',
+  'event Subscribed(bytes32 indexed projectId, address indexed subscriber, uint256 endTimestamp)',
+  'event SubscriptionExtended(bytes32 indexed projectId, address indexed subscriber, uint256 endTimestamp)',
+]
+const ERC20_ABI = ['function decimals() view returns (uint8)', 'function symbol() view returns (string)']
+
+export interface HubEnvironment {
+  readonly rpcUrl: string
+  readonly chainId: number
+  readonly projectRegistryAddress: string
+  /** Where buyers pay; shown to the seller, not needed to list. */
+  readonly marketplaceAddress: string | undefined
+  /** The environment's DATA token, the default payment token. */
+  readonly dataTokenAddress: string | undefined
+}
+
+/** Hub addresses and chain: the variables when set, otherwise the environment's from @streamr/config. */
+export function hubEnvironment(config: PublisherConfig): HubEnvironment {
+  const chain = streamrConfig[config.STREAMR_ENVIRONMENT]
+  const projectRegistryAddress = config.HUB_PROJECT_REGISTRY_ADDRESS ?? chain.contracts.ProjectRegistryV1
+  const rpcUrl = config.STREAMR_RPC_URL ?? chain.rpcEndpoints[0]?.url
+  if (projectRegistryAddress === undefined) throw new Error(`no ProjectRegistryV1 is known for ${config.STREAMR_ENVIRONMENT}: set HUB_PROJECT_REGISTRY_ADDRESS`)
+  if (rpcUrl === undefined) throw new Error(`no RPC endpoint is known for ${config.STREAMR_ENVIRONMENT}: set STREAMR_RPC_URL`)
+  return {
+    rpcUrl,
+    chainId: config.STREAMR_CHAIN_ID ?? chain.id,
+    projectRegistryAddress,
+    marketplaceAddress: config.HUB_MARKETPLACE_ADDRESS ?? chain.contracts.MarketplaceV4,
+    dataTokenAddress: chain.contracts.DATA,
+  }
+}
+
+export interface ProjectSpec {
+  /** bytes32 hex; derived from the seller and name when omitted, so re-running finds the same project. */
+  readonly projectId?: string | undefined
+  readonly name: string
+  readonly description: string
+  readonly streams: readonly string[]
+  /** ERC-20 buyers pay in. */
+  readonly paymentToken: string
+  /** Price per second in whole token units, e.g. "0.0001". */
+  readonly pricePerSecond: string
+  readonly beneficiary: string
+  readonly minimumSubscriptionSeconds: number
+  /** Extra metadata (data types, anonymisation summary), merged into the Hub's metadata JSON. */
+  readonly metadata: Record<string, unknown>
+}
+
+export interface CreateProjectResult {
+  readonly projectId: string
+  readonly created: boolean
+  readonly transactionHash?: string
+  /** Block of the creation: `hub status --from-block` starts there. */
+  readonly blockNumber?: number
+}
+
+export interface ProjectStatus {
+  readonly projectId: string
+  readonly streams: string[]
+  readonly metadata: Record<string, unknown>
+  readonly minimumSubscriptionSeconds: number
+  readonly payment: { beneficiary: string; token: string; symbol: string; pricePerSecond: string; pricePerDay: string }[]
+  readonly subscribers: { address: string; valid: boolean; endsAt: string }[]
+}
+
+export class Hub {
+  private readonly provider: JsonRpcProvider
+  private readonly registry: Contract
+
+  constructor(
+    readonly env: HubEnvironment,
+    privateKey: string,
+  ) {
+    this.provider = new JsonRpcProvider(env.rpcUrl, env.chainId, { staticNetwork: true, pollingInterval: 1_000 })
+    const wallet = new Wallet(privateKey.startsWith('0x') ? privateKey : `0x${privateKey}`, this.provider)
+    this.registry = new Contract(env.projectRegistryAddress, PROJECT_REGISTRY_ABI, wallet)
+  }
+
+  /** The project id FitStream derives for a seller and a product name. */
+  static projectIdFor(seller: string, name: string): string {
+    return keccakText(`fitstream:${seller.toLowerCase()}:${name}`)
+  }
+
+  async createProject(seller: string, spec: ProjectSpec): Promise<CreateProjectResult> {
+    const projectId = spec.projectId ?? Hub.projectIdFor(seller, spec.name)
+    if (!isHexString(projectId, 32)) throw new Error('--project-id must be 32 bytes of hex (0x + 64 hex characters)')
+    if ((await this.call<boolean>('exists', projectId)) === true) return { projectId, created: false }
+    const decimals = await this.tokenDecimals(spec.paymentToken)
+    const pricePerSecond = parseUnits(spec.pricePerSecond, decimals)
+    if (pricePerSecond <= 0n) throw new Error('the price per second must be more than 0 (a free product would be a public stream, unencrypted)')
+    const metadata = JSON.stringify({ name: spec.name, description: spec.description, creator: 'FitStream', isDataUnion: false, ...spec.metadata })
+    const tx = (await this.registry.getFunction('createProject')(
+      projectId,
+      [this.env.chainId],
+      [[getAddress(spec.beneficiary), getAddress(spec.paymentToken), pricePerSecond]],
+      [...spec.streams],
+      spec.minimumSubscriptionSeconds,
+      true,
+      metadata,
+    )) as { hash: string; wait(): Promise<{ blockNumber: number } | null> }
+    const receipt = await tx.wait()
+    return { projectId, created: true, transactionHash: tx.hash, ...(receipt === null ? {} : { blockNumber: receipt.blockNumber }) }
+  }
+
+  /** The project as buyers see it, and its subscribers (from `fromBlock`; on Polygon, the creation block). */
+  async status(projectId: string, options: { fromBlock: number; blockRange: number }): Promise<ProjectStatus> {
+    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
+    const [paymentDetails, minimumSubscriptionSeconds, metadataJson, streams] = await this.call<[[string, string, bigint][], bigint, string, string[]]>(
+      'getProject',
+      projectId,
+      [this.env.chainId],
+    )
+    const payment = await Promise.all(
+      paymentDetails.map(async ([beneficiary, token, pricePerSecond]) => {
+        const [decimals, symbol] = await Promise.all([this.tokenDecimals(token), this.tokenSymbol(token)])
+        return {
+          beneficiary,
+          token,
+          symbol,
+          pricePerSecond: formatUnits(pricePerSecond, decimals),
+          pricePerDay: formatUnits(pricePerSecond * 86_400n, decimals),
+        }
+      }),
+    )
+    const subscribers = await this.subscribers(projectId, options)
+    let metadata: Record<string, unknown> = {}
+    try {
+      metadata = JSON.parse(metadataJson) as Record<string, unknown>
+    } catch {
+      metadata = { raw: metadataJson }
+    }
+    return { projectId, streams: [...streams], metadata, minimumSubscriptionSeconds: Number(minimumSubscriptionSeconds), payment, subscribers }
+  }
+
+  /** Gives `subscriber` access without payment (the project's owner only): for trials and partners. */
+  async grantSubscription(projectId: string, seconds: number, subscriber: string): Promise<string> {
+    const tx = (await this.registry.getFunction('grantSubscription')(projectId, seconds, getAddress(subscriber))) as { hash: string; wait(): Promise<unknown> }
+    await tx.wait()
+    return tx.hash
+  }
+
+  destroy(): void {
+    this.provider.destroy()
+  }
+
+  private async subscribers(projectId: string, options: { fromBlock: number; blockRange: number }): Promise<ProjectStatus['subscribers']> {
+    const latest = await this.provider.getBlockNumber()
+    const topics = [[this.registry.interface.getEvent('Subscribed')!.topicHash, this.registry.interface.getEvent('SubscriptionExtended')!.topicHash], projectId]
+    const addresses = new Set<string>()
+    // Public RPCs cap the block range of one eth_getLogs, so the range is walked in slices.
+    for (let from = options.fromBlock; from <= latest; from += options.blockRange) {
+      const logs: Log[] = await this.provider.getLogs({
+        address: this.env.projectRegistryAddress,
+        topics,
+        fromBlock: from,
+        toBlock: Math.min(latest, from + options.blockRange - 1),
+      })
+      for (const log of logs) addresses.add(getAddress(`0x${log.topics[2]!.slice(26)}`))
+    }
+    return Promise.all(
+      [...addresses].map(async (address) => {
+        const [valid, end] = await this.call<[boolean, bigint]>('getSubscription', projectId, address)
+        return { address, valid, endsAt: new Date(Number(end) * 1000).toISOString() }
+      }),
+    )
+  }
+
+  private async tokenDecimals(token: string): Promise<number> {
+    try {
+      return Number(await new Contract(token, ERC20_ABI, this.provider).getFunction('decimals')())
+    } catch (error) {
+      throw new Error(`${token} does not answer as an ERC-20 token on chain ${this.env.chainId}`, { cause: error })
+    }
+  }
+
+  private async tokenSymbol(token: string): Promise<string> {
+    return String(await new Contract(token, ERC20_ABI, this.provider).getFunction('symbol')())
+  }
+
+  private async call<T>(method: string, ...args: unknown[]): Promise<T> {
+    return (await this.registry.getFunction(method).staticCall(...args)) as T
+  }
+}

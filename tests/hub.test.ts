@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ServiceProcess } from '@fitstream/devstack'
+import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
+import { buyOnLocalHub } from '@fitstream/streamr-local'
+import { PublisherHarness, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
+import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+
+/**
+ * Selling on the Hub, on a local chain with the Hub contracts deployed: the seller provisions and
+ * lists with the `fitstream` CLI, a buyer pays through MarketplaceV4 in a test ERC-20, and only then
+ * receives and decrypts the live data.
+ */
+const prefix = uniquePrefix('hub')
+const { redis, cleanup } = testRedis(prefix)
+const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: createLogger('test', 'silent') })
+let harness: PublisherHarness
+let publisher: ServiceProcess
+let projectId: string
+
+beforeAll(async () => {
+  harness = await PublisherHarness.start({ hub: true })
+  publisher = await harness.startPublisher({ REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, XDG_DATA_HOME: harness.dataDir() })
+})
+
+afterAll(async () => {
+  await harness?.stop()
+  await queues.close()
+  await cleanup()
+})
+
+describe('the Hub', () => {
+  it('provisions idempotently and keeps SUBSCRIBE non-public', async () => {
+    const first = await harness.cli(['streams', 'provision', '--types', 'steps'])
+    expect(JSON.parse(first.stdout.trim().split('\n').pop()!)).toMatchObject({ unchanged: false, streams: [{ created: true }, { created: true }] })
+    const second = await harness.cli(['streams', 'provision', '--types', 'steps'])
+    expect(JSON.parse(second.stdout.trim().split('\n').pop()!)).toMatchObject({ unchanged: true })
+    expect(second.stderr).toContain('nothing changed')
+  }, 120_000)
+
+  it('lists the streams as a project with price, token, beneficiary and metadata', async () => {
+    const args = ['hub', 'create-project', '--types', 'steps', '--name', 'FitStream steps', '--price-per-second', '0.001']
+    const { stdout } = await harness.cli([...args, '--token', harness.network.hub!.tokenAddress, '--min-subscription', '60', '--json'])
+    const created = JSON.parse(stdout) as { projectId: string; created: boolean; streams: string[] }
+    expect(created).toMatchObject({ created: true, streams: [harness.streamId('steps'), harness.streamId('steps', true)] })
+    projectId = created.projectId
+    const again = await harness.cli([...args, '--token', harness.network.hub!.tokenAddress])
+    expect(again.stdout).toContain('already exists')
+
+    const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
+      streams: string[]
+      minimumSubscriptionSeconds: number
+      payment: { beneficiary: string; symbol: string; pricePerSecond: string }[]
+      metadata: { name: string; fitstream: { dataTypes: { key: string }[]; anonymisation: Record<string, string> } }
+      subscribers: unknown[]
+    }
+    expect(status).toMatchObject({
+      streams: created.streams,
+      minimumSubscriptionSeconds: 60,
+      payment: [{ beneficiary: harness.seller.address, symbol: 'TDATA', pricePerSecond: '0.001' }],
+      metadata: { name: 'FitStream steps', fitstream: { dataTypes: [{ key: 'steps' }] } },
+      subscribers: [],
+    })
+    expect(status.metadata.fitstream.anonymisation.pseudonyms).toMatch(/change every epoch/)
+  }, 120_000)
+
+  it('a buyer receives nothing before buying, and decrypts live data after buying through MarketplaceV4', async () => {
+    const streams = [harness.streamId('steps')]
+    const early = await harness.startSubscriber(harness.buyer.privateKey, streams)
+    const before = { syncId: 'before', records: records('steps', 5), cohorts: [] }
+    await queues.add('publish', before, { jobId: 'before' })
+    await waitUntilPublished(redis, prefix, 'before', 30_000)
+    // Key exchange would have had several seconds to succeed; without SUBSCRIBE it must not.
+    await new Promise((resolve) => setTimeout(resolve, 6_000))
+    expect(early.messages).toEqual([])
+
+    await buyOnLocalHub({
+      rpcUrl: harness.network.rpcUrl,
+      chainId: harness.network.chainId,
+      hub: harness.network.hub!,
+      buyerPrivateKey: harness.buyer.privateKey,
+      projectId,
+      seconds: 3_600,
+    })
+    const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
+      subscribers: { address: string; valid: boolean }[]
+    }
+    expect(status.subscribers).toEqual([expect.objectContaining({ address: harness.buyer.address, valid: true })])
+
+    const buyer = await harness.startSubscriber(harness.buyer.privateKey, streams)
+    const after = { syncId: 'after', records: records('steps', 5), cohorts: [] }
+    await queues.add('publish', after, { jobId: 'after' })
+    await buyer.waitFor(() => keysOf(after).every((key) => deliveries(buyer).has(key)), 60_000)
+    const message = buyer.messages.find((m) => (m.content as { records: { id: string }[] }).records[0]?.id === after.records[0]!.id)
+    expect(message?.content).toMatchObject({ schema: 'fitstream.records/1', type: 'steps', pseudonym: after.records[0]!.pseudonym })
+    expect(message?.publisherId.toLowerCase()).toBe(harness.seller.address.toLowerCase())
+    expect(publisher.lines.join('\n')).not.toContain(harness.seller.privateKey.slice(2))
+  }, 150_000)
+})

@@ -1,0 +1,242 @@
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { ServiceProcess, Subscriber } from '@fitstream/devstack'
+import { StageQueues, createLogger, parseEnv, commonEnv, retryPolicies, type PublishJobData } from '@fitstream/shared'
+import { freePort } from '@fitstream/streamr-local'
+import { PublisherHarness, cohorts, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
+import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+
+/**
+ * The publisher against a real local Streamr network, as separate processes: what a buyer's
+ * subscriber receives when the chain's RPC goes away, when a stream is missing, when the publisher
+ * is stopped mid-batch, and when it is killed mid-batch and restarted.
+ */
+const prefix = uniquePrefix('publisher-delivery')
+const { redis, cleanup } = testRedis(prefix)
+const queues = new StageQueues({
+  connection: redis,
+  prefix,
+  retry: retryPolicies(parseEnv(commonEnv, { PUBLISH_ATTEMPTS: '20', RETRY_BACKOFF_MS: '200' })),
+  logger: createLogger('test', 'silent'),
+})
+let harness: PublisherHarness
+let subscriber: Subscriber
+let publisher: ServiceProcess
+let rpc: RpcProxy
+let publisherEnv: Record<string, string>
+
+beforeAll(async () => {
+  harness = await PublisherHarness.start()
+  await harness.cli(['streams', 'provision', '--types', 'steps,heart_rate', '--partitions', '2', '--grant-subscribe', harness.buyer.address])
+  rpc = await RpcProxy.start(new URL(harness.network.rpcUrl))
+  publisherEnv = {
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    PUBLISH_ATTEMPTS: '20',
+    RETRY_BACKOFF_MS: '200',
+    // Small messages, so that one job is a batch of many messages.
+    MAX_MESSAGE_BYTES: '1024',
+    PUBLISH_LOCK_MS: '2000',
+    PUBLISH_CONCURRENCY: '2',
+    STREAMR_RPC_URL: rpc.url,
+    // Generous: the machine running the tests may be busy, and a message sent before the
+    // subscriber's node is a neighbour reaches nobody (live streams).
+    STREAMR_JOIN_TIMEOUT_MS: '30000',
+    XDG_DATA_HOME: harness.dataDir(),
+  }
+  subscriber = await harness.startSubscriber(harness.buyer.privateKey, [
+    harness.streamId('steps'),
+    harness.streamId('steps', true),
+    harness.streamId('heart_rate'),
+  ])
+  publisher = await harness.startPublisher(publisherEnv)
+})
+
+afterEach((context) => {
+  if (context.task.result?.state === 'fail') process.stderr.write(`publisher log:\n${publisher?.tail(30)}\n`)
+})
+
+afterAll(async () => {
+  await harness?.stop()
+  await rpc?.close()
+  await queues.close()
+  await cleanup()
+})
+
+function expectEachDeliveredOnce(job: PublishJobData): void {
+  const counts = deliveries(subscriber)
+  const keys = keysOf(job)
+  expect(keys.filter((key) => counts.get(key) === undefined)).toEqual([])
+  expect(keys.filter((key) => (counts.get(key) ?? 0) > 1)).toEqual([])
+}
+
+async function publishJob(jobId: string, job: PublishJobData): Promise<void> {
+  await queues.add('publish', job, { jobId })
+}
+
+describe('publisher delivery', () => {
+  it('waits out an unreachable chain RPC with retries and then delivers everything once', async () => {
+    const warmUp = { syncId: 'warm-up', records: records('steps', 3), cohorts: [] }
+    await publishJob('warm-up', warmUp)
+    await waitUntilPublished(redis, prefix, 'warm-up', 60_000)
+
+    await rpc.down()
+    // Past the permission cache, so the publish must ask the chain.
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const job = { syncId: 'rpc-outage', records: records('heart_rate', 20), cohorts: [] }
+    await publishJob('rpc-outage', job)
+    await expect
+      .poll(() => publisher.lines.some((l) => l.includes('"jobId":"rpc-outage"') && l.includes('will retry')), { timeout: 30_000, interval: 200 })
+      .toBe(true)
+    expect(await queues.queue('publish').getJobState('rpc-outage')).not.toBe('failed')
+    await rpc.up()
+    await waitUntilPublished(redis, prefix, 'rpc-outage', 30_000)
+    await subscriber.waitFor(() => keysOf(job).every((key) => deliveries(subscriber).has(key)), 20_000)
+    expectEachDeliveredOnce(job)
+    expect(await queues.deadLetterQueue('publish').getJobCountByTypes('waiting', 'completed', 'active')).toBe(0)
+  }, 120_000)
+
+  it('dead-letters a job for a stream that does not exist, with the reason', async () => {
+    await publishJob('no-stream', { syncId: 'no-stream', records: records('weight', 2), cohorts: [] })
+    await expect
+      .poll(async () => (await queues.deadLetterQueue('publish').getJobs(['waiting', 'completed']))[0]?.data, { timeout: 30_000, interval: 200 })
+      .toBeDefined()
+    const [letter] = await queues.deadLetterQueue('publish').getJobs(['waiting', 'completed'])
+    expect(letter?.data).toMatchObject({ jobId: 'no-stream', permanent: true, attemptsMade: 1 })
+    expect(letter?.data.error.message).toMatch(/fitness\/weight.*does not exist/)
+  }, 60_000)
+
+  it('drains the job in flight on SIGTERM, then exits cleanly', async () => {
+    const job = { syncId: 'drain', records: [...records('steps', 200), ...records('heart_rate', 200)], cohorts: cohorts('steps', 30) }
+    await publishJob('drain', job)
+    await subscriber.waitFor(() => keysOf(job).some((key) => deliveries(subscriber).has(key)), 30_000)
+    expect(await publisher.stop()).toBe(0)
+    expect(await redis.hget(`${prefix}:publisher:job:drain`, 'state')).toBe('done')
+    expect(await queues.queue('publish').getActiveCount()).toBe(0)
+    expect(publisher.lines.some((l) => l.includes('"shut down"'))).toBe(true)
+    await subscriber.waitFor(() => keysOf(job).every((key) => deliveries(subscriber).has(key)), 20_000)
+    expectEachDeliveredOnce(job)
+    publisher = await harness.startPublisher(publisherEnv, 'publisher-2')
+  }, 120_000)
+
+  it('after a kill -9 mid-batch and a restart, delivers every record exactly once', async () => {
+    const job = { syncId: 'crash', records: [...records('steps', 300), ...records('steps', 300), ...records('heart_rate', 300)], cohorts: cohorts('steps', 40) }
+    const keys = new Set(keysOf(job))
+    const received = (): string[] => [...deliveries(subscriber).keys()].filter((key) => keys.has(key))
+    // The controlled point: killed once part of the batch has reached the buyer.
+    const killed = new Promise<void>((resolve) =>
+      subscriber.onMessage(() => {
+        if (received().length >= 60) resolve()
+      }),
+    )
+    await publishJob('crash', job)
+    await killed
+    await publisher.kill()
+    const before = received().length
+    expect(before).toBeGreaterThan(0)
+    expect(before).toBeLessThan(keys.size)
+
+    // The worst case of the window between a publish and its note in Redis: forget the notes of the
+    // last messages that did reach the buyer, as if the process had died right after sending them.
+    const publishedKey = `${prefix}:publisher:job:crash:published`
+    const noted = new Set(await redis.smembers(publishedKey))
+    const unnote = received()
+      .slice(-30)
+      .filter((key) => noted.has(key))
+    expect(unnote.length).toBeGreaterThan(0)
+    await redis.srem(publishedKey, ...unnote)
+
+    publisher = await harness.startPublisher(publisherEnv, 'publisher-3')
+    // BullMQ hands a dead worker's job on after its lock has expired and two stalled-job checks (30 s apart).
+    await waitUntilPublished(redis, prefix, 'crash', 150_000)
+    await subscriber.waitFor(() => received().length === keys.size, 30_000)
+    // Give any duplicate time to arrive before checking that none did.
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    expectEachDeliveredOnce(job)
+    const summary = publisher.lines.find((l) => l.includes('"jobId":"crash"') && l.includes('records published'))
+    const { alreadyPublished, messages } = JSON.parse(summary!) as { alreadyPublished: number; messages: number }
+    expect(alreadyPublished).toBeGreaterThan(0)
+    expect(alreadyPublished).toBeLessThan(messages)
+  }, 240_000)
+
+  it('dead-letters a job whose key has no PUBLISH permission, with the reason', async () => {
+    const otherPrefix = uniquePrefix('publisher-nopermission')
+    const other = testRedis(otherPrefix)
+    const otherQueues = new StageQueues({
+      connection: other.redis,
+      prefix: otherPrefix,
+      retry: retryPolicies(parseEnv(commonEnv, {})),
+      logger: createLogger('test', 'silent'),
+    })
+    try {
+      await harness.startPublisher(
+        {
+          ...publisherEnv,
+          QUEUE_PREFIX: otherPrefix,
+          STREAMR_PRIVATE_KEY: harness.network.accounts[4]!.privateKey,
+          STREAMR_STREAM_OWNER: harness.seller.address,
+          XDG_DATA_HOME: harness.dataDir(),
+        },
+        'publisher-without-permission',
+      )
+      await otherQueues.add('publish', { syncId: 'no-permission', records: records('steps', 2), cohorts: [] }, { jobId: 'no-permission' })
+      await expect
+        .poll(async () => (await otherQueues.deadLetterQueue('publish').getJobs(['waiting', 'completed']))[0]?.data, { timeout: 30_000, interval: 200 })
+        .toMatchObject({
+          jobId: 'no-permission',
+          permanent: true,
+          error: { code: 'FST_ERR_STREAMR_MISSING_PERMISSION' },
+        })
+    } finally {
+      await otherQueues.close()
+      await other.cleanup()
+    }
+  }, 90_000)
+})
+
+/** A TCP relay to anvil that the test can take down and bring back: the chain's RPC "going away". */
+class RpcProxy {
+  private server: Server | undefined
+  private readonly sockets = new Set<Socket>()
+
+  private constructor(
+    private readonly target: URL,
+    private readonly port: number,
+  ) {}
+
+  static async start(target: URL): Promise<RpcProxy> {
+    const proxy = new RpcProxy(target, await freePort())
+    await proxy.up()
+    return proxy
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  async up(): Promise<void> {
+    if (this.server !== undefined) return
+    const server = createServer((client) => {
+      const upstream = connect(Number(this.target.port), this.target.hostname)
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket)
+        socket.on('close', () => this.sockets.delete(socket))
+        socket.on('error', () => socket.destroy())
+      }
+      client.pipe(upstream).pipe(client)
+    })
+    this.server = server
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve))
+  }
+
+  async down(): Promise<void> {
+    const server = this.server
+    this.server = undefined
+    for (const socket of this.sockets) socket.destroy()
+    if (server !== undefined) await new Promise((resolve) => server.close(resolve))
+  }
+
+  close(): Promise<void> {
+    return this.down()
+  }
+}

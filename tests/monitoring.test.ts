@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { createMetrics } from '@fitstream/shared'
 import { createFetcherMetrics } from '../services/fetcher/src/metrics.js'
+import { createPublisherMetrics } from '../services/publisher/src/metrics.js'
 import { createTokenServiceMetrics } from '../services/token-service/src/metrics.js'
 import type { UserRepository } from '../services/token-service/src/users.js'
 
@@ -45,6 +46,7 @@ async function exportedMetricNames(): Promise<Set<string>> {
   const metrics = createMetrics('test')
   createFetcherMetrics(metrics)
   createTokenServiceMetrics(metrics, {} as UserRepository)
+  createPublisherMetrics(metrics)
   const names = new Set<string>()
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     names.add(metric.name)
@@ -91,6 +93,7 @@ describe('Grafana dashboard', () => {
       'fitstream_process_resident_memory_bytes',
       'fitstream_token_refreshes_total',
       'fitstream_users',
+      'fitstream_streamr_publish_duration_seconds_bucket',
     ]) {
       expect(exprs).toContain(metric)
     }

@@ -1,6 +1,7 @@
 import type { StreamrClient } from '@streamr/sdk'
 import { UpstreamError, type JobContext, type StageData } from '@fitstream/shared'
 import type { DeliveryJournal, JobJournal } from './delivery-journal.js'
+import type { PublisherMetrics } from './metrics.js'
 import { deliveryKeys, outgoingMessages, type OutgoingMessage } from './messages.js'
 import { cohortStreamIdFor, streamIdFor, type StreamNaming } from './streams.js'
 
@@ -19,6 +20,7 @@ export interface PublishProcessorDeps {
   readonly naming: StreamNaming
   readonly journal: DeliveryJournal
   readonly maxMessageBytes: number
+  readonly metrics?: PublisherMetrics
 }
 
 /** Streamr errors that no retry can fix: the job is dead-lettered with the reason. */
@@ -90,11 +92,14 @@ async function publishOne(deps: PublishProcessorDeps, journal: JobJournal, messa
   const streamId = message.kind === 'records' ? streamIdFor(deps.naming, message.content.type) : cohortStreamIdFor(deps.naming, message.content.type)
   try {
     await deps.joined?.(streamId)
+    const stop = deps.metrics?.publishDuration.startTimer({ kind: message.kind })
     await deps.client.publish(streamId, message.content, {
       partitionKey: message.partitionKey,
       msgChainId: journal.chain,
       timestamp: journal.baseTimestamp + index,
     })
+    stop?.()
+    deps.metrics?.messagesPublished.inc({ kind: message.kind })
   } catch (error) {
     throw toPublishError(error, streamId)
   }

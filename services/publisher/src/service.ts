@@ -1,3 +1,4 @@
+import { createPublisherMetrics } from './metrics.js'
 import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { PublisherConfig } from './config.js'
 import { DeliveryJournal } from './delivery-journal.js'
@@ -21,6 +22,7 @@ export async function createPublisher(config: PublisherConfig, logger: Logger): 
       naming: { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX },
       journal: new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX),
       maxMessageBytes: config.MAX_MESSAGE_BYTES,
+      metrics: createPublisherMetrics(runtime.metrics),
     }),
   })
   runtime.buildServer({

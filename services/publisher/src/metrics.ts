@@ -1,0 +1,27 @@
+import { Counter, Histogram } from 'prom-client'
+import type { ServiceMetrics } from '@fitstream/shared'
+
+/** What the publisher reports beyond the job metrics every stage has. */
+export interface PublisherMetrics {
+  readonly publishDuration: Histogram<'kind'>
+  readonly messagesPublished: Counter<'kind'>
+}
+
+export function createPublisherMetrics(metrics: ServiceMetrics): PublisherMetrics {
+  const registers = [metrics.registry]
+  return {
+    publishDuration: new Histogram({
+      name: 'fitstream_streamr_publish_duration_seconds',
+      help: 'Time for one Streamr publish (signing, encryption, sending), by message kind (records or cohorts)',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    messagesPublished: new Counter({
+      name: 'fitstream_streamr_messages_published_total',
+      help: 'Messages published to Streamr, by kind',
+      labelNames: ['kind'],
+      registers,
+    }),
+  }
+}

@@ -7,6 +7,7 @@ import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { createRedis, pseudonymOf, waitForRedis, type DataTypeKey } from '@fitstream/shared'
 import { freePort } from '@fitstream/streamr-local'
+import { redisBytesByKind } from './redis-usage.js'
 import { Stack, type RegisteredUser } from './stack.js'
 import type { ReceivedMessage } from './subscriber.js'
 
@@ -206,7 +207,7 @@ async function main(): Promise<void> {
 
     // Redis at rest: everything under the prefix, per registered user.
     await settle(stack, () => subscriber.messages.length, 60_000)
-    const used = await keyBytes(redis, stack.prefix)
+    const used = await redisBytesByKind(redis, stack.prefix)
     clearInterval(rssTimer)
 
     const pipeline = {
@@ -260,27 +261,6 @@ async function main(): Promise<void> {
     redis.disconnect()
     ownedRedis.stop()
   }
-}
-
-async function keyBytes(redis: Redis, prefix: string): Promise<{ total: number; kinds: Map<string, number> }> {
-  const kinds = new Map<string, number>()
-  let total = 0
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    cursor = next
-    const pipeline = redis.pipeline()
-    for (const key of keys) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
-    const sizes = (await pipeline.exec()) ?? []
-    keys.forEach((key, i) => {
-      const bytes = Number(sizes[i]?.[1] ?? 0)
-      const rest = key.slice(prefix.length + 1)
-      const kind = /^(user|seen|privacy|cohort):/.test(rest) ? rest.split(':')[0]! : `queue ${rest.split(':')[0]}`
-      kinds.set(kind, (kinds.get(kind) ?? 0) + bytes)
-      total += bytes
-    })
-  } while (cursor !== '0')
-  return { total, kinds }
 }
 
 /** The same four hops as raw BullMQ, no-op processors, one process per hop: jobs per second end to end. */

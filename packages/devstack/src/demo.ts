@@ -59,7 +59,9 @@ for (let i = 0; i < users; i++) {
   say(`• registered demo user ${i + 1} (${user.dataTypes.join(', ')})`)
 }
 say('')
+say(`Onboarding:  ${stack.tokenService.url}/   (connect a synthetic "Google" account in your browser; the fake's consent screen stands in for Google's)`)
 say(`Bull Board:  ${stack.tokenService.url}${BULL_BOARD_PATH}   (any user name; password: ${stack.secrets.ADMIN_TOKEN})`)
+say(`API docs:    ${stack.tokenService.url}/docs`)
 say(`Users API:   curl -H 'authorization: Bearer ${stack.secrets.ADMIN_TOKEN}' ${stack.tokenService.url}/users/<id>`)
 say('Anonymised messages as a buyer receives them (Ctrl+C to stop):\n')
 

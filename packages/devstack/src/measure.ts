@@ -1,20 +1,15 @@
 import { parseArgs } from 'node:util'
-import type { Redis } from 'ioredis'
-import { createRedis } from '@fitstream/shared'
 import { Stack, type RegisteredUser } from './stack.js'
 
 /**
- * Measurements behind the fetcher's figures, on the real processes:
- * - `memory`: Redis bytes per registered, scheduled user at rest (after their first sync), by kind of key.
- * - `fetch`: fetch jobs per second of one fetcher process against the fake Google at a given latency.
+ * The fetcher's own figure, on the real processes: fetch jobs per second of one fetcher process
+ * against the fake Google at a given latency (Redis per user is measured by `npm run bench`).
  *
- * node packages/devstack/dist/measure.js memory --users 1000
- * node packages/devstack/dist/measure.js fetch --jobs 2000 --latency 50 --concurrency 100
+ * node packages/devstack/dist/measure.js fetch --jobs 2000 --fetch-users 1000 --latency 50 --concurrency 100
  */
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    users: { type: 'string', default: '1000' },
     jobs: { type: 'string', default: '2000' },
     'fetch-users': { type: 'string', default: '500' },
     latency: { type: 'string', default: '50' },
@@ -23,27 +18,6 @@ const { values, positionals } = parseArgs({
 })
 const say = (line: string): void => void process.stdout.write(`${line}\n`)
 const HOUR = 3_600_000
-
-async function keyBytes(redis: Redis, prefix: string): Promise<Map<string, { keys: number; bytes: number }>> {
-  const kinds = new Map<string, { keys: number; bytes: number }>()
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    cursor = next
-    const pipeline = redis.pipeline()
-    for (const key of keys) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
-    const sizes = (await pipeline.exec()) ?? []
-    keys.forEach((key, i) => {
-      const rest = key.slice(prefix.length + 1)
-      const kind = rest.startsWith('user:') || rest.startsWith('seen:') ? rest.split(':')[0]! : rest.split(':').slice(0, 2).join(':')
-      const entry = kinds.get(kind) ?? { keys: 0, bytes: 0 }
-      entry.keys++
-      entry.bytes += Number(sizes[i]?.[1] ?? 0)
-      kinds.set(kind, entry)
-    })
-  } while (cursor !== '0')
-  return kinds
-}
 
 async function waitForIdle(stack: Stack, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -58,28 +32,6 @@ async function waitForIdle(stack: Stack, timeoutMs: number): Promise<void> {
     if (busy === 0) return
     if (Date.now() > deadline) throw new Error(`pipeline still busy after ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 500))
-  }
-}
-
-async function memory(): Promise<void> {
-  const users = Number(values.users)
-  const stack = await Stack.start({ prefix: `measure-memory-${process.pid}`, backfillDays: 1, env: { LOG_LEVEL: 'warn' } })
-  try {
-    for (let i = 0; i < users; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, users - i) }, (_, j) =>
-          stack.registerUser({ seed: `memory-${i + j}`, dataTypes: ['steps', 'calories', 'heart_rate'] }),
-        ),
-      )
-    }
-    await waitForIdle(stack, 600_000)
-    const redis = createRedis(stack.redisUrl, 'producer', 'measure')
-    const kinds = await keyBytes(redis, stack.prefix)
-    redis.disconnect()
-    const perUser = [...kinds.entries()].map(([kind, { keys, bytes }]) => ({ kind, keys, bytesPerUser: Math.round(bytes / users) }))
-    say(JSON.stringify({ users, perUser, totalBytesPerUser: perUser.reduce((n, k) => n + k.bytesPerUser, 0) }, null, 2))
-  } finally {
-    await stack.stop()
   }
 }
 
@@ -143,6 +95,5 @@ async function fetchRate(): Promise<void> {
   }
 }
 
-if (positionals[0] === 'memory') await memory()
-else if (positionals[0] === 'fetch') await fetchRate()
-else say('usage: measure.js memory [--users N] | fetch [--jobs N] [--latency MS] [--concurrency N]')
+if (positionals[0] === 'fetch') await fetchRate()
+else say('usage: measure.js fetch [--jobs N] [--fetch-users N] [--latency MS] [--concurrency N]')

@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, generateKeyringEntry, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
+import { USER_FIELDS, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
-import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { ADMIN, testEnv } from './support.js'
 
 const prefix = uniquePrefix('token-service')
 const { redis, cleanup } = testRedis(prefix)
-const ADMIN = 'admin-token-for-tests-0123456789abcdef'
-const INTERNAL = 'internal-token-for-tests-0123456789abc'
 let google: FakeGoogle
 let service: ServiceRuntime
 
@@ -17,23 +16,7 @@ const admin = { authorization: `Bearer ${ADMIN}` }
 
 beforeAll(async () => {
   google = await FakeGoogle.start()
-  const config = loadConfig({
-    REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: prefix,
-    LOG_LEVEL: 'silent',
-    ADMIN_TOKEN: ADMIN,
-    INTERNAL_API_TOKEN: INTERNAL,
-    GOOGLE_CLIENT_ID: google.clientId,
-    GOOGLE_CLIENT_SECRET: google.clientSecret,
-    GOOGLE_TOKEN_URL: google.tokenUrl,
-    GOOGLE_AUTH_URL: google.authorizeUrl,
-    GOOGLE_REVOKE_URL: google.revokeUrl,
-    SESSION_SECRET: 'session-secret-for-tests-0123456789abcdef',
-    REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
-    ACCESS_TOKEN_KEYS: generateKeyringEntry('a1'),
-    BACKFILL_DAYS: '2',
-    FETCH_CHUNK_HOURS: '24',
-  })
+  const config = loadConfig(testEnv(google, prefix, { FETCH_CHUNK_HOURS: '24' }))
   service = await createTokenService(config, silentLogger())
 })
 

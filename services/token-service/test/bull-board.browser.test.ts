@@ -1,19 +1,18 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser } from 'playwright-core'
+import { type Browser } from 'playwright-core'
 import { FakeGoogle } from '@fitstream/fake-google'
 import { waitForRedis, type DeadLetter, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, testEnv, SCREENSHOTS } from './support.js'
+import { ADMIN, testEnv, SCREENSHOTS, launchChromium, CHROMIUM } from './support.js'
 
 /**
  * Bull Board as an operator sees it, in Debian's Chromium: behind the admin password, every stage
  * and its dead letters, raw fitness data hidden. The README's Bull Board screenshots are taken here.
  */
-const CHROMIUM = '/usr/bin/chromium'
 const prefix = uniquePrefix('bull-board')
 const { cleanup } = testRedis(prefix)
 let google: FakeGoogle
@@ -78,19 +77,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
       'anonymize-dl-1',
     )
     mkdirSync(SCREENSHOTS, { recursive: true })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    browser = await launchChromium()
   })
 
   afterAll(async () => {

@@ -1,13 +1,13 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
 import { FakeGoogle } from '@fitstream/fake-google'
 import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { testEnv, SCREENSHOTS } from './support.js'
+import { testEnv, SCREENSHOTS, launchChromium, CHROMIUM } from './support.js'
 
 /**
  * The onboarding pages in a real browser: Debian's Chromium driven by playwright-core (never a
@@ -15,7 +15,6 @@ import { testEnv, SCREENSHOTS } from './support.js'
  * except in CI (.ci/run installs it and sets FITSTREAM_REQUIRE_BROWSER=1), where a missing browser is a failure.
  * The screenshots in docs/screenshots are taken here.
  */
-const CHROMIUM = '/usr/bin/chromium'
 const SCOPE = 'https://www.googleapis.com/auth/fitness.'
 const prefix = uniquePrefix('browser')
 const { redis, cleanup } = testRedis(prefix)
@@ -41,19 +40,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     await waitForRedis(service.redis)
     await service.server.listen({ host: '127.0.0.1', port })
     mkdirSync(SCREENSHOTS, { recursive: true })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    browser = await launchChromium()
   })
 
   afterAll(async () => {

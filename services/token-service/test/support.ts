@@ -1,3 +1,4 @@
+import { chromium, type Browser } from 'playwright-core'
 import type { FakeGoogle } from '@fitstream/fake-google'
 import { generateKeyringEntry, type Env } from '@fitstream/shared'
 import { redisUrl } from '../../../tests/helpers.js'
@@ -43,3 +44,22 @@ export const SCREENSHOTS =
   process.env.UPDATE_SCREENSHOTS === '1'
     ? new URL('../../../docs/screenshots/', import.meta.url).pathname
     : `${(await import('node:os')).tmpdir()}/fitstream-screenshots/`
+
+export const CHROMIUM = '/usr/bin/chromium'
+
+/** Debian's Chromium, headless, in a fresh profile, kept off the network it can't reach anyway. */
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+}

@@ -104,6 +104,8 @@ async function main(): Promise<void> {
     partitions: 8,
     env: {
       LOG_LEVEL: 'warn',
+      // As in production (docker-compose.yml): a heap cap makes V8 collect instead of growing lazily.
+      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '--max-old-space-size=160',
       SYNC_INTERVAL_MS: String(24 * 3_600_000),
       SYNC_CONCURRENCY: String(CONCURRENCY.sync),
       FETCH_CONCURRENCY: String(CONCURRENCY.fetch),

@@ -367,7 +367,7 @@ ${Object.entries(r.targets)
   .map(([k, v]) => `| ${k} | ${v ? 'yes' : '**no**'} |`)
   .join('\n')}
 
-Raw figures: \`bench/results/latest.json\`.
+Raw figures: \`bench/results/latest.json\`. Where targets are missed and why: [benchmark-analysis.md](benchmark-analysis.md).
 `
 }
 

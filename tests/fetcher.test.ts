@@ -69,6 +69,7 @@ beforeAll(async () => {
       INTERNAL_API_TOKEN: INTERNAL,
       FETCH_ATTEMPTS: '3',
       RETRY_BACKOFF_MS: '100',
+      GOOGLE_TIMEOUT_MS: '1500',
     }),
     silentLogger(),
   )
@@ -278,6 +279,25 @@ describe('Google errors', () => {
     // One failed attempt, then the one that succeeded.
     expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(2)
     expect((await passedOn(user.id)).length).toBe(1)
+  })
+
+  it('retries when Google does not answer in time, then succeeds', async () => {
+    const user = await register(['steps'])
+    google.setLatency(3_000)
+    const job = await fetcher.queues.add(
+      'fetch',
+      { syncId: 's-timeout', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
+      { jobId: 'test-fetch-timeout' },
+    )
+    try {
+      await expect.poll(async () => (await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade ?? 0, { timeout: 10_000 }).toBeGreaterThanOrEqual(1)
+    } finally {
+      google.setLatency(0)
+    }
+    await job.waitUntilFinished(events, 20_000)
+    const done = await fetcher.queues.queue('fetch').getJob(job.id!)
+    expect(done?.stacktrace.join('\n')).toMatch(/Google Fitness API unreachable/)
+    expect(await done?.getState()).toBe('completed')
   })
 
   it('dead-letters a 400 at once with Google’s message', async () => {

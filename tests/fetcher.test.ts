@@ -296,7 +296,7 @@ describe('Google errors', () => {
     }
     await job.waitUntilFinished(events, 20_000)
     const done = await fetcher.queues.queue('fetch').getJob(job.id!)
-    expect(done?.stacktrace.join('\n')).toMatch(/Google Fitness API unreachable/)
+    expect((done?.stacktrace ?? []).join('\n')).toMatch(/Google Fitness API unreachable/)
     expect(await done?.getState()).toBe('completed')
   })
 

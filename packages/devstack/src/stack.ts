@@ -14,6 +14,22 @@ import { Subscriber } from './subscriber.js'
 
 const run = promisify(execFile)
 
+/** The publisher's Streamr variables for a local network (what .env holds in production). */
+export function streamrEnv(network: LocalStreamrNetwork, privateKey: string): Record<string, string> {
+  const ep = network.entryPoint
+  return {
+    STREAMR_PRIVATE_KEY: privateKey,
+    STREAMR_ENVIRONMENT: 'dev2',
+    STREAMR_ENTRY_POINTS: `${ep.nodeId}@ws://${ep.websocket.host}:${ep.websocket.port}`,
+    STREAMR_RPC_URL: network.rpcUrl,
+    STREAMR_CHAIN_ID: String(network.chainId),
+    STREAMR_STREAM_REGISTRY_ADDRESS: network.streamRegistryAddress,
+    // Nothing listens there: The Graph (stream search) is not part of a local network.
+    STREAMR_THE_GRAPH_URL: 'http://127.0.0.1:1/the-graph-is-not-available-locally',
+    STREAMR_WEBSOCKET_HOST: '127.0.0.1',
+  }
+}
+
 async function isPortFree(port: number): Promise<boolean> {
   const { createServer } = await import('node:net')
   return new Promise((resolve) => {
@@ -238,18 +254,7 @@ export class Stack {
   }
 
   private publisherStreamrEnv(): Record<string, string> {
-    const ep = this.network.entryPoint
-    return {
-      STREAMR_PRIVATE_KEY: this.publisherKey,
-      STREAMR_ENVIRONMENT: 'dev2',
-      STREAMR_ENTRY_POINTS: `${ep.nodeId}@ws://${ep.websocket.host}:${ep.websocket.port}`,
-      STREAMR_RPC_URL: this.network.rpcUrl,
-      STREAMR_CHAIN_ID: String(this.network.chainId),
-      STREAMR_STREAM_REGISTRY_ADDRESS: this.network.streamRegistryAddress,
-      STREAMR_THE_GRAPH_URL: 'http://127.0.0.1:1/the-graph-is-not-available-locally',
-      STREAMR_WEBSOCKET_HOST: '127.0.0.1',
-      XDG_DATA_HOME: this.streamrDataDir,
-    }
+    return { ...streamrEnv(this.network, this.publisherKey), XDG_DATA_HOME: this.streamrDataDir }
   }
 
   private async provisionStreams(): Promise<void> {

@@ -1,3 +1,4 @@
+import { streamrEnv } from '@fitstream/devstack'
 import { execFile } from 'node:child_process'
 import type { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
@@ -49,16 +50,9 @@ export class PublisherHarness {
 
   /** The publisher's variables for this network (what .env holds in production). */
   env(extra: Record<string, string> = {}): Record<string, string> {
-    const { entryPoint: ep, hub } = this.network
+    const { hub } = this.network
     return {
-      STREAMR_PRIVATE_KEY: this.seller.privateKey,
-      STREAMR_ENVIRONMENT: 'dev2',
-      STREAMR_ENTRY_POINTS: `${ep.nodeId}@ws://${ep.websocket.host}:${ep.websocket.port}`,
-      STREAMR_RPC_URL: this.network.rpcUrl,
-      STREAMR_CHAIN_ID: String(this.network.chainId),
-      STREAMR_STREAM_REGISTRY_ADDRESS: this.network.streamRegistryAddress,
-      STREAMR_THE_GRAPH_URL: 'http://127.0.0.1:1/the-graph-is-not-available-locally',
-      STREAMR_WEBSOCKET_HOST: '127.0.0.1',
+      ...streamrEnv(this.network, this.seller.privateKey),
       STREAMR_PERMISSION_CACHE_MS: '1000',
       ...(hub === undefined ? {} : { HUB_PROJECT_REGISTRY_ADDRESS: hub.projectRegistryAddress, HUB_MARKETPLACE_ADDRESS: hub.marketplaceAddress }),
       LOG_LEVEL: 'info',

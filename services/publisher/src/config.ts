@@ -72,6 +72,11 @@ const schema = z.object({
   /** How long the first publish to a stream waits to find the stream's subscribers (see createStreamJoiner). */
   STREAMR_JOIN_TIMEOUT_MS: envVar.nonNegativeInt().default(5_000),
   PUBLISH_CONCURRENCY: envVar.positiveInt().default(4),
+  /** Renew each stream's encryption key this often (0: never), so lapsed buyers stop reading new data. */
+  STREAMR_REKEY_HOURS: envVar
+    .nonNegativeInt()
+    .max(24 * 365)
+    .default(24),
   /** How long a publish job's lock lasts; after a crash its retry starts once the lock has expired. */
   PUBLISH_LOCK_MS: envVar.positiveInt().min(1_000).default(120_000),
   /** Largest message published (bytes); records are split across messages to stay under it. */

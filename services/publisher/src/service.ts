@@ -3,6 +3,7 @@ import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { PublisherConfig } from './config.js'
 import { DeliveryJournal } from './delivery-journal.js'
 import { createPublishProcessor } from './publish-processor.js'
+import { startRekeying } from './rekey.js'
 import { createStreamJoiner, createStreamrClient } from './streamr-client.js'
 
 export async function createPublisher(config: PublisherConfig, logger: Logger): Promise<ServiceRuntime> {
@@ -11,13 +12,20 @@ export async function createPublisher(config: PublisherConfig, logger: Logger): 
   // (key exchange needs the publisher online) and the permission caches.
   const client = createStreamrClient(config)
   const owner = (config.STREAMR_STREAM_OWNER ?? (await client.getUserId())).toLowerCase()
+  const rekeying = startRekeying(client, config.STREAMR_REKEY_HOURS * 3_600_000, logger)
   runtime.addWorker({
     stage: 'publish',
     concurrency: config.PUBLISH_CONCURRENCY,
     // Publishing can wait on the chain and the network for a while; don't let the job look stalled.
     lockDurationMs: config.PUBLISH_LOCK_MS,
     process: createPublishProcessor({
-      client,
+      client: {
+        publish: (definition, content, metadata) => {
+          // The processor always names streams by id.
+          if (typeof definition === 'string') rekeying.published(definition)
+          return client.publish(definition, content, metadata)
+        },
+      },
       joined: createStreamJoiner(client, config.STREAMR_JOIN_TIMEOUT_MS),
       naming: { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX },
       journal: new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX),
@@ -32,6 +40,9 @@ export async function createPublisher(config: PublisherConfig, logger: Logger): 
       },
     },
   })
-  runtime.onClose('streamr client', () => client.destroy())
+  runtime.onClose('streamr client', async () => {
+    rekeying.stop()
+    await client.destroy()
+  })
   return runtime
 }

@@ -21,6 +21,8 @@ const { values } = parseArgs({
   options: {
     users: { type: 'string', default: process.env.BENCH_USERS ?? '2000' },
     latency: { type: 'string', default: process.env.BENCH_GOOGLE_LATENCY_MS ?? '50' },
+    /** Write a V8 CPU profile of every service process into this folder (open them in Chrome DevTools). */
+    'cpu-prof-dir': { type: 'string' },
   },
 })
 const USERS = Number(values.users)
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
     backfillDays: 1,
     googleLatencyMs: LATENCY,
     partitions: 8,
+    ...(values['cpu-prof-dir'] === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] }),
     env: {
       LOG_LEVEL: 'warn',
       // As in production (docker-compose.yml): a heap cap makes V8 collect instead of growing lazily.

@@ -60,6 +60,8 @@ export interface StackOptions {
   readonly serviceEnv?: Partial<Readonly<Record<ServiceName, Readonly<Record<string, string>>>>>
   /** Port of the token service (API and Bull Board); a free one when omitted or taken. */
   readonly tokenServicePort?: number
+  /** Extra node flags for every service process, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
+  readonly nodeArgs?: readonly string[]
   /** Delete the prefix's keys from Redis when the stack stops (default true). */
   readonly cleanRedis?: boolean
   readonly log?: (message: string) => void
@@ -179,6 +181,7 @@ export class Stack {
       label,
       port,
       env: this.serviceEnv(name, extra),
+      ...(this.options.nodeArgs === undefined ? {} : { nodeArgs: this.options.nodeArgs }),
       ...(this.options.logDir === undefined ? {} : { logFile: join(this.options.logDir, `${label}.log`) }),
     })
     service.start()

@@ -41,6 +41,10 @@ export interface StageWorkerOptions<S extends Stage, R> {
   readonly lockDurationMs?: number
   /** At most `max` jobs per `duration` ms across every worker of this stage (shared through Redis). */
   readonly limiter?: { readonly max: number; readonly duration: number }
+  /** How often this worker looks for jobs whose worker died mid-job (default 30 s). */
+  readonly stalledIntervalMs?: number
+  /** How many times a job may be picked up again after its worker died before it fails (default 1). */
+  readonly maxStalledCount?: number
 }
 
 export interface DiscardedResult {
@@ -138,6 +142,8 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
     lockDuration: options.lockDurationMs ?? 30_000,
     autorun: false,
     ...(options.limiter === undefined ? {} : { limiter: options.limiter }),
+    ...(options.stalledIntervalMs === undefined ? {} : { stalledInterval: options.stalledIntervalMs }),
+    ...(options.maxStalledCount === undefined ? {} : { maxStalledCount: options.maxStalledCount }),
   })
   worker.on('error', (err) => logger.error({ err, queue: stage }, 'worker error'))
   // A job whose worker died too often mid-job (stalled past maxStalledCount) is failed by BullMQ

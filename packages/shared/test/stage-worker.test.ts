@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { QueueEvents, type Job } from 'bullmq'
+import { QueueEvents, Worker, type Job } from 'bullmq'
 import { ServiceRuntime, UpstreamError, UserGoneError, commonEnv, parseEnv, type DeadLetter, type StageInput } from '../src/index.js'
 import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
 
@@ -120,6 +120,37 @@ describe('stage worker', () => {
     const job = await runtime.queues.add('fetch', validFetch('gone-user-001'))
     expect(await job.waitUntilFinished(events, 10_000)).toEqual({ discarded: 'user gone-user-001 no longer exists' })
     expect((await deadLetters()).some((d) => d.jobId === job.id)).toBe(false)
+  })
+
+  it('dead-letters a job whose worker keeps dying mid-job', async () => {
+    // A worker that takes the job and then "dies": it never finishes and never renews its lock.
+    const crashing = new Worker('publish', () => new Promise(() => undefined), {
+      connection: { url: redisUrl() },
+      prefix,
+      lockDuration: 300,
+      skipLockRenewal: true,
+      skipStalledCheck: true,
+    })
+    crashing.on('error', () => undefined)
+    const job = await runtime.queues.queue('publish').add('publish', { syncId: 'stalled-1', records: [], cohorts: [] } as never, { attempts: 3 })
+    await expect.poll(async () => (await runtime.queues.queue('publish').getJob(job.id!))?.processedOn !== undefined, { timeout: 5_000 }).toBe(true)
+    await crashing.close(true)
+    // The stage's own worker finds the abandoned job; with no stall allowed it fails, and must not vanish.
+    const watcher = runtime.addWorker({ stage: 'publish', process: async () => 'unused', stalledIntervalMs: 200, maxStalledCount: 0 })
+    void watcher.run()
+    let letter: DeadLetter | undefined
+    await expect
+      .poll(
+        async () => {
+          const letters = (await runtime.queues.deadLetterQueue('publish').getJobs(['waiting'])) as Job<DeadLetter>[]
+          letter = letters.map((l) => l.data).find((d) => d.jobId === job.id)
+          return letter !== undefined
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true)
+    expect(letter).toMatchObject({ stage: 'publish', error: { code: 'FST_ERR_STALLED' }, payload: { syncId: 'stalled-1' } })
+    expect(letter!.error.message).toMatch(/stalled/)
   })
 
   it('keeps its queues under the test prefix only', async () => {

@@ -42,6 +42,9 @@ export async function createPublisher(config: PublisherConfig, logger: Logger): 
   })
   runtime.onClose('streamr client', async () => {
     rekeying.stop()
+    // publish() resolves once the local node has the message, not once neighbours have it: give the
+    // last messages time to leave before the node goes away.
+    await new Promise((resolve) => setTimeout(resolve, config.STREAMR_SHUTDOWN_FLUSH_MS))
     await client.destroy()
   })
   return runtime

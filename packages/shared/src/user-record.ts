@@ -45,6 +45,16 @@ export interface StoredAccessToken {
 /** The user's current access token, or undefined if the user is gone or has none yet. */
 export async function readAccessToken(redis: Redis, prefix: string, keyring: Keyring, userId: string): Promise<StoredAccessToken | undefined> {
   const [ciphertext, expiresAt] = await redis.hmget(userKey(prefix, userId), USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+  return decodeAccessToken(keyring, userId, ciphertext, expiresAt)
+}
+
+/** The access token from the two stored fields (read together with others, to save a round trip). */
+export function decodeAccessToken(
+  keyring: Keyring,
+  userId: string,
+  ciphertext: string | null | undefined,
+  expiresAt: string | null | undefined,
+): StoredAccessToken | undefined {
   if (ciphertext === null || ciphertext === undefined || expiresAt === null || expiresAt === undefined) return undefined
   return { token: keyring.decrypt(ciphertext, accessTokenContext(userId)), expiresAt: Number(expiresAt) }
 }

@@ -8,6 +8,7 @@ import {
   advanceFetchCursor,
   bucketHistoryKey,
   dataType,
+  decodeAccessToken,
   readAccessToken,
   recordBackfillChunk,
   userKey,
@@ -16,6 +17,7 @@ import {
   type Keyring,
   type StageData,
   type StageQueues,
+  type StoredAccessToken,
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
@@ -73,25 +75,34 @@ async function acquire(redis: Redis, key: string, value: string): Promise<boolea
 export function createFetchProcessor(deps: FetchProcessorDeps) {
   const now = deps.now ?? Date.now
 
-  const accessToken = async (userId: string, forceRefresh: boolean): Promise<string> => {
-    let token = forceRefresh ? undefined : await readAccessToken(deps.redis, deps.prefix, deps.accessKeys, userId)
-    if (token === undefined || token.expiresAt - now() < MIN_TOKEN_LIFETIME_MS) {
-      await deps.tokenService.refreshAccessToken(userId)
-      token = await readAccessToken(deps.redis, deps.prefix, deps.accessKeys, userId)
-      if (token === undefined) throw new UserGoneError(`user ${userId} no longer exists`)
-    }
+  /** A token with at least a minute left: the one already read, or a fresh one from the token service. */
+  const accessToken = async (userId: string, known: StoredAccessToken | undefined): Promise<string> => {
+    if (known !== undefined && known.expiresAt - now() >= MIN_TOKEN_LIFETIME_MS) return known.token
+    await deps.tokenService.refreshAccessToken(userId)
+    const token = await readAccessToken(deps.redis, deps.prefix, deps.accessKeys, userId)
+    if (token === undefined) throw new UserGoneError(`user ${userId} no longer exists`)
     return token.token
   }
 
-  const consentedTypes = async (data: StageData<'fetch'>): Promise<DataTypeKey[]> => {
-    const [state, consent] = await deps.redis.hmget(userKey(deps.prefix, data.userId), USER_FIELDS.state, USER_FIELDS.dataTypes)
+  /** The user's state, consent and access token in one read of their record. */
+  const readUser = async (data: StageData<'fetch'>): Promise<{ dataTypes: DataTypeKey[]; token: StoredAccessToken | undefined }> => {
+    const [state, consent, ciphertext, expiresAt] = await deps.redis.hmget(
+      userKey(deps.prefix, data.userId),
+      USER_FIELDS.state,
+      USER_FIELDS.dataTypes,
+      USER_FIELDS.accessToken,
+      USER_FIELDS.accessTokenExpiresAt,
+    )
     if (state === null || state === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
     if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
     const current = new Set((consent ?? '').split(','))
-    return data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true))
+    return {
+      dataTypes: data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true)),
+      token: decodeAccessToken(deps.accessKeys, data.userId, ciphertext, expiresAt),
+    }
   }
 
-  const aggregate = async (data: StageData<'fetch'>, dataTypes: DataTypeKey[], forceRefresh: boolean): Promise<unknown> => {
+  const aggregate = async (data: StageData<'fetch'>, dataTypes: DataTypeKey[], token: StoredAccessToken | undefined): Promise<unknown> => {
     const stop = deps.metrics.googleLatency.startTimer()
     try {
       const response = await deps.google.aggregate({
@@ -99,7 +110,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
         window: data.window,
         bucketMs: data.bucketMs,
         timeZone: data.timeZone,
-        accessToken: await accessToken(data.userId, forceRefresh),
+        accessToken: await accessToken(data.userId, token),
       })
       deps.metrics.googleRequests.inc({ status: '200' })
       return response
@@ -112,7 +123,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
   }
 
   return async (data: StageData<'fetch'>, context: JobContext): Promise<FetchResult> => {
-    const dataTypes = await consentedTypes(data)
+    const { dataTypes, token } = await readUser(data)
     if (dataTypes.length === 0) {
       context.logger.info({ requested: data.dataTypes }, 'no consented type left in this window: nothing to fetch')
       await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
@@ -122,11 +133,11 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     let response: unknown
     try {
       try {
-        response = await aggregate(data, dataTypes, false)
+        response = await aggregate(data, dataTypes, token)
       } catch (error) {
         if (!(error instanceof AccessTokenRejectedError)) throw error
         context.logger.info('access token rejected by Google; refreshing once')
-        response = await aggregate(data, dataTypes, true)
+        response = await aggregate(data, dataTypes, undefined)
       }
     } catch (error) {
       if (!(error instanceof GoogleRateLimitError)) throw error

@@ -23,3 +23,8 @@ export function testRedis(prefix: string): { redis: Redis; cleanup: () => Promis
     },
   }
 }
+
+/** Prints a test's figures (records sent and received, recovery times, cases tried) for docs/reliability.md. */
+export function reportFigures(label: string, figures: object): void {
+  process.stdout.write(`${label}: ${JSON.stringify(figures)}\n`)
+}

@@ -45,7 +45,9 @@ export class ServiceProcess {
     return this.child?.pid
   }
 
+  /** Starts the process; after a kill() or stop(), starts it again on the same port and environment. */
   start(): void {
+    this.logStream?.end()
     const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), serviceEntry(this.options.name)], {
       env: { PATH: process.env.PATH ?? '', ...this.options.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(this.options.port) },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -77,6 +77,10 @@ export const commonEnvShape = {
   ANONYMIZE_ATTEMPTS: envVar.positiveInt().default(3),
   PUBLISH_ATTEMPTS: envVar.positiveInt().default(8),
   RETRY_BACKOFF_MS: envVar.positiveInt().default(2_000),
+  /** How long a worker's lock on a job lasts; a job whose worker died is handed on after it lapses. */
+  JOB_LOCK_MS: envVar.positiveInt().min(1_000).default(30_000),
+  /** How often each worker looks for jobs whose worker died mid-job (stalled jobs). */
+  STALLED_CHECK_MS: envVar.positiveInt().min(500).default(30_000),
 }
 
 export const commonEnv = z.object(commonEnvShape)

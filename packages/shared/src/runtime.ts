@@ -42,7 +42,15 @@ export class ServiceRuntime {
   }
 
   addWorker<S extends Stage, R>(options: Omit<StageWorkerOptions<S, R>, 'connection' | 'queues' | 'logger' | 'metrics'>): Worker {
-    const worker = createStageWorker({ ...options, connection: this.workerRedis, queues: this.queues, logger: this.logger, metrics: this.metrics })
+    const worker = createStageWorker({
+      lockDurationMs: this.config.JOB_LOCK_MS,
+      stalledIntervalMs: this.config.STALLED_CHECK_MS,
+      ...options,
+      connection: this.workerRedis,
+      queues: this.queues,
+      logger: this.logger,
+      metrics: this.metrics,
+    })
     this.workers.push(worker)
     return worker
   }

@@ -45,6 +45,11 @@ export class ServiceProcess {
     return this.child?.pid
   }
 
+  /** The process was started and has not exited. */
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+  }
+
   /** Starts the process; after a kill() or stop(), starts it again on the same port and environment. */
   start(): void {
     this.logStream?.end()

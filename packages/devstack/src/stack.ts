@@ -223,7 +223,7 @@ export class Stack {
       const config = parseEnv(commonEnv, { REDIS_URL: this.redisUrl, QUEUE_PREFIX: this.prefix })
       this.inspector = {
         redis,
-        queues: new StageQueues({ connection: redis, prefix: this.prefix, retry: retryPolicies(config), logger: createLogger('devstack', 'warn') }),
+        queues: new StageQueues({ connection: redis, prefix: this.prefix, retry: retryPolicies(config), logger: createLogger('devstack', 'silent') }),
       }
     }
     return this.inspector.queues

@@ -15,6 +15,11 @@ const schema = z.object({
   FETCH_CONCURRENCY: envVar.positiveInt().default(20),
   /** Google requests per second for the whole project, shared by every fetcher replica through Redis. */
   GOOGLE_RATE_LIMIT_PER_SECOND: envVar.positiveInt().default(200),
+  /** Transient Google failures within GOOGLE_OUTAGE_WINDOW_MS that, outnumbering successes, pause every fetcher. */
+  GOOGLE_OUTAGE_THRESHOLD: envVar.positiveInt().default(10),
+  GOOGLE_OUTAGE_WINDOW_MS: envVar.positiveInt().min(1_000).default(10_000),
+  /** How long fetches hold back, attempts untouched, once Google looks down; then a few probe again. */
+  GOOGLE_OUTAGE_PAUSE_MS: envVar.positiveInt().min(100).default(15_000),
   /** Fetch location-bearing types (location samples) for users who consented. Enable only with a privacy policy that releases them. */
   FETCH_LOCATION: envVar.boolean().default(false),
 })

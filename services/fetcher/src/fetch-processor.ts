@@ -21,6 +21,7 @@ import {
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
+import type { GoogleOutageDetector } from './google-outage.js'
 import type { FetcherMetrics } from './metrics.js'
 import { normalizeAggregate } from './normalize.js'
 import type { TokenServiceClient } from './token-service-client.js'
@@ -45,6 +46,8 @@ export interface FetchProcessorDeps {
   readonly metrics: FetcherMetrics
   /** Fetch location-bearing types at all (only when the privacy policy releases them). */
   readonly fetchSensitiveTypes: boolean
+  /** Pauses the stage, without using attempts, while Google is down for everyone. */
+  readonly outage?: GoogleOutageDetector
   readonly now?: () => number
 }
 
@@ -52,6 +55,8 @@ export interface FetchProcessorDeps {
 const MIN_TOKEN_LIFETIME_MS = 60_000
 /** One user's bucket history is updated by one fetch at a time. */
 const USER_LOCK_MS = 60_000
+/** Errors that say Google, not this request, is failing. */
+const GOOGLE_DOWN_CODES = new Set(['FST_ERR_GOOGLE_UNAVAILABLE', 'FST_ERR_GOOGLE_UNREACHABLE'])
 const RATE_LIMIT_DEFAULT_MS = 10_000
 const RATE_LIMIT_MAX_MS = 15 * 60_000
 
@@ -113,6 +118,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
         accessToken: await accessToken(data.userId, token),
       })
       deps.metrics.googleRequests.inc({ status: '200' })
+      await deps.outage?.succeeded()
       return response
     } catch (error) {
       deps.metrics.googleRequests.inc({ status: String((error as { status?: number }).status ?? 'network') })
@@ -120,6 +126,17 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     } finally {
       stop()
     }
+  }
+
+  /** A 5xx, timeout or network error: while Google is down for everyone, wait without using an attempt. */
+  const holdBackIfGoogleIsDown = async (error: unknown, context: JobContext): Promise<never> => {
+    const transient = error instanceof UpstreamError && !error.permanent && GOOGLE_DOWN_CODES.has(error.code)
+    if (!transient || deps.outage === undefined) throw error
+    const pauseMs = await deps.outage.failed()
+    if (pauseMs <= 0) throw error
+    deps.metrics.outageDeferrals.inc()
+    context.logger.warn({ pauseMs, code: error.code }, `Google looks down for every fetch (${error.message}): pausing without using an attempt`)
+    return context.deferWithoutAttempt(pauseMs, 'queue')
   }
 
   return async (data: StageData<'fetch'>, context: JobContext): Promise<FetchResult> => {
@@ -140,7 +157,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
         response = await aggregate(data, dataTypes, undefined)
       }
     } catch (error) {
-      if (!(error instanceof GoogleRateLimitError)) throw error
+      if (!(error instanceof GoogleRateLimitError)) return await holdBackIfGoogleIsDown(error, context)
       const delay = Math.min(error.retryAfterMs ?? RATE_LIMIT_DEFAULT_MS, RATE_LIMIT_MAX_MS)
       // A per-user limit holds back this user only; a project quota holds back every fetcher.
       const scope = error.message.includes('userRateLimitExceeded') ? 'job' : 'queue'

@@ -8,6 +8,7 @@ export interface FetcherMetrics {
   readonly pointsRejected: Counter<'reason'>
   readonly bucketsUnchanged: Counter
   readonly bucketsRevised: Counter
+  readonly outageDeferrals: Counter
 }
 
 export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
@@ -34,6 +35,11 @@ export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
     bucketsUnchanged: new Counter({
       name: 'fitstream_buckets_unchanged_total',
       help: 'Re-read buckets that had not changed and were not passed on',
+      registers,
+    }),
+    outageDeferrals: new Counter({
+      name: 'fitstream_google_outage_deferrals_total',
+      help: 'Fetch jobs put back without using an attempt because Google was failing for every fetch',
       registers,
     }),
     bucketsRevised: new Counter({

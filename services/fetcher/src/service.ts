@@ -3,6 +3,7 @@ import type { FetcherConfig } from './config.js'
 import { createFetchProcessor } from './fetch-processor.js'
 import { createFetcherMetrics } from './metrics.js'
 import { GoogleFitClient } from './google-fit.js'
+import { GoogleOutageDetector } from './google-outage.js'
 import { TokenServiceClient } from './token-service-client.js'
 
 export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRuntime {
@@ -20,6 +21,11 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
       queues: runtime.queues,
       metrics: createFetcherMetrics(runtime.metrics),
       fetchSensitiveTypes: config.FETCH_LOCATION,
+      outage: new GoogleOutageDetector(runtime.redis, config.QUEUE_PREFIX, {
+        threshold: config.GOOGLE_OUTAGE_THRESHOLD,
+        windowMs: config.GOOGLE_OUTAGE_WINDOW_MS,
+        pauseMs: config.GOOGLE_OUTAGE_PAUSE_MS,
+      }),
     }),
   })
   runtime.buildServer()

@@ -43,7 +43,7 @@ function watchReadiness(): { stop: () => Promise<Record<string, string[]>> } {
   let running = true
   const loops = stack.services.map(async (service) => {
     while (running) {
-      const state = await fetch(`${service.url}/readyz`, { signal: AbortSignal.timeout(1_000) })
+      const state = await fetch(`${service.url}/readyz`, { signal: AbortSignal.timeout(3_000) })
         .then((response) => (response.ok ? 'ready' : 'not ready'))
         .catch(() => 'no answer')
       const states = seen[service.label]!

@@ -28,6 +28,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const fastifyOptions: FastifyServerOptions = {
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit ?? 64 * 1024,
+    // A client that sends its headers and then dawdles over the body does not hold a connection forever.
+    requestTimeout: 30_000,
     requestIdHeader: 'x-request-id',
     // Unknown fields are an error the caller should hear about, not something silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },

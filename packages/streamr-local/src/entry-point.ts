@@ -17,6 +17,8 @@ export interface StartEntryPointOptions {
   /** When omitted, a free port is picked (and re-picked if another process takes it first). */
   port?: number | undefined
   log?: ((msg: string) => void) | undefined
+  /** The DHT id to start under (default: a random one); a restarted entry point keeps its id. */
+  nodeId?: string | undefined
 }
 
 // A fixed region keeps the node from asking a CDN on the internet where it is.
@@ -32,7 +34,7 @@ export async function startEntryPoint(opts: StartEntryPointOptions): Promise<Ent
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freePort(opts.host))
     try {
-      return await startOnPort(opts.host, port)
+      return await startOnPort(opts.host, port, opts.nodeId)
     } catch (err) {
       if (attempt >= attempts) throw err
       // Between freePort() and bind another process may have taken the port.
@@ -41,10 +43,10 @@ export async function startEntryPoint(opts: StartEntryPointOptions): Promise<Ent
   }
 }
 
-async function startOnPort(host: string, port: number): Promise<EntryPoint> {
+async function startOnPort(host: string, port: number, id: string | undefined): Promise<EntryPoint> {
   // A random id per network: a client of one network that reaches another network's entry point
   // (a reused port) fails the handshake instead of silently joining the wrong network.
-  const nodeId = randomDhtAddress()
+  const nodeId = (id ?? randomDhtAddress()) as ReturnType<typeof randomDhtAddress>
   const self: PeerDescriptor = {
     nodeId: toDhtAddressRaw(nodeId),
     type: NodeType.NODEJS,

@@ -25,6 +25,12 @@ export interface LocalStreamrNetwork {
   clientConfig(opts: { privateKey: string; websocketPort?: number; nodeId?: string }): Promise<LocalStreamrClientConfig>
   /** Stops the entry point and anvil, freeing their ports. Safe to call more than once. */
   stop(): Promise<void>
+  /** Outages, for fault tests: the entry point stopped, and started again with the same id and port. */
+  stopEntryPoint(): Promise<void>
+  startEntryPoint(): Promise<void>
+  /** The chain frozen (SIGSTOP: its RPC accepts connections and never answers), and thawed with its state. */
+  freezeChain(): void
+  thawChain(): void
 }
 
 export interface StartLocalStreamrNetworkOptions {
@@ -65,7 +71,7 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
     throw chainResult.status === 'rejected' ? chainResult.reason : (entryPointResult as PromiseRejectedResult).reason
   }
   const { anvil, accounts, streamRegistryAddress, hub } = chainResult.value
-  const entryPoint: EntryPoint = entryPointResult.value
+  let entryPoint: EntryPoint = entryPointResult.value
   const { nodeId, websocket } = entryPoint.descriptor
   log?.(`entry point ${nodeId} on ws://${websocket.host}:${websocket.port}`)
   log?.(`local Streamr network ready in ${elapsed()}`)
@@ -89,12 +95,30 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
       const websocketPort = clientOpts.websocketPort ?? (await freePort(host))
       return buildClientConfig(endpoints, { ...clientOpts, websocketPort })
     },
+    async stopEntryPoint() {
+      await entryPoint.stop()
+    },
+    async startEntryPoint() {
+      entryPoint = await startEntryPoint({ host, port: websocket.port, nodeId, log })
+    },
+    freezeChain() {
+      process.kill(anvil.pid, 'SIGSTOP')
+    },
+    thawChain() {
+      process.kill(anvil.pid, 'SIGCONT')
+    },
     stop() {
       stopping ??= (async () => {
         // Entry point first: clients still connected see it leave while the chain is still up.
         // anvil is stopped even if that fails, so no process outlives the network.
         const errors: unknown[] = []
         await entryPoint.stop().catch((err: unknown) => errors.push(err))
+        // A frozen chain would not see the signal to stop.
+        try {
+          process.kill(anvil.pid, 'SIGCONT')
+        } catch {
+          // already gone
+        }
         await anvil.stop().catch((err: unknown) => errors.push(err))
         log?.('local Streamr network stopped')
         if (errors.length > 0) throw errors[0]

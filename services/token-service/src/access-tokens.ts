@@ -46,7 +46,7 @@ export class AccessTokenKeeper {
     const lockKey = `${prefix}:lock:refresh:${userId}`
     const lockValue = `${process.pid}-${this.now()}-${Math.random()}`
     const acquired = await redis.set(lockKey, lockValue, 'PX', LOCK_TTL_MS, 'NX')
-    if (acquired === null) return this.waitForOtherRefresh(userId, current)
+    if (acquired === null) return (await this.waitForOtherRefresh(userId, current, lockKey)) ?? this.ensureFresh(userId, options)
     try {
       const fresh = await this.options.refresh(userId)
       const stored = await this.store(userId, fresh)
@@ -62,12 +62,16 @@ export class AccessTokenKeeper {
     return this.store(userId, fresh)
   }
 
-  private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined): Promise<StoredAccessToken> {
+  /** The token the lock holder stored, or undefined when its refresh ended without one (user gone, Google refused). */
+  private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined, lockKey: string): Promise<StoredAccessToken | undefined> {
     const deadline = this.now() + LOCK_TTL_MS
     while (this.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS))
+      // The lock before the token: a holder that has let go has stored whatever it was going to.
+      const held = (await this.options.redis.exists(lockKey)) === 1
       const token = await this.read(userId)
       if (token !== undefined && token.token !== before?.token && this.isFresh(token)) return token
+      if (!held) return undefined
     }
     throw new AccessTokenUnavailableError(`another replica's token refresh for user ${userId} did not finish in time`)
   }

@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api'
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { STAGES, STAGE_NAMES, redactDeadLetter, redactPayload, type DeadLetter, type StageQueues } from '@fitstream/shared'
 import { requireToken } from './auth.js'
 
@@ -29,6 +29,24 @@ export async function registerBullBoard(app: FastifyInstance, queues: StageQueue
   createBullBoard({ queues: adapters, serverAdapter, options: { uiConfig: { boardTitle: 'FitStream' } } })
   await app.register(async (board) => {
     board.addHook('onRequest', requireToken(adminToken, { realm: 'FitStream admin', challenge: true }))
+    // A browser sends the Basic credentials it saved for the board with every request to it, a form
+    // posted by another site's page too; changes must come from the board's own pages.
+    board.addHook('onRequest', async (request, reply) => {
+      if (!SAFE_METHODS.has(request.method) && fromAnotherOrigin(request)) {
+        return reply.status(403).send({ error: 'Forbidden', message: 'the queue board takes changes from its own pages only' })
+      }
+    })
     await board.register(serverAdapter.registerPlugin(), { prefix: BULL_BOARD_PATH })
   })
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** Fetch Metadata where the browser sends it, else the Origin header; a client that is no browser sends neither. */
+function fromAnotherOrigin(request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site']
+  if (site !== undefined) return site !== 'same-origin' && site !== 'none'
+  const origin = request.headers.origin
+  if (origin === undefined) return false
+  return !URL.canParse(origin) || new URL(origin).host !== request.host
 }

@@ -13,6 +13,8 @@ const filterQuery = {
     until: { type: 'string', format: 'date-time', description: 'failed before' },
   },
 } as const
+// Text, as every query value is: the server coerces no types, so an integer schema would refuse `limit=10`.
+const limitParam = { type: 'string', pattern: '^([1-9][0-9]{0,2}|1000)$', description: 'at most this many, 1 to 1000 (default 100)' } as const
 const entryParams = {
   type: 'object',
   required: ['stage', 'id'],
@@ -49,20 +51,23 @@ export async function deadLetterRoutes(app: FastifyInstance, deadLetters: DeadLe
       stages: await deadLetters.summary(),
     }))
 
-    admin.get<{ Querystring: FilterQuery & { limit?: number } }>(
+    admin.get<{ Querystring: FilterQuery & { limit?: string } }>(
       '/dead-letters/entries',
       {
         schema: {
           tags,
           security,
           summary: 'Dead letters matching a filter, newest first (raw data hidden)',
-          querystring: { ...filterQuery, properties: { ...filterQuery.properties, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
+          querystring: { ...filterQuery, properties: { ...filterQuery.properties, limit: limitParam } },
         },
       },
       async (request) => {
         const entries = await deadLetters.list(toFilter(request.query))
         entries.sort((a, b) => b.letter.failedAt.localeCompare(a.letter.failedAt))
-        return { total: entries.length, entries: entries.slice(0, request.query.limit ?? 100).map(({ id, letter }) => ({ id, ...redactDeadLetter(letter) })) }
+        return {
+          total: entries.length,
+          entries: entries.slice(0, Number(request.query.limit ?? 100)).map(({ id, letter }) => ({ id, ...redactDeadLetter(letter) })),
+        }
       },
     )
 

@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Stack, type Subscriber } from '@fitstream/devstack'
+import { DeliveryCheck } from './delivery.js'
+import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+
+/**
+ * The Streamr network out of reach for minutes: the entry point stopped and the chain's RPC frozen
+ * (it accepts connections and never answers), and the publisher restarted into the outage, so it
+ * can neither find subscribers nor read the registry. Publish jobs must wait, then drain once the
+ * network is back: nothing lost, nothing delivered twice.
+ */
+const TYPES = ['steps', 'calories', 'heart_rate'] as const
+/** FITSTREAM_STREAMR_OUTAGE_SECONDS shortens it for a quick local run. */
+const OUTAGE_SECONDS = Number(process.env.FITSTREAM_STREAMR_OUTAGE_SECONDS ?? 120)
+
+let stack: Stack
+let subscriber: Subscriber
+let check: DeliveryCheck
+
+beforeAll(async () => {
+  stack = await Stack.start({
+    redisUrl: redisUrl(),
+    prefix: uniquePrefix('streamr-outage'),
+    backfillDays: 1,
+    env: { JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000' },
+  })
+  subscriber = await stack.startSubscriber()
+  check = new DeliveryCheck(stack, subscriber)
+})
+
+afterAll(async () => {
+  stack?.network.thawChain()
+  await stack?.stop()
+})
+
+describe('Streamr outage', () => {
+  it(
+    `entry point down and chain RPC frozen for ${OUTAGE_SECONDS} s: the publish backlog waits, then drains exactly once`,
+    async () => {
+      check.add(...(await Promise.all(Array.from({ length: 4 }, (_, i) => stack.registerUser({ seed: `before-${i}`, dataTypes: TYPES })))))
+      await check.waitComplete(120_000, 0)
+
+      const network = stack.network
+      const publisher = stack.service('publisher')
+      await network.stopEntryPoint()
+      network.freezeChain()
+      const downAt = Date.now()
+      // A publisher (re)started during the outage knows nothing cached: it has to wait for the network.
+      await publisher.kill()
+      publisher.start()
+      const during = await Promise.all(Array.from({ length: 8 }, (_, i) => stack.registerUser({ seed: `during-${i}`, dataTypes: TYPES })))
+      check.add(...during)
+      const receivedBefore = check.report().received
+
+      await new Promise((resolve) => setTimeout(resolve, OUTAGE_SECONDS * 1_000 - (Date.now() - downAt)))
+      const publishQueue = stack.queues().queue('publish')
+      const backlog = await publishQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')
+      const backlogJobs = Object.values(backlog).reduce((a, b) => a + b, 0)
+      const receivedDuring = check.report().received - receivedBefore
+      expect(backlogJobs).toBeGreaterThan(0)
+      expect(receivedDuring).toBe(0)
+      expect((await stack.queues().deadLetterQueue('publish').getJobs(['waiting'])).map((job) => job.data)).toEqual([])
+      expect(publisher.running).toBe(true)
+
+      network.thawChain()
+      await network.startEntryPoint()
+      const upAt = Date.now()
+      await publisher.waitReady(120_000)
+      const report = await check.waitComplete(240_000)
+      const drainedMs = Date.now() - upAt
+      reportFigures('streamr: outage', { outageSeconds: OUTAGE_SECONDS, backlog, receivedDuring, ...report, drainedMs })
+      expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
+      expect(report.distinct).toBe(report.expected)
+      expect(await stack.queues().deadLetterQueue('publish').getJobs(['waiting'])).toEqual([])
+    },
+    (OUTAGE_SECONDS + 480) * 1_000,
+  )
+})

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis'
 import { freePort } from '@fitstream/streamr-local'
 import { DeliveryCheck } from './delivery.js'
 import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+import { findLeaks } from './secrets.js'
 
 /**
  * Crashes and restarts under load, every part real: each service is killed with SIGKILL while it
@@ -129,4 +130,11 @@ describe('faults under load', () => {
     expect(report.distinct).toBe(report.expected)
     await expectNoDeadLetters()
   }, 420_000)
+
+  it('leaves no secret in any log line, job payload, dead letter or metric', async () => {
+    const refreshTokens = Object.fromEntries(check.users.map((user, i) => [`refresh token ${i}`, user.google.refreshToken]))
+    const { leaks, places } = await findLeaks(stack, refreshTokens)
+    expect(places['fetcher log']).toContain('window fetched')
+    expect(leaks).toEqual([])
+  })
 })

@@ -4,6 +4,7 @@ import { Stack, type RegisteredUser, type Subscriber } from '@fitstream/devstack
 import type { DeadLetter } from '@fitstream/shared'
 import { DeliveryCheck } from './delivery.js'
 import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+import { findLeaks } from './secrets.js'
 
 /**
  * Google misbehaving at length, through the real googleapis client: a storm of 429s, a run of 5xx
@@ -138,4 +139,11 @@ describe('Google faults', () => {
     expect(during.retried + during.deferred).toBeGreaterThan(0)
     expect(await fetchDeadLetters()).toEqual([])
   }, 300_000)
+
+  it('leaves no secret in any log line, job payload, dead letter or metric', async () => {
+    const refreshTokens = Object.fromEntries(check.users.map((user, i) => [`refresh token ${i}`, user.google.refreshToken]))
+    const { leaks, places } = await findLeaks(stack, refreshTokens)
+    expect(places['fetcher log']).toContain('window fetched')
+    expect(leaks).toEqual([])
+  })
 })

@@ -3,6 +3,7 @@ import { COMPOSE_REDIS_ARGS, RedisServer, Stack, type Subscriber } from '@fitstr
 import { freePort } from '@fitstream/streamr-local'
 import { DeliveryCheck } from './delivery.js'
 import { reportFigures, uniquePrefix } from './helpers.js'
+import { findLeaks } from './secrets.js'
 
 /**
  * Redis going away under load, on a Redis of this test's own with AOF on: restarted as compose
@@ -97,4 +98,11 @@ describe('Redis outage under load', () => {
   it('a crash (SIGKILL, appendfsync always): the same', async () => {
     reportFigures('redis: crash', await outage('crash', 'redis-crash'))
   }, 300_000)
+
+  it('leaves no secret in any log line, job payload, dead letter or metric', async () => {
+    const refreshTokens = Object.fromEntries(check.users.map((user, i) => [`refresh token ${i}`, user.google.refreshToken]))
+    const { leaks, places } = await findLeaks(stack, refreshTokens)
+    expect(places['fetcher log']).toContain('window fetched')
+    expect(leaks).toEqual([])
+  })
 })

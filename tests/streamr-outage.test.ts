@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Stack, type Subscriber } from '@fitstream/devstack'
 import { DeliveryCheck } from './delivery.js'
 import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+import { findLeaks } from './secrets.js'
 
 /**
  * The Streamr network out of reach for minutes: the entry point stopped and the chain's RPC frozen
@@ -75,4 +76,11 @@ describe('Streamr outage', () => {
     },
     (OUTAGE_SECONDS + 480) * 1_000,
   )
+
+  it('leaves no secret in any log line, job payload, dead letter or metric', async () => {
+    const refreshTokens = Object.fromEntries(check.users.map((user, i) => [`refresh token ${i}`, user.google.refreshToken]))
+    const { leaks, places } = await findLeaks(stack, refreshTokens)
+    expect(places['fetcher log']).toContain('window fetched')
+    expect(leaks).toEqual([])
+  })
 })

@@ -57,6 +57,9 @@ export class ReauthRequiredError extends FitStreamError {
 
 /** No usable access token is stored for the user (yet). Transient: the token service refreshes it. */
 export class AccessTokenUnavailableError extends FitStreamError {
+  /** Answered as 503 over HTTP: the caller should try again shortly. */
+  readonly statusCode = 503
+
   constructor(message: string) {
     super('FST_ERR_ACCESS_TOKEN_UNAVAILABLE', message)
   }

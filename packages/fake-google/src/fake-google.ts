@@ -58,6 +58,8 @@ export interface FaultSpec {
   retryAfterSeconds?: number
   /** Replaces the default body (Google's error shape for the route) verbatim; with status 200, a corrupted answer. */
   body?: unknown
+  /** Sent as the body byte for byte instead of any JSON (overrides `body`): an answer cut off in transit, or not JSON at all. */
+  rawBody?: string
   /** The errors[].reason (Fitness) or `error` (token endpoint) of the default body. */
   reason?: string
 }
@@ -275,7 +277,8 @@ export class FakeGoogle {
     if (!isPlainObject(fault)) throw new TypeError('fault must be an object')
     if (!FAULT_ROUTES.includes(fault.route)) throw new TypeError(`route must be one of ${FAULT_ROUTES.join(', ')}`)
     // A 200 with a replacement body is a corrupted answer (wrong types, missing fields, NaN...).
-    const corrupted = fault.status === 200 && fault.body !== undefined
+    if (fault.rawBody !== undefined && typeof fault.rawBody !== 'string') throw new TypeError('rawBody must be a string')
+    const corrupted = fault.status === 200 && (fault.body !== undefined || fault.rawBody !== undefined)
     if (!corrupted && (!Number.isInteger(fault.status) || fault.status < 400 || fault.status > 599)) {
       throw new TypeError('status must be an integer HTTP error status (400-599), or 200 with a body')
     }
@@ -445,6 +448,7 @@ export class FakeGoogle {
   private faultReply(route: Route, f: FaultSpec): Reply {
     const headers: Record<string, string> = {}
     if (f.retryAfterSeconds !== undefined) headers['retry-after'] = String(f.retryAfterSeconds)
+    if (f.rawBody !== undefined) return { status: f.status, body: undefined, raw: f.rawBody, headers }
     if (f.body !== undefined) return { status: f.status, body: f.body, headers }
     if (route === 'token') {
       const error = f.reason ?? defaultTokenFaultError(f.status)

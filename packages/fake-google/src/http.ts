@@ -50,13 +50,15 @@ export interface Reply {
   status: number
   body: unknown
   headers?: Record<string, string>
+  /** Sent as is in place of `body`, still labelled JSON (a corrupted answer). */
+  raw?: string
   /** Google pretty-prints Fitness responses unless asked not to; the token endpoint does not. */
   pretty?: boolean
 }
 
 export function send(res: ServerResponse, reply: Reply): void {
   if (res.destroyed || res.writableEnded || res.headersSent) return
-  const text = reply.body === undefined ? '' : JSON.stringify(reply.body, null, reply.pretty === true ? 2 : undefined)
+  const text = reply.raw ?? (reply.body === undefined ? '' : JSON.stringify(reply.body, null, reply.pretty === true ? 2 : undefined))
   res.statusCode = reply.status
   for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value)
   if (text !== '') {

@@ -9,7 +9,9 @@ import { DATA_TYPE_KEYS } from './data-types.js'
 export const userIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8-64 letters, digits, _ or -')
 export const syncIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be 1-128 letters, digits, _, . or -')
 export const dataTypeKeySchema = z.enum(DATA_TYPE_KEYS)
-const epochMs = z.number().int().nonnegative()
+/** The last instant records can carry as ISO 8601 with a four-digit year, with a month to spare for calendar windows. */
+const LAST_EPOCH_MS = Date.UTC(9999, 11, 1)
+const epochMs = z.number().int().nonnegative().max(LAST_EPOCH_MS, { message: 'must be a time before 9999-12-01' })
 
 export const timeWindowSchema = z.object({ startMs: epochMs, endMs: epochMs }).refine((w) => w.startMs < w.endMs, { message: 'startMs must be before endMs' })
 export type TimeWindow = z.infer<typeof timeWindowSchema>
@@ -77,7 +79,10 @@ export type SyncJobData = z.input<typeof syncJobSchema>
 export const fetchJobSchema = z.object({
   syncId: syncIdSchema,
   userId: userIdSchema,
-  dataTypes: z.array(dataTypeKeySchema).min(1),
+  dataTypes: z
+    .array(dataTypeKeySchema)
+    .min(1)
+    .refine((types) => new Set(types).size === types.length, { message: 'must not list a data type twice' }),
   window: timeWindowSchema,
   bucketMs: z.number().int().min(60_000),
   /** Buckets are aligned to this IANA time zone (daily totals follow the user's days). */

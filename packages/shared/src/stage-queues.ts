@@ -107,10 +107,16 @@ export class StageQueues {
   }
 }
 
+const MAX_ISSUES_SHOWN = 10
+
 export function parsePayload<S extends Stage>(stage: S, data: unknown): StageData<S> {
   const result = STAGES[stage].schema.safeParse(data)
   if (!result.success) {
-    throw new InvalidPayloadError(`invalid ${stage} job payload: ${z.prettifyError(result.error).replace(/\n/g, '; ')}`)
+    // The first problems are enough to act on; a payload of thousands of bad samples must not make a megabyte-long reason.
+    const { issues } = result.error
+    const shown = z.prettifyError(new z.ZodError(issues.slice(0, MAX_ISSUES_SHOWN))).replace(/\n/g, '; ')
+    const more = issues.length > MAX_ISSUES_SHOWN ? `; and ${issues.length - MAX_ISSUES_SHOWN} more problems` : ''
+    throw new InvalidPayloadError(`invalid ${stage} job payload: ${shown}${more}`)
   }
   return result.data as StageData<S>
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import {
+  InvalidPayloadError,
   UpstreamError,
   USER_FIELDS,
   UserGoneError,
@@ -59,6 +60,8 @@ const USER_LOCK_MS = 60_000
 const GOOGLE_DOWN_CODES = new Set(['FST_ERR_GOOGLE_UNAVAILABLE', 'FST_ERR_GOOGLE_UNREACHABLE'])
 const RATE_LIMIT_DEFAULT_MS = 10_000
 const RATE_LIMIT_MAX_MS = 15 * 60_000
+/** Windows are planned up to the last complete bucket; a day allows for clocks that differ between hosts. */
+const MAX_WINDOW_AHEAD_MS = 86_400_000
 
 /** The history update takes milliseconds: wait a little for another fetch's lock before deferring. */
 async function acquire(redis: Redis, key: string, value: string): Promise<boolean> {
@@ -102,7 +105,8 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
     const current = new Set((consent ?? '').split(','))
     return {
-      dataTypes: data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true)),
+      // Once each: a type listed twice would be asked of Google twice and every bucket passed on twice.
+      dataTypes: [...new Set(data.dataTypes)].filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true)),
       token: decodeAccessToken(deps.accessKeys, data.userId, ciphertext, expiresAt),
     }
   }
@@ -140,6 +144,11 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
   }
 
   return async (data: StageData<'fetch'>, context: JobContext): Promise<FetchResult> => {
+    // The schema takes any epoch ms; a window in the future has no data and would move the user's
+    // cursor past now (past any date at all, for a big enough number).
+    if (data.window.endMs > now() + MAX_WINDOW_AHEAD_MS) {
+      throw new InvalidPayloadError(`invalid fetch job payload: window.endMs ${data.window.endMs} is in the future; data can only be fetched up to now`)
+    }
     const { dataTypes, token } = await readUser(data)
     if (dataTypes.length === 0) {
       context.logger.info({ requested: data.dataTypes }, 'no consented type left in this window: nothing to fetch')

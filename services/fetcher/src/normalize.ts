@@ -31,6 +31,12 @@ interface Point {
  * response with no bucket list at all is unusable.
  */
 export function normalizeAggregate(response: unknown, dataTypes: readonly DataTypeKey[], window: TimeWindow): NormalizeResult {
+  // The client hands over the text itself when the body does not parse (an HTML error page, a cut-off answer).
+  if (typeof response === 'string') {
+    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google aggregate response is not a JSON object but ${response.length} characters of text`, {
+      permanent: true,
+    })
+  }
   const buckets = (response as { bucket?: unknown } | null)?.bucket
   if (!Array.isArray(buckets)) {
     throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', 'Google aggregate response has no bucket list', { permanent: true })
@@ -155,11 +161,17 @@ function minutesBy(
   return used === 0 ? undefined : values
 }
 
+/**
+ * A number as proto3 JSON may quote it. Number() alone would also take '', '  ' or '0x10' for a
+ * reading (0, 0 and 16); proto3's 'NaN' and 'Infinity' end up non-finite either way.
+ */
+const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
+
 function numberAt(value: readonly unknown[], index: number, format: 'int' | 'float'): number | string {
   const raw = (value[index] as { intVal?: unknown; fpVal?: unknown } | undefined) ?? {}
   const v = format === 'int' ? raw.intVal : raw.fpVal
   if (v === undefined) return 'missing values'
-  const number = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : Number.NaN
+  const number = typeof v === 'number' ? v : typeof v === 'string' && DECIMAL.test(v) ? Number(v) : Number.NaN
   if (!Number.isFinite(number)) return 'non-finite value'
   if (format === 'int' && !Number.isInteger(number)) return 'non-integer value'
   return number

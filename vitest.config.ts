@@ -1,13 +1,42 @@
 import { defineConfig } from 'vitest/config'
 
+/**
+ * Tests that run a whole FitStream (every service as a process, a subscriber, a local Streamr
+ * network): one at a time, so that two of them never share the machine's cores and time out each
+ * other's deliveries. Everything else runs in parallel beside them.
+ */
+const SYSTEM_TESTS = [
+  'tests/e2e.test.ts',
+  'tests/hub.test.ts',
+  'tests/scale-out.test.ts',
+  'tests/publisher-delivery.test.ts',
+  'tests/faults.test.ts',
+  'tests/redis-restart.test.ts',
+  'tests/google-faults.test.ts',
+  'tests/streamr-outage.test.ts',
+]
+
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
     globalSetup: ['tests/setup/global-setup.ts'],
     // Every file runs in its own process: the Streamr SDK and services own process-wide handlers.
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 180_000,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
+          exclude: SYSTEM_TESTS,
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'system', include: SYSTEM_TESTS, fileParallelism: false },
+      },
+    ],
   },
 })

@@ -71,8 +71,11 @@ const schema = z.object({
   HUB_MARKETPLACE_ADDRESS: address('must be a contract address').optional(),
   /** How long the first publish to a stream waits to find the stream's subscribers (see createStreamJoiner). */
   STREAMR_JOIN_TIMEOUT_MS: envVar.nonNegativeInt().default(5_000),
-  /** On shutdown, how long the network node stays up after the last publish, so those messages get out. */
-  STREAMR_SHUTDOWN_FLUSH_MS: envVar.nonNegativeInt().max(20_000).default(3_000),
+  /**
+   * On shutdown, how long the network node stays up after the last publish: those messages get out,
+   * and buyers who see a new encryption key in them can still ask this publisher for it.
+   */
+  STREAMR_SHUTDOWN_FLUSH_MS: envVar.nonNegativeInt().max(20_000).default(10_000),
   PUBLISH_CONCURRENCY: envVar.positiveInt().default(4),
   /** Renew each stream's encryption key this often (0: never), so lapsed buyers stop reading new data. */
   STREAMR_REKEY_HOURS: envVar

@@ -12,14 +12,14 @@ import {
   type PrivacyLogEntry,
 } from '@fitstream/shared'
 import type { CandidateRecord, CohortContribution } from './anonymize.js'
-import { encodeBucketField, encodeBucketValue, type ClosedCell } from './cohort-aggregate.js'
+import { encodeBuckets, type ClosedCell } from './cohort-aggregate.js'
 import type { PrivacyPolicy } from './policy.js'
 
 /**
  * The anonymizer's state in Redis. Per person (erased with them): the epsilon ledger and release log,
  * laid out in `@fitstream/shared/privacy-ledger`. Per cohort cell (never keyed by a person):
  *
- * - `<prefix>:cohort:cell:<type>:<start>:<end>` hash of `<member>|<bucket>` → `<revision>|<json>`,
+ * - `<prefix>:cohort:cell:<type>:<start>:<end>` hash of `<member>` → that person's buckets (see encodeBuckets),
  *   where `member` is an HMAC of the cell and the user id; it lives only until the cell closes.
  * - `<prefix>:cohort:open` sorted set of cells by the time they close (window end + grace).
  * - `<prefix>:cohort:closing` and `<prefix>:cohort:closing:<cell>`: closed cells not yet handed on,
@@ -82,13 +82,20 @@ if fresh then
   redis.call('EXPIRE', KEYS[5], ARGV[7])
   redis.call('HINCRBY', KEYS[6], '${PRIVACY_TOTAL_FIELDS.cohortContributions}', 1)
 end
-for i = 9, #ARGV, 2 do
-  local stored = redis.call('HGET', KEYS[2], ARGV[i])
-  local incoming = tonumber(string.match(ARGV[i + 1], '^(%d+)|'))
-  if not stored or tonumber(string.match(stored, '^(%d+)|')) <= incoming then
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+local buckets = {}
+local function merge(encoded)
+  for entry in string.gmatch(encoded, '[^;]+') do
+    local bucket, revision = string.match(entry, '^([^,]*),(%d+),')
+    local held = buckets[bucket]
+    if held == nil or tonumber(string.match(held, '^[^,]*,(%d+),')) <= tonumber(revision) then buckets[bucket] = entry end
   end
 end
+merge(redis.call('HGET', KEYS[2], ARGV[9]) or '')
+merge(ARGV[10])
+local entries = {}
+for _, entry in pairs(buckets) do entries[#entries + 1] = entry end
+table.sort(entries)
+redis.call('HSET', KEYS[2], ARGV[9], table.concat(entries, ';'))
 redis.call('PEXPIREAT', KEYS[2], ARGV[8])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[6], ARGV[5])
 if fresh then return 'joined' end
@@ -158,7 +165,6 @@ export class PrivacyStore {
   async contribute(userId: string, contribution: CohortContribution, now: number): Promise<ContributionOutcome> {
     const closeAt = this.closeAt(contribution.endMs)
     if (now >= closeAt) return 'late'
-    const args = contribution.buckets.flatMap((bucket) => [encodeBucketField(contribution.member, bucket), encodeBucketValue(bucket)])
     return (await this.run(
       CONTRIBUTE,
       [
@@ -178,7 +184,8 @@ export class PrivacyStore {
         String(closeAt),
         String(this.ledgerTtlSeconds),
         String(closeAt + CELL_SAFETY_MS),
-        ...args,
+        contribution.member,
+        encodeBuckets(contribution.type, contribution.startMs, contribution.buckets),
       ],
     )) as ContributionOutcome
   }

@@ -4,7 +4,7 @@ import { Counter } from 'prom-client'
 import { StageQueues, cohortRecordSchema, createMetrics, type CohortRecord, type PublishJobData } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import { planRelease } from '../src/anonymize.js'
-import { aggregateCell, encodeBucketField, encodeBucketValue, type ClosedCell } from '../src/cohort-aggregate.js'
+import { aggregateCell, decodeBuckets, encodeBuckets, type ClosedCell } from '../src/cohort-aggregate.js'
 import { closeCohortWindows } from '../src/cohort-closer.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
@@ -41,7 +41,7 @@ function cellOf(policy: PrivacyPolicy, people: { userId: string; samples: Parame
     ).contributions) {
       type = c.type
       window = { startMs: c.startMs, endMs: c.endMs }
-      for (const bucket of c.buckets) entries[encodeBucketField(c.member, bucket)] = encodeBucketValue(bucket)
+      entries[c.member] = [entries[c.member], encodeBuckets(c.type, c.startMs, c.buckets)].filter(Boolean).join(';')
     }
   }
   return { type, ...window, entries }
@@ -204,5 +204,29 @@ describe('cohort cells in Redis', () => {
       expect(content).not.toMatch(/user-cohort/)
     }
     expect(metrics.cohortCells).toBeInstanceOf(Counter)
+  })
+})
+
+describe('a cohort cell in Redis', () => {
+  const prefix = uniquePrefix('anon-cell')
+  const { redis, cleanup } = testRedis(prefix)
+  afterAll(cleanup)
+
+  it('holds one field per person, keeps each bucket’s newest revision, and counts the person once', async () => {
+    const store = new PrivacyStore(redis, prefix, exact)
+    const planOf = (revision: number, count: number, hour: number) =>
+      planRelease('cell-user-1', [sample('steps', t0 + hour * HOUR, { count }, { revision })], exact, keys).contributions[0]!
+    const now = t0 + 2 * HOUR
+    // Hour 0 at revision 0, then revision 2, then a stale revision 1 that must not win; hour 1 beside it.
+    for (const contribution of [planOf(0, 100, 0), planOf(2, 300, 0), planOf(1, 200, 0), planOf(0, 50, 1)]) {
+      expect(await store.contribute('cell-user-1', contribution, now)).toMatch(/joined|updated/)
+    }
+    const contribution = planOf(0, 50, 1)
+    const cells = await redis.keys(`${prefix}:cohort:cell:*`)
+    expect(cells).toHaveLength(1)
+    const fields = await redis.hgetall(cells[0]!)
+    expect(Object.keys(fields)).toEqual([contribution.member])
+    const buckets = decodeBuckets('steps', fields[contribution.member]!)
+    expect(buckets.map((b) => b.values.count).sort((a, b) => a! - b!)).toEqual([50, 300])
   })
 })

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 
 /**
- * Redis memory under a key prefix, by kind of key: per-user records (user, seen, privacy, cohort)
+ * Redis memory under a key prefix, by kind of key: per-user records (user, seen, privacy, cohort, schedule)
  * by their first segment, queues as `queue <name>`. From MEMORY USAGE of every key (exact sizes).
  */
 export async function redisBytesByKind(redis: Redis, prefix: string): Promise<{ total: number; kinds: Map<string, number> }> {
@@ -17,7 +17,7 @@ export async function redisBytesByKind(redis: Redis, prefix: string): Promise<{ 
     keys.forEach((key, i) => {
       const bytes = Number(sizes[i]?.[1] ?? 0)
       const rest = key.slice(prefix.length + 1)
-      const kind = /^(user|seen|privacy|cohort):/.test(rest) ? rest.split(':')[0]! : `queue ${rest.split(':')[0]}`
+      const kind = /^(user|seen|privacy|cohort|schedule):/.test(rest) ? rest.split(':')[0]! : `queue ${rest.split(':')[0]}`
       kinds.set(kind, (kinds.get(kind) ?? 0) + bytes)
       total += bytes
     })

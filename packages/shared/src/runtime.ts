@@ -23,6 +23,7 @@ export class ServiceRuntime {
   readonly queues: StageQueues
   private readonly workers: Worker[] = []
   private readonly closers: [string, () => Promise<unknown>][] = []
+  private readonly starters: (() => void)[] = []
   private httpServer: FastifyInstance | undefined
 
   constructor(
@@ -90,11 +91,17 @@ export class ServiceRuntime {
     this.closers.push([name, close])
   }
 
-  /** Starts every worker taking jobs. */
+  /** Something that runs beside the workers once the service starts (a timer); stop it with onClose. */
+  onStart(start: () => void): void {
+    this.starters.push(start)
+  }
+
+  /** Starts every worker taking jobs, and whatever runs beside them. */
   start(): void {
     for (const worker of this.workers) {
       worker.run().catch((err: unknown) => this.logger.error({ err, queue: worker.name }, 'worker stopped'))
     }
+    for (const start of this.starters) start()
   }
 
   /** Stops taking jobs and finishes in-flight ones, then the server, then clients and connections. */

@@ -1,34 +1,59 @@
 import { createHash } from 'node:crypto'
-import { parsePayload, type StageQueues } from '@fitstream/shared'
+import type { Redis } from 'ioredis'
+import type { Logger, StageQueues } from '@fitstream/shared'
+
+// Moves a dispatched user to their next slot, unless their schedule changed meanwhile (unscheduled,
+// or scheduled again by another replica's dispatch).
+const ADVANCE = `
+local moved = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[i + 2], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
+`
 
 /**
- * Per-user sync schedules, kept by BullMQ job schedulers in Redis: no timer per user in any process,
- * however many users there are. Each user gets a fixed offset within the period, derived from their
- * id, so syncs are spread evenly instead of all firing on the hour.
+ * Per-user sync schedules in one Redis sorted set, user id → next run: no timer per user in any
+ * process, and about 100 bytes of Redis per user (a BullMQ job scheduler per user took 1.9 KB).
+ * Every token-service replica dispatches due users each second; a sync job's id names the user and
+ * the slot, so replicas dispatching the same slot make one job. Each user gets a fixed offset within
+ * the period, derived from their id, so syncs are spread evenly instead of all firing on the hour.
  */
 export class SyncScheduler {
+  private timer: NodeJS.Timeout | undefined
+  private dispatching: Promise<unknown> | undefined
+
   constructor(
     private readonly queues: StageQueues,
+    private readonly redis: Redis,
+    private readonly prefix: string,
     private readonly intervalMs: number,
   ) {}
 
-  async schedule(userId: string): Promise<void> {
-    await this.queues
-      .queue('sync')
-      .upsertJobScheduler(
-        schedulerId(userId),
-        { every: this.intervalMs, offset: spreadOffset(userId, this.intervalMs) },
-        { name: 'sync', data: parsePayload('sync', { userId, reason: 'schedule' }), opts: this.queues.jobOptions('sync') },
-      )
+  private get key(): string {
+    return `${this.prefix}:schedule:sync`
+  }
+
+  /** The user's next slot strictly after `now`. */
+  nextSlot(userId: string, now: number): number {
+    const offset = spreadOffset(userId, this.intervalMs)
+    return Math.floor((now - offset) / this.intervalMs) * this.intervalMs + offset + this.intervalMs
+  }
+
+  async schedule(userId: string, now = Date.now()): Promise<void> {
+    await this.redis.zadd(this.key, this.nextSlot(userId, now), userId)
   }
 
   async unschedule(userId: string): Promise<boolean> {
-    return this.queues.queue('sync').removeJobScheduler(schedulerId(userId))
+    return (await this.redis.zrem(this.key, userId)) > 0
   }
 
   async nextRunAt(userId: string): Promise<number | undefined> {
-    const scheduler = await this.queues.queue('sync').getJobScheduler(schedulerId(userId))
-    return scheduler?.next
+    const score = await this.redis.zscore(this.key, userId)
+    return score === null ? undefined : Number(score)
   }
 
   /** Runs a sync now, in addition to the schedule. */
@@ -36,11 +61,66 @@ export class SyncScheduler {
     const job = await this.queues.add('sync', { userId, reason }, { jobId: `${reason}-${userId}-${Date.now()}` })
     return job.id ?? ''
   }
+
+  /**
+   * Adds a sync job for every user whose slot has come, then moves them to their next slot. Jobs
+   * first: a crash in between dispatches the slot again under the same job id, never skips it.
+   */
+  async dispatchDue(now = Date.now(), limit = 5_000): Promise<number> {
+    const due = await this.redis.zrangebyscore(this.key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+    if (due.length === 0) return 0
+    const entries = Array.from({ length: due.length / 2 }, (_, i) => ({ userId: due[2 * i]!, slot: due[2 * i + 1]! }))
+    await this.queues.addBulk(
+      'sync',
+      entries.map(({ userId, slot }) => ({ data: { userId, reason: 'schedule' as const }, options: { jobId: `schedule-${userId}-${slot}` } })),
+    )
+    const args = entries.flatMap(({ userId, slot }) => [userId, slot, String(this.nextSlot(userId, Math.max(now, Number(slot))))])
+    return Number(await this.redis.eval(ADVANCE, 1, this.key, ...args))
+  }
+
+  /** Dispatches due users every `everyMs` until stop(). */
+  start(logger: Logger, everyMs = 1_000): void {
+    this.timer = setInterval(() => {
+      if (this.dispatching !== undefined) return
+      this.dispatching = this.dispatchDue()
+        .then((count) => {
+          if (count > 0) logger.debug({ count }, 'scheduled syncs dispatched')
+        })
+        .catch((err: unknown) => logger.warn({ err }, 'could not dispatch scheduled syncs; trying again shortly'))
+        .finally(() => (this.dispatching = undefined))
+    }, everyMs)
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+    await this.dispatching
+  }
+
+  /**
+   * Moves schedules kept by BullMQ job schedulers (one per user, as earlier versions did) into the
+   * sorted set; returns how many. Safe to run on every start and on several replicas at once.
+   */
+  async adoptJobSchedulers(now = Date.now()): Promise<number> {
+    const queue = this.queues.queue('sync')
+    let adopted = 0
+    for (let start = 0; ;) {
+      const page = await queue.getJobSchedulers(start, start + 499)
+      if (page.length === 0) return adopted
+      for (const { key } of page) {
+        if (!key.startsWith(SCHEDULER_PREFIX)) {
+          start++
+          continue
+        }
+        const userId = key.slice(SCHEDULER_PREFIX.length)
+        await this.redis.zadd(this.key, 'NX', this.nextSlot(userId, now), userId)
+        await queue.removeJobScheduler(key)
+        adopted++
+      }
+    }
+  }
 }
 
-function schedulerId(userId: string): string {
-  return `user-${userId}`
-}
+const SCHEDULER_PREFIX = 'user-'
 
 /** A stable offset in [0, intervalMs) from the user id. */
 export function spreadOffset(userId: string, intervalMs: number): number {

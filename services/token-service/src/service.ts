@@ -39,7 +39,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       return tokenMetrics.countRefresh(refreshAccessToken(oauth, refreshToken))
     },
   })
-  const scheduler = new SyncScheduler(queues, config.SYNC_INTERVAL_MS)
+  const scheduler = new SyncScheduler(queues, redis, prefix, config.SYNC_INTERVAL_MS)
   const flow: OAuthFlowConfig = {
     ...oauth,
     authUrl: config.GOOGLE_AUTH_URL,
@@ -76,6 +76,15 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       },
     }),
   })
+
+  runtime.onStart(() => {
+    scheduler.start(logger)
+    scheduler
+      .adoptJobSchedulers()
+      .then((adopted) => adopted > 0 && logger.info({ adopted }, 'per-user job schedulers moved into the sync schedule'))
+      .catch((err: unknown) => logger.warn({ err }, 'could not move per-user job schedulers into the sync schedule'))
+  })
+  runtime.onClose('sync scheduler', () => scheduler.stop())
 
   const server = runtime.buildServer({ bodyLimit: 16 * 1024, beforeScrape: () => tokenMetrics.sampleUsers() })
   await server.register(cookie, { secret: [...config.SESSION_SECRET] })

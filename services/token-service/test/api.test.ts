@@ -196,7 +196,7 @@ describe('DELETE /users/:id', () => {
     expect(response.json()).toMatchObject({ id, erased: { account: true, tokens: true, schedule: true } })
     expect(response.json().note).toMatch(/cannot be recalled/)
     expect(await redis.exists(userKey(prefix, id))).toBe(0)
-    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeUndefined()
+    expect(await redis.zscore(`${prefix}:schedule:sync`, id)).toBeNull()
     expect((await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).statusCode).toBe(404)
     expect((await service.server.inject({ method: 'DELETE', url: `/users/${id}`, headers: admin })).statusCode).toBe(404)
   })

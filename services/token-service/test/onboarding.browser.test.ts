@@ -88,7 +88,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     expect(stored[USER_FIELDS.scopes]!.split(' ').sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
     // The browser's own time zone came along.
     expect(stored[USER_FIELDS.timeZone]).toBeDefined()
-    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeDefined()
+    expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()
 
     // More data: Google asks again, for the added scope too.
     await page.getByLabel('Sleep').check()

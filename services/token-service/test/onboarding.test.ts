@@ -104,7 +104,7 @@ describe('connecting a Google account', () => {
     expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
     expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
     expect(stored[USER_FIELDS.timeZone]).toBe('Europe/Helsinki')
-    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeDefined()
+    expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()
     const syncs = await service.queues.queue('sync').getJobs(['waiting'])
     expect(syncs.map((j) => j.data)).toContainEqual({ userId: id, reason: 'onboarding' })
   })
@@ -230,7 +230,7 @@ describe('re-consent after Google refuses the refresh token', () => {
     const { browser, id } = await connectedUser(['activity'], account)
     const oldToken = await redis.hget(userKey(prefix, id), USER_FIELDS.refreshToken)
     await redis.hset(userKey(prefix, id), USER_FIELDS.state, 'reauth_required', USER_FIELDS.lastError, 'invalid_grant')
-    await service.queues.queue('sync').removeJobScheduler(`user-${id}`)
+    await redis.zrem(`${prefix}:schedule:sync`, id)
 
     const page = await service.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(page.body).toContain('href="/account/reconnect"')
@@ -248,7 +248,7 @@ describe('re-consent after Google refuses the refresh token', () => {
     expect(stored[USER_FIELDS.state]).toBe('active')
     expect(stored[USER_FIELDS.lastError]).toBeUndefined()
     expect(stored[USER_FIELDS.refreshToken]).not.toBe(oldToken)
-    expect(await service.queues.queue('sync').getJobScheduler(`user-${id}`)).toBeDefined()
+    expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()
 
     link.searchParams.set('u', 'someone-else-123')
     expect((await service.server.inject({ method: 'GET', url: `${link.pathname}${link.search}` })).statusCode).toBe(400)

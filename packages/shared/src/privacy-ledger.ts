@@ -24,8 +24,12 @@ export const privacyBudgetKey = (prefix: string, userId: string, period: string)
 export const privacyPeriodsKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:periods`
 export const privacyLogKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:log`
 
-/** Most recent log entries kept per user. */
-export const PRIVACY_LOG_LENGTH = 500
+/**
+ * Most recent log entries kept per user. A regular sync writes one per data type and cohort cell, so
+ * this is a few days of detail; the totals and the per-period budgets cover everything since the
+ * start. (500 entries of about 150 bytes each came to some 75 KB of Redis per active user.)
+ */
+export const PRIVACY_LOG_LENGTH = 100
 
 export const PRIVACY_TOTAL_FIELDS = {
   /** Individual records released (each revision counts). */

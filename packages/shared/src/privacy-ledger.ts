@@ -25,9 +25,10 @@ export const privacyPeriodsKey = (prefix: string, userId: string): string => `${
 export const privacyLogKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:log`
 
 /**
- * Most recent log entries kept per user. A regular sync writes one per data type and cohort cell, so
- * this is a few days of detail; the totals and the per-period budgets cover everything since the
- * start. (500 entries of about 150 bytes each came to some 75 KB of Redis per active user.)
+ * Most recent log entries kept per user: a sync that brings new data writes one per data type and
+ * cohort cell, so for an hourly sync this is the last several hours in detail, while the totals and
+ * the per-period budgets cover everything since the start. (500 entries of about 150 bytes each came
+ * to some 75 KB of Redis per active user.)
  */
 export const PRIVACY_LOG_LENGTH = 100
 

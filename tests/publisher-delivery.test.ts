@@ -111,7 +111,7 @@ describe('publisher delivery', () => {
     await publishJob('drain', job)
     await subscriber.waitFor(() => keysOf(job).some((key) => deliveries(subscriber).has(key)), 30_000)
     expect(await publisher.stop()).toBe(0)
-    expect(await redis.hget(`${prefix}:publisher:job:drain`, 'state')).toBe('done')
+    expect(await redis.exists(`${prefix}:publisher:done:drain`)).toBe(1)
     expect(await queues.queue('publish').getActiveCount()).toBe(0)
     expect(publisher.lines.some((l) => l.includes('"shut down"'))).toBe(true)
     await subscriber.waitFor(() => keysOf(job).every((key) => deliveries(subscriber).has(key)), 20_000)

@@ -107,8 +107,8 @@ async function main(): Promise<void> {
     ...(values['cpu-prof-dir'] === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] }),
     env: {
       LOG_LEVEL: 'warn',
-      // As in production (docker-compose.yml): a heap cap makes V8 collect instead of growing lazily.
-      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '--max-old-space-size=160',
+      // As in production (the Dockerfile): a heap cap and a small young generation keep RSS down.
+      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '--max-old-space-size=160 --max-semi-space-size=4',
       SYNC_INTERVAL_MS: String(24 * 3_600_000),
       SYNC_CONCURRENCY: String(CONCURRENCY.sync),
       FETCH_CONCURRENCY: String(CONCURRENCY.fetch),
@@ -121,12 +121,20 @@ async function main(): Promise<void> {
   const redis = createRedis(stack.redisUrl, 'producer', 'bench')
   await waitForRedis(redis)
   const peakRss = new Map<string, number>()
+  const peakMemory = new Map<string, { heapUsed: number; heapTotal: number; external: number }>()
   const rssTimer = setInterval(() => {
     for (const service of stack.services) {
       scrape(service.url)
         .then((text) => {
           const rss = Number(/fitstream_process_resident_memory_bytes\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0)
-          peakRss.set(service.label, Math.max(peakRss.get(service.label) ?? 0, rss))
+          if (rss <= (peakRss.get(service.label) ?? 0)) return
+          peakRss.set(service.label, rss)
+          const read = (name: string): number => Number(new RegExp(`fitstream_${name}\\{[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0)
+          peakMemory.set(service.label, {
+            heapUsed: read('nodejs_heap_size_used_bytes'),
+            heapTotal: read('nodejs_heap_size_total_bytes'),
+            external: read('nodejs_external_memory_bytes'),
+          })
         })
         .catch(() => undefined)
     }
@@ -213,6 +221,7 @@ async function main(): Promise<void> {
     // Redis at rest: everything under the prefix, per registered user.
     await settle(stack, () => subscriber.messages.length, 60_000)
     const used = await redisBytesByKind(redis, stack.prefix)
+    const queueBytes = [...used.kinds].filter(([kind]) => kind.startsWith('queue ')).reduce((sum, [, bytes]) => sum + bytes, 0)
     clearInterval(rssTimer)
 
     const pipeline = {
@@ -227,8 +236,26 @@ async function main(): Promise<void> {
         samples: latencies.length,
       },
       peakRssMb: Object.fromEntries([...peakRss].map(([k, v]) => [k, round(v / 1_048_576)])),
+      // What the RSS was made of at its peak: V8's heap (used of allocated) and memory held outside it.
+      memoryAtPeakMb: Object.fromEntries(
+        [...peakMemory].map(([k, m]) => [
+          k,
+          { heapUsed: round(m.heapUsed / 1_048_576), heapAllocated: round(m.heapTotal / 1_048_576), external: round(m.external / 1_048_576) },
+        ]),
+      ),
       redisBytesPerUserAtRest: Math.round(used.total / users.length),
+      // Queues at rest hold a bounded amount whatever the number of people (capped event streams, the
+      // last 100 sync jobs); the rest is what each further person adds.
+      redisQueueBytesAtRest: queueBytes,
+      redisBytesPerUserBesideQueues: Math.round((used.total - queueBytes) / users.length),
       redisBytesPerUserByKind: Object.fromEntries([...used.kinds].map(([k, v]) => [k, Math.round(v / users.length)])),
+      // The largest key shapes at rest (ids replaced by <id>), to tell what grows with users from what is capped.
+      redisKeysAtRest: Object.fromEntries(
+        [...used.shapes]
+          .sort((a, b) => b[1].bytes - a[1].bytes)
+          .slice(0, 20)
+          .map(([shape, v]) => [shape, v]),
+      ),
       redisCommandsPerSync: round(commandsPerSync / burst.length),
       stageMeanMs: Object.fromEntries(Object.entries(stageTime).map(([k, v]) => [k, round(v.meanMs)])),
     }
@@ -323,7 +350,10 @@ function markdown(
     messagesPerSecond: number
     latencyMs: { p50: number; p95: number; p99: number }
     peakRssMb: Record<string, number>
+    memoryAtPeakMb: Record<string, { heapUsed: number; heapAllocated: number; external: number }>
     redisBytesPerUserAtRest: number
+    redisQueueBytesAtRest: number
+    redisBytesPerUserBesideQueues: number
     redisBytesPerUserByKind: Record<string, number>
     redisCommandsPerSync: number
     stageMeanMs: Record<string, number>
@@ -342,10 +372,22 @@ function markdown(
         .join(', '),
     ],
     [
+      'at each peak: V8 heap used / allocated, external (MB)',
+      Object.entries(p.memoryAtPeakMb)
+        .map(([k, m]) => `${k} ${m.heapUsed} / ${m.heapAllocated}, ${m.external}`)
+        .join('; '),
+    ],
+    [
       'Redis per registered user at rest (bytes)',
       `${p.redisBytesPerUserAtRest} (${Object.entries(p.redisBytesPerUserByKind)
+        .filter(([, v]) => v > 0)
+        .sort((a, b) => b[1] - a[1])
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')})`,
+    ],
+    [
+      'of which queues, bounded whatever the number of users (bytes in all) / the rest, per user',
+      `${p.redisQueueBytesAtRest} / ${p.redisBytesPerUserBesideQueues}`,
     ],
     ['Redis commands per sync', p.redisCommandsPerSync],
     [

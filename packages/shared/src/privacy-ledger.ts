@@ -6,12 +6,15 @@ import { z } from 'zod'
  * differential-privacy budget it cost. The anonymizer writes it; the token service reads it (a
  * user's privacy report) and erases it (every key is `<prefix>:privacy:<userId>` or below it).
  *
- * - `<prefix>:privacy:<userId>` hash of running totals (`PRIVACY_TOTAL_FIELDS`).
+ * - `<prefix>:privacy:<userId>` hash of running totals (`PRIVACY_TOTAL_FIELDS`), and a
+ *   `period:<period>` field for each period that has a budget hash.
  * - `<prefix>:privacy:<userId>:budget:<period>` hash: `budget` and `spent` in micro-epsilon, plus
  *   one field per charge (`<kind>|<type>|<startMs>[|<revision>]` → micro-epsilon), so a retried or
  *   duplicated release is never charged twice.
- * - `<prefix>:privacy:<userId>:periods` set of the periods that have a budget hash.
- * - `<prefix>:privacy:<userId>:log` list of JSON `PrivacyLogEntry`, newest first, capped.
+ * - `<prefix>:privacy:<userId>:log` list of `PrivacyLogEntry`, newest first, capped, each as one
+ *   compact line (`encodePrivacyLogEntry`).
+ * - `<prefix>:privacy:<userId>:periods`: where earlier versions kept the periods, as a set (read still).
+ *   Redis 7.0 stores even a one-member set of strings as a hash table, some 230 bytes a person.
  *
  * Epsilon is kept in integer micro-units: floating-point increments would drift, and a budget check
  * that rounds the wrong way would let a release through that the policy forbids.
@@ -23,6 +26,8 @@ export const privacyKey = (prefix: string, userId: string): string => `${prefix}
 export const privacyBudgetKey = (prefix: string, userId: string, period: string): string => `${prefix}:privacy:${userId}:budget:${period}`
 export const privacyPeriodsKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:periods`
 export const privacyLogKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:log`
+/** A totals-hash field `period:2026-11` says the period has a budget hash. */
+export const PRIVACY_PERIOD_FIELD_PREFIX = 'period:'
 
 /**
  * Most recent log entries kept per user: a sync that brings new data writes one per data type and
@@ -64,6 +69,44 @@ export const privacyLogEntrySchema = z.object({
 })
 export type PrivacyLogEntry = z.infer<typeof privacyLogEntrySchema>
 
+const LOG_KINDS = { records: 'r', cohort: 'c', withheld: 'w' } as const
+const LOG_KIND_OF = { r: 'records', c: 'cohort', w: 'withheld' } as const
+
+/**
+ * One log entry as a line of `|`-separated fields, times in base-36 milliseconds, e.g.
+ * `mhx2k3a8|c|heart_rate|mhvp1c00|mhxr6o00|2|0.2`: about 45 bytes where its JSON took 150.
+ */
+export function encodePrivacyLogEntry(entry: PrivacyLogEntry): string {
+  const time = (iso: string): string => Date.parse(iso).toString(36)
+  return [time(entry.at), LOG_KINDS[entry.kind], entry.type, time(entry.start), time(entry.end), entry.count, entry.epsilon].join('|')
+}
+
+/** Reads a log line in either format (JSON lines were written by earlier versions); undefined if it is neither. */
+export function decodePrivacyLogEntry(line: string): PrivacyLogEntry | undefined {
+  let candidate: unknown
+  if (line.startsWith('{')) candidate = safeJson(line)
+  else {
+    const [at, kind, type, start, end, count, epsilon, ...rest] = line.split('|')
+    const time = (text: string | undefined): string | undefined => {
+      const ms = /^[0-9a-z]{1,12}$/.test(text ?? '') ? parseInt(text!, 36) : Number.NaN
+      return Number.isFinite(ms) && ms <= 8.64e15 ? new Date(ms).toISOString() : undefined
+    }
+    if (rest.length === 0) {
+      candidate = {
+        at: time(at),
+        kind: LOG_KIND_OF[kind as keyof typeof LOG_KIND_OF],
+        type,
+        start: time(start),
+        end: time(end),
+        count: Number(count),
+        epsilon: Number(epsilon),
+      }
+    }
+  }
+  const parsed = privacyLogEntrySchema.safeParse(candidate)
+  return parsed.success ? parsed.data : undefined
+}
+
 export interface PrivacyBudgetPeriod {
   /** The budget period, e.g. `2026-11`: the period the released data falls in, not when it was released. */
   readonly period: string
@@ -93,13 +136,17 @@ const fromMicro = (micro: number): number => Math.round(micro) / MICRO_EPSILON
 
 /** What has been released about one person and the epsilon it cost, per period. */
 export async function readPrivacyReport(redis: Redis, prefix: string, userId: string): Promise<PrivacyReport> {
-  const [totals, periods, log] = await Promise.all([
+  const [totals, legacyPeriods, log] = await Promise.all([
     redis.hgetall(privacyKey(prefix, userId)),
     redis.smembers(privacyPeriodsKey(prefix, userId)),
     redis.lrange(privacyLogKey(prefix, userId), 0, PRIVACY_LOG_LENGTH - 1),
   ])
+  const periods = new Set(legacyPeriods)
+  for (const field of Object.keys(totals)) {
+    if (field.startsWith(PRIVACY_PERIOD_FIELD_PREFIX)) periods.add(field.slice(PRIVACY_PERIOD_FIELD_PREFIX.length))
+  }
   const budgets: PrivacyBudgetPeriod[] = []
-  for (const period of periods.sort()) {
+  for (const period of [...periods].sort()) {
     const ledger = await redis.hgetall(privacyBudgetKey(prefix, userId, period))
     if (ledger.budget === undefined) continue
     const budget = Number(ledger.budget)
@@ -124,9 +171,9 @@ export async function readPrivacyReport(redis: Redis, prefix: string, userId: st
     },
     budgets,
     releases: log.flatMap((line) => {
-      // An entry that no longer parses (an older format) is left out rather than failing the report.
-      const parsed = privacyLogEntrySchema.safeParse(safeJson(line))
-      return parsed.success ? [parsed.data] : []
+      // An entry that can't be read is left out rather than failing the report.
+      const entry = decodePrivacyLogEntry(line)
+      return entry === undefined ? [] : [entry]
     }),
   }
 }

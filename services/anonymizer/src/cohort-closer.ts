@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { Queue, Worker } from 'bullmq'
 import type { Redis } from 'ioredis'
-import { waitForRedis, type CohortRecord, type Logger, type StageQueues } from '@fitstream/shared'
+import { QUEUE_EVENT_STREAM, waitForRedis, type CohortRecord, type Logger, type StageQueues } from '@fitstream/shared'
 import type { AnonymizerKeys } from './anonymize.js'
 import { aggregateCell } from './cohort-aggregate.js'
 import type { AnonymizerMetrics } from './metrics.js'
@@ -81,7 +81,7 @@ export async function closeCohortWindows(deps: CohortCloserDeps, now: number): P
 export async function startCohortCloser(
   deps: CohortCloserDeps & { readonly connection: Redis; readonly workerConnection: Redis; readonly prefix: string },
 ): Promise<() => Promise<void>> {
-  const queue = new Queue(COHORT_QUEUE, { connection: deps.connection, prefix: deps.prefix })
+  const queue = new Queue(COHORT_QUEUE, { connection: deps.connection, prefix: deps.prefix, streams: QUEUE_EVENT_STREAM })
   queue.on('error', (err) => deps.logger.error({ err, queue: COHORT_QUEUE }, 'queue error'))
   const worker = new Worker(COHORT_QUEUE, async () => closeCohortWindows(deps, Date.now()), {
     connection: deps.workerConnection,

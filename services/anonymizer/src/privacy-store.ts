@@ -3,11 +3,12 @@ import type { Redis } from 'ioredis'
 import {
   MICRO_EPSILON,
   PRIVACY_LOG_LENGTH,
+  PRIVACY_PERIOD_FIELD_PREFIX,
   PRIVACY_TOTAL_FIELDS,
+  encodePrivacyLogEntry,
   privacyBudgetKey,
   privacyKey,
   privacyLogKey,
-  privacyPeriodsKey,
   type DataTypeKey,
   type PrivacyLogEntry,
 } from '@fitstream/shared'
@@ -51,9 +52,9 @@ for i = 4, #ARGV, 2 do
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[2], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[3], '1')
+if withheld > 0 then redis.call('HINCRBY', KEYS[2], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', withheld) end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-if withheld > 0 then redis.call('HINCRBY', KEYS[3], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', withheld) end
 return granted
 `
 
@@ -72,15 +73,15 @@ if fresh then
   redis.call('HSETNX', KEYS[4], 'spent', '0')
   local spent = tonumber(redis.call('HGET', KEYS[4], 'spent'))
   if cost > 0 and spent + cost > budget then
-    redis.call('HINCRBY', KEYS[6], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
+    redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
     return 'withheld'
   end
   redis.call('HSET', KEYS[4], ARGV[1], cost)
   redis.call('HINCRBY', KEYS[4], 'spent', cost)
   redis.call('EXPIRE', KEYS[4], ARGV[7])
-  redis.call('SADD', KEYS[5], ARGV[4])
+  redis.call('HSET', KEYS[5], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[4], '1')
+  redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.cohortContributions}', 1)
   redis.call('EXPIRE', KEYS[5], ARGV[7])
-  redis.call('HINCRBY', KEYS[6], '${PRIVACY_TOTAL_FIELDS.cohortContributions}', 1)
 end
 local buckets = {}
 local function merge(encoded)
@@ -153,7 +154,7 @@ export class PrivacyStore {
       const args = list.flatMap((c) => [c.chargeField, String(Math.round(c.epsilon * MICRO_EPSILON))])
       const answer = (await this.run(
         CHARGE,
-        [privacyBudgetKey(this.prefix, userId, period), privacyPeriodsKey(this.prefix, userId), privacyKey(this.prefix, userId)],
+        [privacyBudgetKey(this.prefix, userId, period), privacyKey(this.prefix, userId)],
         [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, ...args],
       )) as number[]
       list.forEach((candidate, i) => (answer[i] === 1 ? granted : withheld).push(candidate))
@@ -172,7 +173,6 @@ export class PrivacyStore {
         this.key('cell', contribution.cell),
         this.openKey,
         privacyBudgetKey(this.prefix, userId, contribution.period),
-        privacyPeriodsKey(this.prefix, userId),
         privacyKey(this.prefix, userId),
       ],
       [
@@ -235,7 +235,7 @@ export class PrivacyStore {
     const log = privacyLogKey(this.prefix, userId)
     const pipeline = this.redis.pipeline()
     if (entries.length > 0) {
-      pipeline.lpush(log, ...entries.map((entry) => JSON.stringify(entry)))
+      pipeline.lpush(log, ...entries.map(encodePrivacyLogEntry))
       pipeline.ltrim(log, 0, PRIVACY_LOG_LENGTH - 1)
       pipeline.expire(log, this.ledgerTtlSeconds)
     }

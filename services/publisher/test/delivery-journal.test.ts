@@ -34,7 +34,14 @@ describe('DeliveryJournal', () => {
     await journal.complete(a, 1)
     await journal.complete(a, 1)
     expect((await journal.open('job-e', 1024)).state).toBe('done')
-    expect(await redis.exists(`${prefix}:publisher:job:job-e:published`)).toBe(0)
+    // Only the small marker is left, and it expires like the journal did.
+    expect(await redis.exists(`${prefix}:publisher:job:job-e`, `${prefix}:publisher:job:job-e:published`)).toBe(0)
+    expect(await redis.ttl(`${prefix}:publisher:done:job-e`)).toBeGreaterThan(6 * 86_400)
+  })
+
+  it('still reads a completion recorded by an earlier version as the job hash', async () => {
+    await redis.hset(`${prefix}:publisher:job:job-old`, { state: 'done', chain: 'c0', base: '1', maxBytes: '1024' })
+    expect((await journal.open('job-old', 1024)).state).toBe('done')
   })
 
   it('keeps what a dead-lettered job published, for its replay, but frees its chain', async () => {

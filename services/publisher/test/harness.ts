@@ -153,7 +153,7 @@ export function keysOf(job: { records: readonly ReleasableRecord[]; cohorts?: re
  */
 export async function waitUntilPublished(redis: Redis, prefix: string, jobId: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while ((await redis.hget(`${prefix}:publisher:job:${jobId}`, 'state')) !== 'done') {
+  while ((await redis.exists(`${prefix}:publisher:done:${jobId}`)) === 0) {
     if (Date.now() > deadline) throw new Error(`job ${jobId} not published after ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }

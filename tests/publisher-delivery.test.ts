@@ -76,9 +76,12 @@ async function publishJob(jobId: string, job: PublishJobData): Promise<void> {
 
 describe('publisher delivery', () => {
   it('waits out an unreachable chain RPC with retries and then delivers everything once', async () => {
-    const warmUp = { syncId: 'warm-up', records: records('steps', 3), cohorts: [] }
+    // Every stream the tests use, so that the buyer's node has found the publisher on each and holds
+    // each stream's key before anything is broken.
+    const warmUp = { syncId: 'warm-up', records: [...records('steps', 3), ...records('heart_rate', 3)], cohorts: cohorts('steps', 2) }
     await publishJob('warm-up', warmUp)
     await waitUntilPublished(redis, prefix, 'warm-up', 60_000)
+    await subscriber.waitFor(() => keysOf(warmUp).every((key) => deliveries(subscriber).has(key)), 60_000)
 
     await rpc.down()
     // Past the permission cache, so the publish must ask the chain.

@@ -64,7 +64,12 @@ export class Subscriber {
   async waitFor(predicate: (messages: readonly ReceivedMessage[]) => boolean, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (!predicate(this.messages)) {
-      if (Date.now() > deadline) throw new Error(`subscriber: condition not met after ${timeoutMs} ms (${this.messages.length} messages received)`)
+      if (Date.now() > deadline) {
+        const state = this.child.exitCode === null ? 'running' : `exited with ${this.child.exitCode}`
+        throw new Error(
+          `subscriber: condition not met after ${timeoutMs} ms (${this.messages.length} messages received, process ${state}):\n${this.errors.slice(-5).join('\n')}`,
+        )
+      }
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }

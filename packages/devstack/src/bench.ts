@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { createRedis, pseudonymOf, waitForRedis, type DataTypeKey } from '@fitstream/shared'
-import { freePort } from '@fitstream/streamr-local'
+import { COMPOSE_REDIS_ARGS, RedisServer } from './redis-server.js'
 import { redisBytesByKind } from './redis-usage.js'
 import { Stack, type RegisteredUser } from './stack.js'
 import type { ReceivedMessage } from './subscriber.js'
@@ -77,22 +77,19 @@ async function scrape(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text()
 }
 
-/** Redis settings of docker-compose.yml, so the benchmark measures the Redis FitStream runs on. */
-const REDIS_ARGS = ['--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--hash-max-listpack-value', '512']
-
-/** A Redis of its own on a free port (redis-server from the PATH), or REDIS_URL when there is none. */
-async function ownRedis(): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...REDIS_ARGS], { stdio: 'ignore' })
-  const started = await new Promise<boolean>((resolve) => {
-    child.once('error', () => resolve(false))
-    child.once('spawn', () => resolve(true))
-  })
-  if (!started) {
-    say('• redis-server not found: using REDIS_URL (memory figures reflect its settings)')
-    return { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', stop: () => undefined }
+/**
+ * A Redis of its own with docker-compose.yml's settings, so the benchmark measures the Redis FitStream
+ * runs on (AOF off: the figures are memory and commands, not disk), or REDIS_URL when there is no
+ * redis-server.
+ */
+async function ownRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
+  try {
+    const server = await RedisServer.start([...COMPOSE_REDIS_ARGS, '--appendonly', 'no'])
+    return { url: server.url, stop: () => server.close() }
+  } catch (err) {
+    say(`• ${(err as Error).message.split('\n')[0]}: using REDIS_URL (memory figures reflect its settings)`)
+    return { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', stop: async () => undefined }
   }
-  return { url: `redis://127.0.0.1:${port}`, stop: () => void child.kill('SIGTERM') }
 }
 
 async function main(): Promise<void> {
@@ -263,7 +260,7 @@ async function main(): Promise<void> {
     redis.disconnect()
 
     const baseline = await runBaseline(stack.redisUrl, burst.length)
-    ownedRedis.stop()
+    await ownedRedis.stop()
     const result = {
       date: new Date().toISOString(),
       cpus: cpus().length,
@@ -291,7 +288,7 @@ async function main(): Promise<void> {
     clearInterval(rssTimer)
     await stack.stop().catch(() => undefined)
     redis.disconnect()
-    ownedRedis.stop()
+    await ownedRedis.stop()
   }
 }
 

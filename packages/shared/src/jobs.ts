@@ -9,9 +9,13 @@ import { DATA_TYPE_KEYS } from './data-types.js'
 export const userIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8-64 letters, digits, _ or -')
 export const syncIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be 1-128 letters, digits, _, . or -')
 export const dataTypeKeySchema = z.enum(DATA_TYPE_KEYS)
-/** The last instant records can carry as ISO 8601 with a four-digit year, with a month to spare for calendar windows. */
-const LAST_EPOCH_MS = Date.UTC(9999, 11, 1)
-const epochMs = z.number().int().nonnegative().max(LAST_EPOCH_MS, { message: 'must be a time before 9999-12-01' })
+/**
+ * The last instant a job may name. Records carry times as ISO 8601 with a four-digit year, and the
+ * calendar windows around a sample (up to a month, and the cohort windows after it) must be such
+ * times too; past it they would fail deep in a stage as "Invalid time value".
+ */
+const LAST_EPOCH_MS = Date.UTC(9999, 0, 1)
+const epochMs = z.number().int().nonnegative().max(LAST_EPOCH_MS, { message: 'must be a time before 9999-01-01' })
 
 export const timeWindowSchema = z.object({ startMs: epochMs, endMs: epochMs }).refine((w) => w.startMs < w.endMs, { message: 'startMs must be before endMs' })
 export type TimeWindow = z.infer<typeof timeWindowSchema>

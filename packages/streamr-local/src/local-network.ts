@@ -72,6 +72,7 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
   }
   const { anvil, accounts, streamRegistryAddress, hub } = chainResult.value
   let entryPoint: EntryPoint = entryPointResult.value
+  const thawChain = (): void => void process.kill(anvil.pid, 'SIGCONT')
   const { nodeId, websocket } = entryPoint.descriptor
   log?.(`entry point ${nodeId} on ws://${websocket.host}:${websocket.port}`)
   log?.(`local Streamr network ready in ${elapsed()}`)
@@ -104,18 +105,16 @@ export async function startLocalStreamrNetwork(opts: StartLocalStreamrNetworkOpt
     freezeChain() {
       process.kill(anvil.pid, 'SIGSTOP')
     },
-    thawChain() {
-      process.kill(anvil.pid, 'SIGCONT')
-    },
+    thawChain,
     stop() {
       stopping ??= (async () => {
         // Entry point first: clients still connected see it leave while the chain is still up.
         // anvil is stopped even if that fails, so no process outlives the network.
         const errors: unknown[] = []
         await entryPoint.stop().catch((err: unknown) => errors.push(err))
-        // A frozen chain would not see the signal to stop.
+        // A frozen chain would not see the signal to stop (and one already gone needs none).
         try {
-          process.kill(anvil.pid, 'SIGCONT')
+          thawChain()
         } catch {
           // already gone
         }

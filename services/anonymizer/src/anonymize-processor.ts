@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { InvalidPayloadError, type DataTypeKey, type JobContext, type PrivacyLogEntry, type StageData, type StageQueues } from '@fitstream/shared'
+import type { DataTypeKey, JobContext, PrivacyLogEntry, StageData, StageQueues } from '@fitstream/shared'
 import { planRelease, type AnonymizerKeys } from './anonymize.js'
 import type { AnonymizerMetrics } from './metrics.js'
 import type { PrivacyPolicy } from './policy.js'
@@ -33,20 +33,6 @@ interface Span {
 }
 
 /**
- * Samples must end before this: the calendar windows around them (a month at most) must still be
- * dates that records can carry (ISO 8601 with a four-digit year). The payload schema allows any
- * non-negative integer, so a sample past it would otherwise fail deep inside as "Invalid time value".
- */
-const LAST_SAMPLE_END_MS = Date.UTC(9999, 0, 1)
-
-function checkSampleTimes(samples: StageData<'anonymize'>['samples']): void {
-  // startMs <= endMs holds by the schema, so the end alone decides.
-  const i = samples.findIndex((sample) => sample.endMs >= LAST_SAMPLE_END_MS)
-  if (i === -1) return
-  throw new InvalidPayloadError(`invalid anonymize job payload: samples.${i}.endMs ${samples[i]!.endMs} is not before 9999-01-01 (${LAST_SAMPLE_END_MS} ms)`)
-}
-
-/**
  * Applies the privacy policy to one user's samples: individual records that are allowed (and paid
  * for, where noisy) go to the publisher with no user id; cohort contributions go to their cells;
  * what the budget or a closed window holds back is logged, counted and written to the person's
@@ -56,7 +42,6 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
   const { policy, keys, queues, store, metrics } = deps
   return async (data: StageData<'anonymize'>, context: JobContext): Promise<AnonymizeResult> => {
     const now = (deps.now ?? Date.now)()
-    checkSampleTimes(data.samples)
     const plan = planRelease(data.userId, data.samples, policy, keys)
     for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
 

@@ -105,8 +105,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
     const current = new Set((consent ?? '').split(','))
     return {
-      // Once each: a type listed twice would be asked of Google twice and every bucket passed on twice.
-      dataTypes: [...new Set(data.dataTypes)].filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true)),
+      dataTypes: data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true)),
       token: decodeAccessToken(deps.accessKeys, data.userId, ciphertext, expiresAt),
     }
   }

@@ -1,5 +1,5 @@
 import { syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
-import type { RegisteredUser, Stack, Subscriber } from '@fitstream/devstack'
+import { Stack, type RegisteredUser, type StackOptions, type Subscriber } from '@fitstream/devstack'
 import { dataType, type DataTypeKey } from '@fitstream/shared'
 
 /**
@@ -80,9 +80,20 @@ export class DeliveryCheck {
   private readonly windows = new Map<string, { first: number; last: number }>()
 
   constructor(
-    private readonly stack: Stack,
-    private readonly subscriber: Subscriber,
+    readonly stack: Stack,
+    readonly subscriber: Subscriber,
   ) {}
+
+  /** How each fault test begins: a stack, and a buyer's subscriber whose deliveries are checked. */
+  static async start(options: StackOptions): Promise<DeliveryCheck> {
+    const stack = await Stack.start(options)
+    try {
+      return new DeliveryCheck(stack, await stack.startSubscriber())
+    } catch (err) {
+      await stack.stop()
+      throw err
+    }
+  }
 
   add(...users: RegisteredUser[]): void {
     this.users.push(...users)

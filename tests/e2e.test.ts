@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
-import { syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
+import { syntheticBucket } from '@fitstream/fake-google'
 import { Stack, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
 import { dataType, type DataTypeKey, type DeadLetter } from '@fitstream/shared'
+import { HOUR, expectedValues } from './delivery.js'
 import { redisUrl, uniquePrefix } from './helpers.js'
 import { findLeaks } from './secrets.js'
 
@@ -11,7 +12,6 @@ import { findLeaks } from './secrets.js'
  * processes) fetch through googleapis from the fake Google, anonymise and publish to a local Streamr
  * network, and a buyer's subscriber checks what actually arrived.
  */
-const HOUR = 3_600_000
 const TYPES: DataTypeKey[] = ['steps', 'calories', 'heart_rate']
 let stack: Stack
 let subscriber: Subscriber
@@ -47,32 +47,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop()
 })
-
-/**
- * What the default privacy policy (services/anonymizer/policies/default.yaml) releases for one of
- * the fake's aggregate points, as individual hourly records: steps clamped to [0, 12000] and rounded
- * to tens; calories clamped to [0, 2000] and rounded to whole kcal; heart rate clamped to [35, 200]
- * and rounded to whole bpm. No noise on individual records.
- */
-const DEFAULT_POLICY: Record<string, { clamp: [number, number]; round: number }> = {
-  count: { clamp: [0, 12_000], round: 10 },
-  kcal: { clamp: [0, 2_000], round: 1 },
-  avg: { clamp: [35, 200], round: 1 },
-  max: { clamp: [35, 200], round: 1 },
-  min: { clamp: [35, 200], round: 1 },
-}
-
-function expectedValues(type: DataTypeKey, point: AggregatePoint): Record<string, number> {
-  const spec = dataType(type)
-  return Object.fromEntries(
-    spec.fields.map((field, i) => {
-      const value = point.value[i]!
-      const raw = 'intVal' in value ? value.intVal : value.fpVal
-      const { clamp, round } = DEFAULT_POLICY[field.name]!
-      return [field.name, Math.round(Math.min(clamp[1], Math.max(clamp[0], raw)) / round) * round]
-    }),
-  )
-}
 
 function received(): { content: ReceivedContent; streamId: string }[] {
   return subscriber.messages.map((m) => ({ content: m.content as ReceivedContent, streamId: m.streamId }))

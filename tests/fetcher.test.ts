@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { QueueEvents, type Job } from 'bullmq'
-import type { AddressInfo } from 'node:net'
 import { FakeGoogle, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
 import {
   ACTIVITY_GROUP_FIELDS,
@@ -19,7 +18,8 @@ import { loadConfig as loadFetcherConfig } from '../services/fetcher/src/config.
 import { createFetcher } from '../services/fetcher/src/service.js'
 import { loadConfig as loadTokenConfig } from '../services/token-service/src/config.js'
 import { createTokenService } from '../services/token-service/src/service.js'
-import { redisUrl, silentLogger, testRedis, uniquePrefix } from './helpers.js'
+import { registerUser, testEnv } from '../services/token-service/test/support.js'
+import { fetcherTestEnv, redisUrl, silentLogger, testRedis, uniquePrefix } from './helpers.js'
 
 /**
  * The fetcher through the real googleapis client against the fake Google, with the real token
@@ -42,35 +42,22 @@ const lastHour = Math.floor(Date.now() / HOUR) * HOUR
 beforeAll(async () => {
   google = await FakeGoogle.start()
   tokenService = await createTokenService(
-    loadTokenConfig({
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      ADMIN_TOKEN: ADMIN,
-      INTERNAL_API_TOKEN: INTERNAL,
-      SESSION_SECRET: 'session-secret-for-fetcher-tests-0123456789',
-      GOOGLE_CLIENT_ID: google.clientId,
-      GOOGLE_CLIENT_SECRET: google.clientSecret,
-      GOOGLE_TOKEN_URL: google.tokenUrl,
-      REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
-      ACCESS_TOKEN_KEYS: accessKeys,
-      BACKFILL_DAYS: '3',
-      FETCH_CHUNK_HOURS: '24',
-    }),
+    loadTokenConfig(
+      testEnv(google, prefix, { ADMIN_TOKEN: ADMIN, INTERNAL_API_TOKEN: INTERNAL, ACCESS_TOKEN_KEYS: accessKeys, BACKFILL_DAYS: '3', FETCH_CHUNK_HOURS: '24' }),
+    ),
     silentLogger(),
   )
   await tokenService.server.listen({ host: '127.0.0.1', port: 0 })
   fetcher = createFetcher(
-    loadFetcherConfig({
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      ACCESS_TOKEN_KEYS: accessKeys,
-      GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
-      TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
-      INTERNAL_API_TOKEN: INTERNAL,
-      FETCH_ATTEMPTS: '3',
-      RETRY_BACKOFF_MS: '100',
-      GOOGLE_TIMEOUT_MS: '1500',
-    }),
+    loadFetcherConfig(
+      fetcherTestEnv(google, tokenService, prefix, {
+        ACCESS_TOKEN_KEYS: accessKeys,
+        INTERNAL_API_TOKEN: INTERNAL,
+        FETCH_ATTEMPTS: '3',
+        RETRY_BACKOFF_MS: '100',
+        GOOGLE_TIMEOUT_MS: '1500',
+      }),
+    ),
     silentLogger(),
   )
   fetcher.start()
@@ -87,17 +74,10 @@ afterAll(async () => {
 })
 
 async function register(dataTypes: DataTypeKey[], scopes?: string[]) {
-  const user = google.addUser(scopes === undefined ? {} : { scopes })
-  const response = await tokenService.server.inject({
-    method: 'POST',
-    url: '/users',
-    headers: { authorization: `Bearer ${ADMIN}` },
-    payload: { refreshToken: user.refreshToken, dataTypes },
-  })
-  expect(response.statusCode).toBe(201)
+  const user = await registerUser(tokenService, google, ADMIN, dataTypes, scopes)
   // This file drives the fetcher directly: the onboarding sync is not wanted here.
   await tokenService.queues.queue('sync').drain(true)
-  return { id: (response.json() as { id: string }).id, google: user }
+  return user
 }
 
 async function fetchWindow(userId: string, dataTypes: DataTypeKey[], hours: number, extra: Partial<StageInput<'fetch'>> = {}) {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import { Queue, QueueEvents, type Job } from 'bullmq'
 import fc from 'fast-check'
 import { pino } from 'pino'
@@ -28,7 +27,8 @@ import { DeliveryJournal } from '../services/publisher/src/delivery-journal.js'
 import { createPublishProcessor, type PublishProcessorDeps } from '../services/publisher/src/publish-processor.js'
 import { loadConfig as loadTokenConfig } from '../services/token-service/src/config.js'
 import { createTokenService } from '../services/token-service/src/service.js'
-import { redisUrl, reportFigures, testRedis, uniquePrefix } from './helpers.js'
+import { registerUser, testEnv } from '../services/token-service/test/support.js'
+import { fetcherTestEnv, redisUrl, reportFigures, testRedis, uniquePrefix } from './helpers.js'
 
 /**
  * Every stage's worker fed what a buggy or hostile producer could put on its queue (straight onto
@@ -91,36 +91,30 @@ const users = {} as Record<'google' | 'pipeline', RegisteredUser>
 beforeAll(async () => {
   google = await FakeGoogle.start()
   tokenService = await createTokenService(
-    loadTokenConfig({
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      ADMIN_TOKEN: ADMIN,
-      INTERNAL_API_TOKEN: INTERNAL,
-      SESSION_SECRET,
-      GOOGLE_CLIENT_ID: google.clientId,
-      GOOGLE_CLIENT_SECRET: google.clientSecret,
-      GOOGLE_TOKEN_URL: google.tokenUrl,
-      REFRESH_TOKEN_KEYS: refreshKeys,
-      ACCESS_TOKEN_KEYS: accessKeys,
-      BACKFILL_DAYS: '2',
-      FETCH_CHUNK_HOURS: '24',
-      SYNC_ATTEMPTS: '2',
-      RETRY_BACKOFF_MS: '100',
-    }),
+    loadTokenConfig(
+      testEnv(google, prefix, {
+        ADMIN_TOKEN: ADMIN,
+        INTERNAL_API_TOKEN: INTERNAL,
+        SESSION_SECRET,
+        REFRESH_TOKEN_KEYS: refreshKeys,
+        ACCESS_TOKEN_KEYS: accessKeys,
+        FETCH_CHUNK_HOURS: '24',
+        SYNC_ATTEMPTS: '2',
+        RETRY_BACKOFF_MS: '100',
+      }),
+    ),
     capturingLogger('token-service'),
   )
   await tokenService.server.listen({ host: '127.0.0.1', port: 0 })
-  fetcherConfig = loadFetcherConfig({
-    REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: prefix,
-    ACCESS_TOKEN_KEYS: accessKeys,
-    GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
-    TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
-    INTERNAL_API_TOKEN: INTERNAL,
-    FETCH_ATTEMPTS: '2',
-    RETRY_BACKOFF_MS: '100',
-    GOOGLE_TIMEOUT_MS: '5000',
-  })
+  fetcherConfig = loadFetcherConfig(
+    fetcherTestEnv(google, tokenService, prefix, {
+      ACCESS_TOKEN_KEYS: accessKeys,
+      INTERNAL_API_TOKEN: INTERNAL,
+      FETCH_ATTEMPTS: '2',
+      RETRY_BACKOFF_MS: '100',
+      GOOGLE_TIMEOUT_MS: '5000',
+    }),
+  )
   fetcher = createFetcher(fetcherConfig, capturingLogger('fetcher'))
   anonymizer = await createAnonymizer(
     loadAnonymizerConfig({ REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, PSEUDONYM_KEY: pseudonymKey, ANONYMIZE_ATTEMPTS: '2', RETRY_BACKOFF_MS: '100' }),
@@ -184,15 +178,8 @@ afterAll(async () => {
 })
 
 async function register(dataTypes: DataTypeKey[]): Promise<RegisteredUser> {
-  const user = google.addUser()
-  const response = await tokenService.server.inject({
-    method: 'POST',
-    url: '/users',
-    headers: { authorization: `Bearer ${ADMIN}` },
-    payload: { refreshToken: user.refreshToken, dataTypes },
-  })
-  expect(response.statusCode).toBe(201)
-  return { id: (response.json() as { id: string }).id, refreshToken: user.refreshToken }
+  const { id, google: user } = await registerUser(tokenService, google, ADMIN, dataTypes)
+  return { id, refreshToken: user.refreshToken }
 }
 
 async function deadLetterList(stage: Stage): Promise<DeadLetter[]> {
@@ -479,7 +466,7 @@ function extremeCases(stage: Stage, valid: Json): FuzzCase[] {
     const sample = (valid.samples as unknown[])[0]
     cases.push({ label: '100 001 samples', payload: { ...valid, samples: Array.from({ length: 100_001 }, () => sample) } })
     cases.push({ label: '2 000 malformed samples', payload: { ...valid, samples: Array.from({ length: 2_000 }, () => ({ type: 'steps' })) } })
-    // Valid by the schema (any non-negative integer), but past the last instant a Date can hold.
+    // Past the last instant a Date can hold.
     cases.push({ label: 'a sample ending after 275760', payload: { ...valid, samples: [{ ...(sample as Json), endMs: 8.64e15 + 1 }] } })
     cases.push({
       label: 'a sample at Number.MAX_SAFE_INTEGER',

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
 import { inject } from 'vitest'
-import { createLogger, createRedis, deleteKeysWithPrefix } from '@fitstream/shared'
+import type { FakeGoogle } from '@fitstream/fake-google'
+import { createLogger, createRedis, deleteKeysWithPrefix, type Env, type ServiceRuntime } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 
 export const redisUrl = (): string => inject('redisUrl')
@@ -27,4 +29,15 @@ export function testRedis(prefix: string): { redis: Redis; cleanup: () => Promis
 /** Prints a test's figures (records sent and received, recovery times, cases tried) for docs/reliability.md. */
 export function reportFigures(label: string, figures: object): void {
   process.stdout.write(`${label}: ${JSON.stringify(figures)}\n`)
+}
+
+/** A fetcher's environment for a test that runs it in-process against the fake Google and a listening in-process token service. */
+export function fetcherTestEnv(google: FakeGoogle, tokenService: ServiceRuntime, prefix: string, extra: Env): Env {
+  return {
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
+    TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
+    ...extra,
+  }
 }

@@ -1,4 +1,5 @@
-import type { Stack } from '@fitstream/devstack'
+import { expect } from 'vitest'
+import type { RegisteredUser, Stack } from '@fitstream/devstack'
 import { createRedis } from '@fitstream/shared'
 
 /**
@@ -32,6 +33,17 @@ export async function findLeaks(stack: Stack, extra: Readonly<Record<string, str
   // Access tokens are issued by the fake as ya29.…; none may be readable anywhere.
   for (const [where, text] of Object.entries(places)) if (/ya29\.[A-Za-z0-9_-]{10}/.test(text)) leaks.push(`an access token in ${where}`)
   return { leaks, places }
+}
+
+/**
+ * The last check of a fault test: after all it broke, none of the stack's secrets nor the users'
+ * refresh tokens is readable anywhere, in places that do hold the run's traces.
+ */
+export async function expectNoLeaks(stack: Stack, users: readonly RegisteredUser[]): Promise<void> {
+  const refreshTokens = Object.fromEntries(users.map((user, i) => [`refresh token ${i}`, user.google.refreshToken]))
+  const { leaks, places } = await findLeaks(stack, refreshTokens)
+  expect(places['fetcher log']).toContain('window fetched')
+  expect(leaks).toEqual([])
 }
 
 /** Every value under the stack's prefix, as text. */

@@ -1,6 +1,7 @@
 import { chromium, type Browser } from 'playwright-core'
-import type { FakeGoogle } from '@fitstream/fake-google'
-import { generateKeyringEntry, type Env } from '@fitstream/shared'
+import { expect } from 'vitest'
+import type { FakeGoogle, FakeUser } from '@fitstream/fake-google'
+import { generateKeyringEntry, type DataTypeKey, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { redisUrl } from '../../../tests/helpers.js'
 
 export const ADMIN = 'admin-token-for-tests-0123456789abcdef'
@@ -26,6 +27,25 @@ export function testEnv(google: FakeGoogle, prefix: string, extra: Env = {}): En
     BACKFILL_DAYS: '2',
     ...extra,
   }
+}
+
+/** A new fake Google user, registered through the token service's admin API. */
+export async function registerUser(
+  service: ServiceRuntime,
+  google: FakeGoogle,
+  adminToken: string,
+  dataTypes: readonly DataTypeKey[],
+  scopes?: string[],
+): Promise<{ id: string; google: FakeUser }> {
+  const user = google.addUser(scopes === undefined ? {} : { scopes })
+  const response = await service.server.inject({
+    method: 'POST',
+    url: '/users',
+    headers: { authorization: `Bearer ${adminToken}` },
+    payload: { refreshToken: user.refreshToken, dataTypes },
+  })
+  expect(response.statusCode).toBe(201)
+  return { id: (response.json() as { id: string }).id, google: user }
 }
 
 export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -76,6 +76,16 @@ const schema = z.object({
    * and buyers who see a new encryption key in them can still ask this publisher for it.
    */
   STREAMR_SHUTDOWN_FLUSH_MS: envVar.nonNegativeInt().max(20_000).default(10_000),
+  /**
+   * How many of a stream partition's neighbours must have each message before the network node stops
+   * holding it for neighbours that join later (for up to 10 s, at most STREAMR_PROPAGATION_BUFFER_SIZE
+   * messages a partition). The SDK's default, 2, keeps every message for the full 10 s when a stream
+   * has a single buyer, which at the benchmark's rate held some 40 MB of messages; 1 releases a message
+   * once someone has it and still hands it to the first neighbour to join when there was nobody.
+   */
+  STREAMR_PROPAGATION_TARGETS: envVar.positiveInt().max(8).default(1),
+  /** Most messages a stream partition holds for neighbours that join later (SDK default 150). */
+  STREAMR_PROPAGATION_BUFFER_SIZE: envVar.positiveInt().max(1_000).default(150),
   PUBLISH_CONCURRENCY: envVar.positiveInt().default(4),
   /** Renew each stream's encryption key this often (0: never), so lapsed buyers stop reading new data. */
   STREAMR_REKEY_HOURS: envVar

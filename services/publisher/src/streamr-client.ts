@@ -35,7 +35,13 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
     metrics: false,
     // The SDK's default is a day: a buyer refused a key before buying would wait that long after.
     cache: { maxAge: config.STREAMR_PERMISSION_CACHE_MS },
-    ...(Object.keys(controlLayer).length > 0 ? { network: { controlLayer } } : {}),
+    network: {
+      ...(Object.keys(controlLayer).length > 0 ? { controlLayer } : {}),
+      node: {
+        streamPartitionMinPropagationTargets: config.STREAMR_PROPAGATION_TARGETS,
+        streamPartitionMaxPropagationBufferSize: config.STREAMR_PROPAGATION_BUFFER_SIZE,
+      },
+    },
     ...(Object.keys(contracts).length > 0 ? { contracts } : {}),
   }
 }

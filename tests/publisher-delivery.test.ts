@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess, Subscriber } from '@fitstream/devstack'
 import { StageQueues, createLogger, parseEnv, commonEnv, retryPolicies, type PublishJobData } from '@fitstream/shared'
 import { freePort } from '@fitstream/streamr-local'
+import { DeliveryJournal } from '../services/publisher/src/delivery-journal.js'
 import { PublisherHarness, cohorts, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 
@@ -114,7 +115,7 @@ describe('publisher delivery', () => {
     await publishJob('drain', job)
     await subscriber.waitFor(() => keysOf(job).some((key) => deliveries(subscriber).has(key)), 30_000)
     expect(await publisher.stop()).toBe(0)
-    expect(await redis.exists(`${prefix}:publisher:done:drain`)).toBe(1)
+    expect(await new DeliveryJournal(redis, prefix).isDone('drain')).toBe(true)
     expect(await queues.queue('publish').getActiveCount()).toBe(0)
     expect(publisher.lines.some((l) => l.includes('"shut down"'))).toBe(true)
     await subscriber.waitFor(() => keysOf(job).every((key) => deliveries(subscriber).has(key)), 20_000)

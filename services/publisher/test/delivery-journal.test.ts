@@ -34,14 +34,54 @@ describe('DeliveryJournal', () => {
     await journal.complete(a, 1)
     await journal.complete(a, 1)
     expect((await journal.open('job-e', 1024)).state).toBe('done')
-    // Only the small marker is left, and it expires like the journal did.
+    expect(await journal.isDone('job-e')).toBe(true)
+    expect(await journal.isDone('job-never-run')).toBe(false)
+    // Only the day's bucket is left, packed as integers, and it expires 7 to 8 days after the job.
     expect(await redis.exists(`${prefix}:publisher:job:job-e`, `${prefix}:publisher:job:job-e:published`)).toBe(0)
-    expect(await redis.ttl(`${prefix}:publisher:done:job-e`)).toBeGreaterThan(6 * 86_400)
+    const [bucket] = await redis.keys(`${prefix}:publisher:done:*`)
+    expect(await redis.object('ENCODING', bucket!)).toBe('intset')
+    expect(await redis.ttl(bucket!)).toBeGreaterThan(7 * 86_400)
+    expect(await redis.ttl(bucket!)).toBeLessThanOrEqual(8 * 86_400)
   })
 
-  it('still reads a completion recorded by an earlier version as the job hash', async () => {
+  it('remembers a completed job for 7 days, whichever day it is read on, and then forgets it', async () => {
+    const day = 86_400_000
+    // The last minute of today (UTC): a bucket's expiry is real time in Redis.
+    const completedAt = Math.floor(Date.now() / day) * day + day - 60_000
+    let now = completedAt
+    const dated = new DeliveryJournal(redis, prefix, () => now)
+    await dated.complete(await dated.open('job-dated', 1024), 1)
+    for (const later of [1, 3 * day, 7 * day]) {
+      now = completedAt + later
+      expect((await dated.open('job-dated', 1024)).state, `read ${later} ms later`).toBe('done')
+    }
+    now = completedAt + 8 * day
+    expect(await dated.isDone('job-dated')).toBe(false)
+  })
+
+  it('keeps many completed jobs in few keys', async () => {
+    const many = uniquePrefix('delivery-journal-many')
+    const { redis: own, cleanup: clean } = testRedis(many)
+    try {
+      const packed = new DeliveryJournal(own, many)
+      for (let i = 0; i < 2_000; i++) await packed.complete(await packed.open(`many-${i}`, 1024), 1)
+      expect((await Promise.all(Array.from({ length: 2_000 }, (_, i) => packed.isDone(`many-${i}`)))).every(Boolean)).toBe(true)
+      expect(await packed.isDone('many-2000')).toBe(false)
+      const keys = await own.keys(`${many}:publisher:done:*`)
+      // 2,000 jobs hash into at most 4,096 shards of today: fewer keys than jobs, and all of them packed.
+      expect(keys.length).toBeLessThan(2_000)
+      expect(new Set(await Promise.all(keys.map((k) => own.object('ENCODING', k))))).toEqual(new Set(['intset']))
+    } finally {
+      await clean()
+    }
+  })
+
+  it('still reads completions recorded by earlier versions: the job hash, and a key per job', async () => {
     await redis.hset(`${prefix}:publisher:job:job-old`, { state: 'done', chain: 'c0', base: '1', maxBytes: '1024' })
     expect((await journal.open('job-old', 1024)).state).toBe('done')
+    await redis.set(`${prefix}:publisher:done:job-older`, '1', 'EX', 60)
+    expect((await journal.open('job-older', 1024)).state).toBe('done')
+    expect(await journal.isDone('job-older')).toBe(true)
   })
 
   it('keeps what a dead-lettered job published, for its replay, but frees its chain', async () => {

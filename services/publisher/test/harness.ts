@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { ServiceProcess, Subscriber } from '@fitstream/devstack'
+import { DeliveryJournal } from '../src/delivery-journal.js'
 import type { CohortRecord, DataTypeKey, ReleasableRecord } from '@fitstream/shared'
 import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 
@@ -153,7 +154,8 @@ export function keysOf(job: { records: readonly ReleasableRecord[]; cohorts?: re
  */
 export async function waitUntilPublished(redis: Redis, prefix: string, jobId: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while ((await redis.exists(`${prefix}:publisher:done:${jobId}`)) === 0) {
+  const journal = new DeliveryJournal(redis, prefix)
+  while (!(await journal.isDone(jobId))) {
     if (Date.now() > deadline) throw new Error(`job ${jobId} not published after ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }

@@ -85,6 +85,7 @@ export class Stack {
   readonly streamrDataDir = mkdtempSync(join(tmpdir(), 'fitstream-streamr-'))
   private subscribers: Subscriber[] = []
   private inspector: { redis: Redis; queues: StageQueues } | undefined
+  private stopping: Promise<void> | undefined
 
   private constructor(
     readonly options: StackOptions,
@@ -237,7 +238,13 @@ export class Stack {
     return subscriber
   }
 
-  async stop(): Promise<void> {
+  /** Stops everything and removes the stack's keys; a second call waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.tearDown()
+    return this.stopping
+  }
+
+  private async tearDown(): Promise<void> {
     await Promise.all(this.subscribers.map((s) => s.stop()))
     // Stop in pipeline order so nothing is left half-done behind a stopped stage.
     for (const name of ['token-service', 'fetcher', 'anonymizer', 'publisher'] as const) {

@@ -16,7 +16,7 @@ export const USER_FIELDS = {
   lastSyncAt: 'lastSyncAt',
   lastSyncStatus: 'lastSyncStatus',
   lastError: 'lastError',
-  /** OAuth scopes the user granted at Google (space-separated); consent may cover less, never more. */
+  /** OAuth scopes the user granted at Google (see encodeScopes); consent may cover less, never more. */
   scopes: 'scopes',
   /** When the user last changed what they consent to (ms). */
   consentUpdatedAt: 'consentAt',
@@ -32,6 +32,24 @@ export const userKey = (prefix: string, userId: string): string => `${prefix}:us
 /** What the fetcher last passed on for the user's recent buckets (see services/fetcher bucket-history). */
 export const bucketHistoryKey = (prefix: string, userId: string): string => `${prefix}:seen:${userId}`
 export const userIndexKey = (prefix: string): string => `${prefix}:users`
+
+const GOOGLE_SCOPE_PREFIX = 'https://www.googleapis.com/auth/'
+
+/**
+ * Scopes as stored in the user hash: space-separated, with Google's common URL prefix written as
+ * `~`, so a user's seven Fitness scopes take some 220 bytes instead of 440. Earlier full URLs, and
+ * scopes outside that prefix (`openid`, `email`), are stored and read as they are.
+ */
+export function encodeScopes(scopes: readonly string[]): string {
+  return scopes.map((scope) => (scope.startsWith(GOOGLE_SCOPE_PREFIX) ? `~${scope.slice(GOOGLE_SCOPE_PREFIX.length)}` : scope)).join(' ')
+}
+
+export function decodeScopes(stored: string | undefined): string[] {
+  return (stored ?? '')
+    .split(' ')
+    .filter((scope) => scope !== '')
+    .map((scope) => (scope.startsWith('~') ? `${GOOGLE_SCOPE_PREFIX}${scope.slice(1)}` : scope))
+}
 
 /** Encryption contexts: a ciphertext only decrypts for the user and purpose it was made for. */
 export const refreshTokenContext = (userId: string): string => `refresh-token:${userId}`

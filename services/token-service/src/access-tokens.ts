@@ -4,6 +4,7 @@ import {
   UserGoneError,
   USER_FIELDS,
   accessTokenContext,
+  encodeScopes,
   readAccessToken,
   userKey,
   type Keyring,
@@ -79,7 +80,7 @@ export class AccessTokenKeeper {
   private async store(userId: string, fresh: FreshAccessToken): Promise<StoredAccessToken> {
     const { redis, prefix, accessKeys } = this.options
     // Google reports the grant's current scopes with every token; keeping them tells what consent can cover.
-    const scopes = fresh.scopes.length > 0 ? [USER_FIELDS.scopes, fresh.scopes.join(' ')] : []
+    const scopes = fresh.scopes.length > 0 ? [USER_FIELDS.scopes, encodeScopes(fresh.scopes)] : []
     const written = await redis.eval(
       "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end return -1",
       1,

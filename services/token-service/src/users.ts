@@ -1,6 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { DATA_TYPE_KEYS, USER_FIELDS, refreshTokenContext, userIndexKey, userKey, type DataTypeKey, type Keyring } from '@fitstream/shared'
+import {
+  DATA_TYPE_KEYS,
+  USER_FIELDS,
+  decodeScopes,
+  encodeScopes,
+  refreshTokenContext,
+  userIndexKey,
+  userKey,
+  type DataTypeKey,
+  type Keyring,
+} from '@fitstream/shared'
 
 export type UserState = 'active' | 'reauth_required'
 
@@ -40,7 +50,7 @@ export class UserRepository {
         [USER_FIELDS.createdAt]: String(input.now),
         [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(input.refreshToken, refreshTokenContext(id)),
         [USER_FIELDS.consentUpdatedAt]: String(input.now),
-        ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: input.scopes.join(' ') }),
+        ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: encodeScopes(input.scopes) }),
         ...(input.timeZone === undefined ? {} : { [USER_FIELDS.timeZone]: input.timeZone }),
       })
       .sadd(userIndexKey(this.prefix), id)
@@ -60,7 +70,7 @@ export class UserRepository {
       lastSyncAt: optionalNumber(fields[USER_FIELDS.lastSyncAt]),
       lastSyncStatus: fields[USER_FIELDS.lastSyncStatus],
       lastError: fields[USER_FIELDS.lastError],
-      scopes: (fields[USER_FIELDS.scopes] ?? '').split(' ').filter((s) => s !== ''),
+      scopes: decodeScopes(fields[USER_FIELDS.scopes]),
       timeZone: fields[USER_FIELDS.timeZone] ?? 'UTC',
       backfill:
         fields[USER_FIELDS.backfillChunks] === undefined
@@ -112,7 +122,7 @@ export class UserRepository {
     const replaced = await this.updateExisting(id, {
       [USER_FIELDS.state]: 'active',
       [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(grant.refreshToken, refreshTokenContext(id)),
-      [USER_FIELDS.scopes]: grant.scopes.join(' '),
+      [USER_FIELDS.scopes]: encodeScopes(grant.scopes),
       [USER_FIELDS.dataTypes]: grant.dataTypes.join(','),
       [USER_FIELDS.consentUpdatedAt]: String(grant.now),
     })

@@ -3,7 +3,7 @@ import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Browser, type Page } from 'playwright-core'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
+import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -85,7 +85,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.state]).toBe('active')
     expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
-    expect(stored[USER_FIELDS.scopes]!.split(' ').sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
     // The browser's own time zone came along.
     expect(stored[USER_FIELDS.timeZone]).toBeDefined()
     expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()

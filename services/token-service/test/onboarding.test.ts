@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { google as googleapis } from 'googleapis'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
+import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -100,7 +100,7 @@ describe('connecting a Google account', () => {
     const { id } = await connectedUser(['activity', 'heart_rate'])
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
-    expect(stored[USER_FIELDS.scopes]!.split(' ').sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
     expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
     expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
     expect(stored[USER_FIELDS.timeZone]).toBe('Europe/Helsinki')
@@ -220,7 +220,7 @@ describe('consent changes', () => {
     })
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.dataTypes]).toContain('sleep')
-    expect(stored[USER_FIELDS.scopes]).toContain(`${SCOPE}sleep.read`)
+    expect(decodeScopes(stored[USER_FIELDS.scopes])).toContain(`${SCOPE}sleep.read`)
   })
 })
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -9,7 +9,7 @@ import { createRedis, pseudonymOf, waitForRedis, type DataTypeKey } from '@fitst
 import { COMPOSE_REDIS_ARGS, RedisServer } from './redis-server.js'
 import { redisBytesByKind } from './redis-usage.js'
 import { Stack, type RegisteredUser } from './stack.js'
-import type { ReceivedMessage } from './subscriber.js'
+import type { ReceivedMessage, Subscriber } from './subscriber.js'
 
 /**
  * `npm run bench`: the real pipeline (four services as processes, real Redis, a local Streamr
@@ -82,10 +82,34 @@ async function scrape(url: string): Promise<string> {
  * runs on (AOF off: the figures are memory and commands, not disk), or REDIS_URL when there is no
  * redis-server.
  */
-async function ownRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
+/** CPU seconds (user and system) a process has used so far, from Linux's /proc; undefined elsewhere. */
+function cpuSecondsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU used so far by each process of the run: the services, the buyer, Redis, and this process. */
+function cpuSnapshot(stack: Stack, subscriber: Subscriber, redisPid: number | undefined): Map<string, number> {
+  const own = process.cpuUsage()
+  const entries: [string, number | undefined][] = [
+    ...stack.services.map((s): [string, number | undefined] => [s.label, cpuSecondsOf(s.pid)]),
+    ['subscriber (buyer)', cpuSecondsOf(subscriber.pid)],
+    ['redis', cpuSecondsOf(redisPid)],
+    ['benchmark process (fake Google, Streamr entry point)', (own.user + own.system) / 1e6],
+  ]
+  return new Map(entries.filter((e): e is [string, number] => e[1] !== undefined))
+}
+
+async function ownRedis(): Promise<{ url: string; pid?: number; stop: () => Promise<void> }> {
   try {
     const server = await RedisServer.start([...COMPOSE_REDIS_ARGS, '--appendonly', 'no'])
-    return { url: server.url, stop: () => server.close() }
+    return { url: server.url, ...(server.pid === undefined ? {} : { pid: server.pid }), stop: () => server.close() }
   } catch (err) {
     say(`• ${(err as Error).message.split('\n')[0]}: using REDIS_URL (memory figures reflect its settings)`)
     return { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', stop: async () => undefined }
@@ -158,6 +182,7 @@ async function main(): Promise<void> {
 
     // Burst: every user's sync at once; the pipeline's maximum throughput.
     const callsBefore = await commandCalls(redis)
+    const cpuBefore = cpuSnapshot(stack, subscriber, ownedRedis.pid)
     const t0 = Date.now()
     await stack.queues().addBulk(
       'sync',
@@ -170,6 +195,12 @@ async function main(): Promise<void> {
     const burstSeconds = (t1 - t0) / 1000
     const records = burstMessages.reduce((n, m) => n + ((m.content as Content).records?.length ?? 0), 0)
     const commandsPerSync = (await commandCalls(redis)) - callsBefore
+    // Average cores each process kept busy from the burst's start until it settled.
+    const settledSeconds = (Date.now() - t0) / 1000
+    const cpuAfter = cpuSnapshot(stack, subscriber, ownedRedis.pid)
+    const cpuCores = Object.fromEntries(
+      [...cpuAfter].filter(([label]) => cpuBefore.has(label)).map(([label, seconds]) => [label, round((seconds - cpuBefore.get(label)!) / settledSeconds, 2)]),
+    )
     say(`• burst: ${burst.length} syncs, ${burstMessages.length} messages, ${records} records in ${burstSeconds.toFixed(1)} s`)
 
     // Paced at half the burst's rate: the latency from a sync being scheduled to its data arriving.
@@ -254,6 +285,14 @@ async function main(): Promise<void> {
           .map(([shape, v]) => [shape, v]),
       ),
       redisCommandsPerSync: round(commandsPerSync / burst.length),
+      // Where the machine's cores went during the burst: each process's average, in cores.
+      cpuCoresDuringBurst: {
+        ...cpuCores,
+        total: round(
+          Object.values(cpuCores).reduce((sum, c) => sum + c, 0),
+          2,
+        ),
+      },
       stageMeanMs: Object.fromEntries(Object.entries(stageTime).map(([k, v]) => [k, round(v.meanMs)])),
     }
     await stack.stop()
@@ -354,6 +393,7 @@ function markdown(
     redisBytesPerUserByKind: Record<string, number>
     redisCommandsPerSync: number
     stageMeanMs: Record<string, number>
+    cpuCoresDuringBurst: Record<string, number>
   }
   const rows = [
     ['user-syncs/s', p.userSyncsPerSecond],
@@ -387,6 +427,13 @@ function markdown(
       `${p.redisQueueBytesAtRest} / ${p.redisBytesPerUserBesideQueues}`,
     ],
     ['Redis commands per sync', p.redisCommandsPerSync],
+    [
+      `CPU during the burst, cores busy on average (of ${r.cpus})`,
+      Object.entries(p.cpuCoresDuringBurst)
+        .sort((a, b) => (a[0] === 'total' ? 1 : b[0] === 'total' ? -1 : b[1] - a[1]))
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    ],
     [
       'mean processing time per job (ms)',
       Object.entries(p.stageMeanMs)

@@ -26,6 +26,10 @@ export class RedisServer {
     return server
   }
 
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`
   }

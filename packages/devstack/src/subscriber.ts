@@ -20,6 +20,10 @@ export class Subscriber {
 
   private constructor(private readonly child: ChildProcess) {}
 
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
   static async start(config: object, streams: readonly string[], env: Readonly<Record<string, string>> = {}, timeoutMs = 60_000): Promise<Subscriber> {
     const child = spawn(process.execPath, [fileURLToPath(new URL('./subscriber-main.js', import.meta.url)), JSON.stringify({ config, streams })], {
       stdio: ['ignore', 'pipe', 'pipe'],

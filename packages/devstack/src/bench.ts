@@ -198,9 +198,14 @@ async function main(): Promise<void> {
     // Average cores each process kept busy from the burst's start until it settled.
     const settledSeconds = (Date.now() - t0) / 1000
     const cpuAfter = cpuSnapshot(stack, subscriber, ownedRedis.pid)
-    const cpuCores = Object.fromEntries(
-      [...cpuAfter].filter(([label]) => cpuBefore.has(label)).map(([label, seconds]) => [label, round((seconds - cpuBefore.get(label)!) / settledSeconds, 2)]),
-    )
+    const cpuUsed = [...cpuAfter]
+      .filter(([label]) => cpuBefore.has(label))
+      .map(([label, seconds]): [string, number] => [label, seconds - cpuBefore.get(label)!])
+    const cpuCores = Object.fromEntries(cpuUsed.map(([label, seconds]) => [label, round(seconds / settledSeconds, 2)]))
+    // What a sync costs FitStream itself (its services and Redis), apart from the buyer and the fake
+    // Google that share this machine: what sizing a deployment needs.
+    const serviceLabels = new Set([...stack.services.map((s) => s.label), 'redis'])
+    const fitstreamCpuMsPerSync = (cpuUsed.filter(([label]) => serviceLabels.has(label)).reduce((sum, [, s]) => sum + s, 0) * 1000) / burst.length
     say(`• burst: ${burst.length} syncs, ${burstMessages.length} messages, ${records} records in ${burstSeconds.toFixed(1)} s`)
 
     // Paced at half the burst's rate: the latency from a sync being scheduled to its data arriving.
@@ -293,6 +298,7 @@ async function main(): Promise<void> {
           2,
         ),
       },
+      fitstreamCpuMsPerSync: round(fitstreamCpuMsPerSync),
       stageMeanMs: Object.fromEntries(Object.entries(stageTime).map(([k, v]) => [k, round(v.meanMs)])),
     }
     await stack.stop()
@@ -394,6 +400,7 @@ function markdown(
     redisCommandsPerSync: number
     stageMeanMs: Record<string, number>
     cpuCoresDuringBurst: Record<string, number>
+    fitstreamCpuMsPerSync: number
   }
   const rows = [
     ['user-syncs/s', p.userSyncsPerSecond],
@@ -434,6 +441,7 @@ function markdown(
         .map(([k, v]) => `${k} ${v}`)
         .join(', '),
     ],
+    ['CPU per sync spent by FitStream (its services and Redis; ms)', p.fitstreamCpuMsPerSync],
     [
       'mean processing time per job (ms)',
       Object.entries(p.stageMeanMs)

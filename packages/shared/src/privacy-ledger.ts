@@ -6,11 +6,13 @@ import { z } from 'zod'
  * differential-privacy budget it cost. The anonymizer writes it; the token service reads it (a
  * user's privacy report) and erases it (every key is `<prefix>:privacy:<userId>` or below it).
  *
- * - `<prefix>:privacy:<userId>` hash of running totals (`PRIVACY_TOTAL_FIELDS`), and a
- *   `period:<period>` field for each period that has a budget hash.
+ * - `<prefix>:privacy:<userId>` hash of running totals (`PRIVACY_TOTAL_FIELDS`), a
+ *   `period:<period>` field for each period that has a budget hash (the day of its last charge, in
+ *   days since the epoch; `c` once compacted; `1` from earlier versions), and `compactedAt`.
  * - `<prefix>:privacy:<userId>:budget:<period>` hash: `budget` and `spent` in micro-epsilon, plus
  *   one field per charge (`<kind>|<type>|<startMs>[|<revision>]` → micro-epsilon), so a retried or
- *   duplicated release is never charged twice.
+ *   duplicated release is never charged twice. Some days after the period is over those fields are
+ *   dropped and counted in `charges`.
  * - `<prefix>:privacy:<userId>:log` list of `PrivacyLogEntry`, newest first, capped, each as one
  *   compact line (`encodePrivacyLogEntry`).
  * - `<prefix>:privacy:<userId>:periods`: where earlier versions kept the periods, as a set (read still).
@@ -28,6 +30,12 @@ export const privacyPeriodsKey = (prefix: string, userId: string): string => `${
 export const privacyLogKey = (prefix: string, userId: string): string => `${prefix}:privacy:${userId}:log`
 /** A totals-hash field `period:2026-11` says the period has a budget hash. */
 export const PRIVACY_PERIOD_FIELD_PREFIX = 'period:'
+/** The value of a period's field once its per-charge fields have been dropped. */
+export const PRIVACY_PERIOD_COMPACTED = 'c'
+/** When the person's finished periods were last compacted (ms), in the totals hash. */
+export const PRIVACY_COMPACTED_AT_FIELD = 'compactedAt'
+/** In a compacted budget hash: how many charges its dropped fields were. */
+export const PRIVACY_BUDGET_CHARGES_FIELD = 'charges'
 
 /**
  * Most recent log entries kept per user: a sync that brings new data writes one per data type and
@@ -156,7 +164,7 @@ export async function readPrivacyReport(redis: Redis, prefix: string, userId: st
       budget: fromMicro(budget),
       spent: fromMicro(spent),
       remaining: fromMicro(Math.max(0, budget - spent)),
-      charges: Object.keys(ledger).filter((field) => field.includes('|')).length,
+      charges: Number(ledger[PRIVACY_BUDGET_CHARGES_FIELD] ?? 0) + Object.keys(ledger).filter((field) => field.includes('|')).length,
     })
   }
   const count = (field: string): number => Number(totals[field] ?? 0)

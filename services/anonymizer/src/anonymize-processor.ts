@@ -45,7 +45,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
     const plan = planRelease(data.userId, data.samples, policy, keys)
     for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
 
-    const { granted, withheld } = await store.chargeRecords(data.userId, plan.records)
+    const { granted, withheld } = await store.chargeRecords(data.userId, plan.records, now)
     const outcomes: ContributionOutcome[] = await Promise.all(plan.contributions.map((c) => store.contribute(data.userId, c, now)))
 
     const records = granted.map((candidate) => candidate.record)
@@ -101,6 +101,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
         ...[...held.values()].map((s) => entry('withheld', s)),
       ],
       { recordsReleased: records.length, lateContributions: late },
+      now,
     )
 
     if (held.size > 0) {

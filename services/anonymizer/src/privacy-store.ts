@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import {
   MICRO_EPSILON,
+  PRIVACY_BUDGET_CHARGES_FIELD,
+  PRIVACY_COMPACTED_AT_FIELD,
   PRIVACY_LOG_LENGTH,
+  PRIVACY_PERIOD_COMPACTED,
   PRIVACY_PERIOD_FIELD_PREFIX,
   PRIVACY_TOTAL_FIELDS,
   encodePrivacyLogEntry,
@@ -15,6 +18,7 @@ import {
 import type { CandidateRecord, CohortContribution } from './anonymize.js'
 import { encodeBuckets, type ClosedCell } from './cohort-aggregate.js'
 import type { PrivacyPolicy } from './policy.js'
+import { periodEndOf } from './time-windows.js'
 
 /**
  * The anonymizer's state in Redis. Per person (erased with them): the epsilon ledger and release log,
@@ -35,7 +39,7 @@ local granted = {}
 local withheld = 0
 redis.call('HSETNX', KEYS[1], 'budget', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'spent', '0')
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
     table.insert(granted, 1)
   else
@@ -52,7 +56,7 @@ for i = 4, #ARGV, 2 do
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[3], '1')
+redis.call('HSET', KEYS[2], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[3], ARGV[4])
 if withheld > 0 then redis.call('HINCRBY', KEYS[2], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', withheld) end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return granted
@@ -79,7 +83,7 @@ if fresh then
   redis.call('HSET', KEYS[4], ARGV[1], cost)
   redis.call('HINCRBY', KEYS[4], 'spent', cost)
   redis.call('EXPIRE', KEYS[4], ARGV[7])
-  redis.call('HSET', KEYS[5], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[4], '1')
+  redis.call('HSET', KEYS[5], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[4], ARGV[11])
   redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.cohortContributions}', 1)
   redis.call('EXPIRE', KEYS[5], ARGV[7])
 end
@@ -116,7 +120,33 @@ end
 return due
 `
 
+/**
+ * Drops a finished period's per-charge fields, keeping its budget, what was spent and how many
+ * charges there were. Only if no charge has come in since the caller read the day of the period's last
+ * charge (ARGV[2]); the period is then marked compacted ('c').
+ */
+const COMPACT_PERIOD = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return -1 end
+local removed = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.find(field, '|', 1, true) then
+    redis.call('HDEL', KEYS[1], field)
+    removed = removed + 1
+  end
+end
+if removed > 0 then redis.call('HINCRBY', KEYS[1], '${PRIVACY_BUDGET_CHARGES_FIELD}', removed) end
+redis.call('HSET', KEYS[2], ARGV[1], '${PRIVACY_PERIOD_COMPACTED}')
+return removed
+`
+
 const DAY_S = 86_400
+/**
+ * A period's per-charge fields are dropped once it has been over, and uncharged, this long. They
+ * only stop a retried release from being charged twice; retries come within minutes or hours. A
+ * release replayed from a dead letter after that is charged again: more of the person's budget
+ * spent, never less.
+ */
+const COMPACT_AFTER_MS = 8 * DAY_S * 1000
 /** How long a closed marker outlives its cell: longer than any clock skew between replicas. */
 const DONE_MARKER_TTL_S = 7 * DAY_S
 /** A cell's hash expires this long after it should have closed, in case its open entry was lost. */
@@ -142,7 +172,11 @@ export class PrivacyStore {
   }
 
   /** Charges noisy records to the person's budget; records without noise cost nothing and always pass. */
-  async chargeRecords(userId: string, candidates: readonly CandidateRecord[]): Promise<{ granted: CandidateRecord[]; withheld: CandidateRecord[] }> {
+  async chargeRecords(
+    userId: string,
+    candidates: readonly CandidateRecord[],
+    now = Date.now(),
+  ): Promise<{ granted: CandidateRecord[]; withheld: CandidateRecord[] }> {
     const granted: CandidateRecord[] = []
     const withheld: CandidateRecord[] = []
     const byPeriod = new Map<string, CandidateRecord[]>()
@@ -155,7 +189,7 @@ export class PrivacyStore {
       const answer = (await this.run(
         CHARGE,
         [privacyBudgetKey(this.prefix, userId, period), privacyKey(this.prefix, userId)],
-        [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, ...args],
+        [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, dayOf(now), ...args],
       )) as number[]
       list.forEach((candidate, i) => (answer[i] === 1 ? granted : withheld).push(candidate))
     }
@@ -186,6 +220,7 @@ export class PrivacyStore {
         String(closeAt + CELL_SAFETY_MS),
         contribution.member,
         encodeBuckets(contribution.type, contribution.startMs, contribution.buckets),
+        dayOf(now),
       ],
     )) as ContributionOutcome
   }
@@ -228,8 +263,16 @@ export class PrivacyStore {
     return this.redis.zcard(this.openKey)
   }
 
-  /** Appends to the person's release log and totals. */
-  async logReleases(userId: string, entries: readonly PrivacyLogEntry[], totals: { recordsReleased: number; lateContributions: number }): Promise<void> {
+  /**
+   * Appends to the person's release log and totals; once a day it also compacts the budget periods
+   * that are over (see compactPeriods).
+   */
+  async logReleases(
+    userId: string,
+    entries: readonly PrivacyLogEntry[],
+    totals: { recordsReleased: number; lateContributions: number },
+    now = Date.now(),
+  ): Promise<void> {
     if (entries.length === 0 && totals.recordsReleased === 0 && totals.lateContributions === 0) return
     const summary = privacyKey(this.prefix, userId)
     const log = privacyLogKey(this.prefix, userId)
@@ -245,7 +288,34 @@ export class PrivacyStore {
     }
     if (totals.lateContributions > 0) pipeline.hincrby(summary, PRIVACY_TOTAL_FIELDS.lateContributions, totals.lateContributions)
     pipeline.expire(summary, this.ledgerTtlSeconds)
-    await pipeline.exec()
+    pipeline.hget(summary, PRIVACY_COMPACTED_AT_FIELD)
+    const results = await pipeline.exec()
+    const compactedAt = Number(results?.at(-1)?.[1] ?? 0)
+    if (now - compactedAt >= DAY_S * 1000) await this.compactPeriods(userId, now)
+  }
+
+  /**
+   * Drops the per-charge fields of the person's budget periods that have been over, and had no
+   * charge, for COMPACT_AFTER_MS; their budget, spending and number of charges stay for the report.
+   * Without this every period kept a field per charge for the ledger's 400 days: for a person whose data
+   * comes in every day, under the default policy, some 150 a month (5 KB), 65 KB after a year; compacted, 0.1 KB.
+   */
+  async compactPeriods(userId: string, now: number): Promise<number> {
+    const summary = privacyKey(this.prefix, userId)
+    const fields = await this.redis.hgetall(summary)
+    let compacted = 0
+    for (const [field, value] of Object.entries(fields)) {
+      if (!field.startsWith(PRIVACY_PERIOD_FIELD_PREFIX) || value === PRIVACY_PERIOD_COMPACTED) continue
+      const period = field.slice(PRIVACY_PERIOD_FIELD_PREFIX.length)
+      const endMs = periodEndOf(period)
+      // The day of the last charge; earlier versions wrote '1', which reads as long ago.
+      const lastChargeMs = Number(value) * DAY_S * 1000
+      if (endMs === undefined || !Number.isFinite(lastChargeMs) || now - Math.max(endMs, lastChargeMs + DAY_S * 1000) < COMPACT_AFTER_MS) continue
+      const removed = (await this.run(COMPACT_PERIOD, [privacyBudgetKey(this.prefix, userId, period), summary], [field, value])) as number
+      if (removed >= 0) compacted++
+    }
+    await this.redis.hset(summary, PRIVACY_COMPACTED_AT_FIELD, String(now))
+    return compacted
   }
 
   private get openKey(): string {
@@ -274,6 +344,11 @@ export class PrivacyStore {
       return this.redis.eval(source, keys.length, ...keys, ...args)
     }
   }
+}
+
+/** Days since the epoch: when a period was last charged, as its totals field keeps it. */
+function dayOf(ms: number): string {
+  return String(Math.floor(ms / (DAY_S * 1000)))
 }
 
 export function cellName(cell: { type: string; startMs: number; endMs: number }): string {

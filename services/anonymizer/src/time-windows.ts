@@ -41,3 +41,17 @@ export function epochOf(ms: number, unit: PeriodUnit): string {
   const week = Math.ceil(((thursday.getTime() - yearStart) / DAY_MS + 1) / 7)
   return `${thursday.getUTCFullYear()}-W${String(week).padStart(2, '0')}`
 }
+
+/** When the period an `epochOf` label names ends (ms); undefined for a label that is none of the three. */
+export function periodEndOf(label: string): number | undefined {
+  const month = /^(\d{4})-(\d{2})$/.exec(label)
+  if (month !== null) return Date.UTC(Number(month[1]), Number(month[2]), 1)
+  const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(label)
+  if (day !== null) return Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3]) + 1)
+  const week = /^(\d{4})-W(\d{2})$/.exec(label)
+  if (week === null) return undefined
+  // ISO week 1 is the week with the year's first Thursday, i.e. the one containing 4 January.
+  const jan4 = Date.UTC(Number(week[1]), 0, 4)
+  const week1Monday = jan4 - ((new Date(jan4).getUTCDay() + 6) % 7) * DAY_MS
+  return week1Monday + Number(week[2]) * 7 * DAY_MS
+}

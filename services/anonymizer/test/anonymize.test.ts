@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { DATA_TYPES, dataType, releasableRecordSchema, type DataTypeKey, type FitnessSample } from '@fitstream/shared'
 import { bandFloor, deriveKeys, epochOf, planRelease, pseudonym } from '../src/anonymize.js'
 import { geohash, geohashCentre } from '../src/geohash.js'
+import { periodEndOf } from '../src/time-windows.js'
 import type { PrivacyPolicy } from '../src/policy.js'
 import { DAY, HOUR, defaultPolicy, policyFrom, sample, t0, testKeys } from './support.js'
 
@@ -245,5 +246,19 @@ describe('epochOf', () => {
     expect(epochOf(Date.UTC(2026, 10, 24), 'week')).toBe('2026-W48')
     expect(epochOf(Date.UTC(2021, 0, 3), 'week')).toBe('2020-W53')
     expect(epochOf(Date.UTC(2026, 10, 24, 23, 59), 'day')).toBe('2026-11-24')
+  })
+
+  it('names periods whose end periodEndOf finds: the first moment of the next one', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2100, 0, 1) }), fc.constantFrom('day', 'week', 'month' as const), (ms, unit) => {
+        const label = epochOf(ms, unit)
+        const end = periodEndOf(label)!
+        expect(end).toBeGreaterThan(ms)
+        expect(epochOf(end - 1, unit)).toBe(label)
+        expect(epochOf(end, unit)).not.toBe(label)
+      }),
+    )
+    expect(periodEndOf('2026-W53')).toBe(Date.UTC(2027, 0, 4))
+    expect(periodEndOf('soon')).toBeUndefined()
   })
 })

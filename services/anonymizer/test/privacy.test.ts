@@ -102,6 +102,43 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     )
   })
 
+  it('drops a finished period’s per-charge fields some days after it ends, keeping what the report shows', async () => {
+    const userId = 'user-compact-0001'
+    // November: 3 records and a day's cohort cell (4 charges), synced as it happens.
+    await run(budgetPolicy, userId, hours(t0, 3))
+    const budgetKey = `${prefix}:privacy:${userId}:budget:2026-11`
+    const chargeFields = async () => (await redis.hkeys(budgetKey)).filter((field) => field.includes('|'))
+    expect(await chargeFields()).toHaveLength(4)
+    const report = (await readPrivacyReport(redis, prefix, userId)).budgets
+
+    // December 5: November is over but only for 4 days, so its retries are still protected.
+    await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 5, 8), 1), Date.UTC(2026, 11, 5, 9))
+    expect(await chargeFields()).toHaveLength(4)
+
+    // December 10: over for 9 days and uncharged since November: only budget, spent and the count stay.
+    await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 10, 8), 1), Date.UTC(2026, 11, 10, 9))
+    expect(await chargeFields()).toEqual([])
+    expect(await redis.hgetall(budgetKey)).toEqual({ budget: '4000000', spent: '4000000', charges: '4' })
+    expect((await readPrivacyReport(redis, prefix, userId)).budgets[0]).toEqual(report[0])
+    // December itself, still running, keeps its charge fields.
+    expect((await redis.hkeys(`${prefix}:privacy:${userId}:budget:2026-12`)).filter((field) => field.includes('|')).length).toBeGreaterThan(0)
+
+    // A November release replayed after that is charged again: more budget spent, never less.
+    expect(await run(budgetPolicy, userId, hours(t0, 1), Date.UTC(2026, 11, 10, 10))).toMatchObject({ records: 0, withheldForBudget: 1 })
+  })
+
+  it('keeps the charge fields of an old period while it is still being charged (a backfill)', async () => {
+    const userId = 'user-compact-0002'
+    // A September day backfilled on November 23 and again on November 24: September ended long ago,
+    // but its last charge is recent, so a retry of either must not be charged twice.
+    const september = Date.UTC(2026, 8, 14, 8)
+    await run(budgetPolicy, userId, hours(september, 2), t0)
+    await run(budgetPolicy, userId, hours(september + 2 * HOUR, 1), t0 + 24 * HOUR)
+    // Three records; September's cohort cells closed long ago, so those contributions came too late.
+    expect((await redis.hkeys(`${prefix}:privacy:${userId}:budget:2026-09`)).filter((field) => field.includes('|'))).toHaveLength(3)
+    expect(await run(budgetPolicy, userId, hours(september, 2), t0 + 25 * HOUR)).toMatchObject({ records: 2, withheldForBudget: 0 })
+  })
+
   it('records late cohort contributions instead of dropping them silently', async () => {
     const userId = 'user-late-0001'
     const result = await run(budgetPolicy, userId, hours(t0, 1), t0 + 4 * 24 * HOUR)

@@ -77,11 +77,6 @@ async function scrape(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text()
 }
 
-/**
- * A Redis of its own with docker-compose.yml's settings, so the benchmark measures the Redis FitStream
- * runs on (AOF off: the figures are memory and commands, not disk), or REDIS_URL when there is no
- * redis-server.
- */
 /** CPU seconds (user and system) a process has used so far, from Linux's /proc; undefined elsewhere. */
 function cpuSecondsOf(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined
@@ -106,6 +101,11 @@ function cpuSnapshot(stack: Stack, subscriber: Subscriber, redisPid: number | un
   return new Map(entries.filter((e): e is [string, number] => e[1] !== undefined))
 }
 
+/**
+ * A Redis of its own with docker-compose.yml's settings, so the benchmark measures the Redis FitStream
+ * runs on (AOF off: the figures are memory and commands, not disk), or REDIS_URL when there is no
+ * redis-server.
+ */
 async function ownRedis(): Promise<{ url: string; pid?: number; stop: () => Promise<void> }> {
   try {
     const server = await RedisServer.start([...COMPOSE_REDIS_ARGS, '--appendonly', 'no'])

@@ -140,17 +140,18 @@ return removed
 `
 
 const DAY_S = 86_400
+const DAY_MS = DAY_S * 1000
 /**
  * A period's per-charge fields are dropped once it has been over, and uncharged, this long. They
  * only stop a retried release from being charged twice; retries come within minutes or hours. A
  * release replayed from a dead letter after that is charged again: more of the person's budget
  * spent, never less.
  */
-const COMPACT_AFTER_MS = 8 * DAY_S * 1000
+const COMPACT_AFTER_MS = 8 * DAY_MS
 /** How long a closed marker outlives its cell: longer than any clock skew between replicas. */
 const DONE_MARKER_TTL_S = 7 * DAY_S
 /** A cell's hash expires this long after it should have closed, in case its open entry was lost. */
-const CELL_SAFETY_MS = 7 * DAY_S * 1000
+const CELL_SAFETY_MS = 7 * DAY_MS
 
 export type ContributionOutcome = 'joined' | 'updated' | 'late' | 'withheld'
 
@@ -291,7 +292,7 @@ export class PrivacyStore {
     pipeline.hget(summary, PRIVACY_COMPACTED_AT_FIELD)
     const results = await pipeline.exec()
     const compactedAt = Number(results?.at(-1)?.[1] ?? 0)
-    if (now - compactedAt >= DAY_S * 1000) await this.compactPeriods(userId, now)
+    if (now - compactedAt >= DAY_MS) await this.compactPeriods(userId, now)
   }
 
   /**
@@ -300,22 +301,19 @@ export class PrivacyStore {
    * Without this every period kept a field per charge for the ledger's 400 days: for a person whose data
    * comes in every day, under the default policy, some 150 a month (5 KB), 65 KB after a year; compacted, 0.1 KB.
    */
-  async compactPeriods(userId: string, now: number): Promise<number> {
+  private async compactPeriods(userId: string, now: number): Promise<void> {
     const summary = privacyKey(this.prefix, userId)
     const fields = await this.redis.hgetall(summary)
-    let compacted = 0
     for (const [field, value] of Object.entries(fields)) {
       if (!field.startsWith(PRIVACY_PERIOD_FIELD_PREFIX) || value === PRIVACY_PERIOD_COMPACTED) continue
       const period = field.slice(PRIVACY_PERIOD_FIELD_PREFIX.length)
       const endMs = periodEndOf(period)
       // The day of the last charge; earlier versions wrote '1', which reads as long ago.
-      const lastChargeMs = Number(value) * DAY_S * 1000
-      if (endMs === undefined || !Number.isFinite(lastChargeMs) || now - Math.max(endMs, lastChargeMs + DAY_S * 1000) < COMPACT_AFTER_MS) continue
-      const removed = (await this.run(COMPACT_PERIOD, [privacyBudgetKey(this.prefix, userId, period), summary], [field, value])) as number
-      if (removed >= 0) compacted++
+      const lastChargeMs = Number(value) * DAY_MS
+      if (endMs === undefined || !Number.isFinite(lastChargeMs) || now - Math.max(endMs, lastChargeMs + DAY_MS) < COMPACT_AFTER_MS) continue
+      await this.run(COMPACT_PERIOD, [privacyBudgetKey(this.prefix, userId, period), summary], [field, value])
     }
     await this.redis.hset(summary, PRIVACY_COMPACTED_AT_FIELD, String(now))
-    return compacted
   }
 
   private get openKey(): string {
@@ -348,7 +346,7 @@ export class PrivacyStore {
 
 /** Days since the epoch: when a period was last charged, as its totals field keeps it. */
 function dayOf(ms: number): string {
-  return String(Math.floor(ms / (DAY_S * 1000)))
+  return String(Math.floor(ms / DAY_MS))
 }
 
 export function cellName(cell: { type: string; startMs: number; endMs: number }): string {

@@ -176,7 +176,7 @@ export class DeliveryJournal {
   /** The buckets a marker written in the last 7 days can be in: today's and the 7 before. */
   private doneKeysToRead(shard: number): string[] {
     const today = Math.floor(this.clock() / DAY_MS)
-    return Array.from({ length: JOURNAL_TTL_SECONDS / 86_400 + 1 }, (_, i) => this.doneKey(today - i, shard))
+    return Array.from({ length: (JOURNAL_TTL_SECONDS * 1000) / DAY_MS + 1 }, (_, i) => this.doneKey(today - i, shard))
   }
 
   private jobKey(jobId: string): string {

@@ -20,9 +20,12 @@ for (const streamId of input.streams) {
   const stream = await client.getStream(streamId)
   const partitions = await stream.getPartitionCount()
   for (let partition = 0; partition < partitions; partition++) {
-    await client.subscribe({ id: streamId, partition }, (content, metadata) => {
+    const subscription = await client.subscribe({ id: streamId, partition }, (content, metadata) => {
       print({ event: 'message', streamId, partition, publisherId: metadata.publisherId, timestamp: metadata.timestamp, content })
     })
+    // A message the buyer can't read (no key, bad signature, a gap it gave up on) is dropped by the
+    // SDK; saying so on stderr is what lets a test tell a lost message from a late one.
+    subscription.on('error', (error) => void process.stderr.write(`subscription ${streamId}#${partition}: ${error.message}\n`))
   }
 }
 print({ event: 'ready', address: await client.getUserId() })

@@ -11,12 +11,20 @@ import type { Redis } from 'ioredis'
  *   identity they have already seen, so a message that went out just before a crash, but whose
  *   note below was never written, does not reach a subscriber a second time.
  * - The **delivery keys** (`recordId:revision`) of what has been published, written after each
- *   message: a retry skips those messages without publishing them at all.
+ *   message: a retry in the same process skips those messages without publishing them at all.
  * - The packing (`maxBytes`), pinned at the first attempt so that a retry packs identically.
+ *
+ * A process that takes over the open lease of a crashed one republishes the messages noted under
+ * it, in order and with their identities: `publish()` resolves once the local node has a message,
+ * so a process killed a moment later may have noted messages that never left it. Subscribers'
+ * nodes drop those they already have and take the rest, because per stream partition the replay
+ * starts at the job's first message there and so passes through the last one they saw.
  *
  * A chain is held by one job until it completes or is dead-lettered, so no other job's messages can
  * move the chain past a message the crashed job has yet to send. Chains then go back to the pool:
  * subscribers keep a little state per chain, so their number stays near the publishing concurrency.
+ * A dead-lettered job's replay leases a new chain; what its earlier leases published is kept apart
+ * (`earlier`) and only ever skipped, since republishing it on the new chain would repeat it.
  */
 export interface JobJournal {
   readonly jobId: string
@@ -25,8 +33,12 @@ export interface JobJournal {
   readonly chain: string
   readonly baseTimestamp: number
   readonly maxMessageBytes: number
-  /** Delivery keys already published by an earlier attempt. */
+  /** Delivery keys already published under this lease (this chain). */
   readonly published: ReadonlySet<string>
+  /** Delivery keys published under earlier leases of a dead-lettered job's runs (other chains). */
+  readonly earlier: ReadonlySet<string>
+  /** The lease was already open: an earlier attempt, in this process or a crashed one, holds it. */
+  readonly resumed: boolean
 }
 
 /** How long a job's journal is kept: longer than any retry schedule and a dead letter's replay. */
@@ -44,14 +56,26 @@ const DAY_MS = 86_400_000
 const DONE_SHARDS = 4_096
 
 // Resumes the journal of a job, or starts one by leasing a chain from the pool (or a new one).
-// A job whose earlier run was dead-lettered ('failed') keeps what it published but leases anew.
+// A job whose earlier run was dead-lettered ('failed') leases anew, and what it published under
+// its earlier leases moves from KEYS[5] (this lease's notes) to KEYS[6] (earlier leases').
 const OPEN_SCRIPT = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'state', 'done'} end
-for i = 5, #KEYS do
+for i = 7, #KEYS do
   if redis.call('SISMEMBER', KEYS[i], ARGV[5]) == 1 then return {'state', 'done'} end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'open' or state == 'done' then return redis.call('HGETALL', KEYS[1]) end
+if state == 'done' then return redis.call('HGETALL', KEYS[1]) end
+if state == 'open' then
+  local fields = redis.call('HGETALL', KEYS[1])
+  table.insert(fields, 'resumed')
+  table.insert(fields, '1')
+  return fields
+end
+if state == 'failed' and redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('SUNIONSTORE', KEYS[6], KEYS[6], KEYS[5])
+  redis.call('DEL', KEYS[5])
+  redis.call('EXPIRE', KEYS[6], ARGV[4])
+end
 local chain = redis.call('SPOP', KEYS[2])
 if not chain then chain = ARGV[1] end
 local last = tonumber(redis.call('HGET', KEYS[3], chain) or '0')
@@ -72,11 +96,12 @@ redis.call('SADD', KEYS[3], ARGV[1])
 if ARGV[3] == 'done' then
   redis.call('SADD', KEYS[5], ARGV[5])
   redis.call('EXPIREAT', KEYS[5], ARGV[6])
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[6])
 else
   redis.call('HSET', KEYS[1], 'state', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[6], ARGV[4])
 end
 return 1
 `
@@ -95,11 +120,13 @@ export class DeliveryJournal {
     const doneKeys = this.doneKeysToRead(marker.shard)
     const fields = (await this.redis.eval(
       OPEN_SCRIPT,
-      4 + doneKeys.length,
+      6 + doneKeys.length,
       this.jobKey(jobId),
       this.freeChainsKey,
       this.chainTimestampsKey,
       this.legacyDoneKey(jobId),
+      this.publishedKey(jobId),
+      this.earlierKey(jobId),
       ...doneKeys,
       randomBytes(10).toString('hex'),
       String(now),
@@ -109,7 +136,15 @@ export class DeliveryJournal {
     )) as string[]
     const hash = Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i]!, fields[2 * i + 1]!]))
     const state = hash.state === 'done' ? 'done' : 'open'
-    const published = state === 'done' ? [] : await this.redis.smembers(this.publishedKey(jobId))
+    const [published, earlier] =
+      state === 'done'
+        ? [[], []]
+        : ((await this.redis.multi().smembers(this.publishedKey(jobId)).smembers(this.earlierKey(jobId)).exec()) as [Error | null, string[]][]).map(
+            ([error, members]) => {
+              if (error !== null) throw error
+              return members
+            },
+          )
     return {
       jobId,
       state,
@@ -117,6 +152,8 @@ export class DeliveryJournal {
       baseTimestamp: Number(hash.base),
       maxMessageBytes: Number(hash.maxBytes),
       published: new Set(published),
+      earlier: new Set(earlier),
+      resumed: hash.resumed === '1',
     }
   }
 
@@ -157,12 +194,13 @@ export class DeliveryJournal {
     const today = Math.floor(this.clock() / DAY_MS)
     await this.redis.eval(
       CLOSE_SCRIPT,
-      5,
+      6,
       this.jobKey(journal.jobId),
       this.publishedKey(journal.jobId),
       this.freeChainsKey,
       this.chainTimestampsKey,
       this.doneKey(today, marker.shard),
+      this.earlierKey(journal.jobId),
       journal.chain,
       String(lastTimestamp),
       state,
@@ -195,6 +233,10 @@ export class DeliveryJournal {
 
   private publishedKey(jobId: string): string {
     return `${this.prefix}:publisher:job:${jobId}:published`
+  }
+
+  private earlierKey(jobId: string): string {
+    return `${this.prefix}:publisher:job:${jobId}:published-earlier`
   }
 
   private get freeChainsKey(): string {

@@ -11,6 +11,11 @@ export interface PublishResult {
   readonly cohorts: number
   /** Messages skipped because an earlier attempt of this job had already published them. */
   readonly alreadyPublished: number
+  /**
+   * Messages a crashed process had noted as published, sent again with their identities (see
+   * DeliveryJournal): subscribers' nodes drop those that had reached them.
+   */
+  readonly republished: number
 }
 
 export interface PublishProcessorDeps {
@@ -41,33 +46,44 @@ const PERMANENT_CODES = new Set([
  * DeliveryJournal for how.
  */
 export function createPublishProcessor(deps: PublishProcessorDeps) {
-  // Messages this process saw published, per job. The SDK advances a chain as soon as it builds a
-  // message, so a same-process retry of a message whose note failed to reach Redis would go out
-  // under a new identity; this remembers it instead.
-  const publishedHere = new Map<string, Set<number>>()
+  // Per job: the messages this process saw published, and whether it took the lease over from
+  // another process (until the job ends, so that a retry here finishes the replay). The SDK advances
+  // a chain as soon as it builds a message, so a same-process retry of a message whose note failed
+  // to reach Redis would go out under a new identity; this remembers it instead.
+  const publishedHere = new Map<string, { readonly sent: Set<number>; readonly takenOver: boolean }>()
 
   return async (data: StageData<'publish'>, context: JobContext): Promise<PublishResult> => {
     const counts = { records: data.records.length, cohorts: data.cohorts.length }
     const journal = await deps.journal.open(context.jobId, deps.maxMessageBytes)
     if (journal.state === 'done') {
       context.logger.info({ syncId: data.syncId }, 'job already published by an earlier run: nothing to do')
-      return { messages: 0, ...counts, alreadyPublished: 0 }
+      return { messages: 0, ...counts, alreadyPublished: 0, republished: 0 }
     }
     const messages = outgoingMessages(data, journal.maxMessageBytes)
-    const here = publishedHere.get(context.jobId) ?? new Set<number>()
-    publishedHere.set(context.jobId, here)
+    // A lease this process has not published under was opened by a process that died (or lost it):
+    // what that process noted may not have left it.
+    const progress = publishedHere.get(context.jobId) ?? { sent: new Set<number>(), takenOver: journal.resumed }
+    publishedHere.set(context.jobId, progress)
+    const { sent: here, takenOver } = progress
     let alreadyPublished = 0
+    let republished = 0
     try {
       for (const [index, message] of messages.entries()) {
         const keys = deliveryKeys(message)
-        if (here.has(index) || keys.every((key) => journal.published.has(key))) {
+        if (here.has(index) || keys.every((key) => journal.earlier.has(key))) {
           alreadyPublished++
           if (here.has(index)) await deps.journal.notePublished(context.jobId, keys)
           continue
         }
+        const noted = keys.every((key) => journal.published.has(key))
+        if (noted && !takenOver) {
+          alreadyPublished++
+          continue
+        }
         await publishOne(deps, journal, message, index)
         here.add(index)
-        await deps.journal.notePublished(context.jobId, keys)
+        if (noted) republished++
+        else await deps.journal.notePublished(context.jobId, keys)
       }
     } catch (error) {
       const failure =
@@ -83,8 +99,8 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
     }
     await deps.journal.complete(journal, messages.length)
     publishedHere.delete(context.jobId)
-    context.logger.info({ syncId: data.syncId, messages: messages.length, ...counts, alreadyPublished }, 'records published')
-    return { messages: messages.length, ...counts, alreadyPublished }
+    context.logger.info({ syncId: data.syncId, messages: messages.length, ...counts, alreadyPublished, republished }, 'records published')
+    return { messages: messages.length, ...counts, alreadyPublished, republished }
   }
 }
 

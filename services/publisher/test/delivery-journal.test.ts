@@ -89,7 +89,21 @@ describe('DeliveryJournal', () => {
     await journal.notePublished('job-f', ['y:0'])
     await journal.abandon(a, 3)
     const replay = await journal.open('job-f', 1024)
-    expect(replay.state).toBe('open')
-    expect([...replay.published]).toEqual(['y:0'])
+    expect(replay).toMatchObject({ state: 'open', resumed: false })
+    // Published under the earlier lease: skipped by the replay, never sent again on its chain.
+    expect([...replay.earlier]).toEqual(['y:0'])
+    expect([...replay.published]).toEqual([])
+    await journal.notePublished('job-f', ['z:0'])
+    await journal.abandon(replay, 3)
+    const again = await journal.open('job-f', 1024)
+    expect([...again.earlier].sort()).toEqual(['y:0', 'z:0'])
+    expect([...again.published]).toEqual([])
+    await journal.complete(again, 3)
+    expect(await redis.keys(`${prefix}:publisher:job:job-f*`)).toEqual([])
+  })
+
+  it('tells a lease that was already open from a new one', async () => {
+    expect((await journal.open('job-g', 1024)).resumed).toBe(false)
+    expect((await journal.open('job-g', 1024)).resumed).toBe(true)
   })
 })

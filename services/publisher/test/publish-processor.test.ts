@@ -1,0 +1,152 @@
+import { randomBytes } from 'node:crypto'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createLogger, type JobContext, type PublishJobData, type ReleasableRecord } from '@fitstream/shared'
+import { DeliveryJournal } from '../src/delivery-journal.js'
+import { deliveryKeys, outgoingMessages } from '../src/messages.js'
+import { createPublishProcessor, type PublishProcessorDeps, type PublishResult } from '../src/publish-processor.js'
+import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
+
+/**
+ * The publish processor against a real Redis journal and a recording stand-in for the Streamr
+ * client: which messages go out, under which identity (chain, timestamp), when a job is retried
+ * in the same process, taken over from a crashed one, or replayed from the dead-letter queue.
+ */
+const prefix = uniquePrefix('publish-processor')
+const { redis, cleanup } = testRedis(prefix)
+const MAX_BYTES = 1024
+
+afterAll(cleanup)
+
+interface Sent {
+  readonly streamId: string
+  readonly recordIds: string[]
+  readonly msgChainId: string
+  readonly timestamp: number
+}
+
+/** One publisher process: its processor, and every message its "client" sent. */
+function publisherProcess(options: { failAfter?: number } = {}) {
+  const sent: Sent[] = []
+  let failAfter = options.failAfter
+  const client = {
+    publish: async (streamId: string, content: { records: { id: string }[] }, metadata: { msgChainId: string; timestamp: number }) => {
+      if (failAfter !== undefined && failAfter-- <= 0) throw new Error('the network node refused to send')
+      sent.push({ streamId, recordIds: content.records.map((r) => r.id), msgChainId: metadata.msgChainId, timestamp: metadata.timestamp })
+      return undefined
+    },
+  }
+  const process = createPublishProcessor({
+    client: client as unknown as PublishProcessorDeps['client'],
+    naming: { owner: `0x${'5'.repeat(40)}`, pathPrefix: 'fitstream' },
+    journal: new DeliveryJournal(redis, prefix),
+    maxMessageBytes: MAX_BYTES,
+  })
+  return {
+    sent,
+    failAfter: (n: number | undefined) => void (failAfter = n),
+    run: (jobId: string, job: PublishJobData, attempt = 1): Promise<PublishResult> => process(job, context(jobId, attempt)),
+  }
+}
+
+function context(jobId: string, attempt: number, maxAttempts = 5): JobContext {
+  return {
+    jobId,
+    attempt,
+    maxAttempts,
+    enqueuedAt: Date.now(),
+    logger: createLogger('test', 'silent'),
+    updateProgress: async () => undefined,
+    deferWithoutAttempt: async () => {
+      throw new Error('not deferred in tests')
+    },
+  }
+}
+
+/** A job of `count` step records of one person (one stream partition), packed into many messages. */
+function job(count: number): PublishJobData {
+  const pseudonym = randomBytes(16).toString('hex')
+  const records: ReleasableRecord[] = Array.from({ length: count }, (_, i) => ({
+    id: randomBytes(16).toString('hex'),
+    type: 'steps',
+    pseudonym,
+    epoch: '2026-11',
+    start: new Date(Date.UTC(2026, 10, 1, i)).toISOString(),
+    end: new Date(Date.UTC(2026, 10, 1, i + 1)).toISOString(),
+    values: { count: 100 + i },
+    unit: 'steps',
+    revision: 0,
+  }))
+  return { syncId: `sync-${pseudonym}`, records, cohorts: [] }
+}
+
+const identity = (s: Sent): string => `${s.msgChainId}@${s.timestamp}:${s.recordIds.join(',')}`
+
+describe('publish processor', () => {
+  const data = job(60)
+  const messageCount = outgoingMessages(data, MAX_BYTES).length
+
+  it('packs the test job into enough messages to stop part way', () => {
+    expect(messageCount).toBeGreaterThanOrEqual(8)
+  })
+
+  it('retried in the same process, sends only what the failed attempt did not', async () => {
+    const publisher = publisherProcess({ failAfter: 3 })
+    await expect(publisher.run('same-process', data, 1)).rejects.toThrow(/refused to send/)
+    expect(publisher.sent).toHaveLength(3)
+    publisher.failAfter(undefined)
+    const result = await publisher.run('same-process', data, 2)
+    expect(result).toMatchObject({ messages: messageCount, alreadyPublished: 3, republished: 0 })
+    expect(publisher.sent).toHaveLength(messageCount)
+    expect(new Set(publisher.sent.map(identity)).size).toBe(messageCount)
+  })
+
+  it('taken over from a crashed process, sends the noted messages again with their identities, then the rest', async () => {
+    const crashed = publisherProcess({ failAfter: 4 })
+    await expect(crashed.run('takeover', data, 1)).rejects.toThrow()
+    const successor = publisherProcess()
+    const result = await successor.run('takeover', data, 2)
+    expect(result).toMatchObject({ messages: messageCount, alreadyPublished: 0, republished: 4 })
+    // In order, and the first four exactly as the crashed process sent them.
+    expect(successor.sent.slice(0, 4).map(identity)).toEqual(crashed.sent.map(identity))
+    expect(successor.sent.map((s) => s.timestamp)).toEqual([...successor.sent.map((s) => s.timestamp)].sort((a, b) => a - b))
+    expect(successor.sent.flatMap((s) => s.recordIds).sort()).toEqual(data.records.map((r) => r.id).sort())
+    expect(new Set(successor.sent.map((s) => s.msgChainId))).toEqual(new Set([crashed.sent[0]!.msgChainId]))
+  })
+
+  it('finishes an interrupted takeover on a retry in the same process, without sending anything twice', async () => {
+    const crashed = publisherProcess({ failAfter: 5 })
+    await expect(crashed.run('takeover-retry', data, 1)).rejects.toThrow()
+    const successor = publisherProcess({ failAfter: 2 })
+    await expect(successor.run('takeover-retry', data, 2)).rejects.toThrow()
+    successor.failAfter(undefined)
+    const result = await successor.run('takeover-retry', data, 3)
+    expect(result).toMatchObject({ alreadyPublished: 2, republished: 3 })
+    expect(successor.sent.slice(0, 5).map(identity)).toEqual(crashed.sent.map(identity))
+    expect(successor.sent).toHaveLength(messageCount)
+  })
+
+  it('replaying a dead-lettered job, skips what its earlier runs published, even after a takeover', async () => {
+    const first = publisherProcess({ failAfter: 3 })
+    // The last attempt fails: the job is dead-lettered and its chain handed back.
+    await expect(first.run('replayed', data, 5)).rejects.toThrow()
+    const replay = publisherProcess({ failAfter: 2 })
+    await expect(replay.run('replayed', data, 1)).rejects.toThrow()
+    const successor = publisherProcess()
+    const result = await successor.run('replayed', data, 2)
+    expect(result).toMatchObject({ alreadyPublished: 3, republished: 2 })
+    // Every record went out once across the three processes, bar the two the successor re-sent.
+    const all = [...first.sent, ...replay.sent, ...successor.sent].flatMap((s) => s.recordIds)
+    expect(new Set(all).size).toBe(data.records.length)
+    expect(successor.sent.slice(0, 2).map(identity)).toEqual(replay.sent.map(identity))
+    expect(successor.sent.some((s) => first.sent.some((f) => f.recordIds[0] === s.recordIds[0]))).toBe(false)
+  })
+
+  it('notes what it sent, so that what a successor skips or re-sends is exact', async () => {
+    const crashed = publisherProcess({ failAfter: 2 })
+    await expect(crashed.run('noted', data, 1)).rejects.toThrow()
+    const journal = await new DeliveryJournal(redis, prefix).open('noted', MAX_BYTES)
+    const sentKeys = outgoingMessages(data, MAX_BYTES).slice(0, 2).flatMap(deliveryKeys)
+    expect([...journal.published].sort()).toEqual(sentKeys.sort())
+    expect(journal.resumed).toBe(true)
+  })
+})

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { inject } from 'vitest'
 import type { FakeGoogle } from '@fitstream/fake-google'
-import { createLogger, createRedis, deleteKeysWithPrefix, type Env, type ServiceRuntime } from '@fitstream/shared'
+import { createLogger, createRedis, deleteKeysWithPrefix, type Env, type JobContext, type Logger, type ServiceRuntime } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 
 export const redisUrl = (): string => inject('redisUrl')
@@ -39,5 +39,21 @@ export function fetcherTestEnv(google: FakeGoogle, tokenService: ServiceRuntime,
     GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
     TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
     ...extra,
+  }
+}
+
+/** What a stage's worker hands its processor, for calling a processor directly (first attempt of one unless given). */
+export function jobContext(logger: Logger, job: Partial<Pick<JobContext, 'jobId' | 'attempt' | 'maxAttempts'>> = {}): JobContext {
+  return {
+    jobId: 'test',
+    attempt: 1,
+    maxAttempts: 1,
+    ...job,
+    enqueuedAt: Date.now(),
+    logger,
+    updateProgress: async () => undefined,
+    deferWithoutAttempt: async () => {
+      throw new Error('not deferred in tests')
+    },
   }
 }

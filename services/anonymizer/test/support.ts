@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { FitnessSample, JobContext, Logger, RetryPolicy, Stage } from '@fitstream/shared'
+import type { FitnessSample, RetryPolicy, Stage } from '@fitstream/shared'
 import { deriveKeys } from '../src/anonymize.js'
 import type { RandomSource } from '../src/noise.js'
 import { loadPolicy, DEFAULT_POLICY_FILE, parsePolicy, type PrivacyPolicy } from '../src/policy.js'
@@ -49,16 +49,4 @@ export const retry: Record<Stage, RetryPolicy> = {
   publish: { attempts: 1, backoffMs: 100 },
 }
 
-export function jobContext(logger: Logger): JobContext {
-  return {
-    jobId: 'test',
-    attempt: 1,
-    maxAttempts: 1,
-    enqueuedAt: Date.now(),
-    logger,
-    updateProgress: async () => undefined,
-    deferWithoutAttempt: async () => {
-      throw new Error('not deferred in tests')
-    },
-  }
-}
+export { jobContext } from '../../../tests/helpers.js'

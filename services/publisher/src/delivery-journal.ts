@@ -58,32 +58,32 @@ const DONE_SHARDS = 4_096
 // Resumes the journal of a job, or starts one by leasing a chain from the pool (or a new one).
 // A job whose earlier run was dead-lettered ('failed') leases anew, and what it published under
 // its earlier leases moves from KEYS[5] (this lease's notes) to KEYS[6] (earlier leases').
+// Returns { job hash fields, this lease's notes, earlier leases' notes, 1 if the lease was open }.
 const OPEN_SCRIPT = `
-if redis.call('EXISTS', KEYS[4]) == 1 then return {'state', 'done'} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {{'state', 'done'}, {}, {}, 0} end
 for i = 7, #KEYS do
-  if redis.call('SISMEMBER', KEYS[i], ARGV[5]) == 1 then return {'state', 'done'} end
+  if redis.call('SISMEMBER', KEYS[i], ARGV[5]) == 1 then return {{'state', 'done'}, {}, {}, 0} end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' then return redis.call('HGETALL', KEYS[1]) end
+if state == 'done' then return {{'state', 'done'}, {}, {}, 0} end
+local resumed = 0
 if state == 'open' then
-  local fields = redis.call('HGETALL', KEYS[1])
-  table.insert(fields, 'resumed')
-  table.insert(fields, '1')
-  return fields
+  resumed = 1
+else
+  if state == 'failed' and redis.call('EXISTS', KEYS[5]) == 1 then
+    redis.call('SUNIONSTORE', KEYS[6], KEYS[6], KEYS[5])
+    redis.call('DEL', KEYS[5])
+    redis.call('EXPIRE', KEYS[6], ARGV[4])
+  end
+  local chain = redis.call('SPOP', KEYS[2])
+  if not chain then chain = ARGV[1] end
+  local last = tonumber(redis.call('HGET', KEYS[3], chain) or '0')
+  local base = math.max(tonumber(ARGV[2]), last + 1)
+  local maxBytes = redis.call('HGET', KEYS[1], 'maxBytes') or ARGV[3]
+  redis.call('HSET', KEYS[1], 'state', 'open', 'chain', chain, 'base', string.format('%.0f', base), 'maxBytes', maxBytes)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
-if state == 'failed' and redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('SUNIONSTORE', KEYS[6], KEYS[6], KEYS[5])
-  redis.call('DEL', KEYS[5])
-  redis.call('EXPIRE', KEYS[6], ARGV[4])
-end
-local chain = redis.call('SPOP', KEYS[2])
-if not chain then chain = ARGV[1] end
-local last = tonumber(redis.call('HGET', KEYS[3], chain) or '0')
-local base = math.max(tonumber(ARGV[2]), last + 1)
-local maxBytes = redis.call('HGET', KEYS[1], 'maxBytes') or ARGV[3]
-redis.call('HSET', KEYS[1], 'state', 'open', 'chain', chain, 'base', string.format('%.0f', base), 'maxBytes', maxBytes)
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return redis.call('HGETALL', KEYS[1])
+return {redis.call('HGETALL', KEYS[1]), redis.call('SMEMBERS', KEYS[5]), redis.call('SMEMBERS', KEYS[6]), resumed}
 `
 
 // Ends a job's lease: the chain remembers the last timestamp used and goes back to the pool.
@@ -118,7 +118,7 @@ export class DeliveryJournal {
   async open(jobId: string, maxMessageBytes: number, now = Date.now()): Promise<JobJournal> {
     const marker = doneMarker(jobId)
     const doneKeys = this.doneKeysToRead(marker.shard)
-    const fields = (await this.redis.eval(
+    const [fields, published, earlier, resumed] = (await this.redis.eval(
       OPEN_SCRIPT,
       6 + doneKeys.length,
       this.jobKey(jobId),
@@ -133,18 +133,9 @@ export class DeliveryJournal {
       String(maxMessageBytes),
       String(JOURNAL_TTL_SECONDS),
       marker.member,
-    )) as string[]
+    )) as [string[], string[], string[], number]
     const hash = Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i]!, fields[2 * i + 1]!]))
     const state = hash.state === 'done' ? 'done' : 'open'
-    const [published, earlier] =
-      state === 'done'
-        ? [[], []]
-        : ((await this.redis.multi().smembers(this.publishedKey(jobId)).smembers(this.earlierKey(jobId)).exec()) as [Error | null, string[]][]).map(
-            ([error, members]) => {
-              if (error !== null) throw error
-              return members
-            },
-          )
     return {
       jobId,
       state,
@@ -153,7 +144,7 @@ export class DeliveryJournal {
       maxMessageBytes: Number(hash.maxBytes),
       published: new Set(published),
       earlier: new Set(earlier),
-      resumed: hash.resumed === '1',
+      resumed: resumed === 1,
     }
   }
 

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createLogger, type JobContext, type PublishJobData, type ReleasableRecord } from '@fitstream/shared'
+import { createLogger, type PublishJobData } from '@fitstream/shared'
 import { DeliveryJournal } from '../src/delivery-journal.js'
 import { deliveryKeys, outgoingMessages } from '../src/messages.js'
 import { createPublishProcessor, type PublishProcessorDeps, type PublishResult } from '../src/publish-processor.js'
-import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { jobContext, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { records } from './harness.js'
 
 /**
  * The publish processor against a real Redis journal and a recording stand-in for the Streamr
@@ -14,6 +15,7 @@ import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 const prefix = uniquePrefix('publish-processor')
 const { redis, cleanup } = testRedis(prefix)
 const MAX_BYTES = 1024
+const logger = createLogger('test', 'silent')
 
 afterAll(cleanup)
 
@@ -44,39 +46,13 @@ function publisherProcess(options: { failAfter?: number } = {}) {
   return {
     sent,
     failAfter: (n: number | undefined) => void (failAfter = n),
-    run: (jobId: string, job: PublishJobData, attempt = 1): Promise<PublishResult> => process(job, context(jobId, attempt)),
-  }
-}
-
-function context(jobId: string, attempt: number, maxAttempts = 5): JobContext {
-  return {
-    jobId,
-    attempt,
-    maxAttempts,
-    enqueuedAt: Date.now(),
-    logger: createLogger('test', 'silent'),
-    updateProgress: async () => undefined,
-    deferWithoutAttempt: async () => {
-      throw new Error('not deferred in tests')
-    },
+    run: (jobId: string, job: PublishJobData, attempt = 1): Promise<PublishResult> => process(job, jobContext(logger, { jobId, attempt, maxAttempts: 5 })),
   }
 }
 
 /** A job of `count` step records of one person (one stream partition), packed into many messages. */
 function job(count: number): PublishJobData {
-  const pseudonym = randomBytes(16).toString('hex')
-  const records: ReleasableRecord[] = Array.from({ length: count }, (_, i) => ({
-    id: randomBytes(16).toString('hex'),
-    type: 'steps',
-    pseudonym,
-    epoch: '2026-11',
-    start: new Date(Date.UTC(2026, 10, 1, i)).toISOString(),
-    end: new Date(Date.UTC(2026, 10, 1, i + 1)).toISOString(),
-    values: { count: 100 + i },
-    unit: 'steps',
-    revision: 0,
-  }))
-  return { syncId: `sync-${pseudonym}`, records, cohorts: [] }
+  return { syncId: `sync-${randomBytes(4).toString('hex')}`, records: records('steps', count), cohorts: [] }
 }
 
 const identity = (s: Sent): string => `${s.msgChainId}@${s.timestamp}:${s.recordIds.join(',')}`

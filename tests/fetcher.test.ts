@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { QueueEvents, type Job } from 'bullmq'
-import { FakeGoogle, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
+import { ALL_HEALTH_READ_SCOPES, FakeGoogle, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
 import {
   ACTIVITY_GROUP_FIELDS,
   DATA_TYPE_KEYS,
   SLEEP_STAGE_FIELDS,
+  civilTime,
   dataType,
   generateKeyringEntry,
+  instantOf,
   type DataTypeKey,
   type DeadLetter,
   type FitnessSample,
@@ -353,6 +355,126 @@ describe('Google errors', () => {
     expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_MALFORMED', message: 'Google aggregate response has no bucket list' } })
   })
 })
+
+describe('the Google Health API', () => {
+  const HEALTH_TYPES = DATA_TYPE_KEYS.filter((t) => dataType(t).health !== undefined)
+  const registerHealth = (dataTypes: DataTypeKey[]) => register(dataTypes, [...ALL_HEALTH_READ_SCOPES])
+
+  /** What Fit says of a bucket, as the Health API reports it: weight and body fat as an average only, distance to the millimetre. */
+  function expectedFromHealth(type: DataTypeKey, seed: string, h: number): Record<string, number> | undefined {
+    const fit = expectedValues(type, syntheticBucket(seed, dataType(type).fitDataType, h, h + HOUR))
+    if (fit === undefined) return undefined
+    if (type === 'weight' || type === 'body_fat') return { avg: expect.closeTo(fit.avg!, 9) as number }
+    if (type === 'distance') return { metres: Math.round(fit.metres! * 1000) / 1000 }
+    return Object.fromEntries(Object.entries(fit).map(([k, v]) => [k, expect.closeTo(v, 9) as number]))
+  }
+
+  it('reads a person who granted Health API scopes through one roll-up per type, and passes on what Fit would have for the same data', async () => {
+    const user = await registerHealth(HEALTH_TYPES)
+    const [aggregates, rollUps] = [google.stats.aggregateRequests, google.stats.rollUpRequests]
+    const { result } = await fetchWindow(user.id, HEALTH_TYPES, 48)
+    expect(google.stats.aggregateRequests - aggregates).toBe(0)
+    expect(google.stats.rollUpRequests - rollUps).toBe(HEALTH_TYPES.length)
+    const [samples] = await passedOn(user.id)
+    const got = new Map(samples!.map((s) => [`${s.type}|${s.startMs}`, s]))
+    let expectedCount = 0
+    for (const type of HEALTH_TYPES) {
+      for (let h = lastHour - 48 * HOUR; h < lastHour; h += HOUR) {
+        const expected = expectedFromHealth(type, user.google.seed, h)
+        const sample = got.get(`${type}|${h}`)
+        if (expected === undefined) {
+          expect(sample, `${type} ${new Date(h).toISOString()}`).toBeUndefined()
+          continue
+        }
+        expectedCount++
+        expect(sample, `${type} ${new Date(h).toISOString()}`).toMatchObject({ startMs: h, endMs: h + HOUR, values: expected, unit: dataType(type).unit })
+      }
+    }
+    expect(samples).toHaveLength(expectedCount)
+    expect(new Set(samples!.map((s) => s.type))).toContain('heart_minutes')
+    expect(result).toMatchObject({ api: 'health', samples: expectedCount, rejectedPoints: 0 })
+    // A person on Fit, read by the same fetcher at the same time, stays on Fit.
+    const fitUser = await register(['steps'])
+    expect((await fetchWindow(fitUser.id, ['steps'], 24)).result).toMatchObject({ api: 'fit' })
+  })
+
+  it('leaves out consented types the Health API does not have, and fetches the rest', async () => {
+    const user = await registerHealth(['steps', 'sleep'])
+    const { result } = await fetchWindow(user.id, ['steps', 'sleep'], 24)
+    expect(result).toMatchObject({ api: 'health', dataTypes: ['steps'] })
+    const [samples] = await passedOn(user.id)
+    expect(new Set(samples!.map((s) => s.type))).toEqual(new Set(['steps']))
+  })
+
+  it('reads whole local days with dailyRollUp when buckets are days in the person’s time zone', async () => {
+    const zone = 'America/New_York'
+    const user = await registerHealth(['steps'])
+    google.setUserTimeZone(user.google.googleId, zone)
+    const today = alignToLocalMidnight(Date.now(), zone)
+    const start = alignToLocalMidnight(today - 3 * 24 * HOUR + 12 * HOUR, zone)
+    const { result } = await fetchWindow(user.id, ['steps'], 0, { window: { startMs: start, endMs: today }, bucketMs: 24 * HOUR, timeZone: zone })
+    expect(result).toMatchObject({ api: 'health', samples: 3 })
+    const [samples] = await passedOn(user.id)
+    for (const sample of samples!) {
+      // Each day's total is the sum of its local hours, as Fit's hourly buckets have them.
+      let steps = 0
+      for (let h = sample.startMs; h < sample.endMs; h += HOUR)
+        steps += expectedValues('steps', syntheticBucket(user.google.seed, 'com.google.step_count.delta', h, h + HOUR))?.count ?? 0
+      expect(sample.values).toEqual({ count: steps })
+      expect(alignToLocalMidnight(sample.startMs, zone)).toBe(sample.startMs)
+    }
+  })
+
+  it('waits out a 429 without using attempts, and dead-letters a missing scope with Google’s reason', async () => {
+    const user = await registerHealth(['steps'])
+    google.injectFault({ route: 'rollUp', status: 429, times: 2, retryAfterSeconds: 1 })
+    const { job } = await fetchWindow(user.id, ['steps'], 24)
+    expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(1)
+
+    const narrow = await register(['heart_rate'], ['https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly'])
+    const denied = await fetcher.queues.add(
+      'fetch',
+      { syncId: 's-health-403', userId: narrow.id, dataTypes: ['heart_rate'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
+      { jobId: 'test-fetch-health-403' },
+    )
+    const dead = await deadLetterFor(denied.id!)
+    expect(dead).toMatchObject({ permanent: true, attemptsMade: 1, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
+    expect(dead.error.message).toMatch(/^Google Health API answered 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT: /)
+  })
+
+  it('uses what it can of a partly corrupted roll-up and dead-letters one that is not an answer at all', async () => {
+    const user = await registerHealth(['steps'])
+    const h = lastHour - 2 * HOUR
+    const iso = (ms: number) => new Date(ms).toISOString()
+    const body = {
+      rollupDataPoints: [
+        { startTime: iso(h + HOUR), endTime: iso(lastHour), steps: { countSum: '42' } },
+        { startTime: iso(h), endTime: iso(h + HOUR), steps: { countSum: 'NaN' } },
+        { startTime: 'yesterday', steps: {} },
+      ],
+    }
+    google.injectFault({ route: 'rollUp', status: 200, times: 1, body })
+    const { result } = await fetchWindow(user.id, ['steps'], 2)
+    expect(result).toMatchObject({ samples: 1, rejectedPoints: 2 })
+    expect((await passedOn(user.id))[0]).toEqual([expect.objectContaining({ startMs: h + HOUR, values: { count: 42 } })])
+
+    google.injectFault({ route: 'rollUp', status: 200, times: 1, rawBody: '<html>502 Bad Gateway</html>' })
+    const job = await fetcher.queues.add(
+      'fetch',
+      { syncId: 's-health-bad', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
+      { jobId: 'test-fetch-health-bad' },
+    )
+    const dead = await deadLetterFor(job.id!)
+    expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_MALFORMED' } })
+    expect(dead.error.message).toMatch(/Google Health API roll-up response is not a JSON object/)
+  })
+})
+
+/** Local midnight in `zone` at or before `ms`. */
+function alignToLocalMidnight(ms: number, zone: string): number {
+  const c = civilTime(ms, zone)
+  return instantOf({ ...c, hours: 0, minutes: 0, seconds: 0 }, zone)
+}
 
 describe('backfill', () => {
   it('fetches a new user’s history in chunks that show as "backfill i/n", and reports progress', async () => {

@@ -37,6 +37,7 @@ export function fetcherTestEnv(google: FakeGoogle, tokenService: ServiceRuntime,
     REDIS_URL: redisUrl(),
     QUEUE_PREFIX: prefix,
     GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
+    GOOGLE_HEALTH_ROOT_URL: google.rootUrl,
     TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
     ...extra,
   }

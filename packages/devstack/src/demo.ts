@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createRedis, deleteKeysWithPrefix, waitForRedis } from '@fitstream/shared'
+import { GOOGLE_DATA_APIS, createRedis, deleteKeysWithPrefix, waitForRedis, type GoogleDataApi } from '@fitstream/shared'
 import { BULL_BOARD_PATH } from './paths.js'
 import { Stack } from './stack.js'
 import type { ReceivedMessage } from './subscriber.js'
@@ -16,8 +16,14 @@ const { values } = parseArgs({
     users: { type: 'string', default: process.env.DEMO_USERS ?? '3' },
     seconds: { type: 'string', default: process.env.DEMO_SECONDS ?? '0' },
     port: { type: 'string', default: process.env.DEMO_PORT ?? '8080' },
+    'google-api': { type: 'string', default: process.env.DEMO_GOOGLE_API ?? 'fit' },
   },
 })
+const googleApi = values['google-api']
+if (!isGoogleDataApi(googleApi)) {
+  process.stderr.write(`--google-api must be one of ${GOOGLE_DATA_APIS.join(', ')}, not ${JSON.stringify(googleApi)}\n`)
+  process.exit(2)
+}
 const users = Number(values.users)
 const seconds = Number(values.seconds)
 const prefix = 'fitstream-demo'
@@ -37,7 +43,7 @@ redis.disconnect()
 
 const logDir = join(fileURLToPath(new URL('../../../', import.meta.url)), '.fitstream', 'demo-logs')
 const started = Date.now()
-const stack = await Stack.start({ redisUrl, prefix, logDir, tokenServicePort: Number(values.port), log: (m) => say(`• ${m}`) })
+const stack = await Stack.start({ redisUrl, prefix, logDir, googleApi, tokenServicePort: Number(values.port), log: (m) => say(`• ${m}`) })
 let stopping = false
 const stop = async (): Promise<void> => {
   if (stopping) return
@@ -56,7 +62,7 @@ subscriber.onMessage((message) => say(describe(message)))
 
 for (let i = 0; i < users; i++) {
   const user = await stack.registerUser({ seed: `demo-user-${i + 1}` })
-  say(`• registered demo user ${i + 1} (${user.dataTypes.join(', ')})`)
+  say(`• registered demo user ${i + 1} (${user.dataTypes.join(', ')}), read from ${googleApi === 'health' ? 'the Google Health API' : 'Google Fit'}`)
 }
 say('')
 say(`Onboarding:  ${stack.tokenService.url}/   (connect a synthetic "Google" account in your browser; the fake's consent screen stands in for Google's)`)
@@ -92,4 +98,8 @@ function format(values: Record<string, number>): string {
   return Object.entries(values)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ')
+}
+
+function isGoogleDataApi(value: string | undefined): value is GoogleDataApi {
+  return (GOOGLE_DATA_APIS as readonly (string | undefined)[]).includes(value)
 }

@@ -4,8 +4,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { FakeGoogle, type FakeUser } from '@fitstream/fake-google'
-import { StageQueues, createLogger, createRedis, deleteKeysWithPrefix, retryPolicies, commonEnv, parseEnv, type DataTypeKey } from '@fitstream/shared'
+import { ALL_HEALTH_READ_SCOPES, ALL_READ_SCOPES, FakeGoogle, type FakeUser } from '@fitstream/fake-google'
+import {
+  StageQueues,
+  createLogger,
+  createRedis,
+  deleteKeysWithPrefix,
+  retryPolicies,
+  commonEnv,
+  parseEnv,
+  type DataTypeKey,
+  type GoogleDataApi,
+} from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 import { generateDevSecrets, type DevSecrets } from './secrets.js'
@@ -48,6 +58,8 @@ export interface StackOptions {
   readonly fetchers?: number
   /** Latency the fake Google adds to every Fitness answer (default 0). */
   readonly googleLatencyMs?: number
+  /** The Google API people grant access to and are read from (default `fit`). */
+  readonly googleApi?: GoogleDataApi
   /** Days of history a new user's first sync fetches (default 1). */
   readonly backfillDays?: number
   /** Partitions of each stream (default 1). */
@@ -114,6 +126,11 @@ export class Stack {
     return stack
   }
 
+  /** The Google API people grant access to and are read from. */
+  get googleApi(): GoogleDataApi {
+    return this.options.googleApi ?? 'fit'
+  }
+
   get publisherKey(): string {
     return this.network.accounts[1]!.privateKey
   }
@@ -145,6 +162,7 @@ export class Stack {
     const tokenServiceUrl = this.services.find((p) => p.options.name === 'token-service')?.url ?? ''
     const own: Record<ServiceName, Record<string, string>> = {
       'token-service': {
+        GOOGLE_DATA_API: this.googleApi,
         ADMIN_TOKEN: s.ADMIN_TOKEN,
         INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
         SESSION_SECRET: s.SESSION_SECRET,
@@ -161,7 +179,9 @@ export class Stack {
       },
       fetcher: {
         ACCESS_TOKEN_KEYS: s.ACCESS_TOKEN_KEYS,
+        GOOGLE_DATA_API: this.googleApi,
         GOOGLE_FITNESS_ROOT_URL: this.google.rootUrl,
+        GOOGLE_HEALTH_ROOT_URL: this.google.rootUrl,
         TOKEN_SERVICE_URL: tokenServiceUrl,
         INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
       },
@@ -193,7 +213,11 @@ export class Stack {
 
   /** Registers a fake Google user with FitStream through the token service's API. */
   async registerUser(options: { seed?: string; dataTypes?: readonly DataTypeKey[] } = {}): Promise<RegisteredUser> {
-    const google = this.google.addUser(options.seed === undefined ? {} : { seed: options.seed })
+    const google = this.google.addUser({
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      // A person who consented to the API in use: every read scope of it.
+      scopes: [...(this.googleApi === 'health' ? ALL_HEALTH_READ_SCOPES : ALL_READ_SCOPES)],
+    })
     const dataTypes = options.dataTypes ?? ['steps', 'calories', 'heart_rate']
     const response = await this.api('POST', '/users', { refreshToken: google.refreshToken, dataTypes })
     if (response.status !== 201) throw new Error(`registering a user failed: ${response.status} ${JSON.stringify(response.body)}`)

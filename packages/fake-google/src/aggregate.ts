@@ -227,16 +227,23 @@ export interface DataArrival {
   readonly lateSamples?: (dataTypeName: string) => readonly RawSample[]
 }
 
+/**
+ * The samples of a raw type that a request made at nowMs sees: generated and late ones that start
+ * in [startMs, endMs) and have reached Google, in start order. Shared by the Fit aggregate and the
+ * Health roll-ups, so both APIs read the same data.
+ */
+export function arrivedSamples(seed: string, dataTypeName: string, startMs: number, endMs: number, nowMs: number, arrival: DataArrival = {}): RawSample[] {
+  const visibleUntil = nowMs - (arrival.uploadDelayMs ?? 0)
+  const late = (arrival.lateSamples?.(dataTypeName) ?? []).filter((s) => s.startMs >= startMs && s.startMs < endMs && s.endMs <= visibleUntil)
+  const generated = rawSamples(seed, dataTypeName, startMs, endMs, visibleUntil)
+  return late.length === 0 ? generated : [...generated, ...late].sort((a, b) => a.startMs - b.startMs)
+}
+
 export function buildAggregateResponse(seed: string, request: AggregateRequest, nowMs: number, arrival: DataArrival = {}): AggregateResponse {
   const { buckets } = request
-  const visibleUntil = nowMs - (arrival.uploadDelayMs ?? 0)
   const datasets = request.entries.map((entry) => {
     // Generate once for the whole span, then hand each bucket the samples starting inside it.
-    const late = (arrival.lateSamples?.(entry.type.name) ?? []).filter(
-      (s) => s.startMs >= request.startMs && s.startMs < request.endMs && s.endMs <= visibleUntil,
-    )
-    const generated = rawSamples(seed, entry.type.name, request.startMs, request.endMs, visibleUntil)
-    const samples = late.length === 0 ? generated : [...generated, ...late].sort((a, b) => a.startMs - b.startMs)
+    const samples = arrivedSamples(seed, entry.type.name, request.startMs, request.endMs, nowMs, arrival)
     const perBucket: RawSample[][] = buckets.map(() => [])
     let i = 0
     for (const s of samples) {

@@ -1,18 +1,34 @@
 /**
- * An in-process stand-in for Google's OAuth token endpoint and the Fitness REST API, faithful
- * enough that the real googleapis client cannot tell the difference, plus controls (users, faults,
- * latency, clock, counters) that tests and the benchmark need and Google does not offer.
+ * An in-process stand-in for Google's OAuth token endpoint, the Fitness REST API and the Health
+ * API's roll-ups, faithful enough that the real googleapis client cannot tell the difference, plus
+ * controls (users, faults, latency, clock, counters) that tests and the benchmark need and Google
+ * does not offer.
  */
 
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { buildAggregateResponse, parseAggregateRequest } from './aggregate.js'
+import { buildAggregateResponse, parseAggregateRequest, type DataArrival } from './aggregate.js'
 import { ALL_READ_SCOPES, FIT_TYPES, FITNESS_SCOPE_PREFIX, GMS_PACKAGE, mergedDataSourceId, type FitTypeSpec, type ScopeGroup } from './catalogue.js'
-import { badRequest, FitApiError, OAuthError, unauthenticated } from './errors.js'
+import {
+  badRequest,
+  FitApiError,
+  HealthApiError,
+  healthBadRequest,
+  healthFault,
+  healthScopeInsufficient,
+  healthUnauthenticated,
+  OAuthError,
+  unauthenticated,
+  type CredentialProblem,
+  type HealthRpc,
+} from './errors.js'
+import { canReadHealth, HEALTH_TYPES, healthReadScope, healthType } from './health-catalogue.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
 import { ConsentScreen } from './oauth.js'
+import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest } from './rollup.js'
 import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
+import { isValidTimeZone } from './time-zones.js'
 
 export interface FakeGoogleOptions {
   /** Interface to listen on; default 127.0.0.1. */
@@ -25,7 +41,7 @@ export interface FakeGoogleOptions {
   clientSecret?: string
   /** Lifetime of issued access tokens; default 3600 (expires_in reports one second less, like Google). */
   accessTokenTtlSeconds?: number
-  /** Delay before every Fitness API answer (not the token endpoint); default 0. */
+  /** Delay before every Fit and Health API answer (not the token endpoint); default 0. */
   latencyMs?: number
   /** The server's clock: token expiry and "data exists only before now"; default Date.now. */
   now?: () => number
@@ -34,10 +50,12 @@ export interface FakeGoogleOptions {
 export interface AddUserOptions {
   /** Determines all of the user's data and their googleId; default 'user-1', 'user-2', ... */
   seed?: string
-  /** Granted scopes; default every fitness read scope. */
+  /** Granted scopes; default every Fit read scope (Health scopes, e.g. ALL_HEALTH_READ_SCOPES, only when given). */
   scopes?: string[]
   /** Default: a fresh random Google-looking refresh token. */
   refreshToken?: string
+  /** The IANA time zone of the user's Health profile, whose civil days dailyRollUp rolls up; default 'UTC'. */
+  timeZone?: string
 }
 
 export interface FakeUser {
@@ -45,9 +63,11 @@ export interface FakeUser {
   seed: string
   refreshToken: string
   scopes: string[]
+  timeZone: string
 }
 
-export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'any'
+/** 'rollUp' covers both Health roll-up methods (rollUp and dailyRollUp). */
+export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'any'
 
 export interface FaultSpec {
   route: FaultRoute
@@ -60,7 +80,7 @@ export interface FaultSpec {
   body?: unknown
   /** Sent as the body byte for byte instead of any JSON (overrides `body`): an answer cut off in transit, or not JSON at all. */
   rawBody?: string
-  /** The errors[].reason (Fitness) or `error` (token endpoint) of the default body. */
+  /** The errors[].reason (Fitness), the ErrorInfo reason (Health) or `error` (token endpoint) of the default body. */
   reason?: string
 }
 
@@ -74,16 +94,19 @@ export interface FakeGoogleStats {
   aggregateRequests: number
   aggregateErrors: number
   dataSourcesRequests: number
-  /** Fitness requests rejected with 401. */
+  /** Every Health roll-up request (rollUp and dailyRollUp), whatever the outcome. */
+  rollUpRequests: number
+  rollUpErrors: number
+  /** Fit and Health requests rejected with 401. */
   unauthorized: number
   /** Requests answered by an injected fault. */
   faultsServed: number
   bucketsServed: number
   pointsServed: number
-  /** Fitness requests being handled right now (including latency). */
+  /** Fit and Health requests being handled right now (including latency). */
   inFlight: number
   maxInFlight: number
-  /** Successful aggregate requests per googleId. */
+  /** Successful data requests (Fit aggregates and Health roll-ups) per googleId. */
   aggregateRequestsByUser: Record<string, number>
 }
 
@@ -91,6 +114,7 @@ interface UserState {
   readonly googleId: string
   readonly seed: string
   readonly scopes: readonly string[]
+  readonly timeZone: string
 }
 
 interface AccessGrant {
@@ -105,9 +129,9 @@ interface ActiveFault {
   remaining: number
 }
 
-type Route = 'token' | 'aggregate' | 'dataSources'
+type Route = 'token' | 'aggregate' | 'dataSources' | 'rollUp'
 
-const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'any']
+const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'rollUp', 'any']
 
 const emptyStats = (): FakeGoogleStats => ({
   tokenRequests: 0,
@@ -116,6 +140,8 @@ const emptyStats = (): FakeGoogleStats => ({
   aggregateRequests: 0,
   aggregateErrors: 0,
   dataSourcesRequests: 0,
+  rollUpRequests: 0,
+  rollUpErrors: 0,
   unauthorized: 0,
   faultsServed: 0,
   bucketsServed: 0,
@@ -135,6 +161,14 @@ function groupOf(scope: string): string | undefined {
 /** Write scopes imply read, as with Google. */
 function canRead(scopes: readonly string[], group: ScopeGroup): boolean {
   return scopes.some((s) => groupOf(s) === group)
+}
+
+function fitFaultBody(status: number, reason: string | undefined): unknown {
+  return new FitApiError(status, defaultFaultMessage(status, reason ?? ''), reason === undefined ? {} : { reason }).toBody()
+}
+
+function tokenFaultBody(status: number, reason: string | undefined): unknown {
+  return { error: reason ?? defaultTokenFaultError(status), error_description: `Injected fault (${status})` }
 }
 
 function defaultFaultMessage(status: number, reason: string): string {
@@ -252,9 +286,19 @@ export class FakeGoogle {
     const refreshToken = opts.refreshToken ?? `1//09${randomBytes(60).toString('base64url')}`
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) throw new TypeError('refreshToken must be a non-empty string')
     if (this.refreshTokens.has(refreshToken)) throw new Error('That refresh token is already in use')
-    this.users.set(googleId, { googleId, seed, scopes: [...scopes] })
+    const timeZone = opts.timeZone ?? 'UTC'
+    if (typeof timeZone !== 'string' || !isValidTimeZone(timeZone)) throw new TypeError('timeZone must be an IANA time zone')
+    this.users.set(googleId, { googleId, seed, scopes: [...scopes], timeZone })
     this.refreshTokens.set(refreshToken, googleId)
-    return { googleId, seed, refreshToken, scopes: [...scopes] }
+    return { googleId, seed, refreshToken, scopes: [...scopes], timeZone }
+  }
+
+  /** The user moves: dailyRollUp reads their civil days in this IANA zone from now on. */
+  setUserTimeZone(googleId: string, timeZone: string): void {
+    const user = this.users.get(googleId)
+    if (user === undefined) throw new Error(`no user ${googleId}`)
+    if (typeof timeZone !== 'string' || !isValidTimeZone(timeZone)) throw new TypeError('timeZone must be an IANA time zone')
+    this.users.set(googleId, { ...user, timeZone })
   }
 
   /** The user's refresh token stops working, and so do access tokens minted from it (as at Google). */
@@ -346,6 +390,7 @@ export class FakeGoogle {
       seed: u.seed,
       refreshToken: tokens.get(u.googleId) ?? '',
       scopes: [...u.scopes],
+      timeZone: u.timeZone,
     }))
   }
 
@@ -372,12 +417,9 @@ export class FakeGoogle {
         res.destroy()
         return
       }
-      const message = err instanceof Error ? err.message : String(err)
-      send(res, {
-        status: 500,
-        body: new FitApiError(500, `Internal error in fake: ${message}`).toBody(),
-        pretty: true,
-      })
+      const message = `Internal error in fake: ${err instanceof Error ? err.message : String(err)}`
+      const health = (req.url ?? '').startsWith('/v4/')
+      send(res, { status: 500, body: health ? new HealthApiError(500, message).toBody() : new FitApiError(500, message).toBody(), pretty: true })
     })
   }
 
@@ -395,22 +437,30 @@ export class FakeGoogle {
     if (path === '/token') return send(res, await this.token(req))
     if (path === '/revoke') return send(res, await this.revoke(req, url))
     if (path === '/o/oauth2/v2/auth') return this.consent.authorize(req, res, url)
-    const m = /^\/fitness\/v1\/users\/([^/]+)\/(dataset:aggregate|dataSources)(?:\/(.+))?$/.exec(path)
-    if (m === null || (m[2] === 'dataset:aggregate' && m[3] !== undefined)) {
-      return send(res, {
-        status: 404,
-        body: new FitApiError(404, `The requested URL ${path} was not found on this server.`).toBody(),
-        pretty: true,
-      })
+    const fit = /^\/fitness\/v1\/users\/([^/]+)\/(dataset:aggregate|dataSources)(?:\/(.+))?$/.exec(path)
+    if (fit !== null && !(fit[2] === 'dataset:aggregate' && fit[3] !== undefined)) {
+      const route: Route = fit[2] === 'dataset:aggregate' ? 'aggregate' : 'dataSources'
+      return this.serveApi(res, url, route, () => this.fitness(req, url, route, fit[1] ?? '', fit[3]))
     }
-    const userId = m[1] ?? ''
-    const route: Route = m[2] === 'dataset:aggregate' ? 'aggregate' : 'dataSources'
+    const health = /^\/v4\/users\/([^/]+)\/dataTypes\/([^/]+)\/dataPoints:(rollUp|dailyRollUp)$/.exec(path)
+    if (health !== null) {
+      const rpc: HealthRpc = health[3] === 'rollUp' ? 'RollUpDataPoints' : 'DailyRollUpDataPoints'
+      return this.serveApi(res, url, 'rollUp', () => this.rollUp(req, url, rpc, health[1] ?? '', health[2] ?? ''))
+    }
+    const notFound = `The requested URL ${path} was not found on this server.`
+    const body = path.startsWith('/v4/') ? new HealthApiError(404, notFound).toBody() : new FitApiError(404, notFound).toBody()
+    send(res, { status: 404, body, pretty: true })
+  }
+
+  /** Counts, delays and sends a Fit or Health API answer. */
+  private async serveApi(res: ServerResponse, url: URL, route: Route, answer: () => Promise<Reply>): Promise<void> {
     this.counters.inFlight++
     this.counters.maxInFlight = Math.max(this.counters.maxInFlight, this.counters.inFlight)
     try {
-      const reply = await this.fitness(req, url, route, userId, m[3])
+      const reply = await answer()
       reply.pretty = url.searchParams.get('prettyPrint') !== 'false'
       if (reply.status >= 400 && route === 'aggregate') this.counters.aggregateErrors++
+      if (reply.status >= 400 && route === 'rollUp') this.counters.rollUpErrors++
       if (reply.status === 401) this.counters.unauthorized++
       await this.sleep(this.latencyMs)
       send(res, reply)
@@ -445,17 +495,13 @@ export class FakeGoogle {
     return fault.spec
   }
 
-  private faultReply(route: Route, f: FaultSpec): Reply {
+  /** The fault's configured answer, or else `errorBody`: the route's own error dialect. */
+  private faultReply(f: FaultSpec, errorBody: (status: number, reason: string | undefined) => unknown): Reply {
     const headers: Record<string, string> = {}
     if (f.retryAfterSeconds !== undefined) headers['retry-after'] = String(f.retryAfterSeconds)
     if (f.rawBody !== undefined) return { status: f.status, body: undefined, raw: f.rawBody, headers }
     if (f.body !== undefined) return { status: f.status, body: f.body, headers }
-    if (route === 'token') {
-      const error = f.reason ?? defaultTokenFaultError(f.status)
-      return { status: f.status, body: { error, error_description: `Injected fault (${f.status})` }, headers }
-    }
-    const err = new FitApiError(f.status, defaultFaultMessage(f.status, f.reason ?? ''), f.reason === undefined ? {} : { reason: f.reason })
-    return { status: f.status, body: err.toBody(), headers }
+    return { status: f.status, body: errorBody(f.status, f.reason), headers }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -475,7 +521,7 @@ export class FakeGoogle {
 
   private async tokenReply(req: IncomingMessage): Promise<Reply> {
     const fault = this.takeFault('token')
-    if (fault !== undefined) return this.faultReply('token', fault)
+    if (fault !== undefined) return this.faultReply(fault, tokenFaultBody)
     if (req.method !== 'POST') {
       return {
         status: 405,
@@ -582,7 +628,7 @@ export class FakeGoogle {
     if (route === 'aggregate') this.counters.aggregateRequests++
     else this.counters.dataSourcesRequests++
     const fault = this.takeFault(route)
-    if (fault !== undefined) return this.faultReply(route, fault)
+    if (fault !== undefined) return this.faultReply(fault, fitFaultBody)
     try {
       const expectedMethod = route === 'aggregate' ? 'POST' : 'GET'
       if (req.method !== expectedMethod) throw new FitApiError(404, 'Method not found.')
@@ -606,14 +652,10 @@ export class FakeGoogle {
           throw new FitApiError(403, `No permission to read data for this private data source: ${id}. Requires ${FITNESS_SCOPE_PREFIX}${entry.type.scope}.read`)
         }
       }
-      const response = buildAggregateResponse(user.seed, request, this.now(), {
-        uploadDelayMs: this.uploadDelays.get(user.googleId) ?? this.uploadDelays.get('*') ?? 0,
-        lateSamples: (type) => this.lateSamples.get(`${user.googleId}|${type}`) ?? [],
-      })
+      const response = buildAggregateResponse(user.seed, request, this.now(), this.dataArrival(user.googleId))
       this.counters.bucketsServed += response.bucket.length
       for (const b of response.bucket) for (const d of b.dataset) this.counters.pointsServed += d.point.length
-      const byUser = this.counters.aggregateRequestsByUser
-      byUser[user.googleId] = (byUser[user.googleId] ?? 0) + 1
+      this.countSuccess(user.googleId)
       return { status: 200, body: response }
     } catch (err) {
       if (err instanceof FitApiError) return { status: err.code, body: err.toBody(), headers: { ...err.headers } }
@@ -626,13 +668,76 @@ export class FakeGoogle {
 
   /** The user behind the request's access token, with the scopes that token carries. */
   private authenticate(req: IncomingMessage, url: URL): UserState {
+    const caller = this.caller(req, url)
+    if (typeof caller === 'string') throw unauthenticated()
+    return caller
+  }
+
+  /** The user behind the request's access token (with that token's scopes), or why there is none. */
+  private caller(req: IncomingMessage, url: URL): UserState | CredentialProblem {
     const header = req.headers.authorization
     const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header)
     const token = m?.[1] ?? url.searchParams.get('access_token') ?? undefined
-    const grant = token === undefined ? undefined : this.accessTokens.get(token)
+    if (token === undefined) return 'missing'
+    const grant = this.accessTokens.get(token)
     const user = grant === undefined ? undefined : this.users.get(grant.googleId)
-    if (grant === undefined || user === undefined || grant.expiresAtMs <= this.now()) throw unauthenticated()
+    if (grant === undefined || user === undefined) return 'invalid'
+    if (grant.expiresAtMs <= this.now()) return 'expired'
     return { ...user, scopes: grant.scopes }
+  }
+
+  /** What of a user's data has reached Google: the same for the Fit and the Health API. */
+  private dataArrival(googleId: string): DataArrival {
+    return {
+      uploadDelayMs: this.uploadDelays.get(googleId) ?? this.uploadDelays.get('*') ?? 0,
+      lateSamples: (type) => this.lateSamples.get(`${googleId}|${type}`) ?? [],
+    }
+  }
+
+  private countSuccess(googleId: string): void {
+    const byUser = this.counters.aggregateRequestsByUser
+    byUser[googleId] = (byUser[googleId] ?? 0) + 1
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Health API
+
+  private async rollUp(req: IncomingMessage, url: URL, rpc: HealthRpc, userId: string, dataType: string): Promise<Reply> {
+    this.counters.rollUpRequests++
+    const fault = this.takeFault('rollUp')
+    if (fault !== undefined) return this.faultReply(fault, (status, reason) => healthFault(status, reason, rpc).toBody())
+    try {
+      if (req.method !== 'POST') throw new HealthApiError(404, 'Method not found.')
+      const user = this.caller(req, url)
+      if (typeof user === 'string') throw healthUnauthenticated(user, rpc)
+      if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
+      const type = healthType(dataType)
+      if (type === undefined) {
+        throw healthBadRequest(`Data type "${dataType}" cannot be rolled up; supported: ${HEALTH_TYPES.map((t) => t.name).join(', ')}.`, 'parent')
+      }
+      if (!canReadHealth(user.scopes, type.scope)) throw healthScopeInsufficient(rpc, healthReadScope(type.scope))
+      const text = (await readBody(req)).toString('utf8')
+      let body: unknown = {}
+      try {
+        // An empty body is an empty message, which validation then finds wanting.
+        if (text.trim() !== '') body = JSON.parse(text)
+      } catch {
+        throw healthBadRequest(`Invalid JSON payload received. Unexpected token.\n${text.slice(0, 40)}\n^`)
+      }
+      const context = { seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) }
+      const response =
+        rpc === 'RollUpDataPoints'
+          ? buildRollUpResponse(type, parseRollUpRequest(body, type), context)
+          : buildDailyRollUpResponse(type, parseDailyRollUpRequest(body, type), user.timeZone, context)
+      this.countSuccess(user.googleId)
+      return { status: 200, body: response }
+    } catch (err) {
+      if (err instanceof HealthApiError) return { status: err.code, body: err.toBody(), headers: { ...err.headers } }
+      if (err instanceof BodyTooLargeError) {
+        return { status: 413, body: new HealthApiError(413, err.message).toBody(), headers: { connection: 'close' } }
+      }
+      throw err
+    }
   }
 
   private dataSources(user: UserState, url: URL, sourceId: string | undefined): unknown {
@@ -669,6 +774,9 @@ export class FakeGoogle {
           return reply(204)
         case 'POST error-rate':
           this.setErrorRate(body['route'] as Route | 'any', Number(body['status']), Number(body['rate']))
+          return reply(204)
+        case 'POST user-time-zone':
+          this.setUserTimeZone(String(body['googleId']), String(body['timeZone']))
           return reply(204)
         case 'POST upload-delay':
           this.setUploadDelay(Number(body['ms']), typeof body['googleId'] === 'string' ? body['googleId'] : undefined)

@@ -44,4 +44,37 @@ export {
   type AggregateRequest,
   type AggregateResponse,
 } from './aggregate.js'
-export { FitApiError, type GoogleErrorBody, type OAuthErrorBody } from './errors.js'
+export {
+  ALL_HEALTH_READ_SCOPES,
+  DATA_SOURCE_FAMILIES,
+  HEALTH_SCOPE_GROUPS,
+  HEALTH_SCOPE_PREFIX,
+  HEALTH_TYPES,
+  canReadHealth,
+  healthReadScope,
+  healthType,
+  type DataSourceFamily,
+  type HealthDataType,
+  type HealthScopeGroup,
+  type HealthTypeSpec,
+} from './health-catalogue.js'
+export {
+  DEFAULT_ROLLUP_PAGE_SIZE,
+  MAX_ROLLUP_PAGE_SIZE,
+  syntheticRollup,
+  type ActiveMinutesRollupValue,
+  type ActiveZoneMinutesRollupValue,
+  type BodyFatRollupValue,
+  type CivilDateTime,
+  type DailyRollUpResponse,
+  type DailyRollupDataPoint,
+  type DistanceRollupValue,
+  type HealthRollupValue,
+  type HeartRateRollupValue,
+  type RollUpResponse,
+  type RollupDataPoint,
+  type StepsRollupValue,
+  type TotalCaloriesRollupValue,
+  type WeightRollupValue,
+} from './rollup.js'
+export { FitApiError, HealthApiError, type GoogleErrorBody, type HealthErrorBody, type OAuthErrorBody } from './errors.js'

@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { FITNESS_SCOPE_PREFIX } from './catalogue.js'
 import { OAuthError } from './errors.js'
+import { HEALTH_SCOPE_PREFIX } from './health-catalogue.js'
 import { BodyTooLargeError, readBody, type Reply } from './http.js'
 
 /** What the consent screen needs from the fake's account store. */
@@ -146,7 +147,7 @@ export class ConsentScreen {
     if (params.get('response_type') !== 'code') return ['unsupported_response_type', 'Only response_type=code is supported.']
     const scopes = (params.get('scope') ?? '').split(/[ +]/).filter((s) => s !== '')
     if (scopes.length === 0) return ['invalid_request', 'Missing required parameter: scope']
-    const unknown = scopes.find((s) => !s.startsWith(FITNESS_SCOPE_PREFIX) && !OTHER_SCOPES.has(s))
+    const unknown = scopes.find((s) => !s.startsWith(FITNESS_SCOPE_PREFIX) && !s.startsWith(HEALTH_SCOPE_PREFIX) && !OTHER_SCOPES.has(s))
     if (unknown !== undefined) return ['invalid_scope', `Some requested scopes were invalid: ${unknown}`]
     const challenge = params.get('code_challenge')
     const method = params.get('code_challenge_method')
@@ -225,7 +226,16 @@ const SCOPE_LABELS: Readonly<Record<string, string>> = {
   oxygen_saturation: 'See info about your oxygen saturation',
 }
 
+// Health API scopes by group; read-only and full-access scopes of a group read the same data.
+const HEALTH_SCOPE_LABELS: Readonly<Record<string, string>> = {
+  activity_and_fitness: 'See your activity and fitness data (steps, calories, distance, active minutes, active zone minutes)',
+  health_metrics_and_measurements: 'See your health metrics and measurements (heart rate, weight, body fat)',
+  sleep: 'See your sleep data',
+  location: 'See your location data',
+}
+
 function scopeLabel(scope: string): string {
+  if (scope.startsWith(HEALTH_SCOPE_PREFIX)) return HEALTH_SCOPE_LABELS[scope.slice(HEALTH_SCOPE_PREFIX.length).replace(/\.readonly$/, '')] ?? scope
   const group = scope.startsWith(FITNESS_SCOPE_PREFIX) ? scope.slice(FITNESS_SCOPE_PREFIX.length).replace(/\.(read|write)$/, '') : undefined
   return (group === undefined ? undefined : SCOPE_LABELS[group]) ?? scope
 }

@@ -62,7 +62,8 @@ export function wallTime(t: number, timeZone: string): WallTime {
   }
 }
 
-function wallAsUtc(w: WallTime): number {
+/** The instant a wall-clock time would be if the zone were UTC: civil times compared and added as numbers. */
+export function wallAsUtc(w: WallTime): number {
   // Date.UTC normalises overflowing days and months, which the period arithmetic relies on.
   const d = new Date(0)
   d.setUTCFullYear(w.year, w.month - 1, w.day)
@@ -92,7 +93,8 @@ export function zonedToInstant(w: WallTime, timeZone: string): number {
   return Math.max(first, second)
 }
 
-function daysInMonth(year: number, month: number): number {
+/** Days in a month (1-12) of the proleptic Gregorian calendar. */
+export function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate()
 }
 

@@ -1,10 +1,29 @@
 /**
- * The catalogue of Google Fit data types FitStream knows: where each comes from, what values it has,
- * its unit and the OAuth scope it needs. Every other part of the pipeline (consent, fetching,
- * anonymising, stream names) is driven from this table.
+ * The catalogue of data types FitStream knows: where each comes from in the Google Fit REST API and
+ * in its successor, the Google Health API; what values it has, its unit and the OAuth scope it needs.
+ * Every other part of the pipeline (consent, fetching, anonymising, stream names) is driven from
+ * this table.
  */
 
 export const FIT_SCOPE_PREFIX = 'https://www.googleapis.com/auth/fitness.'
+export const HEALTH_SCOPE_PREFIX = 'https://www.googleapis.com/auth/googlehealth.'
+
+/**
+ * Which Google API a person's data is read from: the Fitness REST API (`fit`, supported by Google
+ * until the end of 2026) or the Google Health API v4 (`health`). A grant holds the scopes of one.
+ */
+export const GOOGLE_DATA_APIS = ['fit', 'health'] as const
+export type GoogleDataApi = (typeof GOOGLE_DATA_APIS)[number]
+
+/** The Health API's scope groups FitStream reads (each as `<prefix><group>.readonly`). */
+export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_measurements'
+
+/** Where a type comes from in the Health API: the data type its roll-ups are read from, and its scope. */
+export interface HealthSource {
+  /** The data type's id in Health API URLs (`users/me/dataTypes/<id>`). */
+  readonly dataType: string
+  readonly scope: HealthScopeGroup
+}
 
 export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'sleep' | 'blood_pressure' | 'oxygen_saturation'
 
@@ -41,6 +60,8 @@ export interface DataTypeSpec {
   readonly scope: ScopeGroup
   /** Location-bearing: never fetched unless the user consents and the privacy policy enables it. */
   readonly sensitive?: boolean
+  /** Its Health API roll-up, where one carries the same values; absent, the type is read from Fit only. */
+  readonly health?: HealthSource
 }
 
 const int = (name: string, combine: ValueField['combine'] = 'sum'): ValueField => ({ name, format: 'int', combine })
@@ -88,6 +109,7 @@ export const DATA_TYPES = [
     fields: [int('count')],
     unit: 'steps',
     scope: 'activity',
+    health: { dataType: 'steps', scope: 'activity_and_fitness' },
   },
   {
     key: 'calories',
@@ -98,6 +120,7 @@ export const DATA_TYPES = [
     fields: [float('kcal')],
     unit: 'kcal',
     scope: 'activity',
+    health: { dataType: 'total-calories', scope: 'activity_and_fitness' },
   },
   {
     key: 'heart_rate',
@@ -108,6 +131,7 @@ export const DATA_TYPES = [
     fields: summary(),
     unit: 'bpm',
     scope: 'heart_rate',
+    health: { dataType: 'heart-rate', scope: 'health_metrics_and_measurements' },
   },
   {
     key: 'distance',
@@ -118,6 +142,7 @@ export const DATA_TYPES = [
     fields: [float('metres')],
     unit: 'm',
     scope: 'location',
+    health: { dataType: 'distance', scope: 'activity_and_fitness' },
   },
   {
     key: 'active_minutes',
@@ -128,6 +153,7 @@ export const DATA_TYPES = [
     fields: [int('minutes')],
     unit: 'min',
     scope: 'activity',
+    health: { dataType: 'active-minutes', scope: 'activity_and_fitness' },
   },
   {
     key: 'heart_minutes',
@@ -138,6 +164,7 @@ export const DATA_TYPES = [
     fields: [float('intensity'), int('duration_min')],
     unit: 'points',
     scope: 'activity',
+    health: { dataType: 'active-zone-minutes', scope: 'activity_and_fitness' },
   },
   {
     key: 'weight',
@@ -148,6 +175,7 @@ export const DATA_TYPES = [
     fields: summary(),
     unit: 'kg',
     scope: 'body',
+    health: { dataType: 'weight', scope: 'health_metrics_and_measurements' },
   },
   {
     key: 'height',
@@ -168,6 +196,7 @@ export const DATA_TYPES = [
     fields: summary(),
     unit: '%',
     scope: 'body',
+    health: { dataType: 'body-fat', scope: 'health_metrics_and_measurements' },
   },
   {
     key: 'sleep',
@@ -249,8 +278,29 @@ export function dataTypeByAggregateType(aggregateDataType: string): DataTypeSpec
   return byAggregateType.get(aggregateDataType)
 }
 
-/** The OAuth scopes to ask a user for, given the data types they consent to sell. */
-export function scopesFor(keys: readonly DataTypeKey[]): string[] {
-  const groups = new Set(keys.map((key) => dataType(key).scope))
-  return [...groups].sort().map((group) => `${FIT_SCOPE_PREFIX}${group}.read`)
+/** Whether the type can be read from this API. */
+export function readableIn(key: DataTypeKey, api: GoogleDataApi): boolean {
+  return api === 'fit' || dataType(key).health !== undefined
+}
+
+/** The OAuth scope reading this type needs in this API (undefined: the API does not have the type). */
+export function scopeFor(key: DataTypeKey, api: GoogleDataApi): string | undefined {
+  const spec = dataType(key)
+  if (api === 'fit') return `${FIT_SCOPE_PREFIX}${spec.scope}.read`
+  return spec.health === undefined ? undefined : `${HEALTH_SCOPE_PREFIX}${spec.health.scope}.readonly`
+}
+
+/** The OAuth scopes to ask a user for, given the data types they consent to sell (types the API lacks need none). */
+export function scopesFor(keys: readonly DataTypeKey[], api: GoogleDataApi = 'fit'): string[] {
+  const scopes = new Set(keys.map((key) => scopeFor(key, api)).filter((scope): scope is string => scope !== undefined))
+  return [...scopes].sort()
+}
+
+/**
+ * The API a grant is for: Health once any Health API scope was granted, else Fit; `fallback` when
+ * the scopes are not known yet (a refresh token registered directly, before its first use).
+ */
+export function dataApiOfScopes(scopes: readonly string[], fallback: GoogleDataApi): GoogleDataApi {
+  if (scopes.some((scope) => scope.startsWith(HEALTH_SCOPE_PREFIX))) return 'health'
+  return scopes.some((scope) => scope.startsWith(FIT_SCOPE_PREFIX)) ? 'fit' : fallback
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { commonEnvShape, envVar, keyringVar, parseEnv, type Env } from '@fitstream/shared'
+import { GOOGLE_DATA_APIS, commonEnvShape, envVar, keyringVar, parseEnv, type Env } from '@fitstream/shared'
 
 const schema = z.object({
   ...commonEnvShape,
@@ -8,12 +8,19 @@ const schema = z.object({
   ACCESS_TOKEN_KEYS: keyringVar(),
   /** Root of the Fitness REST API (configurable so a local stand-in can take its place). */
   GOOGLE_FITNESS_ROOT_URL: envVar.url().default('https://fitness.googleapis.com/'),
+  /** Root of the Google Health API, the Fitness API's successor. */
+  GOOGLE_HEALTH_ROOT_URL: envVar.url().default('https://health.googleapis.com/'),
+  /** The API new grants are for (see the token service); here, the API of users whose granted scopes are not known yet. */
+  GOOGLE_DATA_API: z.enum(GOOGLE_DATA_APIS).default('fit'),
   GOOGLE_TIMEOUT_MS: envVar.positiveInt().default(30_000),
   /** The token service, asked for a new access token when Google rejects one. */
   TOKEN_SERVICE_URL: envVar.url().default('http://127.0.0.1:8080'),
   INTERNAL_API_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)'),
   FETCH_CONCURRENCY: envVar.positiveInt().default(20),
-  /** Google requests per second for the whole project, shared by every fetcher replica through Redis. */
+  /**
+   * Fetches per second for the whole project, shared by every fetcher replica through Redis: one
+   * Fitness API request each, or one Health API request per data type.
+   */
   GOOGLE_RATE_LIMIT_PER_SECOND: envVar.positiveInt().default(200),
   /** Transient Google failures within GOOGLE_OUTAGE_WINDOW_MS that, outnumbering successes, pause every fetcher. */
   GOOGLE_OUTAGE_THRESHOLD: envVar.positiveInt().default(10),

@@ -8,12 +8,16 @@ import {
   UserPausedError,
   advanceFetchCursor,
   bucketHistoryKey,
+  dataApiOfScopes,
   dataType,
   decodeAccessToken,
+  decodeScopes,
   readAccessToken,
+  readableIn,
   recordBackfillChunk,
   userKey,
   type DataTypeKey,
+  type GoogleDataApi,
   type JobContext,
   type Keyring,
   type StageData,
@@ -22,9 +26,11 @@ import {
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
+import type { GoogleHealthClient, RollUpResult } from './google-health.js'
 import type { GoogleOutageDetector } from './google-outage.js'
 import type { FetcherMetrics } from './metrics.js'
-import { normalizeAggregate } from './normalize.js'
+import { normalizeAggregate, type NormalizeResult } from './normalize.js'
+import { normalizeRollUps } from './normalize-health.js'
 import type { TokenServiceClient } from './token-service-client.js'
 
 export interface FetchResult {
@@ -35,6 +41,8 @@ export interface FetchResult {
   readonly rejectedPoints: number
   readonly buckets: number
   readonly dataTypes: readonly DataTypeKey[]
+  /** The API the data was read from. */
+  readonly api: GoogleDataApi
 }
 
 export interface FetchProcessorDeps {
@@ -42,6 +50,9 @@ export interface FetchProcessorDeps {
   readonly prefix: string
   readonly accessKeys: Keyring
   readonly google: GoogleFitClient
+  readonly health: GoogleHealthClient
+  /** The API of a user whose granted scopes are not known yet (see dataApiOfScopes). */
+  readonly defaultApi: GoogleDataApi
   readonly tokenService: TokenServiceClient
   readonly queues: StageQueues
   readonly metrics: FetcherMetrics
@@ -74,7 +85,8 @@ async function acquire(redis: Redis, key: string, value: string): Promise<boolea
 
 /**
  * Fetches one window of one user's data. The consent is read again here, so a change takes effect
- * on the next fetch. Every consented type comes in one aggregate request; the access token is
+ * on the next fetch. The user is read from the API their grant is for (Fit or Health): every
+ * consented type in one Fit aggregate request, or one Health roll-up per type; the access token is
  * refreshed through the token service when it is stale or Google rejects it (once). Buckets that
  * did not change since they were last passed on are dropped, changed ones go on as revisions. Only
  * after the samples are handed to the anonymiser do the bucket history and the cursor move, so a
@@ -92,43 +104,62 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     return token.token
   }
 
-  /** The user's state, consent and access token in one read of their record. */
-  const readUser = async (data: StageData<'fetch'>): Promise<{ dataTypes: DataTypeKey[]; token: StoredAccessToken | undefined }> => {
-    const [state, consent, ciphertext, expiresAt] = await deps.redis.hmget(
+  interface UserView {
+    /** Consented types still to fetch; `unreadable` are consented ones the user's API does not have. */
+    readonly dataTypes: DataTypeKey[]
+    readonly unreadable: DataTypeKey[]
+    readonly api: GoogleDataApi
+    readonly token: StoredAccessToken | undefined
+  }
+
+  /** The user's state, consent, grant and access token in one read of their record. */
+  const readUser = async (data: StageData<'fetch'>): Promise<UserView> => {
+    const [state, consent, scopes, ciphertext, expiresAt] = await deps.redis.hmget(
       userKey(deps.prefix, data.userId),
       USER_FIELDS.state,
       USER_FIELDS.dataTypes,
+      USER_FIELDS.scopes,
       USER_FIELDS.accessToken,
       USER_FIELDS.accessTokenExpiresAt,
     )
     if (state === null || state === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
     if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
     const current = new Set((consent ?? '').split(','))
+    const api = dataApiOfScopes(decodeScopes(scopes ?? undefined), deps.defaultApi)
+    const consented = data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true))
     return {
-      dataTypes: data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true)),
+      dataTypes: consented.filter((type) => readableIn(type, api)),
+      unreadable: consented.filter((type) => !readableIn(type, api)),
+      api,
       token: decodeAccessToken(deps.accessKeys, data.userId, ciphertext, expiresAt),
     }
   }
 
-  const aggregate = async (data: StageData<'fetch'>, dataTypes: DataTypeKey[], token: StoredAccessToken | undefined): Promise<unknown> => {
+  /** One read of the window from the user's API; then its answer is checked and turned into samples. */
+  const read = async (data: StageData<'fetch'>, user: UserView, token: StoredAccessToken | undefined): Promise<NormalizeResult> => {
     const stop = deps.metrics.googleLatency.startTimer()
+    let answer: { readonly api: 'fit'; readonly response: unknown } | { readonly api: 'health'; readonly result: RollUpResult }
     try {
-      const response = await deps.google.aggregate({
-        dataTypes,
+      const request = {
+        dataTypes: user.dataTypes,
         window: data.window,
         bucketMs: data.bucketMs,
         timeZone: data.timeZone,
         accessToken: await accessToken(data.userId, token),
-      })
+      }
+      answer =
+        user.api === 'health' ? { api: 'health', result: await deps.health.rollUp(request) } : { api: 'fit', response: await deps.google.aggregate(request) }
       deps.metrics.googleRequests.inc({ status: '200' })
       await deps.outage?.succeeded()
-      return response
     } catch (error) {
       deps.metrics.googleRequests.inc({ status: String((error as { status?: number }).status ?? 'network') })
       throw error
     } finally {
       stop()
     }
+    return answer.api === 'health'
+      ? normalizeRollUps(answer.result, data.window, data.timeZone)
+      : normalizeAggregate(answer.response, user.dataTypes, data.window)
   }
 
   /** A 5xx, timeout or network error: while Google is down for everyone, wait without using an attempt. */
@@ -148,21 +179,25 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     if (data.window.endMs > now() + MAX_WINDOW_AHEAD_MS) {
       throw new InvalidPayloadError(`invalid fetch job payload: window.endMs ${data.window.endMs} is in the future; data can only be fetched up to now`)
     }
-    const { dataTypes, token } = await readUser(data)
+    const user = await readUser(data)
+    const { dataTypes, api } = user
+    if (user.unreadable.length > 0) {
+      context.logger.info({ api, unreadable: user.unreadable }, 'some consented types are not in the Google API this user is read from: left out')
+    }
     if (dataTypes.length === 0) {
-      context.logger.info({ requested: data.dataTypes }, 'no consented type left in this window: nothing to fetch')
+      context.logger.info({ requested: data.dataTypes, api }, 'no consented type left in this window: nothing to fetch')
       await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
-      return { samples: 0, unchanged: 0, revised: 0, rejectedPoints: 0, buckets: 0, dataTypes }
+      return { samples: 0, unchanged: 0, revised: 0, rejectedPoints: 0, buckets: 0, dataTypes, api }
     }
 
-    let response: unknown
+    let normalized: NormalizeResult
     try {
       try {
-        response = await aggregate(data, dataTypes, token)
+        normalized = await read(data, user, user.token)
       } catch (error) {
         if (!(error instanceof AccessTokenRejectedError)) throw error
         context.logger.info('access token rejected by Google; refreshing once')
-        response = await aggregate(data, dataTypes, undefined)
+        normalized = await read(data, user, undefined)
       }
     } catch (error) {
       if (!(error instanceof GoogleRateLimitError)) return await holdBackIfGoogleIsDown(error, context)
@@ -173,7 +208,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       return context.deferWithoutAttempt(delay, scope)
     }
 
-    const { samples, rejected, buckets } = normalizeAggregate(response, dataTypes, data.window)
+    const { samples, rejected, buckets } = normalized
     const rejectedPoints = Object.values(rejected).reduce((a, b) => a + b, 0)
     for (const [reason, count] of Object.entries(rejected)) deps.metrics.pointsRejected.inc({ reason }, count)
     if (rejectedPoints > 0) {
@@ -209,8 +244,8 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       deps.metrics.bucketsRevised.inc(revised)
       await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
       if (data.kind === 'backfill') await recordBackfillChunk(deps.redis, deps.prefix, data.userId)
-      context.logger.info({ syncId: data.syncId, kind: data.kind, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
-      return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes }
+      context.logger.info({ syncId: data.syncId, kind: data.kind, api, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
+      return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes, api }
     } finally {
       await deps.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lockKey, lockValue)
     }

@@ -82,16 +82,21 @@ interface GaxiosLikeError {
   readonly response?: { readonly status?: number; readonly data?: unknown; readonly headers?: unknown }
 }
 
-export function classifyGoogleError(error: unknown): UpstreamError {
+/**
+ * A googleapis failure as an UpstreamError: 401 to refresh the token, 429 (or a 403 rate-limit
+ * reason) to wait, other 4xx permanent, 5xx and network errors transient. `api` names the API in
+ * the message; the message carries Google's own words, never the request.
+ */
+export function classifyGoogleError(error: unknown, api = 'Google Fitness API'): UpstreamError {
   if (error instanceof UpstreamError) return error
   const e = (error ?? {}) as GaxiosLikeError
   const status = e.response?.status ?? (typeof e.status === 'number' ? e.status : undefined)
   if (status === undefined) {
     const code = typeof e.code === 'string' ? e.code : 'no response'
-    return new UpstreamError('FST_ERR_GOOGLE_UNREACHABLE', `Google Fitness API unreachable (${code})`)
+    return new UpstreamError('FST_ERR_GOOGLE_UNREACHABLE', `${api} unreachable (${code})`)
   }
   const { message, reason } = googleErrorBody(e.response?.data)
-  const text = `Google Fitness API answered ${status}${reason === undefined ? '' : ` ${reason}`}: ${message ?? 'no message'}`
+  const text = `${api} answered ${status}${reason === undefined ? '' : ` ${reason}`}: ${message ?? 'no message'}`
   if (status === 401) return new AccessTokenRejectedError(text)
   if (status === 429 || (status === 403 && reason !== undefined && RATE_LIMIT_REASONS.has(reason))) {
     return new GoogleRateLimitError(text, retryAfterMs(e.response?.headers), status)
@@ -100,10 +105,16 @@ export function classifyGoogleError(error: unknown): UpstreamError {
   return new UpstreamError(permanent ? 'FST_ERR_GOOGLE_REJECTED' : 'FST_ERR_GOOGLE_UNAVAILABLE', text, { permanent, status })
 }
 
+/**
+ * Google's message and reason: the Fitness API puts the reason in `errors[]`, the Health API (as
+ * google.rpc.Status) in an ErrorInfo among `details[]`, with the status name as a fallback.
+ */
 function googleErrorBody(data: unknown): { message?: string; reason?: string } {
-  const error = (data as { error?: { message?: unknown; errors?: { reason?: unknown }[] } } | undefined)?.error
-  if (error === undefined || typeof error !== 'object') return {}
-  const reason = error.errors?.[0]?.reason
+  const error = (data as { error?: { message?: unknown; status?: unknown; errors?: unknown; details?: unknown } } | undefined)?.error
+  if (error === undefined || error === null || typeof error !== 'object') return {}
+  const reasonIn = (list: unknown): unknown =>
+    Array.isArray(list) ? (list as ({ reason?: unknown } | null)[]).find((e) => typeof e?.reason === 'string')?.reason : undefined
+  const reason = reasonIn(error.errors) ?? reasonIn(error.details) ?? error.status
   return {
     message: typeof error.message === 'string' ? error.message.slice(0, 500) : undefined,
     reason: typeof reason === 'string' ? reason : undefined,

@@ -3,6 +3,7 @@ import type { FetcherConfig } from './config.js'
 import { createFetchProcessor } from './fetch-processor.js'
 import { createFetcherMetrics } from './metrics.js'
 import { GoogleFitClient } from './google-fit.js'
+import { GoogleHealthClient } from './google-health.js'
 import { GoogleOutageDetector } from './google-outage.js'
 import { TokenServiceClient } from './token-service-client.js'
 
@@ -17,6 +18,8 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
       prefix: config.QUEUE_PREFIX,
       accessKeys: config.ACCESS_TOKEN_KEYS,
       google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS }),
+      health: new GoogleHealthClient({ rootUrl: config.GOOGLE_HEALTH_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS }),
+      defaultApi: config.GOOGLE_DATA_API,
       tokenService: new TokenServiceClient(config.TOKEN_SERVICE_URL, config.INTERNAL_API_TOKEN),
       queues: runtime.queues,
       metrics: createFetcherMetrics(runtime.metrics),

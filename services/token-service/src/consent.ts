@@ -1,4 +1,4 @@
-import { DATA_TYPES, FIT_SCOPE_PREFIX, scopesFor, type DataTypeKey, type ScopeGroup } from '@fitstream/shared'
+import { DATA_TYPES, FIT_SCOPE_PREFIX, readableIn, scopeFor, type DataTypeKey, type GoogleDataApi, type ScopeGroup } from '@fitstream/shared'
 
 export interface ConsentGroup {
   readonly group: ScopeGroup
@@ -30,9 +30,16 @@ export const CONSENT_GROUPS: readonly ConsentGroup[] = (Object.keys(TEXT) as Sco
 
 export const CONSENT_GROUP_NAMES = CONSENT_GROUPS.map((g) => g.group)
 
-export function dataTypesForGroups(groups: readonly string[]): DataTypeKey[] {
+/** The groups offered when grants are for this API: each with the types the API has, empty groups left out. */
+export function consentGroups(api: GoogleDataApi): ConsentGroup[] {
+  return CONSENT_GROUPS.map((g) => ({ ...g, dataTypes: g.dataTypes.filter((key) => readableIn(key, api)) })).filter((g) => g.dataTypes.length > 0)
+}
+
+export function dataTypesForGroups(groups: readonly string[], api: GoogleDataApi): DataTypeKey[] {
   const chosen = new Set(groups)
-  return CONSENT_GROUPS.filter((g) => chosen.has(g.group)).flatMap((g) => g.dataTypes)
+  return consentGroups(api)
+    .filter((g) => chosen.has(g.group))
+    .flatMap((g) => g.dataTypes)
 }
 
 /** The groups a user's consent touches (for ticking the boxes on their page). */
@@ -41,15 +48,23 @@ export function groupsOf(dataTypes: readonly DataTypeKey[]): Set<ScopeGroup> {
   return new Set(CONSENT_GROUPS.filter((g) => g.dataTypes.some((t) => types.has(t))).map((g) => g.group))
 }
 
-/** Scopes the data types need that were not granted: these need Google's consent first. */
-export function missingScopes(dataTypes: readonly DataTypeKey[], granted: readonly string[]): string[] {
+/**
+ * Scopes of `api` the data types need that were not granted: these need Google's consent first. A
+ * grant for the other API has none of them, so moving a person from Fit to Health goes through here.
+ */
+export function missingScopes(dataTypes: readonly DataTypeKey[], granted: readonly string[], api: GoogleDataApi): string[] {
   const have = new Set(granted.map(readEquivalent))
-  return scopesFor(dataTypes).filter((scope) => !have.has(scope))
+  const needed = new Set(dataTypes.map((key) => scopeFor(key, api)).filter((scope): scope is string => scope !== undefined))
+  return [...needed].sort().filter((scope) => !have.has(scope))
 }
 
-/** The chosen data types Google actually granted access to (people may untick scopes at Google). */
-export function grantedDataTypes(dataTypes: readonly DataTypeKey[], granted: readonly string[]): DataTypeKey[] {
-  return dataTypes.filter((key) => missingScopes([key], granted).length === 0)
+/** The chosen data types Google actually granted access to in `api` (people may untick scopes at Google). */
+export function grantedDataTypes(dataTypes: readonly DataTypeKey[], granted: readonly string[], api: GoogleDataApi): DataTypeKey[] {
+  const have = new Set(granted.map(readEquivalent))
+  return dataTypes.filter((key) => {
+    const scope = scopeFor(key, api)
+    return scope !== undefined && have.has(scope)
+  })
 }
 
 // A write scope includes reading, as at Google.

@@ -1,5 +1,5 @@
-import { dataType, type DataTypeKey } from '@fitstream/shared'
-import { CONSENT_GROUPS, groupsOf } from './consent.js'
+import { dataApiOfScopes, dataType, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
+import { consentGroups, groupsOf } from './consent.js'
 import type { ErasureReceipt } from './erasure.js'
 import type { User } from './users.js'
 
@@ -26,18 +26,24 @@ button.danger{background:#b3261e;border-color:#8c1d18}.muted{color:#555}.notice{
 </style></head><body>${body}</body></html>`
 }
 
-function groupChoices(checked: ReadonlySet<string>): string {
-  return CONSENT_GROUPS.map(
-    (g) =>
-      `<label class="group"><input type="checkbox" name="groups" value="${g.group}"${checked.has(g.group) ? ' checked' : ''}> ${escapeHtml(g.title)}<small>${escapeHtml(g.description)}</small></label>`,
-  ).join('\n')
+/** What people know each API as. */
+const API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fit', health: 'Google Health' }
+
+function groupChoices(checked: ReadonlySet<string>, api: GoogleDataApi): string {
+  return consentGroups(api)
+    .map(
+      (g) =>
+        `<label class="group"><input type="checkbox" name="groups" value="${g.group}"${checked.has(g.group) ? ' checked' : ''}> ${escapeHtml(g.title)}<small>${escapeHtml(g.description)}</small></label>`,
+    )
+    .join('\n')
 }
 
-export function onboardingPage(csrfToken: string, problem?: string): string {
+export function onboardingPage(csrfToken: string, api: GoogleDataApi, problem?: string): string {
+  const name = API_NAMES[api]
   return layout(
     'Sell your fitness data',
-    `<h1>Sell your Google Fit data, anonymised</h1>
-<p>FitStream reads the fitness data you choose from Google Fit once an hour and offers it, anonymised, to buyers on the
+    `<h1>Sell your ${name} data, anonymised</h1>
+<p>FitStream reads the fitness data you choose from ${name} once an hour and offers it, anonymised, to buyers on the
 Streamr Hub, a data marketplace. You can change what you share or delete everything at any time.</p>
 <h2>How your data is anonymised</h2>
 <ul>
@@ -49,12 +55,12 @@ Streamr Hub, a data marketplace. You can change what you share or delete everyth
 ${problem === undefined ? '' : `<p class="warning">${escapeHtml(problem)}</p>`}
 <form method="post" action="/connect">
 <fieldset><legend>What may FitStream sell?</legend>
-${groupChoices(new Set())}
+${groupChoices(new Set(), api)}
 </fieldset>
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
 <input type="hidden" name="tz" value="">
 <p class="muted">Next, Google asks you to allow read access to exactly these kinds of data.</p>
-<p><button type="submit">Connect Google Fit</button></p>
+<p><button type="submit">Connect ${name}</button></p>
 </form>
 <script>${TIME_ZONE_SCRIPT}</script>`,
   )
@@ -64,11 +70,20 @@ export interface AccountView {
   readonly user: User
   readonly csrfToken: string
   readonly nextSyncAt: number | undefined
+  /** The API new grants are for. */
+  readonly api: GoogleDataApi
   readonly notice?: string
 }
 
-export function accountPage({ user, csrfToken, nextSyncAt, notice }: AccountView): string {
+export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: AccountView): string {
   const reauth = user.state === 'reauth_required'
+  const own = dataApiOfScopes(user.scopes, api)
+  const [name, ownName] = [API_NAMES[api], API_NAMES[own]]
+  // A grant for Google Fit ends with Fit itself, at the end of 2026: saving the choices moves it over.
+  const move =
+    own === api || reauth
+      ? ''
+      : `<p class="warning"><strong>Move to ${name}.</strong> Your data is still read through ${ownName}, which Google is shutting down. Save your choices below and Google asks you to allow ${name} instead; nothing is lost.</p>`
   const when = (ms: number | undefined) =>
     ms === undefined || Number.isNaN(ms) ? 'not yet' : new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'
   return layout(
@@ -77,9 +92,10 @@ export function accountPage({ user, csrfToken, nextSyncAt, notice }: AccountView
 ${notice === undefined ? '' : `<p class="notice">${escapeHtml(notice)}</p>`}
 ${
   reauth
-    ? `<p class="warning"><strong>Google access has ended.</strong> Google no longer accepts FitStream's access (it was revoked or expired), so syncing is paused. Nothing is lost: reconnect and FitStream continues where it stopped.<br><br><a class="button" href="/account/reconnect">Reconnect Google Fit</a></p>`
-    : '<p class="notice"><strong>Connected.</strong> Your data is read from Google Fit every hour, anonymised and offered to buyers.</p>'
+    ? `<p class="warning"><strong>Google access has ended.</strong> Google no longer accepts FitStream's access (it was revoked or expired), so syncing is paused. Nothing is lost: reconnect and FitStream continues where it stopped.<br><br><a class="button" href="/account/reconnect">Reconnect ${name}</a></p>`
+    : `<p class="notice"><strong>Connected.</strong> Your data is read from ${ownName} every hour, anonymised and offered to buyers.</p>`
 }
+${move}
 <dl>
 <dt>Status</dt><dd>${reauth ? 'paused: reconnect needed' : 'active'}</dd>
 <dt>Selling</dt><dd>${escapeHtml(describeTypes(user.dataTypes))}</dd>
@@ -90,7 +106,7 @@ ${
 <h2>Change what you sell</h2>
 <form method="post" action="/account/consent">
 <fieldset><legend>Kinds of data</legend>
-${groupChoices(groupsOf(user.dataTypes))}
+${groupChoices(groupsOf(user.dataTypes), api)}
 </fieldset>
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
 <p class="muted">Less takes effect from the next read. More asks Google for your permission first.</p>

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { FitStreamError, scopesFor, type DataTypeKey } from '@fitstream/shared'
+import { FitStreamError, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { grantedDataTypes, missingScopes } from './consent.js'
 import { authorizationUrl, createPkcePair, exchangeAuthorizationCode, revokeGrant, type Grant, type OAuthFlowConfig } from './google-oauth.js'
@@ -13,6 +13,8 @@ export interface OnboardingDeps {
   readonly scheduler: SyncScheduler
   readonly sessions: SessionStore
   readonly oauth: OAuthFlowConfig
+  /** The API new grants are for: the scopes people are asked for, and what their consent may cover. */
+  readonly api: GoogleDataApi
   readonly now?: () => number
 }
 
@@ -40,6 +42,8 @@ export type CallbackOutcome =
 export type ConsentChange =
   | { readonly kind: 'updated'; readonly dataTypes: readonly DataTypeKey[] }
   | { readonly kind: 'needs_google_consent'; readonly missingScopes: readonly string[] }
+  /** Types the API grants are for does not have (the Health API has no sleep stages, for one). */
+  | { readonly kind: 'unavailable'; readonly dataTypes: readonly DataTypeKey[] }
   | { readonly kind: 'not_found' }
 
 /**
@@ -54,12 +58,17 @@ export class Onboarding {
     this.now = deps.now ?? Date.now
   }
 
+  /** The API new grants are for. */
+  get api(): GoogleDataApi {
+    return this.deps.api
+  }
+
   /** Where to send the browser: Google's consent screen for the scopes the choice needs. */
   async start(sessionId: string, choice: Choice): Promise<string> {
     const state = randomBytes(24).toString('base64url')
     const pkce = createPkcePair()
     await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice })
-    return authorizationUrl(this.deps.oauth, { scopes: scopesFor(choice.dataTypes), state, codeChallenge: pkce.challenge })
+    return authorizationUrl(this.deps.oauth, { scopes: scopesFor(choice.dataTypes, this.deps.api), state, codeChallenge: pkce.challenge })
   }
 
   async complete(sessionId: string | undefined, query: { state?: string; code?: string; error?: string }): Promise<CallbackOutcome> {
@@ -76,7 +85,7 @@ export class Onboarding {
       throw error
     }
     const scopes = grant.accessToken.scopes
-    const dataTypes = grantedDataTypes(pending.dataTypes, scopes)
+    const dataTypes = grantedDataTypes(pending.dataTypes, scopes, this.deps.api)
     const notGranted = pending.dataTypes.filter((t) => !dataTypes.includes(t))
     if (dataTypes.length === 0) {
       await this.discard(grant)
@@ -98,11 +107,16 @@ export class Onboarding {
     return { kind: 'connected', userId, created: pending.userId === undefined, dataTypes, notGranted }
   }
 
-  /** Less (or the same) applies at once, from the next fetch; more needs Google's consent first. */
+  /**
+   * Less (or the same) applies at once, from the next fetch; more needs Google's consent first, and
+   * so does any change by a person whose grant is for the other API (it moves them to this one).
+   */
   async changeConsent(userId: string, dataTypes: readonly DataTypeKey[]): Promise<ConsentChange> {
+    const unavailable = dataTypes.filter((key) => !readableIn(key, this.deps.api))
+    if (unavailable.length > 0) return { kind: 'unavailable', dataTypes: unavailable }
     const user = await this.deps.users.get(userId)
     if (user === undefined) return { kind: 'not_found' }
-    const missing = missingScopes(dataTypes, user.scopes)
+    const missing = missingScopes(dataTypes, user.scopes, this.deps.api)
     if (missing.length > 0) return { kind: 'needs_google_consent', missingScopes: missing }
     if (!(await this.deps.users.updateConsent(userId, dataTypes, this.now()))) return { kind: 'not_found' }
     return { kind: 'updated', dataTypes }

@@ -76,7 +76,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
   app.get('/', { schema: { tags: ['pages'], summary: 'The onboarding page' } }, async (request, reply) => {
     const session = await deps.sessions.ensure(request, reply)
     if ((await ownUser(session)) !== undefined) return seeOther(reply, '/account')
-    return html(reply, 200, onboardingPage(session.csrfToken))
+    return html(reply, 200, onboardingPage(session.csrfToken, deps.onboarding.api))
   })
 
   app.post<{ Body: { groups?: string | string[]; csrf: string; tz?: string } }>(
@@ -85,8 +85,8 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     async (request, reply) => {
       const session = await deps.sessions.current(request)
       if (request.validationError !== undefined || session === undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
-      const dataTypes = dataTypesForGroups(asArray(request.body.groups))
-      if (dataTypes.length === 0) return html(reply, 400, onboardingPage(session.csrfToken, 'Tick at least one kind of data to sell.'))
+      const dataTypes = dataTypesForGroups(asArray(request.body.groups), deps.onboarding.api)
+      if (dataTypes.length === 0) return html(reply, 400, onboardingPage(session.csrfToken, deps.onboarding.api, 'Tick at least one kind of data to sell.'))
       return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) }))
     },
   )
@@ -169,7 +169,13 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       return html(
         reply,
         200,
-        accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), ...(notice === undefined ? {} : { notice }) }),
+        accountPage({
+          user,
+          csrfToken: session.csrfToken,
+          nextSyncAt: await deps.scheduler.nextRunAt(user.id),
+          api: deps.onboarding.api,
+          ...(notice === undefined ? {} : { notice }),
+        }),
       )
     },
   )
@@ -182,14 +188,20 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       const user = await ownUser(session)
       if (session === undefined || user === undefined) return notSignedIn(reply)
       if (request.validationError !== undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
-      const dataTypes = dataTypesForGroups(asArray(request.body.groups))
+      const dataTypes = dataTypesForGroups(asArray(request.body.groups), deps.onboarding.api)
       if (dataTypes.length === 0) {
         const notice = 'Tick at least one kind of data. To stop selling altogether, delete your data below.'
-        return html(reply, 400, accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), notice }))
+        return html(
+          reply,
+          400,
+          accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), api: deps.onboarding.api, notice }),
+        )
       }
       const change = await deps.onboarding.changeConsent(user.id, dataTypes)
       if (change.kind === 'needs_google_consent') return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes, userId: user.id }))
       if (change.kind === 'not_found') return notSignedIn(reply)
+      // dataTypesForGroups keeps to what the API has; this only completes the outcomes.
+      if (change.kind === 'unavailable') return badForm(reply)
       request.log.info({ userId: user.id, dataTypes }, 'consent changed')
       return seeOther(reply, '/account?notice=consent')
     },

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { DATA_TYPE_KEYS, ReauthRequiredError, UpstreamError, UserGoneError, type DataTypeKey, readPrivacyReport } from '@fitstream/shared'
+import { DATA_TYPE_KEYS, ReauthRequiredError, UpstreamError, UserGoneError, dataApiOfScopes, type DataTypeKey, readPrivacyReport } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { requireToken, tokenMatcher } from './auth.js'
@@ -64,6 +64,7 @@ const userResponse = {
     state: { type: 'string', enum: ['active', 'reauth_required'] },
     dataTypes: { type: 'array', items: { type: 'string' } },
     scopes: { type: 'array', items: { type: 'string' } },
+    dataApi: { type: 'string', enum: ['fit', 'health'], description: 'the Google API the user’s data is read from, by their grant' },
     createdAt: nullableTime,
     fetchedUntil: nullableTime,
     lastSyncAt: nullableTime,
@@ -140,6 +141,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
     state: user.state,
     dataTypes: user.dataTypes,
     scopes: user.scopes,
+    dataApi: dataApiOfScopes(user.scopes, deps.onboarding.api),
     createdAt: iso(user.createdAt),
     fetchedUntil: iso(user.fetchedUntil),
     lastSyncAt: iso(user.lastSyncAt),
@@ -252,6 +254,13 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
       async (request, reply) => {
         const change = await deps.onboarding.changeConsent(request.params.id, request.body.dataTypes)
         if (change.kind === 'not_found') return reply.status(404).send(notFound(request.params.id))
+        if (change.kind === 'unavailable') {
+          return reply.status(400).send({
+            error: 'Bad Request',
+            code: 'FST_ERR_CONSENT_UNAVAILABLE',
+            message: `${change.dataTypes.join(', ')} cannot be read from the ${deps.onboarding.api === 'health' ? 'Google Health API' : 'Google Fitness API'} this deployment uses`,
+          })
+        }
         if (change.kind === 'needs_google_consent') {
           return reply.status(409).send({
             error: 'Conflict',

@@ -48,7 +48,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   }
   const sessionStore = new SessionStore(redis, prefix, config.REFRESH_TOKEN_KEYS)
   const sessions = new SessionCookies(sessionStore, config.PUBLIC_URL.startsWith('https:'))
-  const onboarding = new Onboarding({ users, tokens, scheduler, sessions: sessionStore, oauth: flow })
+  const onboarding = new Onboarding({ users, tokens, scheduler, sessions: sessionStore, oauth: flow, api: config.GOOGLE_DATA_API })
   const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET)
   const erasure: ErasureDeps = {
     redis,

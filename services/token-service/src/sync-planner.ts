@@ -1,4 +1,4 @@
-import type { TimeWindow } from '@fitstream/shared'
+import { timeZoneOffsetMs, type TimeWindow } from '@fitstream/shared'
 
 export interface SyncPlanOptions {
   /** Bucket size; windows are aligned to it (in the user's time zone) and cover whole buckets only. */
@@ -56,21 +56,4 @@ export function planFetchWindows(state: SyncState, now: number, options: SyncPla
 export function alignDown(ms: number, bucketMs: number, timeZone: string): number {
   const offset = timeZoneOffsetMs(ms, timeZone)
   return Math.floor((ms + offset) / bucketMs) * bucketMs - offset
-}
-
-export function timeZoneOffsetMs(ms: number, timeZone: string): number {
-  if (timeZone === 'UTC') return 0
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-  }).formatToParts(new Date(ms))
-  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value)
-  const local = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'))
-  return local - Math.floor(ms / 1000) * 1000
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { google as googleapis } from 'googleapis'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
+import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -13,11 +13,13 @@ const admin = { authorization: `Bearer ${ADMIN}` }
 const SCOPE = 'https://www.googleapis.com/auth/fitness.'
 let google: FakeGoogle
 let service: ServiceRuntime
+let env: Env
 let accounts = 0
 
 beforeAll(async () => {
   google = await FakeGoogle.start()
-  service = await createTokenService(loadConfig(testEnv(google, prefix)), silentLogger())
+  env = testEnv(google, prefix)
+  service = await createTokenService(loadConfig(env), silentLogger())
   await waitForRedis(service.redis)
 })
 
@@ -32,8 +34,8 @@ interface Browser {
   csrf: string
 }
 
-async function openOnboarding(): Promise<Browser> {
-  const page = await service.server.inject({ method: 'GET', url: '/' })
+async function openOnboarding(svc = service): Promise<Browser> {
+  const page = await svc.server.inject({ method: 'GET', url: '/' })
   expect(page.statusCode).toBe(200)
   const session = page.cookies.find((c) => c.name === 'fitstream_session')!
   expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
@@ -45,12 +47,12 @@ function form(browser: Browser, groups: string[], extra: Record<string, string> 
   return new URLSearchParams(fields).toString()
 }
 
-async function post(browser: Browser, url: string, body: string) {
-  return service.server.inject({ method: 'POST', url, headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: body })
+async function post(browser: Browser, url: string, body: string, svc = service) {
+  return svc.server.inject({ method: 'POST', url, headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: body })
 }
 
-async function startConnect(browser: Browser, groups: string[]): Promise<URL> {
-  const response = await post(browser, '/connect', form(browser, groups, { tz: 'Europe/Helsinki' }))
+async function startConnect(browser: Browser, groups: string[], svc = service): Promise<URL> {
+  const response = await post(browser, '/connect', form(browser, groups, { tz: 'Europe/Helsinki' }), svc)
   expect(response.statusCode).toBe(303)
   return new URL(response.headers.location as string)
 }
@@ -66,15 +68,15 @@ async function consent(authorize: URL, options: { decision?: 'allow' | 'deny'; a
   return new URL(response.headers.get('location')!)
 }
 
-async function callback(browser: Browser | undefined, url: URL) {
-  return service.server.inject({ method: 'GET', url: `${url.pathname}${url.search}`, headers: browser === undefined ? {} : { cookie: browser.cookie } })
+async function callback(browser: Browser | undefined, url: URL, svc = service) {
+  return svc.server.inject({ method: 'GET', url: `${url.pathname}${url.search}`, headers: browser === undefined ? {} : { cookie: browser.cookie } })
 }
 
-async function connectedUser(groups: string[], account?: string): Promise<{ browser: Browser; id: string }> {
-  const browser = await openOnboarding()
-  const back = await callback(browser, await consent(await startConnect(browser, groups), account === undefined ? {} : { account }))
+async function connectedUser(groups: string[], account?: string, svc = service): Promise<{ browser: Browser; id: string }> {
+  const browser = await openOnboarding(svc)
+  const back = await callback(browser, await consent(await startConnect(browser, groups, svc), account === undefined ? {} : { account }), svc)
   expect(back.statusCode).toBe(303)
-  const me = await service.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
+  const me = await svc.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
   expect(me.statusCode).toBe(200)
   const sessionId = decodeURIComponent(browser.cookie.split('=')[1]!).split('.')[0]!
   const userId = await redis.hget(`${prefix}:session:${sessionId}`, 'userId')
@@ -252,6 +254,78 @@ describe('re-consent after Google refuses the refresh token', () => {
 
     link.searchParams.set('u', 'someone-else-123')
     expect((await service.server.inject({ method: 'GET', url: `${link.pathname}${link.search}` })).statusCode).toBe(400)
+  })
+})
+
+describe('a deployment moved to the Google Health API', () => {
+  const HEALTH = 'https://www.googleapis.com/auth/googlehealth.'
+  // The same Redis, keys and secrets as the deployment above: the same people, now on the Health API.
+  let health: ServiceRuntime
+  const getUser = async (id: string) => (await health.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).json()
+
+  beforeAll(async () => {
+    health = await createTokenService(loadConfig({ ...env, GOOGLE_DATA_API: 'health' }), silentLogger())
+  })
+
+  afterAll(async () => {
+    await health?.close()
+  })
+
+  it('offers only what the Health API has, asks Google for its read scopes only, and reads the person from it', async () => {
+    const browser = await openOnboarding(health)
+    const page = await health.server.inject({ method: 'GET', url: '/', headers: { cookie: browser.cookie } })
+    expect(page.body).toContain('Connect Google Health')
+    expect(page.body).toContain('value="heart_rate"')
+    expect(page.body).not.toContain('value="sleep"')
+    expect(page.body).not.toContain('value="blood_pressure"')
+    const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep'], health)
+    expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
+      `${HEALTH}activity_and_fitness.readonly`,
+      `${HEALTH}health_metrics_and_measurements.readonly`,
+    ])
+
+    const { id } = await connectedUser(['activity', 'heart_rate'], undefined, health)
+    const user = await getUser(id)
+    expect(user).toMatchObject({ dataApi: 'health', state: 'active' })
+    // Fit's activity segments have no Health API roll-up; the rest of the activity group does.
+    expect([...user.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
+    expect([...user.scopes].sort()).toEqual([`${HEALTH}activity_and_fitness.readonly`, `${HEALTH}health_metrics_and_measurements.readonly`])
+  })
+
+  it('moves a person connected through Fit over when they next save their choices, keeping them the same user', async () => {
+    const account = `erin-${Date.now()}`
+    const { browser, id } = await connectedUser(['activity'], account)
+    expect(await getUser(id)).toMatchObject({ dataApi: 'fit' })
+    const page = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
+    expect(page.body).toContain('Move to Google Health.')
+    expect(page.body).toContain('read through Google Fit')
+
+    // Even narrowing needs Google now: the grant they have is for an API that is going away.
+    const api = await health.server.inject({ method: 'PUT', url: `/users/${id}/consent`, headers: admin, payload: { dataTypes: ['steps'] } })
+    expect(api.statusCode).toBe(409)
+    expect(api.json()).toMatchObject({ code: 'FST_ERR_CONSENT_NEEDS_GOOGLE', missingScopes: [`${HEALTH}activity_and_fitness.readonly`] })
+
+    const saved = await post(browser, '/account/consent', form(browser, ['activity']), health)
+    expect(saved.statusCode).toBe(303)
+    const authorize = new URL(saved.headers.location as string)
+    expect(authorize.searchParams.get('scope')).toBe(`${HEALTH}activity_and_fitness.readonly`)
+    expect(await callback(browser, await consent(authorize, { account }), health)).toMatchObject({ headers: { location: '/account?notice=reconnected' } })
+    const moved = await getUser(id)
+    expect(moved).toMatchObject({ id, dataApi: 'health', state: 'active' })
+    expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'steps'])
+    const after = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
+    expect(after.body).not.toContain('Move to Google Health.')
+  })
+
+  it('refuses consent to data the Health API does not have, naming it', async () => {
+    const { id } = await connectedUser(['activity'], undefined, health)
+    const response = await health.server.inject({ method: 'PUT', url: `/users/${id}/consent`, headers: admin, payload: { dataTypes: ['steps', 'sleep'] } })
+    expect(response.statusCode).toBe(400)
+    expect(response.json()).toMatchObject({
+      code: 'FST_ERR_CONSENT_UNAVAILABLE',
+      message: 'sleep cannot be read from the Google Health API this deployment uses',
+    })
+    expect((await getUser(id)).dataTypes).not.toContain('sleep')
   })
 })
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { alignDown, planFetchWindows, timeZoneOffsetMs, type SyncPlanOptions } from '../src/sync-planner.js'
+import { timeZoneOffsetMs } from '@fitstream/shared'
+import { alignDown, planFetchWindows, type SyncPlanOptions } from '../src/sync-planner.js'
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR

@@ -1,0 +1,94 @@
+/**
+ * The Google Health API (v4) data types this fake rolls up, as the API names them, and the OAuth
+ * scopes that guard them. Each type is built from the Fit raw type that measures the same thing,
+ * so one synthetic user reads the same through both APIs (up to units).
+ */
+
+import type { DeviceRole } from './catalogue.js'
+
+export const HEALTH_SCOPE_PREFIX = 'https://www.googleapis.com/auth/googlehealth.'
+
+/** The Health API scope groups that have a read-only scope (`googlehealth.<group>.readonly`). */
+export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_measurements' | 'sleep' | 'location' | 'profile' | 'settings' | 'ecg' | 'irn'
+
+export const HEALTH_SCOPE_GROUPS: readonly HealthScopeGroup[] = [
+  'activity_and_fitness',
+  'health_metrics_and_measurements',
+  'sleep',
+  'location',
+  'profile',
+  'settings',
+  'ecg',
+  'irn',
+]
+
+export function healthReadScope(group: HealthScopeGroup): string {
+  return `${HEALTH_SCOPE_PREFIX}${group}.readonly`
+}
+
+/** Every Health API read-only scope. Not part of a user's default grant, which stays Fit-only. */
+export const ALL_HEALTH_READ_SCOPES: readonly string[] = HEALTH_SCOPE_GROUPS.map(healthReadScope)
+
+/**
+ * Whether a token's scopes let it read a group: the read-only scope or the group's full-access
+ * scope (`googlehealth.<group>`); a write-only scope does not.
+ */
+export function canReadHealth(scopes: readonly string[], group: HealthScopeGroup): boolean {
+  return scopes.includes(healthReadScope(group)) || scopes.includes(`${HEALTH_SCOPE_PREFIX}${group}`)
+}
+
+export type HealthDataType = 'steps' | 'total-calories' | 'heart-rate' | 'distance' | 'active-minutes' | 'active-zone-minutes' | 'weight' | 'body-fat'
+
+export interface HealthTypeSpec {
+  /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
+  readonly name: HealthDataType
+  /** The field of a rollup data point that carries the type's value. */
+  readonly valueField: string
+  /** The Fit raw data type whose synthetic samples the values are built from. */
+  readonly fitType: string
+  readonly scope: HealthScopeGroup
+  /** Google refuses roll-ups over a longer range for this type. */
+  readonly maxRangeDays: number
+}
+
+export const HEALTH_TYPES: readonly HealthTypeSpec[] = [
+  { name: 'steps', valueField: 'steps', fitType: 'com.google.step_count.delta', scope: 'activity_and_fitness', maxRangeDays: 90 },
+  { name: 'total-calories', valueField: 'totalCalories', fitType: 'com.google.calories.expended', scope: 'activity_and_fitness', maxRangeDays: 14 },
+  { name: 'heart-rate', valueField: 'heartRate', fitType: 'com.google.heart_rate.bpm', scope: 'health_metrics_and_measurements', maxRangeDays: 14 },
+  { name: 'distance', valueField: 'distance', fitType: 'com.google.distance.delta', scope: 'activity_and_fitness', maxRangeDays: 90 },
+  { name: 'active-minutes', valueField: 'activeMinutes', fitType: 'com.google.active_minutes', scope: 'activity_and_fitness', maxRangeDays: 14 },
+  {
+    name: 'active-zone-minutes',
+    valueField: 'activeZoneMinutes',
+    fitType: 'com.google.heart_minutes',
+    scope: 'activity_and_fitness',
+    maxRangeDays: 90,
+  },
+  { name: 'weight', valueField: 'weight', fitType: 'com.google.weight', scope: 'health_metrics_and_measurements', maxRangeDays: 90 },
+  { name: 'body-fat', valueField: 'bodyFat', fitType: 'com.google.body.fat.percentage', scope: 'health_metrics_and_measurements', maxRangeDays: 90 },
+]
+
+const byName = new Map<string, HealthTypeSpec>(HEALTH_TYPES.map((t) => [t.name, t]))
+
+export function healthType(name: string): HealthTypeSpec | undefined {
+  return byName.get(name)
+}
+
+/** The `dataSourceFamily` values Google accepts; empty means all sources. */
+export const DATA_SOURCE_FAMILIES = [
+  'users/me/dataSourceFamilies/all-sources',
+  'users/me/dataSourceFamilies/google-wearables',
+  'users/me/dataSourceFamilies/google-sources',
+] as const
+
+export type DataSourceFamily = (typeof DATA_SOURCE_FAMILIES)[number]
+
+/**
+ * Whether data recorded by a device belongs to a family. Every synthetic device syncs through
+ * Google, so only google-wearables narrows anything: it keeps Google and Fitbit trackers (a Pixel
+ * Watch, a Fitbit), not phones, scales or other makers' watches.
+ */
+export function inFamily(family: DataSourceFamily, device: { readonly role: DeviceRole; readonly manufacturer: string }): boolean {
+  if (family !== 'users/me/dataSourceFamilies/google-wearables') return true
+  return device.role === 'watch' && (device.manufacturer === 'Google' || device.manufacturer === 'Fitbit')
+}

@@ -1,0 +1,122 @@
+// Only the Health API: the googleapis index loads every Google API (about 100 MB more per process).
+import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { UpstreamError, civilTime, dataType, instantOf, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
+
+const DAY_MS = 86_400_000
+/** Google caps a roll-up's range at 14 days for these data types and at 90 days for the rest. */
+const SHORT_RANGE_TYPES = new Set(['heart-rate', 'active-minutes', 'total-calories', 'calories-in-heart-rate-zone'])
+const SHORT_RANGE_MS = 14 * DAY_MS
+const LONG_RANGE_MS = 90 * DAY_MS
+const MAX_PAGE_SIZE = 10_000
+/** An answer that keeps offering further pages past anything its windows could fill is not followed for ever. */
+const MAX_PAGES_PER_RANGE = 20
+
+export interface GoogleHealthClientOptions {
+  /** Root of the Health API, e.g. https://health.googleapis.com/ */
+  readonly rootUrl: string
+  readonly timeoutMs: number
+}
+
+/** What the roll-ups of one fetch returned, for `normalizeRollUps`. */
+export interface RollUpResult {
+  /** Per requested type, every page Google answered with, as it came. */
+  readonly pages: ReadonlyMap<DataTypeKey, readonly unknown[]>
+  /** Whole local days (`dailyRollUp`, civil times in the answer) rather than fixed windows (`rollUp`). */
+  readonly daily: boolean
+}
+
+/**
+ * The Google Health API (v4), successor of the Fitness REST API, through the googleapis client.
+ * Each data type is its own roll-up request, made side by side: `rollUp` over fixed windows of
+ * the bucket size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their
+ * local days (Google applies the time zone of their Health profile). A window longer than Google
+ * allows for the type is read in parts, and every page is followed. googleapis' retries are off;
+ * errors come back classified, as from the Fitness API.
+ */
+export class GoogleHealthClient {
+  private readonly health: health_v4.Health
+
+  constructor(private readonly options: GoogleHealthClientOptions) {
+    this.health = health({ version: 'v4', rootUrl: options.rootUrl })
+  }
+
+  async rollUp(request: AggregateRequest): Promise<RollUpResult> {
+    const daily = request.bucketMs % DAY_MS === 0 && request.timeZone !== undefined && request.timeZone !== 'UTC'
+    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.rollUpType(key, request, daily)] as const))
+    return { pages: new Map(entries), daily }
+  }
+
+  private async rollUpType(key: DataTypeKey, request: AggregateRequest, daily: boolean): Promise<unknown[]> {
+    const source = dataType(key).health
+    if (source === undefined) {
+      throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
+    }
+    const parent = `users/me/dataTypes/${source.dataType}`
+    const maxRangeMs = SHORT_RANGE_TYPES.has(source.dataType) ? SHORT_RANGE_MS : LONG_RANGE_MS
+    const options = { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs }
+    const pages: unknown[] = []
+    for (const range of splitWindow(request.window, request.bucketMs, maxRangeMs, daily ? request.timeZone : undefined)) {
+      const windows = Math.ceil((range.endMs - range.startMs) / request.bucketMs)
+      if (daily) {
+        // The daily answer has no further pages: a range holds at most 90 windows.
+        const requestBody: health_v4.Schema$DailyRollUpDataPointsRequest = {
+          range: { start: civilDateTime(range.startMs, request.timeZone!), end: civilDateTime(range.endMs, request.timeZone!) },
+          windowSizeDays: request.bucketMs / DAY_MS,
+          pageSize: Math.min(windows, MAX_PAGE_SIZE),
+        }
+        pages.push(await this.call(() => this.health.users.dataTypes.dataPoints.dailyRollUp({ parent, requestBody }, options)))
+        continue
+      }
+      let pageToken: string | undefined
+      for (let page = 0; page === 0 || pageToken !== undefined; page++) {
+        if (page === MAX_PAGES_PER_RANGE) {
+          throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${key} roll-ups past ${MAX_PAGES_PER_RANGE}`, {
+            permanent: true,
+          })
+        }
+        const requestBody: health_v4.Schema$RollUpDataPointsRequest = {
+          range: { startTime: new Date(range.startMs).toISOString(), endTime: new Date(range.endMs).toISOString() },
+          windowSize: `${request.bucketMs / 1000}s`,
+          pageSize: Math.min(windows, MAX_PAGE_SIZE),
+          ...(pageToken === undefined ? {} : { pageToken }),
+        }
+        const data = await this.call(() => this.health.users.dataTypes.dataPoints.rollUp({ parent, requestBody }, options))
+        pages.push(data)
+        const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
+        pageToken = typeof next === 'string' && next !== '' ? next : undefined
+      }
+    }
+    return pages
+  }
+
+  private async call(request: () => Promise<{ data: unknown }>): Promise<unknown> {
+    try {
+      return (await request()).data
+    } catch (error) {
+      throw classifyGoogleError(error, 'Google Health API')
+    }
+  }
+}
+
+/**
+ * The window in consecutive parts of at most `maxMs`, each a whole number of buckets. With a time
+ * zone the buckets are local days, and each cut moves to the nearest local midnight (a day with a
+ * daylight-saving change is an hour shorter or longer).
+ */
+export function splitWindow(window: TimeWindow, bucketMs: number, maxMs: number, timeZone?: string): TimeWindow[] {
+  const step = Math.max(bucketMs, Math.floor(maxMs / bucketMs) * bucketMs)
+  const cuts: number[] = []
+  for (let cut = window.startMs + step; cut < window.endMs; cut += step) {
+    const day = timeZone === undefined ? undefined : civilTime(cut + DAY_MS / 2, timeZone)
+    cuts.push(day === undefined ? cut : instantOf({ ...day, hours: 0, minutes: 0, seconds: 0 }, timeZone!))
+  }
+  const bounds = [window.startMs, ...cuts, window.endMs]
+  return bounds.slice(1).map((endMs, i) => ({ startMs: bounds[i]!, endMs }))
+}
+
+function civilDateTime(ms: number, timeZone: string): health_v4.Schema$CivilDateTime {
+  const c = civilTime(ms, timeZone)
+  const midnight = c.hours === 0 && c.minutes === 0 && c.seconds === 0
+  return { date: { year: c.year, month: c.month, day: c.day }, ...(midnight ? {} : { time: { hours: c.hours, minutes: c.minutes, seconds: c.seconds } }) }
+}

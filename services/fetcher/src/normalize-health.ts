@@ -1,0 +1,180 @@
+import { UpstreamError, dataType, instantOf, type DataTypeKey, type FitnessSample, type TimeWindow } from '@fitstream/shared'
+import type { RollUpResult } from './google-health.js'
+import type { NormalizeResult } from './normalize.js'
+
+type Json = Record<string, unknown>
+
+/**
+ * How each type's values come out of its Health API roll-up: the roll-up's field, and the values in
+ * FitStream's fields and units. Proto3 JSON leaves zeros out, so a missing count or sum is 0; a
+ * missing average means there was nothing to average, and the window is set aside.
+ */
+const EXTRACTORS: Partial<Record<DataTypeKey, { readonly field: string; readonly values: (v: Json) => Record<string, number> | string }>> = {
+  steps: { field: 'steps', values: (v) => fields({ count: count(v.countSum) }) },
+  calories: { field: 'totalCalories', values: (v) => fields({ kcal: sum(v.kcalSum) }) },
+  heart_rate: {
+    field: 'heartRate',
+    values: (v) => fields({ avg: average(v.beatsPerMinuteAvg), max: average(v.beatsPerMinuteMax), min: average(v.beatsPerMinuteMin) }),
+  },
+  distance: { field: 'distance', values: (v) => scaled(fields({ metres: count(v.millimetersSum) }), 1_000) },
+  active_minutes: { field: 'activeMinutes', values: (v) => activeMinutes(v.activeMinutesRollupByActivityLevel) },
+  heart_minutes: {
+    // Fit's heart points: a minute in the fat-burn zone is one point, in the cardio or peak zone two.
+    field: 'activeZoneMinutes',
+    values: (v) => {
+      const zones = fields({ fatBurn: count(v.sumInFatBurnHeartZone), cardio: count(v.sumInCardioHeartZone), peak: count(v.sumInPeakHeartZone) })
+      if (typeof zones === 'string') return zones
+      return { intensity: zones.fatBurn! + 2 * (zones.cardio! + zones.peak!), duration_min: zones.fatBurn! + zones.cardio! + zones.peak! }
+    },
+  },
+  // Google rolls weight and body fat up to an average only: no highest and lowest reading.
+  weight: { field: 'weight', values: (v) => scaled(fields({ avg: average(v.weightGramsAvg) }), 1_000) },
+  body_fat: { field: 'bodyFat', values: (v) => fields({ avg: average(v.bodyFatPercentageAvg) }) },
+}
+
+/**
+ * Turns Health API roll-ups into FitnessSamples, one per type and window, as `normalizeAggregate`
+ * does for the Fitness API: the answer's shapes are checked, not trusted. A page that is not a JSON
+ * object, or whose data point list is not a list, makes the answer unusable; a data point that is
+ * malformed, outside the fetched window or a second one for its window is set aside and counted
+ * while the rest is used. Windows come in any order (Google lists newest first). Daily roll-ups
+ * carry local times, read in the person's time zone.
+ */
+export function normalizeRollUps(result: RollUpResult, window: TimeWindow, timeZone = 'UTC'): NormalizeResult {
+  const samples: FitnessSample[] = []
+  const rejected: Record<string, number> = {}
+  const reject = (reason: string): void => {
+    rejected[reason] = (rejected[reason] ?? 0) + 1
+  }
+  let buckets = 0
+  for (const [key, pages] of result.pages) {
+    const extractor = EXTRACTORS[key]
+    if (extractor === undefined) throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
+    const seen = new Set<number>()
+    for (const page of pages) {
+      for (const raw of dataPointsOf(page)) {
+        buckets++
+        const point = asObject(raw)
+        const times = point === undefined ? undefined : result.daily ? civilSpan(point, timeZone) : span(point)
+        if (point === undefined || times === undefined) {
+          reject('malformed window')
+          continue
+        }
+        if (times.startMs < window.startMs || times.endMs > window.endMs) {
+          reject('window outside range')
+          continue
+        }
+        const value = point[extractor.field]
+        if (value === undefined) continue // a window with nothing recorded
+        const values = asObject(value) === undefined ? 'malformed values' : extractor.values(value as Json)
+        if (typeof values === 'string') {
+          reject(values)
+          continue
+        }
+        if (seen.has(times.startMs)) {
+          reject('extra point in bucket')
+          continue
+        }
+        seen.add(times.startMs)
+        samples.push({ type: key, startMs: times.startMs, endMs: times.endMs, values, unit: dataType(key).unit, revision: 0 })
+      }
+    }
+  }
+  samples.sort((a, b) => a.startMs - b.startMs || a.type.localeCompare(b.type))
+  return { samples, rejected, buckets }
+}
+
+function dataPointsOf(page: unknown): unknown[] {
+  // The client hands over the text itself when the body does not parse (an HTML error page, a cut-off answer).
+  if (typeof page === 'string') {
+    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API roll-up response is not a JSON object but ${page.length} characters of text`, {
+      permanent: true,
+    })
+  }
+  const object = asObject(page)
+  if (object === undefined) throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', 'Google Health API roll-up response is not a JSON object', { permanent: true })
+  const points = object.rollupDataPoints
+  // Proto3 JSON leaves an empty list out.
+  if (points === undefined) return []
+  if (!Array.isArray(points))
+    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', 'Google Health API roll-up response has no data point list', { permanent: true })
+  return points
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/
+
+function span(point: Json): { startMs: number; endMs: number } | undefined {
+  const [startMs, endMs] = [timestamp(point.startTime), timestamp(point.endTime)]
+  return startMs === undefined || endMs === undefined || startMs >= endMs ? undefined : { startMs, endMs }
+}
+
+function timestamp(value: unknown): number | undefined {
+  if (typeof value !== 'string' || !RFC3339.test(value)) return undefined
+  const ms = Date.parse(value)
+  return Number.isFinite(ms) ? ms : undefined
+}
+
+function civilSpan(point: Json, timeZone: string): { startMs: number; endMs: number } | undefined {
+  const [startMs, endMs] = [civilInstant(point.civilStartTime, timeZone), civilInstant(point.civilEndTime, timeZone)]
+  return startMs === undefined || endMs === undefined || startMs >= endMs ? undefined : { startMs, endMs }
+}
+
+function civilInstant(value: unknown, timeZone: string): number | undefined {
+  const date = asObject(asObject(value)?.date)
+  const time = asObject(value)?.time === undefined ? {} : asObject(asObject(value)!.time)
+  if (date === undefined || time === undefined) return undefined
+  const part = (v: unknown, min: number, max: number): number | undefined => {
+    const n = v === undefined ? 0 : v
+    return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max ? n : undefined
+  }
+  const [year, month, day] = [part(date.year, 1, 9999), part(date.month, 1, 12), part(date.day, 1, 31)]
+  const [hours, minutes, seconds] = [part(time.hours, 0, 24), part(time.minutes, 0, 59), part(time.seconds, 0, 59)]
+  if (year === undefined || month === undefined || day === undefined || hours === undefined || minutes === undefined || seconds === undefined) return undefined
+  return instantOf({ year, month, day, hours, minutes, seconds }, timeZone)
+}
+
+function asObject(value: unknown): Json | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : undefined
+}
+
+/** Values that are all numbers, or the reason one is not. */
+function fields(values: Record<string, number | string>): Record<string, number> | string {
+  for (const value of Object.values(values)) if (typeof value === 'string') return value
+  return values as Record<string, number>
+}
+
+function scaled(values: Record<string, number> | string, divisor: number): Record<string, number> | string {
+  return typeof values === 'string' ? values : Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v / divisor]))
+}
+
+/** A proto3 int64 (a decimal string, sometimes a number), 0 when left out; negative counts are not readings. */
+function count(value: unknown): number | string {
+  if (value === undefined) return 0
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^-?\d{1,19}$/.test(value) ? Number(value) : Number.NaN
+  if (!Number.isSafeInteger(n)) return 'non-integer value'
+  return n < 0 ? 'negative value' : n
+}
+
+function sum(value: unknown): number | string {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isFinite(value)) return 'non-finite value'
+  return value < 0 ? 'negative value' : value
+}
+
+function average(value: unknown): number | string {
+  if (value === undefined) return 'missing values'
+  return typeof value === 'number' && Number.isFinite(value) ? value : 'non-finite value'
+}
+
+/** Minutes at every activity level, added up: Fit's move minutes have no levels. */
+function activeMinutes(levels: unknown): Record<string, number> | string {
+  if (levels === undefined) return { minutes: 0 }
+  if (!Array.isArray(levels)) return 'malformed values'
+  let minutes = 0
+  for (const level of levels) {
+    const n = count(asObject(level)?.activeMinutesSum)
+    if (typeof n === 'string' || asObject(level) === undefined) return typeof n === 'string' ? n : 'malformed values'
+    minutes += n
+  }
+  return { minutes }
+}

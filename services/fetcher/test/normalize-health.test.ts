@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest'
+import { DATA_TYPES, UpstreamError, type DataTypeKey } from '@fitstream/shared'
+import { splitWindow, type RollUpResult } from '../src/google-health.js'
+import { normalizeRollUps } from '../src/normalize-health.js'
+
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
+const t0 = Date.UTC(2026, 10, 23, 10)
+const window = { startMs: t0, endMs: t0 + 3 * HOUR }
+const iso = (ms: number) => new Date(ms).toISOString()
+const point = (start: number, value: Record<string, unknown>) => ({ startTime: iso(start), endTime: iso(start + HOUR), ...value })
+const result = (pages: Partial<Record<DataTypeKey, unknown[]>>, daily = false): RollUpResult => ({
+  pages: new Map(Object.entries(pages) as [DataTypeKey, unknown[]][]),
+  daily,
+})
+
+describe('normalizeRollUps', () => {
+  it('reads each type’s roll-up into FitStream’s fields and units, one sample per window, oldest first', () => {
+    const { samples, rejected, buckets } = normalizeRollUps(
+      result({
+        // Newest first, as Google lists them; a window with nothing recorded has no value.
+        steps: [{ rollupDataPoints: [point(t0 + 2 * HOUR, {}), point(t0 + HOUR, { steps: { countSum: '1250' } }), point(t0, { steps: { countSum: '532' } })] }],
+        heart_rate: [{ rollupDataPoints: [point(t0, { heartRate: { beatsPerMinuteAvg: 71.5, beatsPerMinuteMax: 110, beatsPerMinuteMin: 52 } })] }],
+        distance: [{ rollupDataPoints: [point(t0, { distance: { millimetersSum: '412500' } })] }],
+        heart_minutes: [{ rollupDataPoints: [point(t0, { activeZoneMinutes: { sumInFatBurnHeartZone: '7', sumInCardioHeartZone: '3' } })] }],
+        active_minutes: [
+          {
+            rollupDataPoints: [
+              point(t0, {
+                activeMinutes: { activeMinutesRollupByActivityLevel: [{ activityLevel: 'LIGHT', activeMinutesSum: '4' }, { activeMinutesSum: '9' }] },
+              }),
+            ],
+          },
+        ],
+        weight: [{ rollupDataPoints: [point(t0, { weight: { weightGramsAvg: 72_400 } })] }],
+        calories: [{ rollupDataPoints: [point(t0, { totalCalories: { kcalSum: 98.25 } })] }],
+        body_fat: [{ rollupDataPoints: [point(t0, { bodyFat: { bodyFatPercentageAvg: 21.5 } })] }],
+      }),
+      window,
+    )
+    expect(rejected).toEqual({})
+    expect(buckets).toBe(10)
+    const byType = (type: string) => samples.filter((s) => s.type === type).map((s) => ({ startMs: s.startMs, endMs: s.endMs, values: s.values, unit: s.unit }))
+    expect(byType('steps')).toEqual([
+      { startMs: t0, endMs: t0 + HOUR, values: { count: 532 }, unit: 'steps' },
+      { startMs: t0 + HOUR, endMs: t0 + 2 * HOUR, values: { count: 1250 }, unit: 'steps' },
+    ])
+    expect(byType('heart_rate')[0]?.values).toEqual({ avg: 71.5, max: 110, min: 52 })
+    expect(byType('distance')[0]?.values).toEqual({ metres: 412.5 })
+    // Fit's heart points: a fat-burn minute is one, a cardio or peak minute two; the peak zone left out is 0.
+    expect(byType('heart_minutes')[0]?.values).toEqual({ intensity: 13, duration_min: 10 })
+    expect(byType('active_minutes')[0]?.values).toEqual({ minutes: 13 })
+    expect(byType('weight')[0]).toMatchObject({ values: { avg: 72.4 }, unit: 'kg' })
+    expect(byType('calories')[0]?.values).toEqual({ kcal: 98.25 })
+    expect(byType('body_fat')[0]?.values).toEqual({ avg: 21.5 })
+    expect(samples.every((s) => s.revision === 0 && s.origin === undefined)).toBe(true)
+    expect(samples.map((s) => s.startMs)).toEqual([...samples.map((s) => s.startMs)].sort((a, b) => a - b))
+  })
+
+  it('reads a zero Google left out as 0, but sets aside an average that is missing', () => {
+    const { samples, rejected } = normalizeRollUps(
+      result({
+        steps: [{ rollupDataPoints: [point(t0, { steps: {} })] }],
+        heart_rate: [{ rollupDataPoints: [point(t0, { heartRate: { beatsPerMinuteAvg: 70 } })] }],
+      }),
+      window,
+    )
+    expect(samples).toMatchObject([{ type: 'steps', values: { count: 0 } }])
+    expect(rejected).toEqual({ 'missing values': 1 })
+  })
+
+  it('sets aside and counts malformed, out-of-range and duplicate windows and uses the rest', () => {
+    const { samples, rejected } = normalizeRollUps(
+      result({
+        steps: [
+          {
+            rollupDataPoints: [
+              point(t0, { steps: { countSum: '10' } }),
+              point(t0, { steps: { countSum: '11' } }),
+              point(t0 + HOUR, { steps: { countSum: '1e3' } }),
+              point(t0 + 2 * HOUR, { steps: { countSum: '-4' } }),
+              point(t0 - HOUR, { steps: { countSum: '5' } }),
+              { startTime: 'yesterday', endTime: iso(t0), steps: { countSum: '5' } },
+              { startTime: iso(t0 + HOUR), endTime: iso(t0), steps: { countSum: '5' } },
+              null,
+              point(t0 + HOUR, { steps: 'many' }),
+            ],
+          },
+        ],
+        calories: [{ rollupDataPoints: [point(t0, { totalCalories: { kcalSum: 'NaN' } })] }],
+      }),
+      window,
+    )
+    expect(samples).toMatchObject([{ type: 'steps', startMs: t0, values: { count: 10 } }])
+    expect(rejected).toEqual({
+      'extra point in bucket': 1,
+      'non-integer value': 1,
+      'negative value': 1,
+      'window outside range': 1,
+      'malformed window': 3,
+      'malformed values': 1,
+      'non-finite value': 1,
+    })
+  })
+
+  it('finds an answer unusable when a page is not an object or its list is not a list, and reads an empty page as no data', () => {
+    const unusable = (page: unknown) => () => normalizeRollUps(result({ steps: [page] }), window)
+    expect(unusable('<html>Service Unavailable</html>')).toThrow(/not a JSON object but 32 characters of text/)
+    expect(unusable([])).toThrow(/not a JSON object/)
+    expect(unusable({ rollupDataPoints: {} })).toThrow(/no data point list/)
+    expect(unusable(null)).toThrow(expect.objectContaining({ code: 'FST_ERR_GOOGLE_MALFORMED', permanent: true }))
+    expect(unusable(null)).toThrow(UpstreamError)
+    expect(normalizeRollUps(result({ steps: [{}] }), window)).toEqual({ samples: [], rejected: {}, buckets: 0 })
+  })
+
+  it('reads daily roll-ups’ civil times as local days in the person’s time zone, 23 hours long when clocks go forward', () => {
+    const zone = 'Europe/Helsinki'
+    // Helsinki moves from UTC+2 to UTC+3 at 03:00 local on 29 March 2026.
+    const start = Date.UTC(2026, 2, 27, 22)
+    const day = (d: number) => ({ date: { year: 2026, month: 3, day: d } })
+    const { samples, rejected } = normalizeRollUps(
+      result(
+        {
+          steps: [
+            {
+              rollupDataPoints: [
+                { civilStartTime: day(29), civilEndTime: day(30), steps: { countSum: '9000' } },
+                { civilStartTime: day(28), civilEndTime: day(29), steps: { countSum: '8000' } },
+                { civilStartTime: { date: { year: 2026, month: 13, day: 1 } }, civilEndTime: day(29), steps: { countSum: '1' } },
+              ],
+            },
+          ],
+        },
+        true,
+      ),
+      { startMs: start, endMs: start + 3 * DAY },
+      zone,
+    )
+    expect(rejected).toEqual({ 'malformed window': 1 })
+    expect(samples.map((s) => [s.startMs, s.endMs, s.values.count])).toEqual([
+      [start, start + DAY, 8000],
+      [start + DAY, start + 2 * DAY - HOUR, 9000],
+    ])
+  })
+
+  it('knows how to read every type the catalogue says the Health API has', () => {
+    for (const spec of DATA_TYPES.filter((t) => 'health' in t)) {
+      expect(() => normalizeRollUps(result({ [spec.key]: [{}] }), window), spec.key).not.toThrow()
+    }
+    expect(() => normalizeRollUps(result({ sleep: [{}] }), window)).toThrow(/no sleep data/)
+  })
+})
+
+describe('splitWindow', () => {
+  it('cuts a long window into whole buckets no longer than Google allows', () => {
+    expect(splitWindow({ startMs: 0, endMs: 30 * DAY }, HOUR, 14 * DAY)).toEqual([
+      { startMs: 0, endMs: 14 * DAY },
+      { startMs: 14 * DAY, endMs: 28 * DAY },
+      { startMs: 28 * DAY, endMs: 30 * DAY },
+    ])
+    expect(splitWindow({ startMs: 0, endMs: 5 * HOUR }, HOUR, 14 * DAY)).toEqual([{ startMs: 0, endMs: 5 * HOUR }])
+  })
+
+  it('cuts local days at local midnight across a daylight-saving change', () => {
+    // Local midnight in Helsinki on 20 March 2026 (UTC+2); clocks go forward on the 29th.
+    const start = Date.UTC(2026, 2, 19, 22)
+    const parts = splitWindow({ startMs: start, endMs: start + 20 * DAY - HOUR }, DAY, 14 * DAY, 'Europe/Helsinki')
+    // 3 April, 00:00 local, is 21:00 UTC the day before: one hour earlier than 14 × 24 hours on.
+    expect(parts.map((p) => p.endMs)).toEqual([start + 14 * DAY - HOUR, start + 20 * DAY - HOUR])
+  })
+})

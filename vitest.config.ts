@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config'
  */
 const SYSTEM_TESTS = [
   'tests/e2e.test.ts',
+  'tests/health-api.test.ts',
   'tests/hub.test.ts',
   'tests/scale-out.test.ts',
   'tests/publisher-delivery.test.ts',

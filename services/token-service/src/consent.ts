@@ -30,9 +30,19 @@ export const CONSENT_GROUPS: readonly ConsentGroup[] = (Object.keys(TEXT) as Sco
 
 export const CONSENT_GROUP_NAMES = CONSENT_GROUPS.map((g) => g.group)
 
+/** How a group reads where the Health API has less of it than Fit. */
+const HEALTH_DESCRIPTIONS: Partial<Record<ScopeGroup, string>> = {
+  activity: 'steps, calories burned, active minutes and heart points',
+  body: 'weight and body fat',
+}
+
 /** The groups offered when grants are for this API: each with the types the API has, empty groups left out. */
 export function consentGroups(api: GoogleDataApi): ConsentGroup[] {
-  return CONSENT_GROUPS.map((g) => ({ ...g, dataTypes: g.dataTypes.filter((key) => readableIn(key, api)) })).filter((g) => g.dataTypes.length > 0)
+  return CONSENT_GROUPS.map((g) => ({
+    ...g,
+    ...(api === 'health' && HEALTH_DESCRIPTIONS[g.group] !== undefined ? { description: HEALTH_DESCRIPTIONS[g.group]! } : {}),
+    dataTypes: g.dataTypes.filter((key) => readableIn(key, api)),
+  })).filter((g) => g.dataTypes.length > 0)
 }
 
 export function dataTypesForGroups(groups: readonly string[], api: GoogleDataApi): DataTypeKey[] {

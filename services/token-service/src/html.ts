@@ -81,7 +81,7 @@ export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: Accoun
   const [name, ownName] = [API_NAMES[api], API_NAMES[own]]
   // A grant for Google Fit ends with Fit itself, at the end of 2026: saving the choices moves it over.
   const move =
-    own === api || reauth
+    own !== 'fit' || api !== 'health' || reauth
       ? ''
       : `<p class="warning"><strong>Move to ${name}.</strong> Your data is still read through ${ownName}, which Google is shutting down. Save your choices below and Google asks you to allow ${name} instead; nothing is lost.</p>`
   const when = (ms: number | undefined) =>

@@ -278,6 +278,7 @@ describe('a deployment moved to the Google Health API', () => {
     expect(page.body).toContain('value="heart_rate"')
     expect(page.body).not.toContain('value="sleep"')
     expect(page.body).not.toContain('value="blood_pressure"')
+    expect(page.body).toContain('weight and body fat<')
     const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep'], health)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
       `${HEALTH}activity_and_fitness.readonly`,

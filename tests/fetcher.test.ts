@@ -99,6 +99,11 @@ async function fetchWindow(userId: string, dataTypes: DataTypeKey[], hours: numb
   return { job, result: (await job.waitUntilFinished(events, 30_000)) as Record<string, unknown> }
 }
 
+/** Queues a fetch of the last full hour without waiting for it (for jobs that fail or take long). */
+function queueLastHour(userId: string, dataTypes: DataTypeKey[], syncId: string, jobId: string) {
+  return fetcher.queues.add('fetch', { syncId, userId, dataTypes, window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR }, { jobId })
+}
+
 /** Samples the fetcher handed to the anonymiser for this user, in order. */
 async function passedOn(userId: string): Promise<FitnessSample[][]> {
   const jobs = (await fetcher.queues.queue('anonymize').getJobs(['waiting'], 0, -1, true)) as Job<StageData<'anonymize'>>[]
@@ -266,11 +271,7 @@ describe('Google errors', () => {
   it('retries when Google does not answer in time, then succeeds', async () => {
     const user = await register(['steps'])
     google.setLatency(3_000)
-    const job = await fetcher.queues.add(
-      'fetch',
-      { syncId: 's-timeout', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
-      { jobId: 'test-fetch-timeout' },
-    )
+    const job = await queueLastHour(user.id, ['steps'], 's-timeout', 'test-fetch-timeout')
     try {
       await expect.poll(async () => (await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade ?? 0, { timeout: 10_000 }).toBeGreaterThanOrEqual(1)
     } finally {
@@ -298,11 +299,7 @@ describe('Google errors', () => {
         },
       },
     })
-    const job = await fetcher.queues.add(
-      'fetch',
-      { syncId: 's-400', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
-      { jobId: 'test-fetch-400' },
-    )
+    const job = await queueLastHour(user.id, ['steps'], 's-400', 'test-fetch-400')
     const dead = await deadLetterFor(job.id!)
     expect(dead).toMatchObject({ permanent: true, attemptsMade: 1, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
     expect(dead.error.message).toContain('Request contains an invalid argument.')
@@ -310,11 +307,7 @@ describe('Google errors', () => {
 
   it('dead-letters a type the user did not grant the scope for, with Google’s reason', async () => {
     const user = await register(['heart_rate'], ['https://www.googleapis.com/auth/fitness.activity.read'])
-    const job = await fetcher.queues.add(
-      'fetch',
-      { syncId: 's-403', userId: user.id, dataTypes: ['heart_rate'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
-      { jobId: 'test-fetch-403' },
-    )
+    const job = await queueLastHour(user.id, ['heart_rate'], 's-403', 'test-fetch-403')
     const dead = await deadLetterFor(job.id!)
     expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
     expect(dead.error.message).toMatch(/403 forbidden.*heart_rate/)
@@ -346,11 +339,7 @@ describe('Google errors', () => {
   it('dead-letters a wholly unusable response', async () => {
     const user = await register(['steps'])
     google.injectFault({ route: 'aggregate', status: 200, times: 1, body: { kind: 'not what you asked for' } })
-    const job = await fetcher.queues.add(
-      'fetch',
-      { syncId: 's-bad', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
-      { jobId: 'test-fetch-bad' },
-    )
+    const job = await queueLastHour(user.id, ['steps'], 's-bad', 'test-fetch-bad')
     const dead = await deadLetterFor(job.id!)
     expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_MALFORMED', message: 'Google aggregate response has no bucket list' } })
   })
@@ -432,11 +421,7 @@ describe('the Google Health API', () => {
     expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(1)
 
     const narrow = await register(['heart_rate'], ['https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly'])
-    const denied = await fetcher.queues.add(
-      'fetch',
-      { syncId: 's-health-403', userId: narrow.id, dataTypes: ['heart_rate'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
-      { jobId: 'test-fetch-health-403' },
-    )
+    const denied = await queueLastHour(narrow.id, ['heart_rate'], 's-health-403', 'test-fetch-health-403')
     const dead = await deadLetterFor(denied.id!)
     expect(dead).toMatchObject({ permanent: true, attemptsMade: 1, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
     expect(dead.error.message).toMatch(/^Google Health API answered 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT: /)
@@ -459,11 +444,7 @@ describe('the Google Health API', () => {
     expect((await passedOn(user.id))[0]).toEqual([expect.objectContaining({ startMs: h + HOUR, values: { count: 42 } })])
 
     google.injectFault({ route: 'rollUp', status: 200, times: 1, rawBody: '<html>502 Bad Gateway</html>' })
-    const job = await fetcher.queues.add(
-      'fetch',
-      { syncId: 's-health-bad', userId: user.id, dataTypes: ['steps'], window: { startMs: lastHour - HOUR, endMs: lastHour }, bucketMs: HOUR },
-      { jobId: 'test-fetch-health-bad' },
-    )
+    const job = await queueLastHour(user.id, ['steps'], 's-health-bad', 'test-fetch-health-bad')
     const dead = await deadLetterFor(job.id!)
     expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_MALFORMED' } })
     expect(dead.error.message).toMatch(/Google Health API roll-up response is not a JSON object/)

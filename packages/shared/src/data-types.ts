@@ -15,6 +15,9 @@ export const HEALTH_SCOPE_PREFIX = 'https://www.googleapis.com/auth/googlehealth
 export const GOOGLE_DATA_APIS = ['fit', 'health'] as const
 export type GoogleDataApi = (typeof GOOGLE_DATA_APIS)[number]
 
+/** How messages and errors name each API. */
+export const GOOGLE_DATA_API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fitness API', health: 'Google Health API' }
+
 /** The Health API's scope groups FitStream reads (each as `<prefix><group>.readonly`). */
 export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_measurements'
 

@@ -1,6 +1,6 @@
 // Only the Fitness API: the googleapis index loads every Google API (about 100 MB more per process).
 import { fitness, type fitness_v1 } from 'googleapis/build/src/apis/fitness/index.js'
-import { UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { GOOGLE_DATA_API_NAMES, UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
 
 /** Google rejected the access token (401): it must be refreshed before the call can succeed. */
 export class AccessTokenRejectedError extends UpstreamError {
@@ -87,7 +87,7 @@ interface GaxiosLikeError {
  * reason) to wait, other 4xx permanent, 5xx and network errors transient. `api` names the API in
  * the message; the message carries Google's own words, never the request.
  */
-export function classifyGoogleError(error: unknown, api = 'Google Fitness API'): UpstreamError {
+export function classifyGoogleError(error: unknown, api = GOOGLE_DATA_API_NAMES.fit): UpstreamError {
   if (error instanceof UpstreamError) return error
   const e = (error ?? {}) as GaxiosLikeError
   const status = e.response?.status ?? (typeof e.status === 'number' ? e.status : undefined)

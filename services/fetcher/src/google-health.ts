@@ -1,6 +1,6 @@
 // Only the Health API: the googleapis index loads every Google API (about 100 MB more per process).
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
-import { UpstreamError, civilTime, dataType, instantOf, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, instantOf, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
 
 const DAY_MS = 86_400_000
@@ -94,7 +94,7 @@ export class GoogleHealthClient {
     try {
       return (await request()).data
     } catch (error) {
-      throw classifyGoogleError(error, 'Google Health API')
+      throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
     }
   }
 }

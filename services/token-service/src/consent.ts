@@ -1,4 +1,4 @@
-import { DATA_TYPES, FIT_SCOPE_PREFIX, readableIn, scopeFor, type DataTypeKey, type GoogleDataApi, type ScopeGroup } from '@fitstream/shared'
+import { DATA_TYPES, FIT_SCOPE_PREFIX, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi, type ScopeGroup } from '@fitstream/shared'
 
 export interface ConsentGroup {
   readonly group: ScopeGroup
@@ -64,17 +64,12 @@ export function groupsOf(dataTypes: readonly DataTypeKey[]): Set<ScopeGroup> {
  */
 export function missingScopes(dataTypes: readonly DataTypeKey[], granted: readonly string[], api: GoogleDataApi): string[] {
   const have = new Set(granted.map(readEquivalent))
-  const needed = new Set(dataTypes.map((key) => scopeFor(key, api)).filter((scope): scope is string => scope !== undefined))
-  return [...needed].sort().filter((scope) => !have.has(scope))
+  return scopesFor(dataTypes, api).filter((scope) => !have.has(scope))
 }
 
 /** The chosen data types Google actually granted access to in `api` (people may untick scopes at Google). */
 export function grantedDataTypes(dataTypes: readonly DataTypeKey[], granted: readonly string[], api: GoogleDataApi): DataTypeKey[] {
-  const have = new Set(granted.map(readEquivalent))
-  return dataTypes.filter((key) => {
-    const scope = scopeFor(key, api)
-    return scope !== undefined && have.has(scope)
-  })
+  return dataTypes.filter((key) => readableIn(key, api) && missingScopes([key], granted, api).length === 0)
 }
 
 // A write scope includes reading, as at Google.

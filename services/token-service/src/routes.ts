@@ -1,5 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { DATA_TYPE_KEYS, ReauthRequiredError, UpstreamError, UserGoneError, dataApiOfScopes, type DataTypeKey, readPrivacyReport } from '@fitstream/shared'
+import {
+  DATA_TYPE_KEYS,
+  GOOGLE_DATA_API_NAMES,
+  ReauthRequiredError,
+  UpstreamError,
+  UserGoneError,
+  dataApiOfScopes,
+  type DataTypeKey,
+  readPrivacyReport,
+} from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { requireToken, tokenMatcher } from './auth.js'
@@ -258,7 +267,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
           return reply.status(400).send({
             error: 'Bad Request',
             code: 'FST_ERR_CONSENT_UNAVAILABLE',
-            message: `${change.dataTypes.join(', ')} cannot be read from the ${deps.onboarding.api === 'health' ? 'Google Health API' : 'Google Fitness API'} this deployment uses`,
+            message: `${change.dataTypes.join(', ')} cannot be read from the ${GOOGLE_DATA_API_NAMES[deps.onboarding.api]} this deployment uses`,
           })
         }
         if (change.kind === 'needs_google_consent') {

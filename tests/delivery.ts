@@ -99,19 +99,25 @@ export class DeliveryCheck {
     this.users.push(...users)
   }
 
-  /** Reads each user's `fetchedUntil`; the window starts a day before the first one seen (BACKFILL_DAYS=1). */
+  /**
+   * Reads each user's window from the token service: it starts a day (BACKFILL_DAYS=1) before where
+   * the backfill was planned to end, and ends at `fetchedUntil`. The backfill's end is read rather
+   * than the first `fetchedUntil` seen: a sync planned at a later hour (while Google is down, say)
+   * moves `fetchedUntil` past it before the check first looks.
+   */
   async refreshWindows(): Promise<boolean> {
     let all = true
     for (const user of this.users) {
       const response = await this.stack.api('GET', `/users/${user.userId}`).catch(() => undefined)
-      const until = (response?.body as { fetchedUntil?: string | null } | undefined)?.fetchedUntil
-      if (typeof until !== 'string') {
+      const body = response?.body as { fetchedUntil?: string | null; backfill?: { until?: string } | null } | undefined
+      const until = body?.fetchedUntil
+      const backfillEnd = body?.backfill?.until
+      if (typeof until !== 'string' || typeof backfillEnd !== 'string') {
         all = false
         continue
       }
-      const at = Date.parse(until)
       const known = this.windows.get(user.userId)
-      this.windows.set(user.userId, { first: known?.first ?? at, last: Math.max(known?.last ?? at, at) })
+      this.windows.set(user.userId, { first: Date.parse(backfillEnd), last: Math.max(known?.last ?? 0, Date.parse(until)) })
     }
     return all
   }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { QueueEvents, type Job } from 'bullmq'
-import { ALL_HEALTH_READ_SCOPES, FakeGoogle, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
+import { ALL_HEALTH_READ_SCOPES, FakeGoogle, healthSleepSessions, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
 import {
   ACTIVITY_GROUP_FIELDS,
   DATA_TYPE_KEYS,
@@ -358,18 +358,42 @@ describe('the Google Health API', () => {
     return Object.fromEntries(Object.entries(fit).map(([k, v]) => [k, expect.closeTo(v, 9) as number]))
   }
 
-  it('reads a person who granted Health API scopes through one roll-up per type, and passes on what Fit would have for the same data', async () => {
+  /**
+   * Sleep as the Health API gives it: minutes per stage of the sessions that have ended, each stage
+   * in the hour it starts in. Google lists a night only once it is over.
+   */
+  function expectedSleep(seed: string, start: number, end: number): Map<number, Record<string, number>> {
+    const byHour = new Map<number, Record<string, number>>()
+    const field = { AWAKE: 'awake_min', LIGHT: 'light_min', DEEP: 'deep_min', REM: 'rem_min' } as const
+    for (const session of healthSleepSessions(seed, start, end + 24 * HOUR, Date.now())) {
+      for (const stage of session.stages.filter((s) => s.startMs >= start && s.startMs < end)) {
+        const h = Math.floor(stage.startMs / HOUR) * HOUR
+        const values = byHour.get(h) ?? { awake_min: 0, sleep_min: 0, out_of_bed_min: 0, light_min: 0, deep_min: 0, rem_min: 0 }
+        values[field[stage.type]] += (stage.endMs - stage.startMs) / 60_000
+        byHour.set(h, values)
+      }
+    }
+    return byHour
+  }
+
+  it('reads a person who granted Health API scopes through one roll-up per type and a list of sleep sessions, and passes on what Fit would have for the same data', async () => {
     const user = await registerHealth(HEALTH_TYPES)
-    const [aggregates, rollUps] = [google.stats.aggregateRequests, google.stats.rollUpRequests]
+    const [aggregates, rollUps, lists] = [google.stats.aggregateRequests, google.stats.rollUpRequests, google.stats.listRequests]
     const { result } = await fetchWindow(user.id, HEALTH_TYPES, 48)
     expect(google.stats.aggregateRequests - aggregates).toBe(0)
-    expect(google.stats.rollUpRequests - rollUps).toBe(HEALTH_TYPES.length)
+    expect(google.stats.rollUpRequests - rollUps).toBe(HEALTH_TYPES.length - 1)
+    expect(google.stats.listRequests - lists).toBe(1)
     const [samples] = await passedOn(user.id)
     const got = new Map(samples!.map((s) => [`${s.type}|${s.startMs}`, s]))
+    const sleep = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour)
+    expect(sleep.size).toBeGreaterThan(4)
     let expectedCount = 0
     for (const type of HEALTH_TYPES) {
       for (let h = lastHour - 48 * HOUR; h < lastHour; h += HOUR) {
-        const expected = expectedFromHealth(type, user.google.seed, h)
+        const fit = expectedFromHealth(type, user.google.seed, h)
+        // A night's hours are what Fit has for them, once the night is over.
+        if (type === 'sleep' && sleep.has(h)) expect(sleep.get(h)).toEqual(fit)
+        const expected = type === 'sleep' ? sleep.get(h) : fit
         const sample = got.get(`${type}|${h}`)
         if (expected === undefined) {
           expect(sample, `${type} ${new Date(h).toISOString()}`).toBeUndefined()
@@ -388,11 +412,36 @@ describe('the Google Health API', () => {
   })
 
   it('leaves out consented types the Health API does not have, and fetches the rest', async () => {
-    const user = await registerHealth(['steps', 'sleep'])
-    const { result } = await fetchWindow(user.id, ['steps', 'sleep'], 24)
+    const user = await registerHealth(['steps', 'blood_pressure'])
+    const { result } = await fetchWindow(user.id, ['steps', 'blood_pressure'], 24)
     expect(result).toMatchObject({ api: 'health', dataTypes: ['steps'] })
     const [samples] = await passedOn(user.id)
     expect(new Set(samples!.map((s) => s.type))).toEqual(new Set(['steps']))
+  })
+
+  it('splits a night that runs across two fetch windows by where its stages start, counting every stage once', async () => {
+    const user = await registerHealth(['sleep'])
+    const sleep = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour)
+    const night = healthSleepSessions(user.google.seed, lastHour - 40 * HOUR, lastHour - 8 * HOUR)[0]!
+    const split = Math.floor((night.startMs + night.endMs) / 2 / HOUR) * HOUR
+    await fetchWindow(user.id, ['sleep'], 0, { window: { startMs: lastHour - 48 * HOUR, endMs: split } })
+    await fetchWindow(user.id, ['sleep'], 0, { window: { startMs: split, endMs: lastHour } })
+    const passed = (await passedOn(user.id)).flat()
+    expect(new Map(passed.map((s) => [s.startMs, s.values]))).toEqual(sleep)
+    expect(passed).toHaveLength(sleep.size)
+  })
+
+  it('waits out a failing sleep list like any other request, and dead-letters a missing sleep scope with Google’s reason', async () => {
+    const user = await registerHealth(['sleep'])
+    google.injectFault({ route: 'list', status: 429, times: 2, retryAfterSeconds: 1 })
+    const { job } = await fetchWindow(user.id, ['sleep'], 24)
+    expect((await fetcher.queues.queue('fetch').getJob(job.id!))?.attemptsMade).toBe(1)
+
+    const narrow = await register(['steps', 'sleep'], ['https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly'])
+    const denied = await queueLastHour(narrow.id, ['steps', 'sleep'], 's-health-sleep-403', 'test-fetch-health-sleep-403')
+    const dead = await deadLetterFor(denied.id!)
+    expect(dead).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_REJECTED' } })
+    expect(dead.error.message).toMatch(/^Google Health API answered 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT: /)
   })
 
   it('reads whole local days with dailyRollUp when buckets are days in the person’s time zone', async () => {

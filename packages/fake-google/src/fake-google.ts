@@ -1,6 +1,6 @@
 /**
  * An in-process stand-in for Google's OAuth token endpoint, the Fitness REST API and the Health
- * API's roll-ups, faithful enough that the real googleapis client cannot tell the difference, plus
+ * API's roll-ups and sleep sessions, faithful enough that the real googleapis client cannot tell the difference, plus
  * controls (users, faults, latency, clock, counters) that tests and the benchmark need and Google
  * does not offer.
  */
@@ -23,10 +23,11 @@ import {
   type CredentialProblem,
   type HealthRpc,
 } from './errors.js'
-import { canReadHealth, HEALTH_TYPES, healthReadScope, healthType } from './health-catalogue.js'
+import { canReadHealth, HEALTH_TYPES, healthReadScope, healthSessionType, healthType } from './health-catalogue.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
 import { ConsentScreen } from './oauth.js'
 import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest } from './rollup.js'
+import { buildListResponse, parseListRequest } from './sleep.js'
 import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
 import { isValidTimeZone } from './time-zones.js'
 
@@ -54,7 +55,7 @@ export interface AddUserOptions {
   scopes?: string[]
   /** Default: a fresh random Google-looking refresh token. */
   refreshToken?: string
-  /** The IANA time zone of the user's Health profile, whose civil days dailyRollUp rolls up; default 'UTC'. */
+  /** The IANA time zone of the user's Health profile (dailyRollUp's civil days, sleep's UTC offsets); default 'UTC'. */
   timeZone?: string
 }
 
@@ -66,8 +67,8 @@ export interface FakeUser {
   timeZone: string
 }
 
-/** 'rollUp' covers both Health roll-up methods (rollUp and dailyRollUp). */
-export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'any'
+/** 'rollUp' covers both Health roll-up methods (rollUp and dailyRollUp); 'list' is Health dataPoints.list. */
+export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list' | 'any'
 
 export interface FaultSpec {
   route: FaultRoute
@@ -97,6 +98,9 @@ export interface FakeGoogleStats {
   /** Every Health roll-up request (rollUp and dailyRollUp), whatever the outcome. */
   rollUpRequests: number
   rollUpErrors: number
+  /** Every Health dataPoints.list request (sleep sessions), whatever the outcome. */
+  listRequests: number
+  listErrors: number
   /** Fit and Health requests rejected with 401. */
   unauthorized: number
   /** Requests answered by an injected fault. */
@@ -106,7 +110,7 @@ export interface FakeGoogleStats {
   /** Fit and Health requests being handled right now (including latency). */
   inFlight: number
   maxInFlight: number
-  /** Successful data requests (Fit aggregates and Health roll-ups) per googleId. */
+  /** Successful data requests (Fit aggregates, Health roll-ups and lists) per googleId. */
   aggregateRequestsByUser: Record<string, number>
 }
 
@@ -129,9 +133,9 @@ interface ActiveFault {
   remaining: number
 }
 
-type Route = 'token' | 'aggregate' | 'dataSources' | 'rollUp'
+type Route = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list'
 
-const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'rollUp', 'any']
+const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'rollUp', 'list', 'any']
 
 const emptyStats = (): FakeGoogleStats => ({
   tokenRequests: 0,
@@ -142,6 +146,8 @@ const emptyStats = (): FakeGoogleStats => ({
   dataSourcesRequests: 0,
   rollUpRequests: 0,
   rollUpErrors: 0,
+  listRequests: 0,
+  listErrors: 0,
   unauthorized: 0,
   faultsServed: 0,
   bucketsServed: 0,
@@ -293,7 +299,7 @@ export class FakeGoogle {
     return { googleId, seed, refreshToken, scopes: [...scopes], timeZone }
   }
 
-  /** The user moves: dailyRollUp reads their civil days in this IANA zone from now on. */
+  /** The user moves: dailyRollUp reads their civil days, and sleep its offsets, in this IANA zone from now on. */
   setUserTimeZone(googleId: string, timeZone: string): void {
     const user = this.users.get(googleId)
     if (user === undefined) throw new Error(`no user ${googleId}`)
@@ -447,6 +453,8 @@ export class FakeGoogle {
       const rpc: HealthRpc = health[3] === 'rollUp' ? 'RollUpDataPoints' : 'DailyRollUpDataPoints'
       return this.serveApi(res, url, 'rollUp', () => this.rollUp(req, url, rpc, health[1] ?? '', health[2] ?? ''))
     }
+    const list = /^\/v4\/users\/([^/]+)\/dataTypes\/([^/]+)\/dataPoints$/.exec(path)
+    if (list !== null) return this.serveApi(res, url, 'list', () => this.list(req, url, list[1] ?? '', list[2] ?? ''))
     const notFound = `The requested URL ${path} was not found on this server.`
     const body = path.startsWith('/v4/') ? new HealthApiError(404, notFound).toBody() : new FitApiError(404, notFound).toBody()
     send(res, { status: 404, body, pretty: true })
@@ -461,6 +469,7 @@ export class FakeGoogle {
       reply.pretty = url.searchParams.get('prettyPrint') !== 'false'
       if (reply.status >= 400 && route === 'aggregate') this.counters.aggregateErrors++
       if (reply.status >= 400 && route === 'rollUp') this.counters.rollUpErrors++
+      if (reply.status >= 400 && route === 'list') this.counters.listErrors++
       if (reply.status === 401) this.counters.unauthorized++
       await this.sleep(this.latencyMs)
       send(res, reply)
@@ -711,6 +720,9 @@ export class FakeGoogle {
       const user = this.caller(req, url)
       if (typeof user === 'string') throw healthUnauthenticated(user, rpc)
       if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
+      if (healthSessionType(dataType) !== undefined) {
+        throw healthBadRequest(`Data type "${dataType}" is a session type and is not rolled up; list its data points instead.`, 'parent')
+      }
       const type = healthType(dataType)
       if (type === undefined) {
         throw healthBadRequest(`Data type "${dataType}" cannot be rolled up; supported: ${HEALTH_TYPES.map((t) => t.name).join(', ')}.`, 'parent')
@@ -736,6 +748,33 @@ export class FakeGoogle {
       if (err instanceof BodyTooLargeError) {
         return { status: 413, body: new HealthApiError(413, err.message).toBody(), headers: { connection: 'close' } }
       }
+      throw err
+    }
+  }
+
+  /** users.dataTypes.dataPoints.list: sleep sessions only (GET, the filter and paging in the query). */
+  private async list(req: IncomingMessage, url: URL, userId: string, dataType: string): Promise<Reply> {
+    this.counters.listRequests++
+    const rpc: HealthRpc = 'ListDataPoints'
+    const fault = this.takeFault('list')
+    if (fault !== undefined) return this.faultReply(fault, (status, reason) => healthFault(status, reason, rpc).toBody())
+    try {
+      if (req.method !== 'GET') throw new HealthApiError(404, 'Method not found.')
+      const user = this.caller(req, url)
+      if (typeof user === 'string') throw healthUnauthenticated(user, rpc)
+      if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
+      const type = healthSessionType(dataType)
+      if (type === undefined) {
+        throw healthBadRequest(`This fake lists only sleep data points (users/me/dataTypes/sleep); data type "${dataType}" cannot be listed.`, 'parent')
+      }
+      if (!canReadHealth(user.scopes, type.scope)) throw healthScopeInsufficient(rpc, healthReadScope(type.scope))
+      const request = parseListRequest(url.searchParams, type)
+      const context = { seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) }
+      const response = buildListResponse(type, request, user.timeZone, context)
+      this.countSuccess(user.googleId)
+      return { status: 200, body: response }
+    } catch (err) {
+      if (err instanceof HealthApiError) return { status: err.code, body: err.toBody(), headers: { ...err.headers } }
       throw err
     }
   }

@@ -1,6 +1,6 @@
 /**
- * The Google Health API (v4) data types this fake rolls up, as the API names them, and the OAuth
- * scopes that guard them. Each type is built from the Fit raw type that measures the same thing,
+ * The Google Health API (v4) data types this fake rolls up or lists, as the API names them, and the
+ * OAuth scopes that guard them. Each type is built from the Fit raw type that measures the same thing,
  * so one synthetic user reads the same through both APIs (up to units).
  */
 
@@ -72,6 +72,32 @@ const byName = new Map<string, HealthTypeSpec>(HEALTH_TYPES.map((t) => [t.name, 
 
 export function healthType(name: string): HealthTypeSpec | undefined {
   return byName.get(name)
+}
+
+/** The Health API session data types this fake lists (users.dataTypes.dataPoints.list); never rolled up. */
+export type HealthSessionDataType = 'sleep'
+
+export interface HealthSessionTypeSpec {
+  /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
+  readonly name: HealthSessionDataType
+  /** The field of a data point that carries the session. */
+  readonly valueField: string
+  /** The Fit raw data type whose synthetic segments the sessions are built from. */
+  readonly fitType: string
+  readonly scope: HealthScopeGroup
+  /** list's page size when a request gives none (or 0); larger ones are cut down to maxPageSize. */
+  readonly defaultPageSize: number
+  readonly maxPageSize: number
+}
+
+export const HEALTH_SESSION_TYPES: readonly HealthSessionTypeSpec[] = [
+  { name: 'sleep', valueField: 'sleep', fitType: 'com.google.sleep.segment', scope: 'sleep', defaultPageSize: 25, maxPageSize: 25 },
+]
+
+const sessionByName = new Map<string, HealthSessionTypeSpec>(HEALTH_SESSION_TYPES.map((t) => [t.name, t]))
+
+export function healthSessionType(name: string): HealthSessionTypeSpec | undefined {
+  return sessionByName.get(name)
 }
 
 /** The `dataSourceFamily` values Google accepts; empty means all sources. */

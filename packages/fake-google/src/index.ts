@@ -49,13 +49,17 @@ export {
   DATA_SOURCE_FAMILIES,
   HEALTH_SCOPE_GROUPS,
   HEALTH_SCOPE_PREFIX,
+  HEALTH_SESSION_TYPES,
   HEALTH_TYPES,
   canReadHealth,
   healthReadScope,
+  healthSessionType,
   healthType,
   type DataSourceFamily,
   type HealthDataType,
   type HealthScopeGroup,
+  type HealthSessionDataType,
+  type HealthSessionTypeSpec,
   type HealthTypeSpec,
 } from './health-catalogue.js'
 export {
@@ -77,4 +81,14 @@ export {
   type TotalCaloriesRollupValue,
   type WeightRollupValue,
 } from './rollup.js'
+export {
+  healthSleepSessions,
+  type HealthSleepSession,
+  type HealthSleepStage,
+  type HealthSleepStageType,
+  type ListDataPointsResponse,
+  type SleepDataPoint,
+  type SleepJson,
+  type SleepStageJson,
+} from './sleep.js'
 export { FitApiError, HealthApiError, type GoogleErrorBody, type HealthErrorBody, type OAuthErrorBody } from './errors.js'

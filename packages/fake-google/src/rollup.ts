@@ -221,7 +221,7 @@ function fieldsOf(v: unknown, field: string | undefined, allowed: readonly strin
 }
 
 /** Proto3 JSON int32: a number or a decimal string. */
-function parseInt32(v: unknown, field: string): number {
+export function parseInt32(v: unknown, field: string): number {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d{1,10}$/.test(v) ? Number(v) : Number.NaN
   if (!Number.isInteger(n) || n > 2_147_483_647 || n < -2_147_483_648) {
     throw healthBadRequest(`Invalid value at '${field}' (TYPE_INT32), ${JSON.stringify(v) ?? String(v)}`, field)
@@ -237,7 +237,7 @@ function parseString(v: unknown, field: string): string {
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/
 
 /** An RFC 3339 timestamp (google.protobuf.Timestamp in JSON), in nanoseconds since the epoch. */
-function parseTimestamp(v: unknown, field: string): bigint {
+export function parseTimestamp(v: unknown, field: string): bigint {
   const m = typeof v === 'string' ? TIMESTAMP.exec(v) : null
   let ns: bigint | undefined
   if (m !== null) {
@@ -326,7 +326,7 @@ export function parseRollUpRequest(body: unknown, type: HealthTypeSpec): RollUpR
   return { startNs, endNs, windowNs, ...parsePaging(b) }
 }
 
-interface CivilTime {
+export interface CivilTime {
   readonly year: number
   readonly month: number
   readonly day: number
@@ -404,7 +404,7 @@ export interface RollUpContext {
 }
 
 /** The earliest whole millisecond at or after ns (exact for either sign: bigint division truncates). */
-function ceilMs(ns: bigint): number {
+export function ceilMs(ns: bigint): number {
   const q = ns / NS_PER_MS
   return Number(ns > q * NS_PER_MS ? q + 1n : q)
 }
@@ -429,7 +429,7 @@ function groupByWindow(samples: readonly RawSample[], indexOf: (ns: bigint) => n
 }
 
 /** RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as Google writes a Timestamp. */
-function formatTimestamp(ns: bigint): string {
+export function formatTimestamp(ns: bigint): string {
   const seconds = ns / NS_PER_SECOND - (ns % NS_PER_SECOND < 0n ? 1n : 0n)
   const nanos = Number(ns - seconds * NS_PER_SECOND)
   const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19)
@@ -438,7 +438,7 @@ function formatTimestamp(ns: bigint): string {
   return `${base}${fraction}Z`
 }
 
-function fingerprint(parts: readonly (string | number | bigint)[]): string {
+export function fingerprint(parts: readonly (string | number | bigint)[]): string {
   return createHash('sha256')
     .update(JSON.stringify(parts.map(String)))
     .digest('base64url')
@@ -448,11 +448,11 @@ function fingerprint(parts: readonly (string | number | bigint)[]): string {
 // A page token names the request it continues (by fingerprint) and the start of the last window
 // served: the next page holds the windows starting before it, so a window can neither repeat nor
 // be skipped when data arrives between pages.
-function encodePageToken(requestFingerprint: string, beforeNs: bigint): string {
+export function encodePageToken(requestFingerprint: string, beforeNs: bigint): string {
   return Buffer.from(JSON.stringify([requestFingerprint, beforeNs.toString()])).toString('base64url')
 }
 
-function decodePageToken(token: string, requestFingerprint: string): bigint {
+export function decodePageToken(token: string, requestFingerprint: string): bigint {
   let decoded: unknown
   try {
     decoded = /^[A-Za-z0-9_-]+$/.test(token) ? JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) : undefined
@@ -500,7 +500,7 @@ function instantNs(c: CivilTime, timeZone: string): bigint {
   return BigInt(zonedToInstant(wall, timeZone)) * NS_PER_MS + BigInt(c.nanos % 1e6)
 }
 
-function civilJson(c: CivilTime): CivilDateTime {
+export function civilJson(c: CivilTime): CivilDateTime {
   const date = { year: c.year, month: c.month, day: c.day }
   return isMidnight(c) ? { date } : { date, time: withoutDefaults({ hours: c.hours, minutes: c.minutes, seconds: c.seconds, nanos: c.nanos }) }
 }

@@ -72,7 +72,7 @@ export function wallAsUtc(w: WallTime): number {
 }
 
 /** The zone's offset from UTC at instant t, in ms. */
-function offsetAt(t: number, timeZone: string): number {
+export function offsetAt(t: number, timeZone: string): number {
   return wallAsUtc(wallTime(t, timeZone)) - t
 }
 

@@ -19,13 +19,18 @@ export type GoogleDataApi = (typeof GOOGLE_DATA_APIS)[number]
 export const GOOGLE_DATA_API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fitness API', health: 'Google Health API' }
 
 /** The Health API's scope groups FitStream reads (each as `<prefix><group>.readonly`). */
-export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_measurements'
+export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_measurements' | 'sleep'
 
-/** Where a type comes from in the Health API: the data type its roll-ups are read from, and its scope. */
+/**
+ * Where a type comes from in the Health API: the data type it is read from, its scope, and how it is
+ * read: `rollUp` (Google sums or averages per window) or `sessions` (whole sessions are listed, and
+ * FitStream puts their segments into buckets as the Fitness API's aggregate does).
+ */
 export interface HealthSource {
   /** The data type's id in Health API URLs (`users/me/dataTypes/<id>`). */
   readonly dataType: string
   readonly scope: HealthScopeGroup
+  readonly read?: 'rollUp' | 'sessions'
 }
 
 export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'sleep' | 'blood_pressure' | 'oxygen_saturation'
@@ -210,6 +215,7 @@ export const DATA_TYPES = [
     fields: ['awake_min', 'sleep_min', 'out_of_bed_min', 'light_min', 'deep_min', 'rem_min'].map((name) => float(name)),
     unit: 'min',
     scope: 'sleep',
+    health: { dataType: 'sleep', scope: 'sleep', read: 'sessions' },
   },
   {
     key: 'activity',

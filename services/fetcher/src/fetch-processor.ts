@@ -26,11 +26,11 @@ import {
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
-import type { GoogleHealthClient, RollUpResult } from './google-health.js'
+import type { GoogleHealthClient, HealthReadResult } from './google-health.js'
 import type { GoogleOutageDetector } from './google-outage.js'
 import type { FetcherMetrics } from './metrics.js'
 import { normalizeAggregate, type NormalizeResult } from './normalize.js'
-import { normalizeRollUps } from './normalize-health.js'
+import { normalizeHealth } from './normalize-health.js'
 import type { TokenServiceClient } from './token-service-client.js'
 
 export interface FetchResult {
@@ -138,7 +138,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
   /** One read of the window from the user's API; then its answer is checked and turned into samples. */
   const read = async (data: StageData<'fetch'>, user: UserView, token: StoredAccessToken | undefined): Promise<NormalizeResult> => {
     const stop = deps.metrics.googleLatency.startTimer()
-    let answer: { readonly api: 'fit'; readonly response: unknown } | { readonly api: 'health'; readonly result: RollUpResult }
+    let answer: { readonly api: 'fit'; readonly response: unknown } | { readonly api: 'health'; readonly result: HealthReadResult }
     try {
       const request = {
         dataTypes: user.dataTypes,
@@ -148,7 +148,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
         accessToken: await accessToken(data.userId, token),
       }
       answer =
-        user.api === 'health' ? { api: 'health', result: await deps.health.rollUp(request) } : { api: 'fit', response: await deps.google.aggregate(request) }
+        user.api === 'health' ? { api: 'health', result: await deps.health.read(request) } : { api: 'fit', response: await deps.google.aggregate(request) }
       deps.metrics.googleRequests.inc({ status: '200' })
       await deps.outage?.succeeded()
     } catch (error) {
@@ -158,7 +158,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       stop()
     }
     return answer.api === 'health'
-      ? normalizeRollUps(answer.result, data.window, data.timeZone)
+      ? normalizeHealth(answer.result, data.window, data.timeZone)
       : normalizeAggregate(answer.response, user.dataTypes, data.window)
   }
 

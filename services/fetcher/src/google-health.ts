@@ -11,6 +11,16 @@ const LONG_RANGE_MS = 90 * DAY_MS
 const MAX_PAGE_SIZE = 10_000
 /** An answer that keeps offering further pages past anything its windows could fill is not followed for ever. */
 const MAX_PAGES_PER_RANGE = 20
+/** Google lists at most 25 sleep sessions a page. */
+const SESSION_PAGE_SIZE = 25
+/** 2,500 sessions in one window: far more than any person sleeps in the 90 days a window may cover. */
+const MAX_SESSION_PAGES = 100
+/**
+ * Sessions are found by when they end (Google filters sleep by end time only). One that has a
+ * segment in the window ends at most this long after the window: a sleep longer than a day is not
+ * one.
+ */
+const LONGEST_SESSION_MS = DAY_MS
 
 export interface GoogleHealthClientOptions {
   /** Root of the Health API, e.g. https://health.googleapis.com/ */
@@ -18,21 +28,27 @@ export interface GoogleHealthClientOptions {
   readonly timeoutMs: number
 }
 
-/** What the roll-ups of one fetch returned, for `normalizeRollUps`. */
-export interface RollUpResult {
-  /** Per requested type, every page Google answered with, as it came. */
+/** What one fetch read from the Health API, for `normalizeHealth`. */
+export interface HealthReadResult {
+  /**
+   * Per requested type, every page Google answered with, as it came: roll-ups, or for a session
+   * type (sleep) the sessions that end in or after the window.
+   */
   readonly pages: ReadonlyMap<DataTypeKey, readonly unknown[]>
   /** Whole local days (`dailyRollUp`, civil times in the answer) rather than fixed windows (`rollUp`). */
   readonly daily: boolean
+  /** The bucket size, which sessions' segments are put into. */
+  readonly bucketMs: number
 }
 
 /**
  * The Google Health API (v4), successor of the Fitness REST API, through the googleapis client.
- * Each data type is its own roll-up request, made side by side: `rollUp` over fixed windows of
- * the bucket size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their
- * local days (Google applies the time zone of their Health profile). A window longer than Google
- * allows for the type is read in parts, and every page is followed. googleapis' retries are off;
- * errors come back classified, as from the Fitness API.
+ * Each data type is its own request, made side by side: `rollUp` over fixed windows of the bucket
+ * size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their local days
+ * (Google applies the time zone of their Health profile). Sleep is not rolled up by Google: its
+ * sessions are listed (`list`), and `normalizeHealth` buckets their stages. A window longer than
+ * Google allows for the type is read in parts, and every page is followed. googleapis' retries are
+ * off; errors come back classified, as from the Fitness API.
  */
 export class GoogleHealthClient {
   private readonly health: health_v4.Health
@@ -41,20 +57,21 @@ export class GoogleHealthClient {
     this.health = health({ version: 'v4', rootUrl: options.rootUrl })
   }
 
-  async rollUp(request: AggregateRequest): Promise<RollUpResult> {
+  async read(request: AggregateRequest): Promise<HealthReadResult> {
     const daily = request.bucketMs % DAY_MS === 0 && request.timeZone !== undefined && request.timeZone !== 'UTC'
-    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.rollUpType(key, request, daily)] as const))
-    return { pages: new Map(entries), daily }
+    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.readType(key, request, daily)] as const))
+    return { pages: new Map(entries), daily, bucketMs: request.bucketMs }
   }
 
-  private async rollUpType(key: DataTypeKey, request: AggregateRequest, daily: boolean): Promise<unknown[]> {
+  private async readType(key: DataTypeKey, request: AggregateRequest, daily: boolean): Promise<unknown[]> {
     const source = dataType(key).health
     if (source === undefined) {
       throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
     }
     const parent = `users/me/dataTypes/${source.dataType}`
-    const maxRangeMs = SHORT_RANGE_TYPES.has(source.dataType) ? SHORT_RANGE_MS : LONG_RANGE_MS
     const options = { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs }
+    if (source.read === 'sessions') return this.listSessions(key, parent, request.window, options)
+    const maxRangeMs = SHORT_RANGE_TYPES.has(source.dataType) ? SHORT_RANGE_MS : LONG_RANGE_MS
     const pages: unknown[] = []
     for (const range of splitWindow(request.window, request.bucketMs, maxRangeMs, daily ? request.timeZone : undefined)) {
       const windows = Math.ceil((range.endMs - range.startMs) / request.bucketMs)
@@ -86,6 +103,27 @@ export class GoogleHealthClient {
         const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
         pageToken = typeof next === 'string' && next !== '' ? next : undefined
       }
+    }
+    return pages
+  }
+
+  /** Every page of the sessions that end in the window or up to a day after it, newest first as Google lists them. */
+  private async listSessions(key: DataTypeKey, parent: string, window: TimeWindow, options: object): Promise<unknown[]> {
+    const field = `${parent.slice(parent.lastIndexOf('/') + 1)}.interval.end_time`
+    const filter = `${field} >= "${new Date(window.startMs).toISOString()}" AND ${field} < "${new Date(window.endMs + LONGEST_SESSION_MS).toISOString()}"`
+    const pages: unknown[] = []
+    let pageToken: string | undefined
+    for (let page = 0; page === 0 || pageToken !== undefined; page++) {
+      if (page === MAX_SESSION_PAGES) {
+        throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${key} sessions past ${MAX_SESSION_PAGES}`, {
+          permanent: true,
+        })
+      }
+      const params = { parent, filter, pageSize: SESSION_PAGE_SIZE, ...(pageToken === undefined ? {} : { pageToken }) }
+      const data = await this.call(() => this.health.users.dataTypes.dataPoints.list(params, options))
+      pages.push(data)
+      const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
+      pageToken = typeof next === 'string' && next !== '' ? next : undefined
     }
     return pages
   }

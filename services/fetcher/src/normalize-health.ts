@@ -1,5 +1,5 @@
-import { UpstreamError, dataType, instantOf, type DataTypeKey, type FitnessSample, type TimeWindow } from '@fitstream/shared'
-import type { RollUpResult } from './google-health.js'
+import { SLEEP_STAGE_FIELDS, UpstreamError, dataType, instantOf, type DataTypeKey, type FitnessSample, type TimeWindow } from '@fitstream/shared'
+import { splitWindow, type HealthReadResult } from './google-health.js'
 import type { NormalizeResult } from './normalize.js'
 
 type Json = Record<string, unknown>
@@ -33,14 +33,15 @@ const EXTRACTORS: Partial<Record<DataTypeKey, { readonly field: string; readonly
 }
 
 /**
- * Turns Health API roll-ups into FitnessSamples, one per type and window, as `normalizeAggregate`
- * does for the Fitness API: the answer's shapes are checked, not trusted. A page that is not a JSON
- * object, or whose data point list is not a list, makes the answer unusable; a data point that is
- * malformed, outside the fetched window or a second one for its window is set aside and counted
- * while the rest is used. Windows come in any order (Google lists newest first). Daily roll-ups
- * carry local times, read in the person's time zone.
+ * Turns what was read from the Health API into FitnessSamples, one per type and window, as
+ * `normalizeAggregate` does for the Fitness API: the answer's shapes are checked, not trusted. A
+ * page that is not a JSON object, or whose data point list is not a list, makes the answer
+ * unusable; a data point that is malformed, outside the fetched window or a second one for its
+ * window is set aside and counted while the rest is used. Windows come in any order (Google lists
+ * newest first). Daily roll-ups carry local times, read in the person's time zone. Sleep sessions
+ * are put into buckets by `sessionSamples`.
  */
-export function normalizeRollUps(result: RollUpResult, window: TimeWindow, timeZone = 'UTC'): NormalizeResult {
+export function normalizeHealth(result: HealthReadResult, window: TimeWindow, timeZone = 'UTC'): NormalizeResult {
   const samples: FitnessSample[] = []
   const rejected: Record<string, number> = {}
   const reject = (reason: string): void => {
@@ -48,11 +49,17 @@ export function normalizeRollUps(result: RollUpResult, window: TimeWindow, timeZ
   }
   let buckets = 0
   for (const [key, pages] of result.pages) {
+    if (dataType(key).health?.read === 'sessions') {
+      const sessions = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'list'))
+      buckets += sessions.length
+      samples.push(...sessionSamples(key, sessions, splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined), reject))
+      continue
+    }
     const extractor = EXTRACTORS[key]
     if (extractor === undefined) throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
     const seen = new Set<number>()
     for (const page of pages) {
-      for (const raw of dataPointsOf(page)) {
+      for (const raw of dataPointsOf(page, 'rollupDataPoints', 'roll-up')) {
         buckets++
         const point = asObject(raw)
         const times = point === undefined ? undefined : result.daily ? civilSpan(point, timeZone) : span(point)
@@ -84,20 +91,105 @@ export function normalizeRollUps(result: RollUpResult, window: TimeWindow, timeZ
   return { samples, rejected, buckets }
 }
 
-function dataPointsOf(page: unknown): unknown[] {
+/** The Health API's sleep stage types, as the Fitness API numbers them (RESTLESS is classic sleep's restless, awake time). */
+const HEALTH_SLEEP_STAGES: Readonly<Record<string, number>> = { AWAKE: 1, RESTLESS: 1, ASLEEP: 2, LIGHT: 4, DEEP: 5, REM: 6 }
+const OUT_OF_BED = 3
+
+/**
+ * Minutes in each sleep stage per bucket, from listed sessions. As in the Fitness API's aggregate,
+ * a segment counts in full in the bucket it starts in, so a person reads the same through either
+ * API. Out-of-bed segments count as out of bed; a session without stages counts as asleep. Segments
+ * that start outside the window belong to another fetch and are passed over; a session listed twice
+ * (across pages) counts once.
+ */
+function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
+  const spec = dataType(key)
+  const minutes = new Map<number, Record<string, number>>()
+  const seen = new Set<string>()
+  const windowStart = buckets[0]!.startMs
+  const windowEnd = buckets[buckets.length - 1]!.endMs
+  const add = (stage: number, startMs: number, endMs: number): void => {
+    if (startMs < windowStart || startMs >= windowEnd) return
+    const bucket = buckets[bucketIndex(buckets, startMs)]!
+    const values = minutes.get(bucket.startMs) ?? Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
+    minutes.set(bucket.startMs, values)
+    const field = SLEEP_STAGE_FIELDS[stage]!
+    values[field] = values[field]! + (endMs - startMs) / 60_000
+  }
+  for (const raw of sessions) {
+    const sleep = asObject(asObject(raw)?.[spec.health!.dataType])
+    const interval = sleep === undefined ? undefined : span(asObject(sleep.interval) ?? {})
+    if (sleep === undefined || interval === undefined) {
+      reject('malformed session')
+      continue
+    }
+    const name = asObject(raw)!.name
+    const identity = typeof name === 'string' && name !== '' ? name : `${interval.startMs}-${interval.endMs}`
+    if (seen.has(identity)) {
+      reject('session listed twice')
+      continue
+    }
+    seen.add(identity)
+    const segments: { stage: number; startMs: number; endMs: number }[] = []
+    let usable = true
+    for (const [list, stageOf] of [
+      [sleep.stages, (segment: Json) => HEALTH_SLEEP_STAGES[String(segment.type)]],
+      [sleep.outOfBedSegments, () => OUT_OF_BED],
+    ] as const) {
+      if (list === undefined) continue
+      if (!Array.isArray(list)) {
+        usable = false
+        break
+      }
+      for (const item of list) {
+        const segment = asObject(item)
+        const times = segment === undefined ? undefined : span(segment)
+        const stage = segment === undefined ? undefined : stageOf(segment)
+        if (times === undefined) reject('malformed segment')
+        else if (stage === undefined) reject('unknown category')
+        else if (times.startMs < interval.startMs || times.endMs > interval.endMs) reject('segment outside session')
+        else segments.push({ stage, ...times })
+      }
+    }
+    if (!usable) {
+      reject('malformed session')
+      continue
+    }
+    if (sleep.stages === undefined || (Array.isArray(sleep.stages) && sleep.stages.length === 0)) segments.push({ stage: 2, ...interval })
+    for (const segment of segments) add(segment.stage, segment.startMs, segment.endMs)
+  }
+  return [...minutes].map(([startMs, values]) => {
+    const bucket = buckets[bucketIndex(buckets, startMs)]!
+    return { type: key, startMs, endMs: bucket.endMs, values, unit: spec.unit, revision: 0 }
+  })
+}
+
+/** The bucket holding `ms` (buckets are consecutive and `ms` lies within them). */
+function bucketIndex(buckets: readonly TimeWindow[], ms: number): number {
+  let [low, high] = [0, buckets.length - 1]
+  while (low < high) {
+    const mid = (low + high + 1) >> 1
+    if (buckets[mid]!.startMs <= ms) low = mid
+    else high = mid - 1
+  }
+  return low
+}
+
+function dataPointsOf(page: unknown, listField: string, method: string): unknown[] {
   // The client hands over the text itself when the body does not parse (an HTML error page, a cut-off answer).
   if (typeof page === 'string') {
-    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API roll-up response is not a JSON object but ${page.length} characters of text`, {
+    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API ${method} response is not a JSON object but ${page.length} characters of text`, {
       permanent: true,
     })
   }
   const object = asObject(page)
-  if (object === undefined) throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', 'Google Health API roll-up response is not a JSON object', { permanent: true })
-  const points = object.rollupDataPoints
+  if (object === undefined)
+    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API ${method} response is not a JSON object`, { permanent: true })
+  const points = object[listField]
   // Proto3 JSON leaves an empty list out.
   if (points === undefined) return []
   if (!Array.isArray(points))
-    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', 'Google Health API roll-up response has no data point list', { permanent: true })
+    throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API ${method} response has no data point list`, { permanent: true })
   return points
 }
 

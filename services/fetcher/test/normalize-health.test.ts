@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DATA_TYPES, UpstreamError, type DataTypeKey } from '@fitstream/shared'
-import { splitWindow, type RollUpResult } from '../src/google-health.js'
-import { normalizeRollUps } from '../src/normalize-health.js'
+import { splitWindow, type HealthReadResult } from '../src/google-health.js'
+import { normalizeHealth } from '../src/normalize-health.js'
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
@@ -9,14 +9,15 @@ const t0 = Date.UTC(2026, 10, 23, 10)
 const window = { startMs: t0, endMs: t0 + 3 * HOUR }
 const iso = (ms: number) => new Date(ms).toISOString()
 const point = (start: number, value: Record<string, unknown>) => ({ startTime: iso(start), endTime: iso(start + HOUR), ...value })
-const result = (pages: Partial<Record<DataTypeKey, unknown[]>>, daily = false): RollUpResult => ({
+const result = (pages: Partial<Record<DataTypeKey, unknown[]>>, daily = false, bucketMs = daily ? DAY : HOUR): HealthReadResult => ({
   pages: new Map(Object.entries(pages) as [DataTypeKey, unknown[]][]),
   daily,
+  bucketMs,
 })
 
-describe('normalizeRollUps', () => {
+describe('normalizeHealth', () => {
   it('reads each type’s roll-up into FitStream’s fields and units, one sample per window, oldest first', () => {
-    const { samples, rejected, buckets } = normalizeRollUps(
+    const { samples, rejected, buckets } = normalizeHealth(
       result({
         // Newest first, as Google lists them; a window with nothing recorded has no value.
         steps: [{ rollupDataPoints: [point(t0 + 2 * HOUR, {}), point(t0 + HOUR, { steps: { countSum: '1250' } }), point(t0, { steps: { countSum: '532' } })] }],
@@ -58,7 +59,7 @@ describe('normalizeRollUps', () => {
   })
 
   it('reads a zero Google left out as 0, but sets aside an average that is missing', () => {
-    const { samples, rejected } = normalizeRollUps(
+    const { samples, rejected } = normalizeHealth(
       result({
         steps: [{ rollupDataPoints: [point(t0, { steps: {} })] }],
         heart_rate: [{ rollupDataPoints: [point(t0, { heartRate: { beatsPerMinuteAvg: 70 } })] }],
@@ -70,7 +71,7 @@ describe('normalizeRollUps', () => {
   })
 
   it('sets aside and counts malformed, out-of-range and duplicate windows and uses the rest', () => {
-    const { samples, rejected } = normalizeRollUps(
+    const { samples, rejected } = normalizeHealth(
       result({
         steps: [
           {
@@ -104,13 +105,13 @@ describe('normalizeRollUps', () => {
   })
 
   it('finds an answer unusable when a page is not an object or its list is not a list, and reads an empty page as no data', () => {
-    const unusable = (page: unknown) => () => normalizeRollUps(result({ steps: [page] }), window)
+    const unusable = (page: unknown) => () => normalizeHealth(result({ steps: [page] }), window)
     expect(unusable('<html>Service Unavailable</html>')).toThrow(/not a JSON object but 32 characters of text/)
     expect(unusable([])).toThrow(/not a JSON object/)
     expect(unusable({ rollupDataPoints: {} })).toThrow(/no data point list/)
     expect(unusable(null)).toThrow(expect.objectContaining({ code: 'FST_ERR_GOOGLE_MALFORMED', permanent: true }))
     expect(unusable(null)).toThrow(UpstreamError)
-    expect(normalizeRollUps(result({ steps: [{}] }), window)).toEqual({ samples: [], rejected: {}, buckets: 0 })
+    expect(normalizeHealth(result({ steps: [{}] }), window)).toEqual({ samples: [], rejected: {}, buckets: 0 })
   })
 
   it('reads daily roll-ups’ civil times as local days in the person’s time zone, 23 hours long when clocks go forward', () => {
@@ -118,7 +119,7 @@ describe('normalizeRollUps', () => {
     // Helsinki moves from UTC+2 to UTC+3 at 03:00 local on 29 March 2026.
     const start = Date.UTC(2026, 2, 27, 22)
     const day = (d: number) => ({ date: { year: 2026, month: 3, day: d } })
-    const { samples, rejected } = normalizeRollUps(
+    const { samples, rejected } = normalizeHealth(
       result(
         {
           steps: [
@@ -145,9 +146,86 @@ describe('normalizeRollUps', () => {
 
   it('knows how to read every type the catalogue says the Health API has', () => {
     for (const spec of DATA_TYPES.filter((t) => 'health' in t)) {
-      expect(() => normalizeRollUps(result({ [spec.key]: [{}] }), window), spec.key).not.toThrow()
+      expect(() => normalizeHealth(result({ [spec.key]: [{}] }), window), spec.key).not.toThrow()
     }
-    expect(() => normalizeRollUps(result({ sleep: [{}] }), window)).toThrow(/no sleep data/)
+    expect(() => normalizeHealth(result({ activity: [{}] }), window)).toThrow(/no activity data/)
+  })
+})
+
+describe('normalizeHealth: sleep sessions', () => {
+  const min = 60_000
+  const segment = (type: string, start: number, durationMs: number) => ({ type, startTime: iso(start), endTime: iso(start + durationMs) })
+  const session = (name: string, start: number, end: number, extra: Record<string, unknown>) => ({
+    name: `users/1/dataTypes/sleep/dataPoints/${name}`,
+    sleep: { interval: { startTime: iso(start), endTime: iso(end) }, type: 'STAGES', ...extra },
+  })
+  const zeros = { awake_min: 0, sleep_min: 0, out_of_bed_min: 0, light_min: 0, deep_min: 0, rem_min: 0 }
+
+  it('puts each stage’s minutes in full into the bucket it starts in, as the Fitness API does, and passes over stages of other windows', () => {
+    // A night from 09:20 to 11:30 against the window 10:00–13:00.
+    const night = session('a', t0 - 40 * min, t0 + 90 * min, {
+      stages: [
+        segment('AWAKE', t0 - 40 * min, 10 * min), // before the window: another fetch's
+        segment('LIGHT', t0 - 30 * min, 40 * min), // starts before the window, ends in it: another fetch's
+        segment('DEEP', t0 + 10 * min, 35 * min),
+        segment('REM', t0 + 45 * min, 20 * min), // 10:45–11:05 counts in full at 10:00
+        segment('LIGHT', t0 + 65 * min, 25 * min),
+      ],
+      outOfBedSegments: [{ startTime: iso(t0 + 70 * min), endTime: iso(t0 + 75 * min) }],
+    })
+    const { samples, rejected, buckets } = normalizeHealth(result({ sleep: [{ dataPoints: [night] }] }), window)
+    expect(rejected).toEqual({})
+    expect(buckets).toBe(1)
+    expect(samples).toEqual([
+      { type: 'sleep', startMs: t0, endMs: t0 + HOUR, values: { ...zeros, deep_min: 35, rem_min: 20 }, unit: 'min', revision: 0 },
+      { type: 'sleep', startMs: t0 + HOUR, endMs: t0 + 2 * HOUR, values: { ...zeros, light_min: 25, out_of_bed_min: 5 }, unit: 'min', revision: 0 },
+    ])
+  })
+
+  it('reads classic sleep’s stages, counts a session without stages as asleep, and counts a session listed on two pages once', () => {
+    const classic = session('c', t0, t0 + 30 * min, {
+      type: 'CLASSIC',
+      stages: [segment('ASLEEP', t0, 20 * min), segment('RESTLESS', t0 + 20 * min, 10 * min)],
+    })
+    const nap = session('n', t0 + 2 * HOUR, t0 + 2 * HOUR + 25 * min, { metadata: { nap: true } })
+    const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [nap, classic], nextPageToken: 'p2' }, { dataPoints: [classic] }] }), window)
+    expect(rejected).toEqual({ 'session listed twice': 1 })
+    expect(samples.map((s) => [s.startMs, s.values])).toEqual([
+      [t0, { ...zeros, sleep_min: 20, awake_min: 10 }],
+      [t0 + 2 * HOUR, { ...zeros, sleep_min: 25 }],
+    ])
+  })
+
+  it('sets aside malformed sessions and segments, and unknown stages, using the rest', () => {
+    const good = session('g', t0, t0 + HOUR, {
+      stages: [
+        segment('DEEP', t0, 30 * min),
+        segment('SNORING', t0 + 30 * min, 10 * min),
+        { type: 'REM', startTime: 'yesterday', endTime: iso(t0 + 50 * min) },
+        segment('REM', t0 + 50 * min, 20 * min), // runs past the session's end
+      ],
+    })
+    const { samples, rejected } = normalizeHealth(
+      result({ sleep: [{ dataPoints: [good, { sleep: { interval: {} } }, { steps: {} }, 7, session('x', t0, t0 + HOUR, { stages: {} })] }] }),
+      window,
+    )
+    expect(rejected).toEqual({ 'unknown category': 1, 'malformed segment': 1, 'segment outside session': 1, 'malformed session': 4 })
+    expect(samples.map((s) => s.values)).toEqual([{ ...zeros, deep_min: 30 }])
+  })
+
+  it('buckets local days in the person’s time zone, and finds an unusable list answer unusable', () => {
+    const zone = 'America/New_York'
+    const midnight = Date.UTC(2026, 10, 23, 5) // 00:00 in New York (UTC-5)
+    const night = session('d', midnight - 2 * HOUR, midnight + 6 * HOUR, {
+      stages: [segment('LIGHT', midnight - 2 * HOUR, HOUR), segment('DEEP', midnight - HOUR, 2 * HOUR), segment('REM', midnight + HOUR, 30 * min)],
+    })
+    const { samples } = normalizeHealth(result({ sleep: [{ dataPoints: [night] }] }, true), { startMs: midnight - DAY, endMs: midnight + DAY }, zone)
+    expect(samples.map((s) => [s.startMs, s.endMs, s.values.light_min, s.values.deep_min, s.values.rem_min])).toEqual([
+      [midnight - DAY, midnight, 60, 120, 0],
+      [midnight, midnight + DAY, 0, 0, 30],
+    ])
+    expect(() => normalizeHealth(result({ sleep: [{ dataPoints: {} }] }), window)).toThrow(/list response has no data point list/)
+    expect(() => normalizeHealth(result({ sleep: ['<html>'] }), window)).toThrow(/list response is not a JSON object/)
   })
 })
 

@@ -276,13 +276,14 @@ describe('a deployment moved to the Google Health API', () => {
     const page = await health.server.inject({ method: 'GET', url: '/', headers: { cookie: browser.cookie } })
     expect(page.body).toContain('Connect Google Health')
     expect(page.body).toContain('value="heart_rate"')
-    expect(page.body).not.toContain('value="sleep"')
+    expect(page.body).toContain('value="sleep"')
     expect(page.body).not.toContain('value="blood_pressure"')
     expect(page.body).toContain('weight and body fat<')
-    const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep'], health)
+    const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep', 'blood_pressure'], health)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
       `${HEALTH}activity_and_fitness.readonly`,
       `${HEALTH}health_metrics_and_measurements.readonly`,
+      `${HEALTH}sleep.readonly`,
     ])
 
     const { id } = await connectedUser(['activity', 'heart_rate'], undefined, health)
@@ -320,13 +321,18 @@ describe('a deployment moved to the Google Health API', () => {
 
   it('refuses consent to data the Health API does not have, naming it', async () => {
     const { id } = await connectedUser(['activity'], undefined, health)
-    const response = await health.server.inject({ method: 'PUT', url: `/users/${id}/consent`, headers: admin, payload: { dataTypes: ['steps', 'sleep'] } })
+    const response = await health.server.inject({
+      method: 'PUT',
+      url: `/users/${id}/consent`,
+      headers: admin,
+      payload: { dataTypes: ['steps', 'blood_pressure'] },
+    })
     expect(response.statusCode).toBe(400)
     expect(response.json()).toMatchObject({
       code: 'FST_ERR_CONSENT_UNAVAILABLE',
-      message: 'sleep cannot be read from the Google Health API this deployment uses',
+      message: 'blood_pressure cannot be read from the Google Health API this deployment uses',
     })
-    expect((await getUser(id)).dataTypes).not.toContain('sleep')
+    expect((await getUser(id)).dataTypes).not.toContain('blood_pressure')
   })
 })
 

@@ -17,7 +17,7 @@ import type { Onboarding } from './onboarding.js'
 import type { ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { SessionCookies } from './session-http.js'
-import type { User, UserRepository } from './users.js'
+import type { User, UserRepository, UserState } from './users.js'
 
 export interface UserRoutesDeps {
   readonly users: UserRepository
@@ -91,6 +91,11 @@ const userResponse = {
       properties: {
         account: { type: 'string', description: "the user's own page (needs their session)" },
         reconnect: { type: ['string', 'null'], description: 'signed re-consent link, valid 7 days; set when the user must reconnect' },
+        move: {
+          type: ['string', 'null'],
+          description:
+            'signed link, valid 7 days, that moves the user from Google Fit to the Google Health API; set while a deployment on the Health API still reads them from Fit',
+        },
       },
     },
   },
@@ -165,6 +170,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
     links: {
       account: `${deps.publicUrl}/account`,
       reconnect: user.state === 'reauth_required' ? deps.reconnectLinks.create(user.id) : null,
+      move: deps.onboarding.api === 'health' && dataApiOfScopes(user.scopes, 'health') === 'fit' ? deps.reconnectLinks.create(user.id) : null,
     },
   })
 
@@ -201,6 +207,46 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         await deps.scheduler.syncNow(user.id, 'onboarding')
         request.log.info({ userId: user.id, dataTypes: user.dataTypes }, 'user registered')
         return reply.status(201).send(await present((await deps.users.get(user.id)) ?? user))
+      },
+    )
+
+    admin.get<{ Querystring: { cursor?: string; limit?: string; dataApi?: 'fit' | 'health'; state?: UserState } }>(
+      '/users',
+      {
+        schema: {
+          tags: ['users'],
+          summary: 'Every user, a page at a time; filter by the API they are read from (to find who still has to move off Google Fit) or by state',
+          security: ADMIN,
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              cursor: { type: 'string', pattern: '^[0-9]{1,20}$', description: 'where the previous page ended; leave out for the first page' },
+              limit: { type: 'string', pattern: '^([1-9][0-9]{0,2}|1000)$', description: 'users to look at for this page, 1 to 1000 (default 100)' },
+              dataApi: { type: 'string', enum: ['fit', 'health'] },
+              state: { type: 'string', enum: ['active', 'reauth_required'] },
+            },
+          },
+          response: {
+            200: {
+              type: 'object',
+              properties: {
+                users: { type: 'array', items: userResponse },
+                nextCursor: { type: ['string', 'null'], description: 'pass it as cursor for the next page; null when every user has been looked at' },
+              },
+            },
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const { cursor = '0', limit = '100', dataApi, state } = request.query
+        // A page looks at `limit` users and returns those that match: it may be short, or empty, before the end.
+        const page = await deps.users.page(cursor, Number(limit))
+        const matching = page.users.filter(
+          (user) => (dataApi === undefined || dataApiOfScopes(user.scopes, deps.onboarding.api) === dataApi) && (state === undefined || user.state === state),
+        )
+        return { users: await Promise.all(matching.map(present)), nextCursor: page.cursor === '0' ? null : page.cursor }
       },
     )
 

@@ -59,28 +59,21 @@ export class UserRepository {
   }
 
   async get(id: string): Promise<User | undefined> {
-    const fields = await this.redis.hgetall(userKey(this.prefix, id))
-    if (fields[USER_FIELDS.state] === undefined) return undefined
-    return {
-      id,
-      state: fields[USER_FIELDS.state] as UserState,
-      dataTypes: parseDataTypes(fields[USER_FIELDS.dataTypes]),
-      createdAt: Number(fields[USER_FIELDS.createdAt]),
-      fetchedUntil: optionalNumber(fields[USER_FIELDS.fetchedUntil]),
-      lastSyncAt: optionalNumber(fields[USER_FIELDS.lastSyncAt]),
-      lastSyncStatus: fields[USER_FIELDS.lastSyncStatus],
-      lastError: fields[USER_FIELDS.lastError],
-      scopes: decodeScopes(fields[USER_FIELDS.scopes]),
-      timeZone: fields[USER_FIELDS.timeZone] ?? 'UTC',
-      backfill:
-        fields[USER_FIELDS.backfillChunks] === undefined
-          ? undefined
-          : {
-              chunks: Number(fields[USER_FIELDS.backfillChunks]),
-              done: Number(fields[USER_FIELDS.backfillDone] ?? 0),
-              end: Number(fields[USER_FIELDS.backfillEnd]),
-            },
-    }
+    return toUser(id, await this.redis.hgetall(userKey(this.prefix, id)))
+  }
+
+  /**
+   * One page of all users, in no particular order, from a cursor (start with '0'; '0' comes back
+   * when the walk is over). A page may hold fewer than `count` users, even none, before the end; a
+   * user registered or erased during the walk may be missed or seen twice, as with Redis SCAN.
+   */
+  async page(cursor: string, count: number): Promise<{ users: User[]; cursor: string }> {
+    const [next, ids] = await this.redis.sscan(userIndexKey(this.prefix), cursor, 'COUNT', count)
+    const pipeline = this.redis.pipeline()
+    for (const id of ids) pipeline.hgetall(userKey(this.prefix, id))
+    const rows = (await pipeline.exec()) ?? []
+    const users = ids.map((id, i) => toUser(id, (rows[i]?.[1] ?? {}) as Record<string, string>)).filter((u): u is User => u !== undefined)
+    return { users, cursor: next }
   }
 
   async refreshToken(id: string): Promise<string | undefined> {
@@ -155,6 +148,31 @@ export class UserRepository {
       ...args,
     )
     return result !== -1
+  }
+}
+
+/** A user from their stored fields; undefined once erased (or never registered). */
+function toUser(id: string, fields: Record<string, string>): User | undefined {
+  if (fields[USER_FIELDS.state] === undefined) return undefined
+  return {
+    id,
+    state: fields[USER_FIELDS.state] as UserState,
+    dataTypes: parseDataTypes(fields[USER_FIELDS.dataTypes]),
+    createdAt: Number(fields[USER_FIELDS.createdAt]),
+    fetchedUntil: optionalNumber(fields[USER_FIELDS.fetchedUntil]),
+    lastSyncAt: optionalNumber(fields[USER_FIELDS.lastSyncAt]),
+    lastSyncStatus: fields[USER_FIELDS.lastSyncStatus],
+    lastError: fields[USER_FIELDS.lastError],
+    scopes: decodeScopes(fields[USER_FIELDS.scopes]),
+    timeZone: fields[USER_FIELDS.timeZone] ?? 'UTC',
+    backfill:
+      fields[USER_FIELDS.backfillChunks] === undefined
+        ? undefined
+        : {
+            chunks: Number(fields[USER_FIELDS.backfillChunks]),
+            done: Number(fields[USER_FIELDS.backfillDone] ?? 0),
+            end: Number(fields[USER_FIELDS.backfillEnd]),
+          },
   }
 }
 

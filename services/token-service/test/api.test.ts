@@ -35,6 +35,7 @@ async function register(dataTypes: string[] = ['steps', 'heart_rate']) {
 describe('admin auth', () => {
   it.each([
     ['POST', '/users'],
+    ['GET', '/users'],
     ['GET', '/users/abcdefgh12345678'],
     ['DELETE', '/users/abcdefgh12345678'],
     ['POST', '/users/abcdefgh12345678/sync'],
@@ -131,6 +132,40 @@ describe('POST /users', () => {
   it('answers 404 for an unknown user and 400 for a malformed id', async () => {
     expect((await service.server.inject({ method: 'GET', url: '/users/abcdefgh12345678', headers: admin })).statusCode).toBe(404)
     expect((await service.server.inject({ method: 'GET', url: '/users/..%2F..%2Fetc', headers: admin })).statusCode).toBe(400)
+  })
+})
+
+describe('GET /users', () => {
+  it('walks every user a page at a time, filters by API and state, and shows no token', async () => {
+    const ours = await Promise.all(Array.from({ length: 5 }, () => register(['steps'])))
+    await redis.hset(userKey(prefix, ours[0]!.id), USER_FIELDS.state, 'reauth_required')
+    const walk = async (query: string) => {
+      const seen: { id: string; state: string; dataApi: string; links: { move: string | null } }[] = []
+      let cursor: string | null = '0'
+      for (let pages = 0; cursor !== null; pages++) {
+        expect(pages).toBeLessThan(100)
+        const response = await service.server.inject({ method: 'GET', url: `/users?limit=2&cursor=${cursor}${query}`, headers: admin })
+        expect(response.statusCode, response.body).toBe(200)
+        expect(response.body).not.toContain(ours[0]!.google.refreshToken)
+        const body = response.json() as { users: typeof seen; nextCursor: string | null }
+        seen.push(...body.users)
+        cursor = body.nextCursor
+      }
+      return seen.filter((u) => ours.some((o) => o.id === u.id))
+    }
+    const all = await walk('')
+    expect(all.map((u) => u.id).sort()).toEqual(ours.map((o) => o.id).sort())
+    // A deployment on Fit has nobody to move.
+    expect(all.every((u) => u.dataApi === 'fit' && u.links.move === null)).toBe(true)
+    expect((await walk('&dataApi=fit')).length).toBe(5)
+    expect(await walk('&dataApi=health')).toEqual([])
+    expect((await walk('&state=reauth_required')).map((u) => u.id)).toEqual([ours[0]!.id])
+  })
+
+  it.each(['cursor=abc', 'limit=0', 'limit=5000', 'dataApi=fitbit', 'state=gone', 'email=a@b.c'])('rejects ?%s with a clear 400', async (query) => {
+    const response = await service.server.inject({ method: 'GET', url: `/users?${query}`, headers: admin })
+    expect(response.statusCode).toBe(400)
+    expect(response.json().message).toMatch(/^querystring/)
   })
 })
 

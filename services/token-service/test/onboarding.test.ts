@@ -271,6 +271,19 @@ describe('a deployment moved to the Google Health API', () => {
     await health?.close()
   })
 
+  /** Every user of the deployment matching the query, walking `GET /users` page by page. */
+  async function listUsers(query: string): Promise<Map<string, { links: { move: string | null } }>> {
+    const found = new Map<string, { links: { move: string | null } }>()
+    let cursor: string | null = '0'
+    while (cursor !== null) {
+      const response = await health.server.inject({ method: 'GET', url: `/users?${query}&cursor=${cursor}`, headers: admin })
+      const page = response.json() as { users: { id: string; links: { move: string | null } }[]; nextCursor: string | null }
+      for (const user of page.users) found.set(user.id, user)
+      cursor = page.nextCursor
+    }
+    return found
+  }
+
   it('offers only what the Health API has, asks Google for its read scopes only, and reads the person from it', async () => {
     const browser = await openOnboarding(health)
     const page = await health.server.inject({ method: 'GET', url: '/', headers: { cookie: browser.cookie } })
@@ -298,6 +311,14 @@ describe('a deployment moved to the Google Health API', () => {
     const account = `erin-${Date.now()}`
     const { browser, id } = await connectedUser(['activity'], account)
     expect(await getUser(id)).toMatchObject({ dataApi: 'fit' })
+    // The operator finds who is still on Fit, each with a link that moves them.
+    const stillOnFit = await listUsers('dataApi=fit')
+    expect(stillOnFit.get(id)?.links.move).toMatch(/\/reconnect\?/)
+    expect([...(await listUsers('dataApi=health')).keys()]).not.toContain(id)
+    const move = new URL(stillOnFit.get(id)!.links.move!)
+    const followed = await health.server.inject({ method: 'GET', url: `${move.pathname}${move.search}` })
+    expect(followed.statusCode).toBe(303)
+    expect(new URL(followed.headers.location as string).searchParams.get('scope')).toBe(`${HEALTH}activity_and_fitness.readonly`)
     const page = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(page.body).toContain('Move to Google Health.')
     expect(page.body).toContain('read through Google Fit')
@@ -317,6 +338,8 @@ describe('a deployment moved to the Google Health API', () => {
     expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'steps'])
     const after = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(after.body).not.toContain('Move to Google Health.')
+    expect([...(await listUsers('dataApi=fit')).keys()]).not.toContain(id)
+    expect((await listUsers('dataApi=health')).get(id)?.links.move).toBeNull()
   })
 
   it('refuses consent to data the Health API does not have, naming it', async () => {

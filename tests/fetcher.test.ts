@@ -146,6 +146,8 @@ describe('fetcher', () => {
     const types = DATA_TYPE_KEYS.filter((t) => t !== 'location')
     const user = await register(types)
     const before = google.stats.aggregateRequests
+    // What Google has at the time of the fetch: a sleep segment still under way is not in it yet.
+    const fetchedAt = Date.now()
     const { result } = await fetchWindow(user.id, types, 48)
     expect(google.stats.aggregateRequests - before).toBe(1)
     const [samples] = await passedOn(user.id)
@@ -153,7 +155,7 @@ describe('fetcher', () => {
     let expectedCount = 0
     for (const type of types) {
       for (let h = lastHour - 48 * HOUR; h < lastHour; h += HOUR) {
-        const expected = expectedValues(type, syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR))
+        const expected = expectedValues(type, syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR, fetchedAt))
         const sample = got.get(`${type}|${h}`)
         if (expected === undefined) {
           expect(sample, `${type} ${new Date(h).toISOString()}`).toBeUndefined()
@@ -355,6 +357,8 @@ describe('the Google Health API', () => {
     if (fit === undefined) return undefined
     if (type === 'weight' || type === 'body_fat') return { avg: expect.closeTo(fit.avg!, 9) as number }
     if (type === 'distance') return { metres: Math.round(fit.metres! * 1000) / 1000 }
+    // Height is listed in whole millimetres.
+    if (type === 'height') return Object.fromEntries(Object.entries(fit).map(([k, v]) => [k, expect.closeTo(v, 2) as number]))
     return Object.fromEntries(Object.entries(fit).map(([k, v]) => [k, expect.closeTo(v, 9) as number]))
   }
 
@@ -376,13 +380,16 @@ describe('the Google Health API', () => {
     return byHour
   }
 
-  it('reads a person who granted Health API scopes through one roll-up per type and a list of sleep sessions, and passes on what Fit would have for the same data', async () => {
+  it('reads a person who granted Health API scopes through one roll-up per type, or a list of sleep sessions or readings, and passes on what Fit would have for the same data', async () => {
     const user = await registerHealth(HEALTH_TYPES)
-    const [aggregates, rollUps, lists] = [google.stats.aggregateRequests, google.stats.rollUpRequests, google.stats.listRequests]
+    const [aggregates, rollUps, reconciles] = [google.stats.aggregateRequests, google.stats.rollUpRequests, google.stats.reconcileRequests]
     const { result } = await fetchWindow(user.id, HEALTH_TYPES, 48)
     expect(google.stats.aggregateRequests - aggregates).toBe(0)
-    expect(google.stats.rollUpRequests - rollUps).toBe(HEALTH_TYPES.length - 1)
-    expect(google.stats.listRequests - lists).toBe(1)
+    const listed = HEALTH_TYPES.filter((t) => dataType(t).health!.read !== undefined && dataType(t).health!.read !== 'rollUp')
+    expect(listed.sort()).toEqual(['height', 'oxygen_saturation', 'sleep'])
+    expect(google.stats.rollUpRequests - rollUps).toBe(HEALTH_TYPES.length - listed.length)
+    // Read as one stream across the person's sources, as roll-ups and Fit's merged data are.
+    expect(google.stats.reconcileRequests - reconciles).toBe(listed.length)
     const [samples] = await passedOn(user.id)
     const got = new Map(samples!.map((s) => [`${s.type}|${s.startMs}`, s]))
     const sleep = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour)
@@ -404,11 +411,22 @@ describe('the Google Health API', () => {
       }
     }
     expect(samples).toHaveLength(expectedCount)
-    expect(new Set(samples!.map((s) => s.type))).toContain('heart_minutes')
+    // Roll-ups, sessions and readings all came through (height is measured once a month, body fat not every day).
+    expect([...new Set(samples!.map((s) => s.type))]).toEqual(expect.arrayContaining(['steps', 'heart_minutes', 'sleep', 'oxygen_saturation']))
     expect(result).toMatchObject({ api: 'health', samples: expectedCount, rejectedPoints: 0 })
     // A person on Fit, read by the same fetcher at the same time, stays on Fit.
     const fitUser = await register(['steps'])
     expect((await fetchWindow(fitUser.id, ['steps'], 24)).result).toMatchObject({ api: 'fit' })
+  })
+
+  it('reads a height measured once a month from a month of readings, as Fit has it', async () => {
+    const user = await registerHealth(['height'])
+    // 30 days of hours hold exactly one of the monthly measurements.
+    await fetchWindow(user.id, ['height'], 30 * 24)
+    const [samples] = await passedOn(user.id)
+    expect(samples).toHaveLength(1)
+    const [sample] = samples!
+    expect(sample!.values).toEqual(expectedFromHealth('height', user.google.seed, sample!.startMs))
   })
 
   it('leaves out consented types the Health API does not have, and fetches the rest', async () => {

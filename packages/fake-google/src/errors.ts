@@ -106,7 +106,7 @@ export interface HealthErrorBody {
 }
 
 /** The Health API methods the fake serves, as its RPCs are named in error details. */
-export type HealthRpc = 'RollUpDataPoints' | 'DailyRollUpDataPoints' | 'ListDataPoints'
+export type HealthRpc = 'RollUpDataPoints' | 'DailyRollUpDataPoints' | 'ListDataPoints' | 'ReconcileDataPoints'
 
 export const HEALTH_SERVICE = 'health.googleapis.com'
 

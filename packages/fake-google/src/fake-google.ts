@@ -1,8 +1,8 @@
 /**
  * An in-process stand-in for Google's OAuth token endpoint, the Fitness REST API and the Health
- * API's roll-ups and sleep sessions, faithful enough that the real googleapis client cannot tell the difference, plus
- * controls (users, faults, latency, clock, counters) that tests and the benchmark need and Google
- * does not offer.
+ * API's roll-ups, sleep sessions and height and SpO2 samples (listed or reconciled), faithful
+ * enough that the real googleapis client cannot tell the difference, plus controls (users, faults,
+ * latency, clock, counters) that tests and the benchmark need and Google does not offer.
  */
 
 import { randomBytes } from 'node:crypto'
@@ -23,10 +23,21 @@ import {
   type CredentialProblem,
   type HealthRpc,
 } from './errors.js'
-import { canReadHealth, HEALTH_TYPES, healthReadScope, healthSessionType, healthType } from './health-catalogue.js'
+import {
+  canReadHealth,
+  HEALTH_SAMPLE_TYPES,
+  HEALTH_SESSION_TYPES,
+  HEALTH_TYPES,
+  healthReadScope,
+  healthSampleType,
+  healthSessionType,
+  healthType,
+} from './health-catalogue.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
+import type { ListMethod } from './list.js'
 import { ConsentScreen } from './oauth.js'
 import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest } from './rollup.js'
+import { buildSampleListResponse, parseSampleListRequest } from './samples.js'
 import { buildListResponse, parseListRequest } from './sleep.js'
 import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
 import { isValidTimeZone } from './time-zones.js'
@@ -67,7 +78,7 @@ export interface FakeUser {
   timeZone: string
 }
 
-/** 'rollUp' covers both Health roll-up methods (rollUp and dailyRollUp); 'list' is Health dataPoints.list. */
+/** 'rollUp' covers both Health roll-up methods (rollUp and dailyRollUp); 'list' both dataPoints.list and dataPoints.reconcile. */
 export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list' | 'any'
 
 export interface FaultSpec {
@@ -98,9 +109,11 @@ export interface FakeGoogleStats {
   /** Every Health roll-up request (rollUp and dailyRollUp), whatever the outcome. */
   rollUpRequests: number
   rollUpErrors: number
-  /** Every Health dataPoints.list request (sleep sessions), whatever the outcome. */
+  /** Every Health dataPoints.list and dataPoints.reconcile request (sleep sessions, height and SpO2 samples), whatever the outcome. */
   listRequests: number
   listErrors: number
+  /** The dataPoints.reconcile requests among listRequests. */
+  reconcileRequests: number
   /** Fit and Health requests rejected with 401. */
   unauthorized: number
   /** Requests answered by an injected fault. */
@@ -148,6 +161,7 @@ const emptyStats = (): FakeGoogleStats => ({
   rollUpErrors: 0,
   listRequests: 0,
   listErrors: 0,
+  reconcileRequests: 0,
   unauthorized: 0,
   faultsServed: 0,
   bucketsServed: 0,
@@ -453,8 +467,11 @@ export class FakeGoogle {
       const rpc: HealthRpc = health[3] === 'rollUp' ? 'RollUpDataPoints' : 'DailyRollUpDataPoints'
       return this.serveApi(res, url, 'rollUp', () => this.rollUp(req, url, rpc, health[1] ?? '', health[2] ?? ''))
     }
-    const list = /^\/v4\/users\/([^/]+)\/dataTypes\/([^/]+)\/dataPoints$/.exec(path)
-    if (list !== null) return this.serveApi(res, url, 'list', () => this.list(req, url, list[1] ?? '', list[2] ?? ''))
+    const list = /^\/v4\/users\/([^/]+)\/dataTypes\/([^/]+)\/dataPoints(:reconcile)?$/.exec(path)
+    if (list !== null) {
+      const method: ListMethod = list[3] === undefined ? 'list' : 'reconcile'
+      return this.serveApi(res, url, 'list', () => this.list(req, url, method, list[1] ?? '', list[2] ?? ''))
+    }
     const notFound = `The requested URL ${path} was not found on this server.`
     const body = path.startsWith('/v4/') ? new HealthApiError(404, notFound).toBody() : new FitApiError(404, notFound).toBody()
     send(res, { status: 404, body, pretty: true })
@@ -723,6 +740,9 @@ export class FakeGoogle {
       if (healthSessionType(dataType) !== undefined) {
         throw healthBadRequest(`Data type "${dataType}" is a session type and is not rolled up; list its data points instead.`, 'parent')
       }
+      if (healthSampleType(dataType) !== undefined) {
+        throw healthBadRequest(`Data type "${dataType}" does not support roll-ups; list its data points instead.`, 'parent')
+      }
       const type = healthType(dataType)
       if (type === undefined) {
         throw healthBadRequest(`Data type "${dataType}" cannot be rolled up; supported: ${HEALTH_TYPES.map((t) => t.name).join(', ')}.`, 'parent')
@@ -752,10 +772,14 @@ export class FakeGoogle {
     }
   }
 
-  /** users.dataTypes.dataPoints.list: sleep sessions only (GET, the filter and paging in the query). */
-  private async list(req: IncomingMessage, url: URL, userId: string, dataType: string): Promise<Reply> {
+  /**
+   * users.dataTypes.dataPoints.list and .reconcile: sleep sessions, height and SpO2 samples (GET, the
+   * filter and paging in the query). They share the route, its faults and its counters.
+   */
+  private async list(req: IncomingMessage, url: URL, method: ListMethod, userId: string, dataType: string): Promise<Reply> {
     this.counters.listRequests++
-    const rpc: HealthRpc = 'ListDataPoints'
+    if (method === 'reconcile') this.counters.reconcileRequests++
+    const rpc: HealthRpc = method === 'list' ? 'ListDataPoints' : 'ReconcileDataPoints'
     const fault = this.takeFault('list')
     if (fault !== undefined) return this.faultReply(fault, (status, reason) => healthFault(status, reason, rpc).toBody())
     try {
@@ -763,14 +787,21 @@ export class FakeGoogle {
       const user = this.caller(req, url)
       if (typeof user === 'string') throw healthUnauthenticated(user, rpc)
       if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
-      const type = healthSessionType(dataType)
+      const type = healthSessionType(dataType) ?? healthSampleType(dataType)
       if (type === undefined) {
-        throw healthBadRequest(`This fake lists only sleep data points (users/me/dataTypes/sleep); data type "${dataType}" cannot be listed.`, 'parent')
+        const listed = [...HEALTH_SESSION_TYPES, ...HEALTH_SAMPLE_TYPES].map((t) => t.name)
+        const [verb, done] = method === 'list' ? ['lists', 'listed'] : ['reconciles', 'reconciled']
+        throw healthBadRequest(
+          `This fake ${verb} only ${listed.slice(0, -1).join(', ')} and ${listed.at(-1) ?? ''} data points; data type "${dataType}" cannot be ${done}.`,
+          'parent',
+        )
       }
       if (!canReadHealth(user.scopes, type.scope)) throw healthScopeInsufficient(rpc, healthReadScope(type.scope))
-      const request = parseListRequest(url.searchParams, type)
       const context = { seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) }
-      const response = buildListResponse(type, request, user.timeZone, context)
+      const response =
+        'filterName' in type
+          ? buildSampleListResponse(type, parseSampleListRequest(url.searchParams, type, method), user.timeZone, context)
+          : buildListResponse(type, parseListRequest(url.searchParams, type, method), user.timeZone, context)
       this.countSuccess(user.googleId)
       return { status: 200, body: response }
     } catch (err) {

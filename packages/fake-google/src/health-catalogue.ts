@@ -100,6 +100,51 @@ export function healthSessionType(name: string): HealthSessionTypeSpec | undefin
   return sessionByName.get(name)
 }
 
+/** The Health API sample data types this fake lists (users.dataTypes.dataPoints.list); never rolled up, as at Google. */
+export type HealthSampleDataType = 'height' | 'oxygen-saturation'
+
+export interface HealthSampleTypeSpec {
+  /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
+  readonly name: HealthSampleDataType
+  /** The type as list filters name it (snake_case): `<filterName>.sample_time.physical_time`. */
+  readonly filterName: string
+  /** The field of a data point that carries the sample. */
+  readonly valueField: 'height' | 'oxygenSaturation'
+  /** The Fit raw data type whose synthetic samples the data points are, one for one. */
+  readonly fitType: string
+  readonly scope: HealthScopeGroup
+  /** list's page size when a request gives none (or 0); larger ones are cut down to maxPageSize. */
+  readonly defaultPageSize: number
+  readonly maxPageSize: number
+}
+
+export const HEALTH_SAMPLE_TYPES: readonly HealthSampleTypeSpec[] = [
+  {
+    name: 'height',
+    filterName: 'height',
+    valueField: 'height',
+    fitType: 'com.google.height',
+    scope: 'health_metrics_and_measurements',
+    defaultPageSize: 1440,
+    maxPageSize: 10_000,
+  },
+  {
+    name: 'oxygen-saturation',
+    filterName: 'oxygen_saturation',
+    valueField: 'oxygenSaturation',
+    fitType: 'com.google.oxygen_saturation',
+    scope: 'health_metrics_and_measurements',
+    defaultPageSize: 1440,
+    maxPageSize: 10_000,
+  },
+]
+
+const sampleByName = new Map<string, HealthSampleTypeSpec>(HEALTH_SAMPLE_TYPES.map((t) => [t.name, t]))
+
+export function healthSampleType(name: string): HealthSampleTypeSpec | undefined {
+  return sampleByName.get(name)
+}
+
 /** The `dataSourceFamily` values Google accepts; empty means all sources. */
 export const DATA_SOURCE_FAMILIES = [
   'users/me/dataSourceFamilies/all-sources',

@@ -287,14 +287,20 @@ function parsePaging(b: Json): Paging {
   if (size < 0) throw healthBadRequest('page_size must not be negative.', 'page_size')
   const pageToken = b['pageToken'] === undefined ? '' : parseString(b['pageToken'], 'page_token')
   const family = b['dataSourceFamily'] === undefined ? '' : parseString(b['dataSourceFamily'], 'data_source_family')
-  if (family !== '' && !(DATA_SOURCE_FAMILIES as readonly string[]).includes(family)) {
-    throw healthBadRequest(`Invalid data source family: ${family}. Expected one of ${DATA_SOURCE_FAMILIES.join(', ')}.`, 'data_source_family')
-  }
   return {
     pageSize: size === 0 ? DEFAULT_ROLLUP_PAGE_SIZE : Math.min(size, MAX_ROLLUP_PAGE_SIZE),
     pageToken,
-    family: family === '' ? 'users/me/dataSourceFamilies/all-sources' : (family as DataSourceFamily),
+    family: parseDataSourceFamily(family),
   }
+}
+
+/** A request's `dataSourceFamily` ('' when not given: all sources); any other than Google's three is a 400. */
+export function parseDataSourceFamily(family: string): DataSourceFamily {
+  if (family === '') return 'users/me/dataSourceFamilies/all-sources'
+  if (!(DATA_SOURCE_FAMILIES as readonly string[]).includes(family)) {
+    throw healthBadRequest(`Invalid data source family: ${family}. Expected one of ${DATA_SOURCE_FAMILIES.join(', ')}.`, 'data_source_family')
+  }
+  return family as DataSourceFamily
 }
 
 function checkRange(type: HealthTypeSpec, spanNs: bigint): void {

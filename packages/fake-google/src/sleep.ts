@@ -11,23 +11,27 @@
  * Fit aggregate's does (it refuses negative times), so an unbounded list ends too.
  */
 
-import { createHash } from 'node:crypto'
-import { healthBadRequest } from './errors.js'
 import type { HealthSessionTypeSpec } from './health-catalogue.js'
 import {
-  ceilMs,
-  civilJson,
-  decodePageToken,
-  encodePageToken,
-  fingerprint,
-  formatTimestamp,
-  parseInt32,
-  parseTimestamp,
-  type CivilDateTime,
-  type RollUpContext,
-} from './rollup.js'
+  civilAt,
+  civilMs,
+  dataPointId,
+  dataPointsPage,
+  iso,
+  pageFingerprint,
+  parseListQuery,
+  parseTimeFilter,
+  sourceInFamily,
+  utcOffset,
+  type ListDataPointsResponse,
+  type ListMethod,
+  type ListRequest as GenericListRequest,
+  type ReconcileDataPointsResponse,
+  type ReconciledDataPoint,
+  type TimeFilterFields,
+} from './list.js'
+import { decodePageToken, encodePageToken, type CivilDateTime, type RollUpContext } from './rollup.js'
 import { DAY_MS, HOUR_MS, MINUTE_MS, sleepNight, type SleepNight } from './synthetic.js'
-import { daysInMonth, offsetAt, wallAsUtc, wallTime } from './time-zones.js'
 
 const NS_PER_MS = 1_000_000n
 
@@ -89,12 +93,6 @@ export interface SleepDataPoint {
   /** `users/<googleId>/dataTypes/sleep/dataPoints/<id>`; the id is stable for a user's night. */
   name: string
   sleep: SleepJson
-}
-
-export interface ListDataPointsResponse {
-  /** Left out when nothing matches, as proto3 JSON leaves out empty lists. */
-  dataPoints?: SleepDataPoint[]
-  nextPageToken?: string
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,9 +157,12 @@ export function healthSleepSessions(seed: string, startMs: number, endMs: number
 // ---------------------------------------------------------------------------------------------
 // The filter: the AIP-160 subset Google documents for sleep, less OR.
 
-const END_TIME = 'sleep.interval.end_time'
-const CIVIL_END_TIME = 'sleep.interval.civil_end_time'
-const SUPPORTED = `${END_TIME} or ${CIVIL_END_TIME} with >= or <, joined by AND`
+const SLEEP_FIELDS: TimeFilterFields = {
+  dataType: 'sleep',
+  prefix: 'sleep',
+  physical: 'sleep.interval.end_time',
+  civil: 'sleep.interval.civil_end_time',
+}
 
 export interface SleepFilter {
   /** Bounds on the session's end instant in ms: endFromMs <= end < endBeforeMs. */
@@ -172,173 +173,31 @@ export interface SleepFilter {
   readonly civilEndBefore: number
 }
 
-function filterError(message: string): never {
-  throw healthBadRequest(`Invalid filter: ${message}`, 'filter')
-}
-
-const TOKEN = /\s*(?:("[^"]*"|'[^']*')|(>=|<=|!=|=|>|<|:)|([()])|([A-Za-z_][A-Za-z0-9_.]*)|([^\s"'()<>=!:]+|\S))/y
-
-type Token = { kind: 'string'; text: string } | { kind: 'operator'; text: string } | { kind: 'word'; text: string } | { kind: 'other'; text: string }
-
-function tokenize(filter: string): Token[] {
-  const tokens: Token[] = []
-  TOKEN.lastIndex = 0
-  while (TOKEN.lastIndex < filter.length) {
-    const m = TOKEN.exec(filter)
-    if (m === null) break // only trailing whitespace is left
-    const [, string, operator, paren, word, other] = m
-    if (string !== undefined) tokens.push({ kind: 'string', text: string.slice(1, -1) })
-    else if (operator !== undefined) tokens.push({ kind: 'operator', text: operator })
-    else if (word !== undefined) tokens.push({ kind: 'word', text: word })
-    else tokens.push({ kind: 'other', text: paren ?? other ?? '' })
-  }
-  return tokens
-}
-
-const CIVIL = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2}))?$/
-
-/** A `YYYY-MM-DD[THH:mm:ss]` literal as wall-clock ms. */
-function parseCivilLiteral(text: string): number {
-  const m = CIVIL.exec(text)
-  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m?.[i] ?? 0)) as [number, number, number, number, number, number]
-  const valid =
-    m !== null && year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && hour <= 23 && minute <= 59 && second <= 59
-  if (!valid) filterError(`"${text}" is not a civil date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:mm:ss) for ${CIVIL_END_TIME}.`)
-  return wallAsUtc({ year, month, day, hour, minute, second, millisecond: 0 })
-}
-
-function parseTimestampLiteral(text: string): number {
-  let ns: bigint | undefined
-  try {
-    ns = parseTimestamp(text, 'filter')
-  } catch {
-    filterError(`"${text}" is not an RFC 3339 timestamp (e.g. "2026-03-20T00:00:00Z") for ${END_TIME}.`)
-  }
-  // end >= ns and end < ns hold for a whole-millisecond end exactly when they hold for ceil(ns).
-  return ceilMs(ns as bigint)
-}
-
 /**
  * Parses a list filter for sleep: comparisons `<field> >= "<literal>"` or `<field> < "<literal>"`
  * on sleep.interval.end_time (RFC 3339) or sleep.interval.civil_end_time (YYYY-MM-DD[THH:mm:ss]),
  * joined by AND. Anything else is a 400 naming what is wrong.
  */
 export function parseSleepFilter(filter: string): SleepFilter {
-  let endFromMs = Number.NEGATIVE_INFINITY
-  let endBeforeMs = Number.POSITIVE_INFINITY
-  let civilEndFrom = Number.NEGATIVE_INFINITY
-  let civilEndBefore = Number.POSITIVE_INFINITY
-  const tokens = tokenize(filter)
-  if (tokens.length === 0) return { endFromMs, endBeforeMs, civilEndFrom, civilEndBefore }
-  for (let i = 0; ;) {
-    const [field, operator, literal] = [tokens[i], tokens[i + 1], tokens[i + 2]]
-    if (field?.kind !== 'word' || field.text === 'AND' || field.text === 'OR' || field.text === 'NOT') {
-      filterError(`expected a field name at "${field?.text ?? 'end of filter'}"; supported: ${SUPPORTED}.`)
-    }
-    const name = (field as Token).text
-    if (name !== END_TIME && name !== CIVIL_END_TIME) {
-      if (!name.startsWith('sleep.')) filterError(`field "${name}" does not belong to data type sleep; supported: ${SUPPORTED}.`)
-      filterError(`sleep data points cannot be filtered by "${name}"; supported: ${SUPPORTED}.`)
-    }
-    if (operator?.kind !== 'operator' || (operator.text !== '>=' && operator.text !== '<')) {
-      filterError(`operator "${operator?.text ?? 'end of filter'}" is not supported for ${name}; use >= or <.`)
-    }
-    if (literal?.kind !== 'string')
-      filterError(`expected a quoted literal after "${name} ${(operator as Token).text}", found "${literal?.text ?? 'end of filter'}".`)
-    const text = (literal as Token).text
-    const lower = (operator as Token).text === '>='
-    if (name === END_TIME) {
-      const ms = parseTimestampLiteral(text)
-      if (lower) endFromMs = Math.max(endFromMs, ms)
-      else endBeforeMs = Math.min(endBeforeMs, ms)
-    } else {
-      const wall = parseCivilLiteral(text)
-      if (lower) civilEndFrom = Math.max(civilEndFrom, wall)
-      else civilEndBefore = Math.min(civilEndBefore, wall)
-    }
-    i += 3
-    const next = tokens[i]
-    if (next === undefined) break
-    if (next.kind === 'word' && next.text === 'OR') filterError(`OR is not supported by this fake; join comparisons with AND.`)
-    if (next.kind !== 'word' || next.text !== 'AND') filterError(`expected AND or the end of the filter at "${next.text}".`)
-    i++
-  }
-  return { endFromMs, endBeforeMs, civilEndFrom, civilEndBefore }
+  const f = parseTimeFilter(filter, SLEEP_FIELDS)
+  return { endFromMs: f.fromMs, endBeforeMs: f.beforeMs, civilEndFrom: f.civilFrom, civilEndBefore: f.civilBefore }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Request and answer
 
-/** The standard query parameters every Google API accepts besides a method's own. */
-const SYSTEM_PARAMETERS = new Set([
-  'access_token',
-  'alt',
-  'callback',
-  'fields',
-  'key',
-  'oauth_token',
-  'prettyPrint',
-  'quotaUser',
-  'upload_protocol',
-  'uploadType',
-  '$.xgafv',
-])
+export type ListRequest = GenericListRequest<SleepFilter>
 
-const LIST_PARAMETERS: Readonly<Record<string, string>> = { filter: 'filter', pageSize: 'page_size', pageToken: 'page_token' }
-
-export interface ListRequest {
-  /** As given (trimmed): a page token continues only the same filter. */
-  readonly filter: string
-  readonly parsed: SleepFilter
-  /** After the default and the cap. */
-  readonly pageSize: number
-  /** '' for the first page. */
-  readonly pageToken: string
+/** Validates a list (or reconcile) request's query parameters the way Google does; throws HealthApiError (400). */
+export function parseListRequest(query: URLSearchParams, type: HealthSessionTypeSpec, method: ListMethod = 'list'): ListRequest {
+  return parseListQuery(query, type, parseSleepFilter, method)
 }
 
-/** Validates a list request's query parameters the way Google does; throws HealthApiError (400). */
-export function parseListRequest(query: URLSearchParams, type: HealthSessionTypeSpec): ListRequest {
-  const values = new Map<string, string>()
-  for (const [key, value] of query) {
-    if (SYSTEM_PARAMETERS.has(key)) continue
-    const field = LIST_PARAMETERS[key]
-    if (field === undefined) {
-      throw healthBadRequest(
-        `Invalid JSON payload received. Unknown name "${key}": Cannot bind query parameter. Field '${key}' could not be found in request message.`,
-      )
-    }
-    if (values.has(key)) throw healthBadRequest(`Invalid value at '${field}': the query parameter is repeated, but the field is not.`, field)
-    values.set(key, value)
-  }
-  const size = values.has('pageSize') ? parseInt32(values.get('pageSize'), 'page_size') : 0
-  if (size < 0) throw healthBadRequest('page_size must not be negative.', 'page_size')
-  const filter = (values.get('filter') ?? '').trim()
-  return {
-    filter,
-    parsed: parseSleepFilter(filter),
-    pageSize: size === 0 ? type.defaultPageSize : Math.min(size, type.maxPageSize),
-    pageToken: values.get('pageToken') ?? '',
-  }
-}
-
-const utcOffset = (t: number, timeZone: string): string => `${Math.round(offsetAt(t, timeZone) / 1000)}s`
-
-function civilAt(t: number, timeZone: string): CivilDateTime {
-  const w = wallTime(t, timeZone)
-  return civilJson({ year: w.year, month: w.month, day: w.day, hours: w.hour, minutes: w.minute, seconds: w.second, nanos: w.millisecond * 1_000_000 })
-}
-
-const iso = (ms: number): string => formatTimestamp(BigInt(ms) * NS_PER_MS)
 const minutes = (ms: number): string => String(Math.round(ms / MINUTE_MS))
 const present = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== '0')) as T
 
-/** A stable data point id for the user's night: a lowercase UUID-shaped hash. */
-function sessionId(seed: string, startMs: number): string {
-  const hex = createHash('sha256')
-    .update(JSON.stringify([seed, 'sleep-session', startMs]))
-    .digest('hex')
-  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20, 32)].join('-')
-}
+/** A stable data point id for the user's night. */
+const sessionId = (seed: string, startMs: number): string => dataPointId([seed, 'sleep-session', startMs])
 
 /** One session as the Health API's sleep DataPoint, its offsets and civil times in the user's zone. */
 export function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, timeZone: string): SleepDataPoint {
@@ -384,17 +243,22 @@ export function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSes
 }
 
 /**
- * The list answer: the user's sessions that match the filter and have fully reached Google, latest
- * first, one page of them. A page token holds where the last page stopped (the start of its last
- * session), so a session can neither repeat nor be skipped when a night arrives between pages.
+ * The list (or reconcile) answer: the user's sessions that match the filter and have fully reached
+ * Google, latest first, one page of them. A page token holds where the last page stopped (the start
+ * of its last session), so a session can neither repeat nor be skipped when a night arrives between
+ * pages. A reconcile whose family leaves out the user's watch, which records every night, finds none.
  */
-export function buildListResponse(type: HealthSessionTypeSpec, request: ListRequest, timeZone: string, ctx: RollUpContext): ListDataPointsResponse {
-  const requestFingerprint = fingerprint([ctx.googleId, type.name, request.filter, request.pageSize])
+export function buildListResponse(
+  type: HealthSessionTypeSpec,
+  request: ListRequest,
+  timeZone: string,
+  ctx: RollUpContext,
+): ListDataPointsResponse<SleepDataPoint> | ReconcileDataPointsResponse<ReconciledDataPoint<SleepDataPoint>> {
+  const requestFingerprint = pageFingerprint(ctx.googleId, type.name, request)
   const startBeforeNs = request.pageToken === '' ? undefined : decodePageToken(request.pageToken, requestFingerprint)
   const f = request.parsed
   const visibleUntil = ctx.nowMs - (ctx.arrival?.uploadDelayMs ?? 0)
   const civilBounded = f.civilEndFrom > Number.NEGATIVE_INFINITY || f.civilEndBefore < Number.POSITIVE_INFINITY
-  const civilEnd = (night: SleepNight): number => wallAsUtc(wallTime(night.endMs, timeZone))
   // A zone's offset is within a day of UTC, so these instant bounds hold every civil match.
   const nights = nightsLatestFirst(ctx.seed, {
     endFromMs: Math.max(0, f.endFromMs, f.civilEndFrom - DAY_MS),
@@ -403,17 +267,19 @@ export function buildListResponse(type: HealthSessionTypeSpec, request: ListRequ
     ...(civilBounded
       ? {
           accept: (night: SleepNight) => {
-            const c = civilEnd(night)
+            const c = civilMs(night.endMs, timeZone)
             return c >= f.civilEndFrom && c < f.civilEndBefore
           },
         }
       : {}),
-    limit: request.pageSize + 1,
+    // A family without the user's only source of the type holds none of it.
+    limit: sourceInFamily(ctx.seed, type.fitType, request.family) ? request.pageSize + 1 : 0,
   })
   const page = nights.slice(0, request.pageSize)
   const last = page[page.length - 1]
-  return {
-    ...(page.length === 0 ? {} : { dataPoints: page.map((night) => sleepDataPoint(ctx.googleId, ctx.seed, session(night), timeZone)) }),
-    ...(nights.length > page.length && last !== undefined ? { nextPageToken: encodePageToken(requestFingerprint, BigInt(last.startMs) * NS_PER_MS) } : {}),
-  }
+  return dataPointsPage(
+    request.method,
+    page.map((night) => sleepDataPoint(ctx.googleId, ctx.seed, session(night), timeZone)),
+    nights.length > page.length && last !== undefined ? encodePageToken(requestFingerprint, BigInt(last.startMs) * NS_PER_MS) : undefined,
+  )
 }

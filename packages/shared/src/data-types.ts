@@ -23,14 +23,15 @@ export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_meas
 
 /**
  * Where a type comes from in the Health API: the data type it is read from, its scope, and how it is
- * read: `rollUp` (Google sums or averages per window) or `sessions` (whole sessions are listed, and
- * FitStream puts their segments into buckets as the Fitness API's aggregate does).
+ * read: `rollUp` (Google sums or averages per window), `sessions` (whole sessions are listed, and
+ * FitStream puts their segments into buckets as the Fitness API's aggregate does) or `samples` (single
+ * readings are listed, and FitStream takes each bucket's average, highest and lowest).
  */
 export interface HealthSource {
   /** The data type's id in Health API URLs (`users/me/dataTypes/<id>`). */
   readonly dataType: string
   readonly scope: HealthScopeGroup
-  readonly read?: 'rollUp' | 'sessions'
+  readonly read?: 'rollUp' | 'sessions' | 'samples'
 }
 
 export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'sleep' | 'blood_pressure' | 'oxygen_saturation'
@@ -194,6 +195,7 @@ export const DATA_TYPES = [
     fields: summary(),
     unit: 'm',
     scope: 'body',
+    health: { dataType: 'height', scope: 'health_metrics_and_measurements', read: 'samples' },
   },
   {
     key: 'body_fat',
@@ -256,6 +258,7 @@ export const DATA_TYPES = [
     fields: summary(),
     unit: '%',
     scope: 'oxygen_saturation',
+    health: { dataType: 'oxygen-saturation', scope: 'health_metrics_and_measurements', read: 'samples' },
   },
   {
     key: 'location',

@@ -15,6 +15,10 @@ const MAX_PAGES_PER_RANGE = 20
 const SESSION_PAGE_SIZE = 25
 /** 2,500 sessions in one window: far more than any person sleeps in the 90 days a window may cover. */
 const MAX_SESSION_PAGES = 100
+/** Google lists up to 10,000 readings a page. */
+const SAMPLE_PAGE_SIZE = 10_000
+/** 500,000 readings in one window: a reading a minute for almost a year. */
+const MAX_SAMPLE_PAGES = 50
 /**
  * Sessions are found by when they end (Google filters sleep by end time only). One that has a
  * segment in the window ends at most this long after the window: a sleep longer than a day is not
@@ -45,8 +49,10 @@ export interface HealthReadResult {
  * The Google Health API (v4), successor of the Fitness REST API, through the googleapis client.
  * Each data type is its own request, made side by side: `rollUp` over fixed windows of the bucket
  * size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their local days
- * (Google applies the time zone of their Health profile). Sleep is not rolled up by Google: its
- * sessions are listed (`list`), and `normalizeHealth` buckets their stages. A window longer than
+ * (Google applies the time zone of their Health profile). Sleep, height and blood oxygen are not
+ * rolled up by Google: their sessions or readings are listed, reconciled across the person's
+ * devices and apps into one stream (`reconcile`, as Fit's merged sources and the roll-ups are), and
+ * `normalizeHealth` puts them into buckets. A window longer than
  * Google allows for the type is read in parts, and every page is followed. googleapis' retries are
  * off; errors come back classified, as from the Fitness API.
  */
@@ -71,6 +77,7 @@ export class GoogleHealthClient {
     const parent = `users/me/dataTypes/${source.dataType}`
     const options = { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs }
     if (source.read === 'sessions') return this.listSessions(key, parent, request.window, options)
+    if (source.read === 'samples') return this.listSamples(key, parent, request.window, options)
     const maxRangeMs = SHORT_RANGE_TYPES.has(source.dataType) ? SHORT_RANGE_MS : LONG_RANGE_MS
     const pages: unknown[] = []
     for (const range of splitWindow(request.window, request.bucketMs, maxRangeMs, daily ? request.timeZone : undefined)) {
@@ -109,18 +116,33 @@ export class GoogleHealthClient {
 
   /** Every page of the sessions that end in the window or up to a day after it, newest first as Google lists them. */
   private async listSessions(key: DataTypeKey, parent: string, window: TimeWindow, options: object): Promise<unknown[]> {
-    const field = `${parent.slice(parent.lastIndexOf('/') + 1)}.interval.end_time`
+    const field = `${filterName(parent)}.interval.end_time`
     const filter = `${field} >= "${new Date(window.startMs).toISOString()}" AND ${field} < "${new Date(window.endMs + LONGEST_SESSION_MS).toISOString()}"`
+    return this.list(key, 'sessions', { parent, filter, pageSize: SESSION_PAGE_SIZE }, MAX_SESSION_PAGES, options)
+  }
+
+  /** Every page of the single readings taken in the window. */
+  private async listSamples(key: DataTypeKey, parent: string, window: TimeWindow, options: object): Promise<unknown[]> {
+    const field = `${filterName(parent)}.sample_time.physical_time`
+    const filter = `${field} >= "${new Date(window.startMs).toISOString()}" AND ${field} < "${new Date(window.endMs).toISOString()}"`
+    return this.list(key, 'readings', { parent, filter, pageSize: SAMPLE_PAGE_SIZE }, MAX_SAMPLE_PAGES, options)
+  }
+
+  private async list(
+    key: DataTypeKey,
+    what: string,
+    params: health_v4.Params$Resource$Users$Datatypes$Datapoints$Reconcile,
+    maxPages: number,
+    options: object,
+  ): Promise<unknown[]> {
     const pages: unknown[] = []
     let pageToken: string | undefined
     for (let page = 0; page === 0 || pageToken !== undefined; page++) {
-      if (page === MAX_SESSION_PAGES) {
-        throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${key} sessions past ${MAX_SESSION_PAGES}`, {
-          permanent: true,
-        })
+      if (page === maxPages) {
+        throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${key} ${what} past ${maxPages}`, { permanent: true })
       }
-      const params = { parent, filter, pageSize: SESSION_PAGE_SIZE, ...(pageToken === undefined ? {} : { pageToken }) }
-      const data = await this.call(() => this.health.users.dataTypes.dataPoints.list(params, options))
+      const query = { ...params, ...(pageToken === undefined ? {} : { pageToken }) }
+      const data = await this.call(() => this.health.users.dataTypes.dataPoints.reconcile(query, options))
       pages.push(data)
       const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
       pageToken = typeof next === 'string' && next !== '' ? next : undefined
@@ -149,8 +171,14 @@ export function splitWindow(window: TimeWindow, bucketMs: number, maxMs: number,
     const day = timeZone === undefined ? undefined : civilTime(cut + DAY_MS / 2, timeZone)
     cuts.push(day === undefined ? cut : instantOf({ ...day, hours: 0, minutes: 0, seconds: 0 }, timeZone!))
   }
-  const bounds = [window.startMs, ...cuts, window.endMs]
+  // Snapped to local midnight, the last cut can land on the window's end (the day clocks go back).
+  const bounds = [window.startMs, ...cuts.filter((cut) => cut > window.startMs && cut < window.endMs), window.endMs]
   return bounds.slice(1).map((endMs, i) => ({ startMs: bounds[i]!, endMs }))
+}
+
+/** A data type as filters name it: `users/me/dataTypes/oxygen-saturation` → `oxygen_saturation`. */
+function filterName(parent: string): string {
+  return parent.slice(parent.lastIndexOf('/') + 1).replaceAll('-', '_')
 }
 
 function civilDateTime(ms: number, timeZone: string): health_v4.Schema$CivilDateTime {

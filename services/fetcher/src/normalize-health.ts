@@ -39,7 +39,7 @@ const EXTRACTORS: Partial<Record<DataTypeKey, { readonly field: string; readonly
  * unusable; a data point that is malformed, outside the fetched window or a second one for its
  * window is set aside and counted while the rest is used. Windows come in any order (Google lists
  * newest first). Daily roll-ups carry local times, read in the person's time zone. Sleep sessions
- * are put into buckets by `sessionSamples`.
+ * are put into buckets by `sessionSamples`, single readings by `readingSamples`.
  */
 export function normalizeHealth(result: HealthReadResult, window: TimeWindow, timeZone = 'UTC'): NormalizeResult {
   const samples: FitnessSample[] = []
@@ -49,8 +49,14 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
   }
   let buckets = 0
   for (const [key, pages] of result.pages) {
+    if (dataType(key).health?.read === 'samples') {
+      const readings = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
+      buckets += readings.length
+      samples.push(...readingSamples(key, readings, splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined), reject))
+      continue
+    }
     if (dataType(key).health?.read === 'sessions') {
-      const sessions = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'list'))
+      const sessions = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
       buckets += sessions.length
       samples.push(...sessionSamples(key, sessions, splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined), reject))
       continue
@@ -92,24 +98,32 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
 }
 
 /** The Health API's sleep stage types, as the Fitness API numbers them (RESTLESS is classic sleep's restless, awake time). */
-const HEALTH_SLEEP_STAGES: Readonly<Record<string, number>> = { AWAKE: 1, RESTLESS: 1, ASLEEP: 2, LIGHT: 4, DEEP: 5, REM: 6 }
+const HEALTH_SLEEP_STAGES: ReadonlyMap<string, number> = new Map([
+  ['AWAKE', 1],
+  ['RESTLESS', 1],
+  ['ASLEEP', 2],
+  ['LIGHT', 4],
+  ['DEEP', 5],
+  ['REM', 6],
+])
+const ASLEEP = 2
 const OUT_OF_BED = 3
 
 /**
  * Minutes in each sleep stage per bucket, from listed sessions. As in the Fitness API's aggregate,
  * a segment counts in full in the bucket it starts in, so a person reads the same through either
- * API. Out-of-bed segments count as out of bed; a session without stages counts as asleep. Segments
- * that start outside the window belong to another fetch and are passed over; a session listed twice
- * (across pages) counts once.
+ * API. Out-of-bed segments count as out of bed; a session without stages counts as asleep, unless
+ * Google says its stages are still being worked out (a later sync reads it again). Segments that
+ * start outside the window belong to another fetch and are passed over, problems included; a
+ * session listed twice (across pages) counts once.
  */
 function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
   const spec = dataType(key)
   const minutes = new Map<number, Record<string, number>>()
   const seen = new Set<string>()
-  const windowStart = buckets[0]!.startMs
-  const windowEnd = buckets[buckets.length - 1]!.endMs
+  const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
+  const inWindow = (ms: number): boolean => ms >= windowStart && ms < windowEnd
   const add = (stage: number, startMs: number, endMs: number): void => {
-    if (startMs < windowStart || startMs >= windowEnd) return
     const bucket = buckets[bucketIndex(buckets, startMs)]!
     const values = minutes.get(bucket.startMs) ?? Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
     minutes.set(bucket.startMs, values)
@@ -123,44 +137,128 @@ function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets:
       reject('malformed session')
       continue
     }
-    const name = asObject(raw)!.name
-    const identity = typeof name === 'string' && name !== '' ? name : `${interval.startMs}-${interval.endMs}`
-    if (seen.has(identity)) {
-      reject('session listed twice')
-      continue
-    }
-    seen.add(identity)
-    const segments: { stage: number; startMs: number; endMs: number }[] = []
-    let usable = true
-    for (const [list, stageOf] of [
-      [sleep.stages, (segment: Json) => HEALTH_SLEEP_STAGES[String(segment.type)]],
-      [sleep.outOfBedSegments, () => OUT_OF_BED],
-    ] as const) {
-      if (list === undefined) continue
-      if (!Array.isArray(list)) {
-        usable = false
-        break
-      }
-      for (const item of list) {
-        const segment = asObject(item)
-        const times = segment === undefined ? undefined : span(segment)
-        const stage = segment === undefined ? undefined : stageOf(segment)
-        if (times === undefined) reject('malformed segment')
-        else if (stage === undefined) reject('unknown category')
-        else if (times.startMs < interval.startMs || times.endMs > interval.endMs) reject('segment outside session')
-        else segments.push({ stage, ...times })
-      }
-    }
-    if (!usable) {
+    // Listed because it ends within a day after the window; nothing of it may lie in the window.
+    if (interval.startMs >= windowEnd || interval.endMs <= windowStart) continue
+    if (asObject(sleep.metadata)?.processed === false) continue
+    if (!isList(sleep.stages) || !isList(sleep.outOfBedSegments)) {
       reject('malformed session')
       continue
     }
-    if (sleep.stages === undefined || (Array.isArray(sleep.stages) && sleep.stages.length === 0)) segments.push({ stage: 2, ...interval })
-    for (const segment of segments) add(segment.stage, segment.startMs, segment.endMs)
+    const identity = identityOf(asObject(raw)!) ?? `${interval.startMs}-${interval.endMs}`
+    if (seen.has(identity)) continue
+    seen.add(identity)
+    const stages = (sleep.stages ?? []) as unknown[]
+    const segments = [
+      ...stages.map((item) => ({ item, stage: (segment: Json) => HEALTH_SLEEP_STAGES.get(String(segment.type)) })),
+      ...((sleep.outOfBedSegments ?? []) as unknown[]).map((item) => ({ item, stage: () => OUT_OF_BED })),
+    ]
+    if (stages.length === 0 && inWindow(interval.startMs)) add(ASLEEP, interval.startMs, interval.endMs)
+    for (const { item, stage: stageOf } of segments) {
+      const segment = asObject(item)
+      const times = segment === undefined ? undefined : span(segment)
+      if (times === undefined) {
+        reject('malformed segment')
+        continue
+      }
+      if (!inWindow(times.startMs)) continue
+      const stage = stageOf(segment!)
+      if (stage === undefined) reject('unknown category')
+      else if (times.startMs < interval.startMs || times.endMs > interval.endMs) reject('segment outside session')
+      else add(stage, times.startMs, times.endMs)
+    }
   }
   return [...minutes].map(([startMs, values]) => {
     const bucket = buckets[bucketIndex(buckets, startMs)]!
     return { type: key, startMs, endMs: bucket.endMs, values, unit: spec.unit, revision: 0 }
+  })
+}
+
+/** A list, or left out (proto3 JSON leaves empty lists out). */
+function isList(value: unknown): boolean {
+  return value === undefined || Array.isArray(value)
+}
+
+/** A data point's name: `dataPointName` in reconciled answers (`name` where a list answer is given). */
+function identityOf(point: Json): string | undefined {
+  const name = point.dataPointName ?? point.name
+  return typeof name === 'string' && name !== '' ? name : undefined
+}
+
+/** How a listed reading's value comes out, in FitStream's units, or the reason it is not a reading. */
+const READINGS: Partial<Record<DataTypeKey, { readonly field: string; readonly value: (v: Json) => number | string }>> = {
+  height: {
+    field: 'height',
+    value: (v) => {
+      const millimetres = count(v.heightMillimeters)
+      if (typeof millimetres === 'string') return millimetres
+      return millimetres === 0 ? 'out-of-range value' : millimetres / 1_000
+    },
+  },
+  oxygen_saturation: {
+    field: 'oxygenSaturation',
+    value: (v) => {
+      const percent = average(v.percentage)
+      if (typeof percent === 'string') return percent
+      return percent < 0 || percent > 100 ? 'out-of-range value' : percent
+    },
+  },
+}
+
+/**
+ * Each bucket's average, highest and lowest reading, from listed readings, as the Fitness API's
+ * aggregate summarises them. A reading outside the window, malformed or out of range is set aside
+ * and counted; one listed twice (across pages) counts once.
+ */
+function readingSamples(key: DataTypeKey, points: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
+  const reader = READINGS[key]
+  if (reader === undefined) throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
+  const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
+  const byBucket = new Map<number, { timeMs: number; value: number }[]>()
+  const seen = new Set<string>()
+  for (const raw of points) {
+    const point = asObject(raw)
+    const reading = asObject(point?.[reader.field])
+    const timeMs = reading === undefined ? undefined : timestamp(asObject(reading.sampleTime)?.physicalTime)
+    if (point === undefined || reading === undefined || timeMs === undefined) {
+      reject('malformed reading')
+      continue
+    }
+    if (timeMs < windowStart || timeMs >= windowEnd) {
+      reject('reading outside range')
+      continue
+    }
+    const identity = identityOf(point)
+    if (identity !== undefined) {
+      if (seen.has(identity)) continue
+      seen.add(identity)
+    }
+    const value = reader.value(reading)
+    if (typeof value === 'string') {
+      reject(value)
+      continue
+    }
+    const bucket = buckets[bucketIndex(buckets, timeMs)]!
+    const held = byBucket.get(bucket.startMs)
+    if (held === undefined) byBucket.set(bucket.startMs, [{ timeMs, value }])
+    else held.push({ timeMs, value })
+  }
+  const spec = dataType(key)
+  return [...byBucket].map(([startMs, readings]) => {
+    // Oldest first, as Google's aggregate adds them up: the same readings give the same average to the last bit.
+    let [sum, max, min] = [0, -Infinity, Infinity]
+    for (const { value } of readings.sort((a, b) => a.timeMs - b.timeMs)) {
+      sum += value
+      max = Math.max(max, value)
+      min = Math.min(min, value)
+    }
+    return {
+      type: key,
+      startMs,
+      endMs: buckets[bucketIndex(buckets, startMs)]!.endMs,
+      values: { avg: sum / readings.length, max, min },
+      unit: spec.unit,
+      revision: 0,
+    }
   })
 }
 

@@ -156,7 +156,7 @@ describe('normalizeHealth: sleep sessions', () => {
   const min = 60_000
   const segment = (type: string, start: number, durationMs: number) => ({ type, startTime: iso(start), endTime: iso(start + durationMs) })
   const session = (name: string, start: number, end: number, extra: Record<string, unknown>) => ({
-    name: `users/1/dataTypes/sleep/dataPoints/${name}`,
+    dataPointName: `users/1/dataTypes/sleep/dataPoints/${name}`,
     sleep: { interval: { startTime: iso(start), endTime: iso(end) }, type: 'STAGES', ...extra },
   })
   const zeros = { awake_min: 0, sleep_min: 0, out_of_bed_min: 0, light_min: 0, deep_min: 0, rem_min: 0 }
@@ -189,7 +189,7 @@ describe('normalizeHealth: sleep sessions', () => {
     })
     const nap = session('n', t0 + 2 * HOUR, t0 + 2 * HOUR + 25 * min, { metadata: { nap: true } })
     const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [nap, classic], nextPageToken: 'p2' }, { dataPoints: [classic] }] }), window)
-    expect(rejected).toEqual({ 'session listed twice': 1 })
+    expect(rejected).toEqual({})
     expect(samples.map((s) => [s.startMs, s.values])).toEqual([
       [t0, { ...zeros, sleep_min: 20, awake_min: 10 }],
       [t0 + 2 * HOUR, { ...zeros, sleep_min: 25 }],
@@ -213,6 +213,46 @@ describe('normalizeHealth: sleep sessions', () => {
     expect(samples.map((s) => s.values)).toEqual([{ ...zeros, deep_min: 30 }])
   })
 
+  it('counts a stage that starts in the window and runs past its end in full, and leaves a night still being staged for a later sync', () => {
+    const late = session('l', t0 + 2 * HOUR, t0 + 5 * HOUR, {
+      stages: [segment('DEEP', t0 + 2 * HOUR + 50 * min, 40 * min), segment('REM', t0 + 3 * HOUR + 30 * min, 20 * min)],
+    })
+    const staging = session('p', t0, t0 + 2 * HOUR, { metadata: { processed: false } })
+    const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [late, staging] }] }), window)
+    expect(rejected).toEqual({})
+    expect(samples.map((s) => [s.startMs, s.values])).toEqual([[t0 + 2 * HOUR, { ...zeros, deep_min: 40 }]])
+  })
+
+  it('sets aside stages named like JavaScript’s own object properties as unknown, and ignores problems in stages of other windows', () => {
+    const night = session('j', t0 - HOUR, t0 + HOUR, {
+      stages: [
+        segment('constructor', t0, 10 * min),
+        segment('__proto__', t0 + 10 * min, 10 * min),
+        segment('toString', t0 + 20 * min, 10 * min),
+        segment('hasOwnProperty', t0 + 30 * min, 10 * min),
+        segment('SNORING', t0 - HOUR, 10 * min), // before the window: another fetch's problem
+        segment('LIGHT', t0 + 40 * min, 10 * min),
+      ],
+    })
+    const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [night] }] }), window)
+    expect(rejected).toEqual({ 'unknown category': 4 })
+    expect(samples.map((s) => s.values)).toEqual([{ ...zeros, light_min: 10 }])
+  })
+
+  it('cuts local days at local midnight when clocks go back, with no empty day at the end', () => {
+    const zone = 'America/New_York'
+    // 1 November 2026: New York goes from UTC-4 to UTC-5 at 02:00 local.
+    const start = Date.UTC(2026, 9, 31, 4)
+    const end = Date.UTC(2026, 10, 2, 5)
+    expect(splitWindow({ startMs: start, endMs: end }, DAY, DAY, zone)).toEqual([
+      { startMs: start, endMs: start + DAY },
+      { startMs: start + DAY, endMs: end },
+    ])
+    const night = session('b', start + DAY - 2 * HOUR, start + DAY + 8 * HOUR, { stages: [segment('DEEP', start + DAY + 3 * HOUR, HOUR)] })
+    const { samples } = normalizeHealth(result({ sleep: [{ dataPoints: [night] }] }, true), { startMs: start, endMs: end }, zone)
+    expect(samples.map((s) => [s.startMs, s.endMs - s.startMs, s.values.deep_min])).toEqual([[start + DAY, 25 * HOUR, 60]])
+  })
+
   it('buckets local days in the person’s time zone, and finds an unusable list answer unusable', () => {
     const zone = 'America/New_York'
     const midnight = Date.UTC(2026, 10, 23, 5) // 00:00 in New York (UTC-5)
@@ -224,8 +264,8 @@ describe('normalizeHealth: sleep sessions', () => {
       [midnight - DAY, midnight, 60, 120, 0],
       [midnight, midnight + DAY, 0, 0, 30],
     ])
-    expect(() => normalizeHealth(result({ sleep: [{ dataPoints: {} }] }), window)).toThrow(/list response has no data point list/)
-    expect(() => normalizeHealth(result({ sleep: ['<html>'] }), window)).toThrow(/list response is not a JSON object/)
+    expect(() => normalizeHealth(result({ sleep: [{ dataPoints: {} }] }), window)).toThrow(/reconcile response has no data point list/)
+    expect(() => normalizeHealth(result({ sleep: ['<html>'] }), window)).toThrow(/reconcile response is not a JSON object/)
   })
 })
 
@@ -245,5 +285,67 @@ describe('splitWindow', () => {
     const parts = splitWindow({ startMs: start, endMs: start + 20 * DAY - HOUR }, DAY, 14 * DAY, 'Europe/Helsinki')
     // 3 April, 00:00 local, is 21:00 UTC the day before: one hour earlier than 14 × 24 hours on.
     expect(parts.map((p) => p.endMs)).toEqual([start + 14 * DAY - HOUR, start + 20 * DAY - HOUR])
+  })
+})
+
+describe('normalizeHealth: single readings', () => {
+  const reading = (name: string, field: string, value: Record<string, unknown>, timeMs: number) => ({
+    dataPointName: `users/1/dataTypes/x/dataPoints/${name}`,
+    [field]: { ...value, sampleTime: { physicalTime: iso(timeMs), utcOffset: '0s' } },
+  })
+  const spo2 = (name: string, percentage: unknown, timeMs: number) => reading(name, 'oxygenSaturation', { percentage }, timeMs)
+
+  it('summarises each bucket’s readings as average, highest and lowest, in FitStream’s units', () => {
+    const height = (name: string, mm: string, timeMs: number) => reading(name, 'height', { heightMillimeters: mm }, timeMs)
+    const { samples, rejected, buckets } = normalizeHealth(
+      result({
+        height: [{ dataPoints: [height('h2', '1802', t0 + HOUR + 5), height('h1', '1800', t0 + 60_000)] }],
+        oxygen_saturation: [{ dataPoints: [spo2('o3', 99, t0 + 2 * HOUR), spo2('o2', 95.5, t0 + 30 * 60_000), spo2('o1', 97, t0)] }],
+      }),
+      window,
+    )
+    expect(rejected).toEqual({})
+    expect(buckets).toBe(5)
+    expect(samples.map((s) => [s.type, s.startMs - t0, s.endMs - s.startMs, s.values, s.unit])).toEqual([
+      ['height', 0, HOUR, { avg: 1.8, max: 1.8, min: 1.8 }, 'm'],
+      ['oxygen_saturation', 0, HOUR, { avg: 96.25, max: 97, min: 95.5 }, '%'],
+      ['height', HOUR, HOUR, { avg: 1.802, max: 1.802, min: 1.802 }, 'm'],
+      ['oxygen_saturation', 2 * HOUR, HOUR, { avg: 99, max: 99, min: 99 }, '%'],
+    ])
+  })
+
+  it('sets aside readings outside the window, listed twice, malformed or out of range, using the rest', () => {
+    const { samples, rejected } = normalizeHealth(
+      result({
+        oxygen_saturation: [
+          {
+            dataPoints: [
+              spo2('a', 96, t0),
+              spo2('b', 101, t0),
+              spo2('c', 'high', t0),
+              spo2('d', 90, window.endMs),
+              { oxygenSaturation: { percentage: 90 } },
+              42,
+            ],
+          },
+          { dataPoints: [spo2('a', 96, t0), spo2('e', undefined, t0)] },
+        ],
+      }),
+      window,
+    )
+    expect(rejected).toEqual({
+      'out-of-range value': 1,
+      'non-finite value': 1,
+      'reading outside range': 1,
+      'malformed reading': 2,
+      'missing values': 1,
+    })
+    expect(samples.map((s) => s.values)).toEqual([{ avg: 96, max: 96, min: 96 }])
+  })
+
+  it('summarises thousands of readings in one bucket', () => {
+    const many = Array.from({ length: 200_000 }, (_, i) => spo2(`m${i}`, 90 + (i % 10), t0 + (i % 3_600_000)))
+    const { samples } = normalizeHealth(result({ oxygen_saturation: [{ dataPoints: many }] }), window)
+    expect(samples).toEqual([expect.objectContaining({ values: { avg: 94.5, max: 99, min: 90 } })])
   })
 })

@@ -42,7 +42,7 @@ export type CallbackOutcome =
 export type ConsentChange =
   | { readonly kind: 'updated'; readonly dataTypes: readonly DataTypeKey[] }
   | { readonly kind: 'needs_google_consent'; readonly missingScopes: readonly string[] }
-  /** Types the API grants are for does not have (the Health API has no sleep stages, for one). */
+  /** Types the API grants are for does not have (the Health API has no blood pressure, for one). */
   | { readonly kind: 'unavailable'; readonly dataTypes: readonly DataTypeKey[] }
   | { readonly kind: 'not_found' }
 

@@ -291,7 +291,8 @@ describe('a deployment moved to the Google Health API', () => {
     expect(page.body).toContain('value="heart_rate"')
     expect(page.body).toContain('value="sleep"')
     expect(page.body).not.toContain('value="blood_pressure"')
-    expect(page.body).toContain('weight and body fat<')
+    expect(page.body).toContain('weight, height and body fat<')
+    expect(page.body).toContain('value="oxygen_saturation"')
     const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep', 'blood_pressure'], health)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
       `${HEALTH}activity_and_fitness.readonly`,

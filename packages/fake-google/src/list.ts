@@ -15,10 +15,22 @@ import { createHash } from 'node:crypto'
 import { fitType } from './catalogue.js'
 import { healthBadRequest } from './errors.js'
 import { inFamily, type DataSourceFamily } from './health-catalogue.js'
-import { ceilMs, civilJson, fingerprint, formatTimestamp, parseDataSourceFamily, parseInt32, parseTimestamp, type CivilDateTime } from './rollup.js'
+import {
+  ceilMs,
+  civilJson,
+  decodePageToken,
+  encodePageToken,
+  fingerprint,
+  formatTimestamp,
+  parseDataSourceFamily,
+  parseInt32,
+  parseTimestamp,
+  type CivilDateTime,
+  type RollUpContext,
+} from './rollup.js'
 import type { SampleDataPoint } from './samples.js'
 import type { SleepDataPoint } from './sleep.js'
-import { userProfile } from './synthetic.js'
+import { DAY_MS, userProfile } from './synthetic.js'
 import { daysInMonth, offsetAt, wallAsUtc, wallTime } from './time-zones.js'
 
 const NS_PER_MS = 1_000_000n
@@ -41,6 +53,9 @@ export interface ReconcileDataPointsResponse<P = ReconciledDataPoint> {
   dataPoints?: P[]
   nextPageToken?: string
 }
+
+/** A page of a type's data points as list writes them, or as reconcile does. */
+export type DataPointsPage<P> = ListDataPointsResponse<P> | ReconcileDataPointsResponse<ReconciledDataPoint<P>>
 
 // ---------------------------------------------------------------------------------------------
 // The filter
@@ -169,7 +184,7 @@ export function parseTimeFilter(filter: string, fields: TimeFilterFields): TimeF
 }
 
 /** Whether a filter bounds the civil time at all (else no instant needs its wall clock worked out). */
-export const civilBounded = (f: TimeFilter): boolean => f.civilFrom > Number.NEGATIVE_INFINITY || f.civilBefore < Number.POSITIVE_INFINITY
+const civilBounded = (f: TimeFilter): boolean => f.civilFrom > Number.NEGATIVE_INFINITY || f.civilBefore < Number.POSITIVE_INFINITY
 
 // ---------------------------------------------------------------------------------------------
 // The query
@@ -251,34 +266,93 @@ export function parseListQuery<F>(query: URLSearchParams, sizes: PageSizes, pars
  * What a page token is bound to: the user, the type, every other request field and the method, so
  * a list token does not continue a reconcile, nor one of another family, nor the other way round.
  */
-export function pageFingerprint(googleId: string, dataType: string, request: ListRequest<unknown>): string {
+function pageFingerprint(googleId: string, dataType: string, request: ListRequest<unknown>): string {
   const fields = [googleId, dataType, request.filter, request.pageSize]
   return fingerprint(request.method === 'list' ? fields : [...fields, request.method, request.family])
 }
 
 /** Whether the user's only source of a Fit raw type (the device that records it) is in the family. */
-export function sourceInFamily(seed: string, rawType: string, family: DataSourceFamily): boolean {
+function sourceInFamily(seed: string, rawType: string, family: DataSourceFamily): boolean {
   const source = fitType(rawType)
   if (source === undefined) throw new Error(`No Fit type ${rawType}`)
   return inFamily(family, userProfile(seed).devices[source.device])
 }
 
 /** A list data point as reconcile writes it. */
-export function reconciledDataPoint<P extends { name: string }>(point: P): ReconciledDataPoint<P> {
+function reconciledDataPoint<P extends { name: string }>(point: P): ReconciledDataPoint<P> {
   const data = Object.fromEntries(Object.entries(point).filter(([key]) => key !== 'name' && key !== 'dataSource'))
   return { dataPointName: point.name, ...data } as ReconciledDataPoint<P>
 }
 
 /** One page of the method's answer: the data points as list writes them, or as reconcile does. */
-export function dataPointsPage<P extends { name: string }>(
-  method: ListMethod,
-  points: readonly P[],
-  nextPageToken: string | undefined,
-): ListDataPointsResponse<P> | ReconcileDataPointsResponse<ReconciledDataPoint<P>> {
+function dataPointsPage<P extends { name: string }>(method: ListMethod, points: readonly P[], nextPageToken: string | undefined): DataPointsPage<P> {
   const token = nextPageToken === undefined ? {} : { nextPageToken }
   if (points.length === 0) return token
   if (method === 'list') return { dataPoints: [...points], ...token }
   return { dataPoints: points.map((point) => reconciledDataPoint(point)), ...token }
+}
+
+/**
+ * What a type is asked for to fill a page: its points whose instant (a session's end, a sample's
+ * time) lies in [fromMs, beforeMs), in the answer's order, from where the last page left off.
+ */
+export interface PageQuery {
+  readonly fromMs: number
+  readonly beforeMs: number
+  /** Where the last page left off, as the type wrote it into the page token; absent for the first page. */
+  readonly cursorNs?: bigint
+  /** Whether a point's instant lies in the filter's civil bounds; absent when the filter has none. */
+  readonly accept?: (t: number) => boolean
+  readonly limit: number
+}
+
+/** How a type fills a page: what it finds, how it writes one as a data point, and where a page ending with one left off. */
+export interface PageSource<T, P> {
+  readonly find: (q: PageQuery) => T[]
+  readonly dataPoint: (item: T) => P
+  readonly cursorNs: (last: T) => bigint
+}
+
+/**
+ * The list (or reconcile) answer on a type: the user's points that match the filter and have
+ * reached Google (the server's clock less any upload delay), one page of them, and a page token
+ * holding where the page stopped when more follow. A reconcile whose family leaves out the user's
+ * only source of the type finds none.
+ */
+export function listPage<T, P extends { name: string }>(
+  type: { readonly name: string; readonly fitType: string },
+  request: ListRequest<TimeFilter>,
+  timeZone: string,
+  ctx: RollUpContext,
+  source: PageSource<T, P>,
+): DataPointsPage<P> {
+  const requestFingerprint = pageFingerprint(ctx.googleId, type.name, request)
+  const cursorNs = request.pageToken === '' ? undefined : decodePageToken(request.pageToken, requestFingerprint)
+  const f = request.parsed
+  const visibleUntil = ctx.nowMs - (ctx.arrival?.uploadDelayMs ?? 0)
+  // A zone's offset is within a day of UTC, so these instant bounds hold every civil match.
+  const found = source.find({
+    fromMs: Math.max(0, f.fromMs, f.civilFrom - DAY_MS),
+    beforeMs: Math.min(f.beforeMs, f.civilBefore + DAY_MS, Math.floor(visibleUntil) + 1),
+    ...(cursorNs === undefined ? {} : { cursorNs }),
+    ...(civilBounded(f)
+      ? {
+          accept: (t: number) => {
+            const c = civilMs(t, timeZone)
+            return c >= f.civilFrom && c < f.civilBefore
+          },
+        }
+      : {}),
+    // A family without the user's only source of the type holds none of it.
+    limit: sourceInFamily(ctx.seed, type.fitType, request.family) ? request.pageSize + 1 : 0,
+  })
+  const page = found.slice(0, request.pageSize)
+  const last = page[page.length - 1]
+  return dataPointsPage(
+    request.method,
+    page.map((item) => source.dataPoint(item)),
+    found.length > page.length && last !== undefined ? encodePageToken(requestFingerprint, source.cursorNs(last)) : undefined,
+  )
 }
 
 // ---------------------------------------------------------------------------------------------

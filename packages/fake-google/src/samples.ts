@@ -19,25 +19,20 @@ import { fitType } from './catalogue.js'
 import { healthSampleType, type HealthSampleDataType, type HealthSampleTypeSpec } from './health-catalogue.js'
 import {
   civilAt,
-  civilBounded,
-  civilMs,
   dataPointId,
-  dataPointsPage,
   iso,
-  pageFingerprint,
+  listPage,
   parseListQuery,
   parseTimeFilter,
-  sourceInFamily,
   utcOffset,
-  type ListDataPointsResponse,
+  type DataPointsPage,
   type ListMethod,
   type ListRequest,
-  type ReconcileDataPointsResponse,
-  type ReconciledDataPoint,
+  type PageQuery,
   type TimeFilter,
   type TimeFilterFields,
 } from './list.js'
-import { decodePageToken, encodePageToken, type CivilDateTime, type RollUpContext } from './rollup.js'
+import type { CivilDateTime, RollUpContext } from './rollup.js'
 import { DAY_MS, rawSamples, userProfile, type DeviceInfo, type RawSample } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
@@ -145,25 +140,20 @@ interface Cursor {
   readonly tie: number
 }
 
-interface SampleQuery {
-  /** Samples at [fromMs, beforeMs). */
-  readonly fromMs: number
-  readonly beforeMs: number
-  readonly after?: Cursor
-  readonly accept?: (sample: RawSample) => boolean
-  readonly limit: number
-}
-
 /** Samples are generated backwards this much at a time, until a page is full. */
 const CHUNK_MS = 7 * DAY_MS
 
 /**
- * The samples matching the query, newest first; those at one instant (only late samples can share
- * one) in the order they arrived, so one arriving between pages is neither repeated nor skipped.
+ * The samples matching the query, newest first: those at [fromMs, beforeMs) whose time the query
+ * accepts and, after a page token, that come after its cursor (the instant of the last sample
+ * served, and how many at that instant were, in the nanoseconds an instant of whole milliseconds
+ * leaves free). Those at one instant (only late samples can share one) come in the order they
+ * arrived, so one arriving between pages is neither repeated nor skipped.
  */
-function samplesNewestFirst(type: HealthSampleTypeSpec, ctx: RollUpContext, q: SampleQuery): Listed[] {
+function samplesNewestFirst(type: HealthSampleTypeSpec, ctx: RollUpContext, q: PageQuery): Listed[] {
   const found: Listed[] = []
-  let hi = q.after === undefined ? q.beforeMs : Math.min(q.beforeMs, q.after.timeMs + 1)
+  const after: Cursor | undefined = q.cursorNs === undefined ? undefined : { timeMs: Number(q.cursorNs / NS_PER_MS), tie: Number(q.cursorNs % NS_PER_MS) }
+  let hi = after === undefined ? q.beforeMs : Math.min(q.beforeMs, after.timeMs + 1)
   while (hi > q.fromMs && found.length < q.limit) {
     const lo = Math.max(q.fromMs, Math.floor((hi - 1) / CHUNK_MS) * CHUNK_MS)
     const chunk = arrivedSamples(ctx.seed, type.fitType, lo, hi, ctx.nowMs, ctx.arrival)
@@ -173,9 +163,9 @@ function samplesNewestFirst(type: HealthSampleTypeSpec, ctx: RollUpContext, q: S
       while (start > 0 && (chunk[start - 1] as RawSample).startMs === timeMs) start--
       for (let i = start; i < end && found.length < q.limit; i++) {
         const tie = i - start
-        if (q.after !== undefined && timeMs === q.after.timeMs && tie < q.after.tie) continue
+        if (after !== undefined && timeMs === after.timeMs && tie < after.tie) continue
         const sample = chunk[i] as RawSample
-        if (q.accept === undefined || q.accept(sample)) found.push({ sample, tie })
+        if (q.accept === undefined || q.accept(sample.startMs)) found.push({ sample, tie })
       }
       end = start
     }
@@ -256,34 +246,10 @@ export function buildSampleListResponse(
   request: SampleListRequest,
   timeZone: string,
   ctx: RollUpContext,
-): ListDataPointsResponse<SampleDataPoint> | ReconcileDataPointsResponse<ReconciledDataPoint<SampleDataPoint>> {
-  const requestFingerprint = pageFingerprint(ctx.googleId, type.name, request)
-  const cursorNs = request.pageToken === '' ? undefined : decodePageToken(request.pageToken, requestFingerprint)
-  const f = request.parsed
-  const visibleUntil = ctx.nowMs - (ctx.arrival?.uploadDelayMs ?? 0)
-  // A zone's offset is within a day of UTC, so these instant bounds hold every civil match.
-  const found = samplesNewestFirst(type, ctx, {
-    fromMs: Math.max(0, f.fromMs, f.civilFrom - DAY_MS),
-    beforeMs: Math.min(f.beforeMs, f.civilBefore + DAY_MS, Math.floor(visibleUntil) + 1),
-    ...(cursorNs === undefined ? {} : { after: { timeMs: Number(cursorNs / NS_PER_MS), tie: Number(cursorNs % NS_PER_MS) } }),
-    ...(civilBounded(f)
-      ? {
-          accept: (s: RawSample) => {
-            const c = civilMs(s.startMs, timeZone)
-            return c >= f.civilFrom && c < f.civilBefore
-          },
-        }
-      : {}),
-    // A family without the user's only source of the type holds none of it.
-    limit: sourceInFamily(ctx.seed, type.fitType, request.family) ? request.pageSize + 1 : 0,
+): DataPointsPage<SampleDataPoint> {
+  return listPage(type, request, timeZone, ctx, {
+    find: (q) => samplesNewestFirst(type, ctx, q),
+    dataPoint: (listed) => sampleDataPoint(type, ctx, listed, timeZone),
+    cursorNs: (last) => BigInt(last.sample.startMs) * NS_PER_MS + BigInt(last.tie + 1),
   })
-  const page = found.slice(0, request.pageSize)
-  const last = page[page.length - 1]
-  return dataPointsPage(
-    request.method,
-    page.map((listed) => sampleDataPoint(type, ctx, listed, timeZone)),
-    found.length > page.length && last !== undefined
-      ? encodePageToken(requestFingerprint, BigInt(last.sample.startMs) * NS_PER_MS + BigInt(last.tie + 1))
-      : undefined,
-  )
 }

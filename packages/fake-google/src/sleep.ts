@@ -14,23 +14,20 @@
 import type { HealthSessionTypeSpec } from './health-catalogue.js'
 import {
   civilAt,
-  civilMs,
   dataPointId,
-  dataPointsPage,
   iso,
-  pageFingerprint,
+  listPage,
   parseListQuery,
   parseTimeFilter,
-  sourceInFamily,
   utcOffset,
-  type ListDataPointsResponse,
+  type DataPointsPage,
   type ListMethod,
   type ListRequest as GenericListRequest,
-  type ReconcileDataPointsResponse,
-  type ReconciledDataPoint,
+  type PageQuery,
+  type TimeFilter,
   type TimeFilterFields,
 } from './list.js'
-import { decodePageToken, encodePageToken, type CivilDateTime, type RollUpContext } from './rollup.js'
+import type { CivilDateTime, RollUpContext } from './rollup.js'
 import { DAY_MS, HOUR_MS, MINUTE_MS, sleepNight, type SleepNight } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
@@ -110,34 +107,26 @@ function session(night: SleepNight): HealthSleepSession {
 /** A night keyed by day D starts at D-90min at the earliest and ends by D+7h30. */
 const LATEST_WAKE_MS = 6 * HOUR_MS + 90 * MINUTE_MS
 
-interface NightQuery {
-  /** Nights ending in [endFromMs, endBeforeMs). */
-  readonly endFromMs: number
-  readonly endBeforeMs: number
-  /** Only nights starting before this instant: where a page token left off. */
-  readonly startBeforeNs?: bigint
-  readonly accept?: (night: SleepNight) => boolean
-  readonly limit: number
-}
-
 /**
- * The nights matching the query, latest first. Nights never overlap and each ends on its own UTC
- * day, so walking the days backwards visits them in descending start (and end) order.
+ * The nights matching the query, latest first: those ending in [fromMs, beforeMs) whose end the
+ * query accepts and, after a page token, that start before its cursor (the start of the last night
+ * served, in ns). Nights never overlap and each ends on its own UTC day, so walking the days
+ * backwards visits them in descending start (and end) order.
  */
-function nightsLatestFirst(seed: string, q: NightQuery): SleepNight[] {
+function nightsLatestFirst(seed: string, q: PageQuery): SleepNight[] {
   const found: SleepNight[] = []
-  if (!(q.endBeforeMs > q.endFromMs) || q.limit <= 0) return found
-  let day = Math.floor((q.endBeforeMs - 1) / DAY_MS) * DAY_MS
-  if (q.startBeforeNs !== undefined) {
+  if (!(q.beforeMs > q.fromMs) || q.limit <= 0) return found
+  let day = Math.floor((q.beforeMs - 1) / DAY_MS) * DAY_MS
+  if (q.cursorNs !== undefined) {
     // Nights of later days start after the cursor: skip them rather than walk through them.
-    const cursorMs = Number(q.startBeforeNs / NS_PER_MS)
+    const cursorMs = Number(q.cursorNs / NS_PER_MS)
     day = Math.min(day, Math.floor(cursorMs / DAY_MS) * DAY_MS + DAY_MS)
   }
-  for (; day + LATEST_WAKE_MS >= q.endFromMs && found.length < q.limit; day -= DAY_MS) {
+  for (; day + LATEST_WAKE_MS >= q.fromMs && found.length < q.limit; day -= DAY_MS) {
     const night = sleepNight(seed, day)
-    if (night.endMs < q.endFromMs || night.endMs >= q.endBeforeMs) continue
-    if (q.startBeforeNs !== undefined && BigInt(night.startMs) * NS_PER_MS >= q.startBeforeNs) continue
-    if (q.accept === undefined || q.accept(night)) found.push(night)
+    if (night.endMs < q.fromMs || night.endMs >= q.beforeMs) continue
+    if (q.cursorNs !== undefined && BigInt(night.startMs) * NS_PER_MS >= q.cursorNs) continue
+    if (q.accept === undefined || q.accept(night.endMs)) found.push(night)
   }
   return found
 }
@@ -151,7 +140,7 @@ function nightsLatestFirst(seed: string, q: NightQuery): SleepNight[] {
 export function healthSleepSessions(seed: string, startMs: number, endMs: number, nowMs: number = Number.POSITIVE_INFINITY): HealthSleepSession[] {
   if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
   const endBeforeMs = Math.min(endMs, Math.floor(nowMs) + 1)
-  return nightsLatestFirst(seed, { endFromMs: startMs, endBeforeMs, limit: Number.POSITIVE_INFINITY }).map(session)
+  return nightsLatestFirst(seed, { fromMs: startMs, beforeMs: endBeforeMs, limit: Number.POSITIVE_INFINITY }).map(session)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,33 +153,19 @@ const SLEEP_FIELDS: TimeFilterFields = {
   civil: 'sleep.interval.civil_end_time',
 }
 
-export interface SleepFilter {
-  /** Bounds on the session's end instant in ms: endFromMs <= end < endBeforeMs. */
-  readonly endFromMs: number
-  readonly endBeforeMs: number
-  /** Bounds on the session's civil end time in the user's zone, as wall-clock ms (see wallAsUtc). */
-  readonly civilEndFrom: number
-  readonly civilEndBefore: number
-}
-
-/**
- * Parses a list filter for sleep: comparisons `<field> >= "<literal>"` or `<field> < "<literal>"`
- * on sleep.interval.end_time (RFC 3339) or sleep.interval.civil_end_time (YYYY-MM-DD[THH:mm:ss]),
- * joined by AND. Anything else is a 400 naming what is wrong.
- */
-export function parseSleepFilter(filter: string): SleepFilter {
-  const f = parseTimeFilter(filter, SLEEP_FIELDS)
-  return { endFromMs: f.fromMs, endBeforeMs: f.beforeMs, civilEndFrom: f.civilFrom, civilEndBefore: f.civilBefore }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Request and answer
 
-export type ListRequest = GenericListRequest<SleepFilter>
+/** The filter bounds the session's end: its instant, and its civil time in the user's zone. */
+export type ListRequest = GenericListRequest<TimeFilter>
 
-/** Validates a list (or reconcile) request's query parameters the way Google does; throws HealthApiError (400). */
+/**
+ * Validates a list (or reconcile) request's query parameters the way Google does; throws
+ * HealthApiError (400). The filter takes sleep.interval.end_time (RFC 3339) and
+ * sleep.interval.civil_end_time (YYYY-MM-DD[THH:mm:ss]) with >= and <, joined by AND.
+ */
 export function parseListRequest(query: URLSearchParams, type: HealthSessionTypeSpec, method: ListMethod = 'list'): ListRequest {
-  return parseListQuery(query, type, parseSleepFilter, method)
+  return parseListQuery(query, type, (filter) => parseTimeFilter(filter, SLEEP_FIELDS), method)
 }
 
 const minutes = (ms: number): string => String(Math.round(ms / MINUTE_MS))
@@ -248,38 +223,10 @@ export function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSes
  * of its last session), so a session can neither repeat nor be skipped when a night arrives between
  * pages. A reconcile whose family leaves out the user's watch, which records every night, finds none.
  */
-export function buildListResponse(
-  type: HealthSessionTypeSpec,
-  request: ListRequest,
-  timeZone: string,
-  ctx: RollUpContext,
-): ListDataPointsResponse<SleepDataPoint> | ReconcileDataPointsResponse<ReconciledDataPoint<SleepDataPoint>> {
-  const requestFingerprint = pageFingerprint(ctx.googleId, type.name, request)
-  const startBeforeNs = request.pageToken === '' ? undefined : decodePageToken(request.pageToken, requestFingerprint)
-  const f = request.parsed
-  const visibleUntil = ctx.nowMs - (ctx.arrival?.uploadDelayMs ?? 0)
-  const civilBounded = f.civilEndFrom > Number.NEGATIVE_INFINITY || f.civilEndBefore < Number.POSITIVE_INFINITY
-  // A zone's offset is within a day of UTC, so these instant bounds hold every civil match.
-  const nights = nightsLatestFirst(ctx.seed, {
-    endFromMs: Math.max(0, f.endFromMs, f.civilEndFrom - DAY_MS),
-    endBeforeMs: Math.min(f.endBeforeMs, f.civilEndBefore + DAY_MS, Math.floor(visibleUntil) + 1),
-    ...(startBeforeNs === undefined ? {} : { startBeforeNs }),
-    ...(civilBounded
-      ? {
-          accept: (night: SleepNight) => {
-            const c = civilMs(night.endMs, timeZone)
-            return c >= f.civilEndFrom && c < f.civilEndBefore
-          },
-        }
-      : {}),
-    // A family without the user's only source of the type holds none of it.
-    limit: sourceInFamily(ctx.seed, type.fitType, request.family) ? request.pageSize + 1 : 0,
+export function buildListResponse(type: HealthSessionTypeSpec, request: ListRequest, timeZone: string, ctx: RollUpContext): DataPointsPage<SleepDataPoint> {
+  return listPage(type, request, timeZone, ctx, {
+    find: (q) => nightsLatestFirst(ctx.seed, q),
+    dataPoint: (night) => sleepDataPoint(ctx.googleId, ctx.seed, session(night), timeZone),
+    cursorNs: (last) => BigInt(last.startMs) * NS_PER_MS,
   })
-  const page = nights.slice(0, request.pageSize)
-  const last = page[page.length - 1]
-  return dataPointsPage(
-    request.method,
-    page.map((night) => sleepDataPoint(ctx.googleId, ctx.seed, session(night), timeZone)),
-    nights.length > page.length && last !== undefined ? encodePageToken(requestFingerprint, BigInt(last.startMs) * NS_PER_MS) : undefined,
-  )
 }

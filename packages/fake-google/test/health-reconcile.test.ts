@@ -1,6 +1,24 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
-import { ALL_HEALTH_READ_SCOPES, ALL_READ_SCOPES, FakeGoogle, HEALTH_SCOPE_PREFIX, healthReadScope, healthSamples, type FakeUser } from '../src/index.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { ALL_READ_SCOPES, HEALTH_SCOPE_PREFIX, healthReadScope, healthSamples } from '../src/index.js'
+import {
+  BOTH_APIS,
+  DAY,
+  HOUR,
+  NOW,
+  RECONCILE_METHOD,
+  badRequestDetails,
+  expectDelayed,
+  expectRateLimited,
+  expectUnavailable,
+  expectInvalidFilter,
+  failure,
+  iso,
+  scopeInsufficient,
+  useFakeGoogle,
+  type ListParams,
+  type ReconcileParams,
+} from './health-support.js'
 
 /**
  * Health API reconcile (users.dataTypes.dataPoints.reconcile on `sleep`, `height` and
@@ -9,58 +27,22 @@ import { ALL_HEALTH_READ_SCOPES, ALL_READ_SCOPES, FakeGoogle, HEALTH_SCOPE_PREFI
  * `dataPointName` and without `dataSource`, less what a data source family leaves out.
  */
 type DataType = 'sleep' | 'height' | 'oxygen-saturation'
-type Method = 'list' | 'reconcile'
 
-const HOUR = 3_600_000
-const DAY = 86_400_000
-const NOW = Date.UTC(2026, 2, 20, 12)
 const FIRST_DAY = Date.UTC(2026, 1, 1)
-const BOTH_APIS = [...ALL_READ_SCOPES, ...ALL_HEALTH_READ_SCOPES]
 const TYPES: readonly DataType[] = ['sleep', 'height', 'oxygen-saturation']
 const FAMILY = 'users/me/dataSourceFamilies/'
 const WEARABLES = `${FAMILY}google-wearables`
 
-let fake: FakeGoogle
-let healthApi: health_v4.Health
-/** Their watch is a Pixel Watch 2, their scale a Eufy. */
-let pixel: FakeUser
-let pixelToken: string
-/** Their watch is a Samsung Galaxy Watch. */
-let samsung: FakeUser
+/** Its user's watch is a Pixel Watch 2, their scale a Eufy. */
+const google = useFakeGoogle({ seed: 'reconcile-2' })
+const { list, reconcile, listAll, reconcileAll } = google
+/** A user whose watch is a Samsung Galaxy Watch. */
 let samsungToken: string
 
 beforeAll(async () => {
-  fake = await FakeGoogle.start({ now: () => NOW })
-  healthApi = health({ version: 'v4', rootUrl: fake.rootUrl })
-  pixel = fake.addUser({ seed: 'reconcile-2', scopes: BOTH_APIS })
-  pixelToken = await accessToken(fake, pixel)
-  samsung = fake.addUser({ seed: 'reconcile-1', scopes: BOTH_APIS })
-  samsungToken = await accessToken(fake, samsung)
+  samsungToken = await google.accessToken(google.fake.addUser({ seed: 'reconcile-1', scopes: BOTH_APIS }))
 })
 
-afterAll(async () => {
-  await fake.close()
-})
-
-async function accessToken(server: FakeGoogle, who: FakeUser): Promise<string> {
-  const response = await fetch(server.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'refresh_token',
-      refresh_token: who.refreshToken,
-      client_id: server.clientId,
-      client_secret: server.clientSecret,
-    }),
-  })
-  return ((await response.json()) as { access_token: string }).access_token
-}
-
-/** null sends no Authorization header at all. */
-const options = (token: string | null): { headers: Record<string, string>; retry: boolean } => ({
-  headers: token === null ? {} : { Authorization: `Bearer ${token}` },
-  retry: false,
-})
-const iso = (ms: number): string => new Date(ms).toISOString()
 const FILTER_FIELDS: Record<DataType, string> = {
   sleep: 'sleep.interval.end_time',
   height: 'height.sample_time.physical_time',
@@ -69,32 +51,7 @@ const FILTER_FIELDS: Record<DataType, string> = {
 const between = (type: DataType, fromMs: number, beforeMs: number): string =>
   `${FILTER_FIELDS[type]} >= "${iso(fromMs)}" AND ${FILTER_FIELDS[type]} < "${iso(beforeMs)}"`
 
-type ReconcileParams = Omit<health_v4.Params$Resource$Users$Datatypes$Datapoints$Reconcile, 'parent'>
-type ListParams = Omit<health_v4.Params$Resource$Users$Datatypes$Datapoints$List, 'parent'>
-
-function reconcile(type: string, params: ReconcileParams, token: string | null = pixelToken, api = healthApi) {
-  return api.users.dataTypes.dataPoints.reconcile({ parent: `users/me/dataTypes/${type}`, ...params }, options(token))
-}
-
-function list(type: string, params: ListParams, token: string | null = pixelToken, api = healthApi) {
-  return api.users.dataTypes.dataPoints.list({ parent: `users/me/dataTypes/${type}`, ...params }, options(token))
-}
-
 type Page = { dataPoints?: (health_v4.Schema$DataPoint | health_v4.Schema$ReconciledDataPoint)[]; nextPageToken?: string | null }
-
-/** Every page of a list or a reconcile, followed to the end. */
-async function allPages(method: Method, type: DataType, params: ReconcileParams, token = pixelToken): Promise<Page[]> {
-  const pages: Page[] = []
-  let pageToken: string | undefined
-  do {
-    const next = { ...params, ...(pageToken === undefined ? {} : { pageToken }) }
-    const { data } = method === 'list' ? await list(type, next, token) : await reconcile(type, next, token)
-    pages.push(data)
-    pageToken = data.nextPageToken ?? undefined
-    if (pages.length > 1000) throw new Error('endless paging')
-  } while (pageToken !== undefined)
-  return pages
-}
 
 /** A listed data point as reconcile should give it: `name` as `dataPointName`, and no `dataSource`. */
 function asReconciled(point: health_v4.Schema$DataPoint): health_v4.Schema$ReconciledDataPoint {
@@ -104,19 +61,6 @@ function asReconciled(point: health_v4.Schema$DataPoint): health_v4.Schema$Recon
 
 const pointsOf = (pages: Page[]): NonNullable<Page['dataPoints']> => pages.flatMap((p) => p.dataPoints ?? [])
 const namesOf = (pages: Page[]): string[] => pointsOf(pages).map((p) => ('dataPointName' in p ? p.dataPointName : (p as health_v4.Schema$DataPoint).name) ?? '')
-
-/** The error body a rejected googleapis call carries, with its status and headers. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; headers: Headers; error: health_v4.Schema$Status & { status: string } }> {
-  try {
-    await call
-  } catch (err) {
-    const response = (err as { response: { status: number; headers: Headers; data: { error: health_v4.Schema$Status & { status: string } } } }).response
-    return { status: response.status, headers: response.headers, error: response.data.error }
-  }
-  throw new Error('the call succeeded')
-}
-
-const RECONCILE_METHOD = 'google.devicesandservices.health.v4.DataPointsService.ReconcileDataPoints'
 
 describe('reconcile with one source per type', () => {
   it('gives list’s data points in list’s order, named by dataPointName and without dataSource, for sleep, height and oxygen saturation', async () => {
@@ -134,7 +78,7 @@ describe('reconcile with one source per type', () => {
         expect(Object.keys(point)).not.toContain('name')
         expect(Object.keys(point)).not.toContain('dataSource')
         expect(point.dataPointName).toMatch(
-          new RegExp(`^users/${pixel.googleId}/dataTypes/${type}/dataPoints/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`),
+          new RegExp(`^users/${google.user.googleId}/dataTypes/${type}/dataPoints/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`),
         )
       }
       expect(Boolean(reconciled.nextPageToken), type).toBe(Boolean(listed.nextPageToken))
@@ -151,8 +95,8 @@ describe('reconcile with one source per type', () => {
     ]
     for (const [type, params, sizes] of cases) {
       for (const pageSize of sizes) {
-        const listed = await allPages('list', type, { ...params, pageSize })
-        const reconciled = await allPages('reconcile', type, { ...params, pageSize })
+        const listed = await listAll(type, { ...params, pageSize })
+        const reconciled = await reconcileAll(type, { ...params, pageSize })
         expect(reconciled.length, `${type} ${pageSize}`).toBeGreaterThan(1)
         expect(reconciled.map((p) => p.dataPoints?.length ?? 0)).toEqual(listed.map((p) => p.dataPoints?.length ?? 0))
         expect(pointsOf(reconciled)).toEqual(pointsOf(listed).map(asReconciled))
@@ -161,9 +105,9 @@ describe('reconcile with one source per type', () => {
       }
     }
     // The same samples healthSamples predicts, newest first.
-    const spo2 = await allPages('reconcile', 'oxygen-saturation', { filter: between('oxygen-saturation', FIRST_DAY, FIRST_DAY + DAY), pageSize: 9 })
+    const spo2 = await reconcileAll('oxygen-saturation', { filter: between('oxygen-saturation', FIRST_DAY, FIRST_DAY + DAY), pageSize: 9 })
     expect(pointsOf(spo2).map((p) => Date.parse(p.oxygenSaturation!.sampleTime!.physicalTime!))).toEqual(
-      healthSamples(pixel.seed, 'oxygen-saturation', FIRST_DAY, FIRST_DAY + DAY, NOW).map((s) => s.timeMs),
+      healthSamples(google.user.seed, 'oxygen-saturation', FIRST_DAY, FIRST_DAY + DAY, NOW).map((s) => s.timeMs),
     )
   })
 
@@ -177,8 +121,8 @@ describe('reconcile with one source per type', () => {
   })
 
   it('sees what list sees of the server’s clock: upload delays and late samples', async () => {
-    const who = fake.addUser({ seed: 'reconcile-clock', scopes: BOTH_APIS })
-    const token = await accessToken(fake, who)
+    const who = google.fake.addUser({ seed: 'reconcile-clock', scopes: BOTH_APIS })
+    const token = await google.accessToken(who)
     const same = async (type: DataType, params: ReconcileParams): Promise<Page> => {
       const listed = (await list(type, params, token)).data
       const reconciled = (await reconcile(type, params, token)).data
@@ -187,15 +131,15 @@ describe('reconcile with one source per type', () => {
     }
     const newest = async (type: DataType): Promise<string> => namesOf([await same(type, { pageSize: 1 })])[0]!
     const [sleepBefore, spo2Before] = [await newest('sleep'), await newest('oxygen-saturation')]
-    fake.setUploadDelay(20 * HOUR, who.googleId)
+    google.fake.setUploadDelay(20 * HOUR, who.googleId)
     try {
       expect(await newest('sleep')).not.toBe(sleepBefore)
       expect(await newest('oxygen-saturation')).not.toBe(spo2Before)
     } finally {
-      fake.setUploadDelay(0, who.googleId)
+      google.fake.setUploadDelay(0, who.googleId)
     }
     const t = Date.UTC(2026, 2, 10, 3, 0, 0, 1)
-    fake.addLateSamples(who.googleId, 'com.google.oxygen_saturation', [{ startMs: t, endMs: t, values: [88, 0] }])
+    google.fake.addLateSamples(who.googleId, 'com.google.oxygen_saturation', [{ startMs: t, endMs: t, values: [88, 0] }])
     const around = await same('oxygen-saturation', { filter: between('oxygen-saturation', t, t + 1) })
     expect(around.dataPoints).toEqual([expect.objectContaining({ oxygenSaturation: expect.objectContaining({ percentage: 88 }) })])
   })
@@ -225,9 +169,9 @@ describe('reconcile data source families', () => {
     }
     // And pages through the watch's sleep as without a family.
     const filter = between('sleep', FIRST_DAY, NOW)
-    const wearablePages = await allPages('reconcile', 'sleep', { filter, pageSize: 10, dataSourceFamily: WEARABLES })
+    const wearablePages = await reconcileAll('sleep', { filter, pageSize: 10, dataSourceFamily: WEARABLES })
     expect(wearablePages.length).toBeGreaterThan(1)
-    expect(pointsOf(wearablePages)).toEqual(pointsOf(await allPages('reconcile', 'sleep', { filter, pageSize: 10 })))
+    expect(pointsOf(wearablePages)).toEqual(pointsOf(await reconcileAll('sleep', { filter, pageSize: 10 })))
   })
 
   it('leaves out every type for google-wearables when the watch is another maker’s', async () => {
@@ -245,16 +189,9 @@ describe('reconcile data source families', () => {
       expect(refused.status, family).toBe(400)
       expect(refused.error.status).toBe('INVALID_ARGUMENT')
       expect(refused.error.message).toMatch(/^Invalid data source family: /)
-      expect(refused.error.details).toEqual([
-        { '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'data_source_family', description: refused.error.message }] },
-      ])
+      expect(refused.error.details).toEqual(badRequestDetails('data_source_family', refused.error.message))
       const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }
-      const rollUp = await failure(
-        healthApi.users.dataTypes.dataPoints.rollUp(
-          { parent: 'users/me/dataTypes/steps', requestBody: { range, windowSize: '3600s', dataSourceFamily: family } },
-          options(pixelToken),
-        ),
-      )
+      const rollUp = await failure(google.rollUp('steps', { range, windowSize: '3600s', dataSourceFamily: family }))
       expect(rollUp.error.message).toBe(refused.error.message)
     }
     // An empty family is the default: all sources.
@@ -283,9 +220,7 @@ describe('reconcile page tokens', () => {
     const listTokenOnReconcile = await failure(reconcile(type, { filter, pageSize: 3, pageToken: listToken }))
     expect(listTokenOnReconcile.status).toBe(400)
     expect(listTokenOnReconcile.error).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(/page token/) })
-    expect(listTokenOnReconcile.error.details).toEqual([
-      { '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'page_token', description: listTokenOnReconcile.error.message }] },
-    ])
+    expect(listTokenOnReconcile.error.details).toEqual(badRequestDetails('page_token', listTokenOnReconcile.error.message))
     expect((await failure(list(type, { filter, pageSize: 3, pageToken: reconcileToken }))).status).toBe(400)
     const mismatches: ReconcileParams[] = [
       { filter, pageSize: 3, dataSourceFamily: WEARABLES },
@@ -309,22 +244,11 @@ describe('reconcile refusals', () => {
       [[healthReadScope('health_metrics_and_measurements'), healthReadScope('activity_and_fitness')], ['sleep'], healthReadScope('sleep')],
     ]
     for (const [scopes, denied, required] of cases) {
-      const token = await accessToken(fake, fake.addUser({ scopes }))
+      const token = await google.accessToken(google.fake.addUser({ scopes }))
       for (const type of denied) {
         const refused = await failure(reconcile(type, {}, token))
         expect(refused.status, type).toBe(403)
-        expect(refused.error).toMatchObject({
-          code: 403,
-          status: 'PERMISSION_DENIED',
-          message: 'Request had insufficient authentication scopes.',
-          details: [
-            {
-              '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-              reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
-              metadata: { service: 'health.googleapis.com', method: RECONCILE_METHOD },
-            },
-          ],
-        })
+        expect(refused.error).toMatchObject(scopeInsufficient(RECONCILE_METHOD))
         expect(refused.headers.get('www-authenticate')).toContain(required)
       }
       for (const type of TYPES.filter((t) => !denied.includes(t))) {
@@ -332,7 +256,7 @@ describe('reconcile refusals', () => {
       }
     }
     // The full-access scope does too.
-    const full = await accessToken(fake, fake.addUser({ scopes: [`${HEALTH_SCOPE_PREFIX}sleep`] }))
+    const full = await google.accessToken(google.fake.addUser({ scopes: [`${HEALTH_SCOPE_PREFIX}sleep`] }))
     expect((await reconcile('sleep', { pageSize: 1 }, full)).data.dataPoints).toHaveLength(1)
   })
 
@@ -352,11 +276,7 @@ describe('reconcile refusals', () => {
       ['height', `height.sample_time.civil_time >= "2026-13-01"`, /civil date/],
     ]
     for (const [type, filter, message] of bad) {
-      const refused = await failure(reconcile(type, { filter }))
-      expect(refused.status, filter).toBe(400)
-      expect(refused.error.status).toBe('INVALID_ARGUMENT')
-      expect(refused.error.message, filter).toMatch(/^Invalid filter: /)
-      expect(refused.error.message, filter).toMatch(message)
+      await expectInvalidFilter(reconcile(type, { filter }), filter, message)
     }
     expect((await failure(reconcile('height', { pageSize: -1 }))).error.message).toMatch(/page_size/)
     expect((await failure(reconcile('height', { orderBy: 'sample_time' } as ReconcileParams))).error.message).toMatch(/Unknown name "orderBy"/)
@@ -370,44 +290,26 @@ describe('reconcile refusals', () => {
 
 describe('reconcile faults, latency and counters', () => {
   it('shares the list route’s faults and counters, and counts reconciles on their own too', async () => {
-    const before = fake.stats
-    fake.injectFault({ route: 'list', status: 503 })
-    const unavailable = await failure(reconcile('sleep', { pageSize: 1 }))
-    expect(unavailable.status).toBe(503)
-    expect(unavailable.error).toMatchObject({ code: 503, status: 'UNAVAILABLE', message: 'The service is currently unavailable.' })
-    fake.injectFault({ route: 'list', status: 429, retryAfterSeconds: 3 })
-    const limited = await failure(reconcile('oxygen-saturation', { pageSize: 1 }))
-    expect(limited.status).toBe(429)
-    expect(limited.headers.get('retry-after')).toBe('3')
-    expect(limited.error).toMatchObject({ status: 'RESOURCE_EXHAUSTED', details: [{ reason: 'RATE_LIMIT_EXCEEDED', metadata: { method: RECONCILE_METHOD } }] })
-    fake.injectFault({ route: 'list', status: 200, body: { dataPoints: [{ dataPointName: 42 }] } })
+    const before = google.fake.stats
+    google.fake.injectFault({ route: 'list', status: 503 })
+    await expectUnavailable(reconcile('sleep', { pageSize: 1 }))
+    google.fake.injectFault({ route: 'list', status: 429, retryAfterSeconds: 3 })
+    await expectRateLimited(reconcile('oxygen-saturation', { pageSize: 1 }), '3', RECONCILE_METHOD)
+    google.fake.injectFault({ route: 'list', status: 200, body: { dataPoints: [{ dataPointName: 42 }] } })
     expect((await reconcile('height', {})).data).toEqual({ dataPoints: [{ dataPointName: 42 }] })
     // One fault serves list and reconcile alike, first come first served.
-    fake.injectFault({ route: 'list', status: 500, times: 2 })
+    google.fake.injectFault({ route: 'list', status: 500, times: 2 })
     expect((await failure(list('height', { pageSize: 1 }))).status).toBe(500)
     expect((await failure(reconcile('height', { pageSize: 1 }))).status).toBe(500)
     // A roll-up fault leaves reconcile alone.
-    fake.injectFault({ route: 'rollUp', status: 500 })
+    google.fake.injectFault({ route: 'rollUp', status: 500 })
     expect((await reconcile('oxygen-saturation', { pageSize: 1 })).status).toBe(200)
-    fake.clearFaults()
+    google.fake.clearFaults()
     await failure(reconcile('height', { filter: 'bogus' }))
-    const after = fake.stats
-    expect(after.listRequests - before.listRequests).toBe(7)
-    expect(after.reconcileRequests - before.reconcileRequests).toBe(6)
-    expect(after.listErrors - before.listErrors).toBe(5)
-    expect(after.faultsServed - before.faultsServed).toBe(5)
-    expect(after.rollUpRequests - before.rollUpRequests).toBe(0)
-    expect((after.aggregateRequestsByUser[pixel.googleId] ?? 0) - (before.aggregateRequestsByUser[pixel.googleId] ?? 0)).toBe(1)
+    expect(google.countsSince(before)).toMatchObject({ listRequests: 7, reconcileRequests: 6, listErrors: 5, faultsServed: 5, rollUpRequests: 0, ofUser: 1 })
   })
 
   it('delays reconcile answers by the configured latency', async () => {
-    fake.setLatency(150)
-    try {
-      const started = Date.now()
-      await reconcile('sleep', { pageSize: 1 })
-      expect(Date.now() - started).toBeGreaterThanOrEqual(140)
-    } finally {
-      fake.setLatency(0)
-    }
+    await expectDelayed(google.fake, () => reconcile('sleep', { pageSize: 1 }))
   })
 })

@@ -1,17 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fitness } from 'googleapis/build/src/apis/fitness/index.js'
-import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { ALL_READ_SCOPES, HEALTH_SCOPE_PREFIX, healthReadScope, healthSamples, rawSamples, type FakeUser, type HealthSample } from '../src/index.js'
 import {
-  ALL_HEALTH_READ_SCOPES,
-  ALL_READ_SCOPES,
-  FakeGoogle,
-  HEALTH_SCOPE_PREFIX,
-  healthReadScope,
-  healthSamples,
-  rawSamples,
-  type FakeUser,
-  type HealthSample,
-} from '../src/index.js'
+  BOTH_APIS,
+  DAY,
+  HOUR,
+  LIST_METHOD,
+  NOW,
+  badRequestDetails,
+  expectInvalidFilter,
+  expectRateLimited,
+  expectUnavailable,
+  failure,
+  iso,
+  options,
+  scopeInsufficient,
+  useFakeGoogle,
+  type ListParams,
+} from './health-support.js'
 
 /**
  * Health API samples (users.dataTypes.dataPoints.list on `height` and `oxygen-saturation`) through
@@ -20,71 +26,14 @@ import {
  */
 type SampleType = 'height' | 'oxygen-saturation'
 
-const HOUR = 3_600_000
-const DAY = 86_400_000
-const NOW = Date.UTC(2026, 2, 20, 12)
 const FIRST_DAY = Date.UTC(2026, 1, 1)
-const BOTH_APIS = [...ALL_READ_SCOPES, ...ALL_HEALTH_READ_SCOPES]
 const FILTER_NAMES: Record<SampleType, string> = { height: 'height', 'oxygen-saturation': 'oxygen_saturation' }
 
-let fake: FakeGoogle
-let healthApi: health_v4.Health
-let fitApi: ReturnType<typeof fitness>
-let user: FakeUser
-let userToken: string
+const google = useFakeGoogle({ seed: 'health-samples-1' })
+const { list, listAll } = google
 
-beforeAll(async () => {
-  fake = await FakeGoogle.start({ now: () => NOW })
-  healthApi = health({ version: 'v4', rootUrl: fake.rootUrl })
-  fitApi = fitness({ version: 'v1', rootUrl: fake.rootUrl })
-  user = fake.addUser({ seed: 'health-samples-1', scopes: BOTH_APIS })
-  userToken = await accessToken(fake, user)
-})
-
-afterAll(async () => {
-  await fake.close()
-})
-
-async function accessToken(server: FakeGoogle, who: FakeUser): Promise<string> {
-  const response = await fetch(server.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'refresh_token',
-      refresh_token: who.refreshToken,
-      client_id: server.clientId,
-      client_secret: server.clientSecret,
-    }),
-  })
-  return ((await response.json()) as { access_token: string }).access_token
-}
-
-/** null sends no Authorization header at all. */
-const options = (token: string | null): { headers: Record<string, string>; retry: boolean } => ({
-  headers: token === null ? {} : { Authorization: `Bearer ${token}` },
-  retry: false,
-})
-const iso = (ms: number): string => new Date(ms).toISOString()
 const field = (type: SampleType, kind: 'physical_time' | 'civil_time' = 'physical_time'): string => `${FILTER_NAMES[type]}.sample_time.${kind}`
 const between = (type: SampleType, fromMs: number, beforeMs: number): string => `${field(type)} >= "${iso(fromMs)}" AND ${field(type)} < "${iso(beforeMs)}"`
-
-type ListParams = Omit<health_v4.Params$Resource$Users$Datatypes$Datapoints$List, 'parent'>
-
-function list(type: string, params: ListParams, token: string | null = userToken, api = healthApi) {
-  return api.users.dataTypes.dataPoints.list({ parent: `users/me/dataTypes/${type}`, ...params }, options(token))
-}
-
-/** Every page of a list, followed to the end. */
-async function listAll(type: SampleType, params: ListParams, token = userToken, api = healthApi): Promise<health_v4.Schema$ListDataPointsResponse[]> {
-  const pages: health_v4.Schema$ListDataPointsResponse[] = []
-  let pageToken: string | undefined
-  do {
-    const { data } = await list(type, { ...params, ...(pageToken === undefined ? {} : { pageToken }) }, token, api)
-    pages.push(data)
-    pageToken = data.nextPageToken ?? undefined
-    if (pages.length > 1000) throw new Error('endless paging')
-  } while (pageToken !== undefined)
-  return pages
-}
 
 /** A data point in the helper's terms: its instant and its value in millimetres or percent. */
 function asSample(point: health_v4.Schema$DataPoint): HealthSample {
@@ -97,31 +46,9 @@ function asSample(point: health_v4.Schema$DataPoint): HealthSample {
 
 const samplesOf = (pages: health_v4.Schema$ListDataPointsResponse[]): HealthSample[] => pages.flatMap((p) => (p.dataPoints ?? []).map(asSample))
 
-/** The error body a rejected googleapis call carries, with its status and headers. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; headers: Headers; error: health_v4.Schema$Status & { status: string } }> {
-  try {
-    await call
-  } catch (err) {
-    const response = (err as { response: { status: number; headers: Headers; data: { error: health_v4.Schema$Status & { status: string } } } }).response
-    return { status: response.status, headers: response.headers, error: response.data.error }
-  }
-  throw new Error('the call succeeded')
-}
-
 /** Fit's hourly aggregate of a raw type over [start, end): each hour's [avg, max, min] and its span, by hour start. */
 async function fitHours(rawType: string, start: number, end: number): Promise<Map<number, { values: number[]; startMs: number; endMs: number }>> {
-  const { data } = await fitApi.users.dataset.aggregate(
-    {
-      userId: 'me',
-      requestBody: {
-        aggregateBy: [{ dataTypeName: rawType }],
-        bucketByTime: { durationMillis: String(HOUR) },
-        startTimeMillis: String(start),
-        endTimeMillis: String(end),
-      },
-    },
-    options(userToken),
-  )
+  const data = await google.fitAggregate(rawType, start, end, HOUR)
   const hours = new Map<number, { values: number[]; startMs: number; endMs: number }>()
   for (const bucket of data.bucket ?? []) {
     const point = bucket.dataset?.[0]?.point?.[0]
@@ -153,9 +80,9 @@ describe('height and oxygen saturation samples', () => {
     expect(samples.length).toBeGreaterThan(40)
     expect(data.nextPageToken).toBeUndefined()
     // One data point per Fit raw sample, newest first, the saturation (the first field) as the percentage.
-    const raw = rawSamples(user.seed, 'com.google.oxygen_saturation', start, end, NOW)
+    const raw = rawSamples(google.user.seed, 'com.google.oxygen_saturation', start, end, NOW)
     expect(samples).toEqual(raw.reverse().map((s) => ({ timeMs: s.startMs, value: s.values[0] })))
-    expect(samples).toEqual(healthSamples(user.seed, 'oxygen-saturation', start, end, NOW))
+    expect(samples).toEqual(healthSamples(google.user.seed, 'oxygen-saturation', start, end, NOW))
     // And what Fit's aggregate makes of them, hour by hour.
     const fit = await fitHours('com.google.oxygen_saturation', start, end)
     const hours = byHour(samples)
@@ -181,20 +108,23 @@ describe('height and oxygen saturation samples', () => {
     const fit = await fitHours('com.google.height', start, end)
     expect([...fit.entries()].reverse().map(([, h]) => ({ timeMs: h.startMs, value: Math.round(h.values[0]! * 1000) }))).toEqual(samples)
     for (const [, h] of fit) expect(new Set(h.values).size).toBe(1) // one reading an hour: avg = max = min
-    expect(samples).toEqual(healthSamples(user.seed, 'height', start, end, NOW))
-    const raw = rawSamples(user.seed, 'com.google.height', start, end).reverse()
+    expect(samples).toEqual(healthSamples(google.user.seed, 'height', start, end, NOW))
+    const raw = rawSamples(google.user.seed, 'com.google.height', start, end).reverse()
     expect(samples).toEqual(raw.map((s) => ({ timeMs: s.startMs, value: Math.round(s.values[0]! * 1000) })))
   })
 
   it('writes each sample as a Health DataPoint: stable name, the recording device, sample time with offset and civil time', async () => {
     const filter = between('oxygen-saturation', FIRST_DAY, FIRST_DAY + DAY)
     const { data } = await list('oxygen-saturation', { filter })
-    const { data: fitSources } = await fitApi.users.dataSources.list({ userId: 'me', dataTypeName: ['com.google.oxygen_saturation'] }, options(userToken))
+    const { data: fitSources } = await google.fitApi.users.dataSources.list(
+      { userId: 'me', dataTypeName: ['com.google.oxygen_saturation'] },
+      options(google.token),
+    )
     const device = fitSources.dataSource!.find((s) => s.type === 'raw')!
     const names = new Set<string>()
     for (const point of data.dataPoints!) {
       expect(Object.keys(point).sort()).toEqual(['dataSource', 'name', 'oxygenSaturation'])
-      expect(point.name).toMatch(new RegExp(`^users/${user.googleId}/dataTypes/oxygen-saturation/dataPoints/[a-z0-9-]{4,63}$`))
+      expect(point.name).toMatch(new RegExp(`^users/${google.user.googleId}/dataTypes/oxygen-saturation/dataPoints/[a-z0-9-]{4,63}$`))
       names.add(point.name!)
       expect(point.dataSource).toMatchObject({
         recordingMethod: 'PASSIVELY_MEASURED',
@@ -216,8 +146,8 @@ describe('height and oxygen saturation samples', () => {
   })
 
   it('gives offsets and civil times in the user’s time zone, across a daylight-saving change', async () => {
-    const newYorker = fake.addUser({ seed: 'samples-new-york', scopes: BOTH_APIS, timeZone: 'America/New_York' })
-    const token = await accessToken(fake, newYorker)
+    const newYorker = google.fake.addUser({ seed: 'samples-new-york', scopes: BOTH_APIS, timeZone: 'America/New_York' })
+    const token = await google.accessToken(newYorker)
     const switchMs = Date.UTC(2026, 2, 8, 7) // 02:00 EST, when clocks went forward
     const offset = (ms: number) => (ms < switchMs ? -5 : -4)
     const { data } = await list('oxygen-saturation', { filter: between('oxygen-saturation', Date.UTC(2026, 2, 6), Date.UTC(2026, 2, 11)) }, token)
@@ -242,7 +172,7 @@ describe('height and oxygen saturation samples', () => {
 
   it('keeps the samples in the filter’s bounds, one exactly on a bound included by >= and left out by <', async () => {
     const type = 'oxygen-saturation'
-    const all = healthSamples(user.seed, type, FIRST_DAY, FIRST_DAY + 3 * DAY, NOW)
+    const all = healthSamples(google.user.seed, type, FIRST_DAY, FIRST_DAY + 3 * DAY, NOW)
     expect(all.length).toBeGreaterThan(30)
     const pivot = all[12]!
     const at = (filter: string) => list(type, { filter }).then(({ data }) => samplesOf([data]))
@@ -258,15 +188,15 @@ describe('height and oxygen saturation samples', () => {
     const plusTwo = new Date(pivot.timeMs + 2 * HOUR).toISOString().replace('.000Z', '+02:00')
     expect(await at(`${field(type)}>='${plusTwo}'   AND   ${upper} AND ${lower}`)).toEqual(all.slice(0, 13))
     // A lower bound alone runs up to the server's clock.
-    expect(await at(`${field(type)} >= "${iso(NOW - 2 * DAY)}"`)).toEqual(healthSamples(user.seed, type, NOW - 2 * DAY, NOW + 1, NOW))
+    expect(await at(`${field(type)} >= "${iso(NOW - 2 * DAY)}"`)).toEqual(healthSamples(google.user.seed, type, NOW - 2 * DAY, NOW + 1, NOW))
     // Between two samples there is nothing: the answer is an empty message.
     expect((await list(type, { filter: between(type, pivot.timeMs + 1, all[11]!.timeMs) })).data).toEqual({})
     expect((await list('height', { filter: between('height', FIRST_DAY, FIRST_DAY + DAY) })).data).toEqual({})
   })
 
   it('filters by civil sample time in the user’s own zone', async () => {
-    const tokyo = fake.addUser({ seed: 'samples-tokyo', scopes: BOTH_APIS, timeZone: 'Asia/Tokyo' })
-    const token = await accessToken(fake, tokyo)
+    const tokyo = google.fake.addUser({ seed: 'samples-tokyo', scopes: BOTH_APIS, timeZone: 'Asia/Tokyo' })
+    const token = await google.accessToken(tokyo)
     const type = 'oxygen-saturation'
     const civil = field(type, 'civil_time')
     const expected = healthSamples(tokyo.seed, type, Date.UTC(2026, 2, 8, 15), Date.UTC(2026, 2, 10, 15), NOW)
@@ -288,7 +218,7 @@ describe('height and oxygen saturation samples', () => {
   it('pages newest first through every sample exactly once, whatever the page size', async () => {
     const type = 'oxygen-saturation'
     const filter = between(type, FIRST_DAY, FIRST_DAY + 3 * DAY)
-    const expected = healthSamples(user.seed, type, FIRST_DAY, FIRST_DAY + 3 * DAY, NOW)
+    const expected = healthSamples(google.user.seed, type, FIRST_DAY, FIRST_DAY + 3 * DAY, NOW)
     const n = expected.length
     for (let i = 1; i < n; i++) expect(expected[i]!.timeMs).toBeLessThan(expected[i - 1]!.timeMs)
     for (const pageSize of [1, 2, 7, 13, n - 1, n, n + 1]) {
@@ -308,7 +238,7 @@ describe('height and oxygen saturation samples', () => {
     expect(byDefault.data.dataPoints).toHaveLength(1440)
     expect(byDefault.data.nextPageToken).toBeTruthy()
     const firstPage = samplesOf([byDefault.data])
-    expect(firstPage).toEqual(healthSamples(user.seed, type, firstPage.at(-1)!.timeMs, NOW + 1, NOW))
+    expect(firstPage).toEqual(healthSamples(google.user.seed, type, firstPage.at(-1)!.timeMs, NOW + 1, NOW))
     expect(samplesOf([(await list(type, { pageSize: 0 })).data])).toEqual(firstPage)
     for (const pageSize of [10_000, 10_001, 2_000_000_000]) {
       const { data } = await list(type, { pageSize })
@@ -316,7 +246,7 @@ describe('height and oxygen saturation samples', () => {
       expect(data.nextPageToken).toBeTruthy()
       const samples = samplesOf([data])
       expect(samples.slice(0, 1440)).toEqual(firstPage)
-      if (pageSize === 10_000) expect(samples).toEqual(healthSamples(user.seed, type, samples.at(-1)!.timeMs, NOW + 1, NOW))
+      if (pageSize === 10_000) expect(samples).toEqual(healthSamples(google.user.seed, type, samples.at(-1)!.timeMs, NOW + 1, NOW))
     }
   })
 
@@ -324,39 +254,31 @@ describe('height and oxygen saturation samples', () => {
     const { data } = await list('height', {})
     expect(data.nextPageToken).toBeUndefined()
     const samples = samplesOf([data])
-    expect(samples).toEqual(healthSamples(user.seed, 'height', 0, NOW + 1, NOW))
+    expect(samples).toEqual(healthSamples(google.user.seed, 'height', 0, NOW + 1, NOW))
     // Once every 30 days since 1970.
     expect(samples.length).toBeGreaterThan(670)
     expect(samples.at(-1)!.timeMs).toBeGreaterThanOrEqual(0)
     expect(samples.at(-1)!.timeMs).toBeLessThan(30 * DAY)
     expect((await list('height', { filter: `height.sample_time.physical_time < "1970-01-01T00:00:00Z"` })).data).toEqual({})
     const before1971 = await list('height', { filter: `height.sample_time.physical_time < "1971-01-01T00:00:00Z"` })
-    expect(samplesOf([before1971.data])).toEqual(healthSamples(user.seed, 'height', -DAY, Date.UTC(1971, 0, 1), NOW))
+    expect(samplesOf([before1971.data])).toEqual(healthSamples(google.user.seed, 'height', -DAY, Date.UTC(1971, 0, 1), NOW))
   })
 })
 
 describe('samples and the server’s clock', () => {
-  let now = 0
-  let clocked: FakeGoogle
-  let api: health_v4.Health
+  let now = Date.UTC(2026, 2, 19, 12)
+  const clocked = useFakeGoogle({ now: () => now })
   let who: FakeUser
   const type = 'oxygen-saturation'
-  const token = () => accessToken(clocked, who)
+  const token = () => clocked.accessToken(who)
   /** The samples of the night that ends on 2026-03-20, newest first. */
   const night = () => healthSamples(who.seed, type, Date.UTC(2026, 2, 19, 20), Date.UTC(2026, 2, 20, 10))
 
-  beforeAll(async () => {
-    now = Date.UTC(2026, 2, 19, 12)
-    clocked = await FakeGoogle.start({ now: () => now })
-    api = health({ version: 'v4', rootUrl: clocked.rootUrl })
-    who = clocked.addUser({ seed: 'samples-clock', scopes: BOTH_APIS })
+  beforeAll(() => {
+    who = clocked.fake.addUser({ seed: 'samples-clock', scopes: BOTH_APIS })
   })
 
-  afterAll(async () => {
-    await clocked.close()
-  })
-
-  const latest = async (): Promise<HealthSample> => samplesOf([(await list(type, { pageSize: 1 }, await token(), api)).data])[0]!
+  const latest = async (): Promise<HealthSample> => samplesOf([(await clocked.list(type, { pageSize: 1 }, await token())).data])[0]!
 
   it('lists a sample once its instant has passed, and after any upload delay', async () => {
     const [newest, previous] = night().slice(-2) // the night's second sample, and its first
@@ -364,59 +286,48 @@ describe('samples and the server’s clock', () => {
     expect(await latest()).toEqual(previous)
     now = newest!.timeMs
     expect(await latest()).toEqual(newest)
-    clocked.setUploadDelay(HOUR, who.googleId)
+    clocked.fake.setUploadDelay(HOUR, who.googleId)
     expect(await latest()).not.toEqual(newest)
     now = newest!.timeMs + HOUR
     expect(await latest()).toEqual(newest)
-    clocked.setUploadDelay(0, who.googleId)
+    clocked.fake.setUploadDelay(0, who.googleId)
   })
 
   it('neither repeats nor skips a sample when one arrives between pages', async () => {
     const samples = night()
     now = samples[3]!.timeMs
     const filter = between(type, Date.UTC(2026, 2, 18), Date.UTC(2026, 2, 21))
-    const first = await list(type, { filter, pageSize: 4 }, await token(), api)
+    const first = await clocked.list(type, { filter, pageSize: 4 }, await token())
     now = samples[1]!.timeMs // two more arrive
-    const rest = await listAll(type, { filter, pageSize: 4, pageToken: first.data.nextPageToken! }, await token(), api)
+    const rest = await clocked.listAll(type, { filter, pageSize: 4, pageToken: first.data.nextPageToken! }, await token())
     const expected = healthSamples(who.seed, type, Date.UTC(2026, 2, 18), samples[3]!.timeMs + 1)
     expect(samplesOf([first.data, ...rest])).toEqual(expected)
     // A new listing sees the new ones first.
-    expect(samplesOf([(await list(type, { filter, pageSize: 1 }, await token(), api)).data])).toEqual([samples[1]])
+    expect(samplesOf([(await clocked.list(type, { filter, pageSize: 1 }, await token())).data])).toEqual([samples[1]])
   })
 
   it('lists late samples with the rest, those at one instant in the order they arrived, each once across pages', async () => {
     const samples = night()
     now = Date.UTC(2026, 2, 20, 12)
     const t = samples[4]!.timeMs
-    clocked.addLateSamples(who.googleId, 'com.google.oxygen_saturation', [
+    clocked.fake.addLateSamples(who.googleId, 'com.google.oxygen_saturation', [
       { startMs: t, endMs: t, values: [90, 0] },
       { startMs: t, endMs: t, values: [91, 0] },
     ])
     const filter = between(type, samples[6]!.timeMs, samples[2]!.timeMs)
-    const first = await list(type, { filter, pageSize: 3 }, await token(), api)
+    const first = await clocked.list(type, { filter, pageSize: 3 }, await token())
     expect(samplesOf([first.data])).toEqual([samples[3], samples[4], { timeMs: t, value: 90 }])
     // Another arrives at the same instant, and one later than the page: only the first is still to come.
-    clocked.addLateSamples(who.googleId, 'com.google.oxygen_saturation', [
+    clocked.fake.addLateSamples(who.googleId, 'com.google.oxygen_saturation', [
       { startMs: t, endMs: t, values: [92, 0] },
       { startMs: samples[3]!.timeMs + 1, endMs: samples[3]!.timeMs + 1, values: [80, 0] },
     ])
-    const rest = await listAll(type, { filter, pageSize: 3, pageToken: first.data.nextPageToken! }, await token(), api)
+    const rest = await clocked.listAll(type, { filter, pageSize: 3, pageToken: first.data.nextPageToken! }, await token())
     expect(samplesOf(rest)).toEqual([{ timeMs: t, value: 91 }, { timeMs: t, value: 92 }, samples[5], samples[6]])
     const names = [first.data, ...rest].flatMap((p) => p.dataPoints!.map((d) => d.name))
     expect(new Set(names).size).toBe(names.length)
     // The Fit aggregate reads the same late samples.
-    const { data } = await fitness({ version: 'v1', rootUrl: clocked.rootUrl }).users.dataset.aggregate(
-      {
-        userId: 'me',
-        requestBody: {
-          aggregateBy: [{ dataTypeName: 'com.google.oxygen_saturation' }],
-          bucketByTime: { durationMillis: '1' },
-          startTimeMillis: String(t),
-          endTimeMillis: String(t + 1),
-        },
-      },
-      options(await token()),
-    )
+    const data = await clocked.fitAggregate('com.google.oxygen_saturation', t, t + 1, 1, await token())
     const values = [samples[4]!.value, 90, 91, 92]
     expect(data.bucket![0]!.dataset![0]!.point![0]!.value!.map((v) => v.fpVal)).toEqual([
       values.reduce((a, b) => a + b, 0) / 4,
@@ -429,28 +340,17 @@ describe('samples and the server’s clock', () => {
 describe('sample list refusals', () => {
   it('needs a health metrics scope: 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT otherwise', async () => {
     for (const scopes of [[healthReadScope('activity_and_fitness'), healthReadScope('sleep')], [...ALL_READ_SCOPES]]) {
-      const token = await accessToken(fake, fake.addUser({ scopes }))
+      const token = await google.accessToken(google.fake.addUser({ scopes }))
       for (const type of ['height', 'oxygen-saturation']) {
         const denied = await failure(list(type, {}, token))
         expect(denied.status).toBe(403)
-        expect(denied.error).toMatchObject({
-          code: 403,
-          status: 'PERMISSION_DENIED',
-          message: 'Request had insufficient authentication scopes.',
-          details: [
-            {
-              '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-              reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
-              metadata: { service: 'health.googleapis.com', method: 'google.devicesandservices.health.v4.DataPointsService.ListDataPoints' },
-            },
-          ],
-        })
+        expect(denied.error).toMatchObject(scopeInsufficient(LIST_METHOD))
         expect(denied.headers.get('www-authenticate')).toContain(healthReadScope('health_metrics_and_measurements'))
       }
     }
     // The read-only scope and the full-access one both do.
     for (const scope of [healthReadScope('health_metrics_and_measurements'), `${HEALTH_SCOPE_PREFIX}health_metrics_and_measurements`]) {
-      const token = await accessToken(fake, fake.addUser({ scopes: [scope] }))
+      const token = await google.accessToken(google.fake.addUser({ scopes: [scope] }))
       expect((await list('height', { pageSize: 1 }, token)).data.dataPoints).toHaveLength(1)
       expect((await list('oxygen-saturation', { pageSize: 1 }, token)).data.dataPoints).toHaveLength(1)
     }
@@ -488,14 +388,8 @@ describe('sample list refusals', () => {
       ['oxygen-saturation', `NOT oxygen_saturation.sample_time.physical_time >= ${t}`, /expected a field name/],
     ]
     for (const [type, filter, message] of bad) {
-      const refused = await failure(list(type, { filter }))
-      expect(refused.status, filter).toBe(400)
-      expect(refused.error.status).toBe('INVALID_ARGUMENT')
-      expect(refused.error.message, filter).toMatch(/^Invalid filter: /)
-      expect(refused.error.message, filter).toMatch(message)
-      expect(refused.error.details).toEqual([
-        { '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'filter', description: refused.error.message }] },
-      ])
+      const refused = await expectInvalidFilter(list(type, { filter }), filter, message)
+      expect(refused.error.details).toEqual(badRequestDetails('filter', refused.error.message))
     }
     // The sleep list takes none of the sample fields either.
     expect((await failure(list('sleep', { filter: `height.sample_time.physical_time >= ${t}` }))).error.message).toMatch(/does not belong to data type sleep/)
@@ -517,7 +411,7 @@ describe('sample list refusals', () => {
     expect((await failure(list('oxygen-saturation', { pageSize: 3, pageToken }))).status).toBe(400)
     const asHeight = await failure(list('height', { filter: between('height', FIRST_DAY, FIRST_DAY + DAY), pageSize: 3, pageToken }))
     expect(asHeight.error).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(/page token/) })
-    const someoneElse = await accessToken(fake, fake.addUser({ scopes: BOTH_APIS }))
+    const someoneElse = await google.accessToken(google.fake.addUser({ scopes: BOTH_APIS }))
     expect((await failure(list('oxygen-saturation', { filter, pageSize: 3, pageToken }, someoneElse))).status).toBe(400)
   })
 
@@ -529,18 +423,11 @@ describe('sample list refusals', () => {
     }
     for (const dataType of ['height', 'oxygen-saturation']) {
       const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }
-      const rollUp = await failure(
-        healthApi.users.dataTypes.dataPoints.rollUp(
-          { parent: `users/me/dataTypes/${dataType}`, requestBody: { range, windowSize: '3600s' } },
-          options(userToken),
-        ),
-      )
+      const rollUp = await failure(google.rollUp(dataType, { range, windowSize: '3600s' }))
       expect(rollUp.status).toBe(400)
       expect(rollUp.error).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(/does not support roll-ups/) })
       const civil = { start: { date: { year: 2026, month: 3, day: 1 } }, end: { date: { year: 2026, month: 3, day: 2 } } }
-      const daily = await failure(
-        healthApi.users.dataTypes.dataPoints.dailyRollUp({ parent: `users/me/dataTypes/${dataType}`, requestBody: { range: civil } }, options(userToken)),
-      )
+      const daily = await failure(google.dailyRollUp(dataType, { range: civil }))
       expect(daily.status).toBe(400)
     }
   })
@@ -548,31 +435,18 @@ describe('sample list refusals', () => {
 
 describe('sample list faults and counters', () => {
   it('serves injected faults on the list route in the Health error shape, and counts requests and errors', async () => {
-    const before = fake.stats
-    fake.injectFault({ route: 'list', status: 503 })
-    const unavailable = await failure(list('height', { pageSize: 1 }))
-    expect(unavailable.status).toBe(503)
-    expect(unavailable.error).toMatchObject({ code: 503, status: 'UNAVAILABLE', message: 'The service is currently unavailable.' })
-    fake.injectFault({ route: 'list', status: 429, retryAfterSeconds: 7 })
-    const limited = await failure(list('oxygen-saturation', { pageSize: 1 }))
-    expect(limited.status).toBe(429)
-    expect(limited.headers.get('retry-after')).toBe('7')
-    expect(limited.error).toMatchObject({
-      status: 'RESOURCE_EXHAUSTED',
-      details: [{ reason: 'RATE_LIMIT_EXCEEDED', metadata: { method: 'google.devicesandservices.health.v4.DataPointsService.ListDataPoints' } }],
-    })
-    fake.injectFault({ route: 'list', status: 200, body: { dataPoints: [{ height: { heightMillimeters: 'tall' } }] } })
+    const before = google.fake.stats
+    google.fake.injectFault({ route: 'list', status: 503 })
+    await expectUnavailable(list('height', { pageSize: 1 }))
+    google.fake.injectFault({ route: 'list', status: 429, retryAfterSeconds: 7 })
+    await expectRateLimited(list('oxygen-saturation', { pageSize: 1 }), '7', LIST_METHOD)
+    google.fake.injectFault({ route: 'list', status: 200, body: { dataPoints: [{ height: { heightMillimeters: 'tall' } }] } })
     expect((await list('height', {})).data).toEqual({ dataPoints: [{ height: { heightMillimeters: 'tall' } }] })
     // A roll-up fault leaves the list alone.
-    fake.injectFault({ route: 'rollUp', status: 500 })
+    google.fake.injectFault({ route: 'rollUp', status: 500 })
     expect((await list('oxygen-saturation', { pageSize: 1 })).status).toBe(200)
-    fake.clearFaults()
+    google.fake.clearFaults()
     await failure(list('height', { filter: 'bogus' }))
-    const after = fake.stats
-    expect(after.listRequests - before.listRequests).toBe(5)
-    expect(after.listErrors - before.listErrors).toBe(3)
-    expect(after.faultsServed - before.faultsServed).toBe(3)
-    expect(after.rollUpRequests - before.rollUpRequests).toBe(0)
-    expect((after.aggregateRequestsByUser[user.googleId] ?? 0) - (before.aggregateRequestsByUser[user.googleId] ?? 0)).toBe(1)
+    expect(google.countsSince(before)).toMatchObject({ listRequests: 5, listErrors: 3, faultsServed: 3, rollUpRequests: 0, ofUser: 1 })
   })
 })

@@ -1,88 +1,40 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fitness } from 'googleapis/build/src/apis/fitness/index.js'
-import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { HEALTH_SCOPE_PREFIX, healthReadScope, healthSleepSessions, sleepNight, type FakeUser, type HealthSleepSession } from '../src/index.js'
 import {
-  ALL_HEALTH_READ_SCOPES,
-  ALL_READ_SCOPES,
-  FakeGoogle,
-  HEALTH_SCOPE_PREFIX,
-  healthReadScope,
-  healthSleepSessions,
-  sleepNight,
-  type FakeUser,
-  type HealthSleepSession,
-} from '../src/index.js'
+  BOTH_APIS,
+  DAY,
+  HOUR,
+  LIST_METHOD,
+  MINUTE,
+  NOW,
+  badRequestDetails,
+  expectDelayed,
+  expectInvalidFilter,
+  expectRateLimited,
+  expectUnavailable,
+  failure,
+  iso,
+  scopeInsufficient,
+  useFakeGoogle,
+  type ListParams,
+} from './health-support.js'
 
 /**
  * Health API sleep sessions (users.dataTypes.dataPoints.list on `sleep`) through the real
  * googleapis client, checked against the Fit sleep segments of the same user and against
  * healthSleepSessions, which predicts them without HTTP.
  */
-const MINUTE = 60_000
-const HOUR = 3_600_000
-const DAY = 86_400_000
-const NOW = Date.UTC(2026, 2, 20, 12)
 const FIRST_DAY = Date.UTC(2026, 1, 1)
-const BOTH_APIS = [...ALL_READ_SCOPES, ...ALL_HEALTH_READ_SCOPES]
 const FIT_STAGES: Record<string, number> = { AWAKE: 1, LIGHT: 4, DEEP: 5, REM: 6 }
 
-let fake: FakeGoogle
-let healthApi: health_v4.Health
-let fitApi: ReturnType<typeof fitness>
-let sleeper: FakeUser
-let sleeperToken: string
+const google = useFakeGoogle({ seed: 'health-sleeper-3' })
 
-beforeAll(async () => {
-  fake = await FakeGoogle.start({ now: () => NOW })
-  healthApi = health({ version: 'v4', rootUrl: fake.rootUrl })
-  fitApi = fitness({ version: 'v1', rootUrl: fake.rootUrl })
-  sleeper = fake.addUser({ seed: 'health-sleeper-3', scopes: BOTH_APIS })
-  sleeperToken = await accessToken(fake, sleeper)
-})
-
-afterAll(async () => {
-  await fake.close()
-})
-
-async function accessToken(server: FakeGoogle, user: FakeUser): Promise<string> {
-  const response = await fetch(server.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'refresh_token',
-      refresh_token: user.refreshToken,
-      client_id: server.clientId,
-      client_secret: server.clientSecret,
-    }),
-  })
-  return ((await response.json()) as { access_token: string }).access_token
-}
-
-/** null sends no Authorization header at all. */
-const options = (token: string | null): { headers: Record<string, string>; retry: boolean } => ({
-  headers: token === null ? {} : { Authorization: `Bearer ${token}` },
-  retry: false,
-})
-const iso = (ms: number): string => new Date(ms).toISOString()
 const endBetween = (fromMs: number, beforeMs: number): string => `sleep.interval.end_time >= "${iso(fromMs)}" AND sleep.interval.end_time < "${iso(beforeMs)}"`
 
-type ListParams = Omit<health_v4.Params$Resource$Users$Datatypes$Datapoints$List, 'parent'>
-
-function list(params: ListParams, token: string | null = sleeperToken, dataType = 'sleep', api = healthApi) {
-  return api.users.dataTypes.dataPoints.list({ parent: `users/me/dataTypes/${dataType}`, ...params }, options(token))
-}
-
-/** Every page of a list, followed to the end. */
-async function listAll(params: ListParams, token = sleeperToken, api = healthApi): Promise<health_v4.Schema$ListDataPointsResponse[]> {
-  const pages: health_v4.Schema$ListDataPointsResponse[] = []
-  let pageToken: string | undefined
-  do {
-    const { data } = await list({ ...params, ...(pageToken === undefined ? {} : { pageToken }) }, token, 'sleep', api)
-    pages.push(data)
-    pageToken = data.nextPageToken ?? undefined
-    if (pages.length > 1000) throw new Error('endless paging')
-  } while (pageToken !== undefined)
-  return pages
-}
+/** A list of sleep (or of dataType) with the sleeper's token unless given another. */
+const list = (params: ListParams, token: string | null = google.token, dataType = 'sleep') => google.list(dataType, params, token)
+const listAll = (params: ListParams) => google.listAll('sleep', params)
 
 /** A data point in the helper's terms: instants and stage types. */
 function asSession(point: health_v4.Schema$DataPoint): HealthSleepSession {
@@ -96,33 +48,11 @@ function asSession(point: health_v4.Schema$DataPoint): HealthSleepSession {
 
 const sessionsOf = (pages: health_v4.Schema$ListDataPointsResponse[]): HealthSleepSession[] => pages.flatMap((p) => (p.dataPoints ?? []).map(asSession))
 
-/** The error body a rejected googleapis call carries, with its status and headers. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; headers: Headers; error: health_v4.Schema$Status & { status: string } }> {
-  try {
-    await call
-  } catch (err) {
-    const response = (err as { response: { status: number; headers: Headers; data: { error: health_v4.Schema$Status & { status: string } } } }).response
-    return { status: response.status, headers: response.headers, error: response.data.error }
-  }
-  throw new Error('the call succeeded')
-}
-
 describe('sleep sessions', () => {
   it('are the Fit sleep segments of the same user, night by night, with the stage numbers as Health stage types', async () => {
     const start = FIRST_DAY
     const end = FIRST_DAY + 8 * DAY
-    const { data: fit } = await fitApi.users.dataset.aggregate(
-      {
-        userId: 'me',
-        requestBody: {
-          aggregateBy: [{ dataTypeName: 'com.google.sleep.segment' }],
-          bucketByTime: { durationMillis: String(end - start) },
-          startTimeMillis: String(start),
-          endTimeMillis: String(end),
-        },
-      },
-      options(sleeperToken),
-    )
+    const fit = await google.fitAggregate('com.google.sleep.segment', start, end, end - start)
     const segments = (fit.bucket?.[0]?.dataset?.[0]?.point ?? []).map((p) => ({
       startMs: Number(BigInt(p.startTimeNanos!) / 1_000_000n),
       endMs: Number(BigInt(p.endTimeNanos!) / 1_000_000n),
@@ -136,21 +66,21 @@ describe('sleep sessions', () => {
     for (const session of sessions) {
       const fitNight = segments.filter((s) => s.startMs >= session.startMs && s.startMs < session.endMs)
       expect(session.stages.map((s) => ({ startMs: s.startMs, endMs: s.endMs, stage: FIT_STAGES[s.type] }))).toEqual(fitNight)
-      const night = sleepNight(sleeper.seed, Math.floor(session.endMs / DAY) * DAY)
+      const night = sleepNight(google.user.seed, Math.floor(session.endMs / DAY) * DAY)
       expect([session.startMs, session.endMs]).toEqual([night.startMs, night.endMs])
     }
     // Together the sessions hold every Fit segment from the first bedtime to the last wake-up.
     const [first, last] = [sessions.at(-1)!.startMs, sessions[0]!.endMs]
     expect(sessions.reduce((n, s) => n + s.stages.length, 0)).toBe(segments.filter((s) => s.startMs >= first && s.startMs < last).length)
-    expect(sessions).toEqual(healthSleepSessions(sleeper.seed, start + DAY, end, NOW))
+    expect(sessions).toEqual(healthSleepSessions(google.user.seed, start + DAY, end, NOW))
   })
 
   it('writes each session as a Health sleep data point: RFC 3339 times, UTC offsets, metadata and summary', async () => {
     const { data } = await list({ filter: endBetween(FIRST_DAY, FIRST_DAY + DAY) })
     expect(data.dataPoints).toHaveLength(1)
     const point = data.dataPoints![0]!
-    const [session] = healthSleepSessions(sleeper.seed, FIRST_DAY, FIRST_DAY + DAY)
-    expect(point.name).toMatch(new RegExp(`^users/${sleeper.googleId}/dataTypes/sleep/dataPoints/[a-z0-9-]{4,63}$`))
+    const [session] = healthSleepSessions(google.user.seed, FIRST_DAY, FIRST_DAY + DAY)
+    expect(point.name).toMatch(new RegExp(`^users/${google.user.googleId}/dataTypes/sleep/dataPoints/[a-z0-9-]{4,63}$`))
     const sleep = point.sleep!
     expect(sleep.interval).toMatchObject({ startTime: iso(session!.startMs).replace('.000', ''), endTime: iso(session!.endMs).replace('.000', '') })
     expect(sleep.interval).toMatchObject({ startUtcOffset: '0s', endUtcOffset: '0s' })
@@ -177,8 +107,8 @@ describe('sleep sessions', () => {
   })
 
   it('gives offsets in the user’s time zone, across a daylight-saving change', async () => {
-    const newYorker = fake.addUser({ seed: 'sleep-new-york', scopes: BOTH_APIS, timeZone: 'America/New_York' })
-    const token = await accessToken(fake, newYorker)
+    const newYorker = google.fake.addUser({ seed: 'sleep-new-york', scopes: BOTH_APIS, timeZone: 'America/New_York' })
+    const token = await google.accessToken(newYorker)
     const switchMs = Date.UTC(2026, 2, 8, 7) // 02:00 EST, when clocks went forward
     const offset = (ms: number) => (ms < switchMs ? '-18000s' : '-14400s')
     const { data } = await list({ filter: endBetween(Date.UTC(2026, 2, 6), Date.UTC(2026, 2, 11)) }, token)
@@ -201,7 +131,7 @@ describe('sleep sessions', () => {
   })
 
   it('keeps only sessions whose end lies in the filter’s bounds, a session ending exactly on a bound included by >= and left out by <', async () => {
-    const all = healthSleepSessions(sleeper.seed, FIRST_DAY, FIRST_DAY + 10 * DAY, NOW)
+    const all = healthSleepSessions(google.user.seed, FIRST_DAY, FIRST_DAY + 10 * DAY, NOW)
     expect(all).toHaveLength(10)
     const pivot = all[4]!
     const at = (filter: string) => list({ filter }).then(({ data }) => (data.dataPoints ?? []).map(asSession))
@@ -219,15 +149,15 @@ describe('sleep sessions', () => {
     const plusTwo = new Date(pivot.endMs + 2 * HOUR).toISOString().replace('.000Z', '+02:00')
     expect(await at(`sleep.interval.end_time>='${plusTwo}'   AND   ${upper}`)).toEqual(all.slice(0, 5))
     // Either bound alone: the lower one runs up to the server's clock.
-    expect(await at(`sleep.interval.end_time >= "${iso(NOW - 3 * DAY)}"`)).toEqual(healthSleepSessions(sleeper.seed, NOW - 3 * DAY, NOW + DAY, NOW))
+    expect(await at(`sleep.interval.end_time >= "${iso(NOW - 3 * DAY)}"`)).toEqual(healthSleepSessions(google.user.seed, NOW - 3 * DAY, NOW + DAY, NOW))
     // Between two nights nothing ends: the answer is an empty message.
     const gap = await list({ filter: endBetween(pivot.endMs + 1, pivot.endMs + 12 * HOUR) })
     expect(gap.data).toEqual({})
   })
 
   it('filters by civil end time in the user’s own zone', async () => {
-    const tokyo = fake.addUser({ seed: 'sleep-tokyo', scopes: BOTH_APIS, timeZone: 'Asia/Tokyo' })
-    const token = await accessToken(fake, tokyo)
+    const tokyo = google.fake.addUser({ seed: 'sleep-tokyo', scopes: BOTH_APIS, timeZone: 'Asia/Tokyo' })
+    const token = await google.accessToken(tokyo)
     const civil = (ms: number) => new Date(ms + 9 * HOUR).toISOString().slice(0, 19)
     const filter = 'sleep.interval.civil_end_time >= "2026-03-09" AND sleep.interval.civil_end_time < "2026-03-12T15:00:00"'
     const expected = healthSleepSessions(tokyo.seed, Date.UTC(2026, 2, 8, 15), Date.UTC(2026, 2, 12, 6), NOW)
@@ -246,7 +176,7 @@ describe('sleep sessions', () => {
 
   it('pages latest first through every session exactly once, whatever the page size, and cuts page sizes above 25', async () => {
     const filter = endBetween(FIRST_DAY, FIRST_DAY + 40 * DAY)
-    const expected = healthSleepSessions(sleeper.seed, FIRST_DAY, FIRST_DAY + 40 * DAY, NOW)
+    const expected = healthSleepSessions(google.user.seed, FIRST_DAY, FIRST_DAY + 40 * DAY, NOW)
     expect(expected).toHaveLength(40)
     for (let i = 1; i < expected.length; i++) expect(expected[i]!.startMs).toBeLessThan(expected[i - 1]!.startMs)
     for (let pageSize = 1; pageSize <= 25; pageSize++) {
@@ -267,35 +197,27 @@ describe('sleep sessions', () => {
 
   it('lists from the latest arrived night when no filter is given', async () => {
     const { data } = await list({ pageSize: 3 })
-    expect(data.dataPoints!.map(asSession)).toEqual(healthSleepSessions(sleeper.seed, NOW - 3 * DAY, NOW + DAY, NOW))
+    expect(data.dataPoints!.map(asSession)).toEqual(healthSleepSessions(google.user.seed, NOW - 3 * DAY, NOW + DAY, NOW))
     expect(data.nextPageToken).toBeTruthy()
     const next = await list({ pageSize: 3, pageToken: data.nextPageToken! })
-    expect(next.data.dataPoints!.map(asSession)).toEqual(healthSleepSessions(sleeper.seed, NOW - 6 * DAY, NOW - 3 * DAY, NOW))
+    expect(next.data.dataPoints!.map(asSession)).toEqual(healthSleepSessions(google.user.seed, NOW - 6 * DAY, NOW - 3 * DAY, NOW))
   })
 })
 
 describe('sleep sessions and the server’s clock', () => {
-  let now = 0
-  let clocked: FakeGoogle
-  let api: health_v4.Health
+  let now = Date.UTC(2026, 2, 20, 3)
+  const clocked = useFakeGoogle({ now: () => now })
   let user: FakeUser
   let token: string
   const night = () => sleepNight(user.seed, Date.UTC(2026, 2, 20))
 
-  beforeAll(async () => {
-    now = Date.UTC(2026, 2, 20, 3)
-    clocked = await FakeGoogle.start({ now: () => now })
-    api = health({ version: 'v4', rootUrl: clocked.rootUrl })
-    user = clocked.addUser({ seed: 'sleep-clock', scopes: BOTH_APIS })
-  })
-
-  afterAll(async () => {
-    await clocked.close()
+  beforeAll(() => {
+    user = clocked.fake.addUser({ seed: 'sleep-clock', scopes: BOTH_APIS })
   })
 
   const latest = async () => {
-    token = await accessToken(clocked, user)
-    const { data } = await list({ pageSize: 1 }, token, 'sleep', api)
+    token = await clocked.accessToken(user)
+    const { data } = await clocked.list('sleep', { pageSize: 1 }, token)
     return asSession(data.dataPoints![0]!)
   }
 
@@ -307,49 +229,38 @@ describe('sleep sessions and the server’s clock', () => {
     expect((await latest()).endMs).toBe(previous.endMs)
     now = night().endMs
     expect((await latest()).endMs).toBe(night().endMs)
-    clocked.setUploadDelay(2 * HOUR, user.googleId)
+    clocked.fake.setUploadDelay(2 * HOUR, user.googleId)
     expect((await latest()).endMs).toBe(previous.endMs)
     now = night().endMs + 2 * HOUR
     expect((await latest()).endMs).toBe(night().endMs)
-    clocked.setUploadDelay(0, user.googleId)
+    clocked.fake.setUploadDelay(0, user.googleId)
   })
 
   it('neither repeats nor skips a session when a night arrives between pages', async () => {
     now = night().endMs - MINUTE
-    token = await accessToken(clocked, user)
+    token = await clocked.accessToken(user)
     const filter = endBetween(Date.UTC(2026, 2, 10), Date.UTC(2026, 2, 25))
-    const first = await list({ filter, pageSize: 4 }, token, 'sleep', api)
+    const first = await clocked.list('sleep', { filter, pageSize: 4 }, token)
     now = night().endMs + MINUTE
-    const rest = await listAll({ filter, pageSize: 4, pageToken: first.data.nextPageToken! }, token, api)
+    const rest = await clocked.listAll('sleep', { filter, pageSize: 4, pageToken: first.data.nextPageToken! }, token)
     expect(sessionsOf([first.data, ...rest])).toEqual(healthSleepSessions(user.seed, Date.UTC(2026, 2, 10), night().endMs))
     // A new listing sees the new night first.
-    expect(sessionsOf([(await list({ filter, pageSize: 1 }, token, 'sleep', api)).data])[0]!.endMs).toBe(night().endMs)
+    expect(sessionsOf([(await clocked.list('sleep', { filter, pageSize: 1 }, token)).data])[0]!.endMs).toBe(night().endMs)
   })
 })
 
 describe('sleep list refusals', () => {
   it('needs a sleep scope: 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT otherwise', async () => {
-    const activityOnly = await accessToken(fake, fake.addUser({ scopes: [healthReadScope('activity_and_fitness')] }))
+    const activityOnly = await google.accessToken(google.fake.addUser({ scopes: [healthReadScope('activity_and_fitness')] }))
     const denied = await failure(list({}, activityOnly))
     expect(denied.status).toBe(403)
-    expect(denied.error).toMatchObject({
-      code: 403,
-      status: 'PERMISSION_DENIED',
-      message: 'Request had insufficient authentication scopes.',
-      details: [
-        {
-          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-          reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
-          metadata: { service: 'health.googleapis.com', method: 'google.devicesandservices.health.v4.DataPointsService.ListDataPoints' },
-        },
-      ],
-    })
+    expect(denied.error).toMatchObject(scopeInsufficient(LIST_METHOD))
     expect(denied.headers.get('www-authenticate')).toContain(healthReadScope('sleep'))
     // A Fit grant, sleep included, reads nothing through the Health API.
-    expect(await failure(list({}, await accessToken(fake, fake.addUser())))).toMatchObject({ status: 403 })
+    expect(await failure(list({}, await google.accessToken(google.fake.addUser())))).toMatchObject({ status: 403 })
     // The read-only scope and the full-access one both do.
     for (const scope of [healthReadScope('sleep'), `${HEALTH_SCOPE_PREFIX}sleep`]) {
-      const token = await accessToken(fake, fake.addUser({ scopes: [scope] }))
+      const token = await google.accessToken(google.fake.addUser({ scopes: [scope] }))
       expect((await list({ pageSize: 1 }, token)).data.dataPoints).toHaveLength(1)
     }
   })
@@ -390,14 +301,8 @@ describe('sleep list refusals', () => {
       [`NOT sleep.interval.end_time >= ${t}`, /expected a field name/],
     ]
     for (const [filter, message] of bad) {
-      const refused = await failure(list({ filter }))
-      expect(refused.status, filter).toBe(400)
-      expect(refused.error.status).toBe('INVALID_ARGUMENT')
-      expect(refused.error.message, filter).toMatch(/^Invalid filter: /)
-      expect(refused.error.message, filter).toMatch(message)
-      expect(refused.error.details).toEqual([
-        { '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'filter', description: refused.error.message }] },
-      ])
+      const refused = await expectInvalidFilter(list({ filter }), filter, message)
+      expect(refused.error.details).toEqual(badRequestDetails('filter', refused.error.message))
     }
   })
 
@@ -421,27 +326,23 @@ describe('sleep list refusals', () => {
     expect(otherFilter.error).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(/page token/) })
     expect((await failure(list({ pageSize: 3, pageToken }))).status).toBe(400)
     expect((await failure(list({ filter, pageSize: 4, pageToken }))).status).toBe(400)
-    const someoneElse = await accessToken(fake, fake.addUser({ scopes: BOTH_APIS }))
+    const someoneElse = await google.accessToken(google.fake.addUser({ scopes: BOTH_APIS }))
     expect((await failure(list({ filter, pageSize: 3, pageToken }, someoneElse))).status).toBe(400)
   })
 
   it('lists only sleep, and rolls up no sleep', async () => {
     for (const dataType of ['steps', 'heart-rate', 'exercise', 'floors']) {
-      const refused = await failure(list({}, sleeperToken, dataType))
+      const refused = await failure(list({}, google.token, dataType))
       expect(refused.status).toBe(400)
       expect(refused.error.status).toBe('INVALID_ARGUMENT')
       expect(refused.error.message).toMatch(/lists only sleep/)
     }
     const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }
-    const rollUp = await failure(
-      healthApi.users.dataTypes.dataPoints.rollUp({ parent: 'users/me/dataTypes/sleep', requestBody: { range, windowSize: '3600s' } }, options(sleeperToken)),
-    )
+    const rollUp = await failure(google.rollUp('sleep', { range, windowSize: '3600s' }))
     expect(rollUp.status).toBe(400)
     expect(rollUp.error).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(/session type/) })
     const civil = { start: { date: { year: 2026, month: 3, day: 1 } }, end: { date: { year: 2026, month: 3, day: 2 } } }
-    const daily = await failure(
-      healthApi.users.dataTypes.dataPoints.dailyRollUp({ parent: 'users/me/dataTypes/sleep', requestBody: { range: civil } }, options(sleeperToken)),
-    )
+    const daily = await failure(google.dailyRollUp('sleep', { range: civil }))
     expect(daily.status).toBe(400)
     expect(daily.error.message).toMatch(/session type/)
   })
@@ -449,48 +350,28 @@ describe('sleep list refusals', () => {
 
 describe('sleep list faults, latency and counters', () => {
   it('serves injected faults on the list route in the Health error shape, and counts requests and errors', async () => {
-    const before = fake.stats
-    fake.injectFault({ route: 'list', status: 503, times: 2 })
+    const before = google.fake.stats
+    google.fake.injectFault({ route: 'list', status: 503, times: 2 })
     for (let i = 0; i < 2; i++) {
-      const unavailable = await failure(list({ pageSize: 1 }))
-      expect(unavailable.status).toBe(503)
-      expect(unavailable.error).toMatchObject({ code: 503, status: 'UNAVAILABLE', message: 'The service is currently unavailable.' })
+      await expectUnavailable(list({ pageSize: 1 }))
     }
     expect((await list({ pageSize: 1 })).status).toBe(200)
-    fake.injectFault({ route: 'list', status: 429, retryAfterSeconds: 5 })
-    const limited = await failure(list({ pageSize: 1 }))
-    expect(limited.status).toBe(429)
-    expect(limited.headers.get('retry-after')).toBe('5')
-    expect(limited.error).toMatchObject({
-      status: 'RESOURCE_EXHAUSTED',
-      details: [{ reason: 'RATE_LIMIT_EXCEEDED', metadata: { method: 'google.devicesandservices.health.v4.DataPointsService.ListDataPoints' } }],
-    })
+    google.fake.injectFault({ route: 'list', status: 429, retryAfterSeconds: 5 })
+    await expectRateLimited(list({ pageSize: 1 }), '5', LIST_METHOD)
     // A roll-up fault leaves the list alone, and the reverse.
-    fake.injectFault({ route: 'rollUp', status: 500 })
+    google.fake.injectFault({ route: 'rollUp', status: 500 })
     expect((await list({ pageSize: 1 })).status).toBe(200)
-    fake.clearFaults()
+    google.fake.clearFaults()
     await failure(list({ filter: 'bogus' }))
-    const after = fake.stats
-    expect(after.listRequests - before.listRequests).toBe(6)
-    expect(after.listErrors - before.listErrors).toBe(4)
-    expect(after.faultsServed - before.faultsServed).toBe(3)
-    expect(after.rollUpRequests - before.rollUpRequests).toBe(0)
-    expect((after.aggregateRequestsByUser[sleeper.googleId] ?? 0) - (before.aggregateRequestsByUser[sleeper.googleId] ?? 0)).toBe(2)
+    expect(google.countsSince(before)).toMatchObject({ listRequests: 6, listErrors: 4, faultsServed: 3, rollUpRequests: 0, ofUser: 2 })
   })
 
   it('answers a corrupted 200 verbatim when told to', async () => {
-    fake.injectFault({ route: 'list', status: 200, body: { dataPoints: 'nope' } })
+    google.fake.injectFault({ route: 'list', status: 200, body: { dataPoints: 'nope' } })
     expect((await list({})).data).toEqual({ dataPoints: 'nope' })
   })
 
   it('delays list answers by the configured latency', async () => {
-    fake.setLatency(150)
-    try {
-      const started = Date.now()
-      await list({ pageSize: 1 })
-      expect(Date.now() - started).toBeGreaterThanOrEqual(140)
-    } finally {
-      fake.setLatency(0)
-    }
+    await expectDelayed(google.fake, () => list({ pageSize: 1 }))
   })
 })

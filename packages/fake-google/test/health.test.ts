@@ -1,100 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fitness } from 'googleapis/build/src/apis/fitness/index.js'
-import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
-import {
-  ALL_HEALTH_READ_SCOPES,
-  ALL_READ_SCOPES,
-  FakeGoogle,
-  HEALTH_TYPES,
-  healthReadScope,
-  syntheticRollup,
-  type FakeUser,
-  type HealthRollupValue,
-} from '../src/index.js'
+import { describe, expect, it } from 'vitest'
+import type { health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import { HEALTH_TYPES, healthReadScope, syntheticRollup, type HealthRollupValue } from '../src/index.js'
+import { BOTH_APIS, DAY, HOUR, NOW, continuing, expectDelayed, failure, followPages, iso, scopeInsufficient, useFakeGoogle } from './health-support.js'
 
 /**
  * The Health API roll-ups through the real googleapis client, checked against the Fit aggregate of
  * the same user: one synthetic person must read the same through both APIs.
  */
-const HOUR = 3_600_000
-const DAY = 86_400_000
-const NOW = Date.UTC(2026, 2, 20, 12)
 const FIRST_DAY = Date.UTC(2026, 2, 2)
-const BOTH_APIS = [...ALL_READ_SCOPES, ...ALL_HEALTH_READ_SCOPES]
 
-let fake: FakeGoogle
-let healthApi: health_v4.Health
-let fitApi: ReturnType<typeof fitness>
-let runner: FakeUser
-let runnerToken: string
-
-beforeAll(async () => {
-  fake = await FakeGoogle.start({ now: () => NOW })
-  healthApi = health({ version: 'v4', rootUrl: fake.rootUrl })
-  fitApi = fitness({ version: 'v1', rootUrl: fake.rootUrl })
-  // A runner (so cardio-zone and vigorous minutes occur) whose watch is a Fitbit.
-  runner = fake.addUser({ seed: 'health-runner-7', scopes: BOTH_APIS })
-  runnerToken = await accessToken(runner)
-})
-
-afterAll(async () => {
-  await fake.close()
-})
-
-async function accessToken(user: FakeUser): Promise<string> {
-  const response = await fetch(fake.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: fake.clientId, client_secret: fake.clientSecret }),
-  })
-  return ((await response.json()) as { access_token: string }).access_token
-}
-
-/** null sends no Authorization header at all. */
-const options = (token: string | null): { headers: Record<string, string>; retry: boolean } => ({
-  headers: token === null ? {} : { Authorization: `Bearer ${token}` },
-  retry: false,
-})
-const iso = (ms: number): string => new Date(ms).toISOString()
-
-function rollUp(dataType: string, requestBody: health_v4.Schema$RollUpDataPointsRequest, token: string | null = runnerToken) {
-  return healthApi.users.dataTypes.dataPoints.rollUp({ parent: `users/me/dataTypes/${dataType}`, requestBody }, options(token))
-}
-
-function dailyRollUp(dataType: string, requestBody: health_v4.Schema$DailyRollUpDataPointsRequest, token: string) {
-  return healthApi.users.dataTypes.dataPoints.dailyRollUp({ parent: `users/me/dataTypes/${dataType}`, requestBody }, options(token))
-}
+/** Its user is a runner (so cardio-zone and vigorous minutes occur) whose watch is a Fitbit. */
+const google = useFakeGoogle({ seed: 'health-runner-7' })
+const { rollUp, dailyRollUp } = google
 
 /** Every page of an hourly rollUp, followed to the end. */
-async function hourlyRollUp(dataType: string, startMs: number, endMs: number, pageSize?: number, token = runnerToken) {
-  const pages: health_v4.Schema$RollUpDataPointsResponse[] = []
-  let pageToken: string | undefined
-  do {
-    const range = { startTime: iso(startMs), endTime: iso(endMs) }
-    const { data } = await rollUp(
-      dataType,
-      { range, windowSize: '3600s', ...(pageSize === undefined ? {} : { pageSize }), ...(pageToken === undefined ? {} : { pageToken }) },
-      token,
-    )
-    pages.push(data)
-    pageToken = data.nextPageToken ?? undefined
-  } while (pageToken !== undefined)
-  return pages
+function hourlyRollUp(dataType: string, startMs: number, endMs: number, pageSize?: number, token = google.token) {
+  const body = { range: { startTime: iso(startMs), endTime: iso(endMs) }, windowSize: '3600s', ...(pageSize === undefined ? {} : { pageSize }) }
+  return followPages(async (pageToken) => (await rollUp(dataType, { ...body, ...continuing(pageToken) }, token)).data)
 }
 
 /** Fit's hourly buckets of one raw type: the numbers of each bucket's point, by bucket start. */
 async function hourlyFit(dataTypeName: string, startMs: number, endMs: number): Promise<Map<number, number[]>> {
-  const { data } = await fitApi.users.dataset.aggregate(
-    {
-      userId: 'me',
-      requestBody: {
-        aggregateBy: [{ dataTypeName }],
-        bucketByTime: { durationMillis: String(HOUR) },
-        startTimeMillis: String(startMs),
-        endTimeMillis: String(endMs),
-      },
-    },
-    options(runnerToken),
-  )
+  const data = await google.fitAggregate(dataTypeName, startMs, endMs, HOUR)
   const buckets = new Map<number, number[]>()
   for (const bucket of data.bucket ?? []) {
     const point = bucket.dataset?.[0]?.point?.[0]
@@ -105,17 +32,6 @@ async function hourlyFit(dataTypeName: string, startMs: number, endMs: number): 
       )
   }
   return buckets
-}
-
-/** The error body a rejected googleapis call carries, with its status and headers. */
-async function failure(call: Promise<unknown>): Promise<{ status: number; headers: Headers; error: health_v4.Schema$Status & { status: string } }> {
-  try {
-    await call
-  } catch (err) {
-    const response = (err as { response: { status: number; headers: Headers; data: { error: health_v4.Schema$Status & { status: string } } } }).response
-    return { status: response.status, headers: response.headers, error: response.data.error }
-  }
-  throw new Error('the call succeeded')
 }
 
 const int = (v: string | null | undefined): number => Number(v ?? 0)
@@ -167,7 +83,7 @@ describe('rollUp', () => {
       expect(Date.parse(point.endTime!)).toBe(startMs + HOUR)
       const value = (point as Record<string, unknown>)[field] as Record<string, unknown>
       agree(value, fit.get(startMs)!)
-      expect(value).toEqual(syntheticRollup(runner.seed, dataType, startMs, startMs + HOUR, NOW) as HealthRollupValue)
+      expect(value).toEqual(syntheticRollup(google.user.seed, dataType, startMs, startMs + HOUR, NOW) as HealthRollupValue)
     }
   })
 
@@ -210,22 +126,15 @@ describe('rollUp', () => {
   })
 
   it('refuses a token without the data type’s read scope with 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT', async () => {
-    const activityOnly = fake.addUser({ scopes: [healthReadScope('activity_and_fitness')] })
-    const token = await accessToken(activityOnly)
+    const activityOnly = google.fake.addUser({ scopes: [healthReadScope('activity_and_fitness')] })
+    const token = await google.accessToken(activityOnly)
     const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }
     expect((await rollUp('steps', { range, windowSize: '86400s' }, token)).status).toBe(200)
     const denied = await failure(rollUp('heart-rate', { range, windowSize: '86400s' }, token))
     expect(denied.status).toBe(403)
-    expect(denied.error).toMatchObject({
-      code: 403,
-      status: 'PERMISSION_DENIED',
-      message: 'Request had insufficient authentication scopes.',
-      details: [
-        { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', metadata: { service: 'health.googleapis.com' } },
-      ],
-    })
+    expect(denied.error).toMatchObject(scopeInsufficient())
     // A Fit grant reads nothing through the Health API.
-    const fitOnly = await failure(rollUp('steps', { range, windowSize: '86400s' }, await accessToken(fake.addUser())))
+    const fitOnly = await failure(rollUp('steps', { range, windowSize: '86400s' }, await google.accessToken(google.fake.addUser())))
     expect(fitOnly.status).toBe(403)
   })
 
@@ -284,8 +193,8 @@ describe('rollUp', () => {
 
 describe('dailyRollUp', () => {
   it('rolls up the user’s own local days, each the sum of its hours, a 23-hour day included', async () => {
-    const newYorker = fake.addUser({ seed: 'health-new-york', scopes: BOTH_APIS, timeZone: 'America/New_York' })
-    const token = await accessToken(newYorker)
+    const newYorker = google.fake.addUser({ seed: 'health-new-york', scopes: BOTH_APIS, timeZone: 'America/New_York' })
+    const token = await google.accessToken(newYorker)
     // Clocks in New York went forward on 2026-03-08: that day lasted 23 hours.
     const midnights = [Date.UTC(2026, 2, 7, 5), Date.UTC(2026, 2, 8, 5), Date.UTC(2026, 2, 9, 4), Date.UTC(2026, 2, 10, 4)]
     const range = { start: { date: { year: 2026, month: 3, day: 7 } }, end: { date: { year: 2026, month: 3, day: 10 } } }
@@ -309,7 +218,7 @@ describe('dailyRollUp', () => {
   })
 
   it('refuses a start that is not a midnight, and a page token it never issued', async () => {
-    const token = await accessToken(fake.addUser({ scopes: BOTH_APIS, timeZone: 'Europe/Helsinki' }))
+    const token = await google.accessToken(google.fake.addUser({ scopes: BOTH_APIS, timeZone: 'Europe/Helsinki' }))
     const unaligned = { start: { date: { year: 2026, month: 3, day: 7 }, time: { hours: 6 } }, end: { date: { year: 2026, month: 3, day: 10 } } }
     const refused = await failure(dailyRollUp('steps', { range: unaligned }, token))
     expect(refused.status).toBe(400)
@@ -320,50 +229,39 @@ describe('dailyRollUp', () => {
   })
 
   it('follows the user to a new time zone, and refuses one Intl does not know', async () => {
-    const traveller = fake.addUser({ seed: 'health-traveller', scopes: BOTH_APIS })
-    const token = await accessToken(traveller)
+    const traveller = google.fake.addUser({ seed: 'health-traveller', scopes: BOTH_APIS })
+    const token = await google.accessToken(traveller)
     const range = { start: { date: { year: 2026, month: 3, day: 7 } }, end: { date: { year: 2026, month: 3, day: 8 } } }
     const day = async () => (await dailyRollUp('steps', { range }, token)).data.rollupDataPoints![0]!.steps
     expect(await day()).toEqual(syntheticRollup(traveller.seed, 'steps', Date.UTC(2026, 2, 7), Date.UTC(2026, 2, 8), NOW))
-    fake.setUserTimeZone(traveller.googleId, 'Asia/Tokyo')
+    google.fake.setUserTimeZone(traveller.googleId, 'Asia/Tokyo')
     expect(await day()).toEqual(syntheticRollup(traveller.seed, 'steps', Date.UTC(2026, 2, 6, 15), Date.UTC(2026, 2, 7, 15), NOW))
-    expect(() => fake.setUserTimeZone(traveller.googleId, 'Mars/Olympus_Mons')).toThrow(/time zone/)
-    expect(() => fake.addUser({ timeZone: 'Mars/Olympus_Mons' })).toThrow(/time zone/)
+    expect(() => google.fake.setUserTimeZone(traveller.googleId, 'Mars/Olympus_Mons')).toThrow(/time zone/)
+    expect(() => google.fake.addUser({ timeZone: 'Mars/Olympus_Mons' })).toThrow(/time zone/)
   })
 })
 
 describe('faults, latency and counters', () => {
   it('serves an injected 429 in the Health API’s error shape, with Retry-After, and counts it', async () => {
-    const before = fake.stats
-    fake.injectFault({ route: 'rollUp', status: 429, retryAfterSeconds: 7 })
+    const before = google.fake.stats
+    google.fake.injectFault({ route: 'rollUp', status: 429, retryAfterSeconds: 7 })
     const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }
     const limited = await failure(rollUp('steps', { range, windowSize: '3600s' }))
     expect(limited.status).toBe(429)
     expect(limited.headers.get('retry-after')).toBe('7')
     expect(limited.error).toMatchObject({ code: 429, status: 'RESOURCE_EXHAUSTED', details: [{ reason: 'RATE_LIMIT_EXCEEDED' }] })
     expect((await rollUp('steps', { range, windowSize: '3600s' })).status).toBe(200)
-    const after = fake.stats
-    expect(after.rollUpRequests - before.rollUpRequests).toBe(2)
-    expect(after.rollUpErrors - before.rollUpErrors).toBe(1)
-    expect(after.faultsServed - before.faultsServed).toBe(1)
-    expect((after.aggregateRequestsByUser[runner.googleId] ?? 0) - (before.aggregateRequestsByUser[runner.googleId] ?? 0)).toBe(1)
+    expect(google.countsSince(before)).toMatchObject({ rollUpRequests: 2, rollUpErrors: 1, faultsServed: 1, ofUser: 1 })
   })
 
   it('delays Health answers by the configured latency', async () => {
-    fake.setLatency(150)
-    try {
-      const started = Date.now()
-      await rollUp('steps', { range: { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }, windowSize: '3600s' })
-      expect(Date.now() - started).toBeGreaterThanOrEqual(140)
-    } finally {
-      fake.setLatency(0)
-    }
+    await expectDelayed(google.fake, () => rollUp('steps', { range: { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }, windowSize: '3600s' }))
   })
 
   it('shows Health scopes on the consent screen', async () => {
-    const url = new URL(fake.authorizeUrl)
+    const url = new URL(google.fake.authorizeUrl)
     url.search = new URLSearchParams({
-      client_id: fake.clientId,
+      client_id: google.fake.clientId,
       redirect_uri: 'http://app.test/cb',
       response_type: 'code',
       scope: `${healthReadScope('activity_and_fitness')} ${healthReadScope('health_metrics_and_measurements')}`,

@@ -1,9 +1,10 @@
 // Only the Health API: the googleapis index loads every Google API (about 100 MB more per process).
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
-import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, instantOf, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
+import { reduceReadings } from './normalize-health.js'
+import { DAY_MS, splitWindow } from './windows.js'
 
-const DAY_MS = 86_400_000
 /** Google caps a roll-up's range at 14 days for these data types and at 90 days for the rest. */
 const SHORT_RANGE_TYPES = new Set(['heart-rate', 'active-minutes', 'total-calories', 'calories-in-heart-rate-zone'])
 const SHORT_RANGE_MS = 14 * DAY_MS
@@ -17,8 +18,11 @@ const SESSION_PAGE_SIZE = 25
 const MAX_SESSION_PAGES = 100
 /** Google lists up to 10,000 readings a page. */
 const SAMPLE_PAGE_SIZE = 10_000
-/** 500,000 readings in one window: a reading a minute for almost a year. */
-const MAX_SAMPLE_PAGES = 50
+/**
+ * Readings are taken at most every half minute (blood oxygen during sleep is every few minutes); an
+ * answer that keeps offering pages past that for its window is not followed.
+ */
+const MAX_READINGS_PER_MINUTE = 2
 /**
  * Sessions are found by when they end (Google filters sleep by end time only). One that has a
  * segment in the window ends at most this long after the window: a sleep longer than a day is not
@@ -125,7 +129,9 @@ export class GoogleHealthClient {
   private async listSamples(key: DataTypeKey, parent: string, window: TimeWindow, options: object): Promise<unknown[]> {
     const field = `${filterName(parent)}.sample_time.physical_time`
     const filter = `${field} >= "${new Date(window.startMs).toISOString()}" AND ${field} < "${new Date(window.endMs).toISOString()}"`
-    return this.list(key, 'readings', { parent, filter, pageSize: SAMPLE_PAGE_SIZE }, MAX_SAMPLE_PAGES, options)
+    const maxPages = 1 + Math.ceil((MAX_READINGS_PER_MINUTE * (window.endMs - window.startMs)) / 60_000 / SAMPLE_PAGE_SIZE)
+    // Each page is reduced to times and values as it comes, rather than held as Google's JSON.
+    return this.list(key, 'readings', { parent, filter, pageSize: SAMPLE_PAGE_SIZE }, maxPages, options, (page) => reduceReadings(key, page))
   }
 
   private async list(
@@ -134,6 +140,7 @@ export class GoogleHealthClient {
     params: health_v4.Params$Resource$Users$Datatypes$Datapoints$Reconcile,
     maxPages: number,
     options: object,
+    reduce: (page: unknown) => unknown = (page) => page,
   ): Promise<unknown[]> {
     const pages: unknown[] = []
     let pageToken: string | undefined
@@ -143,8 +150,8 @@ export class GoogleHealthClient {
       }
       const query = { ...params, ...(pageToken === undefined ? {} : { pageToken }) }
       const data = await this.call(() => this.health.users.dataTypes.dataPoints.reconcile(query, options))
-      pages.push(data)
       const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
+      pages.push(reduce(data))
       pageToken = typeof next === 'string' && next !== '' ? next : undefined
     }
     return pages
@@ -157,23 +164,6 @@ export class GoogleHealthClient {
       throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
     }
   }
-}
-
-/**
- * The window in consecutive parts of at most `maxMs`, each a whole number of buckets. With a time
- * zone the buckets are local days, and each cut moves to the nearest local midnight (a day with a
- * daylight-saving change is an hour shorter or longer).
- */
-export function splitWindow(window: TimeWindow, bucketMs: number, maxMs: number, timeZone?: string): TimeWindow[] {
-  const step = Math.max(bucketMs, Math.floor(maxMs / bucketMs) * bucketMs)
-  const cuts: number[] = []
-  for (let cut = window.startMs + step; cut < window.endMs; cut += step) {
-    const day = timeZone === undefined ? undefined : civilTime(cut + DAY_MS / 2, timeZone)
-    cuts.push(day === undefined ? cut : instantOf({ ...day, hours: 0, minutes: 0, seconds: 0 }, timeZone!))
-  }
-  // Snapped to local midnight, the last cut can land on the window's end (the day clocks go back).
-  const bounds = [window.startMs, ...cuts.filter((cut) => cut > window.startMs && cut < window.endMs), window.endMs]
-  return bounds.slice(1).map((endMs, i) => ({ startMs: bounds[i]!, endMs }))
 }
 
 /** A data type as filters name it: `users/me/dataTypes/oxygen-saturation` → `oxygen_saturation`. */

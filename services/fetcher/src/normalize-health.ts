@@ -1,5 +1,6 @@
 import { SLEEP_STAGE_FIELDS, UpstreamError, dataType, instantOf, type DataTypeKey, type FitnessSample, type TimeWindow } from '@fitstream/shared'
-import { splitWindow, type HealthReadResult } from './google-health.js'
+import type { HealthReadResult } from './google-health.js'
+import { splitWindow } from './windows.js'
 import type { NormalizeResult } from './normalize.js'
 
 type Json = Record<string, unknown>
@@ -50,9 +51,21 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
   let buckets = 0
   for (const [key, pages] of result.pages) {
     if (dataType(key).health?.read === 'samples') {
-      const readings = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
-      buckets += readings.length
-      samples.push(...readingSamples(key, readings, splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined), reject))
+      // The client reduces each page as it comes (reduceReadings); a page handed over whole is reduced here.
+      const reduced = pages.map((page) => (isReadingsPage(page) ? page : reduceReadings(key, page)))
+      for (const page of reduced) {
+        buckets += page.points
+        for (const [reason, count] of Object.entries(page.rejected)) rejected[reason] = (rejected[reason] ?? 0) + count
+      }
+      const windowBuckets = splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined)
+      samples.push(
+        ...readingSamples(
+          key,
+          reduced.flatMap((page) => page.readings),
+          windowBuckets,
+          reject,
+        ),
+      )
       continue
     }
     if (dataType(key).health?.read === 'sessions') {
@@ -204,49 +217,81 @@ const READINGS: Partial<Record<DataTypeKey, { readonly field: string; readonly v
   },
 }
 
+/** A page of readings as the fetcher keeps it: each reading reduced to its time and value as it arrives. */
+export interface ReadingsPage {
+  readonly kind: 'readings'
+  readonly readings: readonly Reading[]
+  /** Data points on the page, usable or not. */
+  readonly points: number
+  readonly rejected: Readonly<Record<string, number>>
+}
+
+interface Reading {
+  readonly timeMs: number
+  readonly value: number
+  /** The data point's name, where Google gives one (most sample types have none). */
+  readonly name?: string
+}
+
 /**
- * Each bucket's average, highest and lowest reading, from listed readings, as the Fitness API's
- * aggregate summarises them. A reading outside the window, malformed or out of range is set aside
- * and counted; one listed twice (across pages) counts once.
+ * Reduces one answered page of readings to their times and values, so that a long window of dense
+ * readings (blood oxygen through the night) is not held as Google's JSON until every page is in. A
+ * page that is not an answer at all makes the whole answer unusable; a malformed or out-of-range
+ * reading is set aside and counted.
  */
-function readingSamples(key: DataTypeKey, points: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
+export function reduceReadings(key: DataTypeKey, page: unknown): ReadingsPage {
   const reader = READINGS[key]
   if (reader === undefined) throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
-  const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
-  const byBucket = new Map<number, { timeMs: number; value: number }[]>()
-  const seen = new Set<string>()
+  const points = dataPointsOf(page, 'dataPoints', 'reconcile')
+  const readings: Reading[] = []
+  const rejected: Record<string, number> = {}
   for (const raw of points) {
     const point = asObject(raw)
     const reading = asObject(point?.[reader.field])
     const timeMs = reading === undefined ? undefined : timestamp(asObject(reading.sampleTime)?.physicalTime)
-    if (point === undefined || reading === undefined || timeMs === undefined) {
-      reject('malformed reading')
+    const value = reading === undefined || timeMs === undefined ? 'malformed reading' : reader.value(reading)
+    if (typeof value === 'string') {
+      rejected[value] = (rejected[value] ?? 0) + 1
       continue
     }
-    if (timeMs < windowStart || timeMs >= windowEnd) {
+    const name = identityOf(point!)
+    readings.push(name === undefined ? { timeMs: timeMs!, value } : { timeMs: timeMs!, value, name })
+  }
+  return { kind: 'readings', readings, points: points.length, rejected }
+}
+
+function isReadingsPage(page: unknown): page is ReadingsPage {
+  return asObject(page)?.kind === 'readings' && Array.isArray((page as ReadingsPage).readings)
+}
+
+/**
+ * Each bucket's average, highest and lowest reading, as the Fitness API's aggregate summarises them.
+ * A reading outside the window is set aside and counted; one listed twice under the same name
+ * (across pages) counts once.
+ */
+function readingSamples(key: DataTypeKey, readings: readonly Reading[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
+  const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
+  const byBucket = new Map<number, Reading[]>()
+  const seen = new Set<string>()
+  for (const reading of readings) {
+    if (reading.timeMs < windowStart || reading.timeMs >= windowEnd) {
       reject('reading outside range')
       continue
     }
-    const identity = identityOf(point)
-    if (identity !== undefined) {
-      if (seen.has(identity)) continue
-      seen.add(identity)
+    if (reading.name !== undefined) {
+      if (seen.has(reading.name)) continue
+      seen.add(reading.name)
     }
-    const value = reader.value(reading)
-    if (typeof value === 'string') {
-      reject(value)
-      continue
-    }
-    const bucket = buckets[bucketIndex(buckets, timeMs)]!
+    const bucket = buckets[bucketIndex(buckets, reading.timeMs)]!
     const held = byBucket.get(bucket.startMs)
-    if (held === undefined) byBucket.set(bucket.startMs, [{ timeMs, value }])
-    else held.push({ timeMs, value })
+    if (held === undefined) byBucket.set(bucket.startMs, [reading])
+    else held.push(reading)
   }
   const spec = dataType(key)
-  return [...byBucket].map(([startMs, readings]) => {
+  return [...byBucket].map(([startMs, held]) => {
     // Oldest first, as Google's aggregate adds them up: the same readings give the same average to the last bit.
     let [sum, max, min] = [0, -Infinity, Infinity]
-    for (const { value } of readings.sort((a, b) => a.timeMs - b.timeMs)) {
+    for (const { value } of held.sort((a, b) => a.timeMs - b.timeMs)) {
       sum += value
       max = Math.max(max, value)
       min = Math.min(min, value)
@@ -255,7 +300,7 @@ function readingSamples(key: DataTypeKey, points: readonly unknown[], buckets: r
       type: key,
       startMs,
       endMs: buckets[bucketIndex(buckets, startMs)]!.endMs,
-      values: { avg: sum / readings.length, max, min },
+      values: { avg: sum / held.length, max, min },
       unit: spec.unit,
       revision: 0,
     }

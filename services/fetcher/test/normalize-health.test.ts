@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { DATA_TYPES, UpstreamError, type DataTypeKey } from '@fitstream/shared'
-import { splitWindow, type HealthReadResult } from '../src/google-health.js'
-import { normalizeHealth } from '../src/normalize-health.js'
+import type { HealthReadResult } from '../src/google-health.js'
+import { splitWindow } from '../src/windows.js'
+import { normalizeHealth, reduceReadings } from '../src/normalize-health.js'
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
@@ -328,7 +329,8 @@ describe('normalizeHealth: single readings', () => {
               42,
             ],
           },
-          { dataPoints: [spo2('a', 96, t0), spo2('e', undefined, t0)] },
+          // 'a' again, on a second page: counted once (a second count would pull the average down).
+          { dataPoints: [spo2('a', 50, t0), spo2('e', undefined, t0)] },
         ],
       }),
       window,
@@ -341,6 +343,27 @@ describe('normalizeHealth: single readings', () => {
       'missing values': 1,
     })
     expect(samples.map((s) => s.values)).toEqual([{ avg: 96, max: 96, min: 96 }])
+  })
+
+  it('takes pages the client already reduced to times and values as they came', () => {
+    const page = { dataPoints: [spo2('r1', 97, t0 + 5), spo2('r2', 'high', t0 + 6), spo2('r3', 93, t0 + HOUR)] }
+    const reduced = reduceReadings('oxygen_saturation', page)
+    expect(reduced).toEqual({
+      kind: 'readings',
+      points: 3,
+      rejected: { 'non-finite value': 1 },
+      readings: [
+        { timeMs: t0 + 5, value: 97, name: 'users/1/dataTypes/x/dataPoints/r1' },
+        { timeMs: t0 + HOUR, value: 93, name: 'users/1/dataTypes/x/dataPoints/r3' },
+      ],
+    })
+    const { samples, rejected, buckets } = normalizeHealth(result({ oxygen_saturation: [reduced] }), window)
+    expect({ rejected, buckets }).toEqual({ rejected: { 'non-finite value': 1 }, buckets: 3 })
+    expect(samples.map((s) => [s.startMs - t0, s.values.avg])).toEqual([
+      [0, 97],
+      [HOUR, 93],
+    ])
+    expect(() => reduceReadings('oxygen_saturation', '<html>')).toThrow(/reconcile response is not a JSON object/)
   })
 
   it('summarises thousands of readings in one bucket', () => {

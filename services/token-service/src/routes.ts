@@ -6,6 +6,7 @@ import {
   UpstreamError,
   UserGoneError,
   dataApiOfScopes,
+  readableIn,
   type DataTypeKey,
   readPrivacyReport,
 } from '@fitstream/shared'
@@ -131,6 +132,9 @@ type Security = { [scheme: string]: string[] }[]
 const ADMIN: Security = [{ admin: [] }]
 const ADMIN_OR_OWNER: Security = [{ admin: [] }, { session: [] }]
 
+/** Redis cursors are unsigned 64-bit integers. */
+const MAX_CURSOR = 2n ** 64n - 1n
+
 const UNAUTHORIZED = { error: 'Unauthorized', message: 'a valid bearer token is required' }
 
 /**
@@ -170,7 +174,11 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
     links: {
       account: `${deps.publicUrl}/account`,
       reconnect: user.state === 'reauth_required' ? deps.reconnectLinks.create(user.id) : null,
-      move: deps.onboarding.api === 'health' && dataApiOfScopes(user.scopes, 'health') === 'fit' ? deps.reconnectLinks.create(user.id) : null,
+      // Only for someone still on Fit who sells something the Health API has: the link asks Google for those scopes.
+      move:
+        deps.onboarding.api === 'health' && dataApiOfScopes(user.scopes, 'health') === 'fit' && user.dataTypes.some((key) => readableIn(key, 'health'))
+          ? deps.reconnectLinks.create(user.id)
+          : null,
     },
   })
 
@@ -221,7 +229,11 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
             type: 'object',
             additionalProperties: false,
             properties: {
-              cursor: { type: 'string', pattern: '^[0-9]{1,20}$', description: 'where the previous page ended; leave out for the first page' },
+              cursor: {
+                type: 'string',
+                pattern: '^[0-9]{1,20}$',
+                description: 'where the previous page ended; leave out for the first page, and keep the same filters while following it',
+              },
               limit: { type: 'string', pattern: '^([1-9][0-9]{0,2}|1000)$', description: 'users to look at for this page, 1 to 1000 (default 100)' },
               dataApi: { type: 'string', enum: ['fit', 'health'] },
               state: { type: 'string', enum: ['active', 'reauth_required'] },
@@ -239,10 +251,12 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
           },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { cursor = '0', limit = '100', dataApi, state } = request.query
-        // A page looks at `limit` users and returns those that match: it may be short, or empty, before the end.
-        const page = await deps.users.page(cursor, Number(limit))
+        if (BigInt(cursor) > MAX_CURSOR)
+          return reply.status(400).send({ error: 'Bad Request', code: 'FST_ERR_VALIDATION', message: 'querystring/cursor is not a cursor this API gave' })
+        // A page looks at about `limit` users and returns those that match: it may be short, or empty, before the end.
+        const page = await deps.users.page(cursor, Number(limit), state === 'reauth_required' ? state : undefined)
         const matching = page.users.filter(
           (user) => (dataApi === undefined || dataApiOfScopes(user.scopes, deps.onboarding.api) === dataApi) && (state === undefined || user.state === state),
         )

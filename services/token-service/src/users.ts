@@ -59,21 +59,26 @@ export class UserRepository {
   }
 
   async get(id: string): Promise<User | undefined> {
-    return toUser(id, await this.redis.hgetall(userKey(this.prefix, id)))
+    return toUser(id, fieldsOf(await this.redis.hmget(userKey(this.prefix, id), ...VIEW_FIELDS)))
   }
 
   /**
-   * One page of all users, in no particular order, from a cursor (start with '0'; '0' comes back
-   * when the walk is over). A page may hold fewer than `count` users, even none, before the end; a
-   * user registered or erased during the walk may be missed or seen twice, as with Redis SCAN.
+   * One page of the users, in no particular order, from a cursor (start with '0'; '0' comes back when
+   * the walk is over): all of them, or only those who must reconnect Google (walked from their own
+   * index). `count` is a hint, as for Redis SSCAN: a page may hold fewer users, even none, before the
+   * end, or a few more; a user registered or erased during the walk may be missed or seen twice.
    */
-  async page(cursor: string, count: number): Promise<{ users: User[]; cursor: string }> {
-    const [next, ids] = await this.redis.sscan(userIndexKey(this.prefix), cursor, 'COUNT', count)
+  async page(cursor: string, count: number, only?: 'reauth_required'): Promise<{ users: User[]; cursor: string }> {
+    const [next, ids] = await this.redis.sscan(only === undefined ? userIndexKey(this.prefix) : this.reauthKey, cursor, 'COUNT', count)
     const pipeline = this.redis.pipeline()
-    for (const id of ids) pipeline.hgetall(userKey(this.prefix, id))
+    for (const id of ids) pipeline.hmget(userKey(this.prefix, id), ...VIEW_FIELDS)
     const rows = (await pipeline.exec()) ?? []
-    const users = ids.map((id, i) => toUser(id, (rows[i]?.[1] ?? {}) as Record<string, string>)).filter((u): u is User => u !== undefined)
-    return { users, cursor: next }
+    const users = ids.map((id, i) => {
+      const [error, values] = rows[i] ?? [new Error('no reply')]
+      if (error) throw error
+      return toUser(id, fieldsOf(values as (string | null)[]))
+    })
+    return { users: users.filter((u): u is User => u !== undefined), cursor: next }
   }
 
   async refreshToken(id: string): Promise<string | undefined> {
@@ -149,6 +154,30 @@ export class UserRepository {
     )
     return result !== -1
   }
+}
+
+/** The fields a user's view is made of: everything but the tokens. */
+const VIEW_FIELDS = [
+  USER_FIELDS.state,
+  USER_FIELDS.dataTypes,
+  USER_FIELDS.createdAt,
+  USER_FIELDS.fetchedUntil,
+  USER_FIELDS.lastSyncAt,
+  USER_FIELDS.lastSyncStatus,
+  USER_FIELDS.lastError,
+  USER_FIELDS.scopes,
+  USER_FIELDS.timeZone,
+  USER_FIELDS.backfillChunks,
+  USER_FIELDS.backfillDone,
+  USER_FIELDS.backfillEnd,
+]
+
+function fieldsOf(values: readonly (string | null)[]): Record<string, string> {
+  const fields: Record<string, string> = {}
+  VIEW_FIELDS.forEach((field, i) => {
+    if (values[i] !== null && values[i] !== undefined) fields[field] = values[i]
+  })
+  return fields
 }
 
 /** A user from their stored fields; undefined once erased (or never registered). */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
+import { USER_FIELDS, userIndexKey, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -138,7 +138,16 @@ describe('POST /users', () => {
 describe('GET /users', () => {
   it('walks every user a page at a time, filters by API and state, and shows no token', async () => {
     const ours = await Promise.all(Array.from({ length: 5 }, () => register(['steps'])))
-    await redis.hset(userKey(prefix, ours[0]!.id), USER_FIELDS.state, 'reauth_required')
+    // As UserRepository.setState does: the state, and the index of users who must reconnect.
+    await redis
+      .multi()
+      .hset(userKey(prefix, ours[0]!.id), USER_FIELDS.state, 'reauth_required')
+      .sadd(`${userIndexKey(prefix)}:reauth`, ours[0]!.id)
+      .exec()
+    const stored = await Promise.all(
+      ours.flatMap((o) => [USER_FIELDS.refreshToken, USER_FIELDS.accessToken].map((field) => redis.hget(userKey(prefix, o.id), field))),
+    )
+    expect(stored.filter((ciphertext) => ciphertext !== null).length).toBeGreaterThanOrEqual(5)
     const walk = async (query: string) => {
       const seen: { id: string; state: string; dataApi: string; links: { move: string | null } }[] = []
       let cursor: string | null = '0'
@@ -146,8 +155,9 @@ describe('GET /users', () => {
         expect(pages).toBeLessThan(100)
         const response = await service.server.inject({ method: 'GET', url: `/users?limit=2&cursor=${cursor}${query}`, headers: admin })
         expect(response.statusCode, response.body).toBe(200)
-        expect(response.body).not.toContain(ours[0]!.google.refreshToken)
+        for (const ciphertext of stored) if (ciphertext !== null) expect(response.body).not.toContain(ciphertext)
         const body = response.json() as { users: typeof seen; nextCursor: string | null }
+        for (const user of body.users) expect(Object.keys(user)).not.toEqual(expect.arrayContaining([expect.stringMatching(/token/i)]))
         seen.push(...body.users)
         cursor = body.nextCursor
       }
@@ -160,13 +170,22 @@ describe('GET /users', () => {
     expect((await walk('&dataApi=fit')).length).toBe(5)
     expect(await walk('&dataApi=health')).toEqual([])
     expect((await walk('&state=reauth_required')).map((u) => u.id)).toEqual([ours[0]!.id])
+    // The other tests count the users who must reconnect.
+    await redis
+      .multi()
+      .hset(userKey(prefix, ours[0]!.id), USER_FIELDS.state, 'active')
+      .srem(`${userIndexKey(prefix)}:reauth`, ours[0]!.id)
+      .exec()
   })
 
-  it.each(['cursor=abc', 'limit=0', 'limit=5000', 'dataApi=fitbit', 'state=gone', 'email=a@b.c'])('rejects ?%s with a clear 400', async (query) => {
-    const response = await service.server.inject({ method: 'GET', url: `/users?${query}`, headers: admin })
-    expect(response.statusCode).toBe(400)
-    expect(response.json().message).toMatch(/^querystring/)
-  })
+  it.each(['cursor=abc', 'cursor=18446744073709551616', 'limit=0', 'limit=5000', 'dataApi=fitbit', 'state=gone', 'email=a@b.c'])(
+    'rejects ?%s with a clear 400',
+    async (query) => {
+      const response = await service.server.inject({ method: 'GET', url: `/users?${query}`, headers: admin })
+      expect(response.statusCode).toBe(400)
+      expect(response.json().message).toMatch(/^querystring/)
+    },
+  )
 })
 
 describe('sync', () => {

@@ -316,6 +316,9 @@ describe('a deployment moved to the Google Health API', () => {
     const stillOnFit = await listUsers('dataApi=fit')
     expect(stillOnFit.get(id)?.links.move).toMatch(/\/reconnect\?/)
     expect([...(await listUsers('dataApi=health')).keys()]).not.toContain(id)
+    // Someone who sells only what the Health API lacks has nothing to move.
+    const bloodPressureOnly = await connectedUser(['blood_pressure'])
+    expect((await listUsers('dataApi=fit')).get(bloodPressureOnly.id)?.links.move).toBeNull()
     const move = new URL(stillOnFit.get(id)!.links.move!)
     const followed = await health.server.inject({ method: 'GET', url: `${move.pathname}${move.search}` })
     expect(followed.statusCode).toBe(303)

@@ -1,0 +1,20 @@
+import { civilTime, instantOf, type TimeWindow } from '@fitstream/shared'
+
+export const DAY_MS = 86_400_000
+
+/**
+ * The window in consecutive parts of at most `maxMs`, each a whole number of buckets. With a time
+ * zone the buckets are local days, and each cut moves to the nearest local midnight (a day with a
+ * daylight-saving change is an hour shorter or longer).
+ */
+export function splitWindow(window: TimeWindow, bucketMs: number, maxMs: number, timeZone?: string): TimeWindow[] {
+  const step = Math.max(bucketMs, Math.floor(maxMs / bucketMs) * bucketMs)
+  const cuts: number[] = []
+  for (let cut = window.startMs + step; cut < window.endMs; cut += step) {
+    const day = timeZone === undefined ? undefined : civilTime(cut + DAY_MS / 2, timeZone)
+    cuts.push(day === undefined ? cut : instantOf({ ...day, hours: 0, minutes: 0, seconds: 0 }, timeZone!))
+  }
+  // Snapped to local midnight, the last cut can land on the window's end (the day clocks go back).
+  const bounds = [window.startMs, ...cuts.filter((cut) => cut > window.startMs && cut < window.endMs), window.endMs]
+  return bounds.slice(1).map((endMs, i) => ({ startMs: bounds[i]!, endMs }))
+}

@@ -1,6 +1,7 @@
 // Only the Fitness API: the googleapis index loads every Google API (about 100 MB more per process).
 import { fitness, type fitness_v1 } from 'googleapis/build/src/apis/fitness/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { DAY_MS, localDayZone } from './windows.js'
 
 /** Google rejected the access token (401): it must be refreshed before the call can succeed. */
 export class AccessTokenRejectedError extends UpstreamError {
@@ -29,8 +30,6 @@ export interface AggregateRequest {
   readonly timeZone?: string
 }
 
-const DAY_MS = 86_400_000
-
 export interface GoogleFitClientOptions {
   /** Root of the Fitness API, e.g. https://fitness.googleapis.com/ */
   readonly rootUrl: string
@@ -58,9 +57,9 @@ export class GoogleFitClient {
         return spec.fitDataSourceId === undefined ? { dataTypeName: spec.fitDataType } : { dataSourceId: spec.fitDataSourceId }
       }),
       bucketByTime:
-        request.bucketMs % DAY_MS === 0 && request.timeZone !== undefined && request.timeZone !== 'UTC'
-          ? { period: { type: 'day', value: request.bucketMs / DAY_MS, timeZoneId: request.timeZone } }
-          : { durationMillis: String(request.bucketMs) },
+        localDayZone(request.bucketMs, request.timeZone) === undefined
+          ? { durationMillis: String(request.bucketMs) }
+          : { period: { type: 'day', value: request.bucketMs / DAY_MS, timeZoneId: request.timeZone } },
       startTimeMillis: String(request.window.startMs),
       endTimeMillis: String(request.window.endMs),
     }

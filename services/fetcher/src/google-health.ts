@@ -1,16 +1,16 @@
 // Only the Health API: the googleapis index loads every Google API (about 100 MB more per process).
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
-import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
 import { reduceReadings } from './normalize-health.js'
-import { DAY_MS, splitWindow } from './windows.js'
+import { DAY_MS, localDayZone, splitWindow } from './windows.js'
 
 /** Google caps a roll-up's range at 14 days for these data types and at 90 days for the rest. */
 const SHORT_RANGE_TYPES = new Set(['heart-rate', 'active-minutes', 'total-calories', 'calories-in-heart-rate-zone'])
 const SHORT_RANGE_MS = 14 * DAY_MS
 const LONG_RANGE_MS = 90 * DAY_MS
 const MAX_PAGE_SIZE = 10_000
-/** An answer that keeps offering further pages past anything its windows could fill is not followed for ever. */
+/** Roll-up pages per range: more than its windows could fill. */
 const MAX_PAGES_PER_RANGE = 20
 /** Google lists at most 25 sleep sessions a page. */
 const SESSION_PAGE_SIZE = 25
@@ -23,11 +23,7 @@ const SAMPLE_PAGE_SIZE = 10_000
  * answer that keeps offering pages past that for its window is not followed.
  */
 const MAX_READINGS_PER_MINUTE = 2
-/**
- * Sessions are found by when they end (Google filters sleep by end time only). One that has a
- * segment in the window ends at most this long after the window: a sleep longer than a day is not
- * one.
- */
+/** A sleep longer than a day is not one: a session with a segment in a window ends at most this long after it. */
 const LONGEST_SESSION_MS = DAY_MS
 
 export interface GoogleHealthClientOptions {
@@ -39,8 +35,9 @@ export interface GoogleHealthClientOptions {
 /** What one fetch read from the Health API, for `normalizeHealth`. */
 export interface HealthReadResult {
   /**
-   * Per requested type, every page Google answered with, as it came: roll-ups, or for a session
-   * type (sleep) the sessions that end in or after the window.
+   * Per requested type, every page Google answered with: roll-ups as they came; for sleep, the
+   * sessions that end in the window or up to a day after it; for readings, each page already
+   * reduced to times and values (`ReadingsPage`).
    */
   readonly pages: ReadonlyMap<DataTypeKey, readonly unknown[]>
   /** Whole local days (`dailyRollUp`, civil times in the answer) rather than fixed windows (`rollUp`). */
@@ -68,88 +65,82 @@ export class GoogleHealthClient {
   }
 
   async read(request: AggregateRequest): Promise<HealthReadResult> {
-    const daily = request.bucketMs % DAY_MS === 0 && request.timeZone !== undefined && request.timeZone !== 'UTC'
-    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.readType(key, request, daily)] as const))
-    return { pages: new Map(entries), daily, bucketMs: request.bucketMs }
+    const zone = localDayZone(request.bucketMs, request.timeZone)
+    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.readType(key, request, zone)] as const))
+    return { pages: new Map(entries), daily: zone !== undefined, bucketMs: request.bucketMs }
   }
 
-  private async readType(key: DataTypeKey, request: AggregateRequest, daily: boolean): Promise<unknown[]> {
+  /** Every page of one type's answer; `zone` when the buckets are local days there. */
+  private async readType(key: DataTypeKey, request: AggregateRequest, zone: string | undefined): Promise<unknown[]> {
     const source = dataType(key).health
     if (source === undefined) {
       throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
     }
     const parent = `users/me/dataTypes/${source.dataType}`
     const options = { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs }
-    if (source.read === 'sessions') return this.listSessions(key, parent, request.window, options)
-    if (source.read === 'samples') return this.listSamples(key, parent, request.window, options)
+    const { startMs, endMs } = request.window
+    // Filters name a type in snake case: `oxygen-saturation` → `oxygen_saturation`.
+    const field = source.dataType.replaceAll('-', '_')
+    const reconcile = (params: health_v4.Params$Resource$Users$Datatypes$Datapoints$Reconcile) => (pageToken: string | undefined) =>
+      this.call(() => this.health.users.dataTypes.dataPoints.reconcile({ parent, ...params, ...(pageToken === undefined ? {} : { pageToken }) }, options))
+
+    if (source.read === 'sessions') {
+      // Google filters sleep by when it ends; a session with a segment in the window ends at most a day after it.
+      const filter = `${field}.interval.end_time >= "${iso(startMs)}" AND ${field}.interval.end_time < "${iso(endMs + LONGEST_SESSION_MS)}"`
+      return this.followPages(`${key} sessions`, MAX_SESSION_PAGES, reconcile({ filter, pageSize: SESSION_PAGE_SIZE }))
+    }
+    if (source.read === 'samples') {
+      const filter = `${field}.sample_time.physical_time >= "${iso(startMs)}" AND ${field}.sample_time.physical_time < "${iso(endMs)}"`
+      const maxPages = 1 + Math.ceil((MAX_READINGS_PER_MINUTE * (endMs - startMs)) / 60_000 / SAMPLE_PAGE_SIZE)
+      // Each page is reduced to times and values as it comes, rather than held as Google's JSON.
+      return this.followPages(`${key} readings`, maxPages, reconcile({ filter, pageSize: SAMPLE_PAGE_SIZE }), (page) => reduceReadings(key, page))
+    }
+
     const maxRangeMs = SHORT_RANGE_TYPES.has(source.dataType) ? SHORT_RANGE_MS : LONG_RANGE_MS
     const pages: unknown[] = []
-    for (const range of splitWindow(request.window, request.bucketMs, maxRangeMs, daily ? request.timeZone : undefined)) {
+    for (const range of splitWindow(request.window, request.bucketMs, maxRangeMs, zone)) {
       const windows = Math.ceil((range.endMs - range.startMs) / request.bucketMs)
-      if (daily) {
+      if (zone !== undefined) {
         // The daily answer has no further pages: a range holds at most 90 windows.
         const requestBody: health_v4.Schema$DailyRollUpDataPointsRequest = {
-          range: { start: civilDateTime(range.startMs, request.timeZone!), end: civilDateTime(range.endMs, request.timeZone!) },
+          range: { start: civilDateTime(range.startMs, zone), end: civilDateTime(range.endMs, zone) },
           windowSizeDays: request.bucketMs / DAY_MS,
           pageSize: Math.min(windows, MAX_PAGE_SIZE),
         }
         pages.push(await this.call(() => this.health.users.dataTypes.dataPoints.dailyRollUp({ parent, requestBody }, options)))
         continue
       }
-      let pageToken: string | undefined
-      for (let page = 0; page === 0 || pageToken !== undefined; page++) {
-        if (page === MAX_PAGES_PER_RANGE) {
-          throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${key} roll-ups past ${MAX_PAGES_PER_RANGE}`, {
-            permanent: true,
-          })
-        }
+      const rollUp = (pageToken: string | undefined) => {
         const requestBody: health_v4.Schema$RollUpDataPointsRequest = {
-          range: { startTime: new Date(range.startMs).toISOString(), endTime: new Date(range.endMs).toISOString() },
+          range: { startTime: iso(range.startMs), endTime: iso(range.endMs) },
           windowSize: `${request.bucketMs / 1000}s`,
           pageSize: Math.min(windows, MAX_PAGE_SIZE),
           ...(pageToken === undefined ? {} : { pageToken }),
         }
-        const data = await this.call(() => this.health.users.dataTypes.dataPoints.rollUp({ parent, requestBody }, options))
-        pages.push(data)
-        const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
-        pageToken = typeof next === 'string' && next !== '' ? next : undefined
+        return this.call(() => this.health.users.dataTypes.dataPoints.rollUp({ parent, requestBody }, options))
       }
+      pages.push(...(await this.followPages(`${key} roll-ups`, MAX_PAGES_PER_RANGE, rollUp)))
     }
     return pages
   }
 
-  /** Every page of the sessions that end in the window or up to a day after it, newest first as Google lists them. */
-  private async listSessions(key: DataTypeKey, parent: string, window: TimeWindow, options: object): Promise<unknown[]> {
-    const field = `${filterName(parent)}.interval.end_time`
-    const filter = `${field} >= "${new Date(window.startMs).toISOString()}" AND ${field} < "${new Date(window.endMs + LONGEST_SESSION_MS).toISOString()}"`
-    return this.list(key, 'sessions', { parent, filter, pageSize: SESSION_PAGE_SIZE }, MAX_SESSION_PAGES, options)
-  }
-
-  /** Every page of the single readings taken in the window. */
-  private async listSamples(key: DataTypeKey, parent: string, window: TimeWindow, options: object): Promise<unknown[]> {
-    const field = `${filterName(parent)}.sample_time.physical_time`
-    const filter = `${field} >= "${new Date(window.startMs).toISOString()}" AND ${field} < "${new Date(window.endMs).toISOString()}"`
-    const maxPages = 1 + Math.ceil((MAX_READINGS_PER_MINUTE * (window.endMs - window.startMs)) / 60_000 / SAMPLE_PAGE_SIZE)
-    // Each page is reduced to times and values as it comes, rather than held as Google's JSON.
-    return this.list(key, 'readings', { parent, filter, pageSize: SAMPLE_PAGE_SIZE }, maxPages, options, (page) => reduceReadings(key, page))
-  }
-
-  private async list(
-    key: DataTypeKey,
+  /**
+   * Every page of one answer, following `nextPageToken`, each passed through `reduce` as it comes.
+   * An answer that keeps offering pages past `maxPages` is not followed for ever.
+   */
+  private async followPages(
     what: string,
-    params: health_v4.Params$Resource$Users$Datatypes$Datapoints$Reconcile,
     maxPages: number,
-    options: object,
+    fetchPage: (pageToken: string | undefined) => Promise<unknown>,
     reduce: (page: unknown) => unknown = (page) => page,
   ): Promise<unknown[]> {
     const pages: unknown[] = []
     let pageToken: string | undefined
     for (let page = 0; page === 0 || pageToken !== undefined; page++) {
       if (page === maxPages) {
-        throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${key} ${what} past ${maxPages}`, { permanent: true })
+        throw new UpstreamError('FST_ERR_GOOGLE_MALFORMED', `Google Health API kept offering pages of ${what} past ${maxPages}`, { permanent: true })
       }
-      const query = { ...params, ...(pageToken === undefined ? {} : { pageToken }) }
-      const data = await this.call(() => this.health.users.dataTypes.dataPoints.reconcile(query, options))
+      const data = await fetchPage(pageToken)
       const next = (data as { nextPageToken?: unknown } | null)?.nextPageToken
       pages.push(reduce(data))
       pageToken = typeof next === 'string' && next !== '' ? next : undefined
@@ -166,10 +157,7 @@ export class GoogleHealthClient {
   }
 }
 
-/** A data type as filters name it: `users/me/dataTypes/oxygen-saturation` → `oxygen_saturation`. */
-function filterName(parent: string): string {
-  return parent.slice(parent.lastIndexOf('/') + 1).replaceAll('-', '_')
-}
+const iso = (ms: number): string => new Date(ms).toISOString()
 
 function civilDateTime(ms: number, timeZone: string): health_v4.Schema$CivilDateTime {
   const c = civilTime(ms, timeZone)

@@ -3,6 +3,14 @@ import { civilTime, instantOf, type TimeWindow } from '@fitstream/shared'
 export const DAY_MS = 86_400_000
 
 /**
+ * The time zone whose local days the buckets are, when they are whole days in a zone other than UTC
+ * (Google then counts days in it, daylight-saving changes included); undefined for fixed buckets.
+ */
+export function localDayZone(bucketMs: number, timeZone: string | undefined): string | undefined {
+  return bucketMs % DAY_MS === 0 && timeZone !== undefined && timeZone !== 'UTC' ? timeZone : undefined
+}
+
+/**
  * The window in consecutive parts of at most `maxMs`, each a whole number of buckets. With a time
  * zone the buckets are local days, and each cut moves to the nearest local midnight (a day with a
  * daylight-saving change is an hour shorter or longer).

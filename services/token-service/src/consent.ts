@@ -1,4 +1,4 @@
-import { DATA_TYPES, FIT_SCOPE_PREFIX, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi, type ScopeGroup } from '@fitstream/shared'
+import { DATA_TYPES, FIT_SCOPE_PREFIX, dataApiOfScopes, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi, type ScopeGroup } from '@fitstream/shared'
 
 export interface ConsentGroup {
   readonly group: ScopeGroup
@@ -74,4 +74,13 @@ export function grantedDataTypes(dataTypes: readonly DataTypeKey[], granted: rea
 // A write scope includes reading, as at Google.
 function readEquivalent(scope: string): string {
   return scope.startsWith(FIT_SCOPE_PREFIX) ? scope.replace(/\.write$/, '.read') : scope
+}
+
+/**
+ * Whether a person should move off Google Fit: the deployment reads the Health API, their grant is
+ * still for Fit, and they sell something the Health API has (otherwise Google would be asked for no
+ * scope at all).
+ */
+export function mustMoveToHealth(user: { readonly scopes: readonly string[]; readonly dataTypes: readonly DataTypeKey[] }, api: GoogleDataApi): boolean {
+  return api === 'health' && dataApiOfScopes(user.scopes, api) === 'fit' && user.dataTypes.some((key) => readableIn(key, 'health'))
 }

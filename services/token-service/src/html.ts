@@ -1,5 +1,5 @@
 import { dataApiOfScopes, dataType, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
-import { consentGroups, groupsOf } from './consent.js'
+import { consentGroups, groupsOf, mustMoveToHealth } from './consent.js'
 import type { ErasureReceipt } from './erasure.js'
 import type { User } from './users.js'
 
@@ -81,7 +81,7 @@ export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: Accoun
   const [name, ownName] = [API_NAMES[api], API_NAMES[own]]
   // A grant for Google Fit ends with Fit itself, at the end of 2026: saving the choices moves it over.
   const move =
-    own !== 'fit' || api !== 'health' || reauth
+    reauth || !mustMoveToHealth(user, api)
       ? ''
       : `<p class="warning"><strong>Move to ${name}.</strong> Your data is still read through ${ownName}, which Google is shutting down. Save your choices below and Google asks you to allow ${name} instead; nothing is lost.</p>`
   const when = (ms: number | undefined) =>

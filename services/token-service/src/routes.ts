@@ -6,12 +6,12 @@ import {
   UpstreamError,
   UserGoneError,
   dataApiOfScopes,
-  readableIn,
   type DataTypeKey,
   readPrivacyReport,
 } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
+import { mustMoveToHealth } from './consent.js'
 import { requireToken, tokenMatcher } from './auth.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
 import type { Onboarding } from './onboarding.js'
@@ -174,11 +174,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
     links: {
       account: `${deps.publicUrl}/account`,
       reconnect: user.state === 'reauth_required' ? deps.reconnectLinks.create(user.id) : null,
-      // Only for someone still on Fit who sells something the Health API has: the link asks Google for those scopes.
-      move:
-        deps.onboarding.api === 'health' && dataApiOfScopes(user.scopes, 'health') === 'fit' && user.dataTypes.some((key) => readableIn(key, 'health'))
-          ? deps.reconnectLinks.create(user.id)
-          : null,
+      move: mustMoveToHealth(user, deps.onboarding.api) ? deps.reconnectLinks.create(user.id) : null,
     },
   })
 

@@ -319,6 +319,9 @@ describe('a deployment moved to the Google Health API', () => {
     // Someone who sells only what the Health API lacks has nothing to move.
     const bloodPressureOnly = await connectedUser(['blood_pressure'])
     expect((await listUsers('dataApi=fit')).get(bloodPressureOnly.id)?.links.move).toBeNull()
+    const nothingToMove = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: bloodPressureOnly.browser.cookie } })
+    expect(nothingToMove.body).toContain('read from Google Fit')
+    expect(nothingToMove.body).not.toContain('Move to Google Health.')
     const move = new URL(stillOnFit.get(id)!.links.move!)
     const followed = await health.server.inject({ method: 'GET', url: `${move.pathname}${move.search}` })
     expect(followed.statusCode).toBe(303)

@@ -49,15 +49,15 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
     rejected[reason] = (rejected[reason] ?? 0) + 1
   }
   let buckets = 0
+  const windowBuckets = splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined)
   for (const [key, pages] of result.pages) {
     if (dataType(key).health?.read === 'samples') {
-      // The client reduces each page as it comes (reduceReadings); a page handed over whole is reduced here.
-      const reduced = pages.map((page) => (isReadingsPage(page) ? page : reduceReadings(key, page)))
+      // The client reduced each page as it came (reduceReadings).
+      const reduced = pages as readonly ReadingsPage[]
       for (const page of reduced) {
         buckets += page.points
         for (const [reason, count] of Object.entries(page.rejected)) rejected[reason] = (rejected[reason] ?? 0) + count
       }
-      const windowBuckets = splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined)
       samples.push(
         ...readingSamples(
           key,
@@ -71,7 +71,7 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
     if (dataType(key).health?.read === 'sessions') {
       const sessions = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
       buckets += sessions.length
-      samples.push(...sessionSamples(key, sessions, splitWindow(window, result.bucketMs, result.bucketMs, result.daily ? timeZone : undefined), reject))
+      samples.push(...sessionSamples(key, sessions, windowBuckets, reject))
       continue
     }
     const extractor = EXTRACTORS[key]
@@ -258,10 +258,6 @@ export function reduceReadings(key: DataTypeKey, page: unknown): ReadingsPage {
     readings.push(name === undefined ? { timeMs: timeMs!, value } : { timeMs: timeMs!, value, name })
   }
   return { kind: 'readings', readings, points: points.length, rejected }
-}
-
-function isReadingsPage(page: unknown): page is ReadingsPage {
-  return asObject(page)?.kind === 'readings' && Array.isArray((page as ReadingsPage).readings)
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DATA_TYPES, UpstreamError, type DataTypeKey } from '@fitstream/shared'
+import { DATA_TYPES, UpstreamError, dataType, type DataTypeKey } from '@fitstream/shared'
 import type { HealthReadResult } from '../src/google-health.js'
 import { splitWindow } from '../src/windows.js'
 import { normalizeHealth, reduceReadings } from '../src/normalize-health.js'
@@ -10,11 +10,18 @@ const t0 = Date.UTC(2026, 10, 23, 10)
 const window = { startMs: t0, endMs: t0 + 3 * HOUR }
 const iso = (ms: number) => new Date(ms).toISOString()
 const point = (start: number, value: Record<string, unknown>) => ({ startTime: iso(start), endTime: iso(start + HOUR), ...value })
+/** What the client hands over: readings pages reduced as they come, every other page as Google answered. */
 const result = (pages: Partial<Record<DataTypeKey, unknown[]>>, daily = false, bucketMs = daily ? DAY : HOUR): HealthReadResult => ({
-  pages: new Map(Object.entries(pages) as [DataTypeKey, unknown[]][]),
+  pages: new Map(
+    (Object.entries(pages) as [DataTypeKey, unknown[]][]).map(([key, list]) => [
+      key,
+      dataType(key).health?.read === 'samples' ? list.map((page) => (asReduced(page) ? page : reduceReadings(key, page))) : list,
+    ]),
+  ),
   daily,
   bucketMs,
 })
+const asReduced = (page: unknown): boolean => (page as { kind?: unknown } | null)?.kind === 'readings'
 
 describe('normalizeHealth', () => {
   it('reads each type’s roll-up into FitStream’s fields and units, one sample per window, oldest first', () => {

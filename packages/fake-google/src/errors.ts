@@ -108,7 +108,7 @@ export interface HealthErrorBody {
 /** The Health API methods the fake serves, as its RPCs are named in error details. */
 export type HealthRpc = 'RollUpDataPoints' | 'DailyRollUpDataPoints' | 'ListDataPoints' | 'ReconcileDataPoints'
 
-export const HEALTH_SERVICE = 'health.googleapis.com'
+const HEALTH_SERVICE = 'health.googleapis.com'
 
 /** An error the Health API answers with; thrown by validation and turned into a response. */
 export class HealthApiError extends Error {
@@ -133,7 +133,7 @@ export class HealthApiError extends Error {
 }
 
 /** A google.rpc.ErrorInfo detail, the machine-readable reason clients are meant to branch on. */
-export function errorInfo(reason: string, rpc: HealthRpc, metadata: Record<string, string> = {}): Record<string, unknown> {
+function errorInfo(reason: string, rpc: HealthRpc, metadata: Record<string, string> = {}): Record<string, unknown> {
   return {
     '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
     reason,

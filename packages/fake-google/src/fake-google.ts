@@ -32,11 +32,12 @@ import {
   healthSampleType,
   healthSessionType,
   healthType,
+  type HealthScopeGroup,
 } from './health-catalogue.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
 import type { ListMethod } from './list.js'
 import { ConsentScreen } from './oauth.js'
-import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest } from './rollup.js'
+import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest, type RollUpContext } from './rollup.js'
 import { buildSampleListResponse, parseSampleListRequest } from './samples.js'
 import { buildListResponse, parseListRequest } from './sleep.js'
 import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
@@ -728,39 +729,39 @@ export class FakeGoogle {
   // ------------------------------------------------------------------------------------------
   // Health API
 
-  private async rollUp(req: IncomingMessage, url: URL, rpc: HealthRpc, userId: string, dataType: string): Promise<Reply> {
-    this.counters.rollUpRequests++
-    const fault = this.takeFault('rollUp')
+  /**
+   * The steps every Health data-point request shares, in Google's order: count it, serve any injected
+   * fault, then the HTTP method (404), the credentials (401), `users/me` (403), the data type (400,
+   * from `dataType`), its read scope (403), and only then `answer`, counted as a success. Errors
+   * become google.rpc.Status replies.
+   */
+  private async healthRequest<T extends { readonly scope: HealthScopeGroup }>(
+    req: IncomingMessage,
+    url: URL,
+    route: 'rollUp' | 'list',
+    rpc: HealthRpc,
+    userId: string,
+    steps: {
+      /** The HTTP method the RPC is bound to; any other is not found. */
+      readonly httpMethod: 'GET' | 'POST'
+      /** The data type asked for, or the HealthApiError (400) saying why it cannot be. */
+      readonly dataType: () => T
+      /** The answer, once the caller may read the type; context() reads the server's clock when called. */
+      readonly answer: (type: T, user: UserState, context: () => RollUpContext) => Promise<unknown>
+    },
+  ): Promise<Reply> {
+    this.counters[route === 'rollUp' ? 'rollUpRequests' : 'listRequests']++
+    const fault = this.takeFault(route)
     if (fault !== undefined) return this.faultReply(fault, (status, reason) => healthFault(status, reason, rpc).toBody())
     try {
-      if (req.method !== 'POST') throw new HealthApiError(404, 'Method not found.')
+      if (req.method !== steps.httpMethod) throw new HealthApiError(404, 'Method not found.')
       const user = this.caller(req, url)
       if (typeof user === 'string') throw healthUnauthenticated(user, rpc)
       if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
-      if (healthSessionType(dataType) !== undefined) {
-        throw healthBadRequest(`Data type "${dataType}" is a session type and is not rolled up; list its data points instead.`, 'parent')
-      }
-      if (healthSampleType(dataType) !== undefined) {
-        throw healthBadRequest(`Data type "${dataType}" does not support roll-ups; list its data points instead.`, 'parent')
-      }
-      const type = healthType(dataType)
-      if (type === undefined) {
-        throw healthBadRequest(`Data type "${dataType}" cannot be rolled up; supported: ${HEALTH_TYPES.map((t) => t.name).join(', ')}.`, 'parent')
-      }
+      const type = steps.dataType()
       if (!canReadHealth(user.scopes, type.scope)) throw healthScopeInsufficient(rpc, healthReadScope(type.scope))
-      const text = (await readBody(req)).toString('utf8')
-      let body: unknown = {}
-      try {
-        // An empty body is an empty message, which validation then finds wanting.
-        if (text.trim() !== '') body = JSON.parse(text)
-      } catch {
-        throw healthBadRequest(`Invalid JSON payload received. Unexpected token.\n${text.slice(0, 40)}\n^`)
-      }
-      const context = { seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) }
-      const response =
-        rpc === 'RollUpDataPoints'
-          ? buildRollUpResponse(type, parseRollUpRequest(body, type), context)
-          : buildDailyRollUpResponse(type, parseDailyRollUpRequest(body, type), user.timeZone, context)
+      const context = (): RollUpContext => ({ seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) })
+      const response = await steps.answer(type, user, context)
       this.countSuccess(user.googleId)
       return { status: 200, body: response }
     } catch (err) {
@@ -772,42 +773,69 @@ export class FakeGoogle {
     }
   }
 
+  /** users.dataTypes.dataPoints.rollUp and .dailyRollUp (POST, the request in a JSON body). */
+  private rollUp(req: IncomingMessage, url: URL, rpc: HealthRpc, userId: string, dataType: string): Promise<Reply> {
+    return this.healthRequest(req, url, 'rollUp', rpc, userId, {
+      httpMethod: 'POST',
+      dataType: () => {
+        if (healthSessionType(dataType) !== undefined) {
+          throw healthBadRequest(`Data type "${dataType}" is a session type and is not rolled up; list its data points instead.`, 'parent')
+        }
+        if (healthSampleType(dataType) !== undefined) {
+          throw healthBadRequest(`Data type "${dataType}" does not support roll-ups; list its data points instead.`, 'parent')
+        }
+        const type = healthType(dataType)
+        if (type === undefined) {
+          throw healthBadRequest(`Data type "${dataType}" cannot be rolled up; supported: ${HEALTH_TYPES.map((t) => t.name).join(', ')}.`, 'parent')
+        }
+        return type
+      },
+      answer: async (type, user, context) => {
+        const text = (await readBody(req)).toString('utf8')
+        let body: unknown = {}
+        try {
+          // An empty body is an empty message, which validation then finds wanting.
+          if (text.trim() !== '') body = JSON.parse(text)
+        } catch {
+          throw healthBadRequest(`Invalid JSON payload received. Unexpected token.\n${text.slice(0, 40)}\n^`)
+        }
+        const ctx = context()
+        return rpc === 'RollUpDataPoints'
+          ? buildRollUpResponse(type, parseRollUpRequest(body, type), ctx)
+          : buildDailyRollUpResponse(type, parseDailyRollUpRequest(body, type), user.timeZone, ctx)
+      },
+    })
+  }
+
   /**
    * users.dataTypes.dataPoints.list and .reconcile: sleep sessions, height and SpO2 samples (GET, the
    * filter and paging in the query). They share the route, its faults and its counters.
    */
-  private async list(req: IncomingMessage, url: URL, method: ListMethod, userId: string, dataType: string): Promise<Reply> {
-    this.counters.listRequests++
+  private list(req: IncomingMessage, url: URL, method: ListMethod, userId: string, dataType: string): Promise<Reply> {
     if (method === 'reconcile') this.counters.reconcileRequests++
-    const rpc: HealthRpc = method === 'list' ? 'ListDataPoints' : 'ReconcileDataPoints'
-    const fault = this.takeFault('list')
-    if (fault !== undefined) return this.faultReply(fault, (status, reason) => healthFault(status, reason, rpc).toBody())
-    try {
-      if (req.method !== 'GET') throw new HealthApiError(404, 'Method not found.')
-      const user = this.caller(req, url)
-      if (typeof user === 'string') throw healthUnauthenticated(user, rpc)
-      if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
-      const type = healthSessionType(dataType) ?? healthSampleType(dataType)
-      if (type === undefined) {
-        const listed = [...HEALTH_SESSION_TYPES, ...HEALTH_SAMPLE_TYPES].map((t) => t.name)
-        const [verb, done] = method === 'list' ? ['lists', 'listed'] : ['reconciles', 'reconciled']
-        throw healthBadRequest(
-          `This fake ${verb} only ${listed.slice(0, -1).join(', ')} and ${listed.at(-1) ?? ''} data points; data type "${dataType}" cannot be ${done}.`,
-          'parent',
+    return this.healthRequest(req, url, 'list', method === 'list' ? 'ListDataPoints' : 'ReconcileDataPoints', userId, {
+      httpMethod: 'GET',
+      dataType: () => {
+        const type = healthSessionType(dataType) ?? healthSampleType(dataType)
+        if (type === undefined) {
+          const listed = [...HEALTH_SESSION_TYPES, ...HEALTH_SAMPLE_TYPES].map((t) => t.name)
+          const [verb, done] = method === 'list' ? ['lists', 'listed'] : ['reconciles', 'reconciled']
+          throw healthBadRequest(
+            `This fake ${verb} only ${listed.slice(0, -1).join(', ')} and ${listed.at(-1) ?? ''} data points; data type "${dataType}" cannot be ${done}.`,
+            'parent',
+          )
+        }
+        return type
+      },
+      answer: (type, user, context) => {
+        const ctx = context()
+        return Promise.resolve(
+          'filterName' in type
+            ? buildSampleListResponse(type, parseSampleListRequest(url.searchParams, type, method), user.timeZone, ctx)
+            : buildListResponse(type, parseListRequest(url.searchParams, type, method), user.timeZone, ctx),
         )
-      }
-      if (!canReadHealth(user.scopes, type.scope)) throw healthScopeInsufficient(rpc, healthReadScope(type.scope))
-      const context = { seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) }
-      const response =
-        'filterName' in type
-          ? buildSampleListResponse(type, parseSampleListRequest(url.searchParams, type, method), user.timeZone, context)
-          : buildListResponse(type, parseListRequest(url.searchParams, type, method), user.timeZone, context)
-      this.countSuccess(user.googleId)
-      return { status: 200, body: response }
-    } catch (err) {
-      if (err instanceof HealthApiError) return { status: err.code, body: err.toBody(), headers: { ...err.headers } }
-      throw err
-    }
+      },
+    })
   }
 
   private dataSources(user: UserState, url: URL, sourceId: string | undefined): unknown {

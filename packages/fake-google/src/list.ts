@@ -12,9 +12,8 @@
  */
 
 import { createHash } from 'node:crypto'
-import { fitType } from './catalogue.js'
 import { healthBadRequest } from './errors.js'
-import { inFamily, type DataSourceFamily } from './health-catalogue.js'
+import type { DataSourceFamily } from './health-catalogue.js'
 import {
   ceilMs,
   civilJson,
@@ -25,12 +24,13 @@ import {
   parseDataSourceFamily,
   parseInt32,
   parseTimestamp,
+  sourceInFamily,
   type CivilDateTime,
   type RollUpContext,
 } from './rollup.js'
 import type { SampleDataPoint } from './samples.js'
 import type { SleepDataPoint } from './sleep.js'
-import { DAY_MS, userProfile } from './synthetic.js'
+import { DAY_MS } from './synthetic.js'
 import { daysInMonth, offsetAt, wallAsUtc, wallTime } from './time-zones.js'
 
 const NS_PER_MS = 1_000_000n
@@ -271,13 +271,6 @@ function pageFingerprint(googleId: string, dataType: string, request: ListReques
   return fingerprint(request.method === 'list' ? fields : [...fields, request.method, request.family])
 }
 
-/** Whether the user's only source of a Fit raw type (the device that records it) is in the family. */
-function sourceInFamily(seed: string, rawType: string, family: DataSourceFamily): boolean {
-  const source = fitType(rawType)
-  if (source === undefined) throw new Error(`No Fit type ${rawType}`)
-  return inFamily(family, userProfile(seed).devices[source.device])
-}
-
 /** A list data point as reconcile writes it. */
 function reconciledDataPoint<P extends { name: string }>(point: P): ReconciledDataPoint<P> {
   const data = Object.fromEntries(Object.entries(point).filter(([key]) => key !== 'name' && key !== 'dataSource'))
@@ -368,7 +361,7 @@ export function civilAt(t: number, timeZone: string): CivilDateTime {
 }
 
 /** The wall-clock time at instant t in the zone, as ms (see wallAsUtc): what civil bounds compare. */
-export const civilMs = (t: number, timeZone: string): number => wallAsUtc(wallTime(t, timeZone))
+const civilMs = (t: number, timeZone: string): number => wallAsUtc(wallTime(t, timeZone))
 
 export const iso = (ms: number): string => formatTimestamp(BigInt(ms) * NS_PER_MS)
 

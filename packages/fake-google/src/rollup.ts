@@ -10,10 +10,9 @@
 
 import { createHash } from 'node:crypto'
 import { arrivedSamples, type DataArrival } from './aggregate.js'
-import { fitType } from './catalogue.js'
 import { healthBadRequest } from './errors.js'
 import { DATA_SOURCE_FAMILIES, healthType, inFamily, type DataSourceFamily, type HealthTypeSpec } from './health-catalogue.js'
-import { aggregateSamples, rawSamples, userProfile, type FitValue, type RawSample } from './synthetic.js'
+import { aggregateSamples, rawSamples, recordingDevice, type FitValue, type RawSample } from './synthetic.js'
 import { daysInMonth, wallAsUtc, zonedToInstant } from './time-zones.js'
 
 /** The page size when a request gives none (or 0). */
@@ -113,7 +112,7 @@ const numberOf = (v: FitValue | undefined): number => (v === undefined ? 0 : 'in
 const int64 = (n: number): string => String(Math.round(n))
 
 /** The value as proto3 JSON writes it: fields holding 0 or "0" left out. */
-function withoutDefaults<T extends object>(value: T): T {
+export function withoutDefaults<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== 0 && v !== '0')) as T
 }
 
@@ -415,10 +414,14 @@ export function ceilMs(ns: bigint): number {
   return Number(ns > q * NS_PER_MS ? q + 1n : q)
 }
 
+/** Whether the user's only source of a Fit raw type (the device that records it) is in the family. */
+export function sourceInFamily(seed: string, fitTypeName: string, family: DataSourceFamily): boolean {
+  return inFamily(family, recordingDevice(seed, fitTypeName))
+}
+
 /** The samples of the type's Fit source starting in [startNs, endNs) that the request sees, in start order. */
 function samplesIn(type: HealthTypeSpec, startNs: bigint, endNs: bigint, family: DataSourceFamily, ctx: RollUpContext): RawSample[] {
-  const source = fitType(type.fitType)
-  if (source === undefined || !inFamily(family, userProfile(ctx.seed).devices[source.device])) return []
+  if (!sourceInFamily(ctx.seed, type.fitType, family)) return []
   return arrivedSamples(ctx.seed, type.fitType, ceilMs(startNs), ceilMs(endNs), ctx.nowMs, ctx.arrival)
 }
 

@@ -15,7 +15,6 @@
  */
 
 import { arrivedSamples } from './aggregate.js'
-import { fitType } from './catalogue.js'
 import { healthSampleType, type HealthSampleDataType, type HealthSampleTypeSpec } from './health-catalogue.js'
 import {
   civilAt,
@@ -33,7 +32,7 @@ import {
   type TimeFilterFields,
 } from './list.js'
 import type { CivilDateTime, RollUpContext } from './rollup.js'
-import { DAY_MS, rawSamples, userProfile, type DeviceInfo, type RawSample } from './synthetic.js'
+import { DAY_MS, rawSamples, recordingDevice, type DeviceInfo, type RawSample } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
 
@@ -207,9 +206,7 @@ const FORM_FACTORS: Readonly<Record<DeviceInfo['type'], SampleDataSourceJson['de
 
 /** The user's device that records the type: Fit's raw data source for it, in the Health API's words. */
 function dataSource(seed: string, type: HealthSampleTypeSpec): SampleDataSourceJson {
-  const fit = fitType(type.fitType)
-  if (fit === undefined) throw new Error(`No Fit type ${type.fitType}`)
-  const d = userProfile(seed).devices[fit.device]
+  const d = recordingDevice(seed, type.fitType)
   const formFactor = FORM_FACTORS[d.type]
   return {
     // A height is taken by stepping on the scale; SpO2 is read by the watch while the user sleeps.
@@ -220,14 +217,17 @@ function dataSource(seed: string, type: HealthSampleTypeSpec): SampleDataSourceJ
   }
 }
 
-/** One listed sample as the Health API's DataPoint, its offset and civil time in the user's zone. */
-function sampleDataPoint(type: HealthSampleTypeSpec, ctx: RollUpContext, listed: Listed, timeZone: string): SampleDataPoint {
+/**
+ * One listed sample as the Health API's DataPoint, its offset and civil time in the user's zone;
+ * source is the type's dataSource for the user, the same for every sample on a page.
+ */
+function sampleDataPoint(type: HealthSampleTypeSpec, ctx: RollUpContext, source: SampleDataSourceJson, listed: Listed, timeZone: string): SampleDataPoint {
   const t = listed.sample.startMs
   const value = sampleValue(type, listed.sample)
   const sampleTime = { physicalTime: iso(t), utcOffset: utcOffset(t, timeZone), civilTime: civilAt(t, timeZone) }
   const base = {
     name: `users/${ctx.googleId}/dataTypes/${type.name}/dataPoints/${dataPointId([ctx.seed, type.name, t, listed.tie])}`,
-    dataSource: dataSource(ctx.seed, type),
+    dataSource: source,
   }
   if (type.name === 'height') return { ...base, height: { ...(value === 0 ? {} : { heightMillimeters: String(value) }), sampleTime } }
   return { ...base, oxygenSaturation: { ...(value === 0 ? {} : { percentage: value }), sampleTime } }
@@ -247,9 +247,10 @@ export function buildSampleListResponse(
   timeZone: string,
   ctx: RollUpContext,
 ): DataPointsPage<SampleDataPoint> {
+  const source = dataSource(ctx.seed, type)
   return listPage(type, request, timeZone, ctx, {
     find: (q) => samplesNewestFirst(type, ctx, q),
-    dataPoint: (listed) => sampleDataPoint(type, ctx, listed, timeZone),
+    dataPoint: (listed) => sampleDataPoint(type, ctx, source, listed, timeZone),
     cursorNs: (last) => BigInt(last.sample.startMs) * NS_PER_MS + BigInt(last.tie + 1),
   })
 }

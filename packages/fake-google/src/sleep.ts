@@ -9,6 +9,10 @@
  * filter bounds `sleep.interval.end_time` (or `civil_end_time`, in the user's time zone), and the
  * answer runs latest first, 25 to a page. The synthetic history starts at the Unix epoch, as the
  * Fit aggregate's does (it refuses negative times), so an unbounded list ends too.
+ *
+ * The sessions are built from the synthetic nights alone: late samples injected for
+ * com.google.sleep.segment (addLateSamples) reach the Fit aggregate but are not in the sleep list,
+ * nor in healthSleepSessions.
  */
 
 import type { HealthSessionTypeSpec } from './health-catalogue.js'
@@ -27,7 +31,7 @@ import {
   type TimeFilter,
   type TimeFilterFields,
 } from './list.js'
-import type { CivilDateTime, RollUpContext } from './rollup.js'
+import { withoutDefaults, type CivilDateTime, type RollUpContext } from './rollup.js'
 import { DAY_MS, HOUR_MS, MINUTE_MS, sleepNight, type SleepNight } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
@@ -135,12 +139,12 @@ function nightsLatestFirst(seed: string, q: PageQuery): SleepNight[] {
  * Exactly the sessions the fake lists for a user with this seed whose end lies in [startMs, endMs),
  * latest first (the list's own order), when the server's clock reads nowMs: a session is listed
  * only once it has ended. Each Fit sleep segment of the night is one stage, 1/4/5/6 as
- * AWAKE/LIGHT/DEEP/REM.
+ * AWAKE/LIGHT/DEEP/REM. Times before the Unix epoch hold none, as in the list.
  */
 export function healthSleepSessions(seed: string, startMs: number, endMs: number, nowMs: number = Number.POSITIVE_INFINITY): HealthSleepSession[] {
   if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
   const endBeforeMs = Math.min(endMs, Math.floor(nowMs) + 1)
-  return nightsLatestFirst(seed, { fromMs: startMs, beforeMs: endBeforeMs, limit: Number.POSITIVE_INFINITY }).map(session)
+  return nightsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endBeforeMs, limit: Number.POSITIVE_INFINITY }).map(session)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,13 +173,12 @@ export function parseListRequest(query: URLSearchParams, type: HealthSessionType
 }
 
 const minutes = (ms: number): string => String(Math.round(ms / MINUTE_MS))
-const present = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== '0')) as T
 
 /** A stable data point id for the user's night. */
 const sessionId = (seed: string, startMs: number): string => dataPointId([seed, 'sleep-session', startMs])
 
 /** One session as the Health API's sleep DataPoint, its offsets and civil times in the user's zone. */
-export function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, timeZone: string): SleepDataPoint {
+function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, timeZone: string): SleepDataPoint {
   const byType = new Map<HealthSleepStageType, { ms: number; count: number }>()
   for (const stage of s.stages) {
     const total = byType.get(stage.type) ?? { ms: 0, count: 0 }
@@ -203,14 +206,14 @@ export function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSes
       })),
       metadata: { processed: true, mainSleep: true, nap: false },
       summary: {
-        ...present({
+        ...withoutDefaults({
           minutesAsleep: minutes(s.endMs - s.startMs - awakeMs),
           minutesAwake: minutes(awakeMs),
           minutesInSleepPeriod: minutes(s.endMs - s.startMs),
         }),
         stagesSummary: STAGE_ORDER.flatMap((type) => {
           const total = byType.get(type)
-          return total === undefined ? [] : [{ type, ...present({ minutes: minutes(total.ms), count: String(total.count) }) }]
+          return total === undefined ? [] : [{ type, ...withoutDefaults({ minutes: minutes(total.ms), count: String(total.count) }) }]
         }),
       },
     },

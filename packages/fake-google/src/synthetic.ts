@@ -236,6 +236,11 @@ export function userProfile(seed: string): UserProfile {
   })
 }
 
+/** The user's own device that records a Fit raw type: their only source of it. */
+export function recordingDevice(seed: string, fitTypeName: string): DeviceInfo {
+  return userProfile(seed).devices[requireType(fitTypeName).device]
+}
+
 /** The raw source on the user's own device that recorded a type (carries model and serial). */
 export function rawDataSourceId(seed: string, type: FitTypeSpec): string {
   const d = userProfile(seed).devices[type.device]

@@ -4,6 +4,7 @@ import { ALL_HEALTH_READ_SCOPES, FakeGoogle, healthSleepSessions, syntheticBucke
 import {
   ACTIVITY_GROUP_FIELDS,
   DATA_TYPE_KEYS,
+  USER_FIELDS,
   SLEEP_STAGE_FIELDS,
   civilTime,
   dataType,
@@ -15,6 +16,7 @@ import {
   type ServiceRuntime,
   type StageData,
   type StageInput,
+  userKey,
 } from '@fitstream/shared'
 import { loadConfig as loadFetcherConfig } from '../services/fetcher/src/config.js'
 import { createFetcher } from '../services/fetcher/src/service.js'
@@ -228,6 +230,45 @@ describe('fetcher', () => {
     await fetchWindow(user.id, ['steps', 'calories'], 24)
     const [samples] = await passedOn(user.id)
     expect(new Set(samples!.map((s) => s.type))).toEqual(new Set(['calories']))
+  })
+})
+
+describe('after Google closes the Fitness API', () => {
+  it('reads nobody from Fit: a fetch of a person still on it is set aside without asking Google, nothing dead-lettered, the cursor left where it was; Health API users are read as before', async () => {
+    // A second deployment past Fit's closing, holding copies of a Fit and a Health API user of this one.
+    const closedPrefix = uniquePrefix('fetcher-closed')
+    const closedRedis = testRedis(closedPrefix)
+    const env = { ACCESS_TOKEN_KEYS: accessKeys, INTERNAL_API_TOKEN: INTERNAL, GOOGLE_FIT_CLOSES_AT: '2026-01-01T00:00:00Z' }
+    const closed = createFetcher(loadFetcherConfig(fetcherTestEnv(google, tokenService, closedPrefix, env)), silentLogger())
+    const closedEvents = new QueueEvents('fetch', { connection: { url: redisUrl() }, prefix: closedPrefix })
+    try {
+      closed.start()
+      await closedEvents.waitUntilReady()
+      const onFit = await register(['steps'])
+      const onHealth = await register(['steps'], [...ALL_HEALTH_READ_SCOPES])
+      for (const { id } of [onFit, onHealth]) await redis.hset(userKey(closedPrefix, id), await redis.hgetall(userKey(prefix, id)))
+      const fetchIn = async (userId: string) => {
+        const job = await closed.queues.add('fetch', {
+          syncId: `closed-${++jobCounter}`,
+          userId,
+          dataTypes: ['steps'],
+          window: { startMs: lastHour - HOUR, endMs: lastHour },
+          bucketMs: HOUR,
+        })
+        return (await job.waitUntilFinished(closedEvents, 30_000)) as Record<string, unknown>
+      }
+      const before = google.stats
+      expect(await fetchIn(onFit.id)).toEqual({ discarded: `user ${onFit.id} is read from Google Fitness API, which has closed` })
+      expect(google.stats.aggregateRequests).toBe(before.aggregateRequests)
+      expect(await closedRedis.redis.hget(userKey(closedPrefix, onFit.id), USER_FIELDS.fetchedUntil)).toBeNull()
+      expect(await closed.queues.deadLetterQueue('fetch').getJobCounts('waiting')).toEqual({ waiting: 0 })
+      expect(await fetchIn(onHealth.id)).toMatchObject({ api: 'health', dataTypes: ['steps'] })
+      expect(google.stats.rollUpRequests).toBeGreaterThan(before.rollUpRequests)
+    } finally {
+      await closedEvents.close()
+      await closed.close()
+      await closedRedis.cleanup()
+    }
   })
 })
 

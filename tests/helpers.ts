@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { inject } from 'vitest'
-import type { FakeGoogle } from '@fitstream/fake-google'
+import { FAKE_FIT_CLOSES_AT, type FakeGoogle } from '@fitstream/fake-google'
 import { createLogger, createRedis, deleteKeysWithPrefix, type Env, type JobContext, type Logger, type ServiceRuntime } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 
@@ -38,6 +38,8 @@ export function fetcherTestEnv(google: FakeGoogle, tokenService: ServiceRuntime,
     QUEUE_PREFIX: prefix,
     GOOGLE_FITNESS_ROOT_URL: google.rootUrl,
     GOOGLE_HEALTH_ROOT_URL: google.rootUrl,
+    GOOGLE_DATA_API: 'fit',
+    GOOGLE_FIT_CLOSES_AT: FAKE_FIT_CLOSES_AT,
     TOKEN_SERVICE_URL: `http://127.0.0.1:${(tokenService.server.server.address() as AddressInfo).port}`,
     ...extra,
   }

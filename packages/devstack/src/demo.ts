@@ -16,7 +16,7 @@ const { values } = parseArgs({
     users: { type: 'string', default: process.env.DEMO_USERS ?? '3' },
     seconds: { type: 'string', default: process.env.DEMO_SECONDS ?? '0' },
     port: { type: 'string', default: process.env.DEMO_PORT ?? '8080' },
-    'google-api': { type: 'string', default: process.env.DEMO_GOOGLE_API ?? 'fit' },
+    'google-api': { type: 'string', default: process.env.DEMO_GOOGLE_API ?? 'health' },
   },
 })
 const googleApi = values['google-api']

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { ALL_HEALTH_READ_SCOPES, ALL_READ_SCOPES, FakeGoogle, type FakeUser } from '@fitstream/fake-google'
+import { ALL_HEALTH_READ_SCOPES, ALL_READ_SCOPES, FAKE_FIT_CLOSES_AT, FakeGoogle, type FakeUser } from '@fitstream/fake-google'
 import {
   StageQueues,
   createLogger,
@@ -153,6 +153,7 @@ export class Stack {
   serviceEnv(name: ServiceName, extra: Record<string, string> = {}): Record<string, string> {
     const s = this.secrets
     const common = {
+      GOOGLE_FIT_CLOSES_AT: FAKE_FIT_CLOSES_AT,
       REDIS_URL: this.redisUrl,
       QUEUE_PREFIX: this.prefix,
       LOG_LEVEL: this.options.logLevel ?? 'info',

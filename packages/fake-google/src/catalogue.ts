@@ -15,6 +15,12 @@ export function readScope(group: ScopeGroup): string {
   return `${FITNESS_SCOPE_PREFIX}${group}.read`
 }
 
+/**
+ * Google closes its Fitness API at the end of 2026; this fake serves it much longer, so that what is
+ * built against Fit can still be tested. Deployments run against the fake say so with this date.
+ */
+export const FAKE_FIT_CLOSES_AT = '2100-01-01T00:00:00Z'
+
 /** Every fitness read scope; what a user grants unless told otherwise. */
 export const ALL_READ_SCOPES: readonly string[] = SCOPE_GROUPS.map(readScope)
 

@@ -1,6 +1,7 @@
 export { FakeGoogle, type AddUserOptions, type FakeGoogleOptions, type FakeGoogleStats, type FakeUser, type FaultRoute, type FaultSpec } from './fake-google.js'
 export {
   ALL_READ_SCOPES,
+  FAKE_FIT_CLOSES_AT,
   FIT_TYPES,
   FITNESS_SCOPE_PREFIX,
   SCOPE_GROUPS,

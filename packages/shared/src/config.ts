@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { FIT_CLOSES_AT, GOOGLE_DATA_APIS } from './data-types.js'
 import { ConfigError } from './errors.js'
 import type { RetryPolicy, Stage } from './stages.js'
 
@@ -47,6 +48,9 @@ export const envVar = {
   boolean: () =>
     z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }).transform((v) => v === 'true' || v === '1' || v === 'yes'),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** A moment as an ISO 8601 date-time with its offset (`2027-01-01T00:00:00Z`), as ms since the epoch. */
+  instant: () =>
+    z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time such as 2027-01-01T00:00:00Z' }).transform((value) => Date.parse(value)),
   /** A secret of at least `minBytes` bytes, given as base64 (what `openssl rand -base64 32` prints). */
   base64Secret: (minBytes: number) =>
     z
@@ -81,6 +85,22 @@ export const commonEnvShape = {
   JOB_LOCK_MS: envVar.positiveInt().min(1_000).default(30_000),
   /** How often each worker looks for jobs whose worker died mid-job (stalled jobs). */
   STALLED_CHECK_MS: envVar.positiveInt().min(500).default(30_000),
+}
+
+/** Variables of the services that talk to Google about people's data (token service, fetchers): both must agree. */
+export const googleApiEnvShape = {
+  /**
+   * The Google API people grant access to: `health` (the Google Health API) or `fit` (the Fitness
+   * REST API, closed to new projects since 2024 and shut down by Google at the end of 2026). Here
+   * too is the API of a user whose granted scopes are not known (registered with a bare refresh token).
+   */
+  GOOGLE_DATA_API: z.enum(GOOGLE_DATA_APIS).default('health'),
+  /**
+   * When Google shuts the Fitness API down. From then on nobody is read from it: a person still on
+   * Fit is paused as `move_required` until they move to the Health API. Set it earlier if Google
+   * closes it earlier, later if Google keeps it longer.
+   */
+  GOOGLE_FIT_CLOSES_AT: envVar.instant().default(Date.parse(FIT_CLOSES_AT)),
 }
 
 export const commonEnv = z.object(commonEnvShape)

@@ -15,6 +15,17 @@ export const HEALTH_SCOPE_PREFIX = 'https://www.googleapis.com/auth/googlehealth
 export const GOOGLE_DATA_APIS = ['fit', 'health'] as const
 export type GoogleDataApi = (typeof GOOGLE_DATA_APIS)[number]
 
+/**
+ * When Google shuts the Fitness REST API down: Google supports it "until the end of 2026". The
+ * default of GOOGLE_FIT_CLOSES_AT, which operators move if Google's date moves.
+ */
+export const FIT_CLOSES_AT = '2027-01-01T00:00:00Z'
+
+/** Whether people read from `api` can no longer be read at `now`: the Fitness API, once it has closed. */
+export function isClosed(api: GoogleDataApi, now: number, fitClosesAt: number): boolean {
+  return api === 'fit' && now >= fitClosesAt
+}
+
 /** How messages and errors name each API. */
 export const GOOGLE_DATA_API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fitness API', health: 'Google Health API' }
 

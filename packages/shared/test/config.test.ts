@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConfigError, commonEnv, envVar, generateKeyringEntry, keyringVar, parseEnv } from '../src/index.js'
+import { ConfigError, commonEnv, envVar, generateKeyringEntry, googleApiEnvShape, keyringVar, parseEnv } from '../src/index.js'
 
 describe('parseEnv', () => {
   const schema = z.object({ PORT: envVar.port(), NAME: envVar.string(), KEYS: keyringVar() })
@@ -24,6 +24,19 @@ describe('parseEnv', () => {
     const config = parseEnv(commonEnv, { REDIS_URL: '', QUEUE_PREFIX: '' })
     expect(config.REDIS_URL).toBe('redis://127.0.0.1:6379')
     expect(config.QUEUE_PREFIX).toBe('fitstream')
+  })
+
+  it('reads people through the Google Health API unless told otherwise, and knows when Google closes Fit', () => {
+    const google = z.object(googleApiEnvShape)
+    expect(parseEnv(google, {})).toEqual({ GOOGLE_DATA_API: 'health', GOOGLE_FIT_CLOSES_AT: Date.parse('2027-01-01T00:00:00Z') })
+    expect(parseEnv(google, { GOOGLE_DATA_API: 'fit', GOOGLE_FIT_CLOSES_AT: '2027-03-31T00:00:00+02:00' })).toEqual({
+      GOOGLE_DATA_API: 'fit',
+      GOOGLE_FIT_CLOSES_AT: Date.parse('2027-03-30T22:00:00Z'),
+    })
+    expect(() => parseEnv(google, { GOOGLE_FIT_CLOSES_AT: 'end of 2026' })).toThrow(
+      /GOOGLE_FIT_CLOSES_AT: must be an ISO 8601 date-time such as 2027-01-01T00:00:00Z/,
+    )
+    expect(() => parseEnv(google, { GOOGLE_DATA_API: 'fitness' })).toThrow(/GOOGLE_DATA_API: /)
   })
 
   it('rejects a queue prefix that would break Redis key layout', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { GOOGLE_DATA_APIS, commonEnvShape, envVar, keyringVar, parseEnv, type Env } from '@fitstream/shared'
+import { commonEnvShape, envVar, googleApiEnvShape, keyringVar, parseEnv, type Env } from '@fitstream/shared'
 
 const schema = z.object({
   ...commonEnvShape,
@@ -10,8 +10,8 @@ const schema = z.object({
   GOOGLE_FITNESS_ROOT_URL: envVar.url().default('https://fitness.googleapis.com/'),
   /** Root of the Google Health API, the Fitness API's successor. */
   GOOGLE_HEALTH_ROOT_URL: envVar.url().default('https://health.googleapis.com/'),
-  /** The API new grants are for (see the token service); here, the API of users whose granted scopes are not known yet. */
-  GOOGLE_DATA_API: z.enum(GOOGLE_DATA_APIS).default('fit'),
+  /** The same as the token service's. */
+  ...googleApiEnvShape,
   GOOGLE_TIMEOUT_MS: envVar.positiveInt().default(30_000),
   /** The token service, asked for a new access token when Google rejects one. */
   TOKEN_SERVICE_URL: envVar.url().default('http://127.0.0.1:8080'),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import {
+  GOOGLE_DATA_API_NAMES,
   InvalidPayloadError,
   UpstreamError,
   USER_FIELDS,
@@ -12,6 +13,7 @@ import {
   dataType,
   decodeAccessToken,
   decodeScopes,
+  isClosed,
   readAccessToken,
   readableIn,
   recordBackfillChunk,
@@ -53,6 +55,8 @@ export interface FetchProcessorDeps {
   readonly health: GoogleHealthClient
   /** The API of a user whose granted scopes are not known yet (see dataApiOfScopes). */
   readonly defaultApi: GoogleDataApi
+  /** When Google shuts the Fitness API down (ms): from then on, users still on it are not read. */
+  readonly fitClosesAt: number
   readonly tokenService: TokenServiceClient
   readonly queues: StageQueues
   readonly metrics: FetcherMetrics
@@ -126,6 +130,8 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
     const current = new Set((consent ?? '').split(','))
     const api = dataApiOfScopes(decodeScopes(scopes ?? undefined), deps.defaultApi)
+    // The token service pauses them at their next sync; until then their windows wait at the cursor.
+    if (isClosed(api, now(), deps.fitClosesAt)) throw new UserPausedError(`user ${data.userId} is read from ${GOOGLE_DATA_API_NAMES.fit}, which has closed`)
     const consented = data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true))
     return {
       dataTypes: consented.filter((type) => readableIn(type, api)),

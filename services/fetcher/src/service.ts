@@ -20,6 +20,7 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
       google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS }),
       health: new GoogleHealthClient({ rootUrl: config.GOOGLE_HEALTH_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS }),
       defaultApi: config.GOOGLE_DATA_API,
+      fitClosesAt: config.GOOGLE_FIT_CLOSES_AT,
       tokenService: new TokenServiceClient(config.TOKEN_SERVICE_URL, config.INTERNAL_API_TOKEN),
       queues: runtime.queues,
       metrics: createFetcherMetrics(runtime.metrics),

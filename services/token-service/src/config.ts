@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { GOOGLE_DATA_APIS, commonEnvShape, envVar, keyringVar, parseEnv, type Env } from '@fitstream/shared'
+import { commonEnvShape, envVar, googleApiEnvShape, keyringVar, parseEnv, type Env } from '@fitstream/shared'
 
 const schema = z.object({
   ...commonEnvShape,
@@ -13,11 +13,7 @@ const schema = z.object({
   GOOGLE_TOKEN_URL: envVar.url().default('https://oauth2.googleapis.com/token'),
   /** Google's consent screen, where the onboarding page sends people. */
   GOOGLE_AUTH_URL: envVar.url().default('https://accounts.google.com/o/oauth2/v2/auth'),
-  /**
-   * The Google API people grant access to: `fit` (the Fitness REST API, which Google supports until
-   * the end of 2026 and closed to new projects in 2024) or `health` (the Google Health API).
-   */
-  GOOGLE_DATA_API: z.enum(GOOGLE_DATA_APIS).default('fit'),
+  ...googleApiEnvShape,
   /** Where a user's grant is revoked when they delete their data. */
   GOOGLE_REVOKE_URL: envVar.url().default('https://oauth2.googleapis.com/revoke'),
   /**

@@ -27,7 +27,7 @@ button.danger{background:#b3261e;border-color:#8c1d18}.muted{color:#555}.notice{
 }
 
 /** What people know each API as. */
-const API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fit', health: 'Google Health' }
+export const API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fit', health: 'Google Health' }
 
 function groupChoices(checked: ReadonlySet<string>, api: GoogleDataApi): string {
   return consentGroups(api)
@@ -77,31 +77,38 @@ export interface AccountView {
 
 export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: AccountView): string {
   const reauth = user.state === 'reauth_required'
+  const closed = user.state === 'move_required'
   const own = dataApiOfScopes(user.scopes, api)
   const [name, ownName] = [API_NAMES[api], API_NAMES[own]]
   // A grant for Google Fit ends with Fit itself, at the end of 2026: saving the choices moves it over.
   const move =
-    reauth || !mustMoveToHealth(user, api)
+    reauth || closed || !mustMoveToHealth(user, api)
       ? ''
       : `<p class="warning"><strong>Move to ${name}.</strong> Your data is still read through ${ownName}, which Google is shutting down. Save your choices below and Google asks you to allow ${name} instead; nothing is lost.</p>`
+  const status = reauth
+    ? `<p class="warning"><strong>Google access has ended.</strong> Google no longer accepts FitStream's access (it was revoked or expired), so syncing is paused. Nothing is lost: reconnect and FitStream continues where it stopped.<br><br><a class="button" href="/account/reconnect">Reconnect ${name}</a></p>`
+    : closed
+      ? `<p class="warning"><strong>${ownName} has closed.</strong> Google no longer hands out your data through it, so syncing is paused. ${
+          api === own
+            ? 'FitStream is moving to its successor; you will be asked to allow it. Nothing is lost.'
+            : `Nothing is lost: save your choices below, allow ${name}, and FitStream catches up from where it stopped.`
+        }</p>`
+      : `<p class="notice"><strong>Connected.</strong> Your data is read from ${ownName} every hour, anonymised and offered to buyers.</p>`
+  const paused = reauth ? 'paused: reconnect needed' : closed ? `paused: move to ${name} needed` : undefined
   const when = (ms: number | undefined) =>
     ms === undefined || Number.isNaN(ms) ? 'not yet' : new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'
   return layout(
     'Your FitStream account',
     `<h1>Your FitStream account</h1>
 ${notice === undefined ? '' : `<p class="notice">${escapeHtml(notice)}</p>`}
-${
-  reauth
-    ? `<p class="warning"><strong>Google access has ended.</strong> Google no longer accepts FitStream's access (it was revoked or expired), so syncing is paused. Nothing is lost: reconnect and FitStream continues where it stopped.<br><br><a class="button" href="/account/reconnect">Reconnect ${name}</a></p>`
-    : `<p class="notice"><strong>Connected.</strong> Your data is read from ${ownName} every hour, anonymised and offered to buyers.</p>`
-}
+${status}
 ${move}
 <dl>
-<dt>Status</dt><dd>${reauth ? 'paused: reconnect needed' : 'active'}</dd>
+<dt>Status</dt><dd>${paused ?? 'active'}</dd>
 <dt>Selling</dt><dd>${escapeHtml(describeTypes(user.dataTypes))}</dd>
 <dt>Data read up to</dt><dd>${when(user.fetchedUntil)}</dd>
 <dt>Last sync</dt><dd>${when(user.lastSyncAt)}</dd>
-<dt>Next sync</dt><dd>${reauth ? 'paused' : when(nextSyncAt)}</dd>
+<dt>Next sync</dt><dd>${paused === undefined ? when(nextSyncAt) : 'paused'}</dd>
 </dl>
 <h2>Change what you sell</h2>
 <form method="post" action="/account/consent">

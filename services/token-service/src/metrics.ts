@@ -33,9 +33,10 @@ export function createTokenServiceMetrics(metrics: ServiceMetrics, users: UserRe
       }
     },
     sampleUsers: async () => {
-      const { total, reauthRequired } = await users.counts()
-      usersByState.set({ state: 'active' }, total - reauthRequired)
-      usersByState.set({ state: 'reauth_required' }, reauthRequired)
+      const counts = await users.counts()
+      usersByState.set({ state: 'active' }, counts.total - counts.reauth_required - counts.move_required)
+      usersByState.set({ state: 'reauth_required' }, counts.reauth_required)
+      usersByState.set({ state: 'move_required' }, counts.move_required)
     },
   }
 }

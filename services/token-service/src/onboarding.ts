@@ -67,8 +67,10 @@ export class Onboarding {
   async start(sessionId: string, choice: Choice): Promise<string> {
     const state = randomBytes(24).toString('base64url')
     const pkce = createPkcePair()
-    await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice })
-    return authorizationUrl(this.deps.oauth, { scopes: scopesFor(choice.dataTypes, this.deps.api), state, codeChallenge: pkce.challenge })
+    // Someone moving from Fit keeps what the Health API has; the rest cannot be asked for, so it is not "not granted" either.
+    const dataTypes = choice.dataTypes.filter((key) => readableIn(key, this.deps.api))
+    await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice, dataTypes })
+    return authorizationUrl(this.deps.oauth, { scopes: scopesFor(dataTypes, this.deps.api), state, codeChallenge: pkce.challenge })
   }
 
   async complete(sessionId: string | undefined, query: { state?: string; code?: string; error?: string }): Promise<CallbackOutcome> {

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import { dataApiOfScopes } from '@fitstream/shared'
 import { CONSENT_GROUP_NAMES, dataTypesForGroups } from './consent.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
-import { TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage } from './html.js'
+import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage } from './html.js'
 import type { CallbackOutcome, Onboarding } from './onboarding.js'
 import type { ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
@@ -36,12 +37,13 @@ const consentForm = {
   properties: { groups: groupsField, csrf: csrfField, tz: { type: 'string', maxLength: 64 } },
 } as const
 
-const NOTICES: Readonly<Record<string, string>> = {
-  connected: 'Your Google Fit account is connected. The first data is being read now.',
-  reconnected: 'Google Fit is connected again. Syncing continues from where it stopped.',
-  partial: 'Connected, but Google did not grant access to some of what you chose; only what Google allowed is sold.',
-  consent: 'Your choices are saved. They apply from the next read of your data.',
-}
+/** What the account page says after an action, by the `notice` in its URL; the name is the API the person is read from. */
+const NOTICES = new Map<string, (api: string) => string>([
+  ['connected', (api) => `Your ${api} account is connected. The first data is being read now.`],
+  ['reconnected', (api) => `${api} is connected again. Syncing continues from where it stopped.`],
+  ['partial', () => 'Connected, but Google did not grant access to some of what you chose; only what Google allowed is sold.'],
+  ['consent', () => 'Your choices are saved. They apply from the next read of your data.'],
+])
 
 /** The pages people use: onboarding, Google's callback, and their own account (status, consent, deletion). */
 export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<void> {
@@ -165,7 +167,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       const session = await deps.sessions.current(request)
       const user = await ownUser(session)
       if (session === undefined || user === undefined) return notSignedIn(reply)
-      const notice = request.query.notice === undefined ? undefined : NOTICES[request.query.notice]
+      const notice = NOTICES.get(request.query.notice ?? '')?.(API_NAMES[dataApiOfScopes(user.scopes, deps.onboarding.api)])
       return html(
         reply,
         200,

@@ -18,7 +18,7 @@ import type { Onboarding } from './onboarding.js'
 import type { ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { SessionCookies } from './session-http.js'
-import type { User, UserRepository, UserState } from './users.js'
+import { USER_STATES, type User, type UserRepository, type UserState } from './users.js'
 
 export interface UserRoutesDeps {
   readonly users: UserRepository
@@ -71,7 +71,7 @@ const userResponse = {
   additionalProperties: true,
   properties: {
     id: { type: 'string' },
-    state: { type: 'string', enum: ['active', 'reauth_required'] },
+    state: { type: 'string', enum: USER_STATES },
     dataTypes: { type: 'array', items: { type: 'string' } },
     scopes: { type: 'array', items: { type: 'string' } },
     dataApi: { type: 'string', enum: ['fit', 'health'], description: 'the Google API the user’s data is read from, by their grant' },
@@ -232,7 +232,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
               },
               limit: { type: 'string', pattern: '^([1-9][0-9]{0,2}|1000)$', description: 'users to look at for this page, 1 to 1000 (default 100)' },
               dataApi: { type: 'string', enum: ['fit', 'health'] },
-              state: { type: 'string', enum: ['active', 'reauth_required'] },
+              state: { type: 'string', enum: USER_STATES },
             },
           },
           response: {
@@ -252,7 +252,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         if (BigInt(cursor) > MAX_CURSOR)
           return reply.status(400).send({ error: 'Bad Request', code: 'FST_ERR_VALIDATION', message: 'querystring/cursor is not a cursor this API gave' })
         // A page looks at about `limit` users and returns those that match: it may be short, or empty, before the end.
-        const page = await deps.users.page(cursor, Number(limit), state === 'reauth_required' ? state : undefined)
+        const page = await deps.users.page(cursor, Number(limit), state === 'active' ? undefined : state)
         const matching = page.users.filter(
           (user) => (dataApi === undefined || dataApiOfScopes(user.scopes, deps.onboarding.api) === dataApi) && (state === undefined || user.state === state),
         )
@@ -275,7 +275,8 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         const user = await deps.users.get(request.params.id)
         if (user === undefined) return reply.status(404).send(notFound(request.params.id))
         if (user.state !== 'active') {
-          return reply.status(409).send({ error: 'Conflict', message: `user is ${user.state}; they must reconnect their Google account first` })
+          const action = user.state === 'move_required' ? `move to the ${GOOGLE_DATA_API_NAMES.health} (links.move)` : 'reconnect their Google account'
+          return reply.status(409).send({ error: 'Conflict', message: `user is ${user.state}; they must ${action} first` })
         }
         const jobId = await deps.scheduler.syncNow(user.id, 'manual')
         return reply.status(202).send({ id: user.id, syncJobId: jobId })

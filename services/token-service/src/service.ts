@@ -1,6 +1,6 @@
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
-import { ServiceRuntime, UserGoneError, type Logger, DeadLetters } from '@fitstream/shared'
+import { DeadLetters, ServiceRuntime, UserGoneError, isClosed, type Logger } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
 import { registerBullBoard } from './bull-board.js'
 import { createTokenServiceMetrics } from './metrics.js'
@@ -25,6 +25,12 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   const { redis, queues } = runtime
   const prefix = config.QUEUE_PREFIX
 
+  if (isClosed(config.GOOGLE_DATA_API, Date.now(), config.GOOGLE_FIT_CLOSES_AT)) {
+    logger.error(
+      { closedAt: new Date(config.GOOGLE_FIT_CLOSES_AT).toISOString() },
+      'GOOGLE_DATA_API=fit, but Google Fit has closed: nobody can be read or connected through it; set GOOGLE_DATA_API=health and have people move',
+    )
+  }
   const users = new UserRepository(redis, prefix, config.REFRESH_TOKEN_KEYS)
   const tokenMetrics = createTokenServiceMetrics(runtime.metrics, users)
   const oauth = { clientId: config.GOOGLE_CLIENT_ID, clientSecret: config.GOOGLE_CLIENT_SECRET, tokenUrl: config.GOOGLE_TOKEN_URL }
@@ -68,6 +74,8 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       tokens,
       scheduler,
       queues,
+      api: config.GOOGLE_DATA_API,
+      fitClosesAt: config.GOOGLE_FIT_CLOSES_AT,
       plan: {
         bucketMs: config.SYNC_BUCKET_MS,
         backfillMs: config.BACKFILL_DAYS * 86_400_000,

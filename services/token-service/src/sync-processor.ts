@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto'
-import { ReauthRequiredError, UserGoneError, type JobContext, type StageData, type StageQueues } from '@fitstream/shared'
+import {
+  GOOGLE_DATA_API_NAMES,
+  ReauthRequiredError,
+  UserGoneError,
+  dataApiOfScopes,
+  isClosed,
+  type GoogleDataApi,
+  type JobContext,
+  type StageData,
+  type StageQueues,
+} from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import type { SyncScheduler } from './scheduler.js'
 import { planFetchWindows, type SyncPlanOptions } from './sync-planner.js'
@@ -17,6 +27,10 @@ export interface SyncProcessorDeps {
   readonly scheduler: SyncScheduler
   readonly queues: StageQueues
   readonly plan: SyncPlanOptions
+  /** The API new grants are for, and of users whose grant's API is not known. */
+  readonly api: GoogleDataApi
+  /** When Google shuts the Fitness API down (ms). */
+  readonly fitClosesAt: number
   readonly now?: () => number
 }
 
@@ -34,6 +48,20 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
     if (user === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
     if (user.state !== 'active') {
       context.logger.info({ state: user.state }, 'sync skipped: user is not active')
+      return { syncId, status: 'paused', fetchJobs: 0 }
+    }
+    const api = dataApiOfScopes(user.scopes, deps.api)
+    if (isClosed(api, now(), deps.fitClosesAt)) {
+      // Not a pipeline failure either: every fetch would fail until the person moves to the Health API.
+      const message = `${GOOGLE_DATA_API_NAMES.fit} closed on ${new Date(deps.fitClosesAt).toISOString()}: ${
+        deps.api === 'health'
+          ? `the user must move to the ${GOOGLE_DATA_API_NAMES.health} (links.move, or their account page)`
+          : `this deployment still connects people to it; set GOOGLE_DATA_API=health, then have them move`
+      }`
+      await deps.users.setState(user.id, 'move_required', message)
+      await deps.scheduler.unschedule(user.id)
+      await deps.users.recordSync(user.id, now(), 'move_required')
+      context.logger.warn({ userId: user.id }, 'user is still on Google Fit, which has closed: syncs paused until they move')
       return { syncId, status: 'paused', fetchJobs: 0 }
     }
     try {

@@ -12,7 +12,15 @@ import {
   type Keyring,
 } from '@fitstream/shared'
 
-export type UserState = 'active' | 'reauth_required'
+/**
+ * `active` users are synced. Paused ones are not, until they act: `reauth_required` must reconnect
+ * Google (their grant was revoked or expired); `move_required` are still on Google Fit after it
+ * closed and must move to the Health API.
+ */
+export type UserState = 'active' | 'reauth_required' | 'move_required'
+export type PausedState = Exclude<UserState, 'active'>
+export const USER_STATES: readonly UserState[] = ['active', 'reauth_required', 'move_required']
+const PAUSED_STATES: readonly PausedState[] = ['reauth_required', 'move_required']
 
 export interface User {
   readonly id: string
@@ -64,12 +72,11 @@ export class UserRepository {
 
   /**
    * One page of the users, in no particular order, from a cursor (start with '0'; '0' comes back when
-   * the walk is over): all of them, or only those who must reconnect Google (walked from their own
-   * index). `count` is a hint, as for Redis SSCAN: a page may hold fewer users, even none, before the
+   * the walk is over): all of them, or only those paused in one state (walked from its own index). `count` is a hint, as for Redis SSCAN: a page may hold fewer users, even none, before the
    * end, or a few more; a user registered or erased during the walk may be missed or seen twice.
    */
-  async page(cursor: string, count: number, only?: 'reauth_required'): Promise<{ users: User[]; cursor: string }> {
-    const [next, ids] = await this.redis.sscan(only === undefined ? userIndexKey(this.prefix) : this.reauthKey, cursor, 'COUNT', count)
+  async page(cursor: string, count: number, only?: PausedState): Promise<{ users: User[]; cursor: string }> {
+    const [next, ids] = await this.redis.sscan(only === undefined ? userIndexKey(this.prefix) : this.pausedKey(only), cursor, 'COUNT', count)
     const pipeline = this.redis.pipeline()
     for (const id of ids) pipeline.hmget(userKey(this.prefix, id), ...VIEW_FIELDS)
     const rows = (await pipeline.exec()) ?? []
@@ -88,22 +95,23 @@ export class UserRepository {
 
   async setState(id: string, state: UserState, lastError?: string): Promise<void> {
     await this.updateExisting(id, { [USER_FIELDS.state]: state, ...(lastError === undefined ? {} : { [USER_FIELDS.lastError]: lastError }) })
-    // A set of the paused users keeps counting them cheap however many users there are.
-    if (state === 'reauth_required' && (await this.redis.exists(userKey(this.prefix, id))) === 1) await this.redis.sadd(this.reauthKey, id)
-    else await this.redis.srem(this.reauthKey, id)
+    // A set per paused state keeps counting and listing them cheap however many users there are.
+    const multi = this.redis.multi()
+    for (const paused of PAUSED_STATES) if (paused !== state) multi.srem(this.pausedKey(paused), id)
+    await multi.exec()
+    if (state !== 'active' && (await this.redis.exists(userKey(this.prefix, id))) === 1) await this.redis.sadd(this.pausedKey(state), id)
   }
 
-  /** All registered users, and those who must reconnect Google. */
-  async counts(): Promise<{ total: number; reauthRequired: number }> {
-    const [[, total], [, reauthRequired]] = ((await this.redis.multi().scard(userIndexKey(this.prefix)).scard(this.reauthKey).exec()) ?? []) as [
-      unknown,
-      number,
-    ][]
-    return { total: total ?? 0, reauthRequired: reauthRequired ?? 0 }
+  /** All registered users, and those paused in each state. */
+  async counts(): Promise<{ total: number } & Record<PausedState, number>> {
+    const multi = this.redis.multi().scard(userIndexKey(this.prefix))
+    for (const state of PAUSED_STATES) multi.scard(this.pausedKey(state))
+    const [total = 0, ...paused] = (((await multi.exec()) ?? []) as [unknown, number][]).map(([, count]) => count)
+    return { total, ...(Object.fromEntries(PAUSED_STATES.map((state, i) => [state, paused[i] ?? 0])) as Record<PausedState, number>) }
   }
 
-  private get reauthKey(): string {
-    return `${userIndexKey(this.prefix)}:reauth`
+  private pausedKey(state: PausedState): string {
+    return state === 'reauth_required' ? `${userIndexKey(this.prefix)}:reauth` : `${userIndexKey(this.prefix)}:move`
   }
 
   async recordBackfillPlan(id: string, chunks: number, end: number): Promise<void> {
@@ -124,7 +132,11 @@ export class UserRepository {
       [USER_FIELDS.dataTypes]: grant.dataTypes.join(','),
       [USER_FIELDS.consentUpdatedAt]: String(grant.now),
     })
-    if (replaced) await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.lastError, USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+    if (replaced) {
+      const multi = this.redis.multi().hdel(userKey(this.prefix, id), USER_FIELDS.lastError, USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+      for (const state of PAUSED_STATES) multi.srem(this.pausedKey(state), id)
+      await multi.exec()
+    }
     return replaced
   }
 
@@ -134,8 +146,9 @@ export class UserRepository {
 
   /** Removes the user and every secret of theirs; returns whether there was anything to remove. */
   async delete(id: string): Promise<boolean> {
-    const [[, removed] = []] =
-      (await this.redis.multi().del(userKey(this.prefix, id)).srem(userIndexKey(this.prefix), id).srem(this.reauthKey, id).exec()) ?? []
+    const multi = this.redis.multi().del(userKey(this.prefix, id)).srem(userIndexKey(this.prefix), id)
+    for (const state of PAUSED_STATES) multi.srem(this.pausedKey(state), id)
+    const [[, removed] = []] = (await multi.exec()) ?? []
     return removed === 1
   }
 

@@ -5,7 +5,7 @@ import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type Servic
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, testEnv } from './support.js'
+import { ADMIN, testEnv, waitFor } from './support.js'
 
 const prefix = uniquePrefix('onboarding')
 const { redis, cleanup } = testRedis(prefix)
@@ -79,7 +79,7 @@ async function connectedUser(groups: string[], account?: string, svc = service):
   const me = await svc.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
   expect(me.statusCode).toBe(200)
   const sessionId = decodeURIComponent(browser.cookie.split('=')[1]!).split('.')[0]!
-  const userId = await redis.hget(`${prefix}:session:${sessionId}`, 'userId')
+  const userId = await svc.redis.hget(`${svc.config.QUEUE_PREFIX}:session:${sessionId}`, 'userId')
   expect(userId).not.toBeNull()
   return { browser, id: userId! }
 }
@@ -363,6 +363,78 @@ describe('a deployment moved to the Google Health API', () => {
       message: 'blood_pressure cannot be read from the Google Health API this deployment uses',
     })
     expect((await getUser(id)).dataTypes).not.toContain('blood_pressure')
+  })
+})
+
+describe('after Google closes the Fitness API', () => {
+  const HEALTH = 'https://www.googleapis.com/auth/googlehealth.'
+  // A deployment of its own, whose clock is past Fit's closing: first still on Fit, then moved to the Health API.
+  const closedPrefix = uniquePrefix('fit-closed')
+  const closedRedis = testRedis(closedPrefix)
+  let onFit: ServiceRuntime
+  let onHealth: ServiceRuntime
+  const get = async (svc: ServiceRuntime, url: string) => svc.server.inject({ method: 'GET', url, headers: admin })
+  const fetchJobsOf = async (id: string) =>
+    ((await onFit.queues.queue('fetch').getJobs(['waiting', 'prioritized'])) as { data: { userId: string } }[]).filter((j) => j.data.userId === id)
+
+  beforeAll(async () => {
+    const closed = testEnv(google, closedPrefix, { GOOGLE_FIT_CLOSES_AT: '2026-01-01T00:00:00Z' })
+    onFit = await createTokenService(loadConfig(closed), silentLogger())
+    onHealth = await createTokenService(loadConfig({ ...closed, GOOGLE_DATA_API: 'health' }), silentLogger())
+  })
+
+  afterAll(async () => {
+    await onFit?.close()
+    await onHealth?.close()
+    await closedRedis.cleanup()
+  })
+
+  it('pauses people still on Fit as move_required, with nothing fetched or dead-lettered, until they move; then they are read from the Health API', async () => {
+    const { browser, id } = await connectedUser(['activity', 'heart_rate'], undefined, onFit)
+    onFit.start()
+    await waitFor(async () => (await get(onFit, `/users/${id}`)).json().state === 'move_required')
+    const paused = (await get(onFit, `/users/${id}`)).json()
+    expect(paused).toMatchObject({ dataApi: 'fit', nextSyncAt: null, lastSyncStatus: 'move_required', links: { move: null } })
+    expect(paused.lastError).toBe(
+      'Google Fitness API closed on 2026-01-01T00:00:00.000Z: this deployment still connects people to it; set GOOGLE_DATA_API=health, then have them move',
+    )
+    expect(await fetchJobsOf(id)).toEqual([])
+    expect(await onFit.queues.deadLetterQueue('sync').getJobCounts('waiting')).toEqual({ waiting: 0 })
+    expect((await onFit.server.inject({ method: 'POST', url: `/users/${id}/sync`, headers: admin })).json().message).toBe(
+      'user is move_required; they must move to the Google Health API (links.move) first',
+    )
+    expect((await get(onFit, '/metrics')).body).toMatch(/fitstream_users\{state="move_required"[^}]*\} 1\b/)
+
+    // The operator switches the deployment to the Health API and finds who must move.
+    const listed = (await get(onHealth, '/users?state=move_required')).json() as { users: { id: string; links: { move: string | null } }[] }
+    expect(listed.users.map((u) => u.id)).toEqual([id])
+    expect((await get(onHealth, '/users?state=active')).json().users).toEqual([])
+    const page = await onHealth.server.inject({ method: 'GET', url: '/account?notice=constructor', headers: { cookie: browser.cookie } })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('Google Fit has closed.')
+    expect(page.body).toContain('paused: move to Google Health needed')
+    expect(page.body).not.toContain('Move to Google Health.')
+
+    const move = new URL(listed.users[0]!.links.move!)
+    const followed = await onHealth.server.inject({ method: 'GET', url: `${move.pathname}${move.search}` })
+    const authorize = new URL(followed.headers.location as string)
+    expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
+      `${HEALTH}activity_and_fitness.readonly`,
+      `${HEALTH}health_metrics_and_measurements.readonly`,
+    ])
+    // The link may be opened anywhere: it starts a session of its own, which Google's answer comes back to.
+    const linkSession = followed.cookies.find((c) => c.name === 'fitstream_session')!
+    const back = await callback({ cookie: `fitstream_session=${linkSession.value}`, csrf: '' }, await consent(authorize), onHealth)
+    expect(back.headers.location).toBe('/account?notice=reconnected')
+    const moved = (await get(onHealth, `/users/${id}`)).json()
+    expect(moved).toMatchObject({ state: 'active', dataApi: 'health', lastError: null, links: { move: null } })
+    expect(moved.nextSyncAt).not.toBeNull()
+    const welcome = await onHealth.server.inject({ method: 'GET', url: '/account?notice=reconnected', headers: { cookie: browser.cookie } })
+    expect(welcome.body).toContain('Google Health is connected again.')
+    // Their first sync on the Health API plans their windows, and they no longer count as waiting to move.
+    await waitFor(async () => (await fetchJobsOf(id)).length > 0)
+    expect((await get(onHealth, '/metrics')).body).toMatch(/fitstream_users\{state="move_required"[^}]*\} 0\b/)
+    expect((await get(onHealth, '/users?state=move_required')).json().users).toEqual([])
   })
 })
 

@@ -1,6 +1,6 @@
 import { chromium, type Browser } from 'playwright-core'
 import { expect } from 'vitest'
-import type { FakeGoogle, FakeUser } from '@fitstream/fake-google'
+import { FAKE_FIT_CLOSES_AT, type FakeGoogle, type FakeUser } from '@fitstream/fake-google'
 import { generateKeyringEntry, type DataTypeKey, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { redisUrl } from '../../../tests/helpers.js'
 
@@ -25,6 +25,9 @@ export function testEnv(google: FakeGoogle, prefix: string, extra: Env = {}): En
     REFRESH_TOKEN_KEYS: generateKeyringEntry('r1'),
     ACCESS_TOKEN_KEYS: generateKeyringEntry('a1'),
     BACKFILL_DAYS: '2',
+    // These tests were written for Fit deployments; those of the Health API say so.
+    GOOGLE_DATA_API: 'fit',
+    GOOGLE_FIT_CLOSES_AT: FAKE_FIT_CLOSES_AT,
     ...extra,
   }
 }

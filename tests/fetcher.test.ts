@@ -470,6 +470,18 @@ describe('the Google Health API', () => {
     expect(sample!.values).toEqual(expectedFromHealth('height', user.google.seed, sample!.startMs))
   })
 
+  it('counts each Health API request, not each fetch, against the project’s rate limit and in its metrics', async () => {
+    const requestsMade = async () =>
+      Number(/fitstream_google_requests_total\{status="200"[^}]*\} (\d+)/.exec(await fetcher.metrics.registry.metrics())?.[1] ?? 0)
+    const user = await registerHealth(['steps', 'heart_rate', 'sleep'])
+    const [before, counted] = [google.stats, await requestsMade()]
+    await fetchWindow(user.id, ['steps', 'heart_rate', 'sleep'], 24)
+    const after = google.stats
+    const atGoogle = after.rollUpRequests + after.reconcileRequests - before.rollUpRequests - before.reconcileRequests
+    expect(atGoogle).toBe(3)
+    expect((await requestsMade()) - counted).toBe(atGoogle)
+  })
+
   it('leaves out consented types the Health API does not have, and fetches the rest', async () => {
     const user = await registerHealth(['steps', 'blood_pressure'])
     const { result } = await fetchWindow(user.id, ['steps', 'blood_pressure'], 24)

@@ -18,8 +18,9 @@ const schema = z.object({
   INTERNAL_API_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)'),
   FETCH_CONCURRENCY: envVar.positiveInt().default(20),
   /**
-   * Fetches per second for the whole project, shared by every fetcher replica through Redis: one
-   * Fitness API request each, or one Health API request per data type.
+   * Requests to Google per second for the whole project, shared by every fetcher replica through
+   * Redis: a Fitness API fetch is one request, a Health API fetch one per data type (and one per
+   * further page or part of a long window).
    */
   GOOGLE_RATE_LIMIT_PER_SECOND: envVar.positiveInt().default(200),
   /** Transient Google failures within GOOGLE_OUTAGE_WINDOW_MS that, outnumbering successes, pause every fetcher. */

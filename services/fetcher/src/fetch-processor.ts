@@ -28,7 +28,7 @@ import {
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
-import type { GoogleHealthClient, HealthReadResult } from './google-health.js'
+import type { GoogleHealthClient } from './google-health.js'
 import type { GoogleOutageDetector } from './google-outage.js'
 import type { FetcherMetrics } from './metrics.js'
 import { normalizeAggregate, type NormalizeResult } from './normalize.js'
@@ -143,29 +143,21 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
 
   /** One read of the window from the user's API; then its answer is checked and turned into samples. */
   const read = async (data: StageData<'fetch'>, user: UserView, token: StoredAccessToken | undefined): Promise<NormalizeResult> => {
-    const stop = deps.metrics.googleLatency.startTimer()
-    let answer: { readonly api: 'fit'; readonly response: unknown } | { readonly api: 'health'; readonly result: HealthReadResult }
-    try {
-      const request = {
-        dataTypes: user.dataTypes,
-        window: data.window,
-        bucketMs: data.bucketMs,
-        timeZone: data.timeZone,
-        accessToken: await accessToken(data.userId, token),
-      }
-      answer =
-        user.api === 'health' ? { api: 'health', result: await deps.health.read(request) } : { api: 'fit', response: await deps.google.aggregate(request) }
-      deps.metrics.googleRequests.inc({ status: '200' })
-      await deps.outage?.succeeded()
-    } catch (error) {
-      deps.metrics.googleRequests.inc({ status: String((error as { status?: number }).status ?? 'network') })
-      throw error
-    } finally {
-      stop()
+    const request = {
+      dataTypes: user.dataTypes,
+      window: data.window,
+      bucketMs: data.bucketMs,
+      timeZone: data.timeZone,
+      accessToken: await accessToken(data.userId, token),
     }
-    return answer.api === 'health'
-      ? normalizeHealth(answer.result, data.window, data.timeZone)
-      : normalizeAggregate(answer.response, user.dataTypes, data.window)
+    if (user.api === 'health') {
+      const result = await deps.health.read(request)
+      await deps.outage?.succeeded()
+      return normalizeHealth(result, data.window, data.timeZone)
+    }
+    const response = await deps.google.aggregate(request)
+    await deps.outage?.succeeded()
+    return normalizeAggregate(response, user.dataTypes, data.window)
   }
 
   /** A 5xx, timeout or network error: while Google is down for everyone, wait without using an attempt. */

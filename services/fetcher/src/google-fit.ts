@@ -1,6 +1,7 @@
 // Only the Fitness API: the googleapis index loads every Google API (about 100 MB more per process).
 import { fitness, type fitness_v1 } from 'googleapis/build/src/apis/fitness/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { sendDirectly, type SendToGoogle } from './google-requests.js'
 import { DAY_MS, localDayZone } from './windows.js'
 
 /** Google rejected the access token (401): it must be refreshed before the call can succeed. */
@@ -34,6 +35,8 @@ export interface GoogleFitClientOptions {
   /** Root of the Fitness API, e.g. https://fitness.googleapis.com/ */
   readonly rootUrl: string
   readonly timeoutMs: number
+  /** How each request goes out (rate limit, metrics); directly unless given. */
+  readonly send?: SendToGoogle
 }
 
 const RATE_LIMIT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'quotaExceeded', 'dailyLimitExceeded'])
@@ -64,9 +67,12 @@ export class GoogleFitClient {
       endTimeMillis: String(request.window.endMs),
     }
     try {
-      const response = await this.fitness.users.dataset.aggregate(
-        { userId: 'me', requestBody },
-        { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs },
+      const send = this.options.send ?? sendDirectly
+      const response = await send(() =>
+        this.fitness.users.dataset.aggregate(
+          { userId: 'me', requestBody },
+          { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs },
+        ),
       )
       return response.data
     } catch (error) {

@@ -2,6 +2,7 @@
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
+import { sendDirectly, type SendToGoogle } from './google-requests.js'
 import { reduceReadings } from './normalize-health.js'
 import { DAY_MS, localDayZone, splitWindow } from './windows.js'
 
@@ -30,6 +31,8 @@ export interface GoogleHealthClientOptions {
   /** Root of the Health API, e.g. https://health.googleapis.com/ */
   readonly rootUrl: string
   readonly timeoutMs: number
+  /** How each request goes out (rate limit, metrics); directly unless given. */
+  readonly send?: SendToGoogle
 }
 
 /** What one fetch read from the Health API, for `normalizeHealth`. */
@@ -150,7 +153,7 @@ export class GoogleHealthClient {
 
   private async call(request: () => Promise<{ data: unknown }>): Promise<unknown> {
     try {
-      return (await request()).data
+      return (await (this.options.send ?? sendDirectly)(request)).data
     } catch (error) {
       throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
     }

@@ -9,6 +9,7 @@ export interface FetcherMetrics {
   readonly bucketsUnchanged: Counter
   readonly bucketsRevised: Counter
   readonly outageDeferrals: Counter
+  readonly googleThrottled: Counter
 }
 
 export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
@@ -16,13 +17,13 @@ export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
   return {
     googleRequests: new Counter({
       name: 'fitstream_google_requests_total',
-      help: 'Google Fitness API requests, by HTTP status',
+      help: 'Requests to Google (Fitness API and Health API), by HTTP status',
       labelNames: ['status'],
       registers,
     }),
     googleLatency: new Histogram({
       name: 'fitstream_google_request_duration_seconds',
-      help: 'Latency of Google Fitness API requests',
+      help: 'Latency of requests to Google',
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
@@ -40,6 +41,11 @@ export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
     outageDeferrals: new Counter({
       name: 'fitstream_google_outage_deferrals_total',
       help: 'Fetch jobs put back without using an attempt because Google was failing for every fetch',
+      registers,
+    }),
+    googleThrottled: new Counter({
+      name: 'fitstream_google_requests_throttled_total',
+      help: 'Times a request to Google waited for the next second because the project-wide GOOGLE_RATE_LIMIT_PER_SECOND was used up',
       registers,
     }),
     bucketsRevised: new Counter({

@@ -1,0 +1,67 @@
+import type { Redis } from 'ioredis'
+import type { FetcherMetrics } from './metrics.js'
+
+/** How a Google client sends each of its requests: through the project's rate limit, timed and counted. */
+export type SendToGoogle = <T>(request: () => Promise<T>) => Promise<T>
+
+/** Sends a request as it is: for a client used on its own. */
+export const sendDirectly: SendToGoogle = (request) => request()
+
+// Counts one request in the current second of Redis' own clock (so replicas whose clocks differ
+// share one window) and answers the count with the ms left in that second.
+const TAKE_SCRIPT = `
+local now = redis.call('TIME')
+if redis.call('HGET', KEYS[1], 's') ~= now[1] then
+  redis.call('HSET', KEYS[1], 's', now[1], 'n', 0)
+  redis.call('PEXPIRE', KEYS[1], 2000)
+end
+return {redis.call('HINCRBY', KEYS[1], 'n', 1), 1000 - math.floor(tonumber(now[2]) / 1000)}`
+
+/**
+ * Every request any fetcher replica makes to Google, held to `perSecond` for the whole project
+ * through one counter per second in Redis. A fetch is one request on the Fitness API but one per
+ * type (and more for long windows and further pages) on the Health API, so the limit counts requests,
+ * not fetches. A request over the limit waits for the next second and tries again; each wait is
+ * counted.
+ */
+export class GoogleRequestGate {
+  readonly send: SendToGoogle
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly perSecond: number,
+    private readonly metrics: FetcherMetrics,
+  ) {
+    this.send = async (request) => {
+      await this.take()
+      const stop = this.metrics.googleLatency.startTimer()
+      try {
+        const response = await request()
+        this.metrics.googleRequests.inc({ status: '200' })
+        return response
+      } catch (error) {
+        this.metrics.googleRequests.inc({ status: statusOf(error) })
+        throw error
+      } finally {
+        stop()
+      }
+    }
+  }
+
+  private async take(): Promise<void> {
+    for (;;) {
+      const [count, leftMs] = (await this.redis.eval(TAKE_SCRIPT, 1, `${this.prefix}:google-requests`)) as [number, number]
+      if (count <= this.perSecond) return
+      this.metrics.googleThrottled.inc()
+      // A little spread, so the requests held back do not all come at once at the turn of the second.
+      await new Promise((resolve) => setTimeout(resolve, leftMs + Math.floor(Math.random() * 50)))
+    }
+  }
+}
+
+function statusOf(error: unknown): string {
+  const { status, response } = (error ?? {}) as { status?: unknown; response?: { status?: unknown } }
+  const code = response?.status ?? status
+  return typeof code === 'number' ? String(code) : 'network'
+}

@@ -1,7 +1,7 @@
 // Only the Fitness API: the googleapis index loads every Google API (about 100 MB more per process).
 import { fitness, type fitness_v1 } from 'googleapis/build/src/apis/fitness/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
-import { sendDirectly, type SendToGoogle } from './google-requests.js'
+import type { SendToGoogle } from './google-requests.js'
 import { DAY_MS, localDayZone } from './windows.js'
 
 /** Google rejected the access token (401): it must be refreshed before the call can succeed. */
@@ -66,18 +66,19 @@ export class GoogleFitClient {
       startTimeMillis: String(request.window.startMs),
       endTimeMillis: String(request.window.endMs),
     }
-    try {
-      const send = this.options.send ?? sendDirectly
-      const response = await send(() =>
-        this.fitness.users.dataset.aggregate(
+    // Only Google's own failures are classified; the gate's (Redis down, say) are not Google's.
+    const send = this.options.send ?? ((call) => call())
+    const response = await send(() =>
+      this.fitness.users.dataset
+        .aggregate(
           { userId: 'me', requestBody },
           { headers: { Authorization: `Bearer ${request.accessToken}` }, retry: false, timeout: this.options.timeoutMs },
-        ),
-      )
-      return response.data
-    } catch (error) {
-      throw classifyGoogleError(error)
-    }
+        )
+        .catch((error: unknown) => {
+          throw classifyGoogleError(error)
+        }),
+    )
+    return response.data
   }
 }
 

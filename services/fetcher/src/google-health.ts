@@ -2,7 +2,7 @@
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
-import { sendDirectly, type SendToGoogle } from './google-requests.js'
+import type { SendToGoogle } from './google-requests.js'
 import { reduceReadings } from './normalize-health.js'
 import { DAY_MS, localDayZone, splitWindow } from './windows.js'
 
@@ -151,12 +151,15 @@ export class GoogleHealthClient {
     return pages
   }
 
+  /** One request, through the gate; only Google's own failures are classified (the gate's are not Google's). */
   private async call(request: () => Promise<{ data: unknown }>): Promise<unknown> {
-    try {
-      return (await (this.options.send ?? sendDirectly)(request)).data
-    } catch (error) {
-      throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
-    }
+    const send = this.options.send ?? ((call) => call())
+    const response = await send(() =>
+      request().catch((error: unknown) => {
+        throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
+      }),
+    )
+    return response.data
   }
 }
 

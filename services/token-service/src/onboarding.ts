@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { FitStreamError, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
+import { FitStreamError, isClosed, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { grantedDataTypes, missingScopes } from './consent.js'
 import { authorizationUrl, createPkcePair, exchangeAuthorizationCode, revokeGrant, type Grant, type OAuthFlowConfig } from './google-oauth.js'
@@ -15,8 +15,18 @@ export interface OnboardingDeps {
   readonly oauth: OAuthFlowConfig
   /** The API new grants are for: the scopes people are asked for, and what their consent may cover. */
   readonly api: GoogleDataApi
+  /** When Google shuts the Fitness API down (ms): a deployment still on it connects nobody after that. */
+  readonly fitClosesAt: number
   readonly now?: () => number
 }
+
+/** Where a person goes to consent: Google's consent screen, or nowhere, and why. */
+export type ConsentStart =
+  | { readonly kind: 'google'; readonly location: string }
+  /** The deployment's API has closed (Fit, after GOOGLE_FIT_CLOSES_AT). */
+  | { readonly kind: 'api_closed' }
+  /** Nothing chosen can be read from the deployment's API, so Google would be asked for no scope. */
+  | { readonly kind: 'nothing_to_ask' }
 
 export interface Choice {
   readonly dataTypes: readonly DataTypeKey[]
@@ -63,14 +73,29 @@ export class Onboarding {
     return this.deps.api
   }
 
+  /** Whether the API new grants are for has closed: then nobody can be connected through it. */
+  get closed(): boolean {
+    return this.hasClosed(this.deps.api)
+  }
+
+  /** Whether `api` has closed (Fit, after GOOGLE_FIT_CLOSES_AT). */
+  hasClosed(api: GoogleDataApi): boolean {
+    return isClosed(api, this.now(), this.deps.fitClosesAt)
+  }
+
   /** Where to send the browser: Google's consent screen for the scopes the choice needs. */
-  async start(sessionId: string, choice: Choice): Promise<string> {
-    const state = randomBytes(24).toString('base64url')
-    const pkce = createPkcePair()
+  async start(sessionId: string, choice: Choice): Promise<ConsentStart> {
+    if (this.closed) return { kind: 'api_closed' }
     // Someone moving from Fit keeps what the Health API has; the rest cannot be asked for, so it is not "not granted" either.
     const dataTypes = choice.dataTypes.filter((key) => readableIn(key, this.deps.api))
+    if (dataTypes.length === 0) return { kind: 'nothing_to_ask' }
+    const state = randomBytes(24).toString('base64url')
+    const pkce = createPkcePair()
     await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice, dataTypes })
-    return authorizationUrl(this.deps.oauth, { scopes: scopesFor(dataTypes, this.deps.api), state, codeChallenge: pkce.challenge })
+    return {
+      kind: 'google',
+      location: authorizationUrl(this.deps.oauth, { scopes: scopesFor(dataTypes, this.deps.api), state, codeChallenge: pkce.challenge }),
+    }
   }
 
   async complete(sessionId: string | undefined, query: { state?: string; code?: string; error?: string }): Promise<CallbackOutcome> {

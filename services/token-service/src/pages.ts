@@ -4,7 +4,7 @@ import { dataApiOfScopes } from '@fitstream/shared'
 import { CONSENT_GROUP_NAMES, dataTypesForGroups } from './consent.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
 import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage } from './html.js'
-import type { CallbackOutcome, Onboarding } from './onboarding.js'
+import type { CallbackOutcome, Choice, Onboarding } from './onboarding.js'
 import type { ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { Session } from './sessions.js'
@@ -67,9 +67,38 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       .send(body)
   const seeOther = (reply: FastifyReply, location: string) => reply.status(303).header('cache-control', 'no-store').redirect(location, 303)
   const notSignedIn = (reply: FastifyReply) =>
-    html(reply, 401, messagePage('You are not signed in', 'This page belongs to a connected account. Connect Google Fit (again) to manage your data.'))
+    html(
+      reply,
+      401,
+      messagePage('You are not signed in', `This page belongs to a connected account. Connect ${API_NAMES[deps.onboarding.api]} (again) to manage your data.`),
+    )
   const badForm = (reply: FastifyReply) =>
     html(reply, 403, messagePage('This form has expired', 'The page was open for too long or came from somewhere else. Nothing was changed. Please try again.'))
+
+  /** To Google's consent screen for the choice, or a page saying why Google can't be asked. */
+  const toConsent = async (reply: FastifyReply, sessionId: string, choice: Choice) => {
+    const start = await deps.onboarding.start(sessionId, choice)
+    if (start.kind === 'google') return seeOther(reply, start.location)
+    if (start.kind === 'api_closed') return apiClosed(reply)
+    const name = API_NAMES[deps.onboarding.api]
+    return html(
+      reply,
+      400,
+      messagePage('Nothing to connect', `Nothing you chose can be read from ${name}. Choose what to sell on your account page.`, {
+        href: '/account',
+        text: 'Your account',
+      }),
+    )
+  }
+  const apiClosed = (reply: FastifyReply) =>
+    html(
+      reply,
+      503,
+      messagePage(
+        'Google Fit has closed',
+        'This FitStream still reads Google Fit, which Google has shut down, so it cannot connect accounts now. Nothing you sold is lost; its operator is moving it to Google Health.',
+      ),
+    )
 
   async function ownUser(session: Session | undefined) {
     return session?.userId === undefined ? undefined : deps.users.get(session.userId)
@@ -78,6 +107,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
   app.get('/', { schema: { tags: ['pages'], summary: 'The onboarding page' } }, async (request, reply) => {
     const session = await deps.sessions.ensure(request, reply)
     if ((await ownUser(session)) !== undefined) return seeOther(reply, '/account')
+    if (deps.onboarding.closed) return apiClosed(reply)
     return html(reply, 200, onboardingPage(session.csrfToken, deps.onboarding.api))
   })
 
@@ -89,7 +119,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       if (request.validationError !== undefined || session === undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
       const dataTypes = dataTypesForGroups(asArray(request.body.groups), deps.onboarding.api)
       if (dataTypes.length === 0) return html(reply, 400, onboardingPage(session.csrfToken, deps.onboarding.api, 'Tick at least one kind of data to sell.'))
-      return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) }))
+      return toConsent(reply, session.id, { dataTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) })
     },
   )
 
@@ -200,7 +230,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
         )
       }
       const change = await deps.onboarding.changeConsent(user.id, dataTypes)
-      if (change.kind === 'needs_google_consent') return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes, userId: user.id }))
+      if (change.kind === 'needs_google_consent') return toConsent(reply, session.id, { dataTypes, userId: user.id })
       if (change.kind === 'not_found') return notSignedIn(reply)
       // dataTypesForGroups keeps to what the API has; this only completes the outcomes.
       if (change.kind === 'unavailable') return badForm(reply)
@@ -237,7 +267,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     const session = await deps.sessions.current(request)
     const user = await ownUser(session)
     if (session === undefined || user === undefined) return notSignedIn(reply)
-    return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes: user.dataTypes, userId: user.id }))
+    return toConsent(reply, session.id, { dataTypes: user.dataTypes, userId: user.id })
   })
 
   app.get<{ Querystring: Record<string, string | undefined> }>(
@@ -268,7 +298,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
         )
       }
       const session = await deps.sessions.ensure(request, reply)
-      return seeOther(reply, await deps.onboarding.start(session.id, { dataTypes: grant.dataTypes ?? user.dataTypes, userId: user.id }))
+      return toConsent(reply, session.id, { dataTypes: grant.dataTypes ?? user.dataTypes, userId: user.id })
     },
   )
 }

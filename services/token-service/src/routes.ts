@@ -6,8 +6,9 @@ import {
   UpstreamError,
   UserGoneError,
   dataApiOfScopes,
-  type DataTypeKey,
   readPrivacyReport,
+  readableIn,
+  type DataTypeKey,
 } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
@@ -207,10 +208,31 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
           }
           throw error
         }
+        // The grant's scopes, known now, say which API the person is read from. Data it or the
+        // deployment's API lacks is refused, as consent changes are; so is a grant for a closed API.
+        const registered = (await deps.users.get(user.id)) ?? user
+        const api = dataApiOfScopes(registered.scopes, deps.onboarding.api)
+        const lacking = [api, deps.onboarding.api].find((a) => registered.dataTypes.some((key) => !readableIn(key, a)))
+        if (deps.onboarding.hasClosed(api) || lacking !== undefined) {
+          await deps.users.delete(user.id)
+          return reply.status(400).send(
+            lacking === undefined
+              ? {
+                  error: 'Bad Request',
+                  code: 'FST_ERR_API_CLOSED',
+                  message: `this refresh token is for the ${GOOGLE_DATA_API_NAMES[api]}, which Google has closed; connect the person through the ${GOOGLE_DATA_API_NAMES.health}`,
+                }
+              : {
+                  error: 'Bad Request',
+                  code: 'FST_ERR_CONSENT_UNAVAILABLE',
+                  message: `${registered.dataTypes.filter((key) => !readableIn(key, lacking)).join(', ')} cannot be read from the ${GOOGLE_DATA_API_NAMES[lacking]}`,
+                },
+          )
+        }
         await deps.scheduler.schedule(user.id)
         await deps.scheduler.syncNow(user.id, 'onboarding')
         request.log.info({ userId: user.id, dataTypes: user.dataTypes }, 'user registered')
-        return reply.status(201).send(await present((await deps.users.get(user.id)) ?? user))
+        return reply.status(201).send(await present(registered))
       },
     )
 
@@ -275,8 +297,8 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         const user = await deps.users.get(request.params.id)
         if (user === undefined) return reply.status(404).send(notFound(request.params.id))
         if (user.state !== 'active') {
-          const action = user.state === 'move_required' ? `move to the ${GOOGLE_DATA_API_NAMES.health} (links.move)` : 'reconnect their Google account'
-          return reply.status(409).send({ error: 'Conflict', message: `user is ${user.state}; they must ${action} first` })
+          const action = user.state === 'move_required' ? (user.lastError ?? 'Google Fit has closed') : 'they must reconnect their Google account first'
+          return reply.status(409).send({ error: 'Conflict', message: `user is ${user.state}: ${action}` })
         }
         const jobId = await deps.scheduler.syncNow(user.id, 'manual')
         return reply.status(202).send({ id: user.id, syncJobId: jobId })

@@ -17,7 +17,7 @@ import { SessionCookies } from './session-http.js'
 import { SessionStore } from './sessions.js'
 import { UserJobs } from './user-jobs.js'
 import { SyncScheduler } from './scheduler.js'
-import { createSyncProcessor } from './sync-processor.js'
+import { createSyncProcessor, resumeReopened } from './sync-processor.js'
 import { UserRepository } from './users.js'
 
 export async function createTokenService(config: TokenServiceConfig, logger: Logger): Promise<ServiceRuntime> {
@@ -54,7 +54,15 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   }
   const sessionStore = new SessionStore(redis, prefix, config.REFRESH_TOKEN_KEYS)
   const sessions = new SessionCookies(sessionStore, config.PUBLIC_URL.startsWith('https:'))
-  const onboarding = new Onboarding({ users, tokens, scheduler, sessions: sessionStore, oauth: flow, api: config.GOOGLE_DATA_API })
+  const onboarding = new Onboarding({
+    users,
+    tokens,
+    scheduler,
+    sessions: sessionStore,
+    oauth: flow,
+    api: config.GOOGLE_DATA_API,
+    fitClosesAt: config.GOOGLE_FIT_CLOSES_AT,
+  })
   const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET)
   const erasure: ErasureDeps = {
     redis,
@@ -86,6 +94,9 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   })
 
   runtime.onStart(() => {
+    resumeReopened({ users, scheduler, api: config.GOOGLE_DATA_API, fitClosesAt: config.GOOGLE_FIT_CLOSES_AT })
+      .then((resumed) => resumed > 0 && logger.info({ resumed }, 'people paused when Google Fit closed can be read from it again: syncing resumed'))
+      .catch((err: unknown) => logger.warn({ err }, 'could not look for people to resume after GOOGLE_FIT_CLOSES_AT changed'))
     scheduler.start(logger)
     scheduler
       .adoptJobSchedulers()

@@ -56,12 +56,16 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
       const message = `${GOOGLE_DATA_API_NAMES.fit} closed on ${new Date(deps.fitClosesAt).toISOString()}: ${
         deps.api === 'health'
           ? `the user must move to the ${GOOGLE_DATA_API_NAMES.health} (links.move, or their account page)`
-          : `this deployment still connects people to it; set GOOGLE_DATA_API=health, then have them move`
+          : `this deployment still reads people from it; set GOOGLE_DATA_API=health, then have them move`
       }`
-      await deps.users.setState(user.id, 'move_required', message)
+      // Unless they moved (or changed consent) since they were read: then their schedule stays.
       await deps.scheduler.unschedule(user.id)
-      await deps.users.recordSync(user.id, now(), 'move_required')
-      context.logger.warn({ userId: user.id }, 'user is still on Google Fit, which has closed: syncs paused until they move')
+      if (await deps.users.setState(user.id, 'move_required', message, { consentUpdatedAt: user.consentUpdatedAt })) {
+        await deps.users.recordSync(user.id, now(), 'move_required')
+        context.logger.warn({ userId: user.id }, 'user is still on Google Fit, which has closed: syncs paused until they move')
+      } else if ((await deps.users.get(user.id))?.state === 'active') {
+        await deps.scheduler.schedule(user.id)
+      }
       return { syncId, status: 'paused', fetchJobs: 0 }
     }
     try {
@@ -103,4 +107,34 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
     context.logger.info({ syncId, userId: user.id, windows: planned.length, backfill: backfill.length }, 'sync planned')
     return { syncId, status: planned.length > 0 ? 'planned' : 'up_to_date', fetchJobs: planned.length }
   }
+}
+
+export interface ReopenDeps {
+  readonly users: UserRepository
+  readonly scheduler: SyncScheduler
+  readonly api: GoogleDataApi
+  readonly fitClosesAt: number
+  readonly now?: () => number
+}
+
+/**
+ * People paused as `move_required` whose API is open after all (GOOGLE_FIT_CLOSES_AT moved later
+ * because Google kept Fit longer) become active and scheduled again; their next sync catches up from
+ * their cursor. Answers how many. Run when the token service starts, which a changed setting needs.
+ */
+export async function resumeReopened(deps: ReopenDeps): Promise<number> {
+  const now = (deps.now ?? Date.now)()
+  let [cursor, resumed] = ['0', 0]
+  do {
+    const page = await deps.users.page(cursor, 500, 'move_required')
+    for (const user of page.users) {
+      if (user.state !== 'move_required' || isClosed(dataApiOfScopes(user.scopes, deps.api), now, deps.fitClosesAt)) continue
+      if (await deps.users.resume(user.id)) {
+        await deps.scheduler.schedule(user.id)
+        resumed++
+      }
+    }
+    cursor = page.cursor
+  } while (cursor !== '0')
+  return resumed
 }

@@ -36,6 +36,8 @@ export interface User {
   readonly scopes: readonly string[]
   /** IANA zone the user's buckets align to. */
   readonly timeZone: string
+  /** When their consent or grant last changed (ms); undefined for users from before it was kept. */
+  readonly consentUpdatedAt: number | undefined
   /** Set once the backfill is planned: how many chunks, how many fetched, and where it ends. */
   readonly backfill: { readonly chunks: number; readonly done: number; readonly end: number } | undefined
 }
@@ -93,13 +95,37 @@ export class UserRepository {
     return ciphertext === null ? undefined : this.refreshKeys.decrypt(ciphertext, refreshTokenContext(id))
   }
 
-  async setState(id: string, state: UserState, lastError?: string): Promise<void> {
-    await this.updateExisting(id, { [USER_FIELDS.state]: state, ...(lastError === undefined ? {} : { [USER_FIELDS.lastError]: lastError }) })
-    // A set per paused state keeps counting and listing them cheap however many users there are.
-    const multi = this.redis.multi()
-    for (const paused of PAUSED_STATES) if (paused !== state) multi.srem(this.pausedKey(paused), id)
-    await multi.exec()
-    if (state !== 'active' && (await this.redis.exists(userKey(this.prefix, id))) === 1) await this.redis.sadd(this.pausedKey(state), id)
+  /**
+   * Sets the user's state and files them under it (out of every other paused state's index), in one
+   * step and only while they exist. With `onlyIf`, only if they are still active and their consent
+   * or grant has not changed since `onlyIf.consentUpdatedAt`: a pause decided on what was read
+   * before does not undo a grant that came in meanwhile. Answers whether the state was set.
+   */
+  async setState(id: string, state: UserState, lastError?: string, onlyIf?: { consentUpdatedAt: number | undefined }): Promise<boolean> {
+    const target = state === 'active' ? 0 : 2 + PAUSED_STATES.indexOf(state)
+    const result = await this.redis.eval(
+      SET_STATE,
+      1 + PAUSED_STATES.length,
+      userKey(this.prefix, id),
+      ...PAUSED_STATES.map((paused) => this.pausedKey(paused)),
+      USER_FIELDS.state,
+      state,
+      USER_FIELDS.lastError,
+      lastError ?? '',
+      id,
+      String(target),
+      onlyIf === undefined ? '' : '1',
+      USER_FIELDS.consentUpdatedAt,
+      String(onlyIf?.consentUpdatedAt ?? ''),
+    )
+    return result === 1
+  }
+
+  /** Makes a paused user active again, without the error that paused them; answers whether they still exist. */
+  async resume(id: string): Promise<boolean> {
+    if (!(await this.setState(id, 'active'))) return false
+    await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.lastError)
+    return true
   }
 
   /** All registered users, and those paused in each state. */
@@ -133,9 +159,8 @@ export class UserRepository {
       [USER_FIELDS.consentUpdatedAt]: String(grant.now),
     })
     if (replaced) {
-      const multi = this.redis.multi().hdel(userKey(this.prefix, id), USER_FIELDS.lastError, USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
-      for (const state of PAUSED_STATES) multi.srem(this.pausedKey(state), id)
-      await multi.exec()
+      await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.lastError, USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+      await this.setState(id, 'active')
     }
     return replaced
   }
@@ -169,6 +194,20 @@ export class UserRepository {
   }
 }
 
+// See setState. KEYS: the user, then each paused state's index. ARGV: state field, state, error
+// field, error ('' leaves it), id, the index to file under (0: none), '1' to set only if active and
+// unchanged, consent-time field, the consent time read.
+const SET_STATE = `
+local user = KEYS[1]
+if redis.call('EXISTS', user) == 0 then return 0 end
+if ARGV[7] == '1' and (redis.call('HGET', user, ARGV[1]) ~= 'active' or (redis.call('HGET', user, ARGV[8]) or '') ~= ARGV[9]) then return 0 end
+redis.call('HSET', user, ARGV[1], ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', user, ARGV[3], ARGV[4]) end
+for i = 2, #KEYS do redis.call('SREM', KEYS[i], ARGV[5]) end
+local target = tonumber(ARGV[6])
+if target > 0 then redis.call('SADD', KEYS[target], ARGV[5]) end
+return 1`
+
 /** The fields a user's view is made of: everything but the tokens. */
 const VIEW_FIELDS = [
   USER_FIELDS.state,
@@ -180,6 +219,7 @@ const VIEW_FIELDS = [
   USER_FIELDS.lastError,
   USER_FIELDS.scopes,
   USER_FIELDS.timeZone,
+  USER_FIELDS.consentUpdatedAt,
   USER_FIELDS.backfillChunks,
   USER_FIELDS.backfillDone,
   USER_FIELDS.backfillEnd,
@@ -207,6 +247,7 @@ function toUser(id: string, fields: Record<string, string>): User | undefined {
     lastError: fields[USER_FIELDS.lastError],
     scopes: decodeScopes(fields[USER_FIELDS.scopes]),
     timeZone: fields[USER_FIELDS.timeZone] ?? 'UTC',
+    consentUpdatedAt: optionalNumber(fields[USER_FIELDS.consentUpdatedAt]),
     backfill:
       fields[USER_FIELDS.backfillChunks] === undefined
         ? undefined

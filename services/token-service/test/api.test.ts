@@ -107,6 +107,32 @@ describe('POST /users', () => {
     expect(await redis.keys(`${prefix}:user:*`)).toEqual(before)
   })
 
+  it('refuses data the API a refresh token is for does not have, naming it, and keeps nothing', async () => {
+    const before = await redis.keys(`${prefix}:user:*`)
+    const health = google.addUser({ scopes: ['https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly'] })
+    const response = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: health.refreshToken, dataTypes: ['steps', 'blood_pressure', 'speed'] },
+    })
+    expect(response.statusCode).toBe(400)
+    expect(response.json()).toEqual({
+      error: 'Bad Request',
+      code: 'FST_ERR_CONSENT_UNAVAILABLE',
+      message: 'blood_pressure, speed cannot be read from the Google Health API',
+    })
+    expect(await redis.keys(`${prefix}:user:*`)).toEqual(before)
+    // The same token for what the Health API has is taken.
+    const taken = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: health.refreshToken, dataTypes: ['steps'] },
+    })
+    expect(taken.json()).toMatchObject({ dataApi: 'health', dataTypes: ['steps'] })
+  })
+
   it('registers a user: encrypted tokens at rest, a schedule, a first sync, and no token in any answer', async () => {
     const { response, id, google: user } = await register()
     expect(response.statusCode).toBe(201)

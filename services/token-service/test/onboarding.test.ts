@@ -368,44 +368,66 @@ describe('a deployment moved to the Google Health API', () => {
 
 describe('after Google closes the Fitness API', () => {
   const HEALTH = 'https://www.googleapis.com/auth/googlehealth.'
-  // A deployment of its own, whose clock is past Fit's closing: first still on Fit, then moved to the Health API.
+  // A deployment of its own: people connect while Fit is open; then its clock is past Fit's closing,
+  // first still on Fit, then moved to the Health API. Only one instance at a time runs its workers.
   const closedPrefix = uniquePrefix('fit-closed')
   const closedRedis = testRedis(closedPrefix)
+  const CLOSED = { GOOGLE_FIT_CLOSES_AT: '2026-01-01T00:00:00Z' }
+  let whileOpen: ServiceRuntime
   let onFit: ServiceRuntime
   let onHealth: ServiceRuntime
   const get = async (svc: ServiceRuntime, url: string) => svc.server.inject({ method: 'GET', url, headers: admin })
   const fetchJobsOf = async (id: string) =>
-    ((await onFit.queues.queue('fetch').getJobs(['waiting', 'prioritized'])) as { data: { userId: string } }[]).filter((j) => j.data.userId === id)
+    ((await whileOpen.queues.queue('fetch').getJobs(['waiting', 'prioritized'])) as { data: { userId: string } }[]).filter((j) => j.data.userId === id)
+  const closed = new Set<ServiceRuntime>()
+  const close = async (svc: ServiceRuntime | undefined) => {
+    if (svc === undefined || closed.has(svc)) return
+    closed.add(svc)
+    await svc.close()
+  }
 
   beforeAll(async () => {
-    const closed = testEnv(google, closedPrefix, { GOOGLE_FIT_CLOSES_AT: '2026-01-01T00:00:00Z' })
-    onFit = await createTokenService(loadConfig(closed), silentLogger())
-    onHealth = await createTokenService(loadConfig({ ...closed, GOOGLE_DATA_API: 'health' }), silentLogger())
+    const env = testEnv(google, closedPrefix)
+    whileOpen = await createTokenService(loadConfig(env), silentLogger())
+    onFit = await createTokenService(loadConfig({ ...env, ...CLOSED }), silentLogger())
+    onHealth = await createTokenService(loadConfig({ ...env, ...CLOSED, GOOGLE_DATA_API: 'health' }), silentLogger())
   })
 
   afterAll(async () => {
-    await onFit?.close()
-    await onHealth?.close()
+    for (const svc of [whileOpen, onFit, onHealth]) await close(svc)
     await closedRedis.cleanup()
   })
 
   it('pauses people still on Fit as move_required, with nothing fetched or dead-lettered, until they move; then they are read from the Health API', async () => {
-    const { browser, id } = await connectedUser(['activity', 'heart_rate'], undefined, onFit)
+    const { browser, id } = await connectedUser(['activity', 'heart_rate'], undefined, whileOpen)
     onFit.start()
     await waitFor(async () => (await get(onFit, `/users/${id}`)).json().state === 'move_required')
     const paused = (await get(onFit, `/users/${id}`)).json()
     expect(paused).toMatchObject({ dataApi: 'fit', nextSyncAt: null, lastSyncStatus: 'move_required', links: { move: null } })
-    expect(paused.lastError).toBe(
-      'Google Fitness API closed on 2026-01-01T00:00:00.000Z: this deployment still connects people to it; set GOOGLE_DATA_API=health, then have them move',
-    )
+    const why =
+      'Google Fitness API closed on 2026-01-01T00:00:00.000Z: this deployment still reads people from it; set GOOGLE_DATA_API=health, then have them move'
+    expect(paused.lastError).toBe(why)
     expect(await fetchJobsOf(id)).toEqual([])
     expect(await onFit.queues.deadLetterQueue('sync').getJobCounts('waiting')).toEqual({ waiting: 0 })
-    expect((await onFit.server.inject({ method: 'POST', url: `/users/${id}/sync`, headers: admin })).json().message).toBe(
-      'user is move_required; they must move to the Google Health API (links.move) first',
-    )
+    expect((await onFit.server.inject({ method: 'POST', url: `/users/${id}/sync`, headers: admin })).json().message).toBe(`user is move_required: ${why}`)
     expect((await get(onFit, '/metrics')).body).toMatch(/fitstream_users\{state="move_required"[^}]*\} 1\b/)
+    // Nobody new is connected through Fit any more: not on the page, not with a refresh token.
+    const onboarding = await onFit.server.inject({ method: 'GET', url: '/' })
+    expect(onboarding.statusCode).toBe(503)
+    expect(onboarding.body).toContain('Google Fit has closed')
+    const pasted = await onFit.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: google.addUser().refreshToken, dataTypes: ['steps'] },
+    })
+    expect(pasted.statusCode).toBe(400)
+    expect(pasted.json()).toMatchObject({ code: 'FST_ERR_API_CLOSED' })
+    expect(await closedRedis.redis.scard(`${closedPrefix}:users`)).toBe(1)
 
     // The operator switches the deployment to the Health API and finds who must move.
+    await close(onFit)
+    onHealth.start()
     const listed = (await get(onHealth, '/users?state=move_required')).json() as { users: { id: string; links: { move: string | null } }[] }
     expect(listed.users.map((u) => u.id)).toEqual([id])
     expect((await get(onHealth, '/users?state=active')).json().users).toEqual([])
@@ -427,7 +449,9 @@ describe('after Google closes the Fitness API', () => {
     const back = await callback({ cookie: `fitstream_session=${linkSession.value}`, csrf: '' }, await consent(authorize), onHealth)
     expect(back.headers.location).toBe('/account?notice=reconnected')
     const moved = (await get(onHealth, `/users/${id}`)).json()
+    // What the Health API lacks (Fit's activity segments) is no longer sold.
     expect(moved).toMatchObject({ state: 'active', dataApi: 'health', lastError: null, links: { move: null } })
+    expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
     expect(moved.nextSyncAt).not.toBeNull()
     const welcome = await onHealth.server.inject({ method: 'GET', url: '/account?notice=reconnected', headers: { cookie: browser.cookie } })
     expect(welcome.body).toContain('Google Health is connected again.')
@@ -435,6 +459,24 @@ describe('after Google closes the Fitness API', () => {
     await waitFor(async () => (await fetchJobsOf(id)).length > 0)
     expect((await get(onHealth, '/metrics')).body).toMatch(/fitstream_users\{state="move_required"[^}]*\} 0\b/)
     expect((await get(onHealth, '/users?state=move_required')).json().users).toEqual([])
+  })
+
+  it('resumes the people it paused when Google keeps Fit open longer and the date is moved', async () => {
+    const { id } = await connectedUser(['heart_rate'], undefined, whileOpen)
+    await waitFor(async () => (await get(onHealth, `/users/${id}`)).json().state === 'move_required')
+    await close(onHealth)
+    // Restarted with the later date (the Health API deployment above, say, told Google keeps Fit until 2100).
+    const later = await createTokenService(loadConfig({ ...testEnv(google, closedPrefix), GOOGLE_DATA_API: 'health' }), silentLogger())
+    try {
+      later.start()
+      await waitFor(async () => (await get(later, `/users/${id}`)).json().state === 'active')
+      const resumed = (await get(later, `/users/${id}`)).json()
+      expect(resumed).toMatchObject({ dataApi: 'fit', lastError: null })
+      expect(resumed.nextSyncAt).not.toBeNull()
+      expect((await get(later, '/metrics')).body).toMatch(/fitstream_users\{state="move_required"[^}]*\} 0\b/)
+    } finally {
+      await later.close()
+    }
   })
 })
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
-import { createRedis, pseudonymOf, waitForRedis, type DataTypeKey } from '@fitstream/shared'
+import { GOOGLE_DATA_APIS, createRedis, pseudonymOf, waitForRedis, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import { COMPOSE_REDIS_ARGS, RedisServer } from './redis-server.js'
 import { redisBytesByKind } from './redis-usage.js'
 import { Stack, type RegisteredUser } from './stack.js'
@@ -21,10 +21,17 @@ const { values } = parseArgs({
   options: {
     users: { type: 'string', default: process.env.BENCH_USERS ?? '2000' },
     latency: { type: 'string', default: process.env.BENCH_GOOGLE_LATENCY_MS ?? '50' },
+    /** The Google API the users are read from: `health` (the default for deployments, one request per type) or `fit` (one per fetch). */
+    'google-api': { type: 'string', default: process.env.BENCH_GOOGLE_API ?? 'health' },
     /** Write a V8 CPU profile of every service process into this folder (open them in Chrome DevTools). */
     'cpu-prof-dir': { type: 'string' },
   },
 })
+const GOOGLE_API = values['google-api']
+if (!(GOOGLE_DATA_APIS as readonly (string | undefined)[]).includes(GOOGLE_API)) {
+  process.stderr.write(`--google-api must be one of ${GOOGLE_DATA_APIS.join(', ')}, not ${JSON.stringify(GOOGLE_API)}\n`)
+  process.exit(2)
+}
 const USERS = Number(values.users)
 const LATENCY = Number(values.latency)
 const TYPES: DataTypeKey[] = ['steps', 'calories', 'heart_rate', 'active_minutes', 'heart_minutes']
@@ -124,6 +131,7 @@ async function main(): Promise<void> {
     prefix: `bench-${process.pid}`,
     backfillDays: 1,
     googleLatencyMs: LATENCY,
+    googleApi: GOOGLE_API as GoogleDataApi,
     partitions: 8,
     ...(values['cpu-prof-dir'] === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] }),
     env: {
@@ -312,6 +320,7 @@ async function main(): Promise<void> {
       users: burst.length,
       pacedUsers: paced.length,
       googleLatencyMs: LATENCY,
+      googleApi: GOOGLE_API,
       dataTypes: TYPES,
       concurrency: CONCURRENCY,
       pipeline,
@@ -380,6 +389,7 @@ function markdown(
     cpus: number
     users: number
     googleLatencyMs: number
+    googleApi: string
     pipeline: Record<string, unknown>
     baseline: { jobsPerSecond: number }
     ratio: number
@@ -451,7 +461,7 @@ function markdown(
   ]
   return `# Benchmarks
 
-\`npm run bench\` on ${r.cpus} CPUs, ${r.users} users with a day of hourly data in 5 types, the fake Google answering after ${r.googleLatencyMs} ms,
+\`npm run bench\` on ${r.cpus} CPUs, ${r.users} users with a day of hourly data in 5 types read from the ${r.googleApi === 'health' ? 'Google Health API (a request per type)' : 'Google Fit API (a request for all 5)'}, the fake Google answering after ${r.googleLatencyMs} ms,
 a local Streamr network and a subscriber receiving everything; latest run ${r.date}.
 
 | measure | value |

@@ -31,6 +31,12 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       'GOOGLE_DATA_API=fit, but Google Fit has closed: nobody can be read or connected through it; set GOOGLE_DATA_API=health and have people move',
     )
   }
+  if (config.GOOGLE_DATA_API === 'health' && config.SYNC_LOOKBACK_HOURS < 24) {
+    logger.warn(
+      { lookbackHours: config.SYNC_LOOKBACK_HOURS },
+      'SYNC_LOOKBACK_HOURS is under 24: the Health API lists a night only once it is over, so the first hours of late-uploaded nights will be missed',
+    )
+  }
   const users = new UserRepository(redis, prefix, config.REFRESH_TOKEN_KEYS)
   const tokenMetrics = createTokenServiceMetrics(runtime.metrics, users)
   const oauth = { clientId: config.GOOGLE_CLIENT_ID, clientSecret: config.GOOGLE_CLIENT_SECRET, tokenUrl: config.GOOGLE_TOKEN_URL }

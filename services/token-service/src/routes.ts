@@ -423,7 +423,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         } catch (error) {
           if (error instanceof UserGoneError) return reply.status(404).send(notFound(request.params.id))
           if (error instanceof ReauthRequiredError) {
-            await deps.users.setState(request.params.id, 'reauth_required', error.message)
+            await deps.users.setState(request.params.id, 'reauth_required', { lastError: error.message })
             await deps.scheduler.unschedule(request.params.id)
             return reply.status(409).send({ error: 'Conflict', code: error.code, message: error.message })
           }

@@ -59,12 +59,16 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
           : `this deployment still reads people from it; set GOOGLE_DATA_API=health, then have them move`
       }`
       // Unless they moved (or changed consent) since they were read: then their schedule stays.
-      await deps.scheduler.unschedule(user.id)
-      if (await deps.users.setState(user.id, 'move_required', message, { consentUpdatedAt: user.consentUpdatedAt })) {
+      const paused = await deps.users.setState(user.id, 'move_required', {
+        lastError: message,
+        onlyIf: { state: 'active', consentUpdatedAt: user.consentUpdatedAt },
+      })
+      if (paused) {
+        await deps.scheduler.unschedule(user.id)
+        // A grant that came in between the pause and the unschedule made them active and scheduled them: keep it.
+        if ((await deps.users.get(user.id))?.state === 'active') await deps.scheduler.schedule(user.id)
         await deps.users.recordSync(user.id, now(), 'move_required')
         context.logger.warn({ userId: user.id }, 'user is still on Google Fit, which has closed: syncs paused until they move')
-      } else if ((await deps.users.get(user.id))?.state === 'active') {
-        await deps.scheduler.schedule(user.id)
       }
       return { syncId, status: 'paused', fetchJobs: 0 }
     }
@@ -73,7 +77,7 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
     } catch (error) {
       if (!(error instanceof ReauthRequiredError)) throw error
       // Not a pipeline failure: the user has to consent again. Pause instead of retrying or dead-lettering.
-      await deps.users.setState(user.id, 'reauth_required', error.message)
+      await deps.users.setState(user.id, 'reauth_required', { lastError: error.message })
       await deps.scheduler.unschedule(user.id)
       await deps.users.recordSync(user.id, now(), 'reauth_required')
       context.logger.warn({ userId: user.id }, 'refresh token refused: user needs to reconnect; syncs paused')
@@ -129,10 +133,10 @@ export async function resumeReopened(deps: ReopenDeps): Promise<number> {
     const page = await deps.users.page(cursor, 500, 'move_required')
     for (const user of page.users) {
       if (user.state !== 'move_required' || isClosed(dataApiOfScopes(user.scopes, deps.api), now, deps.fitClosesAt)) continue
-      if (await deps.users.resume(user.id)) {
-        await deps.scheduler.schedule(user.id)
-        resumed++
-      }
+      // Scheduled first: a crash before the state changes leaves them paused and findable here next time.
+      await deps.scheduler.schedule(user.id)
+      if (await deps.users.setState(user.id, 'active', { lastError: null, onlyIf: { state: 'move_required' } })) resumed++
+      else if ((await deps.users.get(user.id))?.state !== 'active') await deps.scheduler.unschedule(user.id)
     }
     cursor = page.cursor
   } while (cursor !== '0')

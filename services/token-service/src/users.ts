@@ -97,35 +97,35 @@ export class UserRepository {
 
   /**
    * Sets the user's state and files them under it (out of every other paused state's index), in one
-   * step and only while they exist. With `onlyIf`, only if they are still active and their consent
-   * or grant has not changed since `onlyIf.consentUpdatedAt`: a pause decided on what was read
-   * before does not undo a grant that came in meanwhile. Answers whether the state was set.
+   * step and only while they exist. `lastError` is set when given, removed when null. With
+   * `onlyIf`, only if they are still in `onlyIf.state` and, when `consentUpdatedAt` is given, their
+   * consent or grant has not changed since: a decision made on what was read before does not undo
+   * a grant that came in meanwhile. Answers whether the state was set.
    */
-  async setState(id: string, state: UserState, lastError?: string, onlyIf?: { consentUpdatedAt: number | undefined }): Promise<boolean> {
-    const target = state === 'active' ? 0 : 2 + PAUSED_STATES.indexOf(state)
+  async setState(
+    id: string,
+    state: UserState,
+    options: { lastError?: string | null; onlyIf?: { state: UserState; consentUpdatedAt?: number | undefined } } = {},
+  ): Promise<boolean> {
+    const { lastError, onlyIf } = options
     const result = await this.redis.eval(
       SET_STATE,
       1 + PAUSED_STATES.length,
       userKey(this.prefix, id),
       ...PAUSED_STATES.map((paused) => this.pausedKey(paused)),
+      id,
       USER_FIELDS.state,
       state,
+      String(state === 'active' ? 0 : 2 + PAUSED_STATES.indexOf(state)),
       USER_FIELDS.lastError,
+      lastError === undefined ? 'keep' : lastError === null ? 'remove' : 'set',
       lastError ?? '',
-      id,
-      String(target),
-      onlyIf === undefined ? '' : '1',
+      onlyIf?.state ?? '',
       USER_FIELDS.consentUpdatedAt,
+      onlyIf !== undefined && 'consentUpdatedAt' in onlyIf ? '1' : '',
       String(onlyIf?.consentUpdatedAt ?? ''),
     )
     return result === 1
-  }
-
-  /** Makes a paused user active again, without the error that paused them; answers whether they still exist. */
-  async resume(id: string): Promise<boolean> {
-    if (!(await this.setState(id, 'active'))) return false
-    await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.lastError)
-    return true
   }
 
   /** All registered users, and those paused in each state. */
@@ -159,8 +159,8 @@ export class UserRepository {
       [USER_FIELDS.consentUpdatedAt]: String(grant.now),
     })
     if (replaced) {
-      await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.lastError, USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
-      await this.setState(id, 'active')
+      await this.redis.hdel(userKey(this.prefix, id), USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+      await this.setState(id, 'active', { lastError: null })
     }
     return replaced
   }
@@ -194,18 +194,20 @@ export class UserRepository {
   }
 }
 
-// See setState. KEYS: the user, then each paused state's index. ARGV: state field, state, error
-// field, error ('' leaves it), id, the index to file under (0: none), '1' to set only if active and
-// unchanged, consent-time field, the consent time read.
+// See setState. KEYS: the user, then each paused state's index. ARGV: 1 id, 2 state field, 3 state,
+// 4 the index to file under (0: none), 5 error field, 6 'set', 'remove' or 'keep' the error, 7 the
+// error, 8 the state required now ('' for any), 9 consent-time field, 10 '1' to require 11, the
+// consent time read ('' when none was stored).
 const SET_STATE = `
 local user = KEYS[1]
 if redis.call('EXISTS', user) == 0 then return 0 end
-if ARGV[7] == '1' and (redis.call('HGET', user, ARGV[1]) ~= 'active' or (redis.call('HGET', user, ARGV[8]) or '') ~= ARGV[9]) then return 0 end
-redis.call('HSET', user, ARGV[1], ARGV[2])
-if ARGV[4] ~= '' then redis.call('HSET', user, ARGV[3], ARGV[4]) end
-for i = 2, #KEYS do redis.call('SREM', KEYS[i], ARGV[5]) end
-local target = tonumber(ARGV[6])
-if target > 0 then redis.call('SADD', KEYS[target], ARGV[5]) end
+if ARGV[8] ~= '' and redis.call('HGET', user, ARGV[2]) ~= ARGV[8] then return 0 end
+if ARGV[10] == '1' and (redis.call('HGET', user, ARGV[9]) or '') ~= ARGV[11] then return 0 end
+redis.call('HSET', user, ARGV[2], ARGV[3])
+if ARGV[6] == 'set' then redis.call('HSET', user, ARGV[5], ARGV[7]) elseif ARGV[6] == 'remove' then redis.call('HDEL', user, ARGV[5]) end
+for i = 2, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end
+local target = tonumber(ARGV[4])
+if target > 0 then redis.call('SADD', KEYS[target], ARGV[1]) end
 return 1`
 
 /** The fields a user's view is made of: everything but the tokens. */

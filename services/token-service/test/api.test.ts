@@ -122,7 +122,7 @@ describe('POST /users', () => {
       code: 'FST_ERR_CONSENT_UNAVAILABLE',
       message: 'blood_pressure, speed cannot be read from the Google Health API',
     })
-    expect(await redis.keys(`${prefix}:user:*`)).toEqual(before)
+    expect((await redis.keys(`${prefix}:user:*`)).sort()).toEqual(before.sort())
     // The same token for what the Health API has is taken.
     const taken = await service.server.inject({
       method: 'POST',

@@ -462,18 +462,27 @@ describe('after Google closes the Fitness API', () => {
   })
 
   it('resumes the people it paused when Google keeps Fit open longer and the date is moved', async () => {
-    const { id } = await connectedUser(['heart_rate'], undefined, whileOpen)
-    await waitFor(async () => (await get(onHealth, `/users/${id}`)).json().state === 'move_required')
     await close(onHealth)
-    // Restarted with the later date (the Health API deployment above, say, told Google keeps Fit until 2100).
-    const later = await createTokenService(loadConfig({ ...testEnv(google, closedPrefix), GOOGLE_DATA_API: 'health' }), silentLogger())
+    const env = { ...testEnv(google, closedPrefix), GOOGLE_DATA_API: 'health' }
+    const pausing = await createTokenService(loadConfig({ ...env, ...CLOSED }), silentLogger())
+    let id: string
+    try {
+      pausing.start()
+      id = (await connectedUser(['heart_rate'], undefined, whileOpen)).id
+      await waitFor(async () => (await get(pausing, `/users/${id}`)).json().state === 'move_required')
+    } finally {
+      await pausing.close()
+    }
+    // Restarted with the later date (here the fake's: Google keeps Fit until 2100).
+    const later = await createTokenService(loadConfig(env), silentLogger())
     try {
       later.start()
-      await waitFor(async () => (await get(later, `/users/${id}`)).json().state === 'active')
-      const resumed = (await get(later, `/users/${id}`)).json()
-      expect(resumed).toMatchObject({ dataApi: 'fit', lastError: null })
-      expect(resumed.nextSyncAt).not.toBeNull()
-      expect((await get(later, '/metrics')).body).toMatch(/fitstream_users\{state="move_required"[^}]*\} 0\b/)
+      await waitFor(async () => {
+        const user = (await get(later, `/users/${id}`)).json()
+        return user.state === 'active' && user.lastError === null && user.nextSyncAt !== null
+      })
+      expect((await get(later, `/users/${id}`)).json()).toMatchObject({ dataApi: 'fit', state: 'active' })
+      expect((await get(later, '/users?state=move_required')).json().users).toEqual([])
     } finally {
       await later.close()
     }

@@ -41,6 +41,12 @@ const hasDockerCompose = await promisify(execFile)('docker-compose', ['version']
   () => false,
 )
 
+/** Prometheus' promtool: PROMTOOL, or promtool on the PATH. */
+const promtool = await promisify(execFile)(process.env.PROMTOOL ?? 'promtool', ['--version']).then(
+  () => process.env.PROMTOOL ?? 'promtool',
+  () => undefined,
+)
+
 /** Every metric name a FitStream service registers (histograms also as _bucket/_sum/_count). */
 async function exportedMetricNames(): Promise<Set<string>> {
   const metrics = createMetrics('test')
@@ -110,6 +116,30 @@ describe('Prometheus', () => {
       expect(jobs[service]).toEqual(expect.objectContaining({ names: [service], port: Number(compose.services[service]!.environment!.HTTP_PORT) }))
     }
   })
+
+  it('loads the alert rules compose mounts, and they watch only metrics the services export', async () => {
+    const config = parse(read('deploy/prometheus/prometheus.yml')) as { rule_files: string[] }
+    expect(config.rule_files).toEqual(['/etc/prometheus/alerts.yml'])
+    expect(compose.services.prometheus!.volumes).toContain('./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro')
+    const rules = parse(read('deploy/prometheus/alerts.yml')) as { groups: { rules: { alert: string; expr: string }[] }[] }
+    const alerts = rules.groups.flatMap((g) => g.rules)
+    expect(alerts.map((r) => r.alert)).toEqual(expect.arrayContaining(['FitStreamDeadLetters', 'FitStreamUsersMustMove', 'FitStreamGoogleRateLimitUsedUp']))
+    const exported = await exportedMetricNames()
+    const referenced = alerts.flatMap((r) => r.expr.match(/fitstream_[a-z_]+/g) ?? [])
+    expect(referenced.filter((name) => !exported.has(name))).toEqual([])
+  })
+
+  // promtool comes with Prometheus (.ci/run takes it from Debian's package); in CI it must be there.
+  it.runIf(promtool !== undefined || process.env.FITSTREAM_REQUIRE_PROMTOOL === '1')(
+    'has alert rules Prometheus accepts, each firing on what it is about and only then (promtool test rules)',
+    async () => {
+      expect(promtool, 'promtool not found: set PROMTOOL or put it on the PATH').toBeDefined()
+      const cwd = new URL('deploy/prometheus/', root).pathname
+      const run = promisify(execFile)
+      expect((await run(promtool!, ['check', 'rules', 'alerts.yml'], { cwd })).stdout).toContain('SUCCESS: 7 rules found')
+      expect((await run(promtool!, ['test', 'rules', 'alerts.test.yml'], { cwd })).stdout).toContain('SUCCESS')
+    },
+  )
 
   it('and Grafana run only in the monitoring profile', () => {
     expect(compose.services.prometheus!.profiles).toEqual(['monitoring'])

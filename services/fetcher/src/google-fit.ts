@@ -48,9 +48,11 @@ const RATE_LIMIT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded'
  */
 export class GoogleFitClient {
   private readonly fitness: fitness_v1.Fitness
+  private readonly send: SendToGoogle
 
   constructor(private readonly options: GoogleFitClientOptions) {
     this.fitness = fitness({ version: 'v1', rootUrl: options.rootUrl })
+    this.send = options.send ?? ((call) => call())
   }
 
   async aggregate(request: AggregateRequest): Promise<unknown> {
@@ -67,8 +69,7 @@ export class GoogleFitClient {
       endTimeMillis: String(request.window.endMs),
     }
     // Only Google's own failures are classified; the gate's (Redis down, say) are not Google's.
-    const send = this.options.send ?? ((call) => call())
-    const response = await send(() =>
+    const response = await this.send(() =>
       this.fitness.users.dataset
         .aggregate(
           { userId: 'me', requestBody },

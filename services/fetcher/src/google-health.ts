@@ -62,9 +62,11 @@ export interface HealthReadResult {
  */
 export class GoogleHealthClient {
   private readonly health: health_v4.Health
+  private readonly send: SendToGoogle
 
   constructor(private readonly options: GoogleHealthClientOptions) {
     this.health = health({ version: 'v4', rootUrl: options.rootUrl })
+    this.send = options.send ?? ((call) => call())
   }
 
   async read(request: AggregateRequest): Promise<HealthReadResult> {
@@ -153,8 +155,7 @@ export class GoogleHealthClient {
 
   /** One request, through the gate; only Google's own failures are classified (the gate's are not Google's). */
   private async call(request: () => Promise<{ data: unknown }>): Promise<unknown> {
-    const send = this.options.send ?? ((call) => call())
-    const response = await send(() =>
+    const response = await this.send(() =>
       request().catch((error: unknown) => {
         throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
       }),

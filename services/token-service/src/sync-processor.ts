@@ -128,6 +128,8 @@ export interface ReopenDeps {
  */
 export async function resumeReopened(deps: ReopenDeps): Promise<number> {
   const now = (deps.now ?? Date.now)()
+  // Only the Fitness API closes: while it is closed, nobody paused for it can be resumed, so the walk is skipped.
+  if (isClosed('fit', now, deps.fitClosesAt)) return 0
   let [cursor, resumed] = ['0', 0]
   do {
     const page = await deps.users.page(cursor, 500, 'move_required')

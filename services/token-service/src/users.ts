@@ -20,7 +20,7 @@ import {
 export type UserState = 'active' | 'reauth_required' | 'move_required'
 export type PausedState = Exclude<UserState, 'active'>
 export const USER_STATES: readonly UserState[] = ['active', 'reauth_required', 'move_required']
-const PAUSED_STATES: readonly PausedState[] = ['reauth_required', 'move_required']
+const PAUSED_STATES = USER_STATES.filter((state): state is PausedState => state !== 'active')
 
 export interface User {
   readonly id: string

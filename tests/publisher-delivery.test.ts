@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess, Subscriber } from '@fitstream/devstack'
@@ -177,6 +178,72 @@ describe('publisher delivery', () => {
     expect(republished).toBeGreaterThan(0)
     expect(republished).toBeLessThan(messages)
   }, 240_000)
+
+  it('shares the work between two publisher processes, and delivers every record exactly once when one stalls and the other takes its job over', async () => {
+    // A second process with the same key and key store, as `docker compose up --scale publisher=2` runs it.
+    const second = await harness.startPublisher(publisherEnv, 'publisher-b')
+    try {
+      // Jobs taken in turn by one process, the other, and the first again (the idle one stopped
+      // with SIGSTOP), all on one person's partition: a message chain given back by one process
+      // must not be leased to the other, or the first would link its next message on that chain to
+      // a stale one, which subscribers' nodes refuse.
+      const pseudonym = randomBytes(16).toString('hex')
+      const turns = [publisher, second, publisher, second].map((by, i) => ({
+        by,
+        id: `turn-${i}`,
+        job: { syncId: `turn-${i}`, records: [...records('steps', 12, pseudonym), ...records('heart_rate', 6, pseudonym)], cohorts: cohorts('steps', 2) },
+      }))
+      for (const { by, id, job } of turns) {
+        const idle = by === publisher ? second : publisher
+        process.kill(idle.pid!, 'SIGSTOP')
+        try {
+          await publishJob(id, job)
+          await waitUntilPublished(redis, prefix, id, 60_000)
+        } finally {
+          process.kill(idle.pid!, 'SIGCONT')
+        }
+        expect(by.lines.some((l) => l.includes(`"jobId":"${id}"`) && l.includes('records published'))).toBe(true)
+      }
+      const all = turns.flatMap(({ job }) => keysOf(job))
+      await subscriber.waitFor(() => all.every((key) => deliveries(subscriber).has(key)), 30_000).catch(() => undefined)
+      expect(all.filter((key) => !deliveries(subscriber).has(key))).toEqual([])
+
+      // The process publishing a large job stalls (SIGSTOP) past its job lock: the other takes the
+      // job over and finishes it. The stalled one, woken, finds its lease taken, stops publishing
+      // and exits 75 so that it is restarted with a clean client.
+      const job = { syncId: 'shared-stall', records: [...records('steps', 300), ...records('heart_rate', 300)], cohorts: cohorts('steps', 20) }
+      const keys = new Set(keysOf(job))
+      const received = (): number => [...deliveries(subscriber).keys()].filter((key) => keys.has(key)).length
+      const started = new Promise<void>((resolve) => subscriber.onMessage(() => received() >= 40 && resolve()))
+      await publishJob('shared-stall', job)
+      await started
+      const holder = await redis.hget(`${prefix}:publisher:job:shared-stall`, 'owner')
+      const holds = (p: ServiceProcess): boolean => p.lines.some((l) => l.includes('publishing as') && l.includes(`"instance":"${holder}"`))
+      expect([holds(publisher), holds(second)].filter(Boolean)).toHaveLength(1)
+      const [stalled, survivor] = holds(publisher) ? [publisher, second] : [second, publisher]
+      process.kill(stalled.pid!, 'SIGSTOP')
+      try {
+        expect(received()).toBeLessThan(keys.size)
+        await waitUntilPublished(redis, prefix, 'shared-stall', 150_000)
+        await subscriber.waitFor(() => received() === keys.size, 30_000)
+      } finally {
+        process.kill(stalled.pid!, 'SIGCONT')
+      }
+      await expect.poll(() => stalled.running, { timeout: 60_000, interval: 200 }).toBe(false)
+      expect(await stalled.stop()).toBe(75)
+      expect(stalled.lines.some((l) => l.includes('"jobId":"shared-stall"') && l.includes('restarting, so that'))).toBe(true)
+      expect(survivor.lines.some((l) => l.includes('"jobId":"shared-stall"') && l.includes('records published'))).toBe(true)
+      // Give any duplicate time to arrive before checking that none did.
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      for (const { job: done } of turns) expectEachDeliveredOnce(done)
+      expectEachDeliveredOnce(job)
+      const letters = await queues.deadLetterQueue('publish').getJobs(['waiting', 'completed', 'active'])
+      expect(letters.map((l) => l.data.jobId).filter((id) => id === 'shared-stall' || id.startsWith('turn-'))).toEqual([])
+      publisher = survivor
+    } finally {
+      if (publisher !== second) await second.stop()
+    }
+  }, 300_000)
 
   it('dead-letters a job whose key has no PUBLISH permission, with the reason', async () => {
     const otherPrefix = uniquePrefix('publisher-nopermission')

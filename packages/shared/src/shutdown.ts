@@ -5,10 +5,12 @@ export type ShutdownStep = readonly [name: string, close: () => Promise<unknown>
 /**
  * Runs the shutdown steps in order on SIGTERM or SIGINT: stop taking jobs and finish in-flight ones
  * first, then the HTTP server, then connections. A second signal, or the timeout, exits at once.
+ * Returns a function that shuts down the same way from within, with `exitCode` once every step has
+ * closed (a process that must be restarted exits non-zero, so its supervisor starts it again).
  */
-export function onShutdown(logger: Logger, timeoutMs: number, steps: () => readonly ShutdownStep[]): () => Promise<void> {
+export function onShutdown(logger: Logger, timeoutMs: number, steps: () => readonly ShutdownStep[]): (reason: string, exitCode?: number) => Promise<void> {
   let shuttingDown = false
-  const shutdown = async (signal: string): Promise<void> => {
+  const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
     if (shuttingDown) {
       logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
@@ -32,9 +34,9 @@ export function onShutdown(logger: Logger, timeoutMs: number, steps: () => reado
     }
     logger.info('shut down')
     logger.flush()
-    process.exit(failed ? 1 : 0)
+    process.exit(failed ? 1 : exitCode)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
-  return () => shutdown('request')
+  return shutdown
 }

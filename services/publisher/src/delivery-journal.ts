@@ -21,10 +21,19 @@ import type { Redis } from 'ioredis'
  * starts at the job's first message there and so passes through the last one they saw.
  *
  * A chain is held by one job until it completes or is dead-lettered, so no other job's messages can
- * move the chain past a message the crashed job has yet to send. Chains then go back to the pool:
- * subscribers keep a little state per chain, so their number stays near the publishing concurrency.
- * A dead-lettered job's replay leases a new chain; what its earlier leases published is kept apart
- * (`earlier`) and only ever skipped, since republishing it on the new chain would repeat it.
+ * move the chain past a message the crashed job has yet to send. Chains then go back to the pool of
+ * the process that closed the lease: subscribers keep a little state per chain, so their number
+ * stays near the publishing concurrency. A dead-lettered job's replay leases a new chain; what its
+ * earlier leases published is kept apart (`earlier`) and only ever skipped, since republishing it on
+ * the new chain would repeat it.
+ *
+ * **Several publisher processes** share the queue. The Streamr client links each message to the one
+ * it last sent on the same chain and stream partition, and subscribers' nodes refuse a message whose
+ * link skips one they have seen. So a process only ever leases chains from its own pool (or new
+ * ones), never one another process used since it last did. A lease names the process holding it
+ * (`owner`). A process that takes over the lease of one that stopped answering (BullMQ hands on a job
+ * whose lock was not renewed) becomes its owner; the process it was taken from is refused its next
+ * note or close (`LeaseLostError`), and the chain it used is stale in its client from then on.
  */
 export interface JobJournal {
   readonly jobId: string
@@ -39,6 +48,29 @@ export interface JobJournal {
   readonly earlier: ReadonlySet<string>
   /** The lease was already open: an earlier attempt, in this process or a crashed one, holds it. */
   readonly resumed: boolean
+  /** The open lease was held by another process (one that crashed, stalled, or an earlier version). */
+  readonly takenOver: boolean
+}
+
+/**
+ * The lease of a job this process was publishing is now held by another process: this one stalled
+ * past its job lock and the job was handed on. Its client's link on the lease's chain is stale.
+ */
+export class LeaseLostError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly chain: string,
+  ) {
+    super(`job ${jobId} is now published by another publisher process, which took its lease over on chain ${chain}`)
+    this.name = 'LeaseLostError'
+  }
+}
+
+export interface DeliveryJournalOptions {
+  /** This process's name in leases and its pool of chains (random unless given). */
+  readonly instance?: string
+  /** What day it is, for the done markers' buckets. */
+  readonly clock?: () => number
 }
 
 /** How long a job's journal is kept: longer than any retry schedule and a dead letter's replay. */
@@ -55,75 +87,100 @@ const DAY_MS = 86_400_000
  */
 const DONE_SHARDS = 4_096
 
-// Resumes the journal of a job, or starts one by leasing a chain from the pool (or a new one).
-// A job whose earlier run was dead-lettered ('failed') leases anew, and what it published under
-// its earlier leases moves from KEYS[5] (this lease's notes) to KEYS[6] (earlier leases').
-// Returns { job hash fields, this lease's notes, earlier leases' notes, 1 if the lease was open }.
+// Resumes the journal of a job, taking its lease over if another process holds it, or starts one
+// by leasing a chain from this process's pool (KEYS[2], members "<chain> <last timestamp>") or a new
+// one. A job whose earlier run was dead-lettered ('failed') leases anew, and what it published under
+// its earlier leases moves from KEYS[4] (this lease's notes) to KEYS[5] (earlier leases').
+// Returns { job hash fields, this lease's notes, earlier leases' notes, 1 if the lease was open,
+// 1 if another process held it }.
 const OPEN_SCRIPT = `
-if redis.call('EXISTS', KEYS[4]) == 1 then return {{'state', 'done'}, {}, {}, 0} end
-for i = 7, #KEYS do
-  if redis.call('SISMEMBER', KEYS[i], ARGV[5]) == 1 then return {{'state', 'done'}, {}, {}, 0} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {{'state', 'done'}, {}, {}, 0, 0} end
+for i = 6, #KEYS do
+  if redis.call('SISMEMBER', KEYS[i], ARGV[5]) == 1 then return {{'state', 'done'}, {}, {}, 0, 0} end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' then return {{'state', 'done'}, {}, {}, 0} end
+if state == 'done' then return {{'state', 'done'}, {}, {}, 0, 0} end
 local resumed = 0
+local takenOver = 0
 if state == 'open' then
   resumed = 1
-else
-  if state == 'failed' and redis.call('EXISTS', KEYS[5]) == 1 then
-    redis.call('SUNIONSTORE', KEYS[6], KEYS[6], KEYS[5])
-    redis.call('DEL', KEYS[5])
-    redis.call('EXPIRE', KEYS[6], ARGV[4])
+  if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[6] then
+    takenOver = 1
+    redis.call('HSET', KEYS[1], 'owner', ARGV[6])
   end
-  local chain = redis.call('SPOP', KEYS[2])
-  if not chain then chain = ARGV[1] end
-  local last = tonumber(redis.call('HGET', KEYS[3], chain) or '0')
+else
+  if state == 'failed' and redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('SUNIONSTORE', KEYS[5], KEYS[5], KEYS[4])
+    redis.call('DEL', KEYS[4])
+    redis.call('EXPIRE', KEYS[5], ARGV[4])
+  end
+  local chain = ARGV[1]
+  local last = 0
+  local pooled = redis.call('SPOP', KEYS[2])
+  if pooled then
+    local space = string.find(pooled, ' ', 1, true)
+    chain = string.sub(pooled, 1, space - 1)
+    last = tonumber(string.sub(pooled, space + 1))
+  end
   local base = math.max(tonumber(ARGV[2]), last + 1)
   local maxBytes = redis.call('HGET', KEYS[1], 'maxBytes') or ARGV[3]
-  redis.call('HSET', KEYS[1], 'state', 'open', 'chain', chain, 'base', string.format('%.0f', base), 'maxBytes', maxBytes)
+  redis.call('HSET', KEYS[1], 'state', 'open', 'chain', chain, 'base', string.format('%.0f', base), 'maxBytes', maxBytes, 'owner', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
-return {redis.call('HGETALL', KEYS[1]), redis.call('SMEMBERS', KEYS[5]), redis.call('SMEMBERS', KEYS[6]), resumed}
+return {redis.call('HGETALL', KEYS[1]), redis.call('SMEMBERS', KEYS[4]), redis.call('SMEMBERS', KEYS[5]), resumed, takenOver}
 `
 
-// Ends a job's lease: the chain remembers the last timestamp used and goes back to the pool.
-// Only the job's own open lease is released, so running it twice is harmless.
+// Notes delivery keys under the job's lease, while this process holds it; 0 when it does not.
+const NOTE_SCRIPT = `
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+`
+
+// Ends a job's lease: the chain goes back to this process's pool with the last timestamp used.
+// Only an open lease this process holds is released (0 otherwise: it was closed or taken over).
 const CLOSE_SCRIPT = `
-if redis.call('HGET', KEYS[1], 'state') ~= 'open' or redis.call('HGET', KEYS[1], 'chain') ~= ARGV[1] then return 0 end
-local last = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[4], ARGV[1], ARGV[2]) end
-redis.call('SADD', KEYS[3], ARGV[1])
+local lease = redis.call('HMGET', KEYS[1], 'state', 'chain', 'owner')
+if lease[1] ~= 'open' or lease[2] ~= ARGV[1] or lease[3] ~= ARGV[7] then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1] .. ' ' .. ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
 if ARGV[3] == 'done' then
-  redis.call('SADD', KEYS[5], ARGV[5])
-  redis.call('EXPIREAT', KEYS[5], ARGV[6])
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[6])
+  redis.call('SADD', KEYS[4], ARGV[5])
+  redis.call('EXPIREAT', KEYS[4], ARGV[6])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
 else
   redis.call('HSET', KEYS[1], 'state', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
-  redis.call('EXPIRE', KEYS[6], ARGV[4])
+  redis.call('EXPIRE', KEYS[5], ARGV[4])
 end
 return 1
 `
 
 export class DeliveryJournal {
+  /** This process's name in the leases it holds and in its pool of chains. */
+  readonly instance: string
+  private readonly clock: () => number
+
   constructor(
     private readonly redis: Redis,
     /** QUEUE_PREFIX */
     private readonly prefix: string,
-    /** What day it is, for the done markers' buckets. */
-    private readonly clock: () => number = Date.now,
-  ) {}
+    options: DeliveryJournalOptions = {},
+  ) {
+    this.instance = options.instance ?? randomBytes(8).toString('hex')
+    this.clock = options.clock ?? Date.now
+  }
 
   async open(jobId: string, maxMessageBytes: number, now = Date.now()): Promise<JobJournal> {
     const marker = doneMarker(jobId)
     const doneKeys = this.doneKeysToRead(marker.shard)
-    const [fields, published, earlier, resumed] = (await this.redis.eval(
+    const [fields, published, earlier, resumed, takenOver] = (await this.redis.eval(
       OPEN_SCRIPT,
-      6 + doneKeys.length,
+      5 + doneKeys.length,
       this.jobKey(jobId),
-      this.freeChainsKey,
-      this.chainTimestampsKey,
+      this.chainPoolKey,
       this.legacyDoneKey(jobId),
       this.publishedKey(jobId),
       this.earlierKey(jobId),
@@ -133,7 +190,8 @@ export class DeliveryJournal {
       String(maxMessageBytes),
       String(JOURNAL_TTL_SECONDS),
       marker.member,
-    )) as [string[], string[], string[], number]
+      this.instance,
+    )) as [string[], string[], string[], number, number]
     const hash = Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i]!, fields[2 * i + 1]!]))
     const state = hash.state === 'done' ? 'done' : 'open'
     return {
@@ -145,6 +203,7 @@ export class DeliveryJournal {
       published: new Set(published),
       earlier: new Set(earlier),
       resumed: resumed === 1,
+      takenOver: takenOver === 1,
     }
   }
 
@@ -159,17 +218,27 @@ export class DeliveryJournal {
     return results[0]![1] === 1 || results[1]![1] === 'done' || results.slice(2).some(([, found]) => found === 1)
   }
 
-  /** Notes that a message went out; written right after its publish resolved. */
-  async notePublished(jobId: string, deliveryKeys: readonly string[]): Promise<void> {
-    const key = this.publishedKey(jobId)
-    await this.redis
-      .multi()
-      .sadd(key, ...deliveryKeys)
-      .expire(key, JOURNAL_TTL_SECONDS)
-      .exec()
+  /**
+   * Notes that a message went out; written right after its publish resolved. Throws LeaseLostError
+   * when another process holds the job's lease now.
+   */
+  async notePublished(journal: JobJournal, deliveryKeys: readonly string[]): Promise<void> {
+    const noted = await this.redis.eval(
+      NOTE_SCRIPT,
+      2,
+      this.jobKey(journal.jobId),
+      this.publishedKey(journal.jobId),
+      this.instance,
+      String(JOURNAL_TTL_SECONDS),
+      ...deliveryKeys,
+    )
+    if (noted !== 1) throw new LeaseLostError(journal.jobId, journal.chain)
   }
 
-  /** Everything went out: forget the journal, keep a small "done" marker, give the chain back. */
+  /**
+   * Everything went out: forget the journal, keep a small "done" marker, give the chain back.
+   * Throws LeaseLostError when this process no longer holds the lease (another took it over).
+   */
   complete(journal: JobJournal, messageCount: number): Promise<void> {
     return this.close(journal, messageCount, 'done')
   }
@@ -183,13 +252,12 @@ export class DeliveryJournal {
     const lastTimestamp = journal.baseTimestamp + Math.max(messageCount, 1) - 1
     const marker = doneMarker(journal.jobId)
     const today = Math.floor(this.clock() / DAY_MS)
-    await this.redis.eval(
+    const closed = await this.redis.eval(
       CLOSE_SCRIPT,
-      6,
+      5,
       this.jobKey(journal.jobId),
       this.publishedKey(journal.jobId),
-      this.freeChainsKey,
-      this.chainTimestampsKey,
+      this.chainPoolKey,
       this.doneKey(today, marker.shard),
       this.earlierKey(journal.jobId),
       journal.chain,
@@ -199,7 +267,9 @@ export class DeliveryJournal {
       marker.member,
       // The day's bucket goes 7 days after the day ends: every marker lives 7 to 8 days.
       String(((today + 1) * DAY_MS) / 1000 + JOURNAL_TTL_SECONDS),
+      this.instance,
     )
+    if (closed !== 1) throw new LeaseLostError(journal.jobId, journal.chain)
   }
 
   /** The buckets a marker written in the last 7 days can be in: today's and the 7 before. */
@@ -230,12 +300,12 @@ export class DeliveryJournal {
     return `${this.prefix}:publisher:job:${jobId}:published-earlier`
   }
 
-  private get freeChainsKey(): string {
-    return `${this.prefix}:publisher:chains:free`
-  }
-
-  private get chainTimestampsKey(): string {
-    return `${this.prefix}:publisher:chains:last-timestamp`
+  /**
+   * This process's free chains, each with the last timestamp used on it. It expires a week after
+   * the process last gave a chain back, so a stopped process's pool goes with it.
+   */
+  private get chainPoolKey(): string {
+    return `${this.prefix}:publisher:chains:${this.instance}`
   }
 }
 

@@ -1,6 +1,6 @@
 import type { StreamrClient } from '@streamr/sdk'
 import { UpstreamError, type JobContext, type StageData } from '@fitstream/shared'
-import type { DeliveryJournal, JobJournal } from './delivery-journal.js'
+import { LeaseLostError, type DeliveryJournal, type JobJournal } from './delivery-journal.js'
 import type { PublisherMetrics } from './metrics.js'
 import { deliveryKeys, outgoingMessages, type OutgoingMessage } from './messages.js'
 import { cohortStreamIdFor, streamIdFor, type StreamNaming } from './streams.js'
@@ -26,6 +26,12 @@ export interface PublishProcessorDeps {
   readonly journal: DeliveryJournal
   readonly maxMessageBytes: number
   readonly metrics?: PublisherMetrics
+  /**
+   * Another process took a job's lease over while this one was still publishing it (this process
+   * stalled past its job lock). The client's link on that chain is stale from then on, so the
+   * process should restart before it could take that chain over in turn.
+   */
+  readonly onLeaseLost?: (error: LeaseLostError) => void
 }
 
 /** Streamr errors that no retry can fix: the job is dead-lettered with the reason. */
@@ -62,7 +68,7 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
     const messages = outgoingMessages(data, journal.maxMessageBytes)
     // A lease this process has not published under was opened by a process that died (or lost it):
     // what that process noted may not have left it.
-    const progress = publishedHere.get(context.jobId) ?? { sent: new Set<number>(), takenOver: journal.resumed }
+    const progress = publishedHere.get(context.jobId) ?? { sent: new Set<number>(), takenOver: journal.takenOver }
     publishedHere.set(context.jobId, progress)
     const { sent: here, takenOver } = progress
     let alreadyPublished = 0
@@ -72,7 +78,7 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
         const keys = deliveryKeys(message)
         if (here.has(index) || keys.every((key) => journal.earlier.has(key))) {
           alreadyPublished++
-          if (here.has(index)) await deps.journal.notePublished(context.jobId, keys)
+          if (here.has(index)) await deps.journal.notePublished(journal, keys)
           continue
         }
         const noted = keys.every((key) => journal.published.has(key))
@@ -83,9 +89,16 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
         await publishOne(deps, journal, message, index)
         here.add(index)
         if (noted) republished++
-        else await deps.journal.notePublished(context.jobId, keys)
+        else await deps.journal.notePublished(journal, keys)
       }
+      await deps.journal.complete(journal, messages.length)
     } catch (error) {
+      if (error instanceof LeaseLostError) {
+        // The job is another process's now: leave its lease and journal alone, and stop here.
+        publishedHere.delete(context.jobId)
+        deps.onLeaseLost?.(error)
+        throw new UpstreamError('FST_ERR_PUBLISH_LEASE_LOST', error.message)
+      }
       const failure =
         error instanceof UpstreamError
           ? error
@@ -97,7 +110,6 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
       }
       throw failure
     }
-    await deps.journal.complete(journal, messages.length)
     publishedHere.delete(context.jobId)
     context.logger.info({ syncId: data.syncId, messages: messages.length, ...counts, alreadyPublished, republished }, 'records published')
     return { messages: messages.length, ...counts, alreadyPublished, republished }

@@ -6,13 +6,21 @@ import { createPublishProcessor } from './publish-processor.js'
 import { startRekeying } from './rekey.js'
 import { createStreamJoiner, createStreamrClient } from './streamr-client.js'
 
-export async function createPublisher(config: PublisherConfig, logger: Logger): Promise<ServiceRuntime> {
+export interface PublisherOptions {
+  /** Called once when the process must restart (it lost a job's lease to another process). */
+  readonly restart?: () => void
+}
+
+export async function createPublisher(config: PublisherConfig, logger: Logger, options: PublisherOptions = {}): Promise<ServiceRuntime> {
   const runtime = new ServiceRuntime('publisher', config, logger)
   // One long-lived client per process: it keeps the network node, the encryption keys buyers ask for
   // (key exchange needs the publisher online) and the permission caches.
   const client = createStreamrClient(config)
   const owner = (config.STREAMR_STREAM_OWNER ?? (await client.getUserId())).toLowerCase()
   const rekeying = startRekeying(client, config.STREAMR_REKEY_HOURS * 3_600_000, logger)
+  const journal = new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX)
+  logger.info({ instance: journal.instance }, 'publishing as this instance (the name of its job leases and message chains in Redis)')
+  let restarting = false
   runtime.addWorker({
     stage: 'publish',
     concurrency: config.PUBLISH_CONCURRENCY,
@@ -28,9 +36,18 @@ export async function createPublisher(config: PublisherConfig, logger: Logger): 
       },
       joined: createStreamJoiner(client, config.STREAMR_JOIN_TIMEOUT_MS),
       naming: { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX },
-      journal: new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX),
+      journal,
       maxMessageBytes: config.MAX_MESSAGE_BYTES,
       metrics: createPublisherMetrics(runtime.metrics),
+      onLeaseLost: (error) => {
+        if (restarting) return
+        restarting = true
+        logger.error(
+          { jobId: error.jobId, chain: error.chain, instance: journal.instance },
+          'another publisher took over a job this one was still publishing (this process stalled past PUBLISH_LOCK_MS): restarting, so that this process never links a message to a stale one on that chain',
+        )
+        options.restart?.()
+      },
     }),
   })
   runtime.buildServer({

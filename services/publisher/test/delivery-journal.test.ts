@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { DeliveryJournal } from '../src/delivery-journal.js'
+import { DeliveryJournal, LeaseLostError } from '../src/delivery-journal.js'
 import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 
 const prefix = uniquePrefix('delivery-journal')
@@ -11,7 +11,7 @@ afterAll(cleanup)
 describe('DeliveryJournal', () => {
   it('gives a retried job the chain, base timestamp and packing of its first attempt', async () => {
     const first = await journal.open('job-a', 1024, 1_000)
-    await journal.notePublished('job-a', ['r1:0', 'r2:0'])
+    await journal.notePublished(first, ['r1:0', 'r2:0'])
     const retry = await journal.open('job-a', 4096, 9_000)
     expect(retry).toMatchObject({ state: 'open', chain: first.chain, baseTimestamp: 1_000, maxMessageBytes: 1024 })
     expect([...retry.published].sort()).toEqual(['r1:0', 'r2:0'])
@@ -30,9 +30,10 @@ describe('DeliveryJournal', () => {
 
   it('remembers a completed job, so the same job id is not published again', async () => {
     const a = await journal.open('job-e', 1024)
-    await journal.notePublished('job-e', ['x:0'])
+    await journal.notePublished(a, ['x:0'])
     await journal.complete(a, 1)
-    await journal.complete(a, 1)
+    // Closing it again is refused: the lease is over.
+    await expect(journal.complete(a, 1)).rejects.toThrow(LeaseLostError)
     expect((await journal.open('job-e', 1024)).state).toBe('done')
     expect(await journal.isDone('job-e')).toBe(true)
     expect(await journal.isDone('job-never-run')).toBe(false)
@@ -49,7 +50,7 @@ describe('DeliveryJournal', () => {
     // The last minute of today (UTC): a bucket's expiry is real time in Redis.
     const completedAt = Math.floor(Date.now() / day) * day + day - 60_000
     let now = completedAt
-    const dated = new DeliveryJournal(redis, prefix, () => now)
+    const dated = new DeliveryJournal(redis, prefix, { clock: () => now })
     await dated.complete(await dated.open('job-dated', 1024), 1)
     for (const later of [1, 3 * day, 7 * day]) {
       now = completedAt + later
@@ -86,14 +87,14 @@ describe('DeliveryJournal', () => {
 
   it('keeps what a dead-lettered job published, for its replay, but frees its chain', async () => {
     const a = await journal.open('job-f', 1024)
-    await journal.notePublished('job-f', ['y:0'])
+    await journal.notePublished(a, ['y:0'])
     await journal.abandon(a, 3)
     const replay = await journal.open('job-f', 1024)
     expect(replay).toMatchObject({ state: 'open', resumed: false })
     // Published under the earlier lease: skipped by the replay, never sent again on its chain.
     expect([...replay.earlier]).toEqual(['y:0'])
     expect([...replay.published]).toEqual([])
-    await journal.notePublished('job-f', ['z:0'])
+    await journal.notePublished(replay, ['z:0'])
     await journal.abandon(replay, 3)
     const again = await journal.open('job-f', 1024)
     expect([...again.earlier].sort()).toEqual(['y:0', 'z:0'])
@@ -103,7 +104,44 @@ describe('DeliveryJournal', () => {
   })
 
   it('tells a lease that was already open from a new one', async () => {
-    expect((await journal.open('job-g', 1024)).resumed).toBe(false)
-    expect((await journal.open('job-g', 1024)).resumed).toBe(true)
+    expect(await journal.open('job-g', 1024)).toMatchObject({ resumed: false, takenOver: false })
+    expect(await journal.open('job-g', 1024)).toMatchObject({ resumed: true, takenOver: false })
+  })
+
+  it("never leases one process's chains to another", async () => {
+    const other = new DeliveryJournal(redis, prefix)
+    const mine = await journal.open('job-h', 1024, 3_000)
+    await journal.complete(mine, 5)
+    // The chain is free again, but only for the process that used it.
+    const theirs = await other.open('job-i', 1024, 3_000)
+    expect(theirs.chain).not.toBe(mine.chain)
+    expect(theirs.baseTimestamp).toBe(3_000)
+    // Each pool is one key that goes a week after its process last gave a chain back.
+    expect(await redis.ttl(`${prefix}:publisher:chains:${journal.instance}`)).toBeGreaterThan(6 * 86_400)
+    const again = await journal.open('job-j', 1024, 3_000)
+    expect(again).toMatchObject({ chain: mine.chain, baseTimestamp: 3_005 })
+  })
+
+  it('hands a lease over to the process that takes the job over, and refuses the one it was taken from', async () => {
+    const stalled = new DeliveryJournal(redis, prefix)
+    const successor = new DeliveryJournal(redis, prefix)
+    const lease = await stalled.open('job-k', 1024)
+    await stalled.notePublished(lease, ['k1:0'])
+    const takeover = await successor.open('job-k', 1024)
+    expect(takeover).toMatchObject({ chain: lease.chain, baseTimestamp: lease.baseTimestamp, resumed: true, takenOver: true })
+    expect([...takeover.published]).toEqual(['k1:0'])
+    // The stalled process wakes up: neither its notes nor its close are taken.
+    await expect(stalled.notePublished(lease, ['k2:0'])).rejects.toThrow(LeaseLostError)
+    await expect(stalled.complete(lease, 2)).rejects.toThrow(/another publisher process/)
+    expect(await redis.smembers(`${prefix}:publisher:job:job-k:published`)).toEqual(['k1:0'])
+    await successor.notePublished(takeover, ['k2:0'])
+    await successor.complete(takeover, 2)
+    expect(await successor.isDone('job-k')).toBe(true)
+    // The chain went back to the successor's pool, not to the stalled process's.
+    expect((await successor.open('job-l', 1024)).chain).toBe(lease.chain)
+    expect((await stalled.open('job-m', 1024)).chain).not.toBe(lease.chain)
+    // A lease opened by an earlier version, with no owner, counts as taken over.
+    await redis.hset(`${prefix}:publisher:job:job-n`, { state: 'open', chain: 'c1', base: '5', maxBytes: '1024' })
+    expect(await journal.open('job-n', 1024)).toMatchObject({ chain: 'c1', baseTimestamp: 5, takenOver: true })
   })
 })

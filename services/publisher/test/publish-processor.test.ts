@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger, type PublishJobData } from '@fitstream/shared'
-import { DeliveryJournal } from '../src/delivery-journal.js'
+import { DeliveryJournal, type LeaseLostError } from '../src/delivery-journal.js'
 import { deliveryKeys, outgoingMessages } from '../src/messages.js'
 import { createPublishProcessor, type PublishProcessorDeps, type PublishResult } from '../src/publish-processor.js'
 import { jobContext, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -27,12 +27,14 @@ interface Sent {
 }
 
 /** One publisher process: its processor, and every message its "client" sent. */
-function publisherProcess(options: { failAfter?: number } = {}) {
+function publisherProcess(options: { failAfter?: number; stallAfter?: { count: number; until: Promise<void> } } = {}) {
   const sent: Sent[] = []
+  const leasesLost: LeaseLostError[] = []
   let failAfter = options.failAfter
   const client = {
     publish: async (streamId: string, content: { records: { id: string }[] }, metadata: { msgChainId: string; timestamp: number }) => {
       if (failAfter !== undefined && failAfter-- <= 0) throw new Error('the network node refused to send')
+      if (options.stallAfter !== undefined && sent.length === options.stallAfter.count) await options.stallAfter.until
       sent.push({ streamId, recordIds: content.records.map((r) => r.id), msgChainId: metadata.msgChainId, timestamp: metadata.timestamp })
       return undefined
     },
@@ -42,9 +44,11 @@ function publisherProcess(options: { failAfter?: number } = {}) {
     naming: { owner: `0x${'5'.repeat(40)}`, pathPrefix: 'fitstream' },
     journal: new DeliveryJournal(redis, prefix),
     maxMessageBytes: MAX_BYTES,
+    onLeaseLost: (error) => void leasesLost.push(error),
   })
   return {
     sent,
+    leasesLost,
     failAfter: (n: number | undefined) => void (failAfter = n),
     run: (jobId: string, job: PublishJobData, attempt = 1): Promise<PublishResult> => process(job, jobContext(logger, { jobId, attempt, maxAttempts: 5 })),
   }
@@ -115,6 +119,23 @@ describe('publish processor', () => {
     expect(new Set(all).size).toBe(data.records.length)
     expect(successor.sent.slice(0, 2).map(identity)).toEqual(replay.sent.map(identity))
     expect(successor.sent.some((s) => first.sent.some((f) => f.recordIds[0] === s.recordIds[0]))).toBe(false)
+  })
+
+  it('stalled while another process took its job over, stops publishing and reports the lost lease', async () => {
+    let wake = (): void => undefined
+    const stalled = publisherProcess({ stallAfter: { count: 3, until: new Promise<void>((resolve) => (wake = resolve)) } })
+    const running = stalled.run('stalled', data, 1)
+    await expect.poll(() => stalled.sent.length).toBe(3)
+    const successor = publisherProcess()
+    expect(await successor.run('stalled', data, 2)).toMatchObject({ messages: messageCount, republished: 3 })
+    wake()
+    await expect(running).rejects.toMatchObject({ code: 'FST_ERR_PUBLISH_LEASE_LOST' })
+    // The message it was sending when it stalled went out (with the identity the successor gave it
+    // too, so subscribers' nodes drop one of them), and nothing after it.
+    expect(stalled.sent).toHaveLength(4)
+    expect(successor.sent.map(identity).slice(0, 4)).toEqual(stalled.sent.map(identity))
+    expect(stalled.leasesLost.map((e) => [e.jobId, e.chain])).toEqual([['stalled', stalled.sent[0]!.msgChainId]])
+    expect(successor.leasesLost).toEqual([])
   })
 
   it('notes what it sent, so that what a successor skips or re-sends is exact', async () => {

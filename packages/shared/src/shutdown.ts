@@ -10,7 +10,8 @@ export type ShutdownStep = readonly [name: string, close: () => Promise<unknown>
  */
 export function onShutdown(logger: Logger, timeoutMs: number, steps: () => readonly ShutdownStep[]): (reason: string, exitCode?: number) => Promise<void> {
   let shuttingDown = false
-  const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
+  let requestedExitCode = 0
+  const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) {
       logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
@@ -34,9 +35,13 @@ export function onShutdown(logger: Logger, timeoutMs: number, steps: () => reado
     }
     logger.info('shut down')
     logger.flush()
-    process.exit(failed ? 1 : exitCode)
+    process.exit(failed ? 1 : requestedExitCode)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
-  return shutdown
+  return async (reason, exitCode = 0) => {
+    requestedExitCode = Math.max(requestedExitCode, exitCode)
+    // Already shutting down: the drain goes on, and the process leaves with the code asked for.
+    if (!shuttingDown) await shutdown(reason)
+  }
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { GoogleRateLimitError } from './google-fit.js'
+import { GoogleRateLimitError, classifyGoogleError } from './google-fit.js'
 import type { FetcherMetrics } from './metrics.js'
 
 /** How a Google client sends each of its requests: through the project's rate limit, timed and counted. */
@@ -67,8 +67,7 @@ export class GoogleRequestGate {
   }
 }
 
+/** The status Google answered (read as the clients classify it), or `network` when none came back. */
 function statusOf(error: unknown): string {
-  const { status, response } = (error ?? {}) as { status?: unknown; response?: { status?: unknown } }
-  const code = response?.status ?? status
-  return typeof code === 'number' ? String(code) : 'network'
+  return String(classifyGoogleError(error).status ?? 'network')
 }

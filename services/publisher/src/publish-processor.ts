@@ -66,8 +66,8 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
       return { messages: 0, ...counts, alreadyPublished: 0, republished: 0 }
     }
     const messages = outgoingMessages(data, journal.maxMessageBytes)
-    // A lease this process has not published under was opened by a process that died (or lost it):
-    // what that process noted may not have left it.
+    // A lease this process took over from another (one that died or stalled): what that process
+    // noted may not have left it.
     const progress = publishedHere.get(context.jobId) ?? { sent: new Set<number>(), takenOver: journal.takenOver }
     publishedHere.set(context.jobId, progress)
     const { sent: here, takenOver } = progress

@@ -10,7 +10,7 @@ import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
 import { PrivacyStore } from '../src/privacy-store.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { DAY, HOUR, defaultPolicy, policyFrom, retry, sample, t0, testKeys } from './support.js'
+import { DAY, HOUR, defaultPolicy, policyFrom, retry, sample, testKeys } from './support.js'
 
 const keys = testKeys()
 const exact: PrivacyPolicy = policyFrom({
@@ -24,7 +24,12 @@ const exact: PrivacyPolicy = policyFrom({
   },
 })
 const user = (i: number): string => `user-cohort-${String(i).padStart(4, '0')}`
-const dayStart = Date.UTC(2026, 10, 23)
+/**
+ * 10:00 UTC three days ago. Cells in Redis expire by the real clock, a week after their window ends
+ * in case their open entry was lost, so the days these tests fill must be recent ones.
+ */
+const dayStart = Math.floor(Date.now() / DAY) * DAY - 3 * DAY
+const t0 = dayStart + 10 * HOUR
 const dayEnd = dayStart + DAY
 
 /** A cell built the way the store builds it, from people's plans. */
@@ -163,8 +168,8 @@ describe('cohort cells in Redis', () => {
       {
         id: expect.stringMatching(/^[0-9a-f]{32}$/),
         type: 'steps',
-        start: '2026-11-23T00:00:00.000Z',
-        end: '2026-11-24T00:00:00.000Z',
+        start: new Date(dayStart).toISOString(),
+        end: new Date(dayEnd).toISOString(),
         contributors: 3,
         values: { count: Math.round((4000 + 3000 + 6000) / 3) },
         unit: 'steps',

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess } from '@fitstream/devstack'
 import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
 import { buyOnLocalHub } from '@fitstream/streamr-local'
-import { PublisherHarness, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
+import { PublisherHarness, cohorts, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 
 /**
@@ -95,4 +95,35 @@ describe('the Hub', () => {
     expect(message?.publisherId.toLowerCase()).toBe(harness.seller.address.toLowerCase())
     expect(publisher.lines.join('\n')).not.toContain(harness.seller.privateKey.slice(2))
   }, 150_000)
+
+  it('adds a data type to the running project, keeping its price, and a buyer already subscribed receives it', async () => {
+    await harness.cli(['streams', 'provision', '--types', 'workouts'])
+    const added = JSON.parse((await harness.cli(['hub', 'add-streams', '--types', 'workouts', '--project-id', projectId, '--json'])).stdout) as {
+      added: string[]
+      subscribersGranted: string[]
+    }
+    expect(added).toMatchObject({ added: [harness.streamId('workouts'), harness.streamId('workouts', true)], subscribersGranted: [harness.buyer.address] })
+    expect((await harness.cli(['hub', 'add-streams', '--types', 'workouts', '--project-id', projectId])).stdout).toContain('nothing changed')
+    const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
+      streams: string[]
+      minimumSubscriptionSeconds: number
+      payment: { pricePerSecond: string }[]
+      metadata: { name: string; fitstream: { dataTypes: { key: string; values: string[] }[] } }
+    }
+    expect(status).toMatchObject({
+      streams: [harness.streamId('steps'), harness.streamId('steps', true), ...added.added],
+      minimumSubscriptionSeconds: 60,
+      payment: [{ pricePerSecond: '0.001' }],
+      metadata: { name: 'FitStream steps' },
+    })
+    expect(status.metadata.fitstream.dataTypes.map((t) => t.key)).toEqual(['steps', 'workouts'])
+    expect(status.metadata.fitstream.dataTypes[1]!.values).toContain('running_min')
+
+    // The buyer paid before workouts were listed, and reads their cohorts now.
+    const buyer = await harness.startSubscriber(harness.buyer.privateKey, [harness.streamId('workouts', true)])
+    const job = { syncId: 'workouts', records: [], cohorts: cohorts('workouts', 3) }
+    await queues.add('publish', job, { jobId: 'workouts' })
+    await buyer.waitFor(() => keysOf(job).every((key) => deliveries(buyer).has(key)), 60_000)
+    expect(buyer.messages[0]?.content).toMatchObject({ schema: expect.stringMatching(/^fitstream\.cohorts/), type: 'workouts' })
+  }, 180_000)
 })

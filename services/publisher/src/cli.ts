@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { StreamPermission } from '@streamr/sdk'
+import { StreamPermission, type StreamrClient } from '@streamr/sdk'
 import { Wallet } from 'ethers'
 import { dataTypeKeySchema, loadConfigOrExit, type DataTypeKey } from '@fitstream/shared'
 import { loadConfig, type PublisherConfig } from './config.js'
 import { Hub, hubEnvironment } from './hub.js'
-import { DEFAULT_TYPES, listingMetadata } from './listing.js'
+import { DEFAULT_TYPES, listingMetadata, withDataTypes } from './listing.js'
 import { provisionStreams } from './provision.js'
 import { createStreamrClient, detachStreamrSignalHandlers } from './streamr-client.js'
 import { cohortStreamIdFor, streamIdFor } from './streams.js'
@@ -21,6 +21,8 @@ Commands:
                         (description, partitions, storage), grant PUBLISH to extra publisher keys;
                         SUBSCRIBE stays non-public. Idempotent: a second run changes nothing.
   hub create-project    list the streams as a Hub project (ProjectRegistryV1); prints its id
+  hub add-streams       list the streams of more data types in an existing project (e.g. workouts),
+                        keeping its price; buyers whose subscription is running get them too
   hub status            a project's streams, price and subscribers
   hub grant             give an address a subscription without payment (trials, partners)
 
@@ -41,6 +43,10 @@ Options (hub create-project):
   --types a,b,c               data types listed (default: as provisioned); --no-cohorts as above
   --policy FILE               JSON anonymisation policy summary to publish with the listing
   --project-id 0x…            bytes32 id (default: derived from the seller and the name)
+
+Options (hub add-streams):
+  --types a,b,c          the data types to add (required); --no-cohorts as above
+  --project-id, --name, --from-block, --block-range as for hub status
 
 Options (hub status / hub grant):
   --project-id 0x…       the project (or --name to derive it as create-project does)
@@ -93,6 +99,7 @@ async function main(): Promise<number> {
   const commands: Record<string, (config: PublisherConfig, values: Values) => Promise<void>> = {
     'streams provision': provision,
     'hub create-project': createProject,
+    'hub add-streams': addStreams,
     'hub status': status,
     'hub grant': grant,
   }
@@ -139,28 +146,15 @@ async function createProject(config: PublisherConfig, values: Values): Promise<v
   const env = hubEnvironment(config)
   const seller = new Wallet(privateKey(config)).address
   const owner = (config.STREAMR_STREAM_OWNER ?? seller).toLowerCase()
-  const naming = { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX }
   const listed = types(values)
-  const streams = listed.flatMap((type) =>
-    values['no-cohorts'] === true ? [streamIdFor(naming, type)] : [streamIdFor(naming, type), cohortStreamIdFor(naming, type)],
-  )
+  const streams = streamsOf(owner, config, listed, values)
   const paymentToken = values.token ?? env.dataTokenAddress
   if (paymentToken === undefined) throw new UsageError(`no DATA token is known for ${config.STREAMR_ENVIRONMENT}: pass --token`)
   const policy = values.policy === undefined ? undefined : (JSON.parse(readFileSync(values.policy, 'utf8')) as Record<string, unknown>)
 
-  // createProject reverts unless the seller holds GRANT on every stream; say which one is missing instead.
   const client = createStreamrClient(config)
   try {
-    for (const streamId of streams) {
-      const exists = await client.getStream(streamId).then(
-        () => true,
-        () => false,
-      )
-      if (!exists) throw new Error(`${streamId} does not exist: run \`fitstream streams provision\` first`)
-      if (!(await client.hasPermission({ streamId, userId: seller, permission: StreamPermission.GRANT, allowPublic: false }))) {
-        throw new Error(`${seller} has no GRANT permission on ${streamId}, which listing it on the Hub needs`)
-      }
-    }
+    await checkListable(client, seller, streams)
   } finally {
     await client.destroy()
   }
@@ -184,6 +178,41 @@ async function createProject(config: PublisherConfig, values: Values): Promise<v
     else print(`project ${result.projectId} already exists: nothing changed`)
   } finally {
     hub.destroy()
+  }
+}
+
+async function addStreams(config: PublisherConfig, values: Values): Promise<void> {
+  if (values.types === undefined) throw new UsageError('--types is required')
+  const seller = new Wallet(privateKey(config)).address
+  const added = types(values)
+  const streams = streamsOf((config.STREAMR_STREAM_OWNER ?? seller).toLowerCase(), config, added, values)
+  const id = projectId(config, values)
+  const client = createStreamrClient(config)
+  const hub = new Hub(hubEnvironment(config), config.STREAMR_PRIVATE_KEY)
+  try {
+    await checkListable(client, seller, streams)
+    const result = await hub.addStreams(id, streams, (current) => withDataTypes(current, added))
+    // The registry grants a buyer SUBSCRIBE on the streams listed when they buy: those whose
+    // subscription is running get the new streams now, as they would had they bought after.
+    let granted: string[] = []
+    if (result.added.length > 0) {
+      const { subscribers } = await hub.status(id, {
+        fromBlock: integer(values['from-block'], '--from-block', 0, 0, Number.MAX_SAFE_INTEGER),
+        blockRange: integer(values['block-range'], '--block-range', 10_000, 1, 1_000_000),
+      })
+      granted = subscribers.filter((s) => s.valid).map((s) => s.address)
+      for (const streamId of granted.length === 0 ? [] : result.added) {
+        say(`granting SUBSCRIBE on ${streamId} to ${granted.length} subscriber(s)`)
+        await client.grantPermissions(streamId, ...granted.map((userId) => ({ userId, permissions: [StreamPermission.SUBSCRIBE] })))
+      }
+    }
+    if (values.json === true) print(JSON.stringify({ ...result, subscribersGranted: granted }))
+    else if (result.added.length === 0) print(`project ${id} already lists these streams: nothing changed`)
+    else
+      print(`project ${id}: ${result.added.length} streams added (transaction ${result.transactionHash}); ${granted.length} running subscription(s) given them`)
+  } finally {
+    hub.destroy()
+    await client.destroy()
   }
 }
 
@@ -224,6 +253,26 @@ async function grant(config: PublisherConfig, values: Values): Promise<void> {
     )
   } finally {
     hub.destroy()
+  }
+}
+
+/** The streams that list these types: each type's stream and, unless --no-cohorts, its cohort stream. */
+function streamsOf(owner: string, config: PublisherConfig, listed: readonly DataTypeKey[], values: Values): string[] {
+  const naming = { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX }
+  return listed.flatMap((type) => (values['no-cohorts'] === true ? [streamIdFor(naming, type)] : [streamIdFor(naming, type), cohortStreamIdFor(naming, type)]))
+}
+
+/** The registry reverts unless the seller holds GRANT on every stream it lists; this says which one is missing instead. */
+async function checkListable(client: StreamrClient, seller: string, streams: readonly string[]): Promise<void> {
+  for (const streamId of streams) {
+    const exists = await client.getStream(streamId).then(
+      () => true,
+      () => false,
+    )
+    if (!exists) throw new Error(`${streamId} does not exist: run \`fitstream streams provision\` first`)
+    if (!(await client.hasPermission({ streamId, userId: seller, permission: StreamPermission.GRANT, allowPublic: false }))) {
+      throw new Error(`${seller} has no GRANT permission on ${streamId}, which listing it on the Hub needs`)
+    }
   }
 }
 

@@ -14,6 +14,7 @@ const PROJECT_REGISTRY_ABI = [
   'function getProject(bytes32 id, uint32[] domainIds) view returns ((address beneficiary, address pricingTokenAddress, uint256 pricePerSecond)[] paymentDetails, uint256 minimumSubscriptionSeconds, string metadata, string[] streams)',
   'function getSubscription(bytes32 projectId, address subscriber) view returns (bool isValid, uint256 endTimestamp)',
   'function grantSubscription(bytes32 projectId, uint256 subscriptionSeconds, address subscriber)',
+  'function updateProject(bytes32 projectId, uint32[] domainIds, (address beneficiary, address pricingTokenAddress, uint256 pricePerSecond)[] paymentDetailsByChain, string[] streams, uint256 minimumSubscriptionSeconds, string metadataJsonString)',
   'event Subscribed(bytes32 indexed projectId, address indexed subscriber, uint256 endTimestamp)',
   'event SubscriptionExtended(bytes32 indexed projectId, address indexed subscriber, uint256 endTimestamp)',
 ]
@@ -67,6 +68,13 @@ export interface CreateProjectResult {
   readonly transactionHash?: string
   /** Block of the creation: `hub status --from-block` starts there. */
   readonly blockNumber?: number
+}
+
+export interface AddStreamsResult {
+  readonly projectId: string
+  /** The streams the project lacked, now listed; empty when it had them all (nothing was sent). */
+  readonly added: string[]
+  readonly transactionHash?: string
 }
 
 export interface ProjectStatus {
@@ -138,13 +146,39 @@ export class Hub {
       }),
     )
     const subscribers = await this.subscribers(projectId, options)
-    let metadata: Record<string, unknown> = {}
-    try {
-      metadata = JSON.parse(metadataJson) as Record<string, unknown>
-    } catch {
-      metadata = { raw: metadataJson }
-    }
+    const metadata = parseMetadata(metadataJson)
     return { projectId, streams: [...streams], metadata, minimumSubscriptionSeconds: Number(minimumSubscriptionSeconds), payment, subscribers }
+  }
+
+  /**
+   * Lists the streams a project lacks, keeping its streams, price, payment and minimum subscription,
+   * and sets its metadata to what `metadata` makes of the current one: one updateProject
+   * transaction, which reverts unless the sender may edit the project and holds GRANT on every new
+   * stream. A project that already lists them all is left alone.
+   */
+  async addStreams(
+    projectId: string,
+    streams: readonly string[],
+    metadata: (current: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<AddStreamsResult> {
+    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
+    const [paymentDetails, minimumSubscriptionSeconds, metadataJson, listed] = await this.call<[[string, string, bigint][], bigint, string, string[]]>(
+      'getProject',
+      projectId,
+      [this.env.chainId],
+    )
+    const added = streams.filter((stream) => !listed.includes(stream))
+    if (added.length === 0) return { projectId, added }
+    const tx = (await this.registry.getFunction('updateProject')(
+      projectId,
+      [this.env.chainId],
+      paymentDetails.map(([beneficiary, token, pricePerSecond]) => [beneficiary, token, pricePerSecond]),
+      [...listed, ...added],
+      minimumSubscriptionSeconds,
+      JSON.stringify(metadata(parseMetadata(metadataJson))),
+    )) as { hash: string; wait(): Promise<unknown> }
+    await tx.wait()
+    return { projectId, added, transactionHash: tx.hash }
   }
 
   /** Gives `subscriber` access without payment (the project's owner only): for trials and partners. */
@@ -195,4 +229,15 @@ export class Hub {
   private async call<T>(method: string, ...args: unknown[]): Promise<T> {
     return (await this.registry.getFunction(method).staticCall(...args)) as T
   }
+}
+
+/** A project's metadata JSON as an object; text that is not a JSON object is kept under `raw`. */
+function parseMetadata(json: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(json)
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>
+  } catch {
+    // kept as text below
+  }
+  return { raw: json }
 }

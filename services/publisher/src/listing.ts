@@ -1,4 +1,4 @@
-import { DATA_TYPE_KEYS, dataType, type DataTypeKey } from '@fitstream/shared'
+import { DATA_TYPE_KEYS, dataType, dataTypeKeySchema, type DataTypeKey } from '@fitstream/shared'
 import { COHORT_MESSAGE_SCHEMA, MESSAGE_SCHEMA } from './messages.js'
 
 /** The data types sold unless chosen otherwise: every type except location-bearing ones. */
@@ -28,5 +28,24 @@ export function listingMetadata(types: readonly DataTypeKey[], policy: Record<st
       }),
       anonymisation: { ...ANONYMISATION_SUMMARY, ...(policy === undefined ? {} : { policy }) },
     },
+  }
+}
+
+/**
+ * A project's metadata once `added` types are listed too: the FitStream part rewritten for the
+ * types it named and the added ones, in catalogue order, keeping the policy it published; anything
+ * else in it (name, description, what the Hub added) as it was.
+ */
+export function withDataTypes(current: Record<string, unknown>, added: readonly DataTypeKey[]): Record<string, unknown> {
+  const fitstream = (current.fitstream ?? {}) as { dataTypes?: unknown; anonymisation?: { policy?: unknown } }
+  const named = Array.isArray(fitstream.dataTypes) ? fitstream.dataTypes.map((t) => dataTypeKeySchema.safeParse((t as { key?: unknown } | null)?.key)) : []
+  const types = new Set<DataTypeKey>([...named.flatMap((t) => (t.success ? [t.data] : [])), ...added])
+  const policy = fitstream.anonymisation?.policy
+  return {
+    ...current,
+    ...listingMetadata(
+      DATA_TYPE_KEYS.filter((key) => types.has(key)),
+      policy !== null && typeof policy === 'object' ? (policy as Record<string, unknown>) : undefined,
+    ),
   }
 }

@@ -39,7 +39,7 @@ export function expectedRecords(user: RegisteredUser, start: number, end: number
   const expected = new Map<string, string>()
   for (const type of user.dataTypes) {
     for (let h = start; h < end; h += HOUR) {
-      for (const point of syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR)) {
+      for (const point of syntheticBucket(user.google.seed, dataType(type).fit!.dataType, h, h + HOUR)) {
         expected.set(`${type}|${new Date(h).toISOString()}`, JSON.stringify(expectedValues(type, point)))
       }
     }

@@ -64,7 +64,7 @@ describe('end to end', () => {
     const origins = new Set<string>()
     for (const type of TYPES) {
       for (let h = start; h < end; h += HOUR) {
-        for (const point of syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR)) {
+        for (const point of syntheticBucket(user.google.seed, dataType(type).fit!.dataType, h, h + HOUR)) {
           expected.set(`${type}|${new Date(h).toISOString()}`, expectedValues(type, point))
           origins.add(point.originDataSourceId)
         }

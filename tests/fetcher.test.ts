@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { QueueEvents, type Job } from 'bullmq'
-import { ALL_HEALTH_READ_SCOPES, FakeGoogle, healthSleepSessions, syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
+import {
+  ALL_HEALTH_READ_SCOPES,
+  FakeGoogle,
+  healthExerciseSessions,
+  healthSleepSessions,
+  syntheticBucket,
+  userProfile,
+  type AggregatePoint,
+} from '@fitstream/fake-google'
 import {
   ACTIVITY_GROUP_FIELDS,
   DATA_TYPE_KEYS,
@@ -10,6 +18,7 @@ import {
   dataType,
   generateKeyringEntry,
   instantOf,
+  readableIn,
   type DataTypeKey,
   type DeadLetter,
   type FitnessSample,
@@ -132,11 +141,11 @@ function expectedValues(type: DataTypeKey, points: AggregatePoint[]): Record<str
   if (points.length === 0) return undefined
   const spec = dataType(type)
   const num = (v: AggregatePoint['value'][number] | undefined): number => (v === undefined ? NaN : 'intVal' in v ? v.intVal : v.fpVal)
-  if (spec.extraction === 'point') return Object.fromEntries(spec.fields.map((f, i) => [f.name, num(points[0]!.value[i])]))
+  if (spec.fit!.extraction === 'point') return Object.fromEntries(spec.fields.map((f, i) => [f.name, num(points[0]!.value[i])]))
   const values: Record<string, number> = Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
   for (const p of points) {
     const category = num(p.value[0])
-    if (spec.extraction === 'stage-minutes')
+    if (spec.fit!.extraction === 'stage-minutes')
       values[SLEEP_STAGE_FIELDS[category]!]! += Number((BigInt(p.endTimeNanos) - BigInt(p.startTimeNanos)) / 1_000_000n) / 60_000
     else values[ACTIVITY_GROUP_FIELDS[category] ?? 'other_min']! += num(p.value[1]) / 60_000
   }
@@ -145,7 +154,7 @@ function expectedValues(type: DataTypeKey, points: AggregatePoint[]): Record<str
 
 describe('fetcher', () => {
   it('fetches every data type in one request and passes on exactly what Google has, bucket by bucket', async () => {
-    const types = DATA_TYPE_KEYS.filter((t) => t !== 'location')
+    const types = DATA_TYPE_KEYS.filter((t) => t !== 'location' && readableIn(t, 'fit'))
     const user = await register(types)
     const before = google.stats.aggregateRequests
     // What Google has at the time of the fetch: a sleep segment still under way is not in it yet.
@@ -155,15 +164,17 @@ describe('fetcher', () => {
     const [samples] = await passedOn(user.id)
     const got = new Map(samples!.map((s) => [`${s.type}|${s.startMs}`, s]))
     let expectedCount = 0
+    const typesWithData = new Set<DataTypeKey>()
     for (const type of types) {
       for (let h = lastHour - 48 * HOUR; h < lastHour; h += HOUR) {
-        const expected = expectedValues(type, syntheticBucket(user.google.seed, dataType(type).fitDataType, h, h + HOUR, fetchedAt))
+        const expected = expectedValues(type, syntheticBucket(user.google.seed, dataType(type).fit!.dataType, h, h + HOUR, fetchedAt))
         const sample = got.get(`${type}|${h}`)
         if (expected === undefined) {
           expect(sample, `${type} ${new Date(h).toISOString()}`).toBeUndefined()
           continue
         }
         expectedCount++
+        typesWithData.add(type)
         expect(sample, `${type} ${new Date(h).toISOString()}`).toMatchObject({
           startMs: h,
           endMs: h + HOUR,
@@ -174,8 +185,11 @@ describe('fetcher', () => {
       }
     }
     expect(samples).toHaveLength(expectedCount)
-    // Two days hold every kind of data the fake makes, sleep and body measurements included.
-    expect(new Set(samples!.map((s) => s.type))).toEqual(new Set(types.filter((t) => t !== 'height')))
+    expect(new Set(samples!.map((s) => s.type))).toEqual(typesWithData)
+    // Two days always hold the kinds of data the fake makes every day, sleep and blood oxygen included;
+    // weigh-ins, body fat, blood pressure and height come on some days only.
+    const someDays: DataTypeKey[] = ['weight', 'body_fat', 'blood_pressure', 'height']
+    expect([...typesWithData]).toEqual(expect.arrayContaining(types.filter((t) => !someDays.includes(t))))
     expect(result).toMatchObject({ samples: expectedCount, unchanged: 0, revised: 0, rejectedPoints: 0 })
   })
 
@@ -390,11 +404,44 @@ describe('Google errors', () => {
 
 describe('the Google Health API', () => {
   const HEALTH_TYPES = DATA_TYPE_KEYS.filter((t) => dataType(t).health !== undefined)
-  const registerHealth = (dataTypes: DataTypeKey[]) => register(dataTypes, [...ALL_HEALTH_READ_SCOPES])
+  /** A second token service replica, of a deployment on the Health API: it registers what only that API has (workouts). */
+  let healthTokenService: ServiceRuntime
+  beforeAll(async () => {
+    const env = {
+      ADMIN_TOKEN: ADMIN,
+      INTERNAL_API_TOKEN: INTERNAL,
+      ACCESS_TOKEN_KEYS: accessKeys,
+      BACKFILL_DAYS: '3',
+      FETCH_CHUNK_HOURS: '24',
+      GOOGLE_DATA_API: 'health',
+    }
+    healthTokenService = await createTokenService(loadTokenConfig(testEnv(google, prefix, env)), silentLogger())
+  })
+  afterAll(async () => {
+    await healthTokenService?.close()
+  })
+  let runners = 0
+  /** A person on the Health API who runs (so has workouts), registered through the Health deployment. */
+  const registerHealth = async (dataTypes: DataTypeKey[]) => {
+    // One who ran in the two days the tests read, so that their workouts are there to check.
+    let seed: string
+    do seed = `fetcher-runner-${runners++}`
+    while (!userProfile(seed).runner || healthExerciseSessions(seed, lastHour - 48 * HOUR, lastHour - HOUR).length === 0)
+    const person = google.addUser({ seed, scopes: [...ALL_HEALTH_READ_SCOPES] })
+    const response = await healthTokenService.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      payload: { refreshToken: person.refreshToken, dataTypes },
+    })
+    expect(response.statusCode, response.body).toBe(201)
+    await tokenService.queues.queue('sync').drain(true)
+    return { id: (response.json() as { id: string }).id, google: person }
+  }
 
   /** What Fit says of a bucket, as the Health API reports it: weight and body fat as an average only, distance to the millimetre. */
   function expectedFromHealth(type: DataTypeKey, seed: string, h: number): Record<string, number> | undefined {
-    const fit = expectedValues(type, syntheticBucket(seed, dataType(type).fitDataType, h, h + HOUR))
+    const fit = expectedValues(type, syntheticBucket(seed, dataType(type).fit!.dataType, h, h + HOUR))
     if (fit === undefined) return undefined
     if (type === 'weight' || type === 'body_fat') return { avg: expect.closeTo(fit.avg!, 9) as number }
     if (type === 'distance') return { metres: Math.round(fit.metres! * 1000) / 1000 }
@@ -421,13 +468,31 @@ describe('the Google Health API', () => {
     return byHour
   }
 
+  /**
+   * Workouts as the Health API gives them: the active minutes of each run that has ended, shared
+   * among the hours it overlaps in proportion to the overlap.
+   */
+  function expectedWorkouts(seed: string, start: number, end: number): Map<number, Record<string, number>> {
+    const byHour = new Map<number, Record<string, number>>()
+    for (const run of healthExerciseSessions(seed, start - 24 * HOUR, end, Date.now())) {
+      for (let h = Math.floor(run.startMs / HOUR) * HOUR; h < run.endMs; h += HOUR) {
+        if (h < start || h >= end) continue
+        const overlapMs = Math.min(h + HOUR, run.endMs) - Math.max(h, run.startMs)
+        const values = byHour.get(h) ?? { walking_min: 0, running_min: 0, cycling_min: 0, swimming_min: 0, strength_min: 0, other_min: 0 }
+        values.running_min! += (overlapMs * run.activeMs) / (run.endMs - run.startMs) / 60_000
+        byHour.set(h, values)
+      }
+    }
+    return byHour
+  }
+
   it('reads a person who granted Health API scopes through one roll-up per type, or a list of sleep sessions or readings, and passes on what Fit would have for the same data', async () => {
     const user = await registerHealth(HEALTH_TYPES)
     const [aggregates, rollUps, reconciles] = [google.stats.aggregateRequests, google.stats.rollUpRequests, google.stats.reconcileRequests]
     const { result } = await fetchWindow(user.id, HEALTH_TYPES, 48)
     expect(google.stats.aggregateRequests - aggregates).toBe(0)
     const listed = HEALTH_TYPES.filter((t) => dataType(t).health!.read !== undefined && dataType(t).health!.read !== 'rollUp')
-    expect(listed.sort()).toEqual(['height', 'oxygen_saturation', 'sleep'])
+    expect(listed.sort()).toEqual(['height', 'oxygen_saturation', 'sleep', 'workouts'])
     expect(google.stats.rollUpRequests - rollUps).toBe(HEALTH_TYPES.length - listed.length)
     // Read as one stream across the person's sources, as roll-ups and Fit's merged data are.
     expect(google.stats.reconcileRequests - reconciles).toBe(listed.length)
@@ -435,13 +500,14 @@ describe('the Google Health API', () => {
     const got = new Map(samples!.map((s) => [`${s.type}|${s.startMs}`, s]))
     const sleep = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour)
     expect(sleep.size).toBeGreaterThan(4)
+    const workouts = expectedWorkouts(user.google.seed, lastHour - 48 * HOUR, lastHour)
     let expectedCount = 0
     for (const type of HEALTH_TYPES) {
       for (let h = lastHour - 48 * HOUR; h < lastHour; h += HOUR) {
-        const fit = expectedFromHealth(type, user.google.seed, h)
+        const fit = type === 'workouts' ? undefined : expectedFromHealth(type, user.google.seed, h)
         // A night's hours are what Fit has for them, once the night is over.
         if (type === 'sleep' && sleep.has(h)) expect(sleep.get(h)).toEqual(fit)
-        const expected = type === 'sleep' ? sleep.get(h) : fit
+        const expected = type === 'sleep' ? sleep.get(h) : type === 'workouts' ? workouts.get(h) : fit
         const sample = got.get(`${type}|${h}`)
         if (expected === undefined) {
           expect(sample, `${type} ${new Date(h).toISOString()}`).toBeUndefined()
@@ -453,7 +519,9 @@ describe('the Google Health API', () => {
     }
     expect(samples).toHaveLength(expectedCount)
     // Roll-ups, sessions and readings all came through (height is measured once a month, body fat not every day).
-    expect([...new Set(samples!.map((s) => s.type))]).toEqual(expect.arrayContaining(['steps', 'heart_minutes', 'sleep', 'oxygen_saturation']))
+    expect([...new Set(samples!.map((s) => s.type))]).toEqual(expect.arrayContaining(['steps', 'heart_minutes', 'sleep', 'oxygen_saturation', 'workouts']))
+    // A runner runs most days: two days hold some of their workouts.
+    expect(workouts.size).toBeGreaterThan(0)
     expect(result).toMatchObject({ api: 'health', samples: expectedCount, rejectedPoints: 0 })
     // A person on Fit, read by the same fetcher at the same time, stays on Fit.
     const fitUser = await register(['steps'])

@@ -607,7 +607,7 @@ const goodPoint = (bucketStart: number): fc.Arbitrary<Json> =>
     .map(({ offset, duration, count, origin }) => ({
       startTimeNanos: nanos(bucketStart + offset),
       endTimeNanos: nanos(bucketStart + offset + duration),
-      dataTypeName: STEPS.aggregateDataType,
+      dataTypeName: STEPS.fit!.aggregateDataType,
       ...(origin ? { originDataSourceId: ORIGIN } : {}),
       value: [{ intVal: count }],
     }))

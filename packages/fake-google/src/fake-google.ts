@@ -1,6 +1,6 @@
 /**
  * An in-process stand-in for Google's OAuth token endpoint, the Fitness REST API and the Health
- * API's roll-ups, sleep sessions and height and SpO2 samples (listed or reconciled), faithful
+ * API's roll-ups, sleep and exercise sessions and height and SpO2 samples (listed or reconciled), faithful
  * enough that the real googleapis client cannot tell the difference, plus controls (users, faults,
  * latency, clock, counters) that tests and the benchmark need and Google does not offer.
  */
@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { buildAggregateResponse, parseAggregateRequest, type DataArrival } from './aggregate.js'
+import { buildExerciseListResponse, parseExerciseListRequest } from './exercise.js'
 import { ALL_READ_SCOPES, FIT_TYPES, FITNESS_SCOPE_PREFIX, GMS_PACKAGE, mergedDataSourceId, type FitTypeSpec, type ScopeGroup } from './catalogue.js'
 import {
   badRequest,
@@ -110,7 +111,7 @@ export interface FakeGoogleStats {
   /** Every Health roll-up request (rollUp and dailyRollUp), whatever the outcome. */
   rollUpRequests: number
   rollUpErrors: number
-  /** Every Health dataPoints.list and dataPoints.reconcile request (sleep sessions, height and SpO2 samples), whatever the outcome. */
+  /** Every Health dataPoints.list and dataPoints.reconcile request (sleep and exercise sessions, height and SpO2 samples), whatever the outcome. */
   listRequests: number
   listErrors: number
   /** The dataPoints.reconcile requests among listRequests. */
@@ -808,8 +809,8 @@ export class FakeGoogle {
   }
 
   /**
-   * users.dataTypes.dataPoints.list and .reconcile: sleep sessions, height and SpO2 samples (GET, the
-   * filter and paging in the query). They share the route, its faults and its counters.
+   * users.dataTypes.dataPoints.list and .reconcile: sleep and exercise sessions, height and SpO2
+   * samples (GET, the filter and paging in the query). They share the route, its faults and its counters.
    */
   private list(req: IncomingMessage, url: URL, method: ListMethod, userId: string, dataType: string): Promise<Reply> {
     if (method === 'reconcile') this.counters.reconcileRequests++
@@ -828,12 +829,12 @@ export class FakeGoogle {
         return type
       },
       answer: (type, user, context) => {
-        const ctx = context()
-        return Promise.resolve(
-          'filterName' in type
-            ? buildSampleListResponse(type, parseSampleListRequest(url.searchParams, type, method), user.timeZone, ctx)
-            : buildListResponse(type, parseListRequest(url.searchParams, type, method), user.timeZone, ctx),
-        )
+        const query = url.searchParams
+        if ('filterName' in type) return Promise.resolve(buildSampleListResponse(type, parseSampleListRequest(query, type, method), user.timeZone, context()))
+        if (type.name === 'exercise') {
+          return Promise.resolve(buildExerciseListResponse(type, parseExerciseListRequest(query, type, method), user.timeZone, context()))
+        }
+        return Promise.resolve(buildListResponse(type, parseListRequest(query, type, method), user.timeZone, context()))
       },
     })
   }

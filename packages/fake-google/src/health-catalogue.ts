@@ -75,14 +75,17 @@ export function healthType(name: string): HealthTypeSpec | undefined {
 }
 
 /** The Health API session data types this fake lists (users.dataTypes.dataPoints.list); never rolled up. */
-export type HealthSessionDataType = 'sleep'
+export type HealthSessionDataType = 'sleep' | 'exercise'
 
 export interface HealthSessionTypeSpec {
   /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
   readonly name: HealthSessionDataType
   /** The field of a data point that carries the session. */
   readonly valueField: string
-  /** The Fit raw data type whose synthetic segments the sessions are built from. */
+  /**
+   * The Fit raw data type whose synthetic segments the sessions are built from: its recording device
+   * is the sessions' source, which a reconcile's data source family keeps or leaves out.
+   */
   readonly fitType: string
   readonly scope: HealthScopeGroup
   /** list's page size when a request gives none (or 0); larger ones are cut down to maxPageSize. */
@@ -92,6 +95,8 @@ export interface HealthSessionTypeSpec {
 
 export const HEALTH_SESSION_TYPES: readonly HealthSessionTypeSpec[] = [
   { name: 'sleep', valueField: 'sleep', fitType: 'com.google.sleep.segment', scope: 'sleep', defaultPageSize: 25, maxPageSize: 25 },
+  // Workouts are the running bouts, which Fit shows as activity segments of type 8.
+  { name: 'exercise', valueField: 'exercise', fitType: 'com.google.activity.segment', scope: 'activity_and_fitness', defaultPageSize: 25, maxPageSize: 25 },
 ]
 
 const sessionByName = new Map<string, HealthSessionTypeSpec>(HEALTH_SESSION_TYPES.map((t) => [t.name, t]))

@@ -96,6 +96,15 @@ export {
   type SleepStageJson,
 } from './sleep.js'
 export {
+  healthExerciseSessions,
+  type ExerciseDataPoint,
+  type ExerciseEventJson,
+  type ExerciseJson,
+  type HealthExerciseEventType,
+  type HealthExerciseSession,
+  type HealthExerciseType,
+} from './exercise.js'
+export {
   healthSamples,
   type HealthSample,
   type HeightDataPoint,

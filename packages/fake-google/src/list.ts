@@ -1,8 +1,9 @@
 /**
  * What every type users.dataTypes.dataPoints.list serves shares: the query parameters, the
- * AIP-160 filter subset (comparisons on one instant field and one civil-time field, >= and <,
- * joined by AND), and the way a data point writes an instant (UTC offset and civil time in the
- * user's zone). The types themselves (sleep.ts, samples.ts) decide what the bounds select.
+ * AIP-160 filter subset (comparisons on an instant field and a civil-time field, or on the
+ * civil-time field alone, >= and <, joined by AND), and the way a data point writes an instant (UTC
+ * offset and civil time in the user's zone). The types themselves (sleep.ts, exercise.ts,
+ * samples.ts) decide what the bounds select.
  *
  * users.dataTypes.dataPoints.reconcile takes the same query plus a data source family, and merges
  * the user's sources of the type into one stream. A synthetic user has one source per type (the
@@ -28,6 +29,7 @@ import {
   type CivilDateTime,
   type RollUpContext,
 } from './rollup.js'
+import type { ExerciseDataPoint } from './exercise.js'
 import type { SampleDataPoint } from './samples.js'
 import type { SleepDataPoint } from './sleep.js'
 import { DAY_MS } from './synthetic.js'
@@ -36,14 +38,14 @@ import { daysInMonth, offsetAt, wallAsUtc, wallTime } from './time-zones.js'
 const NS_PER_MS = 1_000_000n
 
 /** A list answer: a page of data points of one type. */
-export interface ListDataPointsResponse<P = SleepDataPoint | SampleDataPoint> {
+export interface ListDataPointsResponse<P = SleepDataPoint | ExerciseDataPoint | SampleDataPoint> {
   /** Left out when nothing matches, as proto3 JSON leaves out empty lists. */
   dataPoints?: P[]
   nextPageToken?: string
 }
 
 /** A list data point as reconcile writes it: named by `dataPointName` instead of `name`, without `dataSource`. */
-export type ReconciledDataPoint<P = SleepDataPoint | SampleDataPoint> = P extends { name: string }
+export type ReconciledDataPoint<P = SleepDataPoint | ExerciseDataPoint | SampleDataPoint> = P extends { name: string }
   ? { dataPointName: string } & Omit<P, 'name' | 'dataSource'>
   : never
 
@@ -60,14 +62,17 @@ export type DataPointsPage<P> = ListDataPointsResponse<P> | ReconcileDataPointsR
 // ---------------------------------------------------------------------------------------------
 // The filter
 
-/** The two fields a type's list can be filtered by. */
+/** The fields a type's list can be filtered by: an instant and a civil time, or a civil time alone. */
 export interface TimeFilterFields {
   /** The data type as the URL names it (`oxygen-saturation`), for messages. */
   readonly dataType: string
   /** The data type as filters name it (`oxygen_saturation`): every field of the type starts `<prefix>.`. */
   readonly prefix: string
-  /** The instant field, compared with RFC 3339 literals, e.g. `sleep.interval.end_time`. */
-  readonly physical: string
+  /**
+   * The instant field, compared with RFC 3339 literals, e.g. `sleep.interval.end_time`; absent for
+   * a type Google filters by civil time alone (sessions other than sleep), whose instant fields are a 400.
+   */
+  readonly physical?: string
   /** The civil-time field, compared with `YYYY-MM-DD[THH:mm:ss]` in the user's zone. */
   readonly civil: string
 }
@@ -128,7 +133,7 @@ function parseTimestampLiteral(text: string, field: string): number {
   return ceilMs(ns as bigint)
 }
 
-/** Why a field name is not one of the type's two: another type's field, or one of its own it cannot be filtered by. */
+/** Why a field name is not one of the type's: another type's field, or one of its own it cannot be filtered by. */
 function unsupportedField(name: string, fields: TimeFilterFields, supported: string): never {
   if (name.startsWith(`${fields.prefix}.`)) filterError(`${fields.dataType} data points cannot be filtered by "${name}"; supported: ${supported}.`)
   if (fields.prefix !== fields.dataType && name.startsWith(`${fields.dataType}.`)) {
@@ -139,11 +144,11 @@ function unsupportedField(name: string, fields: TimeFilterFields, supported: str
 
 /**
  * Parses a list filter: comparisons `<field> >= "<literal>"` or `<field> < "<literal>"` on the
- * type's instant field (RFC 3339) or civil-time field (YYYY-MM-DD[THH:mm:ss]), joined by AND.
- * Anything else is a 400 naming what is wrong.
+ * type's instant field (RFC 3339), if it has one, or its civil-time field (YYYY-MM-DD[THH:mm:ss]),
+ * joined by AND. Anything else is a 400 naming what is wrong.
  */
 export function parseTimeFilter(filter: string, fields: TimeFilterFields): TimeFilter {
-  const supported = `${fields.physical} or ${fields.civil} with >= or <, joined by AND`
+  const supported = `${fields.physical === undefined ? fields.civil : `${fields.physical} or ${fields.civil}`} with >= or <, joined by AND`
   let fromMs = Number.NEGATIVE_INFINITY
   let beforeMs = Number.POSITIVE_INFINITY
   let civilFrom = Number.NEGATIVE_INFINITY
@@ -286,12 +291,18 @@ function dataPointsPage<P extends { name: string }>(method: ListMethod, points: 
 }
 
 /**
- * What a type is asked for to fill a page: its points whose instant (a session's end, a sample's
- * time) lies in [fromMs, beforeMs), in the answer's order, from where the last page left off.
+ * What a type is asked for to fill a page: its points whose instant (a sleep session's end, an
+ * exercise's start, a sample's time) lies in [fromMs, beforeMs), in the answer's order, from where
+ * the last page left off.
  */
 export interface PageQuery {
   readonly fromMs: number
   readonly beforeMs: number
+  /**
+   * The server's clock less any upload delay: a point ending later has not reached Google. beforeMs
+   * is already bounded by it, which is all a type whose instant is its end needs.
+   */
+  readonly arrivedByMs: number
   /** Where the last page left off, as the type wrote it into the page token; absent for the first page. */
   readonly cursorNs?: bigint
   /** Whether a point's instant lies in the filter's civil bounds; absent when the filter has none. */
@@ -327,6 +338,7 @@ export function listPage<T, P extends { name: string }>(
   const found = source.find({
     fromMs: Math.max(0, f.fromMs, f.civilFrom - DAY_MS),
     beforeMs: Math.min(f.beforeMs, f.civilBefore + DAY_MS, Math.floor(visibleUntil) + 1),
+    arrivedByMs: visibleUntil,
     ...(cursorNs === undefined ? {} : { cursorNs }),
     ...(civilBounded(f)
       ? {

@@ -144,7 +144,7 @@ function nightsLatestFirst(seed: string, q: PageQuery): SleepNight[] {
 export function healthSleepSessions(seed: string, startMs: number, endMs: number, nowMs: number = Number.POSITIVE_INFINITY): HealthSleepSession[] {
   if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
   const endBeforeMs = Math.min(endMs, Math.floor(nowMs) + 1)
-  return nightsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endBeforeMs, limit: Number.POSITIVE_INFINITY }).map(session)
+  return nightsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endBeforeMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map(session)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -374,8 +374,20 @@ export function stepBouts(seed: string, hourStartMs: number): StepBout[] {
   return walks
 }
 
+/**
+ * The run that starts in the UTC hour beginning at hourStartMs, if any: the bout of stepBouts that
+ * is running (an hour with a run holds only that run). Only a runner's running hours can hold one,
+ * so other hours are answered without generating their bouts.
+ */
+export function runningBout(seed: string, hourStartMs: number): StepBout | undefined {
+  if (!userProfile(seed).runner || !RUNNING_HOURS.has(utcHour(hourStartMs))) return undefined
+  return stepBouts(seed, hourStartMs).find((b) => b.running)
+}
+
 const boutMinutes = (b: StepBout): number => (b.endMs - b.startMs) / MINUTE_MS
-const boutMetres = (seed: string, b: StepBout): number => quantize(b.steps * userProfile(seed).strideM)
+
+/** The metres a bout covers at the user's stride, as com.google.distance.delta records them (a multiple of 2^-10). */
+export const boutMetres = (seed: string, b: StepBout): number => quantize(b.steps * userProfile(seed).strideM)
 
 // ---------------------------------------------------------------------------------------------
 // Per-type generators: the raw samples starting in one UTC hour.

@@ -283,7 +283,7 @@ describe('reconcile refusals', () => {
     for (const dataType of ['weight', 'steps', 'heart-rate', 'oxygen_saturation']) {
       const refused = await failure(reconcile(dataType, {}))
       expect(refused.status, dataType).toBe(400)
-      expect(refused.error.message).toMatch(/reconciles only sleep, height and oxygen-saturation data points; data type ".*" cannot be reconciled/)
+      expect(refused.error.message).toMatch(/reconciles only sleep, exercise, height and oxygen-saturation data points; data type ".*" cannot be reconciled/)
     }
   })
 })

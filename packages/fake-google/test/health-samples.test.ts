@@ -419,7 +419,7 @@ describe('sample list refusals', () => {
     for (const dataType of ['weight', 'heart-rate', 'blood-pressure', 'oxygen_saturation', 'daily-oxygen-saturation']) {
       const refused = await failure(list(dataType, {}))
       expect(refused.status, dataType).toBe(400)
-      expect(refused.error.message).toMatch(/lists only sleep, height and oxygen-saturation data points/)
+      expect(refused.error.message).toMatch(/lists only sleep, exercise, height and oxygen-saturation data points/)
     }
     for (const dataType of ['height', 'oxygen-saturation']) {
       const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }

@@ -331,7 +331,7 @@ describe('sleep list refusals', () => {
   })
 
   it('lists only sleep, and rolls up no sleep', async () => {
-    for (const dataType of ['steps', 'heart-rate', 'exercise', 'floors']) {
+    for (const dataType of ['steps', 'heart-rate', 'floors']) {
       const refused = await failure(list({}, google.token, dataType))
       expect(refused.status).toBe(400)
       expect(refused.error.status).toBe('INVALID_ARGUMENT')

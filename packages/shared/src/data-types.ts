@@ -34,15 +34,17 @@ export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_meas
 
 /**
  * Where a type comes from in the Health API: the data type it is read from, its scope, and how it is
- * read: `rollUp` (Google sums or averages per window), `sessions` (whole sessions are listed, and
- * FitStream puts their segments into buckets as the Fitness API's aggregate does) or `samples` (single
- * readings are listed, and FitStream takes each bucket's average, highest and lowest).
+ * read: `rollUp` (Google sums or averages per window), `sessions` (whole sleep sessions are listed,
+ * and FitStream puts their segments into buckets as the Fitness API's aggregate does), `samples`
+ * (single readings are listed, and FitStream takes each bucket's average, highest and lowest) or
+ * `exercises` (workouts are listed, and FitStream shares each one's active minutes among the buckets
+ * it overlaps).
  */
 export interface HealthSource {
   /** The data type's id in Health API URLs (`users/me/dataTypes/<id>`). */
   readonly dataType: string
   readonly scope: HealthScopeGroup
-  readonly read?: 'rollUp' | 'sessions' | 'samples'
+  readonly read?: 'rollUp' | 'sessions' | 'samples' | 'exercises'
 }
 
 export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'sleep' | 'blood_pressure' | 'oxygen_saturation'
@@ -64,23 +66,29 @@ export interface ValueField {
  */
 export type Extraction = 'point' | 'stage-minutes' | 'activity-minutes'
 
+/** Where a type comes from in the Fitness REST API. */
+export interface FitSource {
+  /** The raw Google Fit data type. */
+  readonly dataType: string
+  /** The merged source to aggregate by, where one exists (so totals match the Fit app). */
+  readonly dataSourceId?: string
+  /** The data type Google returns in aggregate buckets (summary types for instantaneous readings). */
+  readonly aggregateDataType: string
+  readonly extraction: Extraction
+}
+
 export interface DataTypeSpec {
   /** FitStream's name for the type; also the last part of its Streamr stream id. */
   readonly key: string
   readonly description: string
-  /** The raw Google Fit data type. */
-  readonly fitDataType: string
-  /** The merged source to aggregate by, where one exists (so totals match the Fit app). */
-  readonly fitDataSourceId?: string
-  /** The data type Google returns in aggregate buckets (summary types for instantaneous readings). */
-  readonly aggregateDataType: string
-  readonly extraction: Extraction
   readonly fields: readonly ValueField[]
   readonly unit: string
   readonly scope: ScopeGroup
   /** Location-bearing: never fetched unless the user consents and the privacy policy enables it. */
   readonly sensitive?: boolean
-  /** Its Health API roll-up, where one carries the same values; absent, the type is read from Fit only. */
+  /** Its Fitness API aggregate; absent, the type is read from the Health API only. */
+  readonly fit?: FitSource
+  /** Its Health API source, where one carries the same values; absent, the type is read from Fit only. */
   readonly health?: HealthSource
 }
 
@@ -118,169 +126,169 @@ export const ACTIVITY_GROUP_FIELDS: Readonly<Record<number, string>> = {
   72: 'sleeping_min',
 }
 
+/**
+ * The Health API's exercise types grouped as coarsely as Fit's activities (the exact type can be
+ * revealing); yoga, pilates, HIIT, general workouts and types Google adds later count as other.
+ */
+export const EXERCISE_GROUP_FIELDS: Readonly<Record<string, string>> = {
+  WALKING: 'walking_min',
+  HIKING: 'walking_min',
+  RUNNING: 'running_min',
+  BIKING: 'cycling_min',
+  SWIMMING: 'swimming_min',
+  WEIGHTLIFTING: 'strength_min',
+  STRENGTH_TRAINING: 'strength_min',
+}
+
+/**
+ * The catalogue. A type's place in it is stored (the fetcher's bucket history writes a type as its
+ * index), so new types go at the end and none is ever removed or moved.
+ */
 export const DATA_TYPES = [
   {
     key: 'steps',
     description: 'Steps taken',
-    fitDataType: 'com.google.step_count.delta',
-    fitDataSourceId: 'derived:com.google.step_count.delta:com.google.android.gms:estimated_steps',
-    aggregateDataType: 'com.google.step_count.delta',
-    extraction: 'point',
     fields: [int('count')],
     unit: 'steps',
     scope: 'activity',
+    fit: {
+      dataType: 'com.google.step_count.delta',
+      dataSourceId: 'derived:com.google.step_count.delta:com.google.android.gms:estimated_steps',
+      aggregateDataType: 'com.google.step_count.delta',
+      extraction: 'point',
+    },
     health: { dataType: 'steps', scope: 'activity_and_fitness' },
   },
   {
     key: 'calories',
     description: 'Energy expended',
-    fitDataType: 'com.google.calories.expended',
-    aggregateDataType: 'com.google.calories.expended',
-    extraction: 'point',
     fields: [float('kcal')],
     unit: 'kcal',
     scope: 'activity',
+    fit: { dataType: 'com.google.calories.expended', aggregateDataType: 'com.google.calories.expended', extraction: 'point' },
     health: { dataType: 'total-calories', scope: 'activity_and_fitness' },
   },
   {
     key: 'heart_rate',
     description: 'Heart rate: average, maximum and minimum per bucket',
-    fitDataType: 'com.google.heart_rate.bpm',
-    aggregateDataType: 'com.google.heart_rate.summary',
-    extraction: 'point',
     fields: summary(),
     unit: 'bpm',
     scope: 'heart_rate',
+    fit: { dataType: 'com.google.heart_rate.bpm', aggregateDataType: 'com.google.heart_rate.summary', extraction: 'point' },
     health: { dataType: 'heart-rate', scope: 'health_metrics_and_measurements' },
   },
   {
     key: 'distance',
     description: 'Distance covered',
-    fitDataType: 'com.google.distance.delta',
-    aggregateDataType: 'com.google.distance.delta',
-    extraction: 'point',
     fields: [float('metres')],
     unit: 'm',
     scope: 'location',
+    fit: { dataType: 'com.google.distance.delta', aggregateDataType: 'com.google.distance.delta', extraction: 'point' },
     health: { dataType: 'distance', scope: 'activity_and_fitness' },
   },
   {
     key: 'active_minutes',
     description: 'Move minutes',
-    fitDataType: 'com.google.active_minutes',
-    aggregateDataType: 'com.google.active_minutes',
-    extraction: 'point',
     fields: [int('minutes')],
     unit: 'min',
     scope: 'activity',
+    fit: { dataType: 'com.google.active_minutes', aggregateDataType: 'com.google.active_minutes', extraction: 'point' },
     health: { dataType: 'active-minutes', scope: 'activity_and_fitness' },
   },
   {
     key: 'heart_minutes',
     description: 'Heart points',
-    fitDataType: 'com.google.heart_minutes',
-    aggregateDataType: 'com.google.heart_minutes.summary',
-    extraction: 'point',
     fields: [float('intensity'), int('duration_min')],
     unit: 'points',
     scope: 'activity',
+    fit: { dataType: 'com.google.heart_minutes', aggregateDataType: 'com.google.heart_minutes.summary', extraction: 'point' },
     health: { dataType: 'active-zone-minutes', scope: 'activity_and_fitness' },
   },
   {
     key: 'weight',
     description: 'Body weight',
-    fitDataType: 'com.google.weight',
-    aggregateDataType: 'com.google.weight.summary',
-    extraction: 'point',
     fields: summary(),
     unit: 'kg',
     scope: 'body',
+    fit: { dataType: 'com.google.weight', aggregateDataType: 'com.google.weight.summary', extraction: 'point' },
     health: { dataType: 'weight', scope: 'health_metrics_and_measurements' },
   },
   {
     key: 'height',
     description: 'Body height',
-    fitDataType: 'com.google.height',
-    aggregateDataType: 'com.google.height.summary',
-    extraction: 'point',
     fields: summary(),
     unit: 'm',
     scope: 'body',
+    fit: { dataType: 'com.google.height', aggregateDataType: 'com.google.height.summary', extraction: 'point' },
     health: { dataType: 'height', scope: 'health_metrics_and_measurements', read: 'samples' },
   },
   {
     key: 'body_fat',
     description: 'Body fat percentage',
-    fitDataType: 'com.google.body.fat.percentage',
-    aggregateDataType: 'com.google.body.fat.percentage.summary',
-    extraction: 'point',
     fields: summary(),
     unit: '%',
     scope: 'body',
+    fit: { dataType: 'com.google.body.fat.percentage', aggregateDataType: 'com.google.body.fat.percentage.summary', extraction: 'point' },
     health: { dataType: 'body-fat', scope: 'health_metrics_and_measurements' },
   },
   {
     key: 'sleep',
     description: 'Sleep: minutes in each stage',
-    fitDataType: 'com.google.sleep.segment',
-    aggregateDataType: 'com.google.sleep.segment',
-    extraction: 'stage-minutes',
     fields: ['awake_min', 'sleep_min', 'out_of_bed_min', 'light_min', 'deep_min', 'rem_min'].map((name) => float(name)),
     unit: 'min',
     scope: 'sleep',
+    fit: { dataType: 'com.google.sleep.segment', aggregateDataType: 'com.google.sleep.segment', extraction: 'stage-minutes' },
     health: { dataType: 'sleep', scope: 'sleep', read: 'sessions' },
   },
   {
     key: 'activity',
     description: 'Minutes spent still, walking, running, cycling, sleeping or in other activities',
-    fitDataType: 'com.google.activity.segment',
-    aggregateDataType: 'com.google.activity.summary',
-    extraction: 'activity-minutes',
     fields: ['still_min', 'walking_min', 'running_min', 'cycling_min', 'sleeping_min', 'other_min'].map((name) => float(name)),
     unit: 'min',
     scope: 'activity',
+    fit: { dataType: 'com.google.activity.segment', aggregateDataType: 'com.google.activity.summary', extraction: 'activity-minutes' },
   },
   {
     key: 'speed',
     description: 'Speed: average, maximum and minimum per bucket',
-    fitDataType: 'com.google.speed',
-    aggregateDataType: 'com.google.speed.summary',
-    extraction: 'point',
     fields: summary(),
     unit: 'm/s',
     scope: 'location',
+    fit: { dataType: 'com.google.speed', aggregateDataType: 'com.google.speed.summary', extraction: 'point' },
   },
   {
     key: 'blood_pressure',
     description: 'Blood pressure: systolic and diastolic average, maximum and minimum',
-    fitDataType: 'com.google.blood_pressure',
-    aggregateDataType: 'com.google.blood_pressure.summary',
-    extraction: 'point',
     fields: [...summary('systolic_'), ...summary('diastolic_')],
     unit: 'mmHg',
     scope: 'blood_pressure',
+    fit: { dataType: 'com.google.blood_pressure', aggregateDataType: 'com.google.blood_pressure.summary', extraction: 'point' },
   },
   {
     key: 'oxygen_saturation',
     description: 'Blood oxygen saturation: average, maximum and minimum',
-    fitDataType: 'com.google.oxygen_saturation',
-    aggregateDataType: 'com.google.oxygen_saturation.summary',
-    extraction: 'point',
     fields: summary(),
     unit: '%',
     scope: 'oxygen_saturation',
+    fit: { dataType: 'com.google.oxygen_saturation', aggregateDataType: 'com.google.oxygen_saturation.summary', extraction: 'point' },
     health: { dataType: 'oxygen-saturation', scope: 'health_metrics_and_measurements', read: 'samples' },
   },
   {
     key: 'location',
     description: 'Bounding box of the places visited in a bucket (off unless the privacy policy enables it)',
-    fitDataType: 'com.google.location.sample',
-    aggregateDataType: 'com.google.location.bounding_box',
-    extraction: 'point',
     fields: [float('low_lat', 'min'), float('low_lng', 'min'), float('high_lat', 'max'), float('high_lng', 'max')],
     unit: 'deg',
     scope: 'location',
     sensitive: true,
+    fit: { dataType: 'com.google.location.sample', aggregateDataType: 'com.google.location.bounding_box', extraction: 'point' },
+  },
+  {
+    key: 'workouts',
+    description: 'Minutes of recorded workouts: walking or hiking, running, cycling, swimming, strength training and other',
+    fields: ['walking_min', 'running_min', 'cycling_min', 'swimming_min', 'strength_min', 'other_min'].map((name) => float(name)),
+    unit: 'min',
+    scope: 'activity',
+    health: { dataType: 'exercise', scope: 'activity_and_fitness', read: 'exercises' },
   },
 ] as const satisfies readonly DataTypeSpec[]
 
@@ -289,7 +297,7 @@ export type DataTypeKey = (typeof DATA_TYPES)[number]['key']
 export const DATA_TYPE_KEYS = DATA_TYPES.map((t) => t.key) as [DataTypeKey, ...DataTypeKey[]]
 
 const byKey = new Map<string, DataTypeSpec>(DATA_TYPES.map((t) => [t.key, t]))
-const byAggregateType = new Map<string, DataTypeSpec>(DATA_TYPES.map((t) => [t.aggregateDataType, t]))
+const byAggregateType = new Map<string, DataTypeSpec>(DATA_TYPES.flatMap((t: DataTypeSpec) => (t.fit === undefined ? [] : [[t.fit.aggregateDataType, t]])))
 
 export function dataType(key: DataTypeKey): DataTypeSpec {
   const spec = byKey.get(key)
@@ -303,13 +311,13 @@ export function dataTypeByAggregateType(aggregateDataType: string): DataTypeSpec
 
 /** Whether the type can be read from this API. */
 export function readableIn(key: DataTypeKey, api: GoogleDataApi): boolean {
-  return api === 'fit' || dataType(key).health !== undefined
+  return (api === 'fit' ? dataType(key).fit : dataType(key).health) !== undefined
 }
 
 /** The OAuth scope reading this type needs in this API (undefined: the API does not have the type). */
 export function scopeFor(key: DataTypeKey, api: GoogleDataApi): string | undefined {
   const spec = dataType(key)
-  if (api === 'fit') return `${FIT_SCOPE_PREFIX}${spec.scope}.read`
+  if (api === 'fit') return spec.fit === undefined ? undefined : `${FIT_SCOPE_PREFIX}${spec.scope}.read`
   return spec.health === undefined ? undefined : `${HEALTH_SCOPE_PREFIX}${spec.health.scope}.readonly`
 }
 

@@ -157,6 +157,24 @@ describe('planRelease: generalisation under the default policy', () => {
     expect(plan.contributions[0]!.buckets[0]!.values).toEqual({ avg: 81.37 })
   })
 
+  it('sends workouts to daily cohorts only, each person’s day summed and clamped to 8 hours a group', () => {
+    const zeros = { walking_min: 0, running_min: 0, cycling_min: 0, swimming_min: 0, strength_min: 0, other_min: 0 }
+    const plan = planRelease(
+      'user-abcdef123456',
+      [sample('workouts', t0, { ...zeros, running_min: 22.5 }), sample('workouts', t0 + HOUR, { ...zeros, running_min: 7.5, swimming_min: 40 })],
+      policy,
+      keys,
+    )
+    expect(plan.records).toEqual([])
+    expect(plan.contributions).toHaveLength(1)
+    expect(plan.contributions[0]).toMatchObject({ type: 'workouts', startMs: Date.UTC(2026, 10, 23), endMs: Date.UTC(2026, 10, 24), epsilon: 0.1 })
+    expect(plan.contributions[0]!.buckets.map((b) => b.values)).toEqual([
+      { ...zeros, running_min: 22.5 },
+      { ...zeros, running_min: 7.5, swimming_min: 40 },
+    ])
+    expect(policy.types.workouts).toMatchObject({ release: 'cohort', cohort: { fields: { running_min: { clamp: [0, 480], round: 5 } } } })
+  })
+
   it('bands values to their lower edge and bottom-codes below the first', () => {
     expect(bandFloor(73, [50, 70, 90])).toBe(70)
     expect(bandFloor(12, [50, 70, 90])).toBe(50)

@@ -58,8 +58,11 @@ export class GoogleFitClient {
   async aggregate(request: AggregateRequest): Promise<unknown> {
     const requestBody: fitness_v1.Schema$AggregateRequest = {
       aggregateBy: request.dataTypes.map((key) => {
-        const spec = dataType(key)
-        return spec.fitDataSourceId === undefined ? { dataTypeName: spec.fitDataType } : { dataSourceId: spec.fitDataSourceId }
+        const fit = dataType(key).fit
+        if (fit === undefined) {
+          throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the ${GOOGLE_DATA_API_NAMES.fit} has no ${key} data`, { permanent: true })
+        }
+        return fit.dataSourceId === undefined ? { dataTypeName: fit.dataType } : { dataSourceId: fit.dataSourceId }
       }),
       bucketByTime:
         localDayZone(request.bucketMs, request.timeZone) === undefined

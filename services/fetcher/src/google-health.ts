@@ -3,7 +3,7 @@ import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.j
 import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
 import type { SendToGoogle } from './google-requests.js'
-import { reduceReadings } from './normalize-health.js'
+import { LONGEST_WORKOUT_MS, reduceReadings } from './normalize-health.js'
 import { DAY_MS, localDayZone, splitWindow } from './windows.js'
 
 /** Google caps a roll-up's range at 14 days for these data types and at 90 days for the rest. */
@@ -13,7 +13,7 @@ const LONG_RANGE_MS = 90 * DAY_MS
 const MAX_PAGE_SIZE = 10_000
 /** Roll-up pages per range: more than its windows could fill. */
 const MAX_PAGES_PER_RANGE = 20
-/** Google lists at most 25 sleep sessions a page. */
+/** Google lists at most 25 sleep sessions or workouts a page. */
 const SESSION_PAGE_SIZE = 25
 /** 2,500 sessions in one window: far more than any person sleeps in the 90 days a window may cover. */
 const MAX_SESSION_PAGES = 100
@@ -26,6 +26,10 @@ const SAMPLE_PAGE_SIZE = 10_000
 const MAX_READINGS_PER_MINUTE = 2
 /** A sleep longer than a day is not one: a session with a segment in a window ends at most this long after it. */
 const LONGEST_SESSION_MS = DAY_MS
+/** A person's local time is at most 14 hours from UTC (UTC-12 to UTC+14). */
+const WIDEST_UTC_OFFSET_MS = 14 * 3_600_000
+/** More workouts a day than anyone records: an answer that keeps offering pages past that is not followed. */
+const MAX_WORKOUTS_PER_DAY = 50
 
 export interface GoogleHealthClientOptions {
   /** Root of the Health API, e.g. https://health.googleapis.com/ */
@@ -39,7 +43,8 @@ export interface GoogleHealthClientOptions {
 export interface HealthReadResult {
   /**
    * Per requested type, every page Google answered with: roll-ups as they came; for sleep, the
-   * sessions that end in the window or up to a day after it; for readings, each page already
+   * sessions that end in the window or up to a day after it; for workouts, those that start in it
+   * or up to a day before it (and some more, as Google filters them by local time); for readings, each page already
    * reduced to times and values (`ReadingsPage`).
    */
   readonly pages: ReadonlyMap<DataTypeKey, readonly unknown[]>
@@ -53,8 +58,8 @@ export interface HealthReadResult {
  * The Google Health API (v4), successor of the Fitness REST API, through the googleapis client.
  * Each data type is its own request, made side by side: `rollUp` over fixed windows of the bucket
  * size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their local days
- * (Google applies the time zone of their Health profile). Sleep, height and blood oxygen are not
- * rolled up by Google: their sessions or readings are listed, reconciled across the person's
+ * (Google applies the time zone of their Health profile). Sleep, workouts, height and blood oxygen
+ * are not rolled up by Google: their sessions or readings are listed, reconciled across the person's
  * devices and apps into one stream (`reconcile`, as Fit's merged sources and the roll-ups are), and
  * `normalizeHealth` puts them into buckets. A window longer than
  * Google allows for the type is read in parts, and every page is followed. googleapis' retries are
@@ -93,6 +98,16 @@ export class GoogleHealthClient {
       // Google filters sleep by when it ends; a session with a segment in the window ends at most a day after it.
       const filter = `${field}.interval.end_time >= "${iso(startMs)}" AND ${field}.interval.end_time < "${iso(endMs + LONGEST_SESSION_MS)}"`
       return this.followPages(`${key} sessions`, MAX_SESSION_PAGES, reconcile({ filter, pageSize: SESSION_PAGE_SIZE }))
+    }
+    if (source.read === 'exercises') {
+      // Google filters workouts only by their local start time, in whatever zone the person was in:
+      // the bounds take in every zone (UTC-12 to UTC+14), and workouts that started up to a day before
+      // the window, and normalizeHealth keeps what overlaps the window.
+      const from = civilLiteral(startMs - LONGEST_WORKOUT_MS - WIDEST_UTC_OFFSET_MS)
+      const before = civilLiteral(endMs + WIDEST_UTC_OFFSET_MS)
+      const filter = `${field}.interval.civil_start_time >= "${from}" AND ${field}.interval.civil_start_time < "${before}"`
+      const maxPages = 1 + Math.ceil(((endMs - startMs + LONGEST_WORKOUT_MS + 2 * WIDEST_UTC_OFFSET_MS) / DAY_MS) * (MAX_WORKOUTS_PER_DAY / SESSION_PAGE_SIZE))
+      return this.followPages(`${key} workouts`, maxPages, reconcile({ filter, pageSize: SESSION_PAGE_SIZE }))
     }
     if (source.read === 'samples') {
       const filter = `${field}.sample_time.physical_time >= "${iso(startMs)}" AND ${field}.sample_time.physical_time < "${iso(endMs)}"`
@@ -165,6 +180,9 @@ export class GoogleHealthClient {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString()
+
+/** An instant as a civil date-time literal (`YYYY-MM-DDTHH:mm:ss`), read as UTC's wall clock. */
+const civilLiteral = (ms: number): string => new Date(ms).toISOString().slice(0, 19)
 
 function civilDateTime(ms: number, timeZone: string): health_v4.Schema$CivilDateTime {
   const c = civilTime(ms, timeZone)

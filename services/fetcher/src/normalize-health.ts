@@ -1,4 +1,13 @@
-import { SLEEP_STAGE_FIELDS, UpstreamError, dataType, instantOf, type DataTypeKey, type FitnessSample, type TimeWindow } from '@fitstream/shared'
+import {
+  EXERCISE_GROUP_FIELDS,
+  SLEEP_STAGE_FIELDS,
+  UpstreamError,
+  dataType,
+  instantOf,
+  type DataTypeKey,
+  type FitnessSample,
+  type TimeWindow,
+} from '@fitstream/shared'
 import type { HealthReadResult } from './google-health.js'
 import { splitWindow } from './windows.js'
 import type { NormalizeResult } from './normalize.js'
@@ -66,6 +75,12 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
           reject,
         ),
       )
+      continue
+    }
+    if (dataType(key).health?.read === 'exercises') {
+      const workouts = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
+      buckets += workouts.length
+      samples.push(...exerciseSamples(key, workouts, windowBuckets, reject))
       continue
     }
     if (dataType(key).health?.read === 'sessions') {
@@ -184,6 +199,69 @@ function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets:
     const bucket = buckets[bucketIndex(buckets, startMs)]!
     return { type: key, startMs, endMs: bucket.endMs, values, unit: spec.unit, revision: 0 }
   })
+}
+
+/** A workout longer than a day is not one: the fetcher lists those that start up to a day before its window. */
+export const LONGEST_WORKOUT_MS = 86_400_000
+
+/**
+ * Minutes of workouts per bucket, by exercise group, from listed workouts. A workout's active time
+ * (its interval less pauses) is shared among the buckets it overlaps in proportion to the overlap,
+ * so a two-hour hike adds an hour to each of two hourly buckets, and the buckets of this window
+ * get their share whichever fetch reads the workout. Buckets without a workout have no sample. A
+ * workout listed twice (across pages) counts once; one that is malformed, longer than a day or
+ * whose active time exceeds its interval is set aside and counted.
+ */
+function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
+  const spec = dataType(key)
+  const minutes = new Map<number, Record<string, number>>()
+  const seen = new Set<string>()
+  const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
+  for (const raw of workouts) {
+    const workout = asObject(asObject(raw)?.[spec.health!.dataType])
+    const interval = workout === undefined ? undefined : span(asObject(workout.interval) ?? {})
+    const activeMs = workout?.activeDuration === undefined ? interval && interval.endMs - interval.startMs : duration(workout.activeDuration)
+    if (workout === undefined || interval === undefined || activeMs === undefined || typeof workout.exerciseType !== 'string') {
+      reject('malformed session')
+      continue
+    }
+    // Listed because it starts within a day of the window; nothing of it may lie in the window.
+    if (interval.startMs >= windowEnd || interval.endMs <= windowStart) continue
+    const lengthMs = interval.endMs - interval.startMs
+    if (lengthMs > LONGEST_WORKOUT_MS) {
+      reject('session longer than a day')
+      continue
+    }
+    if (activeMs > lengthMs) {
+      reject('active time outside session')
+      continue
+    }
+    const identity = identityOf(asObject(raw)!) ?? `${interval.startMs}-${interval.endMs}-${workout.exerciseType}`
+    if (seen.has(identity)) continue
+    seen.add(identity)
+    const field = EXERCISE_GROUP_FIELDS[workout.exerciseType] ?? 'other_min'
+    const first = bucketIndex(buckets, Math.max(interval.startMs, windowStart))
+    for (let i = first; i < buckets.length && buckets[i]!.startMs < interval.endMs; i++) {
+      const bucket = buckets[i]!
+      const overlapMs = Math.min(bucket.endMs, interval.endMs) - Math.max(bucket.startMs, interval.startMs)
+      const values = minutes.get(bucket.startMs) ?? Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
+      minutes.set(bucket.startMs, values)
+      values[field] = values[field]! + (overlapMs * activeMs) / lengthMs / 60_000
+    }
+  }
+  return [...minutes].map(([startMs, values]) => {
+    const bucket = buckets[bucketIndex(buckets, startMs)]!
+    return { type: key, startMs, endMs: bucket.endMs, values, unit: spec.unit, revision: 0 }
+  })
+}
+
+const DURATION = /^(\d{1,12})(?:\.(\d{1,9}))?s$/
+
+/** A google.protobuf.Duration in JSON ("1800s", "1800.5s") as ms; undefined when it is not one (or negative). */
+function duration(value: unknown): number | undefined {
+  const m = typeof value === 'string' ? DURATION.exec(value) : null
+  if (m === null) return undefined
+  return Number(m[1]) * 1_000 + Number(`0.${m[2] ?? '0'}`) * 1_000
 }
 
 /** A list, or left out (proto3 JSON leaves empty lists out). */

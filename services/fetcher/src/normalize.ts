@@ -5,6 +5,7 @@ import {
   dataType,
   type DataTypeKey,
   type DataTypeSpec,
+  type FitSource,
   type FitnessSample,
   type TimeWindow,
 } from '@fitstream/shared'
@@ -66,14 +67,16 @@ export function normalizeAggregate(response: unknown, dataTypes: readonly DataTy
       if (rawPoints === undefined) return // an empty bucket may omit the list
       if (!Array.isArray(rawPoints)) return reject('malformed dataset')
       const spec = dataType(key)
+      const fit = spec.fit
+      if (fit === undefined) return reject('unrequested dataset')
       const points: Point[] = []
       for (const raw of rawPoints) {
-        const point = readPoint(raw, spec, bucketStart, bucketEnd)
+        const point = readPoint(raw, fit, bucketStart, bucketEnd)
         if (typeof point === 'string') reject(point)
         else points.push(point)
       }
       if (points.length === 0) return
-      const values = extract(spec, points, reject)
+      const values = extract(spec, fit, points, reject)
       if (values === undefined) return
       samples.push({
         type: key,
@@ -89,10 +92,10 @@ export function normalizeAggregate(response: unknown, dataTypes: readonly DataTy
   return { samples, rejected, buckets: buckets.length }
 }
 
-function readPoint(raw: unknown, spec: DataTypeSpec, bucketStart: number, bucketEnd: number): Point | string {
+function readPoint(raw: unknown, fit: FitSource, bucketStart: number, bucketEnd: number): Point | string {
   if (raw === null || typeof raw !== 'object') return 'malformed point'
   const p = raw as { dataTypeName?: unknown; startTimeNanos?: unknown; endTimeNanos?: unknown; value?: unknown; originDataSourceId?: unknown }
-  if (p.dataTypeName !== spec.aggregateDataType) return 'unexpected data type'
+  if (p.dataTypeName !== fit.aggregateDataType) return 'unexpected data type'
   const startMs = int64(p.startTimeNanos, 1_000_000)
   const endMs = int64(p.endTimeNanos, 1_000_000)
   if (startMs === undefined || endMs === undefined) return 'malformed time'
@@ -102,8 +105,8 @@ function readPoint(raw: unknown, spec: DataTypeSpec, bucketStart: number, bucket
   return { startMs, endMs, value: p.value, origin: typeof p.originDataSourceId === 'string' ? p.originDataSourceId : undefined }
 }
 
-function extract(spec: DataTypeSpec, points: readonly Point[], reject: (reason: string) => void): Record<string, number> | undefined {
-  switch (spec.extraction) {
+function extract(spec: DataTypeSpec, fit: FitSource, points: readonly Point[], reject: (reason: string) => void): Record<string, number> | undefined {
+  switch (fit.extraction) {
     case 'point': {
       // One point per bucket: the first usable one counts, anything after it is surprising.
       let values: Record<string, number> | undefined

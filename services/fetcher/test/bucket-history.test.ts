@@ -67,6 +67,26 @@ describe('bucket history in Redis', () => {
     )
   })
 
+  it('reads the types a stored history names by index as they were when it was written, whatever types came later', () => {
+    const start = Date.UTC(2026, 10, 23, 10)
+    // One bucket each of the types at index 0, 10, 11, 13 and 14 when this format was made, written byte by byte.
+    const stored = Buffer.concat([
+      Buffer.from([0xf1]),
+      ...[0, 10, 11, 13, 14].map((index) => {
+        const bucket = Buffer.alloc(11)
+        bucket.writeUInt8(index, 0)
+        bucket.writeUInt8(1, 1) // one bucket
+        bucket.writeUInt32BE(start / 60_000, 2)
+        bucket.writeUInt8(2, 6) // revision
+        bucket.writeUInt32BE(0xdeadbeef + index, 7)
+        return bucket
+      }),
+    ])
+    const read = decodeHistory(stored)
+    expect([...read.keys()]).toEqual(['steps', 'activity', 'speed', 'oxygen_saturation', 'location'].map((type) => `${type}|${start}`))
+    expect(read.get(`speed|${start}`)).toEqual({ revision: 2, fingerprint: 0xdeadbeef + 11 })
+  })
+
   it('reads a cut-off value without throwing, keeping only whole buckets', () => {
     const packed = encodeHistory(dayOfHourlyBuckets())
     for (let length = 0; length < packed.length; length += 7) {

@@ -157,6 +157,7 @@ describe('normalizeHealth', () => {
       expect(() => normalizeHealth(result({ [spec.key]: [{}] }), window), spec.key).not.toThrow()
     }
     expect(() => normalizeHealth(result({ activity: [{}] }), window)).toThrow(/no activity data/)
+    expect(() => normalizeHealth(result({ workouts: [{ dataPoints: 'none' }] }), window)).toThrow(/reconcile response has no data point list/)
   })
 })
 
@@ -274,6 +275,96 @@ describe('normalizeHealth: sleep sessions', () => {
     ])
     expect(() => normalizeHealth(result({ sleep: [{ dataPoints: {} }] }), window)).toThrow(/reconcile response has no data point list/)
     expect(() => normalizeHealth(result({ sleep: ['<html>'] }), window)).toThrow(/reconcile response is not a JSON object/)
+  })
+})
+
+describe('normalizeHealth: workouts', () => {
+  const min = 60_000
+  const workout = (name: string, type: string, start: number, end: number, extra: Record<string, unknown> = {}) => ({
+    dataPointName: `users/1/dataTypes/exercise/dataPoints/${name}`,
+    exercise: { interval: { startTime: iso(start), endTime: iso(end) }, exerciseType: type, displayName: type, ...extra },
+  })
+  const zeros = { walking_min: 0, running_min: 0, cycling_min: 0, swimming_min: 0, strength_min: 0, other_min: 0 }
+  const read = (...pages: unknown[]) => normalizeHealth(result({ workouts: pages }), window)
+
+  it('shares each workout’s minutes among the buckets it overlaps, by exercise group, and leaves buckets without one out', () => {
+    // Window 10:00–13:00. A run 10:40–11:20, a hike 09:30–10:30 (its first half is another fetch's), a swim 12:50–13:30.
+    const { samples, rejected, buckets } = read({
+      dataPoints: [
+        workout('s', 'SWIMMING', t0 + 170 * min, t0 + 210 * min),
+        workout('r', 'RUNNING', t0 + 40 * min, t0 + 80 * min),
+        workout('h', 'HIKING', t0 - 30 * min, t0 + 30 * min),
+      ],
+    })
+    expect(rejected).toEqual({})
+    expect(buckets).toBe(3)
+    expect(samples).toEqual([
+      { type: 'workouts', startMs: t0, endMs: t0 + HOUR, values: { ...zeros, walking_min: 30, running_min: 20 }, unit: 'min', revision: 0 },
+      { type: 'workouts', startMs: t0 + HOUR, endMs: t0 + 2 * HOUR, values: { ...zeros, running_min: 20 }, unit: 'min', revision: 0 },
+      { type: 'workouts', startMs: t0 + 2 * HOUR, endMs: t0 + 3 * HOUR, values: { ...zeros, swimming_min: 10 }, unit: 'min', revision: 0 },
+    ])
+  })
+
+  it('counts only active time, shared evenly over the workout, and groups every exercise type', () => {
+    // 40 minutes of cycling with a 10-minute pause: 30 active minutes over 10:30–11:10.
+    const ride = workout('b', 'BIKING', t0 + 30 * min, t0 + 70 * min, { activeDuration: '1800s' })
+    const { samples, rejected } = read({
+      dataPoints: [
+        ride,
+        workout('w', 'WALKING', t0 + 2 * HOUR, t0 + 2 * HOUR + 5 * min, { activeDuration: '300.000s' }),
+        workout('l', 'WEIGHTLIFTING', t0 + 2 * HOUR + 5 * min, t0 + 2 * HOUR + 10 * min),
+        workout('t', 'STRENGTH_TRAINING', t0 + 2 * HOUR + 10 * min, t0 + 2 * HOUR + 15 * min),
+        workout('y', 'YOGA', t0 + 2 * HOUR + 15 * min, t0 + 2 * HOUR + 20 * min),
+        workout('u', 'ROCK_CLIMBING', t0 + 2 * HOUR + 20 * min, t0 + 2 * HOUR + 30 * min),
+      ],
+    })
+    expect(rejected).toEqual({})
+    expect(samples.map((s) => [s.startMs, s.values])).toEqual([
+      [t0, { ...zeros, cycling_min: 22.5 }],
+      [t0 + HOUR, { ...zeros, cycling_min: 7.5 }],
+      [t0 + 2 * HOUR, { ...zeros, walking_min: 5, strength_min: 10, other_min: 15 }],
+    ])
+  })
+
+  it('sets aside malformed and implausible workouts and counts one listed on two pages once, using the rest', () => {
+    const run = workout('r', 'RUNNING', t0, t0 + 20 * min)
+    const { samples, rejected } = read(
+      {
+        dataPoints: [
+          run,
+          workout('a', 'RUNNING', t0, t0 + 10 * min, { activeDuration: '15m' }),
+          workout('b', 'RUNNING', t0, t0 + 10 * min, { activeDuration: '900s' }), // longer than its interval
+          workout('c', 'BIKING', t0 - 2 * DAY, t0 + 10 * min), // longer than a day
+          { exercise: { interval: { startTime: iso(t0) }, exerciseType: 'RUNNING' } },
+          { exercise: { interval: { startTime: iso(t0), endTime: iso(t0 + min) } } },
+          { steps: {} },
+          7,
+        ],
+        nextPageToken: 'p2',
+      },
+      { dataPoints: [run] },
+    )
+    expect(rejected).toEqual({ 'malformed session': 5, 'active time outside session': 1, 'session longer than a day': 1 })
+    expect(samples.map((s) => s.values)).toEqual([{ ...zeros, running_min: 20 }])
+  })
+
+  it('passes over workouts wholly outside the window, which other fetches read', () => {
+    const { samples, rejected } = read({
+      dataPoints: [workout('e', 'RUNNING', t0 - HOUR, t0), workout('l', 'RUNNING', t0 + 3 * HOUR, t0 + 4 * HOUR)],
+    })
+    expect(rejected).toEqual({})
+    expect(samples).toEqual([])
+  })
+
+  it('buckets local days in the person’s time zone', () => {
+    const zone = 'Asia/Tokyo'
+    const midnight = Date.UTC(2026, 10, 22, 15) // 00:00 on 23 November in Tokyo (UTC+9)
+    const late = workout('n', 'RUNNING', midnight - 10 * min, midnight + 20 * min)
+    const { samples } = normalizeHealth(result({ workouts: [{ dataPoints: [late] }] }, true), { startMs: midnight - DAY, endMs: midnight + DAY }, zone)
+    expect(samples.map((s) => [s.startMs, s.endMs, s.values.running_min])).toEqual([
+      [midnight - DAY, midnight, 10],
+      [midnight, midnight + DAY, 20],
+    ])
   })
 })
 

@@ -32,7 +32,7 @@ export const CONSENT_GROUP_NAMES = CONSENT_GROUPS.map((g) => g.group)
 
 /** How a group reads where the Health API has less of it than Fit. */
 const HEALTH_DESCRIPTIONS: Partial<Record<ScopeGroup, string>> = {
-  activity: 'steps, calories burned, active minutes and heart points',
+  activity: 'steps, calories burned, active minutes, heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training)',
 }
 
 /** The groups offered when grants are for this API: each with the types the API has, empty groups left out. */

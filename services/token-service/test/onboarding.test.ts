@@ -292,6 +292,7 @@ describe('a deployment moved to the Google Health API', () => {
     expect(page.body).toContain('value="sleep"')
     expect(page.body).not.toContain('value="blood_pressure"')
     expect(page.body).toContain('weight, height and body fat<')
+    expect(page.body).toContain('heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training)<')
     expect(page.body).toContain('value="oxygen_saturation"')
     const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep', 'blood_pressure'], health)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
@@ -303,8 +304,8 @@ describe('a deployment moved to the Google Health API', () => {
     const { id } = await connectedUser(['activity', 'heart_rate'], undefined, health)
     const user = await getUser(id)
     expect(user).toMatchObject({ dataApi: 'health', state: 'active' })
-    // Fit's activity segments have no Health API roll-up; the rest of the activity group does.
-    expect([...user.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
+    // Fit's activity segments have no Health API counterpart; the rest of the activity group does, and workouts join it.
+    expect([...user.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps', 'workouts'])
     expect([...user.scopes].sort()).toEqual([`${HEALTH}activity_and_fitness.readonly`, `${HEALTH}health_metrics_and_measurements.readonly`])
   })
 
@@ -342,7 +343,8 @@ describe('a deployment moved to the Google Health API', () => {
     expect(await callback(browser, await consent(authorize, { account }), health)).toMatchObject({ headers: { location: '/account?notice=reconnected' } })
     const moved = await getUser(id)
     expect(moved).toMatchObject({ id, dataApi: 'health', state: 'active' })
-    expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'steps'])
+    // Activity segments end with Fit; the workouts the Activity choice names on the Health API take their place.
+    expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'steps', 'workouts'])
     const after = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(after.body).not.toContain('Move to Google Health.')
     expect([...(await listUsers('dataApi=fit')).keys()]).not.toContain(id)

@@ -1,9 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Contract, JsonRpcProvider } from 'ethers'
 import type { ServiceProcess } from '@fitstream/devstack'
 import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
 import { buyOnLocalHub } from '@fitstream/streamr-local'
 import { PublisherHarness, cohorts, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+
+const HAS_PERMISSION = 'function hasPermission(string streamId, address user, uint8 permissionType) view returns (bool)'
+/** The StreamRegistry's PermissionType: Edit, Delete, Publish, Subscribe, Grant. */
+const SUBSCRIBE = 3
+const PERMISSIONS_OF =
+  'function getDirectPermissionsForUser(string streamId, address user) view returns ((bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant))'
 
 /**
  * Selling on the Hub, on a local chain with the Hub contracts deployed: the seller provisions and
@@ -100,15 +107,29 @@ describe('the Hub', () => {
     await harness.cli(['streams', 'provision', '--types', 'workouts'])
     const added = JSON.parse((await harness.cli(['hub', 'add-streams', '--types', 'workouts', '--project-id', projectId, '--json'])).stdout) as {
       added: string[]
-      subscribersGranted: string[]
+      subscribersGranted: Record<string, string[]>
     }
-    expect(added).toMatchObject({ added: [harness.streamId('workouts'), harness.streamId('workouts', true)], subscribersGranted: [harness.buyer.address] })
+    const workoutStreams = [harness.streamId('workouts'), harness.streamId('workouts', true)]
+    expect(added).toMatchObject({ added: workoutStreams, subscribersGranted: Object.fromEntries(workoutStreams.map((s) => [s, [harness.buyer.address]])) })
     expect((await harness.cli(['hub', 'add-streams', '--types', 'workouts', '--project-id', projectId])).stdout).toContain('nothing changed')
     const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
       streams: string[]
       minimumSubscriptionSeconds: number
       payment: { pricePerSecond: string }[]
       metadata: { name: string; fitstream: { dataTypes: { key: string; values: string[] }[] } }
+      subscribers: { address: string; endsAt: string }[]
+    }
+    // The buyer holds the new streams until their subscription ends, not for ever.
+    const provider = new JsonRpcProvider(harness.network.rpcUrl, harness.network.chainId, { staticNetwork: true })
+    try {
+      const registry = new Contract(harness.network.streamRegistryAddress, [PERMISSIONS_OF], provider)
+      const subscribeUntil = async (streamId: string) =>
+        Number(((await registry.getFunction('getDirectPermissionsForUser')(streamId, harness.buyer.address)) as bigint[])[3])
+      const endsAt = Date.parse(status.subscribers.find((s) => s.address === harness.buyer.address)!.endsAt) / 1000
+      expect(endsAt).toBeGreaterThan(Date.now() / 1000)
+      for (const streamId of workoutStreams) expect(await subscribeUntil(streamId)).toBe(endsAt)
+    } finally {
+      provider.destroy()
     }
     expect(status).toMatchObject({
       streams: [harness.streamId('steps'), harness.streamId('steps', true), ...added.added],
@@ -126,4 +147,44 @@ describe('the Hub', () => {
     await buyer.waitFor(() => keysOf(job).every((key) => deliveries(buyer).has(key)), 60_000)
     expect(buyer.messages[0]?.content).toMatchObject({ schema: expect.stringMatching(/^fitstream\.cohorts/), type: 'workouts' })
   }, 180_000)
+
+  it('cuts off a buyer whose subscription is over, where the registry gave SUBSCRIBE with no end', async () => {
+    const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
+      streams: string[]
+      subscribers: { address: string; endsAt: string }[]
+    }
+    const endsAt = Date.parse(status.subscribers[0]!.endsAt) / 1000
+    const provider = new JsonRpcProvider(harness.network.rpcUrl, harness.network.chainId, { staticNetwork: true })
+    try {
+      const registry = new Contract(harness.network.streamRegistryAddress, [PERMISSIONS_OF, HAS_PERMISSION], provider)
+      const subscribeUntil = async (streamId: string) =>
+        ((await registry.getFunction('getDirectPermissionsForUser')(streamId, harness.buyer.address)) as bigint[])[3]
+      const canSubscribe = (streamId: string) => registry.getFunction('hasPermission')(streamId, harness.buyer.address, SUBSCRIBE) as Promise<boolean>
+      // Bought through the Hub: no end on the stream itself.
+      expect(await subscribeUntil(harness.streamId('steps'))).toBe(2n ** 256n - 1n)
+      // While the subscription runs, nothing changes.
+      expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
+
+      // An hour and a minute later the subscription is over, but the permission is not.
+      await provider.send('evm_increaseTime', [3_660])
+      await provider.send('evm_mine', [])
+      expect(await canSubscribe(harness.streamId('steps'))).toBe(true)
+      const synced = JSON.parse((await harness.cli(['hub', 'sync-access', '--project-id', projectId, '--json'])).stdout) as {
+        granted: Record<string, string[]>
+        ended: Record<string, string[]>
+      }
+      expect(synced.granted).toEqual({})
+      // The streams bought through the Hub; the workouts streams added since already end with the subscription.
+      const bought = [harness.streamId('steps'), harness.streamId('steps', true)]
+      expect(synced.ended).toEqual(Object.fromEntries(bought.map((streamId) => [streamId, [harness.buyer.address]])))
+      for (const streamId of status.streams) {
+        // The registry drops a permission that has run out altogether: its end reads 0 then.
+        expect(await subscribeUntil(streamId)).toBeLessThanOrEqual(BigInt(endsAt))
+        expect(await canSubscribe(streamId)).toBe(false)
+      }
+      expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
+    } finally {
+      provider.destroy()
+    }
+  }, 120_000)
 })

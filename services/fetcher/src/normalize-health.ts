@@ -201,16 +201,22 @@ function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets:
   })
 }
 
-/** A workout longer than a day is not one: the fetcher lists those that start up to a day before its window. */
+/**
+ * The longest workout counted: the fetcher lists those that start up to this long before its
+ * window, so a longer one would be counted by some fetches of its buckets and not by others.
+ */
 export const LONGEST_WORKOUT_MS = 86_400_000
+/** Google rounds a workout's active duration: this much more than its interval is taken as all of it. */
+const ACTIVE_TIME_ROUNDING_MS = 1_000
 
 /**
  * Minutes of workouts per bucket, by exercise group, from listed workouts. A workout's active time
  * (its interval less pauses) is shared among the buckets it overlaps in proportion to the overlap,
  * so a two-hour hike adds an hour to each of two hourly buckets, and the buckets of this window
  * get their share whichever fetch reads the workout. Buckets without a workout have no sample. A
- * workout listed twice (across pages) counts once; one that is malformed, longer than a day or
- * whose active time exceeds its interval is set aside and counted.
+ * workout listed twice (across pages) counts once. One that is malformed, or whose active time
+ * exceeds its interval by more than rounding, is set aside and counted; one longer than a day (a
+ * recording left running, say) is passed over, as every fetch of its buckets passes it over.
  */
 function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
   const spec = dataType(key)
@@ -228,25 +234,23 @@ function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets
     // Listed because it starts within a day of the window; nothing of it may lie in the window.
     if (interval.startMs >= windowEnd || interval.endMs <= windowStart) continue
     const lengthMs = interval.endMs - interval.startMs
-    if (lengthMs > LONGEST_WORKOUT_MS) {
-      reject('session longer than a day')
-      continue
-    }
-    if (activeMs > lengthMs) {
+    if (lengthMs > LONGEST_WORKOUT_MS) continue
+    if (activeMs > lengthMs + ACTIVE_TIME_ROUNDING_MS) {
       reject('active time outside session')
       continue
     }
     const identity = identityOf(asObject(raw)!) ?? `${interval.startMs}-${interval.endMs}-${workout.exerciseType}`
     if (seen.has(identity)) continue
     seen.add(identity)
-    const field = EXERCISE_GROUP_FIELDS[workout.exerciseType] ?? 'other_min'
+    const field = EXERCISE_GROUP_FIELDS.get(workout.exerciseType) ?? 'other_min'
+    const activeShare = Math.min(activeMs, lengthMs) / lengthMs
     const first = bucketIndex(buckets, Math.max(interval.startMs, windowStart))
     for (let i = first; i < buckets.length && buckets[i]!.startMs < interval.endMs; i++) {
       const bucket = buckets[i]!
       const overlapMs = Math.min(bucket.endMs, interval.endMs) - Math.max(bucket.startMs, interval.startMs)
       const values = minutes.get(bucket.startMs) ?? Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
       minutes.set(bucket.startMs, values)
-      values[field] = values[field]! + (overlapMs * activeMs) / lengthMs / 60_000
+      values[field] = values[field]! + (overlapMs * activeShare) / 60_000
     }
   }
   return [...minutes].map(([startMs, values]) => {

@@ -334,7 +334,8 @@ describe('normalizeHealth: workouts', () => {
           run,
           workout('a', 'RUNNING', t0, t0 + 10 * min, { activeDuration: '15m' }),
           workout('b', 'RUNNING', t0, t0 + 10 * min, { activeDuration: '900s' }), // longer than its interval
-          workout('c', 'BIKING', t0 - 2 * DAY, t0 + 10 * min), // longer than a day
+          workout('o', 'constructor', t0 + 20 * min, t0 + 30 * min, { activeDuration: '600.5s' }), // rounded up: all of it, as other
+          workout('c', 'BIKING', t0 - 2 * DAY, t0 + 10 * min), // longer than a day: passed over, not an error
           { exercise: { interval: { startTime: iso(t0) }, exerciseType: 'RUNNING' } },
           { exercise: { interval: { startTime: iso(t0), endTime: iso(t0 + min) } } },
           { steps: {} },
@@ -344,8 +345,15 @@ describe('normalizeHealth: workouts', () => {
       },
       { dataPoints: [run] },
     )
-    expect(rejected).toEqual({ 'malformed session': 5, 'active time outside session': 1, 'session longer than a day': 1 })
-    expect(samples.map((s) => s.values)).toEqual([{ ...zeros, running_min: 20 }])
+    expect(rejected).toEqual({ 'malformed session': 5, 'active time outside session': 1 })
+    expect(samples.map((s) => s.values)).toEqual([{ ...zeros, running_min: 20, other_min: 10 }])
+  })
+
+  it('passes over a workout longer than a day without calling the answer unusable, even when it is all there is', () => {
+    const { samples, rejected, buckets } = read({ dataPoints: [workout('left-running', 'HIKING', t0 - DAY, t0 + 30 * min)] })
+    expect(rejected).toEqual({})
+    expect(samples).toEqual([])
+    expect(buckets).toBe(1)
   })
 
   it('passes over workouts wholly outside the window, which other fetches read', () => {

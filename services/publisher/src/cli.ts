@@ -22,7 +22,9 @@ Commands:
                         SUBSCRIBE stays non-public. Idempotent: a second run changes nothing.
   hub create-project    list the streams as a Hub project (ProjectRegistryV1); prints its id
   hub add-streams       list the streams of more data types in an existing project (e.g. workouts),
-                        keeping its price; buyers whose subscription is running get them too
+                        keeping its price; buyers whose subscription is running get them until it ends
+  hub sync-access       make every buyer's SUBSCRIBE on the project's streams end when their
+                        subscription does (cuts off those whose subscription is over); run it daily
   hub status            a project's streams, price and subscribers
   hub grant             give an address a subscription without payment (trials, partners)
 
@@ -48,7 +50,7 @@ Options (hub add-streams):
   --types a,b,c          the data types to add (required); --no-cohorts as above
   --project-id, --name, --from-block, --block-range as for hub status
 
-Options (hub status / hub grant):
+Options (hub status / hub grant / hub sync-access):
   --project-id 0x…       the project (or --name to derive it as create-project does)
   --from-block N         where to start looking for subscribers (default 0; on Polygon use the
                          block create-project printed)
@@ -100,6 +102,7 @@ async function main(): Promise<number> {
     'streams provision': provision,
     'hub create-project': createProject,
     'hub add-streams': addStreams,
+    'hub sync-access': syncAccess,
     'hub status': status,
     'hub grant': grant,
   }
@@ -188,41 +191,48 @@ async function addStreams(config: PublisherConfig, values: Values): Promise<void
   const streams = streamsOf((config.STREAMR_STREAM_OWNER ?? seller).toLowerCase(), config, added, values)
   const id = projectId(config, values)
   const client = createStreamrClient(config)
-  const hub = new Hub(hubEnvironment(config), config.STREAMR_PRIVATE_KEY)
   try {
     await checkListable(client, seller, streams)
+  } finally {
+    await client.destroy()
+  }
+  const hub = new Hub(hubEnvironment(config), config.STREAMR_PRIVATE_KEY)
+  try {
     const result = await hub.addStreams(id, streams, (current) => withDataTypes(current, added))
-    // The registry grants a buyer SUBSCRIBE on the streams listed when they buy: those whose
-    // subscription is running get the new streams now, as they would had they bought after.
-    let granted: string[] = []
-    if (result.added.length > 0) {
-      const { subscribers } = await hub.status(id, {
-        fromBlock: integer(values['from-block'], '--from-block', 0, 0, Number.MAX_SAFE_INTEGER),
-        blockRange: integer(values['block-range'], '--block-range', 10_000, 1, 1_000_000),
-      })
-      granted = subscribers.filter((s) => s.valid).map((s) => s.address)
-      for (const streamId of granted.length === 0 ? [] : result.added) {
-        say(`granting SUBSCRIBE on ${streamId} to ${granted.length} subscriber(s)`)
-        await client.grantPermissions(streamId, ...granted.map((userId) => ({ userId, permissions: [StreamPermission.SUBSCRIBE] })))
-      }
-    }
-    if (values.json === true) print(JSON.stringify({ ...result, subscribersGranted: granted }))
-    else if (result.added.length === 0) print(`project ${id} already lists these streams: nothing changed`)
+    // Checked on every run, not only when streams were added: a run cut off after listing them
+    // still gives them to the buyers when it is run again.
+    const shared = await hub.alignSubscriptions(id, streams, logRange(values))
+    const buyers = new Set(Object.values(shared.granted).flat())
+    if (values.json === true) print(JSON.stringify({ ...result, subscribersGranted: shared.granted }))
+    else if (result.added.length === 0 && buyers.size === 0) print(`project ${id} already lists these streams and its buyers hold them: nothing changed`)
     else
-      print(`project ${id}: ${result.added.length} streams added (transaction ${result.transactionHash}); ${granted.length} running subscription(s) given them`)
+      print(
+        `project ${id}: ${result.added.length} streams added${result.transactionHash === undefined ? '' : ` (transaction ${result.transactionHash})`}; ` +
+          `${buyers.size} buyer(s) given them until their subscription ends`,
+      )
   } finally {
     hub.destroy()
-    await client.destroy()
+  }
+}
+
+async function syncAccess(config: PublisherConfig, values: Values): Promise<void> {
+  const hub = new Hub(hubEnvironment(config), config.STREAMR_PRIVATE_KEY)
+  try {
+    const id = projectId(config, values)
+    const result = await hub.alignSubscriptions(id, await hub.listedStreams(id), logRange(values))
+    const count = (byStream: Record<string, string[]>) => new Set(Object.values(byStream).flat()).size
+    if (values.json === true) print(JSON.stringify({ projectId: id, ...result }))
+    else if (result.transactionHashes.length === 0) print(`every buyer of project ${id} holds its streams until their subscription ends: nothing changed`)
+    else print(`project ${id}: ${count(result.granted)} running subscription(s) given the streams, ${count(result.ended)} ended ones cut off`)
+  } finally {
+    hub.destroy()
   }
 }
 
 async function status(config: PublisherConfig, values: Values): Promise<void> {
   const hub = new Hub(hubEnvironment(config), config.STREAMR_PRIVATE_KEY)
   try {
-    const report = await hub.status(projectId(config, values), {
-      fromBlock: integer(values['from-block'], '--from-block', 0, 0, Number.MAX_SAFE_INTEGER),
-      blockRange: integer(values['block-range'], '--block-range', 10_000, 1, 1_000_000),
-    })
+    const report = await hub.status(projectId(config, values), logRange(values))
     if (values.json === true) {
       print(JSON.stringify(report))
       return
@@ -273,6 +283,14 @@ async function checkListable(client: StreamrClient, seller: string, streams: rea
     if (!(await client.hasPermission({ streamId, userId: seller, permission: StreamPermission.GRANT, allowPublic: false }))) {
       throw new Error(`${seller} has no GRANT permission on ${streamId}, which listing it on the Hub needs`)
     }
+  }
+}
+
+/** Where to look for a project's subscribers in the registry's logs: --from-block and --block-range. */
+function logRange(values: Values): { fromBlock: number; blockRange: number } {
+  return {
+    fromBlock: integer(values['from-block'], '--from-block', 0, 0, Number.MAX_SAFE_INTEGER),
+    blockRange: integer(values['block-range'], '--block-range', 10_000, 1, 1_000_000),
   }
 }
 

@@ -1,5 +1,5 @@
 import { config as streamrConfig } from '@streamr/config'
-import { Contract, JsonRpcProvider, Wallet, formatUnits, getAddress, id as keccakText, isHexString, parseUnits, type Log } from 'ethers'
+import { Contract, JsonRpcProvider, NonceManager, Wallet, formatUnits, getAddress, id as keccakText, isHexString, parseUnits, type Log } from 'ethers'
 import type { PublisherConfig } from './config.js'
 
 /**
@@ -19,11 +19,18 @@ const PROJECT_REGISTRY_ABI = [
   'event SubscriptionExtended(bytes32 indexed projectId, address indexed subscriber, uint256 endTimestamp)',
 ]
 const ERC20_ABI = ['function decimals() view returns (uint8)', 'function symbol() view returns (string)']
+/** The StreamRegistry's batch permission calls, for the streams a project gains after people bought it. */
+const STREAM_REGISTRY_ABI = [
+  'function getDirectPermissionsForUser(string streamId, address user) view returns ((bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant) permission)',
+  'function setPermissions(string streamId, address[] users, (bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant)[] permissions)',
+]
 
 export interface HubEnvironment {
   readonly rpcUrl: string
   readonly chainId: number
   readonly projectRegistryAddress: string
+  /** The StreamRegistry the streams are on. */
+  readonly streamRegistryAddress: string
   /** Where buyers pay; shown to the seller, not needed to list. */
   readonly marketplaceAddress: string | undefined
   /** The environment's DATA token, the default payment token. */
@@ -35,12 +42,15 @@ export function hubEnvironment(config: PublisherConfig): HubEnvironment {
   const chain = streamrConfig[config.STREAMR_ENVIRONMENT]
   const projectRegistryAddress = config.HUB_PROJECT_REGISTRY_ADDRESS ?? chain.contracts.ProjectRegistryV1
   const rpcUrl = config.STREAMR_RPC_URL ?? chain.rpcEndpoints[0]?.url
+  const streamRegistryAddress = config.STREAMR_STREAM_REGISTRY_ADDRESS ?? chain.contracts.StreamRegistry
   if (projectRegistryAddress === undefined) throw new Error(`no ProjectRegistryV1 is known for ${config.STREAMR_ENVIRONMENT}: set HUB_PROJECT_REGISTRY_ADDRESS`)
+  if (streamRegistryAddress === undefined) throw new Error(`no StreamRegistry is known for ${config.STREAMR_ENVIRONMENT}: set STREAMR_STREAM_REGISTRY_ADDRESS`)
   if (rpcUrl === undefined) throw new Error(`no RPC endpoint is known for ${config.STREAMR_ENVIRONMENT}: set STREAMR_RPC_URL`)
   return {
     rpcUrl,
     chainId: config.STREAMR_CHAIN_ID ?? chain.id,
     projectRegistryAddress,
+    streamRegistryAddress,
     marketplaceAddress: config.HUB_MARKETPLACE_ADDRESS ?? chain.contracts.MarketplaceV4,
     dataTokenAddress: chain.contracts.DATA,
   }
@@ -86,6 +96,14 @@ export interface ProjectStatus {
   readonly subscribers: { address: string; valid: boolean; endsAt: string }[]
 }
 
+export interface SubscriptionAlignment {
+  /** Per stream, the buyers with a running subscription given SUBSCRIBE on it (or a later end to it). */
+  readonly granted: Record<string, string[]>
+  /** Per stream, the buyers whose subscription is over and whose SUBSCRIBE on it now ends with it. */
+  readonly ended: Record<string, string[]>
+  readonly transactionHashes: string[]
+}
+
 export class Hub {
   private readonly provider: JsonRpcProvider
   private readonly registry: Contract
@@ -95,7 +113,9 @@ export class Hub {
     privateKey: string,
   ) {
     this.provider = new JsonRpcProvider(env.rpcUrl, env.chainId, { staticNetwork: true, pollingInterval: 1_000 })
-    const wallet = new Wallet(privateKey.startsWith('0x') ? privateKey : `0x${privateKey}`, this.provider)
+    // One nonce counter for every contract sent to: transactions sent one after another would
+    // otherwise ask for the account's nonce again within the provider's cache time and get the same.
+    const wallet = new NonceManager(new Wallet(privateKey.startsWith('0x') ? privateKey : `0x${privateKey}`, this.provider))
     this.registry = new Contract(env.projectRegistryAddress, PROJECT_REGISTRY_ABI, wallet)
   }
 
@@ -179,6 +199,48 @@ export class Hub {
     )) as { hash: string; wait(): Promise<unknown> }
     await tx.wait()
     return { projectId, added, transactionHash: tx.hash }
+  }
+
+  /** The streams a project lists. */
+  async listedStreams(projectId: string): Promise<string[]> {
+    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
+    const [, , , streams] = await this.call<[unknown, unknown, unknown, string[]]>('getProject', projectId, [this.env.chainId])
+    return [...streams]
+  }
+
+  /**
+   * Makes every buyer's SUBSCRIBE on these streams last exactly until their subscription ends:
+   * a buyer whose subscription is running gets it (so streams added after they bought reach them),
+   * and one whose subscription is over loses it, where the registry had given it with no end.
+   * Whatever else a buyer holds on a stream is kept, and so is a later end for a running buyer.
+   * One setPermissions transaction per stream that needs a change; run again, it sends nothing.
+   * The sender needs GRANT on the streams.
+   */
+  async alignSubscriptions(projectId: string, streams: readonly string[], options: { fromBlock: number; blockRange: number }): Promise<SubscriptionAlignment> {
+    const subscribers = await this.subscribers(projectId, options)
+    const registry = new Contract(this.env.streamRegistryAddress, STREAM_REGISTRY_ABI, this.registry.runner)
+    const granted: Record<string, string[]> = {}
+    const ended: Record<string, string[]> = {}
+    const transactionHashes: string[] = []
+    for (const streamId of streams) {
+      const users: string[] = []
+      const permissions: [boolean, boolean, bigint, bigint, boolean][] = []
+      for (const { address, valid, endsAt } of subscribers) {
+        const end = BigInt(Date.parse(endsAt) / 1000)
+        const [canEdit, canDelete, publishExpiration, subscribeExpiration, canGrant] = (await registry
+          .getFunction('getDirectPermissionsForUser')
+          .staticCall(streamId, address)) as [boolean, boolean, bigint, bigint, boolean]
+        if (valid ? subscribeExpiration >= end : subscribeExpiration <= end) continue
+        users.push(address)
+        permissions.push([canEdit, canDelete, publishExpiration, end, canGrant])
+        ;(valid ? granted : ended)[streamId] = [...((valid ? granted : ended)[streamId] ?? []), address]
+      }
+      if (users.length === 0) continue
+      const tx = (await registry.getFunction('setPermissions')(streamId, users, permissions)) as { hash: string; wait(): Promise<unknown> }
+      await tx.wait()
+      transactionHashes.push(tx.hash)
+    }
+    return { granted, ended, transactionHashes }
   }
 
   /** Gives `subscriber` access without payment (the project's owner only): for trials and partners. */

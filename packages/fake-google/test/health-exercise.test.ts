@@ -19,6 +19,7 @@ import {
   RECONCILE_METHOD,
   badRequestDetails,
   expectInvalidFilter,
+  expectSessionPaging,
   expectUnavailable,
   failure,
   iso,
@@ -233,21 +234,7 @@ describe('exercise sessions', () => {
     const filter = civilStartBetween(utcDate(FIRST_DAY), utcDate(FIRST_DAY + 20 * DAY))
     const expected = healthExerciseSessions(google.user.seed, FIRST_DAY, FIRST_DAY + 20 * DAY, NOW)
     expect(expected).toHaveLength(47)
-    for (let i = 1; i < expected.length; i++) expect(expected[i]!.startMs).toBeLessThan(expected[i - 1]!.startMs)
-    for (const pageSize of [1, 2, 7, 24, 25]) {
-      const pages = await listAll({ filter, pageSize })
-      expect(pages.map((p) => p.dataPoints?.length ?? 0)).toEqual(
-        Array.from({ length: Math.ceil(47 / pageSize) }, (_, i) => Math.min(pageSize, 47 - i * pageSize)),
-      )
-      expect(sessionsOf(pages)).toEqual(expected)
-    }
-    for (const pageSize of [undefined, 0, 26, 10_000]) {
-      const pages = await listAll({ filter, ...(pageSize === undefined ? {} : { pageSize }) })
-      expect(pages.map((p) => p.dataPoints?.length)).toEqual([25, 22])
-      expect(sessionsOf(pages)).toEqual(expected)
-    }
-    const names = (await listAll({ filter })).flatMap((p) => p.dataPoints!.map((d) => d.name))
-    expect(new Set(names).size).toBe(47)
+    await expectSessionPaging(listAll, filter, expected, sessionsOf, [1, 2, 7, 24, 25])
   })
 
   it('lists from the latest arrived run when no filter is given, and a page token continues it', async () => {

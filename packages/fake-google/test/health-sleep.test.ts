@@ -11,6 +11,7 @@ import {
   badRequestDetails,
   expectDelayed,
   expectInvalidFilter,
+  expectSessionPaging,
   expectRateLimited,
   expectUnavailable,
   failure,
@@ -178,21 +179,13 @@ describe('sleep sessions', () => {
     const filter = endBetween(FIRST_DAY, FIRST_DAY + 40 * DAY)
     const expected = healthSleepSessions(google.user.seed, FIRST_DAY, FIRST_DAY + 40 * DAY, NOW)
     expect(expected).toHaveLength(40)
-    for (let i = 1; i < expected.length; i++) expect(expected[i]!.startMs).toBeLessThan(expected[i - 1]!.startMs)
-    for (let pageSize = 1; pageSize <= 25; pageSize++) {
-      const pages = await listAll({ filter, pageSize })
-      expect(pages.map((p) => p.dataPoints?.length ?? 0)).toEqual(
-        Array.from({ length: Math.ceil(40 / pageSize) }, (_, i) => Math.min(pageSize, 40 - i * pageSize)),
-      )
-      expect(sessionsOf(pages)).toEqual(expected)
-    }
-    for (const pageSize of [undefined, 0, 26, 10_000]) {
-      const pages = await listAll({ filter, ...(pageSize === undefined ? {} : { pageSize }) })
-      expect(pages.map((p) => p.dataPoints?.length)).toEqual([25, 15])
-      expect(sessionsOf(pages)).toEqual(expected)
-    }
-    const names = (await listAll({ filter })).flatMap((p) => p.dataPoints!.map((d) => d.name))
-    expect(new Set(names).size).toBe(40)
+    await expectSessionPaging(
+      listAll,
+      filter,
+      expected,
+      sessionsOf,
+      Array.from({ length: 25 }, (_, i) => i + 1),
+    )
   })
 
   it('lists from the latest arrived night when no filter is given', async () => {

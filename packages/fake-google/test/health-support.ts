@@ -261,3 +261,33 @@ export async function expectDelayed(fake: FakeGoogle, call: () => Promise<unknow
     fake.setLatency(0)
   }
 }
+
+/**
+ * Checks that a session list pages latest first through `expected` (already in the list's order)
+ * exactly once at each of `pageSizes`, and that a page size left out, 0 or above 25 is served 25
+ * to a page. `listAll` follows every page of a listing; `read` turns its pages into sessions.
+ */
+export async function expectSessionPaging<P extends { dataPoints?: { name?: string | null }[] }, S extends { startMs: number }>(
+  listAll: (params: ListParams) => Promise<P[]>,
+  filter: string,
+  expected: readonly S[],
+  read: (pages: P[]) => S[],
+  pageSizes: readonly number[],
+): Promise<void> {
+  const total = expected.length
+  for (let i = 1; i < total; i++) expect(expected[i]!.startMs).toBeLessThan(expected[i - 1]!.startMs)
+  for (const pageSize of pageSizes) {
+    const pages = await listAll({ filter, pageSize })
+    expect(pages.map((p) => p.dataPoints?.length ?? 0)).toEqual(
+      Array.from({ length: Math.ceil(total / pageSize) }, (_, i) => Math.min(pageSize, total - i * pageSize)),
+    )
+    expect(read(pages)).toEqual(expected)
+  }
+  for (const pageSize of [undefined, 0, 26, 10_000]) {
+    const pages = await listAll({ filter, ...(pageSize === undefined ? {} : { pageSize }) })
+    expect(pages.map((p) => p.dataPoints?.length)).toEqual(Array.from({ length: Math.ceil(total / 25) }, (_, i) => Math.min(25, total - i * 25)))
+    expect(read(pages)).toEqual(expected)
+  }
+  const names = (await listAll({ filter })).flatMap((p) => (p.dataPoints ?? []).map((d) => d.name))
+  expect(new Set(names).size).toBe(total)
+}

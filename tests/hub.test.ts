@@ -107,10 +107,13 @@ describe('the Hub', () => {
     await harness.cli(['streams', 'provision', '--types', 'workouts'])
     const added = JSON.parse((await harness.cli(['hub', 'add-streams', '--types', 'workouts', '--project-id', projectId, '--json'])).stdout) as {
       added: string[]
-      subscribersGranted: Record<string, string[]>
+      access: { granted: Record<string, string[]>; ended: Record<string, string[]> }
     }
     const workoutStreams = [harness.streamId('workouts'), harness.streamId('workouts', true)]
-    expect(added).toMatchObject({ added: workoutStreams, subscribersGranted: Object.fromEntries(workoutStreams.map((s) => [s, [harness.buyer.address]])) })
+    expect(added).toMatchObject({
+      added: workoutStreams,
+      access: { granted: Object.fromEntries(workoutStreams.map((s) => [s, [harness.buyer.address]])), ended: {} },
+    })
     expect((await harness.cli(['hub', 'add-streams', '--types', 'workouts', '--project-id', projectId])).stdout).toContain('nothing changed')
     const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
       streams: string[]
@@ -148,43 +151,67 @@ describe('the Hub', () => {
     expect(buyer.messages[0]?.content).toMatchObject({ schema: expect.stringMatching(/^fitstream\.cohorts/), type: 'workouts' })
   }, 180_000)
 
-  it('cuts off a buyer whose subscription is over, where the registry gave SUBSCRIBE with no end', async () => {
-    const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
-      streams: string[]
-      subscribers: { address: string; endsAt: string }[]
-    }
-    const endsAt = Date.parse(status.subscribers[0]!.endsAt) / 1000
+  it('makes every buyer’s SUBSCRIBE end with their subscription, where the registry gave it with no end', async () => {
+    // A second buyer takes the shortest subscription (a minute) and lets it lapse.
+    const lapsed = harness.network.accounts[3]!
+    await buyOnLocalHub({
+      rpcUrl: harness.network.rpcUrl,
+      chainId: harness.network.chainId,
+      hub: harness.network.hub!,
+      buyerPrivateKey: lapsed.privateKey,
+      projectId,
+      seconds: 60,
+    })
     const provider = new JsonRpcProvider(harness.network.rpcUrl, harness.network.chainId, { staticNetwork: true })
     try {
       const registry = new Contract(harness.network.streamRegistryAddress, [PERMISSIONS_OF, HAS_PERMISSION], provider)
-      const subscribeUntil = async (streamId: string) =>
-        ((await registry.getFunction('getDirectPermissionsForUser')(streamId, harness.buyer.address)) as bigint[])[3]
-      const canSubscribe = (streamId: string) => registry.getFunction('hasPermission')(streamId, harness.buyer.address, SUBSCRIBE) as Promise<boolean>
-      // Bought through the Hub: no end on the stream itself.
-      expect(await subscribeUntil(harness.streamId('steps'))).toBe(2n ** 256n - 1n)
-      // While the subscription runs, nothing changes.
-      expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
+      const subscribeUntil = async (streamId: string, user: string) =>
+        ((await registry.getFunction('getDirectPermissionsForUser')(streamId, user)) as bigint[])[3]
+      const canSubscribe = (streamId: string, user: string) => registry.getFunction('hasPermission')(streamId, user, SUBSCRIBE) as Promise<boolean>
+      const bought = [harness.streamId('steps'), harness.streamId('steps', true)]
+      const workouts = [harness.streamId('workouts'), harness.streamId('workouts', true)]
+      // Bought through the Hub: SUBSCRIBE with no end on the streams listed at purchase.
+      for (const streamId of [...bought, ...workouts]) expect(await subscribeUntil(streamId, lapsed.address)).toBe(2n ** 256n - 1n)
 
-      // An hour and a minute later the subscription is over, but the permission is not.
-      await provider.send('evm_increaseTime', [3_660])
+      await provider.send('evm_increaseTime', [120])
       await provider.send('evm_mine', [])
-      expect(await canSubscribe(harness.streamId('steps'))).toBe(true)
+      // The lapsed buyer's subscription is over, but not their permission.
+      expect(await canSubscribe(harness.streamId('steps'), lapsed.address)).toBe(true)
+      const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
+        subscribers: { address: string; valid: boolean; endsAt: string }[]
+      }
+      const endOf = (address: string) => BigInt(Date.parse(status.subscribers.find((s) => s.address === address)!.endsAt) / 1000)
+      expect(status.subscribers.map((s) => [s.address, s.valid])).toEqual(
+        expect.arrayContaining([
+          [harness.buyer.address, true],
+          [lapsed.address, false],
+        ]),
+      )
+
       const synced = JSON.parse((await harness.cli(['hub', 'sync-access', '--project-id', projectId, '--json'])).stdout) as {
         granted: Record<string, string[]>
         ended: Record<string, string[]>
       }
-      expect(synced.granted).toEqual({})
-      // The streams bought through the Hub; the workouts streams added since already end with the subscription.
-      const bought = [harness.streamId('steps'), harness.streamId('steps', true)]
-      expect(synced.ended).toEqual(Object.fromEntries(bought.map((streamId) => [streamId, [harness.buyer.address]])))
-      for (const streamId of status.streams) {
-        // The registry drops a permission that has run out altogether: its end reads 0 then.
-        expect(await subscribeUntil(streamId)).toBeLessThanOrEqual(BigInt(endsAt))
-        expect(await canSubscribe(streamId)).toBe(false)
+      // The running buyer's no-end grant gets their end (the workouts streams had it already); the lapsed one is cut off.
+      expect(synced.granted).toEqual(Object.fromEntries(bought.map((streamId) => [streamId, [harness.buyer.address]])))
+      // They bought after workouts were listed, so held those with no end too.
+      expect(synced.ended).toEqual(Object.fromEntries([...bought, ...workouts].map((streamId) => [streamId, [lapsed.address]])))
+      for (const streamId of [...bought, ...workouts]) {
+        expect(await subscribeUntil(streamId, harness.buyer.address)).toBe(endOf(harness.buyer.address))
+        expect(await canSubscribe(streamId, harness.buyer.address)).toBe(true)
+        // The registry drops a permission that has run out altogether: its end then reads 0.
+        expect(await subscribeUntil(streamId, lapsed.address)).toBeLessThanOrEqual(endOf(lapsed.address))
+        expect(await canSubscribe(streamId, lapsed.address)).toBe(false)
       }
+      expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
+
+      // Once the running subscription ends too, the network itself refuses the buyer, with no run needed.
+      await provider.send('evm_increaseTime', [3_600])
+      await provider.send('evm_mine', [])
+      for (const streamId of [...bought, ...workouts]) expect(await canSubscribe(streamId, harness.buyer.address)).toBe(false)
       expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
     } finally {
       provider.destroy()
     }
-  }, 120_000)
+  }, 150_000)
 })

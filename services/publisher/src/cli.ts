@@ -201,14 +201,16 @@ async function addStreams(config: PublisherConfig, values: Values): Promise<void
     const result = await hub.addStreams(id, streams, (current) => withDataTypes(current, added))
     // Checked on every run, not only when streams were added: a run cut off after listing them
     // still gives them to the buyers when it is run again.
-    const shared = await hub.alignSubscriptions(id, streams, logRange(values))
-    const buyers = new Set(Object.values(shared.granted).flat())
-    if (values.json === true) print(JSON.stringify({ ...result, subscribersGranted: shared.granted }))
-    else if (result.added.length === 0 && buyers.size === 0) print(`project ${id} already lists these streams and its buyers hold them: nothing changed`)
+    const access = await hub.alignSubscriptions(id, streams, logRange(values))
+    for (const streamId of access.missing) say(`warning: ${streamId} is listed but no longer exists`)
+    const buyers = new Set(Object.values(access.granted).flat())
+    if (values.json === true) print(JSON.stringify({ ...result, access }))
+    else if (result.added.length === 0 && access.transactionHashes.length === 0)
+      print(`project ${id} already lists these streams and its buyers hold them: nothing changed`)
     else
       print(
         `project ${id}: ${result.added.length} streams added${result.transactionHash === undefined ? '' : ` (transaction ${result.transactionHash})`}; ` +
-          `${buyers.size} buyer(s) given them until their subscription ends`,
+          `${buyers.size} running subscription(s) hold them until they end`,
       )
   } finally {
     hub.destroy()
@@ -220,10 +222,11 @@ async function syncAccess(config: PublisherConfig, values: Values): Promise<void
   try {
     const id = projectId(config, values)
     const result = await hub.alignSubscriptions(id, await hub.listedStreams(id), logRange(values))
+    for (const streamId of result.missing) say(`warning: ${streamId} is listed but no longer exists`)
     const count = (byStream: Record<string, string[]>) => new Set(Object.values(byStream).flat()).size
     if (values.json === true) print(JSON.stringify({ projectId: id, ...result }))
     else if (result.transactionHashes.length === 0) print(`every buyer of project ${id} holds its streams until their subscription ends: nothing changed`)
-    else print(`project ${id}: ${count(result.granted)} running subscription(s) given the streams, ${count(result.ended)} ended ones cut off`)
+    else print(`project ${id}: ${count(result.granted)} running subscription(s) now end with it on the streams, ${count(result.ended)} ended ones cut off`)
   } finally {
     hub.destroy()
   }

@@ -21,6 +21,7 @@ const PROJECT_REGISTRY_ABI = [
 const ERC20_ABI = ['function decimals() view returns (uint8)', 'function symbol() view returns (string)']
 /** The StreamRegistry's batch permission calls, for the streams a project gains after people bought it. */
 const STREAM_REGISTRY_ABI = [
+  'function exists(string streamId) view returns (bool)',
   'function getDirectPermissionsForUser(string streamId, address user) view returns ((bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant) permission)',
   'function setPermissions(string streamId, address[] users, (bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant)[] permissions)',
 ]
@@ -97,16 +98,31 @@ export interface ProjectStatus {
 }
 
 export interface SubscriptionAlignment {
-  /** Per stream, the buyers with a running subscription given SUBSCRIBE on it (or a later end to it). */
+  /** Per stream, the buyers with a running subscription whose SUBSCRIBE on it now ends with it. */
   readonly granted: Record<string, string[]>
-  /** Per stream, the buyers whose subscription is over and whose SUBSCRIBE on it now ends with it. */
+  /** Per stream, the buyers whose subscription is over and whose SUBSCRIBE on it now ended with it. */
   readonly ended: Record<string, string[]>
+  /** Listed streams that no longer exist, left alone. */
+  readonly missing: string[]
   readonly transactionHashes: string[]
 }
+
+interface Subscription {
+  readonly address: string
+  readonly valid: boolean
+  /** When it ends, in seconds (as the registry keeps it). */
+  readonly end: bigint
+}
+
+/** Buyers per setPermissions transaction: well inside a Polygon block's gas. */
+const PERMISSIONS_BATCH = 200
+/** Registry reads under way at once. */
+const READS_AT_ONCE = 8
 
 export class Hub {
   private readonly provider: JsonRpcProvider
   private readonly registry: Contract
+  private readonly signer: NonceManager
 
   constructor(
     readonly env: HubEnvironment,
@@ -116,6 +132,7 @@ export class Hub {
     // One nonce counter for every contract sent to: transactions sent one after another would
     // otherwise ask for the account's nonce again within the provider's cache time and get the same.
     const wallet = new NonceManager(new Wallet(privateKey.startsWith('0x') ? privateKey : `0x${privateKey}`, this.provider))
+    this.signer = wallet
     this.registry = new Contract(env.projectRegistryAddress, PROJECT_REGISTRY_ABI, wallet)
   }
 
@@ -209,38 +226,58 @@ export class Hub {
   }
 
   /**
-   * Makes every buyer's SUBSCRIBE on these streams last exactly until their subscription ends:
-   * a buyer whose subscription is running gets it (so streams added after they bought reach them),
-   * and one whose subscription is over loses it, where the registry had given it with no end.
-   * Whatever else a buyer holds on a stream is kept, and so is a later end for a running buyer.
-   * One setPermissions transaction per stream that needs a change; run again, it sends nothing.
-   * The sender needs GRANT on the streams.
+   * Makes every buyer's SUBSCRIBE on these streams end when their subscription does: a buyer whose
+   * subscription is running holds it until then (so streams added after they bought reach them,
+   * and the no-end grant the registry makes at purchase gets the end they paid for), and one whose
+   * subscription is over no longer holds it. Everything else a buyer holds on a stream is kept;
+   * the sender and anyone who may grant or edit a stream are left alone, as are streams that no
+   * longer exist. Each buyer's subscription is read again just before their stream's transaction,
+   * so one who buys or extends meanwhile is not cut off. setPermissions transactions of at most 200
+   * buyers, only where something changes: run again, it sends nothing. The sender needs GRANT on
+   * the streams.
    */
   async alignSubscriptions(projectId: string, streams: readonly string[], options: { fromBlock: number; blockRange: number }): Promise<SubscriptionAlignment> {
-    const subscribers = await this.subscribers(projectId, options)
-    const registry = new Contract(this.env.streamRegistryAddress, STREAM_REGISTRY_ABI, this.registry.runner)
-    const granted: Record<string, string[]> = {}
-    const ended: Record<string, string[]> = {}
-    const transactionHashes: string[] = []
-    for (const streamId of streams) {
-      const users: string[] = []
-      const permissions: [boolean, boolean, bigint, bigint, boolean][] = []
-      for (const { address, valid, endsAt } of subscribers) {
-        const end = BigInt(Date.parse(endsAt) / 1000)
-        const [canEdit, canDelete, publishExpiration, subscribeExpiration, canGrant] = (await registry
-          .getFunction('getDirectPermissionsForUser')
-          .staticCall(streamId, address)) as [boolean, boolean, bigint, bigint, boolean]
-        if (valid ? subscribeExpiration >= end : subscribeExpiration <= end) continue
-        users.push(address)
-        permissions.push([canEdit, canDelete, publishExpiration, end, canGrant])
-        ;(valid ? granted : ended)[streamId] = [...((valid ? granted : ended)[streamId] ?? []), address]
-      }
-      if (users.length === 0) continue
-      const tx = (await registry.getFunction('setPermissions')(streamId, users, permissions)) as { hash: string; wait(): Promise<unknown> }
-      await tx.wait()
-      transactionHashes.push(tx.hash)
+    const buyers = await this.buyers(projectId, options)
+    const sender = getAddress(await this.signer.getAddress())
+    const registry = new Contract(this.env.streamRegistryAddress, STREAM_REGISTRY_ABI, this.signer)
+    const result: SubscriptionAlignment = { granted: {}, ended: {}, missing: [], transactionHashes: [] }
+    type Change = { address: string; valid: boolean; permission: [boolean, boolean, bigint, bigint, boolean] }
+    const changeFor = async (streamId: string, { address, valid, end }: Subscription): Promise<Change | undefined> => {
+      if (address === sender) return undefined
+      const [canEdit, canDelete, publishExpiration, subscribeExpiration, canGrant] = (await registry
+        .getFunction('getDirectPermissionsForUser')
+        .staticCall(streamId, address)) as [boolean, boolean, bigint, bigint, boolean]
+      if (canEdit || canGrant) return undefined
+      if (valid ? subscribeExpiration === end : subscribeExpiration <= end) return undefined
+      return { address, valid, permission: [canEdit, canDelete, publishExpiration, end, canGrant] }
     }
-    return { granted, ended, transactionHashes }
+    for (const streamId of streams) {
+      if (!((await registry.getFunction('exists').staticCall(streamId)) as boolean)) {
+        result.missing.push(streamId)
+        continue
+      }
+      const due = (await inBatches(buyers, READS_AT_ONCE, (buyer) => changeFor(streamId, buyer))).filter((c): c is Change => c !== undefined)
+      for (let i = 0; i < due.length; i += PERMISSIONS_BATCH) {
+        // Read again right before sending: a buyer who bought or extended since is given their new end.
+        const fresh = await inBatches(due.slice(i, i + PERMISSIONS_BATCH), READS_AT_ONCE, async ({ address }) =>
+          changeFor(streamId, await this.subscription(projectId, address)),
+        )
+        const batch = fresh.filter((c): c is Change => c !== undefined)
+        if (batch.length === 0) continue
+        const tx = (await registry.getFunction('setPermissions')(
+          streamId,
+          batch.map((c) => c.address),
+          batch.map((c) => c.permission),
+        )) as { hash: string; wait(): Promise<unknown> }
+        await tx.wait()
+        result.transactionHashes.push(tx.hash)
+        for (const { address, valid } of batch) {
+          const into = valid ? result.granted : result.ended
+          into[streamId] = [...(into[streamId] ?? []), address]
+        }
+      }
+    }
+    return result
   }
 
   /** Gives `subscriber` access without payment (the project's owner only): for trials and partners. */
@@ -255,6 +292,16 @@ export class Hub {
   }
 
   private async subscribers(projectId: string, options: { fromBlock: number; blockRange: number }): Promise<ProjectStatus['subscribers']> {
+    return (await this.buyers(projectId, options)).map(({ address, valid, end }) => ({ address, valid, endsAt: isoSeconds(end) }))
+  }
+
+  private async subscription(projectId: string, address: string): Promise<Subscription> {
+    const [valid, end] = await this.call<[boolean, bigint]>('getSubscription', projectId, address)
+    return { address, valid, end }
+  }
+
+  /** Everyone who ever bought the project (from the registry's logs), with their subscription as it is now. */
+  private async buyers(projectId: string, options: { fromBlock: number; blockRange: number }): Promise<Subscription[]> {
     const latest = await this.provider.getBlockNumber()
     const topics = [[this.registry.interface.getEvent('Subscribed')!.topicHash, this.registry.interface.getEvent('SubscriptionExtended')!.topicHash], projectId]
     const addresses = new Set<string>()
@@ -268,12 +315,7 @@ export class Hub {
       })
       for (const log of logs) addresses.add(getAddress(`0x${log.topics[2]!.slice(26)}`))
     }
-    return Promise.all(
-      [...addresses].map(async (address) => {
-        const [valid, end] = await this.call<[boolean, bigint]>('getSubscription', projectId, address)
-        return { address, valid, endsAt: new Date(Number(end) * 1000).toISOString() }
-      }),
-    )
+    return inBatches([...addresses], READS_AT_ONCE, (address) => this.subscription(projectId, address))
   }
 
   private async tokenDecimals(token: string): Promise<number> {
@@ -302,4 +344,17 @@ function parseMetadata(json: string): Record<string, unknown> {
     // kept as text below
   }
   return { raw: json }
+}
+
+/** A registry time in seconds as ISO 8601; one past what a Date can hold (a grant with no end) reads as the year 275760's last moment. */
+function isoSeconds(seconds: bigint): string {
+  const ms = seconds * 1000n
+  return new Date(ms > 8_640_000_000_000_000n ? 8_640_000_000_000_000 : Number(ms)).toISOString()
+}
+
+/** Maps items in order, at most `atOnce` at a time. */
+async function inBatches<T, R>(items: readonly T[], atOnce: number, map: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = []
+  for (let i = 0; i < items.length; i += atOnce) out.push(...(await Promise.all(items.slice(i, i + atOnce).map(map))))
+  return out
 }

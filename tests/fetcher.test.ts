@@ -86,8 +86,8 @@ afterAll(async () => {
   await cleanup()
 })
 
-async function register(dataTypes: DataTypeKey[], scopes?: string[]) {
-  const user = await registerUser(tokenService, google, ADMIN, dataTypes, scopes)
+async function register(dataTypes: DataTypeKey[], scopes?: string[], seed?: string, service: ServiceRuntime = tokenService) {
+  const user = await registerUser(service, google, ADMIN, dataTypes, scopes, seed)
   // This file drives the fetcher directly: the onboarding sync is not wanted here.
   await tokenService.queues.queue('sync').drain(true)
   return user
@@ -427,16 +427,7 @@ describe('the Google Health API', () => {
     let seed: string
     do seed = `fetcher-runner-${runners++}`
     while (!userProfile(seed).runner || healthExerciseSessions(seed, lastHour - 48 * HOUR, lastHour - HOUR).length === 0)
-    const person = google.addUser({ seed, scopes: [...ALL_HEALTH_READ_SCOPES] })
-    const response = await healthTokenService.server.inject({
-      method: 'POST',
-      url: '/users',
-      headers: { authorization: `Bearer ${ADMIN}` },
-      payload: { refreshToken: person.refreshToken, dataTypes },
-    })
-    expect(response.statusCode, response.body).toBe(201)
-    await tokenService.queues.queue('sync').drain(true)
-    return { id: (response.json() as { id: string }).id, google: person }
+    return register(dataTypes, [...ALL_HEALTH_READ_SCOPES], seed, healthTokenService)
   }
 
   /** What Fit says of a bucket, as the Health API reports it: weight and body fat as an average only, distance to the millimetre. */

@@ -23,17 +23,34 @@ const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies
 let harness: PublisherHarness
 let publisher: ServiceProcess
 let projectId: string
+/** The local chain, read directly: what the StreamRegistry holds, and its clock. */
+let chain: JsonRpcProvider
+let streamRegistry: Contract
 
 beforeAll(async () => {
   harness = await PublisherHarness.start({ hub: true })
   publisher = await harness.startPublisher({ REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, XDG_DATA_HOME: harness.dataDir() })
+  chain = new JsonRpcProvider(harness.network.rpcUrl, harness.network.chainId, { staticNetwork: true })
+  streamRegistry = new Contract(harness.network.streamRegistryAddress, [PERMISSIONS_OF, HAS_PERMISSION], chain)
 })
 
 afterAll(async () => {
+  chain?.destroy()
   await harness?.stop()
   await queues.close()
   await cleanup()
 })
+
+/** When `user`'s own SUBSCRIBE on the stream ends, in seconds (0 when they hold none). */
+const subscribeUntil = async (streamId: string, user: string): Promise<bigint> =>
+  ((await streamRegistry.getFunction('getDirectPermissionsForUser')(streamId, user)) as bigint[])[3]!
+const canSubscribe = (streamId: string, user: string): Promise<boolean> =>
+  streamRegistry.getFunction('hasPermission')(streamId, user, SUBSCRIBE) as Promise<boolean>
+/** Moves the chain's clock on, as time passing would. */
+async function passTime(seconds: number): Promise<void> {
+  await chain.send('evm_increaseTime', [seconds])
+  await chain.send('evm_mine', [])
+}
 
 describe('the Hub', () => {
   it('provisions idempotently and keeps SUBSCRIBE non-public', async () => {
@@ -123,17 +140,9 @@ describe('the Hub', () => {
       subscribers: { address: string; endsAt: string }[]
     }
     // The buyer holds the new streams until their subscription ends, not for ever.
-    const provider = new JsonRpcProvider(harness.network.rpcUrl, harness.network.chainId, { staticNetwork: true })
-    try {
-      const registry = new Contract(harness.network.streamRegistryAddress, [PERMISSIONS_OF], provider)
-      const subscribeUntil = async (streamId: string) =>
-        Number(((await registry.getFunction('getDirectPermissionsForUser')(streamId, harness.buyer.address)) as bigint[])[3])
-      const endsAt = Date.parse(status.subscribers.find((s) => s.address === harness.buyer.address)!.endsAt) / 1000
-      expect(endsAt).toBeGreaterThan(Date.now() / 1000)
-      for (const streamId of workoutStreams) expect(await subscribeUntil(streamId)).toBe(endsAt)
-    } finally {
-      provider.destroy()
-    }
+    const endsAt = Date.parse(status.subscribers.find((s) => s.address === harness.buyer.address)!.endsAt) / 1000
+    expect(endsAt).toBeGreaterThan(Date.now() / 1000)
+    for (const streamId of workoutStreams) expect(await subscribeUntil(streamId, harness.buyer.address)).toBe(BigInt(endsAt))
     expect(status).toMatchObject({
       streams: [harness.streamId('steps'), harness.streamId('steps', true), ...added.added],
       minimumSubscriptionSeconds: 60,
@@ -162,56 +171,45 @@ describe('the Hub', () => {
       projectId,
       seconds: 60,
     })
-    const provider = new JsonRpcProvider(harness.network.rpcUrl, harness.network.chainId, { staticNetwork: true })
-    try {
-      const registry = new Contract(harness.network.streamRegistryAddress, [PERMISSIONS_OF, HAS_PERMISSION], provider)
-      const subscribeUntil = async (streamId: string, user: string) =>
-        ((await registry.getFunction('getDirectPermissionsForUser')(streamId, user)) as bigint[])[3]
-      const canSubscribe = (streamId: string, user: string) => registry.getFunction('hasPermission')(streamId, user, SUBSCRIBE) as Promise<boolean>
-      const bought = [harness.streamId('steps'), harness.streamId('steps', true)]
-      const workouts = [harness.streamId('workouts'), harness.streamId('workouts', true)]
-      // Bought through the Hub: SUBSCRIBE with no end on the streams listed at purchase.
-      for (const streamId of [...bought, ...workouts]) expect(await subscribeUntil(streamId, lapsed.address)).toBe(2n ** 256n - 1n)
+    const bought = [harness.streamId('steps'), harness.streamId('steps', true)]
+    const workouts = [harness.streamId('workouts'), harness.streamId('workouts', true)]
+    // Bought through the Hub: SUBSCRIBE with no end on the streams listed at purchase.
+    for (const streamId of [...bought, ...workouts]) expect(await subscribeUntil(streamId, lapsed.address)).toBe(2n ** 256n - 1n)
 
-      await provider.send('evm_increaseTime', [120])
-      await provider.send('evm_mine', [])
-      // The lapsed buyer's subscription is over, but not their permission.
-      expect(await canSubscribe(harness.streamId('steps'), lapsed.address)).toBe(true)
-      const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
-        subscribers: { address: string; valid: boolean; endsAt: string }[]
-      }
-      const endOf = (address: string) => BigInt(Date.parse(status.subscribers.find((s) => s.address === address)!.endsAt) / 1000)
-      expect(status.subscribers.map((s) => [s.address, s.valid])).toEqual(
-        expect.arrayContaining([
-          [harness.buyer.address, true],
-          [lapsed.address, false],
-        ]),
-      )
-
-      const synced = JSON.parse((await harness.cli(['hub', 'sync-access', '--project-id', projectId, '--json'])).stdout) as {
-        granted: Record<string, string[]>
-        ended: Record<string, string[]>
-      }
-      // The running buyer's no-end grant gets their end (the workouts streams had it already); the lapsed one is cut off.
-      expect(synced.granted).toEqual(Object.fromEntries(bought.map((streamId) => [streamId, [harness.buyer.address]])))
-      // They bought after workouts were listed, so held those with no end too.
-      expect(synced.ended).toEqual(Object.fromEntries([...bought, ...workouts].map((streamId) => [streamId, [lapsed.address]])))
-      for (const streamId of [...bought, ...workouts]) {
-        expect(await subscribeUntil(streamId, harness.buyer.address)).toBe(endOf(harness.buyer.address))
-        expect(await canSubscribe(streamId, harness.buyer.address)).toBe(true)
-        // The registry drops a permission that has run out altogether: its end then reads 0.
-        expect(await subscribeUntil(streamId, lapsed.address)).toBeLessThanOrEqual(endOf(lapsed.address))
-        expect(await canSubscribe(streamId, lapsed.address)).toBe(false)
-      }
-      expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
-
-      // Once the running subscription ends too, the network itself refuses the buyer, with no run needed.
-      await provider.send('evm_increaseTime', [3_600])
-      await provider.send('evm_mine', [])
-      for (const streamId of [...bought, ...workouts]) expect(await canSubscribe(streamId, harness.buyer.address)).toBe(false)
-      expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
-    } finally {
-      provider.destroy()
+    await passTime(120)
+    // The lapsed buyer's subscription is over, but not their permission.
+    expect(await canSubscribe(harness.streamId('steps'), lapsed.address)).toBe(true)
+    const status = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as {
+      subscribers: { address: string; valid: boolean; endsAt: string }[]
     }
+    const endOf = (address: string) => BigInt(Date.parse(status.subscribers.find((s) => s.address === address)!.endsAt) / 1000)
+    expect(status.subscribers.map((s) => [s.address, s.valid])).toEqual(
+      expect.arrayContaining([
+        [harness.buyer.address, true],
+        [lapsed.address, false],
+      ]),
+    )
+
+    const synced = JSON.parse((await harness.cli(['hub', 'sync-access', '--project-id', projectId, '--json'])).stdout) as {
+      granted: Record<string, string[]>
+      ended: Record<string, string[]>
+    }
+    // The running buyer's no-end grant gets their end (the workouts streams had it already); the lapsed one is cut off.
+    expect(synced.granted).toEqual(Object.fromEntries(bought.map((streamId) => [streamId, [harness.buyer.address]])))
+    // They bought after workouts were listed, so held those with no end too.
+    expect(synced.ended).toEqual(Object.fromEntries([...bought, ...workouts].map((streamId) => [streamId, [lapsed.address]])))
+    for (const streamId of [...bought, ...workouts]) {
+      expect(await subscribeUntil(streamId, harness.buyer.address)).toBe(endOf(harness.buyer.address))
+      expect(await canSubscribe(streamId, harness.buyer.address)).toBe(true)
+      // The registry drops a permission that has run out altogether: its end then reads 0.
+      expect(await subscribeUntil(streamId, lapsed.address)).toBeLessThanOrEqual(endOf(lapsed.address))
+      expect(await canSubscribe(streamId, lapsed.address)).toBe(false)
+    }
+    expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
+
+    // Once the running subscription ends too, the network itself refuses the buyer, with no run needed.
+    await passTime(3_600)
+    for (const streamId of [...bought, ...workouts]) expect(await canSubscribe(streamId, harness.buyer.address)).toBe(false)
+    expect((await harness.cli(['hub', 'sync-access', '--project-id', projectId])).stdout).toContain('nothing changed')
   }, 150_000)
 })

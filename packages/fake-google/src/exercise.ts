@@ -31,7 +31,7 @@ import {
   type TimeFilterFields,
 } from './list.js'
 import { withoutDefaults, type CivilDateTime, type RollUpContext } from './rollup.js'
-import { boutMetres, HOUR_MS, MINUTE_MS, runningBout, userProfile, type StepBout } from './synthetic.js'
+import { boutKcal, boutMetres, HOUR_MS, MINUTE_MS, runningBout, userProfile, type StepBout } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
 
@@ -206,8 +206,7 @@ function exerciseDataPoint(googleId: string, seed: string, run: StepBout, timeZo
       metricsSummary: withoutDefaults({
         steps: String(run.steps),
         distanceMillimeters: boutMetres(seed, run) * 1000,
-        // The calories generator's 0.07 kcal a running step, as the double nearest the decimal.
-        caloriesKcal: (run.steps * 7) / 100,
+        caloriesKcal: boutKcal(run),
       }),
       exerciseMetadata: { hasGps: true },
       createTime: iso(s.endMs),

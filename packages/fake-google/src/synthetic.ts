@@ -386,6 +386,9 @@ export function runningBout(seed: string, hourStartMs: number): StepBout | undef
 
 const boutMinutes = (b: StepBout): number => (b.endMs - b.startMs) / MINUTE_MS
 
+/** The energy a bout's steps take above the user's resting rate: 0.07 kcal a running step, 0.045 a walking one. */
+export const boutKcal = (b: StepBout): number => b.steps * (b.running ? 0.07 : 0.045)
+
 /** The metres a bout covers at the user's stride, as com.google.distance.delta records them (a multiple of 2^-10). */
 export const boutMetres = (seed: string, b: StepBout): number => quantize(b.steps * userProfile(seed).strideM)
 
@@ -422,7 +425,7 @@ const GENERATORS: Record<string, HourGenerator> = {
       const endMs = startMs + 15 * MINUTE_MS
       let kcal = p.bmrKcalPerHour / 4
       for (const b of bouts) {
-        if (b.startMs >= startMs && b.startMs < endMs) kcal += b.steps * (b.running ? 0.07 : 0.045)
+        if (b.startMs >= startMs && b.startMs < endMs) kcal += boutKcal(b)
       }
       samples.push({ startMs, endMs, values: [quantize(kcal)] })
     }

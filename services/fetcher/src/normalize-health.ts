@@ -5,6 +5,7 @@ import {
   dataType,
   instantOf,
   type DataTypeKey,
+  type DataTypeSpec,
   type FitnessSample,
   type TimeWindow,
 } from '@fitstream/shared'
@@ -77,16 +78,11 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
       )
       continue
     }
-    if (dataType(key).health?.read === 'exercises') {
-      const workouts = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
-      buckets += workouts.length
-      samples.push(...exerciseSamples(key, workouts, windowBuckets, reject))
-      continue
-    }
-    if (dataType(key).health?.read === 'sessions') {
+    const read = dataType(key).health?.read
+    if (read === 'sessions' || read === 'exercises') {
       const sessions = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
       buckets += sessions.length
-      samples.push(...sessionSamples(key, sessions, windowBuckets, reject))
+      samples.push(...(read === 'sessions' ? sessionSamples : exerciseSamples)(key, sessions, windowBuckets, reject))
       continue
     }
     const extractor = EXTRACTORS[key]
@@ -147,17 +143,12 @@ const OUT_OF_BED = 3
  */
 function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
   const spec = dataType(key)
-  const minutes = new Map<number, Record<string, number>>()
+  const minutes = new MinuteTally(key)
   const seen = new Set<string>()
   const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
   const inWindow = (ms: number): boolean => ms >= windowStart && ms < windowEnd
-  const add = (stage: number, startMs: number, endMs: number): void => {
-    const bucket = buckets[bucketIndex(buckets, startMs)]!
-    const values = minutes.get(bucket.startMs) ?? Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
-    minutes.set(bucket.startMs, values)
-    const field = SLEEP_STAGE_FIELDS[stage]!
-    values[field] = values[field]! + (endMs - startMs) / 60_000
-  }
+  const add = (stage: number, startMs: number, endMs: number): void =>
+    minutes.add(buckets[bucketIndex(buckets, startMs)]!, SLEEP_STAGE_FIELDS[stage]!, endMs - startMs)
   for (const raw of sessions) {
     const sleep = asObject(asObject(raw)?.[spec.health!.dataType])
     const interval = sleep === undefined ? undefined : span(asObject(sleep.interval) ?? {})
@@ -195,10 +186,38 @@ function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets:
       else add(stage, times.startMs, times.endMs)
     }
   }
-  return [...minutes].map(([startMs, values]) => {
-    const bucket = buckets[bucketIndex(buckets, startMs)]!
-    return { type: key, startMs, endMs: bucket.endMs, values, unit: spec.unit, revision: 0 }
-  })
+  return minutes.samples()
+}
+
+/** Time per bucket and field, in minutes, for the types that count time spent (sleep stages, workouts). */
+class MinuteTally {
+  private readonly spec: DataTypeSpec
+  private readonly byBucket = new Map<number, { bucket: TimeWindow; values: Record<string, number> }>()
+
+  constructor(private readonly key: DataTypeKey) {
+    this.spec = dataType(key)
+  }
+
+  add(bucket: TimeWindow, field: string, ms: number): void {
+    let entry = this.byBucket.get(bucket.startMs)
+    if (entry === undefined) {
+      entry = { bucket, values: Object.fromEntries(this.spec.fields.map((f) => [f.name, 0])) }
+      this.byBucket.set(bucket.startMs, entry)
+    }
+    entry.values[field] = entry.values[field]! + ms / 60_000
+  }
+
+  /** A sample for each bucket that got time, in the order they first did. */
+  samples(): FitnessSample[] {
+    return [...this.byBucket.values()].map(({ bucket, values }) => ({
+      type: this.key,
+      startMs: bucket.startMs,
+      endMs: bucket.endMs,
+      values,
+      unit: this.spec.unit,
+      revision: 0,
+    }))
+  }
 }
 
 /**
@@ -220,7 +239,7 @@ const ACTIVE_TIME_ROUNDING_MS = 1_000
  */
 function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
   const spec = dataType(key)
-  const minutes = new Map<number, Record<string, number>>()
+  const minutes = new MinuteTally(key)
   const seen = new Set<string>()
   const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
   for (const raw of workouts) {
@@ -248,15 +267,10 @@ function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets
     for (let i = first; i < buckets.length && buckets[i]!.startMs < interval.endMs; i++) {
       const bucket = buckets[i]!
       const overlapMs = Math.min(bucket.endMs, interval.endMs) - Math.max(bucket.startMs, interval.startMs)
-      const values = minutes.get(bucket.startMs) ?? Object.fromEntries(spec.fields.map((f) => [f.name, 0]))
-      minutes.set(bucket.startMs, values)
-      values[field] = values[field]! + (overlapMs * activeShare) / 60_000
+      minutes.add(bucket, field, overlapMs * activeShare)
     }
   }
-  return [...minutes].map(([startMs, values]) => {
-    const bucket = buckets[bucketIndex(buckets, startMs)]!
-    return { type: key, startMs, endMs: bucket.endMs, values, unit: spec.unit, revision: 0 }
-  })
+  return minutes.samples()
 }
 
 const DURATION = /^(\d{1,12})(?:\.(\d{1,9}))?s$/

@@ -148,9 +148,8 @@ async function createProject(config: PublisherConfig, values: Values): Promise<v
   const pricePerSecond = required(values['price-per-second'], '--price-per-second')
   const env = hubEnvironment(config)
   const seller = new Wallet(privateKey(config)).address
-  const owner = (config.STREAMR_STREAM_OWNER ?? seller).toLowerCase()
   const listed = types(values)
-  const streams = streamsOf(owner, config, listed, values)
+  const streams = streamsOf(config, seller, listed, values)
   const paymentToken = values.token ?? env.dataTokenAddress
   if (paymentToken === undefined) throw new UsageError(`no DATA token is known for ${config.STREAMR_ENVIRONMENT}: pass --token`)
   const policy = values.policy === undefined ? undefined : (JSON.parse(readFileSync(values.policy, 'utf8')) as Record<string, unknown>)
@@ -188,7 +187,7 @@ async function addStreams(config: PublisherConfig, values: Values): Promise<void
   if (values.types === undefined) throw new UsageError('--types is required')
   const seller = new Wallet(privateKey(config)).address
   const added = types(values)
-  const streams = streamsOf((config.STREAMR_STREAM_OWNER ?? seller).toLowerCase(), config, added, values)
+  const streams = streamsOf(config, seller, added, values)
   const id = projectId(config, values)
   const client = createStreamrClient(config)
   try {
@@ -269,9 +268,12 @@ async function grant(config: PublisherConfig, values: Values): Promise<void> {
   }
 }
 
-/** The streams that list these types: each type's stream and, unless --no-cohorts, its cohort stream. */
-function streamsOf(owner: string, config: PublisherConfig, listed: readonly DataTypeKey[], values: Values): string[] {
-  const naming = { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX }
+/**
+ * The streams that list these types: each type's stream and, unless --no-cohorts, its cohort stream,
+ * owned by STREAMR_STREAM_OWNER or else the seller.
+ */
+function streamsOf(config: PublisherConfig, seller: string, listed: readonly DataTypeKey[], values: Values): string[] {
+  const naming = { owner: (config.STREAMR_STREAM_OWNER ?? seller).toLowerCase(), pathPrefix: config.STREAMR_STREAM_PATH_PREFIX }
   return listed.flatMap((type) => (values['no-cohorts'] === true ? [streamIdFor(naming, type)] : [streamIdFor(naming, type), cohortStreamIdFor(naming, type)]))
 }
 

@@ -131,9 +131,8 @@ export class Hub {
     this.provider = new JsonRpcProvider(env.rpcUrl, env.chainId, { staticNetwork: true, pollingInterval: 1_000 })
     // One nonce counter for every contract sent to: transactions sent one after another would
     // otherwise ask for the account's nonce again within the provider's cache time and get the same.
-    const wallet = new NonceManager(new Wallet(privateKey.startsWith('0x') ? privateKey : `0x${privateKey}`, this.provider))
-    this.signer = wallet
-    this.registry = new Contract(env.projectRegistryAddress, PROJECT_REGISTRY_ABI, wallet)
+    this.signer = new NonceManager(new Wallet(privateKey.startsWith('0x') ? privateKey : `0x${privateKey}`, this.provider))
+    this.registry = new Contract(env.projectRegistryAddress, PROJECT_REGISTRY_ABI, this.signer)
   }
 
   /** The project id FitStream derives for a seller and a product name. */
@@ -164,12 +163,7 @@ export class Hub {
 
   /** The project as buyers see it, and its subscribers (from `fromBlock`; on Polygon, the creation block). */
   async status(projectId: string, options: { fromBlock: number; blockRange: number }): Promise<ProjectStatus> {
-    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
-    const [paymentDetails, minimumSubscriptionSeconds, metadataJson, streams] = await this.call<[[string, string, bigint][], bigint, string, string[]]>(
-      'getProject',
-      projectId,
-      [this.env.chainId],
-    )
+    const [paymentDetails, minimumSubscriptionSeconds, metadataJson, streams] = await this.project(projectId)
     const payment = await Promise.all(
       paymentDetails.map(async ([beneficiary, token, pricePerSecond]) => {
         const [decimals, symbol] = await Promise.all([this.tokenDecimals(token), this.tokenSymbol(token)])
@@ -198,12 +192,7 @@ export class Hub {
     streams: readonly string[],
     metadata: (current: Record<string, unknown>) => Record<string, unknown>,
   ): Promise<AddStreamsResult> {
-    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
-    const [paymentDetails, minimumSubscriptionSeconds, metadataJson, listed] = await this.call<[[string, string, bigint][], bigint, string, string[]]>(
-      'getProject',
-      projectId,
-      [this.env.chainId],
-    )
+    const [paymentDetails, minimumSubscriptionSeconds, metadataJson, listed] = await this.project(projectId)
     const added = streams.filter((stream) => !listed.includes(stream))
     if (added.length === 0) return { projectId, added }
     const tx = (await this.registry.getFunction('updateProject')(
@@ -220,9 +209,7 @@ export class Hub {
 
   /** The streams a project lists. */
   async listedStreams(projectId: string): Promise<string[]> {
-    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
-    const [, , , streams] = await this.call<[unknown, unknown, unknown, string[]]>('getProject', projectId, [this.env.chainId])
-    return [...streams]
+    return [...(await this.project(projectId))[3]]
   }
 
   /**
@@ -289,6 +276,12 @@ export class Hub {
 
   destroy(): void {
     this.provider.destroy()
+  }
+
+  /** A project as the registry keeps it on this chain: payment details, minimum subscription, metadata JSON and streams. */
+  private async project(projectId: string): Promise<[[string, string, bigint][], bigint, string, string[]]> {
+    if ((await this.call<boolean>('exists', projectId)) !== true) throw new Error(`project ${projectId} does not exist on ${this.env.projectRegistryAddress}`)
+    return this.call('getProject', projectId, [this.env.chainId])
   }
 
   private async subscribers(projectId: string, options: { fromBlock: number; blockRange: number }): Promise<ProjectStatus['subscribers']> {

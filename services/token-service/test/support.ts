@@ -39,8 +39,9 @@ export async function registerUser(
   adminToken: string,
   dataTypes: readonly DataTypeKey[],
   scopes?: string[],
+  seed?: string,
 ): Promise<{ id: string; google: FakeUser }> {
-  const user = google.addUser(scopes === undefined ? {} : { scopes })
+  const user = google.addUser({ ...(scopes === undefined ? {} : { scopes }), ...(seed === undefined ? {} : { seed }) })
   const response = await service.server.inject({
     method: 'POST',
     url: '/users',

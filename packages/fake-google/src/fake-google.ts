@@ -459,6 +459,7 @@ export class FakeGoogle {
     if (path === '/token') return send(res, await this.token(req))
     if (path === '/revoke') return send(res, await this.revoke(req, url))
     if (path === '/o/oauth2/v2/auth') return this.consent.authorize(req, res, url)
+    if (path === '/oauth2/v3/certs') return send(res, this.consent.certs())
     const fit = /^\/fitness\/v1\/users\/([^/]+)\/(dataset:aggregate|dataSources)(?:\/(.+))?$/.exec(path)
     if (fit !== null && !(fit[2] === 'dataset:aggregate' && fit[3] !== undefined)) {
       const route: Route = fit[2] === 'dataset:aggregate' ? 'aggregate' : 'dataSources'

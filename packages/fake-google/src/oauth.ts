@@ -4,10 +4,12 @@
  * accounts.google.com and oauth2.googleapis.com do, so a client that works here works there:
  * codes are single-use and short-lived, bound to the client, the redirect URI and the PKCE
  * challenge; a refresh token comes only with `access_type=offline`, and only on the first consent
- * or when `prompt=consent` asks for it again.
+ * or when `prompt=consent` asks for it again. When `openid` is asked for, the token endpoint's answer
+ * carries an `id_token` (an RS256 JWT naming the account by `sub`, for this client, from Google's
+ * issuer), signed with a key the fake publishes at /oauth2/v3/certs as Google does.
  */
 
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { FITNESS_SCOPE_PREFIX } from './catalogue.js'
 import { OAuthError } from './errors.js'
@@ -60,13 +62,24 @@ const OTHER_SCOPES = new Set([
   'https://www.googleapis.com/auth/userinfo.profile',
 ])
 const PKCE_VALUE = /^[A-Za-z0-9._~-]{43,128}$/
+/** Sign-in scopes: Google's consent screen shows them as what signing in means, never as a box to untick. */
+const IDENTITY_SCOPES = new Set(['openid', 'email', 'profile'])
+const ID_TOKEN_ISSUER = 'https://accounts.google.com'
+const ID_TOKEN_TTL_S = 3600
 
 export class ConsentScreen {
   private readonly requests = new Map<string, AuthorizationRequest>()
   private readonly codes = new Map<string, IssuedCode>()
   private nextAccount = 1
+  private signingKey: { readonly kid: string; readonly privateKey: KeyObject; readonly publicKey: KeyObject } | undefined
 
   constructor(private readonly host: ConsentHost) {}
+
+  /** Google's JWKS document (https://www.googleapis.com/oauth2/v3/certs): the keys id_tokens are signed with. */
+  certs(): Reply {
+    const { kid, publicKey } = this.key()
+    return { status: 200, body: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }] } }
+  }
 
   /** GET shows the consent screen for a valid request; POST carries the person's decision. */
   async authorize(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -97,8 +110,31 @@ export class ConsentScreen {
     const body = this.host.issueAccessToken(issued.googleId, issued.refreshToken)
     return {
       status: 200,
-      body: { ...body, scope: issued.scopes.join(' '), ...(issued.returnRefreshToken ? { refresh_token: issued.refreshToken } : {}) },
+      body: {
+        ...body,
+        scope: issued.scopes.join(' '),
+        ...(issued.returnRefreshToken ? { refresh_token: issued.refreshToken } : {}),
+        ...(issued.scopes.includes('openid') ? { id_token: this.idToken(issued.googleId, clientId) } : {}),
+      },
     }
+  }
+
+  /** An id_token as Google's token endpoint returns it for the `openid` scope. */
+  private idToken(googleId: string, clientId: string): string {
+    const { kid, privateKey } = this.key()
+    const iat = Math.floor(this.host.now() / 1000)
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const signed = `${part({ alg: 'RS256', kid, typ: 'JWT' })}.${part({ iss: ID_TOKEN_ISSUER, azp: clientId, aud: clientId, sub: googleId, iat, exp: iat + ID_TOKEN_TTL_S })}`
+    return `${signed}.${createSign('RSA-SHA256').update(signed).sign(privateKey, 'base64url')}`
+  }
+
+  // Made on first use: most fakes never sign anything, and an RSA key takes a moment to make.
+  private key(): { readonly kid: string; readonly privateKey: KeyObject; readonly publicKey: KeyObject } {
+    if (this.signingKey === undefined) {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      this.signingKey = { kid: randomBytes(20).toString('hex'), privateKey, publicKey }
+    }
+    return this.signingKey
   }
 
   private showConsent(req: IncomingMessage, res: ServerResponse, url: URL): void {
@@ -174,7 +210,7 @@ export class ConsentScreen {
     const target = new URL(request.redirectUri)
     if (request.state !== undefined) target.searchParams.set('state', request.state)
     const checked = new Set(form.getAll('scope'))
-    const granted = request.scopes.filter((s) => checked.has(s))
+    const granted = request.scopes.filter((s) => checked.has(s) || IDENTITY_SCOPES.has(s))
     if (form.get('decision') !== 'allow' || granted.length === 0) {
       target.searchParams.set('error', 'access_denied')
       return redirect(res, target)
@@ -242,6 +278,7 @@ function scopeLabel(scope: string): string {
 
 function consentPage(requestId: string, request: AuthorizationRequest, account: string): string {
   const items = request.scopes
+    .filter((s) => !IDENTITY_SCOPES.has(s))
     .map((s) => `<li><label><input type="checkbox" name="scope" value="${escapeHtml(s)}" checked> ${escapeHtml(scopeLabel(s))}</label></li>`)
     .join('\n')
   return page(

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createPublicKey, createVerify, randomBytes, type JsonWebKey } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { google as googleapis } from 'googleapis'
 import { FakeGoogle } from '../src/index.js'
@@ -131,5 +131,52 @@ describe('the authorization-code grant', () => {
     const c = client()
     c.setCredentials({ refresh_token: tokens.refresh_token! })
     await expect(c.refreshAccessToken()).rejects.toMatchObject({ response: { data: { error: 'invalid_grant' } } })
+  })
+})
+
+describe('openid', () => {
+  it("answers the code exchange with an id_token naming the account by sub, signed with a key from its certs, as Google's does", async () => {
+    const { verifier, challenge } = pkce()
+    const account = `openid-${randomBytes(4).toString('hex')}`
+    const params = { access_type: 'offline', code_challenge: challenge, code_challenge_method: 'S256', scope: ['openid', ...SCOPES].join(' ') }
+    const page = await (
+      await fetch(`${fake.authorizeUrl}?${new URLSearchParams({ client_id: fake.clientId, redirect_uri: REDIRECT, response_type: 'code', ...params })}`)
+    ).text()
+    // Signing in is not a box to untick.
+    expect(page).not.toContain('value="openid"')
+    const back = await authorize(params, { account, scopes: SCOPES })
+    const { tokens } = await client().getToken({ code: back.searchParams.get('code')!, codeVerifier: verifier })
+    expect(tokens.scope!.split(' ')).toContain('openid')
+    const [header, payload, signature] = tokens.id_token!.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>
+    expect(claims).toMatchObject({ iss: 'https://accounts.google.com', aud: fake.clientId, azp: fake.clientId, sub: expect.stringMatching(/^1\d{20}$/) })
+    expect((claims['exp'] as number) - (claims['iat'] as number)).toBe(3600)
+    const { kid, alg } = JSON.parse(Buffer.from(header, 'base64url').toString()) as { kid: string; alg: string }
+    expect(alg).toBe('RS256')
+    const certs = (await (await fetch(`${fake.url}/oauth2/v3/certs`)).json()) as { keys: (JsonWebKey & { kid: string })[] }
+    const jwk = certs.keys.find((k) => k.kid === kid)!
+    expect(
+      createVerify('RSA-SHA256')
+        .update(`${header}.${payload}`)
+        .verify(createPublicKey({ key: jwk, format: 'jwk' }), signature, 'base64url'),
+    ).toBe(true)
+    // The same account consenting again is the same sub; another account is another.
+    const subOf = async (who: string | undefined) => {
+      const p = pkce()
+      const code = (
+        await authorize({ ...params, prompt: 'consent', code_challenge: p.challenge }, { ...(who === undefined ? {} : { account: who }), scopes: SCOPES })
+      ).searchParams.get('code')!
+      const idToken = (await client().getToken({ code, codeVerifier: p.verifier })).tokens.id_token!
+      return (JSON.parse(Buffer.from(idToken.split('.')[1]!, 'base64url').toString()) as { sub: string }).sub
+    }
+    expect(await subOf(account)).toBe(claims['sub'])
+    expect(await subOf(undefined)).not.toBe(claims['sub'])
+  })
+
+  it('gives no id_token when openid is not asked for', async () => {
+    const { verifier, challenge } = pkce()
+    const back = await authorize({ access_type: 'offline', code_challenge: challenge, code_challenge_method: 'S256' })
+    const { tokens } = await client().getToken({ code: back.searchParams.get('code')!, codeVerifier: verifier })
+    expect(tokens.id_token).toBeUndefined()
   })
 })

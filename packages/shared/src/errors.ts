@@ -1,6 +1,9 @@
+import { ERROR_CATALOGUE } from './error-catalogue.js'
+
 /**
- * FitStream's error catalogue. Each error carries a stable `code` (what logs, metrics and dead-letter
- * entries group by) and says whether retrying could ever help (`permanent`).
+ * FitStream's error classes. Each error carries a stable `code` (what logs, metrics and dead-letter
+ * entries group by; every code is listed in error-catalogue.ts) and says whether retrying could
+ * ever help (`permanent`).
  */
 export class FitStreamError extends Error {
   readonly code: string
@@ -58,7 +61,7 @@ export class ReauthRequiredError extends FitStreamError {
 /** No usable access token is stored for the user (yet). Transient: the token service refreshes it. */
 export class AccessTokenUnavailableError extends FitStreamError {
   /** Answered as 503 over HTTP: the caller should try again shortly. */
-  readonly statusCode = 503
+  readonly statusCode = ERROR_CATALOGUE.FST_ERR_ACCESS_TOKEN_UNAVAILABLE.http[0].status
 
   constructor(message: string) {
     super('FST_ERR_ACCESS_TOKEN_UNAVAILABLE', message)

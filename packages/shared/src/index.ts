@@ -1,6 +1,7 @@
 export * from './config.js'
 export * from './crypto.js'
 export * from './data-types.js'
+export * from './error-catalogue.js'
 export * from './errors.js'
 export * from './jobs.js'
 export * from './logger.js'

@@ -1,0 +1,274 @@
+/**
+ * Every error code FitStream logs, stores in dead letters, counts in metrics (the `code` label) and
+ * answers over HTTP, in one table. Operators filter dead letters and alerts by these codes, so a code
+ * is never renamed; docs/errors.md is rendered from this table and a test keeps both in step with the
+ * code that throws them.
+ */
+
+/** What a stage worker does with a job that fails with the code. */
+export type ErrorRetry =
+  /** BullMQ retries it with exponential backoff; dead-lettered when the attempts run out. */
+  | 'retried'
+  /** Retried when the upstream status says it may pass (408, 429, 5xx, no answer); otherwise dead-lettered at once. */
+  | 'retried if transient'
+  /** Run again later without using an attempt (the upstream asked us to wait, or is down for everyone). */
+  | 'deferred'
+  /** Permanent: dead-lettered at once (or handled as the meaning says), never retried. */
+  | 'not retried'
+  /** The job's work must not be done: it completes as discarded, no retry and no dead letter. */
+  | 'discarded'
+  /** Never a job's failure: an HTTP answer, or a service refusing to start. */
+  | 'not a job error'
+
+export interface HttpAnswer {
+  readonly status: number
+  /** The route, or routes, that answer with this status and code. */
+  readonly on: string
+}
+
+export interface ErrorCatalogueEntry {
+  /** The service or package that raises it. */
+  readonly raisedBy: string
+  /** HTTP answers that carry the code (or, for a 5xx, the status only); empty when it never reaches an HTTP client. */
+  readonly http: readonly HttpAnswer[]
+  readonly retry: ErrorRetry
+  /** What happened and what it means for the person or the operator, in a sentence or two. */
+  readonly meaning: string
+}
+
+const STREAMR_REFUSED = 'Streamr refused the publish as invalid and no retry can change that; the dead letter keeps the SDK message.'
+
+export const ERROR_CATALOGUE = {
+  FST_ERR_ACCESS_TOKEN_UNAVAILABLE: {
+    raisedBy: 'fetcher, token-service',
+    http: [{ status: 503, on: 'POST /internal/users/:id/access-token/refresh' }],
+    retry: 'retried',
+    meaning:
+      "No fresh access token could be had for the user just now: the token service was unreachable or failed, or another replica's refresh of the same token did not finish in time.",
+  },
+  FST_ERR_API_CLOSED: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'POST /users' }],
+    retry: 'not a job error',
+    meaning:
+      'The refresh token given to register a person is for the Google Fitness API, which Google has closed: connect the person through the Google Health API instead. Nothing is stored.',
+  },
+  FST_ERR_CONFIG: {
+    raisedBy: 'every service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'A configuration variable (or the privacy policy file) is missing or malformed: the service prints which and exits with status 78 (EX_CONFIG) at start.',
+  },
+  FST_ERR_CONSENT_NEEDS_GOOGLE: {
+    raisedBy: 'token-service',
+    http: [{ status: 409, on: 'PUT /users/:id/consent' }],
+    retry: 'not a job error',
+    meaning:
+      'The consent change asks for data the person has not granted at Google; the answer carries `missingScopes` and a `reconsentUrl` to send them to, and their consent is unchanged until they grant it there.',
+  },
+  FST_ERR_CONSENT_UNAVAILABLE: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'POST /users, PUT /users/:id/consent' }],
+    retry: 'not a job error',
+    meaning:
+      "Some of the data types asked for cannot be read from the Google API the person (or the deployment's GOOGLE_DATA_API) is read from; nothing is changed.",
+  },
+  FST_ERR_DECRYPT: {
+    raisedBy: 'shared (crypto), token-service',
+    http: [],
+    retry: 'not retried',
+    meaning:
+      'Stored encrypted material (a refresh or access token, a PKCE verifier) does not decrypt: the key id is missing from the keyring, the key is wrong, or the ciphertext was altered.',
+  },
+  FST_ERR_GOOGLE_CODE: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'GET /oauth/callback, as an HTML page' }],
+    retry: 'not a job error',
+    meaning:
+      'Google did not exchange the authorization code from its consent screen for tokens, or granted no offline access (no refresh token); the person is asked to start again and nothing is stored.',
+  },
+  FST_ERR_GOOGLE_ID_TOKEN: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'GET /oauth/callback, as an HTML page' }],
+    retry: 'not a job error',
+    meaning:
+      "Google's answer to the consent flow carried no ID token FitStream can trust (missing, not a JWT, not issued by Google, for another OAuth client, expired, or naming no account): the person is asked to start again and nothing is stored.",
+  },
+  FST_ERR_GOOGLE_MALFORMED: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'not retried',
+    meaning:
+      'A Google data API answered 200 with something unusable: not a JSON object, no bucket or data point list, every point unusable, or more pages than the fetcher follows.',
+  },
+  FST_ERR_GOOGLE_RATE_LIMITED: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'deferred',
+    meaning:
+      "Google answered 429 (or 403 with a rate-limit reason), or the fetcher's own GOOGLE_RATE_LIMIT_PER_SECOND stayed used up: the fetch waits as long as Google asks (capped), holding back this user for a per-user limit and every fetch for a project quota.",
+  },
+  FST_ERR_GOOGLE_REJECTED: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'not retried',
+    meaning:
+      'A Google data API refused the request with a 4xx other than 401, 408 and 429 (a permission denied, a bad request): sending it again cannot help; the dead letter keeps Google\u2019s own words.',
+  },
+  FST_ERR_GOOGLE_REVOKE: {
+    raisedBy: 'token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      "Google's revocation endpoint failed while a person's data was erased: the erasure goes on, and its receipt says Google access was not revoked (the person can remove it in their Google account).",
+  },
+  FST_ERR_GOOGLE_TOKEN: {
+    raisedBy: 'token-service',
+    http: [{ status: 502, on: 'POST /users, POST /internal/users/:id/access-token/refresh' }],
+    retry: 'retried if transient',
+    meaning:
+      "Google's token endpoint refused to refresh an access token for a reason other than a revoked grant (`invalid_client` is a configuration problem), or answered without an access token.",
+  },
+  FST_ERR_GOOGLE_TOKEN_REJECTED: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'retried',
+    meaning:
+      'A Google data API answered 401 to an access token: the fetcher has the token service refresh it and tries again at once; a second 401 fails the attempt.',
+  },
+  FST_ERR_GOOGLE_UNAVAILABLE: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'retried',
+    meaning:
+      'A Google data API answered 5xx or 408. While every fetch sees this (or no answer at all), Google is taken to be down and fetches wait without using attempts.',
+  },
+  FST_ERR_GOOGLE_UNREACHABLE: {
+    raisedBy: 'fetcher, token-service',
+    http: [{ status: 502, on: 'POST /users, POST /internal/users/:id/access-token/refresh' }],
+    retry: 'retried',
+    meaning: 'No answer from Google (DNS failure, connection refused or reset, timeout), from a data API or from the token endpoint.',
+  },
+  FST_ERR_GOOGLE_UNSUPPORTED: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'not retried',
+    meaning: 'The job asks for a data type that the Google API the user is read from does not have.',
+  },
+  FST_ERR_INVALID_PAYLOAD: {
+    raisedBy: 'every stage',
+    http: [],
+    retry: 'not retried',
+    meaning: "A job's data does not match its stage's schema (checked when the job is added and when it runs), or a fetch window ends in the future.",
+  },
+  FST_ERR_NOISE_PARAMETER: {
+    raisedBy: 'anonymizer',
+    http: [],
+    retry: 'not retried',
+    meaning:
+      "A privacy policy's noise parameter is outside what the anonymizer's exact sampler can draw: a policy that slipped past validation; fix the policy.",
+  },
+  FST_ERR_PUBLISH_JOURNAL: {
+    raisedBy: 'publisher',
+    http: [],
+    retry: 'retried',
+    meaning: "The publisher's delivery journal in Redis failed during a publish; the retry resumes from what the journal noted, so no message is sent twice.",
+  },
+  FST_ERR_PUBLISH_LEASE_LOST: {
+    raisedBy: 'publisher',
+    http: [],
+    retry: 'retried',
+    meaning:
+      "Another publisher process took over this job's lease (this one stalled past it): this attempt stops and leaves the job's messages to that process.",
+  },
+  FST_ERR_REAUTH_REQUIRED: {
+    raisedBy: 'token-service',
+    http: [
+      { status: 400, on: 'POST /users' },
+      { status: 409, on: 'POST /internal/users/:id/access-token/refresh' },
+    ],
+    retry: 'not retried',
+    meaning:
+      "Google refused the person's refresh token (`invalid_grant`: revoked or expired): their syncs pause (state `reauth_required`) until they reconnect, and nothing is lost meanwhile.",
+  },
+  FST_ERR_STALLED: {
+    raisedBy: 'every stage',
+    http: [],
+    retry: 'not retried',
+    meaning:
+      'Workers died or stalled holding the job more often than maxStalledCount allows, so BullMQ failed it: it is dead-lettered as not permanent, to replay once the cause is fixed.',
+  },
+  FST_ERR_STREAMR_ENCRYPTION_POLICY_VIOLATION: { raisedBy: 'publisher', http: [], retry: 'not retried', meaning: STREAMR_REFUSED },
+  FST_ERR_STREAMR_INVALID_ARGUMENT: { raisedBy: 'publisher', http: [], retry: 'not retried', meaning: STREAMR_REFUSED },
+  FST_ERR_STREAMR_INVALID_MESSAGE_CONTENT: { raisedBy: 'publisher', http: [], retry: 'not retried', meaning: STREAMR_REFUSED },
+  FST_ERR_STREAMR_INVALID_PARTITION: { raisedBy: 'publisher', http: [], retry: 'not retried', meaning: STREAMR_REFUSED },
+  FST_ERR_STREAMR_MISSING_PERMISSION: {
+    raisedBy: 'publisher',
+    http: [],
+    retry: 'not retried',
+    meaning: "The publisher's key has no PUBLISH permission on the stream: run `fitstream streams provision`, then replay the dead letters.",
+  },
+  FST_ERR_STREAMR_NOT_FOUND: {
+    raisedBy: 'publisher',
+    http: [],
+    retry: 'not retried',
+    meaning: 'The stream does not exist: run `fitstream streams provision`, then replay the dead letters.',
+  },
+  FST_ERR_STREAMR_STREAM_NOT_FOUND: {
+    raisedBy: 'publisher',
+    http: [],
+    retry: 'not retried',
+    meaning: 'The stream does not exist: run `fitstream streams provision`, then replay the dead letters.',
+  },
+  FST_ERR_STREAMR_UNAVAILABLE: {
+    raisedBy: 'publisher',
+    http: [],
+    retry: 'retried',
+    meaning: 'Any other publish failure (the network, no peers, a timeout).',
+  },
+  FST_ERR_STREAMR_UNSUPPORTED_OPERATION: { raisedBy: 'publisher', http: [], retry: 'not retried', meaning: STREAMR_REFUSED },
+  FST_ERR_UNEXPECTED: {
+    raisedBy: 'every stage',
+    http: [],
+    retry: 'retried',
+    meaning: 'An error FitStream does not name (a bug, a Redis command that failed): retried, then dead-lettered with its message.',
+  },
+  FST_ERR_UNRECOVERABLE: {
+    raisedBy: 'every stage',
+    http: [],
+    retry: 'not retried',
+    meaning: "A processor threw BullMQ's own UnrecoverableError rather than a named FitStream error: dead-lettered at once.",
+  },
+  FST_ERR_USER_GONE: {
+    raisedBy: 'fetcher, token-service',
+    http: [],
+    retry: 'discarded',
+    meaning: 'The user was erased (or erased during a token refresh): the job has nothing left to do.',
+  },
+  FST_ERR_USER_PAUSED: {
+    raisedBy: 'fetcher',
+    http: [],
+    retry: 'discarded',
+    meaning:
+      'The user must reconnect Google, or is read from an API that has closed: the job is dropped, and their data is fetched from their cursor once they are active again.',
+  },
+  FST_ERR_VALIDATION: {
+    raisedBy: 'every HTTP API',
+    http: [{ status: 400, on: 'any route' }],
+    retry: 'not a job error',
+    meaning: "A request failed its route's JSON schema (Fastify's own code), or `GET /users` was given a cursor it did not hand out.",
+  },
+} as const satisfies Record<string, ErrorCatalogueEntry>
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, code)
+}
+
+/** The first HTTP status the catalogue gives the code, if any. */
+export function httpStatusOf(code: ErrorCode): number | undefined {
+  const answers: readonly HttpAnswer[] = ERROR_CATALOGUE[code].http
+  return answers[0]?.status
+}

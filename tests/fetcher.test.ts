@@ -6,6 +6,8 @@ import {
   healthExerciseSessions,
   healthSleepSessions,
   syntheticBucket,
+  syntheticRollup,
+  type ActiveMinutesRollupValue,
   userProfile,
   type AggregatePoint,
 } from '@fitstream/fake-google'
@@ -434,6 +436,11 @@ describe('the Google Health API', () => {
   function expectedFromHealth(type: DataTypeKey, seed: string, h: number): Record<string, number> | undefined {
     const fit = expectedValues(type, syntheticBucket(seed, dataType(type).fit!.dataType, h, h + HOUR))
     if (fit === undefined) return undefined
+    if (type === 'active_minutes') {
+      // Active minutes are Fit's move minutes less the light ones (strolls below 100 steps a minute).
+      const levels = (syntheticRollup(seed, 'active-minutes', h, h + HOUR) as ActiveMinutesRollupValue).activeMinutesRollupByActivityLevel ?? []
+      return { minutes: levels.reduce((n, l) => n + (l.activityLevel === 'LIGHT' ? 0 : Number(l.activeMinutesSum)), 0) }
+    }
     if (type === 'weight' || type === 'body_fat') return { avg: expect.closeTo(fit.avg!, 9) as number }
     if (type === 'distance') return { metres: Math.round(fit.metres! * 1000) / 1000 }
     // Height is listed in whole millimetres (one reading a month, so its average is that reading).

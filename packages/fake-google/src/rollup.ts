@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { arrivedSamples, type DataArrival } from './aggregate.js'
 import { healthBadRequest } from './errors.js'
 import { DATA_SOURCE_FAMILIES, healthType, inFamily, type DataSourceFamily, type HealthTypeSpec } from './health-catalogue.js'
-import { aggregateSamples, rawSamples, recordingDevice, type FitValue, type RawSample } from './synthetic.js'
+import { HOUR_MS, aggregateSamples, rawSamples, recordingDevice, stepBouts, type FitValue, type RawSample, type StepBout } from './synthetic.js'
 import { daysInMonth, wallAsUtc, zonedToInstant } from './time-zones.js'
 
 /** The page size when a request gives none (or 0). */
@@ -51,10 +51,15 @@ export interface DistanceRollupValue {
   millimetersSum?: string
 }
 
+/** Google's activity levels; proto3 JSON leaves ACTIVITY_LEVEL_UNSPECIFIED out. */
+export type HealthActivityLevel = 'LIGHT' | 'MODERATE' | 'VIGOROUS'
+
 export interface ActiveMinutesRollupValue {
-  activeMinutesRollupByActivityLevel?: { activityLevel: 'MODERATE' | 'VIGOROUS'; activeMinutesSum: string }[]
+  /** At most one entry per level; a level with no minutes is left out. */
+  activeMinutesRollupByActivityLevel?: { activityLevel: HealthActivityLevel; activeMinutesSum: string }[]
 }
 
+/** Active zone minutes, already weighted as Google counts them: 1 per fat-burn minute, 2 per cardio or peak minute. */
 export interface ActiveZoneMinutesRollupValue {
   sumInFatBurnHeartZone?: string
   sumInCardioHeartZone?: string
@@ -116,26 +121,50 @@ export function withoutDefaults<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== 0 && v !== '0')) as T
 }
 
-/** The synthetic runs last 6-10 minutes and walks 1-5, so a bout this long is a run: vigorous. */
-const VIGOROUS_BOUT_MINUTES = 6
+/** The step bout a Fit sample of active or heart minutes was made from (undefined for one added later by a test). */
+function boutOf(seed: string, sample: RawSample): StepBout | undefined {
+  return stepBouts(seed, Math.floor(sample.startMs / HOUR_MS) * HOUR_MS).find((b) => b.startMs === sample.startMs)
+}
 
-function activeMinutesByLevel(samples: readonly RawSample[]): ActiveMinutesRollupValue {
-  let moderate = 0
-  let vigorous = 0
-  for (const s of samples) {
-    const minutes = s.values[0] ?? 0
-    if (minutes >= VIGOROUS_BOUT_MINUTES) vigorous += minutes
-    else moderate += minutes
-  }
-  const levels = (
-    [
-      ['MODERATE', moderate],
-      ['VIGOROUS', vigorous],
-    ] as const
-  )
-    .filter(([, minutes]) => Math.round(minutes) !== 0)
-    .map(([activityLevel, minutes]) => ({ activityLevel, activeMinutesSum: int64(minutes) }))
+/**
+ * How hard a bout is, the same way the heart-minutes generator decides it: a stroll below 100 steps
+ * a minute earns no heart points and is light activity, a brisk walk is moderate, a run (at 130 or
+ * more) vigorous. A bout the fake did not generate itself counts as moderate.
+ */
+function activityLevel(bout: StepBout | undefined): HealthActivityLevel {
+  if (bout === undefined) return 'MODERATE'
+  return bout.cadence >= 130 ? 'VIGOROUS' : bout.cadence >= 100 ? 'MODERATE' : 'LIGHT'
+}
+
+/** Fit's move minutes split by level: Fit counts every bout, so the three levels add up to Fit's minutes. */
+function activeMinutesByLevel(seed: string, samples: readonly RawSample[]): ActiveMinutesRollupValue {
+  const minutes: Record<HealthActivityLevel, number> = { LIGHT: 0, MODERATE: 0, VIGOROUS: 0 }
+  for (const s of samples) minutes[activityLevel(boutOf(seed, s))] += s.values[0] ?? 0
+  const levels = (['LIGHT', 'MODERATE', 'VIGOROUS'] as const)
+    .filter((level) => Math.round(minutes[level]) !== 0)
+    .map((activityLevel) => ({ activityLevel, activeMinutesSum: int64(minutes[activityLevel]) }))
   return levels.length === 0 ? {} : { activeMinutesRollupByActivityLevel: levels }
+}
+
+/** A run at 160 steps a minute or more is in the peak heart-rate zone, a slower one in the cardio zone. */
+const PEAK_CADENCE = 160
+
+/**
+ * Active zone minutes from Fit's heart points, which give a point per brisk minute and two per
+ * vigorous one: a brisk minute is in the fat-burn zone (1 active zone minute), a vigorous one in
+ * the cardio or peak zone (2 each, as Google counts them). So the three sums add up to Fit's heart
+ * points, and fat-burn plus half of cardio and peak to Fit's heart minutes.
+ */
+function activeZoneMinutes(seed: string, samples: readonly RawSample[]): ActiveZoneMinutesRollupValue {
+  let [fatBurn, cardio, peak] = [0, 0, 0]
+  for (const s of samples) {
+    const points = s.values[0] ?? 0
+    const minutes = (s.endMs - s.startMs) / 60_000
+    if (points < 2 * minutes) fatBurn += points
+    else if ((boutOf(seed, s)?.cadence ?? 0) >= PEAK_CADENCE) peak += points
+    else cardio += points
+  }
+  return withoutDefaults({ sumInFatBurnHeartZone: int64(fatBurn), sumInCardioHeartZone: int64(cardio), sumInPeakHeartZone: int64(peak) })
 }
 
 /**
@@ -156,14 +185,9 @@ function rollupValue(seed: string, type: HealthTypeSpec, samples: readonly RawSa
     case 'distance':
       return withoutDefaults({ millimetersSum: int64(a * 1000) })
     case 'active-minutes':
-      return activeMinutesByLevel(samples)
-    case 'active-zone-minutes': {
-      // Fit gives a heart point per brisk minute and two per vigorous one; the Health API counts
-      // those minutes in the fat-burn and cardio zones, so points = fatBurn + 2 x cardio.
-      const minutes = Math.round(b)
-      const cardio = Math.min(minutes, Math.max(0, Math.round(a - b)))
-      return withoutDefaults({ sumInFatBurnHeartZone: int64(minutes - cardio), sumInCardioHeartZone: int64(cardio), sumInPeakHeartZone: '0' })
-    }
+      return activeMinutesByLevel(seed, samples)
+    case 'active-zone-minutes':
+      return activeZoneMinutes(seed, samples)
     case 'weight':
       // Grams to the microgram: kg x 1000 in doubles would carry noise like 72300.00000000001.
       return withoutDefaults({ weightGramsAvg: Math.round(a * 1e9) / 1e6 })

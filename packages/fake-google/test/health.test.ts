@@ -51,8 +51,10 @@ describe('rollUp', () => {
       'active-minutes',
       'com.google.active_minutes',
       (h, [minutes]) => {
+        // Fit's move minutes count every bout: Google's three levels together.
         const levels = (h as health_v4.Schema$ActiveMinutesRollupValue).activeMinutesRollupByActivityLevel ?? []
         expect(levels.reduce((total, l) => total + int(l.activeMinutesSum), 0)).toBe(minutes)
+        expect(new Set(levels.map((l) => l.activityLevel)).size).toBe(levels.length)
       },
     ],
     [
@@ -61,8 +63,11 @@ describe('rollUp', () => {
       (h, [points, minutes]) => {
         const zones = h as health_v4.Schema$ActiveZoneMinutesRollupValue
         const [fatBurn, cardio, peak] = [zones.sumInFatBurnHeartZone, zones.sumInCardioHeartZone, zones.sumInPeakHeartZone].map(int) as [number, number, number]
-        expect(fatBurn + 2 * (cardio + peak)).toBe(points)
-        expect(fatBurn + cardio + peak).toBe(minutes)
+        // Active zone minutes are weighted already (2 per cardio or peak minute): they add up to Fit's heart points.
+        expect(fatBurn + cardio + peak).toBe(points)
+        expect(fatBurn + (cardio + peak) / 2).toBe(minutes)
+        expect(cardio % 2).toBe(0)
+        expect(peak % 2).toBe(0)
       },
     ],
     ['weight', 'com.google.weight', (h, [kg]) => expect((h as health_v4.Schema$WeightRollupValue).weightGramsAvg).toBeCloseTo(kg! * 1000, 6)],
@@ -87,14 +92,15 @@ describe('rollUp', () => {
     }
   })
 
-  it('puts runs in the cardio zone and among vigorous minutes, walks in the fat-burn zone and among moderate ones', async () => {
+  it('puts fast runs in the peak zone, runs in the cardio zone, brisk walks in the fat-burn zone, and strolls among light minutes', async () => {
     const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + 3 * DAY) }
     const zones = (await rollUp('active-zone-minutes', { range, windowSize: `${(3 * DAY) / 1000}s` })).data.rollupDataPoints![0]!.activeZoneMinutes!
     expect(int(zones.sumInCardioHeartZone)).toBeGreaterThan(0)
+    expect(int(zones.sumInPeakHeartZone)).toBeGreaterThan(0)
     expect(int(zones.sumInFatBurnHeartZone)).toBeGreaterThan(0)
-    expect(zones.sumInPeakHeartZone).toBeUndefined()
     const levels = (await rollUp('active-minutes', { range, windowSize: `${(3 * DAY) / 1000}s` })).data.rollupDataPoints![0]!.activeMinutes!
-    expect(levels.activeMinutesRollupByActivityLevel!.map((l) => l.activityLevel)).toEqual(['MODERATE', 'VIGOROUS'])
+    expect(levels.activeMinutesRollupByActivityLevel!.map((l) => l.activityLevel)).toEqual(['LIGHT', 'MODERATE', 'VIGOROUS'])
+    expect(levels.activeMinutesRollupByActivityLevel!.every((l) => int(l.activeMinutesSum) > 0)).toBe(true)
   })
 
   it('pages through every window once, latest first, and checks that a token continues the same request', async () => {

@@ -30,12 +30,15 @@ const EXTRACTORS: Partial<Record<DataTypeKey, { readonly field: string; readonly
   distance: { field: 'distance', values: (v) => scaled(fields({ metres: count(v.millimetersSum) }), 1_000) },
   active_minutes: { field: 'activeMinutes', values: (v) => activeMinutes(v.activeMinutesRollupByActivityLevel) },
   heart_minutes: {
-    // Fit's heart points: a minute in the fat-burn zone is one point, in the cardio or peak zone two.
+    // Heart points are active zone minutes, which Google already weights: a fat-burn minute earns 1,
+    // a cardio or peak minute 2 (Schema$ActiveZoneMinutesRollupValue). So the points are the sum, and
+    // the minutes are fat-burn plus half of cardio and peak.
     field: 'activeZoneMinutes',
     values: (v) => {
       const zones = fields({ fatBurn: count(v.sumInFatBurnHeartZone), cardio: count(v.sumInCardioHeartZone), peak: count(v.sumInPeakHeartZone) })
       if (typeof zones === 'string') return zones
-      return { intensity: zones.fatBurn! + 2 * (zones.cardio! + zones.peak!), duration_min: zones.fatBurn! + zones.cardio! + zones.peak! }
+      const [fatBurn, doubled] = [zones.fatBurn!, zones.cardio! + zones.peak!]
+      return { intensity: fatBurn + doubled, duration_min: fatBurn + doubled / 2 }
     },
   },
   // Google rolls weight and body fat up to an average only: no highest and lowest reading.
@@ -493,15 +496,30 @@ function average(value: unknown): number | string {
   return typeof value === 'number' && Number.isFinite(value) ? value : 'non-finite value'
 }
 
-/** Minutes at every activity level, added up: Fit's move minutes have no levels. */
+/**
+ * Google's activity levels, and whether FitStream's `active_minutes` counts each: moderate and
+ * vigorous minutes do, light ones (an easy stroll) do not, as "active minutes" usually mean
+ * moderate-to-vigorous activity. proto3 JSON leaves an unspecified level out.
+ */
+const ACTIVITY_LEVELS: ReadonlyMap<string, boolean> = new Map([
+  ['LIGHT', false],
+  ['MODERATE', true],
+  ['VIGOROUS', true],
+])
+
+/** Moderate and vigorous minutes, added up; a level FitStream does not know makes the window unusable. */
 function activeMinutes(levels: unknown): Record<string, number> | string {
   if (levels === undefined) return { minutes: 0 }
   if (!Array.isArray(levels)) return 'malformed values'
   let minutes = 0
-  for (const level of levels) {
-    const n = count(asObject(level)?.activeMinutesSum)
-    if (typeof n === 'string' || asObject(level) === undefined) return typeof n === 'string' ? n : 'malformed values'
-    minutes += n
+  for (const item of levels) {
+    const level = asObject(item)
+    if (level === undefined) return 'malformed values'
+    const n = count(level.activeMinutesSum)
+    if (typeof n === 'string') return n
+    const counted = typeof level.activityLevel === 'string' ? ACTIVITY_LEVELS.get(level.activityLevel) : undefined
+    if (counted === undefined) return 'unknown activity level'
+    if (counted) minutes += n
   }
   return { minutes }
 }

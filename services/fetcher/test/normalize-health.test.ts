@@ -31,12 +31,18 @@ describe('normalizeHealth', () => {
         steps: [{ rollupDataPoints: [point(t0 + 2 * HOUR, {}), point(t0 + HOUR, { steps: { countSum: '1250' } }), point(t0, { steps: { countSum: '532' } })] }],
         heart_rate: [{ rollupDataPoints: [point(t0, { heartRate: { beatsPerMinuteAvg: 71.5, beatsPerMinuteMax: 110, beatsPerMinuteMin: 52 } })] }],
         distance: [{ rollupDataPoints: [point(t0, { distance: { millimetersSum: '412500' } })] }],
-        heart_minutes: [{ rollupDataPoints: [point(t0, { activeZoneMinutes: { sumInFatBurnHeartZone: '7', sumInCardioHeartZone: '3' } })] }],
+        heart_minutes: [{ rollupDataPoints: [point(t0, { activeZoneMinutes: { sumInFatBurnHeartZone: '15', sumInCardioHeartZone: '28' } })] }],
         active_minutes: [
           {
             rollupDataPoints: [
               point(t0, {
-                activeMinutes: { activeMinutesRollupByActivityLevel: [{ activityLevel: 'LIGHT', activeMinutesSum: '4' }, { activeMinutesSum: '9' }] },
+                activeMinutes: {
+                  activeMinutesRollupByActivityLevel: [
+                    { activityLevel: 'LIGHT', activeMinutesSum: '40' },
+                    { activityLevel: 'MODERATE', activeMinutesSum: '9' },
+                    { activityLevel: 'VIGOROUS', activeMinutesSum: '3' },
+                  ],
+                },
               }),
             ],
           },
@@ -56,9 +62,11 @@ describe('normalizeHealth', () => {
     ])
     expect(byType('heart_rate')[0]?.values).toEqual({ avg: 71.5, max: 110, min: 52 })
     expect(byType('distance')[0]?.values).toEqual({ metres: 412.5 })
-    // Fit's heart points: a fat-burn minute is one, a cardio or peak minute two; the peak zone left out is 0.
-    expect(byType('heart_minutes')[0]?.values).toEqual({ intensity: 13, duration_min: 10 })
-    expect(byType('active_minutes')[0]?.values).toEqual({ minutes: 13 })
+    // 15 fat-burn minutes and 14 cardio minutes: Google counts the cardio ones twice already (28
+    // active zone minutes), so the heart points are 15 + 28 and the minutes 15 + 14; the peak zone left out is 0.
+    expect(byType('heart_minutes')[0]?.values).toEqual({ intensity: 43, duration_min: 29 })
+    // Active minutes are moderate and vigorous ones: the 40 light minutes are not counted.
+    expect(byType('active_minutes')[0]?.values).toEqual({ minutes: 12 })
     expect(byType('weight')[0]).toMatchObject({ values: { avg: 72.4 }, unit: 'kg' })
     expect(byType('calories')[0]?.values).toEqual({ kcal: 98.25 })
     expect(byType('body_fat')[0]?.values).toEqual({ avg: 21.5 })
@@ -110,6 +118,35 @@ describe('normalizeHealth', () => {
       'malformed values': 1,
       'non-finite value': 1,
     })
+  })
+
+  it('counts peak-zone minutes as cardio ones, and sets aside a window with an activity level it does not know', () => {
+    const levels = (...list: Record<string, unknown>[]) => ({ activeMinutes: { activeMinutesRollupByActivityLevel: list } })
+    const { samples, rejected } = normalizeHealth(
+      result({
+        // 4 fat-burn, 3 cardio and 2 peak minutes: 4 + 6 + 4 active zone minutes.
+        heart_minutes: [
+          { rollupDataPoints: [point(t0, { activeZoneMinutes: { sumInFatBurnHeartZone: '4', sumInCardioHeartZone: '6', sumInPeakHeartZone: '4' } })] },
+        ],
+        active_minutes: [
+          {
+            rollupDataPoints: [
+              point(t0 + 2 * HOUR, levels({ activityLevel: 'LIGHT', activeMinutesSum: '25' })),
+              // A level Google added later, and one left out (proto3 JSON's unspecified level).
+              point(t0 + HOUR, levels({ activityLevel: 'VERY_VIGOROUS', activeMinutesSum: '5' }, { activityLevel: 'MODERATE', activeMinutesSum: '5' })),
+              point(t0, levels({ activeMinutesSum: '7' })),
+            ],
+          },
+        ],
+      }),
+      window,
+    )
+    expect(samples.map((s) => [s.type, s.startMs, s.values])).toEqual([
+      ['heart_minutes', t0, { intensity: 14, duration_min: 9 }],
+      // A light stroll alone is no active minute.
+      ['active_minutes', t0 + 2 * HOUR, { minutes: 0 }],
+    ])
+    expect(rejected).toEqual({ 'unknown activity level': 2 })
   })
 
   it('finds an answer unusable when a page is not an object or its list is not a list, and reads an empty page as no data', () => {

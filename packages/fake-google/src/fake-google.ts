@@ -59,6 +59,12 @@ export interface FakeGoogleOptions {
   latencyMs?: number
   /** The server's clock: token expiry and "data exists only before now"; default Date.now. */
   now?: () => number
+  /**
+   * How long Google takes to work out a night's sleep stages once the night has reached it: until
+   * then the Health API lists the session without stages and without `metadata.processed`
+   * (proto3 JSON leaves false out); default 0 (staged at once).
+   */
+  sleepStagingMs?: number
 }
 
 export interface AddUserOptions {
@@ -228,6 +234,7 @@ export class FakeGoogle {
   private readonly now: () => number
   private readonly ttlSeconds: number
   private latencyMs: number
+  private sleepStagingMs: number
   private readonly users = new Map<string, UserState>()
   private readonly refreshTokens = new Map<string, string>() // refresh token -> googleId
   private readonly accessTokens = new Map<string, AccessGrant>()
@@ -252,6 +259,7 @@ export class FakeGoogle {
     this.clientSecret = opts.clientSecret ?? 'fitstream-dev-secret'
     this.ttlSeconds = opts.accessTokenTtlSeconds ?? 3600
     this.latencyMs = opts.latencyMs ?? 0
+    this.sleepStagingMs = opts.sleepStagingMs ?? 0
     this.now = opts.now ?? Date.now
     this.consent = new ConsentScreen({
       clientId: this.clientId,
@@ -390,6 +398,11 @@ export class FakeGoogle {
   setLatency(ms: number): void {
     if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError('latency must be a non-negative number of ms')
     this.latencyMs = ms
+  }
+  /** How long a night stays listed as still being staged once it has reached Google (see FakeGoogleOptions.sleepStagingMs). */
+  setSleepStaging(ms: number): void {
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError('sleepStagingMs must be a non-negative number')
+    this.sleepStagingMs = ms
   }
 
   /** A snapshot; read it again to see later requests. */
@@ -762,7 +775,13 @@ export class FakeGoogle {
       if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
       const type = steps.dataType()
       if (!canReadHealth(user.scopes, type.scope)) throw healthScopeInsufficient(rpc, healthReadScope(type.scope))
-      const context = (): RollUpContext => ({ seed: user.seed, googleId: user.googleId, nowMs: this.now(), arrival: this.dataArrival(user.googleId) })
+      const context = (): RollUpContext => ({
+        seed: user.seed,
+        googleId: user.googleId,
+        nowMs: this.now(),
+        arrival: this.dataArrival(user.googleId),
+        sleepStagingMs: this.sleepStagingMs,
+      })
       const response = await steps.answer(type, user, context)
       this.countSuccess(user.googleId)
       return { status: 200, body: response }

@@ -430,6 +430,8 @@ export interface RollUpContext {
   readonly googleId: string
   readonly nowMs: number
   readonly arrival?: DataArrival
+  /** How long after reaching Google a night is still being staged (listed without stages); default 0. */
+  readonly sleepStagingMs?: number
 }
 
 /** The earliest whole millisecond at or after ns (exact for either sign: bigint division truncates). */

@@ -79,8 +79,10 @@ export interface SleepJson {
     civilEndTime: CivilDateTime
   }
   type: 'STAGES'
-  stages: SleepStageJson[]
-  metadata: { processed: true; mainSleep: true; nap: false }
+  /** Left out while the night is being staged, as proto3 JSON leaves out an empty list. */
+  stages?: SleepStageJson[]
+  /** `processed` is left out while the night is being staged, and `nap` always: proto3 JSON leaves false out. */
+  metadata: { processed?: true; mainSleep: true }
   /** int64 minutes as decimal strings; a "0" is left out, as proto3 JSON does. */
   summary: {
     minutesAsleep?: string
@@ -177,8 +179,11 @@ const minutes = (ms: number): string => String(Math.round(ms / MINUTE_MS))
 /** A stable data point id for the user's night. */
 const sessionId = (seed: string, startMs: number): string => dataPointId([seed, 'sleep-session', startMs])
 
-/** One session as the Health API's sleep DataPoint, its offsets and civil times in the user's zone. */
-function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, timeZone: string): SleepDataPoint {
+/**
+ * One session as the Health API's sleep DataPoint, its offsets and civil times in the user's zone.
+ * A night still being staged has its interval only: no stages, no stage summary, not processed.
+ */
+function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, timeZone: string, staged = true): SleepDataPoint {
   const byType = new Map<HealthSleepStageType, { ms: number; count: number }>()
   for (const stage of s.stages) {
     const total = byType.get(stage.type) ?? { ms: 0, count: 0 }
@@ -197,25 +202,31 @@ function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, t
         civilEndTime: civilAt(s.endMs, timeZone),
       },
       type: 'STAGES',
-      stages: s.stages.map((stage) => ({
-        startTime: iso(stage.startMs),
-        endTime: iso(stage.endMs),
-        type: stage.type,
-        startUtcOffset: utcOffset(stage.startMs, timeZone),
-        endUtcOffset: utcOffset(stage.endMs, timeZone),
-      })),
-      metadata: { processed: true, mainSleep: true, nap: false },
-      summary: {
-        ...withoutDefaults({
-          minutesAsleep: minutes(s.endMs - s.startMs - awakeMs),
-          minutesAwake: minutes(awakeMs),
-          minutesInSleepPeriod: minutes(s.endMs - s.startMs),
-        }),
-        stagesSummary: STAGE_ORDER.flatMap((type) => {
-          const total = byType.get(type)
-          return total === undefined ? [] : [{ type, ...withoutDefaults({ minutes: minutes(total.ms), count: String(total.count) }) }]
-        }),
-      },
+      ...(staged
+        ? {
+            stages: s.stages.map((stage) => ({
+              startTime: iso(stage.startMs),
+              endTime: iso(stage.endMs),
+              type: stage.type,
+              startUtcOffset: utcOffset(stage.startMs, timeZone),
+              endUtcOffset: utcOffset(stage.endMs, timeZone),
+            })),
+          }
+        : {}),
+      metadata: staged ? { processed: true, mainSleep: true } : { mainSleep: true },
+      summary: staged
+        ? {
+            ...withoutDefaults({
+              minutesAsleep: minutes(s.endMs - s.startMs - awakeMs),
+              minutesAwake: minutes(awakeMs),
+              minutesInSleepPeriod: minutes(s.endMs - s.startMs),
+            }),
+            stagesSummary: STAGE_ORDER.flatMap((type) => {
+              const total = byType.get(type)
+              return total === undefined ? [] : [{ type, ...withoutDefaults({ minutes: minutes(total.ms), count: String(total.count) }) }]
+            }),
+          }
+        : withoutDefaults({ minutesInSleepPeriod: minutes(s.endMs - s.startMs) }),
     },
   }
 }
@@ -229,7 +240,15 @@ function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, t
 export function buildListResponse(type: HealthSessionTypeSpec, request: ListRequest, timeZone: string, ctx: RollUpContext): DataPointsPage<SleepDataPoint> {
   return listPage(type, request, timeZone, ctx, {
     find: (q) => nightsLatestFirst(ctx.seed, q),
-    dataPoint: (night) => sleepDataPoint(ctx.googleId, ctx.seed, session(night), timeZone),
+    // Google stages a night some time after it has reached it (the end plus any upload delay).
+    dataPoint: (night) =>
+      sleepDataPoint(
+        ctx.googleId,
+        ctx.seed,
+        session(night),
+        timeZone,
+        night.endMs + (ctx.arrival?.uploadDelayMs ?? 0) + (ctx.sleepStagingMs ?? 0) <= ctx.nowMs,
+      ),
     cursorNs: (last) => BigInt(last.startMs) * NS_PER_MS,
   })
 }

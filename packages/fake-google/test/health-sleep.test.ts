@@ -86,7 +86,8 @@ describe('sleep sessions', () => {
     expect(sleep.interval).toMatchObject({ startTime: iso(session!.startMs).replace('.000', ''), endTime: iso(session!.endMs).replace('.000', '') })
     expect(sleep.interval).toMatchObject({ startUtcOffset: '0s', endUtcOffset: '0s' })
     expect(sleep.type).toBe('STAGES')
-    expect(sleep.metadata).toEqual({ processed: true, mainSleep: true, nap: false })
+    // proto3 JSON leaves false out: `nap: false` is never written.
+    expect(sleep.metadata).toEqual({ processed: true, mainSleep: true })
     for (const stage of sleep.stages!) {
       expect(stage.startTime).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/)
       expect(stage).toMatchObject({ startUtcOffset: '0s', endUtcOffset: '0s' })
@@ -105,6 +106,27 @@ describe('sleep sessions', () => {
     })
     // The same night reads the same again, id included.
     expect((await list({ filter: endBetween(FIRST_DAY, FIRST_DAY + DAY) })).data).toEqual(data)
+  })
+
+  it('lists a night Google is still staging without stages and without `processed`, since proto3 JSON leaves false out', async () => {
+    const [night] = healthSleepSessions(google.user.seed, NOW - 2 * DAY, NOW, NOW)
+    const filter = endBetween(night!.endMs, night!.endMs + 1)
+    google.fake.setSleepStaging(NOW - night!.endMs + 1)
+    try {
+      const staging = (await list({ filter })).data.dataPoints![0]!.sleep!
+      expect(staging.metadata).toEqual({ mainSleep: true })
+      expect('processed' in staging.metadata!).toBe(false)
+      expect(staging.stages).toBeUndefined()
+      expect(staging.summary).toEqual({ minutesInSleepPeriod: String((night!.endMs - night!.startMs) / MINUTE) })
+      // An older night is staged by now.
+      const older = (await list({ filter: endBetween(night!.endMs - 2 * DAY, night!.endMs) })).data.dataPoints![0]!.sleep!
+      expect(older.metadata).toEqual({ processed: true, mainSleep: true })
+    } finally {
+      google.fake.setSleepStaging(0)
+    }
+    const staged = (await list({ filter })).data.dataPoints![0]!.sleep!
+    expect(staged.metadata).toEqual({ processed: true, mainSleep: true })
+    expect(staged.stages!.length).toBe(night!.stages.length)
   })
 
   it('gives offsets in the user’s time zone, across a daylight-saving change', async () => {

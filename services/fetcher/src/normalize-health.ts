@@ -139,8 +139,10 @@ const OUT_OF_BED = 3
 /**
  * Minutes in each sleep stage per bucket, from listed sessions. As in the Fitness API's aggregate,
  * a segment counts in full in the bucket it starts in, so a person reads the same through either
- * API. Out-of-bed segments count as out of bed; a session without stages counts as asleep, unless
- * Google says its stages are still being worked out (a later sync reads it again). Segments that
+ * API. Out-of-bed segments count as out of bed; a session without stages counts as asleep. A
+ * session is read only once Google says it is processed (`metadata.processed`, which proto3 JSON
+ * leaves out while it is false): until then its stages are still being worked out, and a later
+ * sync reads it. Segments that
  * start outside the window belong to another fetch and are passed over, problems included; a
  * session listed twice (across pages) counts once.
  */
@@ -161,7 +163,8 @@ function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets:
     }
     // Listed because it ends within a day after the window; nothing of it may lie in the window.
     if (interval.startMs >= windowEnd || interval.endMs <= windowStart) continue
-    if (asObject(sleep.metadata)?.processed === false) continue
+    // proto3 JSON leaves `processed: false` out: only a session Google says is processed is read.
+    if (asObject(sleep.metadata)?.processed !== true) continue
     if (!isList(sleep.stages) || !isList(sleep.outOfBedSegments)) {
       reject('malformed session')
       continue

@@ -203,7 +203,8 @@ describe('normalizeHealth: sleep sessions', () => {
   const segment = (type: string, start: number, durationMs: number) => ({ type, startTime: iso(start), endTime: iso(start + durationMs) })
   const session = (name: string, start: number, end: number, extra: Record<string, unknown>) => ({
     dataPointName: `users/1/dataTypes/sleep/dataPoints/${name}`,
-    sleep: { interval: { startTime: iso(start), endTime: iso(end) }, type: 'STAGES', ...extra },
+    // Google marks a session whose stages are worked out with `processed: true`.
+    sleep: { interval: { startTime: iso(start), endTime: iso(end) }, type: 'STAGES', metadata: { processed: true }, ...extra },
   })
   const zeros = { awake_min: 0, sleep_min: 0, out_of_bed_min: 0, light_min: 0, deep_min: 0, rem_min: 0 }
 
@@ -233,7 +234,7 @@ describe('normalizeHealth: sleep sessions', () => {
       type: 'CLASSIC',
       stages: [segment('ASLEEP', t0, 20 * min), segment('RESTLESS', t0 + 20 * min, 10 * min)],
     })
-    const nap = session('n', t0 + 2 * HOUR, t0 + 2 * HOUR + 25 * min, { metadata: { nap: true } })
+    const nap = session('n', t0 + 2 * HOUR, t0 + 2 * HOUR + 25 * min, { metadata: { processed: true, nap: true } })
     const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [nap, classic], nextPageToken: 'p2' }, { dataPoints: [classic] }] }), window)
     expect(rejected).toEqual({})
     expect(samples.map((s) => [s.startMs, s.values])).toEqual([
@@ -263,8 +264,11 @@ describe('normalizeHealth: sleep sessions', () => {
     const late = session('l', t0 + 2 * HOUR, t0 + 5 * HOUR, {
       stages: [segment('DEEP', t0 + 2 * HOUR + 50 * min, 40 * min), segment('REM', t0 + 3 * HOUR + 30 * min, 20 * min)],
     })
-    const staging = session('p', t0, t0 + 2 * HOUR, { metadata: { processed: false } })
-    const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [late, staging] }] }), window)
+    // proto3 JSON never writes `processed: false`: a night still being staged comes without the field,
+    // or without metadata at all, and its stages so far must not be counted.
+    const staging = session('p', t0, t0 + 2 * HOUR, { metadata: { mainSleep: true }, stages: [segment('LIGHT', t0, 30 * min)] })
+    const bare = session('b', t0 + 20 * min, t0 + 50 * min, { metadata: undefined })
+    const { samples, rejected } = normalizeHealth(result({ sleep: [{ dataPoints: [late, staging, bare] }] }), window)
     expect(rejected).toEqual({})
     expect(samples.map((s) => [s.startMs, s.values])).toEqual([[t0 + 2 * HOUR, { ...zeros, deep_min: 40 }]])
   })

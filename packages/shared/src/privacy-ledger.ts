@@ -8,15 +8,16 @@ import { z } from 'zod'
  *
  * - `<prefix>:privacy:<userId>` hash of running totals (`PRIVACY_TOTAL_FIELDS`), a
  *   `period:<period>` field for each period that has a budget hash (the day of its last charge, in
- *   days since the epoch; `c` once compacted; `1` from earlier versions), and `compactedAt`.
+ *   days since the epoch; `c` once compacted; `1` when the day is not known), and `compactedAt`.
  * - `<prefix>:privacy:<userId>:budget:<period>` hash: `budget` and `spent` in micro-epsilon, plus
  *   one field per charge (`<kind>|<type>|<startMs>[|<revision>]` → micro-epsilon), so a retried or
  *   duplicated release is never charged twice. Some days after the period is over those fields are
  *   dropped and counted in `charges`.
  * - `<prefix>:privacy:<userId>:log` list of `PrivacyLogEntry`, newest first, capped, each as one
  *   compact line (`encodePrivacyLogEntry`).
- * - `<prefix>:privacy:<userId>:periods`: where earlier versions kept the periods, as a set (read still).
- *   Redis 7.0 stores even a one-member set of strings as a hash table, some 230 bytes a person.
+ * - `<prefix>:privacy:<userId>:periods`: a set of periods, read (never written) so that ledgers kept
+ *   in that layout stay whole. The periods are fields of the totals hash instead because Redis 7.0
+ *   stores even a one-member set of strings as a hash table, some 230 bytes a person.
  *
  * Epsilon is kept in integer micro-units: floating-point increments would drift, and a budget check
  * that rounds the wrong way would let a release through that the policy forbids.
@@ -40,8 +41,8 @@ export const PRIVACY_BUDGET_CHARGES_FIELD = 'charges'
 /**
  * Most recent log entries kept per user: a sync that brings new data writes one per data type and
  * cohort cell, so for an hourly sync this is the last several hours in detail, while the totals and
- * the per-period budgets cover everything since the start. (500 entries of about 150 bytes each came
- * to some 75 KB of Redis per active user.)
+ * the per-period budgets cover everything since the start. (500 entries of about 150 bytes each would
+ * take some 75 KB of Redis per active user.)
  */
 export const PRIVACY_LOG_LENGTH = 100
 
@@ -89,7 +90,7 @@ export function encodePrivacyLogEntry(entry: PrivacyLogEntry): string {
   return [time(entry.at), LOG_KINDS[entry.kind], entry.type, time(entry.start), time(entry.end), entry.count, entry.epsilon].join('|')
 }
 
-/** Reads a log line in either format (JSON lines were written by earlier versions); undefined if it is neither. */
+/** Reads a log line, compact or JSON (the ledger's first line format, still read); undefined if it is neither. */
 export function decodePrivacyLogEntry(line: string): PrivacyLogEntry | undefined {
   let candidate: unknown
   if (line.startsWith('{')) candidate = safeJson(line)

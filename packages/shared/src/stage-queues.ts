@@ -109,7 +109,7 @@ export class StageQueues {
 
 /**
  * Each queue's event stream keeps its last 1,000 events, not BullMQ's 10,000: nothing in FitStream
- * replays old events, and at 10,000 the four stages' streams held some 5 MB of Redis whatever the
+ * replays old events, and at 10,000 the four stages' streams hold some 5 MB of Redis whatever the
  * number of users.
  */
 export const QUEUE_EVENT_STREAM = { events: { maxLen: 1000 } }

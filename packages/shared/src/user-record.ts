@@ -37,8 +37,9 @@ const GOOGLE_SCOPE_PREFIX = 'https://www.googleapis.com/auth/'
 
 /**
  * Scopes as stored in the user hash: space-separated, with Google's common URL prefix written as
- * `~`, so a user's seven Fitness scopes take some 220 bytes instead of 440. Earlier full URLs, and
- * scopes outside that prefix (`openid`, `email`), are stored and read as they are.
+ * `~`, so a user's seven Fitness scopes take some 220 bytes instead of 440. Scopes outside that
+ * prefix (`openid`, `email`) are stored as they are, and full URLs (records kept without the
+ * shorthand) are read as they are.
  */
 export function encodeScopes(scopes: readonly string[]): string {
   return scopes.map((scope) => (scope.startsWith(GOOGLE_SCOPE_PREFIX) ? `~${scope.slice(GOOGLE_SCOPE_PREFIX.length)}` : scope)).join(' ')

@@ -2,7 +2,7 @@ import type { CohortRecord, DataTypeKey, ReleasableRecord } from '@fitstream/sha
 
 /**
  * Versions of the message formats; bumped only on an incompatible change. The JSON Schema of both
- * is docs/message-schema.json (see README, "Messages").
+ * is docs/message-schema.json (see docs/messages.md).
  */
 export const MESSAGE_SCHEMA = 'fitstream.records/1' as const
 export const COHORT_MESSAGE_SCHEMA = 'fitstream.cohorts/1' as const

@@ -1,4 +1,5 @@
 import { dataType, hmacHex, type CohortRecord, type DataTypeKey } from '@fitstream/shared'
+import { countEpsilon, releaseThreshold } from './accounting.js'
 import { bandFloor, clamp, combine, mostFrequent, type AnonymizerKeys, type CohortBucket } from './anonymize.js'
 import { fromUnits, noisyUnits, prfRandomSource, toUnits } from './noise.js'
 import type { CohortRule, PrivacyPolicy } from './policy.js'
@@ -50,7 +51,7 @@ export interface ClosedCell {
   readonly entries: Readonly<Record<string, string>>
 }
 
-export type SuppressionReason = 'under_k' | 'noisy_count_under_k'
+export type SuppressionReason = 'under_k' | 'noisy_count_under_threshold'
 
 export interface CellOutcome {
   readonly released: CohortRecord[]
@@ -65,10 +66,12 @@ interface Member {
 }
 
 /**
- * Turns a closed cell into cohort records: one per band that at least k distinct people reached.
- * Each person counts once, with their own buckets combined and their contribution clamped to the
- * policy's bounds. With noise, the contributor count and each field's sum get discrete Laplace noise
- * and the cell must reach k on the noisy count too; values are means per contributor.
+ * Turns a closed cell into cohort records: one per band that at least k distinct people reached and
+ * whose noisy contributor count reached the release threshold (k plus a margin set by epsilon and
+ * delta: DP partition selection, so k − 1 fake users can't tell from a cell's appearance whether
+ * their target joined it). Each person counts once, with their own buckets combined and their
+ * contribution clamped to the policy's bounds; each field's sum gets discrete Laplace noise; values
+ * are means per contributor.
  */
 export function aggregateCell(cell: ClosedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CellOutcome {
   const rule = policy.types[cell.type]?.cohort
@@ -84,6 +87,7 @@ export function aggregateCell(cell: ClosedCell, policy: PrivacyPolicy, keys: Ano
   const released: CohortRecord[] = []
   const suppressed: CellOutcome['suppressed'] = []
   const k = policy.cohorts.k
+  const { threshold } = releaseThreshold(policy, rule)
   const fields = Object.keys(rule.fields).sort()
   for (const [band, group] of [...bands.entries()].sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? ''))) {
     // The hard rule: fewer than k real people, nothing leaves, whatever the noise would say.
@@ -93,10 +97,10 @@ export function aggregateCell(cell: ClosedCell, policy: PrivacyPolicy, keys: Ano
     }
     const id = hmacHex(keys.pseudonym, `fitstream/cohort/v1|${cell.type}|${cell.startMs}|${cell.endMs}|${band ?? ''}`).slice(0, 32)
     const rng = rule.epsilon === undefined ? undefined : prfRandomSource(keys.noise, `cohort|${id}`)
-    const share = rule.epsilon === undefined ? undefined : rule.epsilon / (fields.length + 1)
+    const share = countEpsilon(rule)
     const contributors = rng === undefined || share === undefined ? group.length : noisyUnits(group.length, { sensitivityUnits: 1, epsilon: share }, rng)
-    if (contributors < k) {
-      suppressed.push({ ...(band === undefined ? {} : { band }), reason: 'noisy_count_under_k' })
+    if (contributors < threshold) {
+      suppressed.push({ ...(band === undefined ? {} : { band }), reason: 'noisy_count_under_threshold' })
       continue
     }
     const values: Record<string, number> = {}

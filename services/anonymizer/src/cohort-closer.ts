@@ -30,7 +30,7 @@ export interface CohortCloserDeps {
 }
 
 /**
- * Closes every cohort cell whose window and grace period have ended: bands that reached k people go
+ * Closes every cohort cell whose window and grace period have ended: bands that reached k people and the release threshold go
  * to the publisher as cohort records, the others are suppressed, counted and logged; then the cell's
  * contributions are forgotten. Cells a crashed run left closing are finished first.
  */
@@ -52,7 +52,7 @@ export async function closeCohortWindows(deps: CohortCloserDeps, now: number): P
         metrics.cohortCells.inc({ type: cell.type, outcome: `suppressed_${reason}` })
         logger.info(
           { type: cell.type, start: new Date(cell.startMs).toISOString(), end: new Date(cell.endMs).toISOString(), band, reason },
-          'cohort cell suppressed: fewer than k people',
+          'cohort cell suppressed: fewer than k people, or a noisy count under the release threshold',
         )
       }
       released += outcome.released.length

@@ -40,7 +40,7 @@ export function createAnonymizerMetrics(metrics: ServiceMetrics): AnonymizerMetr
     }),
     cohortCells: new Counter({
       name: 'fitstream_cohort_cells_total',
-      help: 'Closed cohort cells (per band): released, suppressed_under_k, suppressed_noisy_count_under_k',
+      help: 'Closed cohort cells (per band): released, suppressed_under_k, suppressed_noisy_count_under_threshold',
       labelNames: ['type', 'outcome'],
       registers,
     }),

@@ -111,12 +111,36 @@ export interface GridMechanism {
   readonly epsilon: number
 }
 
-/** Adds discrete Laplace noise of scale sensitivity/epsilon to an integer number of grid units. */
-export function noisyUnits(units: number, mechanism: GridMechanism, rng: RandomSource): number {
-  const s = Math.round(mechanism.epsilon * MICRO_EPSILON)
+/**
+ * The sampler's integer parameters for a mechanism: noise of scale t/s. Epsilon is rounded down to
+ * whole micro-units and sensitivity up, so the noise drawn is never less than the epsilon charged
+ * promises (0.04 split six ways spends at most 0.04, not 0.040002).
+ */
+export function samplerParameters(mechanism: GridMechanism): { s: number; t: number } {
+  const s = Math.floor(mechanism.epsilon * MICRO_EPSILON + 1e-6)
   const t = Math.max(1, Math.ceil(mechanism.sensitivityUnits)) * MICRO_EPSILON
   if (s < 1) throw new NoiseParameterError(`epsilon ${mechanism.epsilon} is below one micro-epsilon`)
+  return { s, t }
+}
+
+/** Adds discrete Laplace noise of scale sensitivity/epsilon to an integer number of grid units. */
+export function noisyUnits(units: number, mechanism: GridMechanism, rng: RandomSource): number {
+  const { s, t } = samplerParameters(mechanism)
   return units + discreteLaplace(s, t, rng)
+}
+
+/**
+ * The smallest m ≥ 1 with P(Z ≥ m) ≤ delta, Z discrete Laplace of scale t/s: P(Z ≥ m) = a^m / (1 + a),
+ * a = exp(-s/t). A cell of k true people then reaches k + m on its noisy count with probability at most delta.
+ */
+export function thresholdMargin(mechanism: GridMechanism, delta: number): number {
+  const { s, t } = samplerParameters(mechanism)
+  const rate = s / t
+  const a = Math.exp(-rate)
+  let m = Math.max(1, Math.ceil(Math.log(1 / (delta * (1 + a))) / rate))
+  // Floating-point logs can land a hair low; step up until the tail is certainly within delta.
+  while (Math.exp(-rate * m) / (1 + a) > delta) m++
+  return m
 }
 
 /** A value as whole grid units. */

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { DATA_TYPES, dataType, dataTypeKeySchema, type DataTypeKey } from '@fitstream/shared'
 import { PolicyError } from './errors.js'
-import { PERIOD_UNITS, TIME_UNITS } from './time-windows.js'
+import { PERIOD_UNITS, TIME_UNITS, windowsPerPeriod, type PeriodUnit, type TimeUnit } from './time-windows.js'
 
 /** The policy that ships with FitStream, used when ANONYMIZER_POLICY_FILE is not set. */
 export const DEFAULT_POLICY_FILE = fileURLToPath(new URL('../policies/default.yaml', import.meta.url))
@@ -107,8 +107,13 @@ export const policySchema = z
       .strict(),
     cohorts: z
       .object({
-        /** A cell is released only when at least k distinct people contributed. */
+        /** A cell is released only when at least k distinct people contributed, and its noisy count clears k plus a margin. */
         k: z.number().int().min(2),
+        /**
+         * Per cell: the most one person can raise the chance that a cell appears at all (DP partition
+         * selection). It sets the margin above k the noisy count must clear (default 1e-9).
+         */
+        delta: z.number().gt(0).max(1e-3).default(1e-9),
         /** A window is held open this long after it ends, for late data; then released or suppressed (default 48). */
         graceHours: z.number().int().min(0).default(48),
         /** How often windows are checked for closing (default 300). */
@@ -180,7 +185,48 @@ export const policySchema = z
         }
       }
     }
+    // Every cell a person can join in a period is paid for in advance: the budget never runs out mid-period.
+    const reserved = cohortReserve(policy)
+    if (reserved > policy.budget.epsilon + 1e-9) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['budget', 'epsilon'],
+        message: `cohort cells a person can join in a ${policy.budget.period} cost up to ${round6(reserved)}, more than the budget; lower the cells' epsilon or raise the budget`,
+      })
+    }
+    for (const [key, rule] of Object.entries(policy.types) as [DataTypeKey, z.output<typeof typeRule>][]) {
+      const noise = rule.individual?.noise?.epsilon
+      if (noise !== undefined && (rule.release === 'individual' || rule.release === 'both') && noise > policy.budget.epsilon - reserved + 1e-9) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['types', key, 'individual', 'noise', 'epsilon'],
+          message: `exceeds what the budget leaves after the cohort cells (${round6(Math.max(0, policy.budget.epsilon - reserved))})`,
+        })
+      }
+    }
   })
+
+/**
+ * The epsilon set aside per person per budget period for cohorts: each cohort type's cell epsilon
+ * times the most windows of it that start in one period.
+ */
+export function cohortReserve(policy: {
+  readonly budget: { readonly period: PeriodUnit }
+  readonly types: Readonly<
+    Partial<Record<DataTypeKey, { readonly release: string; readonly cohort?: { readonly epsilon?: number; readonly window: TimeUnit } }>>
+  >
+}): number {
+  let total = 0
+  for (const rule of Object.values(policy.types)) {
+    if (rule === undefined || rule.cohort === undefined || (rule.release !== 'cohort' && rule.release !== 'both')) continue
+    total += (rule.cohort.epsilon ?? 0) * windowsPerPeriod(rule.cohort.window, policy.budget.period)
+  }
+  return total
+}
+
+function round6(value: number): number {
+  return Math.round(value * 1e6) / 1e6
+}
 
 export type PrivacyPolicy = z.output<typeof policySchema>
 export type TypeRule = z.output<typeof typeRule>

@@ -17,8 +17,13 @@ import {
 } from '@fitstream/shared'
 import type { CandidateRecord, CohortContribution } from './anonymize.js'
 import { encodeBuckets, type ClosedCell } from './cohort-aggregate.js'
-import type { PrivacyPolicy } from './policy.js'
+import { cohortReserve, type PrivacyPolicy } from './policy.js'
 import { periodEndOf } from './time-windows.js'
+
+/** In a budget hash: micro-epsilon spent on individual records (the rest went to cohort cells). */
+const RECORDS_SPENT_FIELD = 'spentRecords'
+/** In a budget hash: `w~<charge>` marks a release withheld, so a retry is not counted again (dropped with the charges). */
+const WITHHELD_MARK = 'w~'
 
 /**
  * The anonymizer's state in Redis. Per person (erased with them): the epsilon ledger and release log,
@@ -32,25 +37,32 @@ import { periodEndOf } from './time-windows.js'
  * - `<prefix>:cohort:done:<cell>`: a closed marker, so a straggler can't reopen a released cell.
  */
 
-/** Charges releases to one budget period; grants each only while the period has budget left. */
+/**
+ * Charges noisy records to one budget period; grants each only while the records' share of the
+ * period's budget (ARGV[5]: what the cohort cells a person can join leave over) has room. A record
+ * withheld is counted once, however often its release is retried: a `w~<charge>` field marks it.
+ */
 const CHARGE = `
 local budget = tonumber(ARGV[1])
+local cap = tonumber(ARGV[5])
 local granted = {}
 local withheld = 0
 redis.call('HSETNX', KEYS[1], 'budget', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'spent', '0')
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
     table.insert(granted, 1)
   else
     local cost = tonumber(ARGV[i + 1])
     local spent = tonumber(redis.call('HGET', KEYS[1], 'spent'))
-    if spent + cost > budget then
+    local spentRecords = tonumber(redis.call('HGET', KEYS[1], '${RECORDS_SPENT_FIELD}') or '0')
+    if spent + cost > budget or spentRecords + cost > cap then
       table.insert(granted, 0)
-      withheld = withheld + 1
+      if redis.call('HSETNX', KEYS[1], '${WITHHELD_MARK}' .. string.gsub(ARGV[i], '|', '~'), '1') == 1 then withheld = withheld + 1 end
     else
       redis.call('HSET', KEYS[1], ARGV[i], cost)
       redis.call('HINCRBY', KEYS[1], 'spent', cost)
+      redis.call('HINCRBY', KEYS[1], '${RECORDS_SPENT_FIELD}', cost)
       table.insert(granted, 1)
     end
   end
@@ -77,7 +89,12 @@ if fresh then
   redis.call('HSETNX', KEYS[4], 'spent', '0')
   local spent = tonumber(redis.call('HGET', KEYS[4], 'spent'))
   if cost > 0 and spent + cost > budget then
-    redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
+    if redis.call('HSETNX', KEYS[4], '${WITHHELD_MARK}' .. string.gsub(ARGV[1], '|', '~'), '1') == 1 then
+      redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
+      redis.call('EXPIRE', KEYS[4], ARGV[7])
+      redis.call('HSET', KEYS[5], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[4], ARGV[11])
+      redis.call('EXPIRE', KEYS[5], ARGV[7])
+    end
     return 'withheld'
   end
   redis.call('HSET', KEYS[4], ARGV[1], cost)
@@ -132,6 +149,8 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.find(field, '|', 1, true) then
     redis.call('HDEL', KEYS[1], field)
     removed = removed + 1
+  elseif string.sub(field, 1, 2) == '${WITHHELD_MARK}' then
+    redis.call('HDEL', KEYS[1], field)
   end
 end
 if removed > 0 then redis.call('HINCRBY', KEYS[1], '${PRIVACY_BUDGET_CHARGES_FIELD}', removed) end
@@ -172,6 +191,11 @@ export class PrivacyStore {
     return Math.round(this.policy.budget.epsilon * MICRO_EPSILON)
   }
 
+  /** What noisy records may spend per period: the budget less every cohort cell a person can join, reserved in advance. */
+  private get recordsCapMicro(): number {
+    return Math.max(0, this.budgetMicro - Math.ceil(cohortReserve(this.policy) * MICRO_EPSILON - 1e-6))
+  }
+
   /** Charges noisy records to the person's budget; records without noise cost nothing and always pass. */
   async chargeRecords(
     userId: string,
@@ -190,7 +214,7 @@ export class PrivacyStore {
       const answer = (await this.run(
         CHARGE,
         [privacyBudgetKey(this.prefix, userId, period), privacyKey(this.prefix, userId)],
-        [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, dayOf(now), ...args],
+        [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, dayOf(now), String(this.recordsCapMicro), ...args],
       )) as number[]
       list.forEach((candidate, i) => (answer[i] === 1 ? granted : withheld).push(candidate))
     }

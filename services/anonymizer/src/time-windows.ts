@@ -55,3 +55,16 @@ export function periodEndOf(label: string): number | undefined {
   const week1Monday = jan4 - ((new Date(jan4).getUTCDay() + 6) % 7) * DAY_MS
   return week1Monday + Number(week[2]) * 7 * DAY_MS
 }
+
+/**
+ * The most windows of `unit` that can start within one period (a cell is charged to the period its
+ * window starts in): 31 days or 5 ISO weeks in a month, 53 weeks or 366 days in a year.
+ */
+export function windowsPerPeriod(unit: TimeUnit, period: PeriodUnit | 'year'): number {
+  const days = { day: 1, week: 7, month: 31, year: 366 }[period]
+  if (unit === 'hour') return days * 24
+  if (unit === 'day') return days
+  if (unit === 'week') return period === 'year' ? 53 : Math.ceil(days / 7)
+  // Months: one starts in a month or a year-month; a day or week holds at most one month's first day.
+  return period === 'year' ? 12 : 1
+}

@@ -167,7 +167,7 @@ describe('planRelease: generalisation under the default policy', () => {
     )
     expect(plan.records).toEqual([])
     expect(plan.contributions).toHaveLength(1)
-    expect(plan.contributions[0]).toMatchObject({ type: 'workouts', startMs: Date.UTC(2026, 10, 23), endMs: Date.UTC(2026, 10, 24), epsilon: 0.1 })
+    expect(plan.contributions[0]).toMatchObject({ type: 'workouts', startMs: Date.UTC(2026, 10, 23), endMs: Date.UTC(2026, 10, 24), epsilon: 0.04 })
     expect(plan.contributions[0]!.buckets.map((b) => b.values)).toEqual([
       { ...zeros, running_min: 22.5 },
       { ...zeros, running_min: 7.5, swimming_min: 40 },

@@ -28,7 +28,7 @@ describe('the default policy', () => {
     for (const rule of Object.values(policy.types)) {
       if (rule.individual !== undefined) expect(rule.individual.granularity).toBe('hour')
       for (const field of Object.values(rule.individual?.fields ?? {})) expect(field.clamp).toBeDefined()
-      if (rule.cohort !== undefined && rule.release !== 'drop') expect(rule.cohort.epsilon).toBe(0.1)
+      if (rule.cohort !== undefined && rule.release !== 'drop') expect(rule.cohort.epsilon).toBe(rule.cohort.window === 'day' ? 0.04 : 0.1)
     }
   })
 })
@@ -57,6 +57,26 @@ describe('policy validation', () => {
       { ...base, types: { steps: { release: 'cohort', cohort: { epsilon: 5, fields: { count: { clamp: [0, 1] } } } } } },
       /exceeds the whole budget/,
     ],
+    [
+      'cohort cells that could outspend the budget in a month',
+      { ...base, types: { steps: { release: 'cohort', cohort: { window: 'day', epsilon: 0.2, fields: { count: { clamp: [0, 1] } } } } } },
+      /budget\.epsilon: cohort cells a person can join in a month cost up to 6\.2, more than the budget/,
+    ],
+    [
+      'record noise the cohort reserve leaves no room for',
+      {
+        ...base,
+        types: {
+          steps: {
+            release: 'both',
+            individual: { fields: { count: { clamp: [0, 1] } }, noise: { epsilon: 1 } },
+            cohort: { window: 'day', epsilon: 0.1, fields: { count: { clamp: [0, 1] } } },
+          },
+        },
+      },
+      /types\.steps\.individual\.noise\.epsilon: exceeds what the budget leaves after the cohort cells \(0\.9\)/,
+    ],
+    ['a delta too large to mean anything', { ...base, cohorts: { k: 10, delta: 0.1 }, types: {} }, /cohorts\.delta/],
     ['k of 1', { ...base, cohorts: { k: 1 }, types: {} }, /cohorts\.k/],
     ['a plain hash for pseudonyms', { ...base, pseudonym: { scheme: 'sha256' }, types: {} }, /pseudonym\.scheme/],
     ['a fine geohash', { ...base, location: { geohashPrecision: 9 }, types: {} }, /location\.geohashPrecision/],

@@ -12,7 +12,10 @@ const keys = testKeys()
 const logger = silentLogger()
 const origin = 'raw:com.google.step_count.delta:com.sec.android.app.shealth:Samsung:SM-G991B:1a2b3c4d:step_counter'
 
-/** Noisy records (1 each) and a noisy daily cohort cell (1), against a budget of 4 a month. */
+/**
+ * A noisy daily cohort cell (0.1; 31 a month reserve 3.1) and noisy records (0.3 each) against a
+ * budget of 4 a month: the cells are paid for in advance, and records get what is left, 0.9: three.
+ */
 const budgetPolicy: PrivacyPolicy = policyFrom({
   version: 1,
   pseudonym: { scheme: 'hmac-sha256' },
@@ -21,8 +24,8 @@ const budgetPolicy: PrivacyPolicy = policyFrom({
   types: {
     steps: {
       release: 'both',
-      individual: { fields: { count: { clamp: [0, 12_000], round: 10 } }, noise: { epsilon: 1 } },
-      cohort: { window: 'day', epsilon: 1, fields: { count: { clamp: [0, 40_000], round: 10 } } },
+      individual: { fields: { count: { clamp: [0, 12_000], round: 10 } }, noise: { epsilon: 0.3 } },
+      cohort: { window: 'day', epsilon: 0.1, fields: { count: { clamp: [0, 40_000], round: 10 } } },
     },
   },
 })
@@ -74,9 +77,9 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     for (const secret of [userId, 'SM-G991B', 'shealth', '1a2b3c4d', 'raw:', '52.5']) expect(text).not.toContain(secret)
   })
 
-  it('stops a person’s releases when their budget for the period is spent, until the next period', async () => {
+  it('stops a person’s noisy records when their share of the budget is spent, never their cohort cells, until the next period', async () => {
     const userId = 'user-budget-0001'
-    // 3 records + 1 cohort cell = the whole budget of 4.
+    // 3 records (0.9, the records' whole share) + 1 cohort cell (0.1 of the 3.1 set aside for cells).
     expect(await run(budgetPolicy, userId, hours(t0, 3))).toMatchObject({ records: 3, cohortContributions: 1, withheldForBudget: 0 })
     // A retry of the same job is not charged again, and releases the same noisy values.
     const before = await published()
@@ -84,22 +87,35 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     expect(await published()).toEqual(before)
     // More of the same month: the records are withheld; the day's cohort cell was already paid for.
     expect(await run(budgetPolicy, userId, hours(t0 + 3 * HOUR, 2))).toMatchObject({ records: 0, cohortContributions: 1, withheldForBudget: 2 })
-    // Another day of the same month: its cohort cell is withheld too.
-    expect(await run(budgetPolicy, userId, hours(t0 + 24 * HOUR, 1))).toMatchObject({ records: 0, cohortContributions: 0, withheldForBudget: 2 })
+    // Another day of the same month: its record is withheld, but its cohort cell was reserved in advance.
+    expect(await run(budgetPolicy, userId, hours(t0 + 24 * HOUR, 1))).toMatchObject({ records: 0, cohortContributions: 1, withheldForBudget: 1 })
     // The next period starts with a fresh budget.
     expect(await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 2, 8), 2))).toMatchObject({ records: 2, cohortContributions: 1, withheldForBudget: 0 })
 
     const report = await readPrivacyReport(redis, prefix, userId)
     expect(report.budgets).toEqual([
-      { period: '2026-11', budget: 4, spent: 4, remaining: 0, charges: 4 },
-      { period: '2026-12', budget: 4, spent: 3, remaining: 1, charges: 3 },
+      { period: '2026-11', budget: 4, spent: 1.1, remaining: 2.9, charges: 5 },
+      { period: '2026-12', budget: 4, spent: 0.7, remaining: 3.3, charges: 3 },
     ])
-    expect(report.totals).toMatchObject({ recordsReleased: 8, cohortContributions: 2, withheldForBudget: 4, lateContributions: 0 })
+    expect(report.totals).toMatchObject({ recordsReleased: 8, cohortContributions: 3, withheldForBudget: 3, lateContributions: 0 })
     expect(report.totals.lastReleaseAt).not.toBeNull()
     const kinds = report.releases.map((entry) => `${entry.kind}:${entry.type}:${entry.count}:${entry.epsilon}`)
     expect(kinds).toEqual(
-      expect.arrayContaining(['records:steps:3:3', 'cohort:steps:1:1', 'withheld:steps:2:0', 'withheld:steps:2:0', 'records:steps:2:2', 'cohort:steps:1:1']),
+      expect.arrayContaining(['records:steps:3:0.9', 'cohort:steps:1:0.1', 'withheld:steps:2:0', 'withheld:steps:1:0', 'records:steps:2:0.6']),
     )
+  })
+
+  it('(d) counts a withheld release once in the privacy report, however often its job is retried', async () => {
+    const userId = 'user-withheld-0001'
+    await run(budgetPolicy, userId, hours(t0, 3))
+    // Five hours beyond the records' share, each job retried four times (as BullMQ would after failures downstream).
+    for (let attempt = 0; attempt < 4; attempt++) {
+      expect(await run(budgetPolicy, userId, hours(t0 + 3 * HOUR, 5))).toMatchObject({ records: 0, withheldForBudget: 5 })
+    }
+    const report = await readPrivacyReport(redis, prefix, userId)
+    expect(report.totals.withheldForBudget).toBe(5)
+    // The markers that make retries count once are not charges, and cost nothing.
+    expect(report.budgets).toEqual([{ period: '2026-11', budget: 4, spent: 1, remaining: 3, charges: 4 }])
   })
 
   it('drops a finished period’s per-charge fields some days after it ends, keeping what the report shows', async () => {
@@ -118,7 +134,7 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     // December 10: over for 9 days and uncharged since November: only budget, spent and the count stay.
     await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 10, 8), 1), Date.UTC(2026, 11, 10, 9))
     expect(await chargeFields()).toEqual([])
-    expect(await redis.hgetall(budgetKey)).toEqual({ budget: '4000000', spent: '4000000', charges: '4' })
+    expect(await redis.hgetall(budgetKey)).toEqual({ budget: '4000000', spent: '1000000', spentRecords: '900000', charges: '4' })
     expect((await readPrivacyReport(redis, prefix, userId)).budgets[0]).toEqual(report[0])
     // December itself, still running, keeps its charge fields.
     expect((await redis.hkeys(`${prefix}:privacy:${userId}:budget:2026-12`)).filter((field) => field.includes('|')).length).toBeGreaterThan(0)

@@ -162,6 +162,20 @@ export const ERROR_CATALOGUE = {
     retry: 'not retried',
     meaning: "A job's data does not match its stage's schema (checked when the job is added and when it runs), or a fetch window ends in the future.",
   },
+  FST_ERR_LINK_INVALID: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'GET /reconnect, POST /reconnect, as an HTML page' }],
+    retry: 'not a job error',
+    meaning:
+      'A signed reconnect or move link has expired, was altered, or names an account that no longer exists: nothing is changed, and the person asks for a new link.',
+  },
+  FST_ERR_LINK_USED: {
+    raisedBy: 'token-service',
+    http: [{ status: 410, on: 'POST /reconnect, as an HTML page' }],
+    retry: 'not a job error',
+    meaning:
+      'A reconnect or move link works once and this one was already used: nothing is changed; the person asks for a new link or signs in from the start page.',
+  },
   FST_ERR_NOISE_PARAMETER: {
     raisedBy: 'anonymizer',
     http: [],
@@ -181,6 +195,13 @@ export const ERROR_CATALOGUE = {
     retry: 'retried',
     meaning:
       "Another publisher process took over this job's lease (this one stalled past it): this attempt stops and leaves the job's messages to that process.",
+  },
+  FST_ERR_RATE_LIMITED: {
+    raisedBy: 'token-service',
+    http: [{ status: 429, on: 'any route with credentials after too many failed authentications; pages and routes with a rate limit' }],
+    retry: 'not a job error',
+    meaning:
+      'Too many requests from one address: past RATE_LIMIT_AUTH_FAILURES failed authentications in 15 minutes every request that presents credentials is refused, even with the right ones, and rate-limited pages and routes refuse requests beyond their limit; `Retry-After` says when to try again.',
   },
   FST_ERR_REAUTH_REQUIRED: {
     raisedBy: 'token-service',
@@ -258,6 +279,13 @@ export const ERROR_CATALOGUE = {
     http: [{ status: 400, on: 'any route' }],
     retry: 'not a job error',
     meaning: "A request failed its route's JSON schema (Fastify's own code), or `GET /users` was given a cursor it did not hand out.",
+  },
+  FST_ERR_WRONG_ACCOUNT: {
+    raisedBy: 'token-service',
+    http: [{ status: 403, on: 'GET /oauth/callback, as an HTML page' }],
+    retry: 'not a job error',
+    meaning:
+      'The person signed in at Google with another account than the one their FitStream account was connected with: nothing is changed, and the access Google just gave is handed back.',
   },
 } as const satisfies Record<string, ErrorCatalogueEntry>
 

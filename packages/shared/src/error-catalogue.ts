@@ -75,11 +75,11 @@ export const ERROR_CATALOGUE = {
       "Some of the data types asked for cannot be read from the Google API the person (or the deployment's GOOGLE_DATA_API) is read from; nothing is changed.",
   },
   FST_ERR_DECRYPT: {
-    raisedBy: 'shared (crypto), token-service',
+    raisedBy: 'token-service, fetcher',
     http: [],
     retry: 'not retried',
     meaning:
-      'Stored encrypted material (a refresh or access token, a PKCE verifier) does not decrypt: the key id is missing from the keyring, the key is wrong, or the ciphertext was altered.',
+      'Stored encrypted material (a refresh or access token, a PKCE verifier) does not decrypt: the key id is missing from the keyring (`REFRESH_TOKEN_KEYS` or `ACCESS_TOKEN_KEYS`), the key is wrong, or the ciphertext was altered.',
   },
   FST_ERR_GOOGLE_CODE: {
     raisedBy: 'token-service',

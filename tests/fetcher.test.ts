@@ -528,6 +528,37 @@ describe('the Google Health API', () => {
     expect((await fetchWindow(fitUser.id, ['steps'], 24)).result).toMatchObject({ api: 'fit' })
   })
 
+  it('counts a workout of an exercise type it does not know as other, and among rejected points by reason, without failing the fetch', async () => {
+    const user = await registerHealth(['workouts'])
+    // Every run of this person's comes as a type Google might add later.
+    const types = ['UNDERWATER_HOCKEY']
+    google.setExerciseTypes(user.google.googleId, types)
+    const rejectedUnknown = async () =>
+      Number(/fitstream_google_points_rejected_total\{reason="unknown exercise type"[^}]*\} (\d+)/.exec(await fetcher.metrics.registry.metrics())?.[1] ?? 0)
+    const before = await rejectedUnknown()
+    const fetchedAt = Date.now()
+    const { result } = await fetchWindow(user.id, ['workouts'], 48)
+    const [samples] = await passedOn(user.id)
+    const runs = healthExerciseSessions(user.google.seed, lastHour - 48 * HOUR - 24 * HOUR, lastHour, fetchedAt, types).filter(
+      (run) => run.endMs > lastHour - 48 * HOUR,
+    )
+    const unknown = runs.filter((run) => run.exerciseType === 'UNDERWATER_HOCKEY').length
+    const minutes = (field: string) => samples!.reduce((n, s) => n + (s.values[field] ?? 0), 0)
+    const activeIn = (type: string) =>
+      runs
+        .filter((run) => run.exerciseType === type)
+        .reduce(
+          (n, run) => n + (run.activeMs * (Math.min(run.endMs, lastHour) - Math.max(run.startMs, lastHour - 48 * HOUR))) / (run.endMs - run.startMs) / 60_000,
+          0,
+        )
+    expect(unknown).toBeGreaterThan(0)
+    expect(minutes('other_min')).toBeCloseTo(activeIn('UNDERWATER_HOCKEY'), 9)
+    expect(minutes('running_min')).toBe(0)
+    // Still a usable fetch: the unknown type is counted, not fatal.
+    expect(result).toMatchObject({ api: 'health', rejectedPoints: unknown })
+    expect((await rejectedUnknown()) - before).toBe(unknown)
+  })
+
   it('reads a height measured once a month from a month of readings, as Fit has it', async () => {
     const user = await registerHealth(['height'])
     // 30 days of hours hold exactly one of the monthly measurements.

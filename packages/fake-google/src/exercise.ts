@@ -31,12 +31,13 @@ import {
   type TimeFilterFields,
 } from './list.js'
 import { withoutDefaults, type CivilDateTime, type RollUpContext } from './rollup.js'
+import { exerciseDisplayName } from './exercise-types.js'
 import { boutKcal, boutMetres, HOUR_MS, MINUTE_MS, runningBout, userProfile, type StepBout } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
 
-/** The exercise types the synthetic users do: they only run. */
-export type HealthExerciseType = 'RUNNING'
+/** What a runner's runs are recorded as unless a test says otherwise (FakeGoogle.setExerciseTypes). */
+export const DEFAULT_EXERCISE_TYPES: readonly string[] = ['RUNNING']
 
 export type HealthExerciseEventType = 'START' | 'PAUSE' | 'RESUME' | 'STOP'
 
@@ -46,7 +47,8 @@ export interface HealthExerciseSession {
   readonly endMs: number
   /** The interval less its pause, if it has one. */
   readonly activeMs: number
-  readonly exerciseType: HealthExerciseType
+  /** One of HEALTH_EXERCISE_TYPES, or any name a test gave the fake. */
+  readonly exerciseType: string
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,9 +71,9 @@ export interface ExerciseJson {
     civilStartTime: CivilDateTime
     civilEndTime: CivilDateTime
   }
-  exerciseType: HealthExerciseType
+  exerciseType: string
   /** Google's own name for the type (it overrides any client's for types other than OTHER). */
-  displayName: 'Running'
+  displayName: string
   /** google.protobuf.Duration JSON: the interval less its pause. */
   activeDuration: string
   /** START, then PAUSE and RESUME for a paused run, then STOP, in time order. */
@@ -105,9 +107,14 @@ function pauseStart(run: StepBout): number | undefined {
   return run.startMs + Math.round(durationMs / 2 / MINUTE_MS) * MINUTE_MS
 }
 
-function session(run: StepBout): HealthExerciseSession {
+/** The type a run is recorded as: the types given take turns by the hour the run starts in. */
+function exerciseTypeOf(run: StepBout, types: readonly string[]): string {
+  return types[Math.floor(run.startMs / HOUR_MS) % types.length] ?? 'RUNNING'
+}
+
+function session(run: StepBout, types: readonly string[] = DEFAULT_EXERCISE_TYPES): HealthExerciseSession {
   const paused = pauseStart(run) === undefined ? 0 : PAUSE_MS
-  return { startMs: run.startMs, endMs: run.endMs, activeMs: run.endMs - run.startMs - paused, exerciseType: 'RUNNING' }
+  return { startMs: run.startMs, endMs: run.endMs, activeMs: run.endMs - run.startMs - paused, exerciseType: exerciseTypeOf(run, types) }
 }
 
 const floorToHour = (t: number): number => Math.floor(t / HOUR_MS) * HOUR_MS
@@ -137,12 +144,21 @@ function runsLatestFirst(seed: string, q: PageQuery): StepBout[] {
 /**
  * Exactly the sessions the fake lists for a user with this seed whose START lies in
  * [startMs, endMs), latest first (the list's own order), when the server's clock reads nowMs: a
- * session is listed only once it has ended. Each is one running bout of stepBouts. Times before
- * the Unix epoch hold none, as in the list.
+ * session is listed only once it has ended. Each is one running bout of stepBouts, recorded as the
+ * exercise types given (in turns, by the hour it starts in; running unless given). Times before the
+ * Unix epoch hold none, as in the list.
  */
-export function healthExerciseSessions(seed: string, startMs: number, endMs: number, nowMs: number = Number.POSITIVE_INFINITY): HealthExerciseSession[] {
+export function healthExerciseSessions(
+  seed: string,
+  startMs: number,
+  endMs: number,
+  nowMs: number = Number.POSITIVE_INFINITY,
+  exerciseTypes: readonly string[] = DEFAULT_EXERCISE_TYPES,
+): HealthExerciseSession[] {
   if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
-  return runsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map(session)
+  return runsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map((run) =>
+    session(run, exerciseTypes),
+  )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,8 +192,8 @@ const sessionId = (seed: string, startMs: number): string => dataPointId([seed, 
 const duration = (ms: number): string => `${ms / 1000}s`
 
 /** One run as the Health API's exercise DataPoint, its offsets and civil times in the user's zone. */
-function exerciseDataPoint(googleId: string, seed: string, run: StepBout, timeZone: string): ExerciseDataPoint {
-  const s = session(run)
+function exerciseDataPoint(googleId: string, seed: string, run: StepBout, timeZone: string, types: readonly string[]): ExerciseDataPoint {
+  const s = session(run, types)
   const event = (t: number, exerciseEventType: HealthExerciseEventType): ExerciseEventJson => ({
     eventTime: iso(t),
     eventUtcOffset: utcOffset(t, timeZone),
@@ -196,7 +212,7 @@ function exerciseDataPoint(googleId: string, seed: string, run: StepBout, timeZo
         civilEndTime: civilAt(s.endMs, timeZone),
       },
       exerciseType: s.exerciseType,
-      displayName: 'Running',
+      displayName: exerciseDisplayName(s.exerciseType),
       activeDuration: duration(s.activeMs),
       exerciseEvents: [
         event(s.startMs, 'START'),
@@ -229,7 +245,7 @@ export function buildExerciseListResponse(
 ): DataPointsPage<ExerciseDataPoint> {
   return listPage(type, request, timeZone, ctx, {
     find: (q) => runsLatestFirst(ctx.seed, q),
-    dataPoint: (run) => exerciseDataPoint(ctx.googleId, ctx.seed, run, timeZone),
+    dataPoint: (run) => exerciseDataPoint(ctx.googleId, ctx.seed, run, timeZone, ctx.exerciseTypes ?? DEFAULT_EXERCISE_TYPES),
     cursorNs: (last) => BigInt(last.startMs) * NS_PER_MS,
   })
 }

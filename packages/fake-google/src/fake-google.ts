@@ -241,6 +241,7 @@ export class FakeGoogle {
   private faults: ActiveFault[] = []
   private readonly errorRates: { route: Route | 'any'; status: number; rate: number }[] = []
   private readonly uploadDelays = new Map<string, number>() // googleId or '*' -> ms
+  private readonly exerciseTypes = new Map<string, readonly string[]>() // googleId -> types in turn
   private readonly lateSamples = new Map<string, RawSample[]>() // `${googleId}|${rawType}` -> samples
   private counters = emptyStats()
   private nextSeed = 1
@@ -399,6 +400,16 @@ export class FakeGoogle {
     if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError('latency must be a non-negative number of ms')
     this.latencyMs = ms
   }
+  /**
+   * The exercise types a user's workouts (their runs) are recorded as, taking turns by the hour each
+   * starts in: Google's names (HEALTH_EXERCISE_TYPES) or any other, as Google adds types. Running
+   * until set.
+   */
+  setExerciseTypes(googleId: string, types: readonly string[]): void {
+    if (types.length === 0 || types.some((type) => typeof type !== 'string' || type === '')) throw new RangeError('exercise types must be non-empty names')
+    this.exerciseTypes.set(googleId, [...types])
+  }
+
   /** How long a night stays listed as still being staged once it has reached Google (see FakeGoogleOptions.sleepStagingMs). */
   setSleepStaging(ms: number): void {
     if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError('sleepStagingMs must be a non-negative number')
@@ -781,6 +792,7 @@ export class FakeGoogle {
         nowMs: this.now(),
         arrival: this.dataArrival(user.googleId),
         sleepStagingMs: this.sleepStagingMs,
+        exerciseTypes: this.exerciseTypes.get(user.googleId),
       })
       const response = await steps.answer(type, user, context)
       this.countSuccess(user.googleId)

@@ -102,8 +102,8 @@ export {
   type ExerciseJson,
   type HealthExerciseEventType,
   type HealthExerciseSession,
-  type HealthExerciseType,
 } from './exercise.js'
+export { HEALTH_EXERCISE_TYPES, exerciseDisplayName, type HealthExerciseType } from './exercise-types.js'
 export {
   healthSamples,
   type HealthSample,

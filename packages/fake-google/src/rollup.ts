@@ -432,6 +432,8 @@ export interface RollUpContext {
   readonly arrival?: DataArrival
   /** How long after reaching Google a night is still being staged (listed without stages); default 0. */
   readonly sleepStagingMs?: number
+  /** The exercise types the user's workouts are recorded as, in turns; default running. */
+  readonly exerciseTypes?: readonly string[]
 }
 
 /** The earliest whole millisecond at or after ns (exact for either sign: bigint division truncates). */

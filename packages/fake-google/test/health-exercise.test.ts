@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { health_v4 } from 'googleapis/build/src/apis/health/index.js'
 import {
+  HEALTH_EXERCISE_TYPES,
   HEALTH_SCOPE_PREFIX,
   healthExerciseSessions,
   healthReadScope,
@@ -57,7 +58,7 @@ function asSession(point: health_v4.Schema$DataPoint | health_v4.Schema$Reconcil
     startMs: Date.parse(exercise.interval!.startTime!),
     endMs: Date.parse(exercise.interval!.endTime!),
     activeMs: Number.parseInt(exercise.activeDuration!, 10) * 1000,
-    exerciseType: exercise.exerciseType as 'RUNNING',
+    exerciseType: exercise.exerciseType!,
   }
 }
 
@@ -194,6 +195,33 @@ describe('exercise sessions', () => {
     // The same runs read the same again, ids included, and no two share one.
     expect((await list({ filter: civilStartBetween(utcDate(FIRST_DAY), utcDate(FIRST_DAY + 4 * DAY)) })).data).toEqual(data)
     expect(new Set(data.dataPoints!.map((p) => p.name)).size).toBe(data.dataPoints!.length)
+  })
+
+  it('records workouts as any of Google’s exercise types, or a name Google adds later, with Google’s display name', async () => {
+    let n = 0
+    while (!userProfile(`exercise-types-${n}`).runner) n++
+    const cyclist = google.fake.addUser({ seed: `exercise-types-${n}`, scopes: BOTH_APIS })
+    const types = ['OUTDOOR_BIKE', 'SWIMMING_POOL', 'WEIGHTS', 'TREADMILL', 'UNDERWATER_HOCKEY']
+    google.fake.setExerciseTypes(cyclist.googleId, types)
+    const token = await google.accessToken(cyclist)
+    const filter = civilStartBetween(utcDate(FIRST_DAY), utcDate(FIRST_DAY + 28 * DAY))
+    const points = (await google.listAll('exercise', { filter }, token)).flatMap((page) => page.dataPoints ?? [])
+    const sessions = points.map(asSession)
+    // The same runs as with the default type, taking the types in turn by the hour they start in.
+    expect(sessions).toEqual(healthExerciseSessions(cyclist.seed, FIRST_DAY, FIRST_DAY + 28 * DAY, NOW, types))
+    const asRuns = healthExerciseSessions(cyclist.seed, FIRST_DAY, FIRST_DAY + 28 * DAY, NOW)
+    expect(asRuns.every((s) => s.exerciseType === 'RUNNING')).toBe(true)
+    expect(sessions.map((s) => [s.startMs, s.endMs])).toEqual(asRuns.map((s) => [s.startMs, s.endMs]))
+    expect(new Set(sessions.map((s) => s.exerciseType))).toEqual(new Set(types))
+    for (const point of points)
+      expect(point.exercise!.exerciseType).toBe(types[Math.floor(Date.parse(point.exercise!.interval!.startTime!) / HOUR) % types.length])
+    const names = new Map(points.map((p) => [p.exercise!.exerciseType, p.exercise!.displayName]))
+    expect(names.get('OUTDOOR_BIKE')).toBe('Outdoor bike')
+    expect(names.get('SWIMMING_POOL')).toBe('Swimming pool')
+    // Every published name can be produced.
+    expect(HEALTH_EXERCISE_TYPES.length).toBeGreaterThan(40)
+    expect(() => google.fake.setExerciseTypes(cyclist.googleId, [...HEALTH_EXERCISE_TYPES])).not.toThrow()
+    expect(() => google.fake.setExerciseTypes(cyclist.googleId, [])).toThrow(RangeError)
   })
 
   it('selects by the local wall clock at the start in the user’s own zone, not by the UTC day', async () => {

@@ -127,20 +127,6 @@ export const ACTIVITY_GROUP_FIELDS: Readonly<Record<number, string>> = {
 }
 
 /**
- * The Health API's exercise types grouped as coarsely as Fit's activities (the exact type can be
- * revealing); yoga, pilates, HIIT, general workouts and types Google adds later count as other.
- */
-export const EXERCISE_GROUP_FIELDS: ReadonlyMap<string, string> = new Map([
-  ['WALKING', 'walking_min'],
-  ['HIKING', 'walking_min'],
-  ['RUNNING', 'running_min'],
-  ['BIKING', 'cycling_min'],
-  ['SWIMMING', 'swimming_min'],
-  ['WEIGHTLIFTING', 'strength_min'],
-  ['STRENGTH_TRAINING', 'strength_min'],
-])
-
-/**
  * The catalogue. A type's place in it is stored (the fetcher's bucket history writes a type as its
  * index), so new types go at the end and none is ever removed or moved.
  */

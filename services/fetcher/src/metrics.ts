@@ -29,7 +29,7 @@ export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
     }),
     pointsRejected: new Counter({
       name: 'fitstream_google_points_rejected_total',
-      help: 'Unusable points in Google responses, by reason',
+      help: 'Points in Google responses that could not be read as sent, by reason: set aside, or (an unknown exercise type) counted as other',
       labelNames: ['reason'],
       registers,
     }),

@@ -1,5 +1,4 @@
 import {
-  EXERCISE_GROUP_FIELDS,
   SLEEP_STAGE_FIELDS,
   UpstreamError,
   dataType,
@@ -10,6 +9,7 @@ import {
   type TimeWindow,
 } from '@fitstream/shared'
 import type { HealthReadResult } from './google-health.js'
+import { exerciseGroup } from './exercise-groups.js'
 import { splitWindow } from './windows.js'
 import type { NormalizeResult } from './normalize.js'
 
@@ -239,7 +239,8 @@ const ACTIVE_TIME_ROUNDING_MS = 1_000
  * (its interval less pauses) is shared among the buckets it overlaps in proportion to the overlap,
  * so a two-hour hike adds an hour to each of two hourly buckets, and the buckets of this window
  * get their share whichever fetch reads the workout. Buckets without a workout have no sample. A
- * workout listed twice (across pages) counts once. One that is malformed, or whose active time
+ * workout listed twice (across pages) counts once. An exercise type FitStream does not know (see
+ * exerciseGroup) counts as other and is counted as `unknown exercise type`. One that is malformed, or whose active time
  * exceeds its interval by more than rounding, is set aside and counted; one longer than a day (a
  * recording left running, say) is passed over, as every fetch of its buckets passes it over.
  */
@@ -252,7 +253,9 @@ function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets
     const workout = asObject(asObject(raw)?.[spec.health!.dataType])
     const interval = workout === undefined ? undefined : span(asObject(workout.interval) ?? {})
     const activeMs = workout?.activeDuration === undefined ? interval && interval.endMs - interval.startMs : duration(workout.activeDuration)
-    if (workout === undefined || interval === undefined || activeMs === undefined || typeof workout.exerciseType !== 'string') {
+    // proto3 JSON leaves EXERCISE_TYPE_UNSPECIFIED out: a missing type is an unknown one, not a malformed workout.
+    const exerciseType = workout?.exerciseType
+    if (workout === undefined || interval === undefined || activeMs === undefined || (exerciseType !== undefined && typeof exerciseType !== 'string')) {
       reject('malformed session')
       continue
     }
@@ -264,10 +267,12 @@ function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets
       reject('active time outside session')
       continue
     }
-    const identity = identityOf(asObject(raw)!) ?? `${interval.startMs}-${interval.endMs}-${workout.exerciseType}`
+    const identity = identityOf(asObject(raw)!) ?? `${interval.startMs}-${interval.endMs}-${String(exerciseType)}`
     if (seen.has(identity)) continue
     seen.add(identity)
-    const field = EXERCISE_GROUP_FIELDS.get(workout.exerciseType) ?? 'other_min'
+    const { group: field, known } = exerciseGroup(exerciseType as string | undefined)
+    // Counted as other, and among the points FitStream could not fully read.
+    if (!known) reject('unknown exercise type')
     const activeShare = Math.min(activeMs, lengthMs) / lengthMs
     const first = bucketIndex(buckets, Math.max(interval.startMs, windowStart))
     for (let i = first; i < buckets.length && buckets[i]!.startMs < interval.endMs; i++) {

@@ -346,24 +346,34 @@ describe('normalizeHealth: workouts', () => {
     ])
   })
 
-  it('counts only active time, shared evenly over the workout, and groups every exercise type', () => {
+  it('counts only active time, shared evenly over the workout, and groups Google’s exercise types, counting one it does not know as other', () => {
     // 40 minutes of cycling with a 10-minute pause: 30 active minutes over 10:30–11:10.
-    const ride = workout('b', 'BIKING', t0 + 30 * min, t0 + 70 * min, { activeDuration: '1800s' })
+    const ride = workout('b', 'OUTDOOR_BIKE', t0 + 30 * min, t0 + 70 * min, { activeDuration: '1800s' })
+    const at = (m: number) => t0 + 2 * HOUR + m * min
     const { samples, rejected } = read({
       dataPoints: [
         ride,
-        workout('w', 'WALKING', t0 + 2 * HOUR, t0 + 2 * HOUR + 5 * min, { activeDuration: '300.000s' }),
-        workout('l', 'WEIGHTLIFTING', t0 + 2 * HOUR + 5 * min, t0 + 2 * HOUR + 10 * min),
-        workout('t', 'STRENGTH_TRAINING', t0 + 2 * HOUR + 10 * min, t0 + 2 * HOUR + 15 * min),
-        workout('y', 'YOGA', t0 + 2 * HOUR + 15 * min, t0 + 2 * HOUR + 20 * min),
-        workout('u', 'ROCK_CLIMBING', t0 + 2 * HOUR + 20 * min, t0 + 2 * HOUR + 30 * min),
+        workout('w', 'WALKING', at(0), at(5), { activeDuration: '300.000s' }),
+        workout('l', 'WEIGHTS', at(5), at(10)),
+        workout('t', 'STRENGTH_TRAINING', at(10), at(12)),
+        workout('y', 'YOGA', at(12), at(15)),
+        workout('m', 'TREADMILL', at(15), at(18)),
+        workout('p', 'SWIMMING_POOL', at(18), at(20)),
+        workout('a', 'ASSAULT_BIKE', at(20), at(21)),
+        // Types this table does not name, placed by the words of their names.
+        workout('o', 'OPEN_WATER_SWIMMING', at(21), at(22)),
+        workout('k', 'MOUNTAIN_BIKE', at(22), at(23)),
+        workout('q', 'TREADMILL_WALKING', at(23), at(24)),
+        // One Google adds later, and EXERCISE_TYPE_UNSPECIFIED, which proto3 JSON leaves out: other, and counted.
+        workout('n', 'UNDERWATER_HOCKEY', at(24), at(30)),
+        { dataPointName: 'users/1/dataTypes/exercise/dataPoints/x', exercise: { interval: { startTime: iso(at(30)), endTime: iso(at(31)) } } },
       ],
     })
-    expect(rejected).toEqual({})
+    expect(rejected).toEqual({ 'unknown exercise type': 2 })
     expect(samples.map((s) => [s.startMs, s.values])).toEqual([
       [t0, { ...zeros, cycling_min: 22.5 }],
       [t0 + HOUR, { ...zeros, cycling_min: 7.5 }],
-      [t0 + 2 * HOUR, { ...zeros, walking_min: 5, strength_min: 10, other_min: 15 }],
+      [t0 + 2 * HOUR, { walking_min: 6, running_min: 3, cycling_min: 2, swimming_min: 3, strength_min: 7, other_min: 10 }],
     ])
   })
 
@@ -378,7 +388,7 @@ describe('normalizeHealth: workouts', () => {
           workout('o', 'constructor', t0 + 20 * min, t0 + 30 * min, { activeDuration: '600.5s' }), // rounded up: all of it, as other
           workout('c', 'BIKING', t0 - 2 * DAY, t0 + 10 * min), // longer than a day: passed over, not an error
           { exercise: { interval: { startTime: iso(t0) }, exerciseType: 'RUNNING' } },
-          { exercise: { interval: { startTime: iso(t0), endTime: iso(t0 + min) } } },
+          { exercise: { interval: { startTime: iso(t0), endTime: iso(t0 + min) }, exerciseType: 3 } },
           { steps: {} },
           7,
         ],
@@ -386,7 +396,7 @@ describe('normalizeHealth: workouts', () => {
       },
       { dataPoints: [run] },
     )
-    expect(rejected).toEqual({ 'malformed session': 5, 'active time outside session': 1 })
+    expect(rejected).toEqual({ 'malformed session': 5, 'active time outside session': 1, 'unknown exercise type': 1 })
     expect(samples.map((s) => s.values)).toEqual([{ ...zeros, running_min: 20, other_min: 10 }])
   })
 

@@ -1,10 +1,11 @@
 import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { releaseThreshold } from '../services/anonymizer/src/accounting.js'
-import { deriveKeys } from '../services/anonymizer/src/anonymize.js'
+import { deriveKeys, planRelease } from '../services/anonymizer/src/anonymize.js'
 import { aggregateCell, encodeBuckets, type ClosedCell } from '../services/anonymizer/src/cohort-aggregate.js'
 import { discreteLaplace, prfRandomSource } from '../services/anonymizer/src/noise.js'
 import { DEFAULT_POLICY_FILE, loadPolicy, type PrivacyPolicy } from '../services/anonymizer/src/policy.js'
+import { timeZoneOffsetMs, type FitnessSample, type ReleasableRecord } from '@fitstream/shared'
 import { reportFigures } from './helpers.js'
 
 /**
@@ -17,6 +18,8 @@ const WEEK = 7 * 86_400_000
 const FIRST_WEEK = Date.UTC(2026, 0, 5)
 const keys = deriveKeys(Buffer.alloc(32, 7))
 const defaultPolicy = loadPolicy(DEFAULT_POLICY_FILE)
+/** The default policy, for a person who opted in to individual records of every type it offers them for. */
+const individualPolicy = defaultPolicy
 
 /** One week's weight cell: `fakes` Sybil accounts at 60 kg, plus the target at 61 kg if present. */
 function weightCell(trial: number, fakes: number, withTarget: boolean): ClosedCell {
@@ -94,5 +97,63 @@ describe('attack (b): Sybil a cohort cell with k − 1 fake users', () => {
     expect(withTarget).toBeLessThanOrEqual(0.02 + 4 * Math.sqrt((0.02 * 0.98) / trials))
     // And the margin is not wasted: the tail is close to delta, not far below it.
     expect(withTarget).toBeGreaterThan(0.005)
+  })
+})
+
+describe('attack (c): tell a half-hour time zone from record boundaries', () => {
+  const HOUR = 3_600_000
+  const HALF_HOUR_ZONES = ['Asia/Kolkata', 'Asia/Tehran', 'America/St_Johns', 'Australia/Adelaide', 'Asia/Kathmandu']
+  const WHOLE_HOUR_ZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'Australia/Sydney']
+  /** 2026-03-02 00:00 UTC: three days of hourly buckets from here. */
+  const FROM = Date.UTC(2026, 2, 2)
+
+  /** Hourly buckets laid out in the person's local time, as a sync plans them for their zone. */
+  function localHourBuckets(zone: string, seed: number): FitnessSample[] {
+    const offset = timeZoneOffsetMs(FROM, zone)
+    const first = Math.floor((FROM + offset) / HOUR) * HOUR - offset
+    return Array.from({ length: 72 }, (_, h) => {
+      const startMs = first + h * HOUR
+      const count = (seed * 7919 + h * 104_729) % 3_000
+      return [
+        { type: 'steps', startMs, endMs: startMs + HOUR, values: { count }, unit: 'steps', revision: 0 },
+        { type: 'heart_rate', startMs, endMs: startMs + HOUR, values: { avg: 60 + (count % 40), max: 90, min: 55 }, unit: 'bpm', revision: 0 },
+      ] satisfies FitnessSample[]
+    }).flat()
+  }
+
+  /** The attacker's features: every record's start within its UTC hour and its length, and whether two of one type overlap. */
+  function boundaryFeatures(records: readonly ReleasableRecord[]): string {
+    const features = new Set<string>()
+    const byType = new Map<string, [number, number][]>()
+    for (const record of records) {
+      const [start, end] = [Date.parse(record.start), Date.parse(record.end)]
+      features.add(`${start % HOUR}/${end - start}`)
+      byType.set(record.type, [...(byType.get(record.type) ?? []), [start, end]])
+    }
+    for (const spans of byType.values()) {
+      spans.sort((a, b) => a[0] - b[0])
+      if (spans.some(([start], i) => i > 0 && start < spans[i - 1]![1])) features.add('overlap')
+    }
+    return [...features].sort().join(',')
+  }
+
+  it('finds every person’s records on whole UTC hours, the same in every zone, so the attacker does no better than chance', () => {
+    const people = [...HALF_HOUR_ZONES, ...WHOLE_HOUR_ZONES].flatMap((zone, z) =>
+      Array.from({ length: 20 }, (_, i) => ({ zone, halfHour: z < HALF_HOUR_ZONES.length, seed: z * 100 + i })),
+    )
+    // The attacker learns what whole-hour zones' records look like, and calls anyone who differs a half-hour zone.
+    const wholeHourLook = boundaryFeatures(planRelease('calibration', localHourBuckets('UTC', 1), individualPolicy, keys).records.map((c) => c.record))
+    let correct = 0
+    for (const person of people) {
+      const records = planRelease(`user-${person.seed}`, localHourBuckets(person.zone, person.seed), individualPolicy, keys).records.map((c) => c.record)
+      expect(records.length).toBeGreaterThan(0)
+      const guessHalfHour = boundaryFeatures(records) !== wholeHourLook
+      if (guessHalfHour === person.halfHour) correct++
+    }
+    const successRate = correct / people.length
+    reportFigures('half-hour zone from record boundaries', { people: people.length, successRate })
+    expect(wholeHourLook).toBe(`0/${HOUR}`)
+    // Chance is 0.5: the classifier calls everyone a whole-hour zone.
+    expect(successRate).toBe(0.5)
   })
 })

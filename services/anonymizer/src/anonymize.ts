@@ -3,7 +3,7 @@ import { dataType, hmacHex, type DataTypeKey, type FitnessSample, type Releasabl
 import { distanceMetres, geohash, geohashCentre } from './geohash.js'
 import { fromUnits, noisyUnits, prfRandomSource, toUnits } from './noise.js'
 import type { FieldRule, PrivacyPolicy, PrivacyZone } from './policy.js'
-import { epochOf, windowOf } from './time-windows.js'
+import { epochOf, windowOf, type TimeUnit } from './time-windows.js'
 
 export { epochOf } from './time-windows.js'
 
@@ -64,7 +64,8 @@ export interface CohortContribution {
   readonly buckets: readonly CohortBucket[]
 }
 
-export type DropReason = 'policy' | 'privacy_zone' | 'incomplete'
+/** `coarser_than_grid`: a sample longer than one unit of the records' grid, which no single record can hold. */
+export type DropReason = 'policy' | 'privacy_zone' | 'incomplete' | 'coarser_than_grid'
 
 export interface ReleasePlan {
   readonly records: CandidateRecord[]
@@ -113,9 +114,9 @@ export function planRelease(userId: string, samples: readonly FitnessSample[], p
       prepared = { sample, cell }
     }
     if (rule.individual !== undefined && (rule.release === 'individual' || rule.release === 'both')) {
-      const start = windowOf(sample.startMs, rule.individual.granularity)
-      const endMs = Math.max(start.endMs, windowOf(Math.max(sample.startMs, sample.endMs - 1), rule.individual.granularity).endMs)
-      addTo(individual, sample.type, start.startMs, endMs, prepared)
+      const unit = gridUnitOf(sample, rule.individual.granularity)
+      if (unit === undefined) drop(sample.type, 'coarser_than_grid')
+      else addTo(individual, sample.type, unit.startMs, unit.endMs, prepared)
     }
     if (rule.cohort !== undefined && (rule.release === 'cohort' || rule.release === 'both')) {
       const window = windowOf(sample.startMs, rule.cohort.window)
@@ -137,6 +138,23 @@ export function planRelease(userId: string, samples: readonly FitnessSample[], p
   }
   return { records, contributions, dropped: [...dropped.values()] }
 }
+
+/**
+ * The one unit of the records' UTC grid a sample goes to: the unit holding its midpoint. Every
+ * record then covers exactly one whole UTC unit, whatever grid the samples came on: an hourly bucket
+ * laid out in a half-hour zone (10:30-11:30) becomes the 11:00-12:00 record, not a 10:00-12:00 one
+ * overlapping its neighbours, which would show the person's zone. One bucket always lands in the
+ * same unit, so a revision replaces its record. A sample longer than a unit (a local day may run 25
+ * hours) has no single unit and is left out.
+ */
+export function gridUnitOf(sample: Pick<FitnessSample, 'startMs' | 'endMs'>, unit: TimeUnit): { startMs: number; endMs: number } | undefined {
+  const length = Math.max(0, sample.endMs - sample.startMs)
+  const window = windowOf(sample.startMs + Math.floor(length / 2), unit)
+  const slack = unit === 'hour' ? 0 : HOUR_MS
+  return length > window.endMs - window.startMs + slack ? undefined : window
+}
+
+const HOUR_MS = 3_600_000
 
 /**
  * One sample per (type, interval): the highest revision wins. A bucket passed on twice (a retry, an

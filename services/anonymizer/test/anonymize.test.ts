@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { DATA_TYPES, dataType, releasableRecordSchema, type DataTypeKey, type FitnessSample } from '@fitstream/shared'
-import { bandFloor, deriveKeys, epochOf, planRelease, pseudonym } from '../src/anonymize.js'
+import { bandFloor, deriveKeys, epochOf, gridUnitOf, planRelease, pseudonym } from '../src/anonymize.js'
 import { geohash, geohashCentre } from '../src/geohash.js'
 import { periodEndOf } from '../src/time-windows.js'
 import type { PrivacyPolicy } from '../src/policy.js'
@@ -135,6 +135,20 @@ describe('planRelease: generalisation under the default policy', () => {
     const b = { ...sample('steps', t0 + 40 * 60_000, { count: 50 }), endMs: t0 + 50 * 60_000 }
     const plan = planRelease('user-abcdef123456', [a, b, a, { ...b }], policy, keys)
     expect(plan.records.map((r) => r.record.values)).toEqual([{ count: 150 }])
+  })
+
+  it('puts every record on one whole UTC unit, whatever grid its samples came on', () => {
+    // Half-hour buckets of a UTC+5:30 day: each goes to the hour holding its midpoint, none to two.
+    const kolkata = [0, 1, 2].map((h) => sample('steps', t0 + h * HOUR + HOUR / 2, { count: 100 * (h + 1) }))
+    expect(planRelease('user-zone', kolkata, defaultPolicy(), keys).records.map((c) => [c.record.start, c.record.end, c.record.values.count])).toEqual(
+      [1, 2, 3].map((h) => [new Date(t0 + h * HOUR).toISOString(), new Date(t0 + (h + 1) * HOUR).toISOString(), 100 * h]),
+    )
+    // A two-hour bucket fits no hourly record: left out, and said so.
+    const long = planRelease('user-zone', [sample('steps', t0, { count: 100 }, { endMs: t0 + 2 * HOUR })], defaultPolicy(), keys)
+    expect(long.records).toEqual([])
+    expect(long.dropped).toEqual([{ type: 'steps', reason: 'coarser_than_grid', samples: 1 }])
+    // A local day 25 hours long (clocks going back) still fits a daily grid.
+    expect(gridUnitOf({ startMs: t0 - 10 * HOUR, endMs: t0 + 15 * HOUR }, 'day')).toEqual({ startMs: t0 - 10 * HOUR, endMs: t0 + 14 * HOUR })
   })
 
   it('lets a later revision of a bucket replace the earlier one', () => {

@@ -30,6 +30,29 @@ const schema = z.object({
     .trim()
     .transform((value) => value.split(',').map((s) => s.trim()))
     .refine((secrets) => secrets.every((s) => s.length >= 32), 'must be comma-separated secrets of at least 32 characters each (e.g. openssl rand -base64 32)'),
+  /**
+   * Keys the hash of each person's Google account id (OpenID sub), which stops one Google account from
+   * registering twice and a link from binding another account; 32+ characters. Derived from the first
+   * SESSION_SECRET when unset: set it before rotating SESSION_SECRET, or returning people are not recognised.
+   */
+  ACCOUNT_ID_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
+  /** How long a reconnect, move or re-consent link works (minutes); each works once. Default 1440 (a day). */
+  LINK_TTL_MINUTES: envVar
+    .positiveInt()
+    .min(5)
+    .max(7 * 1440)
+    .default(1440),
+  /**
+   * A second listener for /metrics, /docs and the internal endpoints (other services and Prometheus reach
+   * it; it is not published). Unset: they stay on HTTP_PORT, as before.
+   */
+  INTERNAL_HTTP_PORT: envVar.port().optional(),
+  /** Requests per minute one IP may make to the public pages; past it, 429. Kept in Redis, shared by replicas. */
+  RATE_LIMIT_PAGES_PER_MINUTE: envVar.positiveInt().default(60),
+  /** Google callbacks per minute one IP may make (each costs a code exchange at Google). */
+  RATE_LIMIT_CALLBACK_PER_MINUTE: envVar.positiveInt().default(10),
+  /** Failed admin or internal authentications one IP may make in 15 minutes before every attempt is refused. */
+  RATE_LIMIT_AUTH_FAILURES: envVar.positiveInt().default(20),
   /** Keys for refresh tokens at rest; only the token service has them. */
   REFRESH_TOKEN_KEYS: keyringVar(),
   /** Keys for access tokens at rest; shared with the fetchers, which read access tokens. */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 // The auth library googleapis itself uses (same pinned version), without loading every Google API.
 import { OAuth2Client } from 'google-auth-library'
-import { ReauthRequiredError, UpstreamError } from '@fitstream/shared'
+import { FitStreamError, ReauthRequiredError, UpstreamError } from '@fitstream/shared'
 
 export interface OAuthClientConfig {
   readonly clientId: string
@@ -86,6 +86,33 @@ export interface AuthorizationRequest {
 export interface Grant {
   readonly refreshToken: string
   readonly accessToken: FreshAccessToken
+  /** The Google account's stable OpenID subject (`sub` of the id_token); never stored or logged raw. */
+  readonly subject: string
+}
+
+/** Issuers Google's id_tokens carry (https://accounts.google.com/.well-known/openid-configuration). */
+const GOOGLE_ISSUERS = new Set(['https://accounts.google.com', 'accounts.google.com'])
+
+/**
+ * The account an id_token names. The token comes straight from Google's token endpoint over TLS, in
+ * the answer to our own authenticated code exchange, so (as Google's OpenID Connect guide allows)
+ * its signature is not checked; its issuer, audience (our client) and expiry are.
+ */
+export function idTokenSubject(idToken: unknown, clientId: string, now: number): string {
+  if (typeof idToken !== 'string' || idToken === '') throw new IdTokenError('Google answered without an id_token (is the openid scope asked for?)')
+  const [, payload] = idToken.split('.')
+  let claims: { iss?: unknown; aud?: unknown; exp?: unknown; sub?: unknown }
+  try {
+    claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as typeof claims
+  } catch {
+    throw new IdTokenError('the id_token is not a JWT')
+  }
+  if (typeof claims.iss !== 'string' || !GOOGLE_ISSUERS.has(claims.iss)) throw new IdTokenError('the id_token was not issued by Google')
+  const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+  if (!audience.includes(clientId)) throw new IdTokenError('the id_token is for another OAuth client')
+  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= now) throw new IdTokenError('the id_token has expired')
+  if (typeof claims.sub !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(claims.sub)) throw new IdTokenError('the id_token names no account')
+  return claims.sub
 }
 
 type AuthUrlOptions = NonNullable<Parameters<OAuth2Client['generateAuthUrl']>[0]>
@@ -108,7 +135,8 @@ export function authorizationUrl(config: OAuthFlowConfig, request: Authorization
     access_type: 'offline',
     prompt: 'consent',
     include_granted_scopes: true,
-    scope: [...request.scopes],
+    // openid: the token endpoint then says which Google account consented (the id_token's sub).
+    scope: ['openid', ...request.scopes.filter((scope) => scope !== 'openid')],
     state: request.state,
     code_challenge: request.codeChallenge,
     code_challenge_method: 'S256' as AuthUrlOptions['code_challenge_method'],
@@ -137,8 +165,18 @@ export async function exchangeAuthorizationCode(config: OAuthFlowConfig, code: s
   if (typeof credentials.refresh_token !== 'string' || credentials.refresh_token === '' || typeof credentials.access_token !== 'string') {
     throw new UpstreamError('FST_ERR_GOOGLE_CODE', 'Google granted no offline access (no refresh token was issued)', { permanent: true })
   }
+  const refreshToken = credentials.refresh_token
+  let subject: string
+  try {
+    subject = idTokenSubject(credentials.id_token, config.clientId, now())
+  } catch (error) {
+    // A grant whose account we cannot tell is handed back, not kept.
+    await revokeGrant(config, refreshToken).catch(() => undefined)
+    throw error
+  }
   return {
-    refreshToken: credentials.refresh_token,
+    subject,
+    refreshToken,
     accessToken: {
       accessToken: credentials.access_token,
       expiresAt: typeof credentials.expiry_date === 'number' ? credentials.expiry_date : now() + 3_600_000,
@@ -169,4 +207,11 @@ export async function revokeGrant(config: OAuthFlowConfig, token: string): Promi
 export function createPkcePair(): { verifier: string; challenge: string } {
   const verifier = randomBytes(48).toString('base64url')
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') }
+}
+
+/** Google's id_token is missing or does not name an account of ours to trust. */
+export class IdTokenError extends FitStreamError {
+  constructor(message: string) {
+    super('FST_ERR_GOOGLE_ID_TOKEN', message, { permanent: true })
+  }
 }

@@ -152,10 +152,37 @@ export function receiptPage(receipt: ErasureReceipt): string {
   )
 }
 
-export function messagePage(title: string, message: string, link: { href: string; text: string } = { href: '/', text: 'Start again' }): string {
+export function messagePage(
+  title: string,
+  message: string,
+  link: { href: string; text: string } = { href: '/', text: 'Start again' },
+  /** The catalogue code of a refusal, shown so a person can quote it to support. */
+  code?: string,
+): string {
   return layout(
     title,
-    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p><p><a class="button" href="${escapeHtml(link.href)}">${escapeHtml(link.text)}</a></p>`,
+    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>${code === undefined ? '' : `<p class="muted">Error code: ${escapeHtml(code)}</p>`}<p><a class="button" href="${escapeHtml(link.href)}">${escapeHtml(link.text)}</a></p>`,
+  )
+}
+
+/**
+ * What a reconnect link opens: a button, not a redirect, so a mail scanner that fetches the link
+ * does not use it up; the link's fields go back in the form's body (never into a logged URL).
+ */
+export function reconnectPage(link: Readonly<Record<string, string>>, formToken: string, api: GoogleDataApi): string {
+  const fields = Object.entries(link)
+    .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
+    .join('\n')
+  return layout(
+    'Reconnect your account',
+    `<h1>Reconnect ${API_NAMES[api]}</h1>
+<p>This link lets you allow FitStream to read your data again. Google will ask you to sign in: use the
+same Google account you first connected with. Any other account is refused, and the link works once.</p>
+<form method="post" action="/reconnect">
+${fields}
+<input type="hidden" name="csrf" value="${escapeHtml(formToken)}">
+<p><button type="submit">Continue to Google</button></p>
+</form>`,
   )
 }
 

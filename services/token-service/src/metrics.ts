@@ -5,6 +5,8 @@ import type { UserRepository } from './users.js'
 /** What the token service reports beyond the job metrics every stage has. */
 export interface TokenServiceMetrics {
   readonly tokenRefreshes: Counter<'outcome'>
+  /** Requests refused for security reasons (a link, an account, a rate limit, a failed authentication), by catalogue code. */
+  readonly refusals: Counter<'code'>
   /** Counts one refresh at Google by how it ended, and passes the result through. */
   countRefresh<T>(refresh: Promise<T>): Promise<T>
   /** Samples the user counts (called at scrape time). */
@@ -19,9 +21,16 @@ export function createTokenServiceMetrics(metrics: ServiceMetrics, users: UserRe
     labelNames: ['outcome'],
     registers,
   })
+  const refusals = new Counter({
+    name: 'fitstream_token_refusals_total',
+    help: 'Requests the token service refused to protect accounts (links, Google accounts, rate limits, authentication), by error code',
+    labelNames: ['code'],
+    registers,
+  })
   const usersByState = new Gauge({ name: 'fitstream_users', help: 'Registered users, by state (sampled at scrape time)', labelNames: ['state'], registers })
   return {
     tokenRefreshes,
+    refusals,
     countRefresh: async (refresh) => {
       try {
         const result = await refresh

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { FitStreamError, isClosed, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
+import type { AccountIds } from './account-ids.js'
 import { grantedDataTypes, missingScopes } from './consent.js'
 import { authorizationUrl, createPkcePair, exchangeAuthorizationCode, revokeGrant, type Grant, type OAuthFlowConfig } from './google-oauth.js'
 import type { SyncScheduler } from './scheduler.js'
@@ -12,6 +13,7 @@ export interface OnboardingDeps {
   readonly tokens: AccessTokenKeeper
   readonly scheduler: SyncScheduler
   readonly sessions: SessionStore
+  readonly accountIds: AccountIds
   readonly oauth: OAuthFlowConfig
   /** The API new grants are for: the scopes people are asked for, and what their consent may cover. */
   readonly api: GoogleDataApi
@@ -48,6 +50,11 @@ export type CallbackOutcome =
   | { readonly kind: 'code_rejected'; readonly reason: string }
   | { readonly kind: 'nothing_granted' }
   | { readonly kind: 'user_gone' }
+  /**
+   * The Google account that came back is not the one the user registered with (someone else's grant on
+   * a person's link, or a person's grant on someone else's link): refused, the grant handed back.
+   */
+  | { readonly kind: 'wrong_account' }
 
 export type ConsentChange =
   | { readonly kind: 'updated'; readonly dataTypes: readonly DataTypeKey[] }
@@ -119,19 +126,39 @@ export class Onboarding {
       return { kind: 'nothing_granted' }
     }
 
-    let userId = pending.userId
+    const account = this.deps.accountIds.hash(grant.subject)
     const now = this.now()
-    if (userId === undefined) {
-      userId = (await this.deps.users.create({ refreshToken: grant.refreshToken, dataTypes, scopes, now, ...validTimeZone(pending.timeZone) })).id
-    } else if (!(await this.deps.users.replaceGrant(userId, { refreshToken: grant.refreshToken, scopes, dataTypes, now }))) {
+    let userId: string
+    let created = false
+    if (pending.userId === undefined) {
+      // One user per Google account: someone connecting an account that has a user signs in to it.
+      const registered = await this.deps.users.createForAccount(account, {
+        refreshToken: grant.refreshToken,
+        dataTypes,
+        scopes,
+        now,
+        ...validTimeZone(pending.timeZone),
+      })
+      userId = registered.id
+      created = registered.created
+    } else {
+      const binding = await this.deps.users.bindAccount(pending.userId, account)
+      if (binding !== 'same') {
+        await this.discard(grant)
+        return { kind: binding === 'gone' ? 'user_gone' : 'wrong_account' }
+      }
+      userId = pending.userId
+    }
+    // Same account, so the grant it replaces is the same grant at Google: revoking that token would end
+    // this one too (Google revokes the account's whole authorization of the client). It is overwritten.
+    if (!created && !(await this.deps.users.replaceGrant(userId, { refreshToken: grant.refreshToken, scopes, dataTypes, now }))) {
       await this.discard(grant)
       return { kind: 'user_gone' }
     }
     await this.deps.tokens.keep(userId, grant.accessToken)
     await this.deps.scheduler.schedule(userId)
-    await this.deps.scheduler.syncNow(userId, pending.userId === undefined ? 'onboarding' : 'manual')
-    await this.deps.sessions.bindUser(sessionId, userId)
-    return { kind: 'connected', userId, created: pending.userId === undefined, dataTypes, notGranted }
+    await this.deps.scheduler.syncNow(userId, created ? 'onboarding' : 'manual')
+    return { kind: 'connected', userId, created, dataTypes, notGranted }
   }
 
   /**

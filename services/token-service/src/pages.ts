@@ -3,9 +3,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { dataApiOfScopes } from '@fitstream/shared'
 import { CONSENT_GROUP_NAMES, dataTypesForGroups } from './consent.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
-import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage } from './html.js'
+import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage, reconnectPage } from './html.js'
 import type { CallbackOutcome, Choice, Onboarding } from './onboarding.js'
-import type { ReconnectLinks } from './reconnect-links.js'
+import { LINK_FIELDS, type LinkUses, type ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { Session } from './sessions.js'
 import type { SessionCookies } from './session-http.js'
@@ -17,7 +17,12 @@ export interface PageDeps {
   readonly users: UserRepository
   readonly scheduler: SyncScheduler
   readonly reconnectLinks: ReconnectLinks
+  readonly linkUses: LinkUses
   readonly erasure: ErasureDeps
+  /** Counts a refusal by its catalogue code (fitstream_token_refusals_total). */
+  readonly refused: (code: string) => void
+  /** Per-IP limits: the pages, and Google's callback (each costs a code exchange at Google). */
+  readonly rateLimits: { readonly pagesPerMinute: number; readonly callbackPerMinute: number }
   /** Google's consent screen; forms may lead there. */
   readonly googleAuthUrl: string
 }
@@ -30,6 +35,13 @@ const groupsField = {
   ],
 } as const
 const csrfField = { type: 'string', maxLength: 128 } as const
+const linkFields = {
+  u: { type: 'string', maxLength: 64 },
+  t: { type: 'string', maxLength: 512 },
+  e: { type: 'string', maxLength: 16 },
+  n: { type: 'string', maxLength: 32 },
+  s: { type: 'string', maxLength: 64 },
+} as const
 const consentForm = {
   type: 'object',
   required: ['csrf'],
@@ -100,25 +112,49 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       ),
     )
 
+  const pageLimit = { rateLimit: { max: deps.rateLimits.pagesPerMinute, timeWindow: 60_000 } }
+  const callbackLimit = { rateLimit: { max: deps.rateLimits.callbackPerMinute, timeWindow: 60_000 } }
+  const invalidLink = (reply: FastifyReply) => {
+    deps.refused('FST_ERR_LINK_INVALID')
+    return html(
+      reply,
+      400,
+      messagePage(
+        'This link is not valid',
+        'The link has expired, was changed, or its account no longer exists. Nothing was changed. Ask for a new link.',
+        undefined,
+        'FST_ERR_LINK_INVALID',
+      ),
+    )
+  }
+
   async function ownUser(session: Session | undefined) {
     return session?.userId === undefined ? undefined : deps.users.get(session.userId)
   }
 
-  app.get('/', { schema: { tags: ['pages'], summary: 'The onboarding page' } }, async (request, reply) => {
-    const session = await deps.sessions.ensure(request, reply)
-    if ((await ownUser(session)) !== undefined) return seeOther(reply, '/account')
+  // No session for a page view: the form carries a token checked against a cookie of its own.
+  app.get('/', { config: pageLimit, schema: { tags: ['pages'], summary: 'The onboarding page' } }, async (request, reply) => {
+    if ((await ownUser(await deps.sessions.current(request))) !== undefined) return seeOther(reply, '/account')
     if (deps.onboarding.closed) return apiClosed(reply)
-    return html(reply, 200, onboardingPage(session.csrfToken, deps.onboarding.api))
+    return html(reply, 200, onboardingPage(deps.sessions.formToken(request, reply), deps.onboarding.api))
   })
 
   app.post<{ Body: { groups?: string | string[]; csrf: string; tz?: string } }>(
     '/connect',
-    { bodyLimit: FORM_LIMIT, attachValidation: true, schema: { tags: ['pages'], summary: 'Start connecting: redirects to Google consent', body: consentForm } },
+    {
+      bodyLimit: FORM_LIMIT,
+      attachValidation: true,
+      config: pageLimit,
+      schema: { tags: ['pages'], summary: 'Start connecting: redirects to Google consent', body: consentForm },
+    },
     async (request, reply) => {
-      const session = await deps.sessions.current(request)
-      if (request.validationError !== undefined || session === undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
+      if (request.validationError !== undefined || !deps.sessions.checkFormToken(request, request.body.csrf)) return badForm(reply)
       const dataTypes = dataTypesForGroups(asArray(request.body.groups), deps.onboarding.api)
-      if (dataTypes.length === 0) return html(reply, 400, onboardingPage(session.csrfToken, deps.onboarding.api, 'Tick at least one kind of data to sell.'))
+      if (dataTypes.length === 0) {
+        return html(reply, 400, onboardingPage(deps.sessions.formToken(request, reply), deps.onboarding.api, 'Tick at least one kind of data to sell.'))
+      }
+      // Someone starts connecting: only now does the browser get a session (short-lived until signed in).
+      const session = await deps.sessions.ensure(request, reply)
       return toConsent(reply, session.id, { dataTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) })
     },
   )
@@ -143,6 +179,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
         },
       },
       attachValidation: true,
+      config: callbackLimit,
     },
     async (request, reply) => {
       const session = await deps.sessions.current(request)
@@ -156,6 +193,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
         { outcome: outcome.kind, ...(outcome.kind === 'connected' ? { userId: outcome.userId, dataTypes: outcome.dataTypes } : {}) },
         'oauth callback',
       )
+      if (outcome.kind === 'connected') await deps.sessions.signIn(request, reply, outcome.userId)
       return callbackPage(reply, outcome)
     },
   )
@@ -181,12 +219,25 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
         return html(reply, 400, messagePage('Nothing to sell', 'Google did not grant access to any of the data you chose, so nothing was stored.'))
       case 'user_gone':
         return html(reply, 410, messagePage('This account was deleted', 'The account you tried to reconnect has been deleted. You can connect as a new user.'))
+      case 'wrong_account':
+        deps.refused('FST_ERR_WRONG_ACCOUNT')
+        return html(
+          reply,
+          403,
+          messagePage(
+            'That is not the Google account of this FitStream account',
+            'You signed in at Google with a different account from the one this FitStream account was connected with. Nothing was changed, and the access Google just gave was handed back. Sign in at Google with the account you first connected.',
+            undefined,
+            'FST_ERR_WRONG_ACCOUNT',
+          ),
+        )
     }
   }
 
   app.get<{ Querystring: { notice?: string } }>(
     '/account',
     {
+      config: pageLimit,
       schema: {
         tags: ['pages'],
         summary: "The signed-in user's own page: status, consent, deletion",
@@ -263,38 +314,65 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     },
   )
 
-  app.get('/account/reconnect', { schema: { tags: ['pages'], summary: 'Consent at Google again (after access ended)' } }, async (request, reply) => {
-    const session = await deps.sessions.current(request)
-    const user = await ownUser(session)
-    if (session === undefined || user === undefined) return notSignedIn(reply)
-    return toConsent(reply, session.id, { dataTypes: user.dataTypes, userId: user.id })
-  })
+  app.get(
+    '/account/reconnect',
+    { config: pageLimit, schema: { tags: ['pages'], summary: 'Consent at Google again (after access ended)' } },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      const user = await ownUser(session)
+      if (session === undefined || user === undefined) return notSignedIn(reply)
+      return toConsent(reply, session.id, { dataTypes: user.dataTypes, userId: user.id })
+    },
+  )
 
+  // A link's GET only shows a button: opening it (a mail scanner, a preview) uses nothing up.
   app.get<{ Querystring: Record<string, string | undefined> }>(
     '/reconnect',
     {
+      config: pageLimit,
       schema: {
         tags: ['pages'],
-        summary: 'A signed re-consent link (from the API) that sends the user to Google consent',
-        querystring: {
-          type: 'object',
-          properties: {
-            u: { type: 'string', maxLength: 64 },
-            t: { type: 'string', maxLength: 512 },
-            e: { type: 'string', maxLength: 16 },
-            s: { type: 'string', maxLength: 64 },
-          },
-        },
+        summary: 'A signed reconnect, move or re-consent link (from the API): a page with a button that leads to Google consent',
+        querystring: { type: 'object', properties: linkFields },
+      },
+      attachValidation: true,
+    },
+    async (request, reply) => {
+      const grant = request.validationError === undefined ? deps.reconnectLinks.verify(request.query) : undefined
+      if (grant === undefined || (await deps.users.get(grant.userId)) === undefined) return invalidLink(reply)
+      const fields = Object.fromEntries(LINK_FIELDS.flatMap((name) => (request.query[name] === undefined ? [] : [[name, request.query[name]]])))
+      return html(reply, 200, reconnectPage(fields, deps.sessions.formToken(request, reply), deps.onboarding.api))
+    },
+  )
+
+  app.post<{ Body: Record<string, string | undefined> }>(
+    '/reconnect',
+    {
+      bodyLimit: FORM_LIMIT,
+      attachValidation: true,
+      config: pageLimit,
+      schema: {
+        tags: ['pages'],
+        summary: "Use a reconnect link (once): to Google consent, where only the user's own Google account is accepted",
+        body: { type: 'object', required: ['csrf'], additionalProperties: false, properties: { ...linkFields, csrf: csrfField } },
       },
     },
     async (request, reply) => {
-      const grant = deps.reconnectLinks.verify(request.query)
+      if (request.validationError !== undefined || !deps.sessions.checkFormToken(request, request.body.csrf)) return badForm(reply)
+      const grant = deps.reconnectLinks.verify(request.body)
       const user = grant === undefined ? undefined : await deps.users.get(grant.userId)
-      if (grant === undefined || user === undefined) {
+      if (grant === undefined || user === undefined) return invalidLink(reply)
+      if (!(await deps.linkUses.take(grant))) {
+        deps.refused('FST_ERR_LINK_USED')
         return html(
           reply,
-          400,
-          messagePage('This link is not valid', 'The link has expired, was changed, or its account no longer exists. Nothing was changed.'),
+          410,
+          messagePage(
+            'This link was already used',
+            'Each link works once. Nothing was changed. Ask for a new link, or sign in from the start page.',
+            undefined,
+            'FST_ERR_LINK_USED',
+          ),
         )
       }
       const session = await deps.sessions.ensure(request, reply)

@@ -1,7 +1,10 @@
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
+import rateLimit from '@fastify/rate-limit'
 import { DeadLetters, ServiceRuntime, UserGoneError, isClosed, type Logger } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
+import { AccountIds } from './account-ids.js'
+import { registerAuthThrottle } from './auth-throttle.js'
 import { registerBullBoard } from './bull-board.js'
 import { createTokenServiceMetrics } from './metrics.js'
 import { deadLetterRoutes } from './dead-letter-routes.js'
@@ -11,7 +14,8 @@ import type { ErasureDeps } from './erasure.js'
 import { refreshAccessToken, revokeGrant, type OAuthFlowConfig } from './google-oauth.js'
 import { Onboarding } from './onboarding.js'
 import { pageRoutes } from './pages.js'
-import { ReconnectLinks } from './reconnect-links.js'
+import { LinkUses, ReconnectLinks } from './reconnect-links.js'
+import { logPathsOnly } from './request-log.js'
 import { userRoutes } from './routes.js'
 import { SessionCookies } from './session-http.js'
 import { SessionStore } from './sessions.js'
@@ -65,11 +69,13 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     tokens,
     scheduler,
     sessions: sessionStore,
+    accountIds: new AccountIds(config.ACCOUNT_ID_KEY ?? config.SESSION_SECRET[0]!),
     oauth: flow,
     api: config.GOOGLE_DATA_API,
     fitClosesAt: config.GOOGLE_FIT_CLOSES_AT,
   })
-  const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET)
+  const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET, config.LINK_TTL_MINUTES * 60_000)
+  const refused = (code: string) => tokenMetrics.refusals.inc({ code })
   const erasure: ErasureDeps = {
     redis,
     prefix,
@@ -112,6 +118,17 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   runtime.onClose('sync scheduler', () => scheduler.stop())
 
   const server = runtime.buildServer({ bodyLimit: 16 * 1024, beforeScrape: () => tokenMetrics.sampleUsers() })
+  logPathsOnly(server)
+  registerAuthThrottle(server, { redis, prefix, limit: config.RATE_LIMIT_AUTH_FAILURES, refused })
+  // Routes opt in (config.rateLimit); counts live in Redis so every replica shares them.
+  await server.register(rateLimit, {
+    global: false,
+    redis,
+    nameSpace: `${prefix}:rate-limit:`,
+    onExceeded: () => refused('FST_ERR_RATE_LIMITED'),
+    errorResponseBuilder: (_request, context) =>
+      Object.assign(new Error(`too many requests from this address; try again in ${context.after}`), { statusCode: 429, code: 'FST_ERR_RATE_LIMITED' }),
+  })
   await server.register(cookie, { secret: [...config.SESSION_SECRET] })
   await server.register(formbody)
   await registerApiDocs(server, config.PUBLIC_URL)
@@ -130,7 +147,18 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     redis,
     prefix,
   })
-  await pageRoutes(server, { onboarding, sessions, users, scheduler, reconnectLinks, erasure, googleAuthUrl: config.GOOGLE_AUTH_URL })
+  await pageRoutes(server, {
+    onboarding,
+    sessions,
+    users,
+    scheduler,
+    reconnectLinks,
+    linkUses: new LinkUses(redis, prefix),
+    erasure,
+    refused,
+    rateLimits: { pagesPerMinute: config.RATE_LIMIT_PAGES_PER_MINUTE, callbackPerMinute: config.RATE_LIMIT_CALLBACK_PER_MINUTE },
+    googleAuthUrl: config.GOOGLE_AUTH_URL,
+  })
   await deadLetterRoutes(server, new DeadLetters(queues), config.ADMIN_TOKEN)
   await registerBullBoard(server, queues, config.ADMIN_TOKEN)
   return runtime

@@ -21,6 +21,8 @@ export interface PendingAuthorization {
 }
 
 const SESSION_TTL_S = 30 * 86_400
+/** A session no user is bound to lives as long as the authorization it was made for. */
+const UNBOUND_TTL_S = 15 * 60
 const PENDING_TTL_S = 15 * 60
 
 /**
@@ -34,9 +36,27 @@ export class SessionStore {
     private readonly keys: Keyring,
   ) {}
 
+  /** A new session: short-lived while no user is bound to it. */
   async create(): Promise<Session> {
     const session = { id: randomBytes(32).toString('base64url'), userId: undefined, csrfToken: randomBytes(24).toString('base64url') }
-    await this.redis.multi().hset(this.sessionKey(session.id), { csrf: session.csrfToken }).expire(this.sessionKey(session.id), SESSION_TTL_S).exec()
+    await this.redis.multi().hset(this.sessionKey(session.id), { csrf: session.csrfToken }).expire(this.sessionKey(session.id), UNBOUND_TTL_S).exec()
+    return session
+  }
+
+  /**
+   * Signs `userId` in: a new session (new id, new CSRF token) bound to them, and the one the browser
+   * came with, if any, ended, so an id planted in the browser before sign-in is worth nothing after.
+   */
+  async signIn(userId: string, previousId: string | undefined): Promise<Session> {
+    const session = { id: randomBytes(32).toString('base64url'), userId, csrfToken: randomBytes(24).toString('base64url') }
+    const multi = this.redis
+      .multi()
+      .hset(this.sessionKey(session.id), { csrf: session.csrfToken, userId })
+      .expire(this.sessionKey(session.id), SESSION_TTL_S)
+      .sadd(this.userSessionsKey(userId), session.id)
+      .expire(this.userSessionsKey(userId), SESSION_TTL_S)
+    if (previousId !== undefined) multi.del(this.sessionKey(previousId)).srem(this.userSessionsKey(userId), previousId)
+    await multi.exec()
     return session
   }
 
@@ -45,16 +65,6 @@ export class SessionStore {
     const fields = await this.redis.hgetall(this.sessionKey(id))
     if (fields['csrf'] === undefined) return undefined
     return { id, userId: fields['userId'], csrfToken: fields['csrf'] }
-  }
-
-  async bindUser(sessionId: string, userId: string): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(this.sessionKey(sessionId), 'userId', userId)
-      .expire(this.sessionKey(sessionId), SESSION_TTL_S)
-      .sadd(this.userSessionsKey(userId), sessionId)
-      .expire(this.userSessionsKey(userId), SESSION_TTL_S)
-      .exec()
   }
 
   async destroy(sessionId: string): Promise<void> {

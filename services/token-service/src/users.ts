@@ -42,6 +42,17 @@ export interface User {
   readonly backfill: { readonly chunks: number; readonly done: number; readonly end: number } | undefined
 }
 
+/** The user hash's field with the keyed hash of their Google account's OpenID subject (see AccountIds). */
+const ACCOUNT_FIELD = 'acct'
+
+/** What tying a grant's Google account to an existing user found. */
+export type AccountBinding =
+  /** The user is this account's (bound before, or bound now: a user from before accounts were kept). */
+  | 'same'
+  /** The user belongs to another Google account, or this account already has another user. */
+  | 'other'
+  | 'gone'
+
 /** The users the token service keeps in Redis, with their encrypted refresh tokens. */
 export class UserRepository {
   constructor(
@@ -50,8 +61,46 @@ export class UserRepository {
     private readonly refreshKeys: Keyring,
   ) {}
 
-  async create(input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number; scopes?: readonly string[]; timeZone?: string }): Promise<User> {
+  /**
+   * Registers a user. With `account` (the hash of their Google account), only if that account has no
+   * user yet: then the existing user's id comes back instead (`created: false`), and nothing is written.
+   */
+  async createForAccount(
+    account: string,
+    input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number; scopes?: readonly string[]; timeZone?: string },
+  ): Promise<{ id: string; created: boolean }> {
     const id = randomBytes(16).toString('base64url')
+    const claimed = await this.redis.eval(CLAIM_ACCOUNT, 2, this.accountKey(account), userKey(this.prefix, id), id)
+    if (typeof claimed === 'string') return { id: claimed, created: false }
+    await this.create(input, { id, account })
+    return { id, created: true }
+  }
+
+  /** The user of a Google account (by its hash), if there is one. */
+  async findByAccount(account: string): Promise<string | undefined> {
+    const id = await this.redis.get(this.accountKey(account))
+    return id !== null && (await this.redis.exists(userKey(this.prefix, id))) === 1 ? id : undefined
+  }
+
+  /**
+   * Whether a grant for `account` may replace user `id`'s: only the Google account the user
+   * registered with may. A user from before accounts were kept is tied to the first account that
+   * comes back, unless that account already has a user of its own.
+   */
+  async bindAccount(id: string, account: string): Promise<AccountBinding> {
+    const result = await this.redis.eval(BIND_ACCOUNT, 2, userKey(this.prefix, id), this.accountKey(account), id, ACCOUNT_FIELD, account)
+    return result === 1 ? 'same' : result === 0 ? 'other' : 'gone'
+  }
+
+  private accountKey(account: string): string {
+    return `${this.prefix}:account:${account}`
+  }
+
+  async create(
+    input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number; scopes?: readonly string[]; timeZone?: string },
+    identity: { id: string; account: string } | undefined = undefined,
+  ): Promise<User> {
+    const id = identity?.id ?? randomBytes(16).toString('base64url')
     await this.redis
       .multi()
       .hset(userKey(this.prefix, id), {
@@ -62,6 +111,7 @@ export class UserRepository {
         [USER_FIELDS.consentUpdatedAt]: String(input.now),
         ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: encodeScopes(input.scopes) }),
         ...(input.timeZone === undefined ? {} : { [USER_FIELDS.timeZone]: input.timeZone }),
+        ...(identity === undefined ? {} : { [ACCOUNT_FIELD]: identity.account }),
       })
       .sadd(userIndexKey(this.prefix), id)
       .exec()
@@ -171,7 +221,9 @@ export class UserRepository {
 
   /** Removes the user and every secret of theirs; returns whether there was anything to remove. */
   async delete(id: string): Promise<boolean> {
+    const account = await this.redis.hget(userKey(this.prefix, id), ACCOUNT_FIELD)
     const multi = this.redis.multi().del(userKey(this.prefix, id)).srem(userIndexKey(this.prefix), id)
+    if (account !== null) multi.eval(DELETE_IF_EQUAL, 1, this.accountKey(account), id)
     for (const state of PAUSED_STATES) multi.srem(this.pausedKey(state), id)
     const [[, removed] = []] = (await multi.exec()) ?? []
     return removed === 1
@@ -209,6 +261,28 @@ for i = 2, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end
 local target = tonumber(ARGV[4])
 if target > 0 then redis.call('SADD', KEYS[target], ARGV[1]) end
 return 1`
+
+// KEYS: the account's key, the new user's hash. ARGV: the new user's id. Answers the user the account
+// already has, or 1 after claiming it. A claim whose user was never written (a crash) is taken over.
+const CLAIM_ACCOUNT = `
+local holder = redis.call('GET', KEYS[1])
+if holder and redis.call('EXISTS', string.gsub(KEYS[2], '[^:]+$', '') .. holder) == 1 then return holder end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`
+
+// KEYS: the user, the account's key. ARGV: the user's id, the account field, the account hash.
+// 1: the user is the account's; 0: another account's (or the account has another user); -1: no user.
+const BIND_ACCOUNT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local bound = redis.call('HGET', KEYS[1], ARGV[2])
+if bound then if bound == ARGV[3] then return 1 else return 0 end end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1`
+
+const DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 /** The fields a user's view is made of: everything but the tokens. */
 const VIEW_FIELDS = [

@@ -5,7 +5,7 @@ import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type Servic
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, testEnv, waitFor } from './support.js'
+import { ADMIN, WebClient as Browser, testEnv, waitFor } from './support.js'
 
 const prefix = uniquePrefix('onboarding')
 const { redis, cleanup } = testRedis(prefix)
@@ -29,26 +29,34 @@ afterAll(async () => {
   await cleanup()
 })
 
-interface Browser {
-  cookie: string
-  csrf: string
-}
-
 async function openOnboarding(svc = service): Promise<Browser> {
-  const page = await svc.server.inject({ method: 'GET', url: '/' })
+  const browser = new Browser()
+  const page = await browser.get(svc, '/')
   expect(page.statusCode).toBe(200)
-  const session = page.cookies.find((c) => c.name === 'fitstream_session')!
-  expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
-  return { cookie: `fitstream_session=${session.value}`, csrf: /name="csrf" value="([^"]+)"/.exec(page.body)![1]! }
+  // A page view makes no session: the form's token is checked against a cookie of its own.
+  expect(page.cookies.map((c) => c.name)).toEqual(['fitstream_form'])
+  expect(page.cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
+  browser.csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!
+  return browser
 }
 
-function form(browser: Browser, groups: string[], extra: Record<string, string> = {}): string {
+/** Opens a reconnect link in a browser of its own and presses its button: the answer leads to Google. */
+async function followLink(link: string, svc = service, browser = new Browser()) {
+  const url = new URL(link)
+  const page = await browser.get(svc, `${url.pathname}${url.search}`)
+  expect(page.statusCode).toBe(200)
+  const fields = new URLSearchParams([...page.body.matchAll(/name="([a-z]+)" value="([^"]*)"/g)].map(([, name, value]): [string, string] => [name!, value!]))
+  const pressed = await browser.post(svc, '/reconnect', fields.toString())
+  return { browser, pressed }
+}
+
+function form(browser: { csrf: string }, groups: string[], extra: Record<string, string> = {}): string {
   const fields: [string, string][] = [...groups.map((g): [string, string] => ['groups', g]), ['csrf', browser.csrf], ...Object.entries(extra)]
   return new URLSearchParams(fields).toString()
 }
 
 async function post(browser: Browser, url: string, body: string, svc = service) {
-  return svc.server.inject({ method: 'POST', url, headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: body })
+  return browser.post(svc, url, body)
 }
 
 async function startConnect(browser: Browser, groups: string[], svc = service): Promise<URL> {
@@ -69,16 +77,17 @@ async function consent(authorize: URL, options: { decision?: 'allow' | 'deny'; a
 }
 
 async function callback(browser: Browser | undefined, url: URL, svc = service) {
-  return svc.server.inject({ method: 'GET', url: `${url.pathname}${url.search}`, headers: browser === undefined ? {} : { cookie: browser.cookie } })
+  return (browser ?? new Browser()).get(svc, `${url.pathname}${url.search}`)
 }
 
 async function connectedUser(groups: string[], account?: string, svc = service): Promise<{ browser: Browser; id: string }> {
   const browser = await openOnboarding(svc)
   const back = await callback(browser, await consent(await startConnect(browser, groups, svc), account === undefined ? {} : { account }), svc)
   expect(back.statusCode).toBe(303)
-  const me = await svc.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
+  const me = await browser.get(svc, '/account')
   expect(me.statusCode).toBe(200)
-  const sessionId = decodeURIComponent(browser.cookie.split('=')[1]!).split('.')[0]!
+  browser.csrf = /name="csrf" value="([^"]+)"/.exec(me.body)![1]!
+  const sessionId = browser.sessionId()!
   const userId = await svc.redis.hget(`${svc.config.QUEUE_PREFIX}:session:${sessionId}`, 'userId')
   expect(userId).not.toBeNull()
   return { browser, id: userId! }
@@ -89,7 +98,8 @@ describe('connecting a Google account', () => {
     const authorize = await startConnect(await openOnboarding(), ['heart_rate', 'activity'])
     expect(`${authorize.origin}${authorize.pathname}`).toBe(google.authorizeUrl)
     const q = authorize.searchParams
-    expect(q.get('scope')!.split(' ')).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    // openid: Google's answer names the account (its sub), which a returning person must match.
+    expect(q.get('scope')!.split(' ')).toEqual(['openid', `${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
     expect(q.get('code_challenge_method')).toBe('S256')
     expect(q.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
     expect(q.get('access_type')).toBe('offline')
@@ -102,7 +112,7 @@ describe('connecting a Google account', () => {
     const { id } = await connectedUser(['activity', 'heart_rate'])
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
-    expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`, 'openid'])
     expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
     expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
     expect(stored[USER_FIELDS.timeZone]).toBe('Europe/Helsinki')
@@ -215,7 +225,7 @@ describe('consent changes', () => {
     const page = await post(browser, '/account/consent', form(browser, ['activity', 'sleep']))
     expect(page.statusCode).toBe(303)
     const authorize = new URL(page.headers.location as string)
-    expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([`${SCOPE}activity.read`, `${SCOPE}sleep.read`])
+    expect(authorize.searchParams.get('scope')!.split(' ')).toEqual(['openid', `${SCOPE}activity.read`, `${SCOPE}sleep.read`])
     expect(await callback(browser, await consent(authorize, { account }))).toMatchObject({
       statusCode: 303,
       headers: { location: '/account?notice=reconnected' },
@@ -241,10 +251,9 @@ describe('re-consent after Google refuses the refresh token', () => {
 
     // The link works in a browser that has no session at all (e.g. from an email).
     const link = new URL(api.links.reconnect)
-    const fresh = await service.server.inject({ method: 'GET', url: `${link.pathname}${link.search}` })
-    expect(fresh.statusCode).toBe(303)
-    const cookie = `fitstream_session=${fresh.cookies.find((c) => c.name === 'fitstream_session')!.value}`
-    const back = await callback({ cookie, csrf: '' }, await consent(new URL(fresh.headers.location as string), { account }))
+    const { browser: fresh, pressed } = await followLink(api.links.reconnect)
+    expect(pressed.statusCode).toBe(303)
+    const back = await callback(fresh, await consent(new URL(pressed.headers.location as string), { account }))
     expect(back.headers.location).toBe('/account?notice=reconnected')
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.state]).toBe('active')
@@ -296,6 +305,7 @@ describe('a deployment moved to the Google Health API', () => {
     expect(page.body).toContain('value="oxygen_saturation"')
     const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep', 'blood_pressure'], health)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
+      'openid',
       `${HEALTH}activity_and_fitness.readonly`,
       `${HEALTH}health_metrics_and_measurements.readonly`,
       `${HEALTH}sleep.readonly`,
@@ -306,7 +316,7 @@ describe('a deployment moved to the Google Health API', () => {
     expect(user).toMatchObject({ dataApi: 'health', state: 'active' })
     // Fit's activity segments have no Health API counterpart; the rest of the activity group does, and workouts join it.
     expect([...user.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps', 'workouts'])
-    expect([...user.scopes].sort()).toEqual([`${HEALTH}activity_and_fitness.readonly`, `${HEALTH}health_metrics_and_measurements.readonly`])
+    expect([...user.scopes].sort()).toEqual([`${HEALTH}activity_and_fitness.readonly`, `${HEALTH}health_metrics_and_measurements.readonly`, 'openid'])
   })
 
   it('moves a person connected through Fit over when they next save their choices, keeping them the same user', async () => {
@@ -324,9 +334,9 @@ describe('a deployment moved to the Google Health API', () => {
     expect(nothingToMove.body).toContain('read from Google Fit')
     expect(nothingToMove.body).not.toContain('Move to Google Health.')
     const move = new URL(stillOnFit.get(id)!.links.move!)
-    const followed = await health.server.inject({ method: 'GET', url: `${move.pathname}${move.search}` })
+    const { pressed: followed } = await followLink(move.toString(), health)
     expect(followed.statusCode).toBe(303)
-    expect(new URL(followed.headers.location as string).searchParams.get('scope')).toBe(`${HEALTH}activity_and_fitness.readonly`)
+    expect(new URL(followed.headers.location as string).searchParams.get('scope')).toBe(`openid ${HEALTH}activity_and_fitness.readonly`)
     const page = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(page.body).toContain('Move to Google Health.')
     expect(page.body).toContain('read through Google Fit')
@@ -339,7 +349,7 @@ describe('a deployment moved to the Google Health API', () => {
     const saved = await post(browser, '/account/consent', form(browser, ['activity']), health)
     expect(saved.statusCode).toBe(303)
     const authorize = new URL(saved.headers.location as string)
-    expect(authorize.searchParams.get('scope')).toBe(`${HEALTH}activity_and_fitness.readonly`)
+    expect(authorize.searchParams.get('scope')).toBe(`openid ${HEALTH}activity_and_fitness.readonly`)
     expect(await callback(browser, await consent(authorize, { account }), health)).toMatchObject({ headers: { location: '/account?notice=reconnected' } })
     const moved = await getUser(id)
     expect(moved).toMatchObject({ id, dataApi: 'health', state: 'active' })
@@ -401,7 +411,8 @@ describe('after Google closes the Fitness API', () => {
   })
 
   it('pauses people still on Fit as move_required, with nothing fetched or dead-lettered, until they move; then they are read from the Health API', async () => {
-    const { browser, id } = await connectedUser(['activity', 'heart_rate'], undefined, whileOpen)
+    const closedAccount = `frank-${Date.now()}`
+    const { browser, id } = await connectedUser(['activity', 'heart_rate'], closedAccount, whileOpen)
     onFit.start()
     await waitFor(async () => (await get(onFit, `/users/${id}`)).json().state === 'move_required')
     const paused = (await get(onFit, `/users/${id}`)).json()
@@ -439,16 +450,15 @@ describe('after Google closes the Fitness API', () => {
     expect(page.body).toContain('paused: move to Google Health needed')
     expect(page.body).not.toContain('Move to Google Health.')
 
-    const move = new URL(listed.users[0]!.links.move!)
-    const followed = await onHealth.server.inject({ method: 'GET', url: `${move.pathname}${move.search}` })
+    const { browser: linkBrowser, pressed: followed } = await followLink(listed.users[0]!.links.move!, onHealth)
     const authorize = new URL(followed.headers.location as string)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
+      'openid',
       `${HEALTH}activity_and_fitness.readonly`,
       `${HEALTH}health_metrics_and_measurements.readonly`,
     ])
     // The link may be opened anywhere: it starts a session of its own, which Google's answer comes back to.
-    const linkSession = followed.cookies.find((c) => c.name === 'fitstream_session')!
-    const back = await callback({ cookie: `fitstream_session=${linkSession.value}`, csrf: '' }, await consent(authorize), onHealth)
+    const back = await callback(linkBrowser, await consent(authorize, { account: closedAccount }), onHealth)
     expect(back.headers.location).toBe('/account?notice=reconnected')
     const moved = (await get(onHealth, `/users/${id}`)).json()
     // What the Health API lacks (Fit's activity segments) is no longer sold.

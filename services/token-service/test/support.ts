@@ -28,6 +28,9 @@ export function testEnv(google: FakeGoogle, prefix: string, extra: Env = {}): En
     // These tests were written for Fit deployments; those of the Health API say so.
     GOOGLE_DATA_API: 'fit',
     GOOGLE_FIT_CLOSES_AT: FAKE_FIT_CLOSES_AT,
+    // Every test request comes from one address; the tests of the limits set their own.
+    RATE_LIMIT_PAGES_PER_MINUTE: '100000',
+    RATE_LIMIT_CALLBACK_PER_MINUTE: '100000',
     ...extra,
   }
 }
@@ -50,6 +53,49 @@ export async function registerUser(
   })
   expect(response.statusCode).toBe(201)
   return { id: (response.json() as { id: string }).id, google: user }
+}
+
+/** A browser's cookie jar in front of `inject()`: keeps what the service sets, sends it back, forgets what it clears. */
+export class WebClient {
+  private readonly jar = new Map<string, string>()
+  /** The CSRF token of the last form this browser was shown. */
+  csrf = ''
+
+  get cookie(): string {
+    return [...this.jar].map(([name, value]) => `${name}=${value}`).join('; ')
+  }
+
+  /** The session id the browser holds (unsigned), if any. */
+  sessionId(name = 'fitstream_session'): string | undefined {
+    const raw = this.jar.get(name)
+    return raw === undefined ? undefined : decodeURIComponent(raw).split('.')[0]
+  }
+
+  set(name: string, value: string): void {
+    this.jar.set(name, value)
+  }
+
+  async get(service: ServiceRuntime, url: string) {
+    return this.keep(await service.server.inject({ method: 'GET', url, headers: this.headers() }))
+  }
+
+  async post(service: ServiceRuntime, url: string, form: string) {
+    return this.keep(
+      await service.server.inject({ method: 'POST', url, headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' }, payload: form }),
+    )
+  }
+
+  private headers(): Record<string, string> {
+    return this.jar.size === 0 ? {} : { cookie: this.cookie }
+  }
+
+  private keep<T extends { cookies: { name: string; value: string; maxAge?: number; expires?: Date }[] }>(response: T): T {
+    for (const c of response.cookies) {
+      if (c.value === '' || c.maxAge === 0 || (c.expires !== undefined && c.expires.getTime() <= Date.now())) this.jar.delete(c.name)
+      else this.jar.set(c.name, encodeURIComponent(c.value))
+    }
+    return response
+  }
 }
 
 export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -111,13 +111,11 @@ describe('attack (c): tell a half-hour time zone from record boundaries', () => 
   function localHourBuckets(zone: string, seed: number): FitnessSample[] {
     const offset = timeZoneOffsetMs(FROM, zone)
     const first = Math.floor((FROM + offset) / HOUR) * HOUR - offset
-    return Array.from({ length: 72 }, (_, h) => {
+    return Array.from({ length: 72 }, (_, h): FitnessSample[] => {
       const startMs = first + h * HOUR
       const count = (seed * 7919 + h * 104_729) % 3_000
-      return [
-        { type: 'steps', startMs, endMs: startMs + HOUR, values: { count }, unit: 'steps', revision: 0 },
-        { type: 'heart_rate', startMs, endMs: startMs + HOUR, values: { avg: 60 + (count % 40), max: 90, min: 55 }, unit: 'bpm', revision: 0 },
-      ] satisfies FitnessSample[]
+      const values: Record<string, number>[] = [{ count }, { avg: 60 + (count % 40), max: 90, min: 55 }]
+      return (['steps', 'heart_rate'] as const).map((type, i) => ({ type, startMs, endMs: startMs + HOUR, values: values[i]!, unit: 'x', revision: 0 }))
     }).flat()
   }
 

@@ -61,6 +61,9 @@ export class WebClient {
   /** The CSRF token of the last form this browser was shown. */
   csrf = ''
 
+  /** `remoteAddress`: the IP the service sees (rate limits are per IP). */
+  constructor(private readonly remoteAddress = '127.0.0.1') {}
+
   get cookie(): string {
     return [...this.jar].map(([name, value]) => `${name}=${value}`).join('; ')
   }
@@ -71,17 +74,28 @@ export class WebClient {
     return raw === undefined ? undefined : decodeURIComponent(raw).split('.')[0]
   }
 
+  /** A cookie as the jar holds it (URL-encoded), e.g. to plant it in another browser. */
+  raw(name: string): string | undefined {
+    return this.jar.get(name)
+  }
+
   set(name: string, value: string): void {
     this.jar.set(name, value)
   }
 
   async get(service: ServiceRuntime, url: string) {
-    return this.keep(await service.server.inject({ method: 'GET', url, headers: this.headers() }))
+    return this.keep(await service.server.inject({ method: 'GET', url, headers: this.headers(), remoteAddress: this.remoteAddress }))
   }
 
   async post(service: ServiceRuntime, url: string, form: string) {
     return this.keep(
-      await service.server.inject({ method: 'POST', url, headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' }, payload: form }),
+      await service.server.inject({
+        method: 'POST',
+        url,
+        headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' },
+        payload: form,
+        remoteAddress: this.remoteAddress,
+      }),
     )
   }
 

@@ -814,10 +814,10 @@ export class FakeGoogle {
         if (healthSessionType(dataType) !== undefined) {
           throw healthBadRequest(`Data type "${dataType}" is a session type and is not rolled up; list its data points instead.`, 'parent')
         }
-        if (healthSampleType(dataType) !== undefined) {
+        const type = healthType(dataType)
+        if (type === undefined && healthSampleType(dataType) !== undefined) {
           throw healthBadRequest(`Data type "${dataType}" does not support roll-ups; list its data points instead.`, 'parent')
         }
-        const type = healthType(dataType)
         if (type === undefined) {
           throw healthBadRequest(`Data type "${dataType}" cannot be rolled up; supported: ${HEALTH_TYPES.map((t) => t.name).join(', ')}.`, 'parent')
         }
@@ -841,8 +841,8 @@ export class FakeGoogle {
   }
 
   /**
-   * users.dataTypes.dataPoints.list and .reconcile: sleep and exercise sessions, height and SpO2
-   * samples (GET, the filter and paging in the query). They share the route, its faults and its counters.
+   * users.dataTypes.dataPoints.list and .reconcile: sleep and exercise sessions, height, SpO2,
+   * weight and body fat samples (GET, the filter and paging in the query). They share the route, its faults and its counters.
    */
   private list(req: IncomingMessage, url: URL, method: ListMethod, userId: string, dataType: string): Promise<Reply> {
     if (method === 'reconcile') this.counters.reconcileRequests++

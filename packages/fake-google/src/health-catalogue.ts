@@ -105,8 +105,12 @@ export function healthSessionType(name: string): HealthSessionTypeSpec | undefin
   return sessionByName.get(name)
 }
 
-/** The Health API sample data types this fake lists (users.dataTypes.dataPoints.list); never rolled up, as at Google. */
-export type HealthSampleDataType = 'height' | 'oxygen-saturation'
+/**
+ * The Health API sample data types this fake lists (users.dataTypes.dataPoints.list). Height and
+ * blood oxygen are never rolled up, as at Google; weight and body fat are also rolled up (to an
+ * average only), and their single readings are listed here.
+ */
+export type HealthSampleDataType = 'height' | 'oxygen-saturation' | 'weight' | 'body-fat'
 
 export interface HealthSampleTypeSpec {
   /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
@@ -114,7 +118,7 @@ export interface HealthSampleTypeSpec {
   /** The type as list filters name it (snake_case): `<filterName>.sample_time.physical_time`. */
   readonly filterName: string
   /** The field of a data point that carries the sample. */
-  readonly valueField: 'height' | 'oxygenSaturation'
+  readonly valueField: 'height' | 'oxygenSaturation' | 'weight' | 'bodyFat'
   /** The Fit raw data type whose synthetic samples the data points are, one for one. */
   readonly fitType: string
   readonly scope: HealthScopeGroup
@@ -138,6 +142,24 @@ export const HEALTH_SAMPLE_TYPES: readonly HealthSampleTypeSpec[] = [
     filterName: 'oxygen_saturation',
     valueField: 'oxygenSaturation',
     fitType: 'com.google.oxygen_saturation',
+    scope: 'health_metrics_and_measurements',
+    defaultPageSize: 1440,
+    maxPageSize: 10_000,
+  },
+  {
+    name: 'weight',
+    filterName: 'weight',
+    valueField: 'weight',
+    fitType: 'com.google.weight',
+    scope: 'health_metrics_and_measurements',
+    defaultPageSize: 1440,
+    maxPageSize: 10_000,
+  },
+  {
+    name: 'body-fat',
+    filterName: 'body_fat',
+    valueField: 'bodyFat',
+    fitType: 'com.google.body.fat.percentage',
     scope: 'health_metrics_and_measurements',
     defaultPageSize: 1440,
     maxPageSize: 10_000,

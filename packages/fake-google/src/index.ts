@@ -107,6 +107,8 @@ export { HEALTH_EXERCISE_TYPES, exerciseDisplayName, type HealthExerciseType } f
 export {
   healthSamples,
   type HealthSample,
+  type BodyFatDataPoint,
+  type BodyFatJson,
   type HeightDataPoint,
   type HeightJson,
   type ObservationSampleTimeJson,
@@ -114,6 +116,8 @@ export {
   type OxygenSaturationJson,
   type SampleDataPoint,
   type SampleDataSourceJson,
+  type WeightDataPoint,
+  type WeightJson,
 } from './samples.js'
 export { type ListDataPointsResponse, type ReconcileDataPointsResponse, type ReconciledDataPoint } from './list.js'
 export { FitApiError, HealthApiError, type GoogleErrorBody, type HealthErrorBody, type OAuthErrorBody } from './errors.js'

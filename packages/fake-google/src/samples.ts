@@ -1,6 +1,6 @@
 /**
  * The Google Health API's sample data types the fake lists: users.dataTypes.dataPoints.list on
- * `height` and `oxygen-saturation`. Each data point is one raw sample of the Fit type that measures
+ * `height`, `oxygen-saturation`, `weight` and `body-fat`. Each data point is one raw sample of the Fit type that measures
  * the same thing (com.google.height, com.google.oxygen_saturation), so one user reads the same
  * readings at the same instants through either API: height in millimetres, SpO2 in percent.
  *
@@ -89,7 +89,33 @@ export interface OxygenSaturationDataPoint {
   oxygenSaturation: OxygenSaturationJson
 }
 
-export type SampleDataPoint = HeightDataPoint | OxygenSaturationDataPoint
+export interface WeightJson {
+  /** Grams (a double); a 0 is left out, as proto3 JSON does. */
+  weightGrams?: number
+  sampleTime: ObservationSampleTimeJson
+}
+
+export interface BodyFatJson {
+  /** 0-100; a 0 is left out, as proto3 JSON does. */
+  percentage?: number
+  sampleTime: ObservationSampleTimeJson
+}
+
+export interface WeightDataPoint {
+  /** `users/<googleId>/dataTypes/weight/dataPoints/<id>`. */
+  name: string
+  dataSource: SampleDataSourceJson
+  weight: WeightJson
+}
+
+export interface BodyFatDataPoint {
+  /** `users/<googleId>/dataTypes/body-fat/dataPoints/<id>`. */
+  name: string
+  dataSource: SampleDataSourceJson
+  bodyFat: BodyFatJson
+}
+
+export type SampleDataPoint = HeightDataPoint | OxygenSaturationDataPoint | WeightDataPoint | BodyFatDataPoint
 
 // ---------------------------------------------------------------------------------------------
 // Samples
@@ -100,10 +126,11 @@ function requireSampleType(name: string): HealthSampleTypeSpec {
   return type
 }
 
-/** The sample's value in the API's units: Fit's metres as whole millimetres; SpO2 percent as is. */
+/** The sample's value in the API's units: Fit's metres as whole millimetres, kilograms as grams; percentages as they are. */
 function sampleValue(type: HealthSampleTypeSpec, sample: RawSample): number {
   const v = sample.values[0] ?? 0
-  return type.name === 'height' ? Math.round(v * 1000) : v
+  // Grams to the microgram, as the weight roll-up gives them.
+  return type.name === 'height' ? Math.round(v * 1000) : type.name === 'weight' ? Math.round(v * 1e9) / 1e6 : v
 }
 
 /**
@@ -209,8 +236,8 @@ function dataSource(seed: string, type: HealthSampleTypeSpec): SampleDataSourceJ
   const d = recordingDevice(seed, type.fitType)
   const formFactor = FORM_FACTORS[d.type]
   return {
-    // A height is taken by stepping on the scale; SpO2 is read by the watch while the user sleeps.
-    recordingMethod: type.name === 'height' ? 'ACTIVELY_MEASURED' : 'PASSIVELY_MEASURED',
+    // Height, weight and body fat are taken by stepping on the scale; SpO2 is read by the watch while the user sleeps.
+    recordingMethod: type.name === 'oxygen-saturation' ? 'PASSIVELY_MEASURED' : 'ACTIVELY_MEASURED',
     device: { ...(formFactor === undefined ? {} : { formFactor }), manufacturer: d.manufacturer, displayName: d.model },
     application: { packageName: d.packageName },
     platform: d.packageName === 'com.google.android.apps.fitness' ? 'FIT' : d.manufacturer === 'Fitbit' ? 'FITBIT' : 'HEALTH_CONNECT',
@@ -229,8 +256,16 @@ function sampleDataPoint(type: HealthSampleTypeSpec, ctx: RollUpContext, source:
     name: `users/${ctx.googleId}/dataTypes/${type.name}/dataPoints/${dataPointId([ctx.seed, type.name, t, listed.tie])}`,
     dataSource: source,
   }
-  if (type.name === 'height') return { ...base, height: { ...(value === 0 ? {} : { heightMillimeters: String(value) }), sampleTime } }
-  return { ...base, oxygenSaturation: { ...(value === 0 ? {} : { percentage: value }), sampleTime } }
+  switch (type.name) {
+    case 'height':
+      return { ...base, height: { ...(value === 0 ? {} : { heightMillimeters: String(value) }), sampleTime } }
+    case 'weight':
+      return { ...base, weight: { ...(value === 0 ? {} : { weightGrams: value }), sampleTime } }
+    case 'body-fat':
+      return { ...base, bodyFat: { ...(value === 0 ? {} : { percentage: value }), sampleTime } }
+    case 'oxygen-saturation':
+      return { ...base, oxygenSaturation: { ...(value === 0 ? {} : { percentage: value }), sampleTime } }
+  }
 }
 
 /**

@@ -280,10 +280,12 @@ describe('reconcile refusals', () => {
     }
     expect((await failure(reconcile('height', { pageSize: -1 }))).error.message).toMatch(/page_size/)
     expect((await failure(reconcile('height', { orderBy: 'sample_time' } as ReconcileParams))).error.message).toMatch(/Unknown name "orderBy"/)
-    for (const dataType of ['weight', 'steps', 'heart-rate', 'oxygen_saturation']) {
+    for (const dataType of ['blood-pressure', 'steps', 'heart-rate', 'oxygen_saturation']) {
       const refused = await failure(reconcile(dataType, {}))
       expect(refused.status, dataType).toBe(400)
-      expect(refused.error.message).toMatch(/reconciles only sleep, exercise, height and oxygen-saturation data points; data type ".*" cannot be reconciled/)
+      expect(refused.error.message).toMatch(
+        /reconciles only sleep, exercise, height, oxygen-saturation, weight and body-fat data points; data type ".*" cannot be reconciled/,
+      )
     }
   })
 })

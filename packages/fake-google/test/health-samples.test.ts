@@ -46,6 +46,15 @@ function asSample(point: health_v4.Schema$DataPoint): HealthSample {
 
 const samplesOf = (pages: health_v4.Schema$ListDataPointsResponse[]): HealthSample[] => pages.flatMap((p) => (p.dataPoints ?? []).map(asSample))
 
+/** Weight and body fat readings: instant, value in grams or percent, and the field it came in. */
+const samplesOfType = (pages: health_v4.Schema$ListDataPointsResponse[]): (HealthSample & { field: string })[] =>
+  pages.flatMap((p) =>
+    (p.dataPoints ?? []).map((point) => {
+      const [field, value] = point.weight !== undefined ? ['weightGrams', point.weight.weightGrams!] : ['percentage', point.bodyFat!.percentage!]
+      return { timeMs: Date.parse((point.weight ?? point.bodyFat)!.sampleTime!.physicalTime!), value, field }
+    }),
+  )
+
 /** Fit's hourly aggregate of a raw type over [start, end): each hour's [avg, max, min] and its span, by hour start. */
 async function fitHours(rawType: string, start: number, end: number): Promise<Map<number, { values: number[]; startMs: number; endMs: number }>> {
   const data = await google.fitAggregate(rawType, start, end, HOUR)
@@ -96,6 +105,32 @@ describe('height and oxygen saturation samples', () => {
         endMs: group.at(-1)!.timeMs,
       })
       for (const s of group) expect(s.value).toSatisfy((v: number) => Number.isInteger(v) && v >= 0 && v <= 100)
+    }
+  })
+
+  it('lists weight and body fat readings, whose hourly highest and lowest the roll-up (an average only) does not give', async () => {
+    const [start, end] = [FIRST_DAY, FIRST_DAY + 14 * DAY]
+    for (const [type, rawType, field, scale] of [
+      ['weight', 'com.google.weight', 'weightGrams', 1000],
+      ['body-fat', 'com.google.body.fat.percentage', 'percentage', 1],
+    ] as const) {
+      const points = samplesOfType(
+        await listAll(type, {
+          filter: `${type.replace('-', '_')}.sample_time.physical_time >= "${iso(start)}" AND ${type.replace('-', '_')}.sample_time.physical_time < "${iso(end)}"`,
+        }),
+      )
+      expect(points.length, type).toBeGreaterThan(0)
+      const raw = rawSamples(google.user.seed, rawType, start, end).reverse()
+      expect(points.map((p) => p.timeMs)).toEqual(raw.map((s) => s.startMs))
+      points.forEach((p, i) => expect(p.value).toBeCloseTo(raw[i]!.values[0]! * scale, 6))
+      expect(points.every((p) => p.field === field)).toBe(true)
+      // Each hour's roll-up is the average of its readings.
+      const fit = await fitHours(rawType, start, end)
+      for (const [hour, { values }] of fit) {
+        const inHour = points.filter((p) => p.timeMs >= hour && p.timeMs < hour + HOUR).map((p) => p.value / scale)
+        expect(Math.max(...inHour)).toBeCloseTo(values[1]!, 6)
+        expect(Math.min(...inHour)).toBeCloseTo(values[2]!, 6)
+      }
     }
   })
 
@@ -416,10 +451,10 @@ describe('sample list refusals', () => {
   })
 
   it('still lists no other type, and rolls up neither height nor oxygen saturation', async () => {
-    for (const dataType of ['weight', 'heart-rate', 'blood-pressure', 'oxygen_saturation', 'daily-oxygen-saturation']) {
+    for (const dataType of ['heart-rate', 'blood-pressure', 'oxygen_saturation', 'daily-oxygen-saturation']) {
       const refused = await failure(list(dataType, {}))
       expect(refused.status, dataType).toBe(400)
-      expect(refused.error.message).toMatch(/lists only sleep, exercise, height and oxygen-saturation data points/)
+      expect(refused.error.message).toMatch(/lists only sleep, exercise, height, oxygen-saturation, weight and body-fat data points/)
     }
     for (const dataType of ['height', 'oxygen-saturation']) {
       const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }

@@ -197,7 +197,7 @@ export const DATA_TYPES = [
     unit: 'kg',
     scope: 'body',
     fit: { dataType: 'com.google.weight', aggregateDataType: 'com.google.weight.summary', extraction: 'point' },
-    health: { dataType: 'weight', scope: 'health_metrics_and_measurements' },
+    health: { dataType: 'weight', scope: 'health_metrics_and_measurements', read: 'samples' },
   },
   {
     key: 'height',
@@ -215,7 +215,7 @@ export const DATA_TYPES = [
     unit: '%',
     scope: 'body',
     fit: { dataType: 'com.google.body.fat.percentage', aggregateDataType: 'com.google.body.fat.percentage.summary', extraction: 'point' },
-    health: { dataType: 'body-fat', scope: 'health_metrics_and_measurements' },
+    health: { dataType: 'body-fat', scope: 'health_metrics_and_measurements', read: 'samples' },
   },
   {
     key: 'sleep',

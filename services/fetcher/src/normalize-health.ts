@@ -41,9 +41,6 @@ const EXTRACTORS: Partial<Record<DataTypeKey, { readonly field: string; readonly
       return { intensity: fatBurn + doubled, duration_min: fatBurn + doubled / 2 }
     },
   },
-  // Google rolls weight and body fat up to an average only: no highest and lowest reading.
-  weight: { field: 'weight', values: (v) => scaled(fields({ avg: average(v.weightGramsAvg) }), 1_000) },
-  body_fat: { field: 'bodyFat', values: (v) => fields({ avg: average(v.bodyFatPercentageAvg) }) },
 }
 
 /**
@@ -314,14 +311,27 @@ const READINGS: Partial<Record<DataTypeKey, { readonly field: string; readonly v
       return millimetres === 0 ? 'out-of-range value' : millimetres / 1_000
     },
   },
-  oxygen_saturation: {
-    field: 'oxygenSaturation',
+  oxygen_saturation: { field: 'oxygenSaturation', value: (v) => percentage(v.percentage) },
+  // Google rolls weight and body fat up to an average only; their readings give the highest and lowest too.
+  weight: {
+    field: 'weight',
     value: (v) => {
-      const percent = average(v.percentage)
-      if (typeof percent === 'string') return percent
-      return percent < 0 || percent > 100 ? 'out-of-range value' : percent
+      const grams = average(v.weightGrams)
+      if (typeof grams === 'string') return grams
+      return grams <= 0 ? 'out-of-range value' : grams / 1_000
     },
   },
+  body_fat: { field: 'bodyFat', value: (v) => percentage(v.percentage) },
+}
+
+/**
+ * A percentage from 0 to 100, or the reason it is not one. proto3 JSON leaves a 0 out, and no one
+ * has 0 % blood oxygen or body fat: a reading without one is set aside.
+ */
+function percentage(value: unknown): number | string {
+  const percent = average(value)
+  if (typeof percent === 'string') return percent
+  return percent < 0 || percent > 100 ? 'out-of-range value' : percent
 }
 
 /** A page of readings as the fetcher keeps it: each reading reduced to its time and value as it arrives. */

@@ -47,14 +47,12 @@ describe('normalizeHealth', () => {
             ],
           },
         ],
-        weight: [{ rollupDataPoints: [point(t0, { weight: { weightGramsAvg: 72_400 } })] }],
         calories: [{ rollupDataPoints: [point(t0, { totalCalories: { kcalSum: 98.25 } })] }],
-        body_fat: [{ rollupDataPoints: [point(t0, { bodyFat: { bodyFatPercentageAvg: 21.5 } })] }],
       }),
       window,
     )
     expect(rejected).toEqual({})
-    expect(buckets).toBe(10)
+    expect(buckets).toBe(8)
     const byType = (type: string) => samples.filter((s) => s.type === type).map((s) => ({ startMs: s.startMs, endMs: s.endMs, values: s.values, unit: s.unit }))
     expect(byType('steps')).toEqual([
       { startMs: t0, endMs: t0 + HOUR, values: { count: 532 }, unit: 'steps' },
@@ -67,9 +65,7 @@ describe('normalizeHealth', () => {
     expect(byType('heart_minutes')[0]?.values).toEqual({ intensity: 43, duration_min: 29 })
     // Active minutes are moderate and vigorous ones: the 40 light minutes are not counted.
     expect(byType('active_minutes')[0]?.values).toEqual({ minutes: 12 })
-    expect(byType('weight')[0]).toMatchObject({ values: { avg: 72.4 }, unit: 'kg' })
     expect(byType('calories')[0]?.values).toEqual({ kcal: 98.25 })
-    expect(byType('body_fat')[0]?.values).toEqual({ avg: 21.5 })
     expect(samples.every((s) => s.revision === 0 && s.origin === undefined)).toBe(true)
     expect(samples.map((s) => s.startMs)).toEqual([...samples.map((s) => s.startMs)].sort((a, b) => a - b))
   })
@@ -455,18 +451,25 @@ describe('normalizeHealth: single readings', () => {
 
   it('summarises each bucket’s readings as average, highest and lowest, in FitStream’s units', () => {
     const height = (name: string, mm: string, timeMs: number) => reading(name, 'height', { heightMillimeters: mm }, timeMs)
+    // Weight (grams, a double) and body fat (percent) come as readings too: the roll-up has their average only.
+    const weight = (name: string, grams: unknown, timeMs: number) => reading(name, 'weight', { weightGrams: grams }, timeMs)
+    const bodyFat = (name: string, percentage: unknown, timeMs: number) => reading(name, 'bodyFat', { percentage }, timeMs)
     const { samples, rejected, buckets } = normalizeHealth(
       result({
         height: [{ dataPoints: [height('h2', '1802', t0 + HOUR + 5), height('h1', '1800', t0 + 60_000)] }],
         oxygen_saturation: [{ dataPoints: [spo2('o3', 99, t0 + 2 * HOUR), spo2('o2', 95.5, t0 + 30 * 60_000), spo2('o1', 97, t0)] }],
+        weight: [{ dataPoints: [weight('w2', 72_100, t0 + 20 * 60_000), weight('w1', 72_700, t0 + 10 * 60_000)] }],
+        body_fat: [{ dataPoints: [bodyFat('f2', 21, t0 + 20 * 60_000), bodyFat('f1', 22, t0 + 10 * 60_000)] }],
       }),
       window,
     )
     expect(rejected).toEqual({})
-    expect(buckets).toBe(5)
+    expect(buckets).toBe(9)
     expect(samples.map((s) => [s.type, s.startMs - t0, s.endMs - s.startMs, s.values, s.unit])).toEqual([
+      ['body_fat', 0, HOUR, { avg: 21.5, max: 22, min: 21 }, '%'],
       ['height', 0, HOUR, { avg: 1.8, max: 1.8, min: 1.8 }, 'm'],
       ['oxygen_saturation', 0, HOUR, { avg: 96.25, max: 97, min: 95.5 }, '%'],
+      ['weight', 0, HOUR, { avg: 72.4, max: 72.7, min: 72.1 }, 'kg'],
       ['height', HOUR, HOUR, { avg: 1.802, max: 1.802, min: 1.802 }, 'm'],
       ['oxygen_saturation', 2 * HOUR, HOUR, { avg: 99, max: 99, min: 99 }, '%'],
     ])
@@ -489,15 +492,25 @@ describe('normalizeHealth: single readings', () => {
           // 'a' again, on a second page: counted once (a second count would pull the average down).
           { dataPoints: [spo2('a', 50, t0), spo2('e', undefined, t0)] },
         ],
+        weight: [
+          {
+            dataPoints: [
+              reading('w0', 'weight', { weightGrams: '72000' }, t0),
+              reading('w1', 'weight', {}, t0),
+              reading('w2', 'weight', { weightGrams: -5 }, t0),
+            ],
+          },
+        ],
       }),
       window,
     )
+    // A weight as a string, none at all, or below zero: each set aside by reason.
     expect(rejected).toEqual({
-      'out-of-range value': 1,
-      'non-finite value': 1,
+      'out-of-range value': 2,
+      'non-finite value': 2,
       'reading outside range': 1,
       'malformed reading': 2,
-      'missing values': 1,
+      'missing values': 2,
     })
     expect(samples.map((s) => s.values)).toEqual([{ avg: 96, max: 96, min: 96 }])
   })

@@ -1,3 +1,8 @@
+import type { ExerciseDataPoint } from './exercise.js'
+import type { ListDataPointsResponse as ListAnswer, ReconcileDataPointsResponse as ReconcileAnswer, ReconciledDataPoint as Reconciled } from './list.js'
+import type { SampleDataPoint } from './samples.js'
+import type { SleepDataPoint } from './sleep.js'
+
 export { FakeGoogle, type AddUserOptions, type FakeGoogleOptions, type FakeGoogleStats, type FakeUser, type FaultRoute, type FaultSpec } from './fake-google.js'
 export {
   ALL_READ_SCOPES,
@@ -119,5 +124,13 @@ export {
   type WeightDataPoint,
   type WeightJson,
 } from './samples.js'
-export { type ListDataPointsResponse, type ReconcileDataPointsResponse, type ReconciledDataPoint } from './list.js'
 export { FitApiError, HealthApiError, type GoogleErrorBody, type HealthErrorBody, type OAuthErrorBody } from './errors.js'
+
+/** Any data point the fake lists: a sleep or exercise session, or a sample. */
+export type ListedDataPoint = SleepDataPoint | ExerciseDataPoint | SampleDataPoint
+/** A list answer on any type the fake lists, or on one of them. */
+export type ListDataPointsResponse<P = ListedDataPoint> = ListAnswer<P>
+/** A listed data point as reconcile writes it. */
+export type ReconciledDataPoint<P = ListedDataPoint> = Reconciled<P>
+/** A reconcile answer on any type the fake lists, or on one of them. */
+export type ReconcileDataPointsResponse<P = ReconciledDataPoint> = ReconcileAnswer<P>

@@ -29,28 +29,23 @@ import {
   type CivilDateTime,
   type RollUpContext,
 } from './rollup.js'
-import type { ExerciseDataPoint } from './exercise.js'
-import type { SampleDataPoint } from './samples.js'
-import type { SleepDataPoint } from './sleep.js'
 import { DAY_MS } from './synthetic.js'
 import { daysInMonth, offsetAt, wallAsUtc, wallTime } from './time-zones.js'
 
 const NS_PER_MS = 1_000_000n
 
-/** A list answer: a page of data points of one type. */
-export interface ListDataPointsResponse<P = SleepDataPoint | ExerciseDataPoint | SampleDataPoint> {
+/** A list answer: a page of data points of one type (sleep.ts, exercise.ts and samples.ts say which). */
+export interface ListDataPointsResponse<P> {
   /** Left out when nothing matches, as proto3 JSON leaves out empty lists. */
   dataPoints?: P[]
   nextPageToken?: string
 }
 
 /** A list data point as reconcile writes it: named by `dataPointName` instead of `name`, without `dataSource`. */
-export type ReconciledDataPoint<P = SleepDataPoint | ExerciseDataPoint | SampleDataPoint> = P extends { name: string }
-  ? { dataPointName: string } & Omit<P, 'name' | 'dataSource'>
-  : never
+export type ReconciledDataPoint<P> = P extends { name: string } ? { dataPointName: string } & Omit<P, 'name' | 'dataSource'> : never
 
 /** A reconcile answer: a page of reconciled data points of one type. */
-export interface ReconcileDataPointsResponse<P = ReconciledDataPoint> {
+export interface ReconcileDataPointsResponse<P> {
   /** Left out when nothing matches, as proto3 JSON leaves out empty lists. */
   dataPoints?: P[]
   nextPageToken?: string

@@ -1,8 +1,10 @@
 // Only the Fitness API: the googleapis index loads every Google API (about 100 MB more per process).
 import { fitness, type fitness_v1 } from 'googleapis/build/src/apis/fitness/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
-import type { SendToGoogle } from './google-requests.js'
 import { DAY_MS, localDayZone } from './windows.js'
+
+/** How a Google client sends each of its requests (GoogleRequestGate: through the project's rate limit, timed and counted). */
+export type SendToGoogle = <T>(request: () => Promise<T>) => Promise<T>
 
 /** Google rejected the access token (401): it must be refreshed before the call can succeed. */
 export class AccessTokenRejectedError extends UpstreamError {

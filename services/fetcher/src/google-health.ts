@@ -1,8 +1,8 @@
 // Only the Health API: the googleapis index loads every Google API (about 100 MB more per process).
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
-import { classifyGoogleError, type AggregateRequest } from './google-fit.js'
-import type { SendToGoogle } from './google-requests.js'
+import { classifyGoogleError, type AggregateRequest, type SendToGoogle } from './google-fit.js'
+import type { HealthReadResult } from './health-read.js'
 import { LONGEST_WORKOUT_MS, reduceReadings } from './normalize-health.js'
 import { DAY_MS, localDayZone, splitWindow } from './windows.js'
 
@@ -37,21 +37,6 @@ export interface GoogleHealthClientOptions {
   readonly timeoutMs: number
   /** How each request goes out (rate limit, metrics); directly unless given. */
   readonly send?: SendToGoogle
-}
-
-/** What one fetch read from the Health API, for `normalizeHealth`. */
-export interface HealthReadResult {
-  /**
-   * Per requested type, every page Google answered with: roll-ups as they came; for sleep, the
-   * sessions that end in the window or up to a day after it; for workouts, those that start in it
-   * or up to a day before it (and some more, as Google filters them by local time); for readings, each page already
-   * reduced to times and values (`ReadingsPage`).
-   */
-  readonly pages: ReadonlyMap<DataTypeKey, readonly unknown[]>
-  /** Whole local days (`dailyRollUp`, civil times in the answer) rather than fixed windows (`rollUp`). */
-  readonly daily: boolean
-  /** The bucket size, which sessions' segments are put into. */
-  readonly bucketMs: number
 }
 
 /**

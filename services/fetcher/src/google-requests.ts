@@ -1,9 +1,8 @@
 import type { Redis } from 'ioredis'
-import { GoogleRateLimitError, classifyGoogleError } from './google-fit.js'
+import { GoogleRateLimitError, classifyGoogleError, type SendToGoogle } from './google-fit.js'
 import type { FetcherMetrics } from './metrics.js'
 
-/** How a Google client sends each of its requests: through the project's rate limit, timed and counted. */
-export type SendToGoogle = <T>(request: () => Promise<T>) => Promise<T>
+export type { SendToGoogle }
 
 /** The longest a request waits for the project's rate, by default, before its fetch is put back in the queue. */
 const MAX_WAIT_MS = 10_000

@@ -8,7 +8,7 @@ import {
   type FitnessSample,
   type TimeWindow,
 } from '@fitstream/shared'
-import type { HealthReadResult } from './google-health.js'
+import type { HealthReadResult } from './health-read.js'
 import { exerciseGroup } from './exercise-groups.js'
 import { splitWindow } from './windows.js'
 import type { NormalizeResult } from './normalize.js'

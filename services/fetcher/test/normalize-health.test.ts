@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DATA_TYPES, UpstreamError, dataType, type DataTypeKey } from '@fitstream/shared'
-import type { HealthReadResult } from '../src/google-health.js'
+import type { HealthReadResult } from '../src/health-read.js'
 import { splitWindow } from '../src/windows.js'
 import { normalizeHealth, reduceReadings } from '../src/normalize-health.js'
 

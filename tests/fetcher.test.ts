@@ -558,6 +558,63 @@ describe('the Google Health API', () => {
     expect((await rejectedUnknown()) - before).toBe(unknown)
   })
 
+  it('sets aside a roll-up’s wrong-typed values, unknown activity levels and missing fields by reason, and passes on the rest with the other types', async () => {
+    const user = await registerHealth(['active_minutes', 'sleep'])
+    const h = lastHour - 3 * HOUR
+    const window = (start: number, value: unknown) => ({
+      startTime: new Date(start).toISOString(),
+      endTime: new Date(start + HOUR).toISOString(),
+      activeMinutes: value,
+    })
+    const levels = (...list: unknown[]) => ({ activeMinutesRollupByActivityLevel: list })
+    const body = {
+      rollupDataPoints: [
+        window(h + 2 * HOUR, levels({ activityLevel: 'VERY_ACTIVE', activeMinutesSum: '3' })),
+        window(h + HOUR, levels({ activityLevel: 'MODERATE', activeMinutesSum: 'twelve' })),
+        { endTime: new Date(h + HOUR).toISOString(), activeMinutes: levels({ activityLevel: 'MODERATE', activeMinutesSum: '4' }) },
+        window(h, levels({ activityLevel: 'VIGOROUS', activeMinutesSum: '9' }, { activityLevel: 'LIGHT', activeMinutesSum: '20' })),
+      ],
+    }
+    const rejectedBy = async (reason: string) =>
+      Number(new RegExp(`fitstream_google_points_rejected_total\\{reason="${reason}"[^}]*\\} (\\d+)`).exec(await fetcher.metrics.registry.metrics())?.[1] ?? 0)
+    const reasons = ['unknown activity level', 'non-integer value', 'malformed window']
+    const before = await Promise.all(reasons.map(rejectedBy))
+    google.injectFault({ route: 'rollUp', status: 200, times: 1, body })
+    const fetchedAt = Date.now()
+    const { result } = await fetchWindow(user.id, ['active_minutes', 'sleep'], 3)
+    expect(result).toMatchObject({ api: 'health', rejectedPoints: 3 })
+    expect((await Promise.all(reasons.map(rejectedBy))).map((n, i) => n - before[i]!)).toEqual([1, 1, 1])
+    const [samples] = await passedOn(user.id)
+    expect(samples!.filter((s) => s.type === 'active_minutes').map((s) => [s.startMs, s.values])).toEqual([[h, { minutes: 9 }]])
+    // Sleep, read in the same fetch, is all there.
+    const sleep = expectedSleep(user.google.seed, h, lastHour, fetchedAt)
+    expect(samples!.filter((s) => s.type === 'sleep').map((s) => [s.startMs, s.values])).toEqual([...sleep].sort(([a], [b]) => a - b))
+  })
+
+  it('leaves out a night Google is still staging, which comes without `processed` (proto3 JSON leaves false out), and reads it once staged', async () => {
+    const user = await registerHealth(['sleep'])
+    const stagingMs = 30 * HOUR
+    google.setSleepStaging(stagingMs)
+    let fetchedAt = Date.now()
+    try {
+      await fetchWindow(user.id, ['sleep'], 48)
+    } finally {
+      google.setSleepStaging(0)
+    }
+    const staged = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt - stagingMs)
+    const all = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt)
+    // At least one night in the window was still being staged.
+    expect(all.size).toBeGreaterThan(staged.size)
+    const [first] = await passedOn(user.id)
+    expect(new Map(first!.map((s) => [s.startMs, s.values]))).toEqual(staged)
+    // A later sync, once Google has staged it, reads the night.
+    fetchedAt = Date.now()
+    await fetchWindow(user.id, ['sleep'], 48)
+    const [, second] = await passedOn(user.id)
+    const read = new Map([...first!, ...second!].map((s) => [s.startMs, s.values]))
+    expect(read).toEqual(expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt))
+  })
+
   it('reads a height measured once a month from a month of readings, as Fit has it', async () => {
     const user = await registerHealth(['height'])
     // 30 days of hours hold exactly one of the monthly measurements.

@@ -160,8 +160,13 @@ function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets:
     }
     // Listed because it ends within a day after the window; nothing of it may lie in the window.
     if (interval.startMs >= windowEnd || interval.endMs <= windowStart) continue
+    const metadata = sleep.metadata === undefined ? {} : asObject(sleep.metadata)
+    if (metadata === undefined || (metadata.processed !== undefined && typeof metadata.processed !== 'boolean')) {
+      reject('malformed session')
+      continue
+    }
     // proto3 JSON leaves `processed: false` out: only a session Google says is processed is read.
-    if (asObject(sleep.metadata)?.processed !== true) continue
+    if (metadata.processed !== true) continue
     if (!isList(sleep.stages) || !isList(sleep.outOfBedSegments)) {
       reject('malformed session')
       continue

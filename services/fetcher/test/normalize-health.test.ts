@@ -249,10 +249,25 @@ describe('normalizeHealth: sleep sessions', () => {
       ],
     })
     const { samples, rejected } = normalizeHealth(
-      result({ sleep: [{ dataPoints: [good, { sleep: { interval: {} } }, { steps: {} }, 7, session('x', t0, t0 + HOUR, { stages: {} })] }] }),
+      result({
+        sleep: [
+          {
+            dataPoints: [
+              good,
+              { sleep: { interval: {} } },
+              { steps: {} },
+              7,
+              session('x', t0, t0 + HOUR, { stages: {} }),
+              // `processed` as a string, and metadata that is not an object.
+              session('s', t0, t0 + HOUR, { metadata: { processed: 'true' } }),
+              session('m', t0, t0 + HOUR, { metadata: [] }),
+            ],
+          },
+        ],
+      }),
       window,
     )
-    expect(rejected).toEqual({ 'unknown category': 1, 'malformed segment': 1, 'segment outside session': 1, 'malformed session': 4 })
+    expect(rejected).toEqual({ 'unknown category': 1, 'malformed segment': 1, 'segment outside session': 1, 'malformed session': 6 })
     expect(samples.map((s) => s.values)).toEqual([{ ...zeros, deep_min: 30 }])
   })
 

@@ -32,6 +32,8 @@ export interface UserRoutesDeps {
   readonly publicUrl: string
   readonly adminToken: string
   readonly internalToken: string
+  /** True when the internal routes are served by the internal listener (INTERNAL_HTTP_PORT). */
+  readonly internalRoutesElsewhere?: boolean
   /** For the privacy report the anonymiser keeps per user. */
   readonly redis: Redis
   readonly prefix: string
@@ -401,6 +403,12 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
     )
   })
 
+  // With an internal listener the internal routes live there instead (see internalRoutes).
+  if (deps.internalRoutesElsewhere !== true) await internalRoutes(app, deps)
+}
+
+/** Calls between FitStream services: on the internal listener when there is one, else on the public one. */
+export async function internalRoutes(app: FastifyInstance, deps: Pick<UserRoutesDeps, 'tokens' | 'users' | 'scheduler' | 'internalToken'>): Promise<void> {
   await app.register(async (internal) => {
     internal.addHook('onRequest', requireToken(deps.internalToken))
 

@@ -1,7 +1,9 @@
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
-import { DeadLetters, ServiceRuntime, UserGoneError, isClosed, type Logger } from '@fitstream/shared'
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { DeadLetters, ServiceRuntime, UserGoneError, buildServer, isClosed, type Logger } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
 import { AccountIds } from './account-ids.js'
 import { registerAuthThrottle } from './auth-throttle.js'
@@ -16,7 +18,7 @@ import { Onboarding } from './onboarding.js'
 import { pageRoutes } from './pages.js'
 import { LinkUses, ReconnectLinks } from './reconnect-links.js'
 import { logPathsOnly } from './request-log.js'
-import { userRoutes } from './routes.js'
+import { internalRoutes, userRoutes } from './routes.js'
 import { SessionCookies } from './session-http.js'
 import { SessionStore } from './sessions.js'
 import { UserJobs } from './user-jobs.js'
@@ -24,7 +26,10 @@ import { SyncScheduler } from './scheduler.js'
 import { createSyncProcessor, resumeReopened } from './sync-processor.js'
 import { UserRepository } from './users.js'
 
-export async function createTokenService(config: TokenServiceConfig, logger: Logger): Promise<ServiceRuntime> {
+/** The token service; `internalServer` is set when INTERNAL_HTTP_PORT is (main.ts listens on it too). */
+export type TokenService = ServiceRuntime & { readonly internalServer: FastifyInstance | undefined }
+
+export async function createTokenService(config: TokenServiceConfig, logger: Logger): Promise<TokenService> {
   const runtime = new ServiceRuntime('token-service', config, logger)
   const { redis, queues } = runtime
   const prefix = config.QUEUE_PREFIX
@@ -132,6 +137,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   await server.register(cookie, { secret: [...config.SESSION_SECRET] })
   await server.register(formbody)
   await registerApiDocs(server, config.PUBLIC_URL)
+  const internalServer = config.INTERNAL_HTTP_PORT === undefined ? undefined : hideInternalRoutes(server)
   const publicUrl = config.PUBLIC_URL
   await userRoutes(server, {
     users,
@@ -144,6 +150,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     publicUrl,
     adminToken: config.ADMIN_TOKEN,
     internalToken: config.INTERNAL_API_TOKEN,
+    internalRoutesElsewhere: internalServer !== undefined,
     redis,
     prefix,
   })
@@ -161,5 +168,37 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   })
   await deadLetterRoutes(server, new DeadLetters(queues), config.ADMIN_TOKEN)
   await registerBullBoard(server, queues, config.ADMIN_TOKEN)
-  return runtime
+  if (internalServer === undefined) return Object.assign(runtime, { internalServer })
+
+  const internal = buildServer({
+    logger: logger.child({ listener: 'internal' }),
+    metrics: runtime.metrics,
+    readiness: { redis: async () => void (await redis.ping()) },
+    // The public server's scrape samples the queues and users; its answer is not needed here.
+    beforeScrape: async () => void (await server.inject({ url: '/metrics', headers: { [INTERNAL_HEADER]: internalServer.nonce } })),
+  })
+  logPathsOnly(internal)
+  registerAuthThrottle(internal, { redis, prefix, limit: config.RATE_LIMIT_AUTH_FAILURES, refused })
+  internal.get('/docs/json', { logLevel: 'warn' }, async () => server.swagger())
+  await internalRoutes(internal, { users, tokens, scheduler, internalToken: config.INTERNAL_API_TOKEN })
+  runtime.onClose('internal listener', () => internal.close())
+  return Object.assign(runtime, { internalServer: internal })
+}
+
+const INTERNAL_HEADER = 'x-fitstream-internal-scrape'
+
+/**
+ * With an internal listener, the public one no longer answers /metrics or the API docs (they name
+ * every route and count people); only the internal listener's own scrape reaches its /metrics, by a
+ * header holding a secret that never leaves the process.
+ */
+function hideInternalRoutes(server: FastifyInstance): { nonce: string } {
+  const nonce = randomBytes(32).toString('base64url')
+  server.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    const hidden = path === '/metrics' || path === '/docs' || path.startsWith('/docs/')
+    if (!hidden || (path === '/metrics' && request.headers[INTERNAL_HEADER] === nonce)) return
+    return reply.status(404).send({ error: 'Not Found', message: `No route for ${request.method} ${path}` })
+  })
+  return { nonce }
 }

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Browser } from 'playwright-core'
@@ -118,5 +119,30 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
       if (queue === 'anonymize-dlq') await page.screenshot({ path: `${SCREENSHOTS}bull-board-dead-letter.png` })
     }
     await context.close()
+  })
+
+  it("cannot be framed by another site's page (clickjacking its destructive buttons)", async () => {
+    // The attacker's page, on another origin, frames the board for an operator whose browser has the password.
+    const attacker: Server = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html')
+      res.end(`<!doctype html><p>win a prize</p><iframe id="board" src="${url}" width="1000" height="600"></iframe>`)
+    })
+    await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve))
+    try {
+      const context = await browser.newContext({ httpCredentials: { username: 'operator', password: ADMIN } })
+      const page = await context.newPage()
+      const framed = page.waitForResponse((r) => r.url() === url && r.status() !== 401)
+      await page.goto(`http://127.0.0.1:${(attacker.address() as AddressInfo).port}/`)
+      const answer = await framed
+      expect(answer.status()).toBe(200)
+      expect(answer.headers()['content-security-policy']).toContain("frame-ancestors 'none'")
+      expect(answer.headers()['x-frame-options']).toBe('DENY')
+      await page.waitForTimeout(1_000)
+      // The browser refused to render it: no frame shows the board.
+      for (const frame of page.frames()) expect((await frame.textContent('body', { timeout: 2_000 }).catch(() => '')) ?? '').not.toContain('1. sync')
+      await context.close()
+    } finally {
+      await new Promise((resolve) => attacker.close(resolve))
+    }
   })
 })

@@ -5,7 +5,7 @@ import { deriveKeys, planRelease } from '../services/anonymizer/src/anonymize.js
 import { aggregateCell, encodeBuckets, type ClosedCell } from '../services/anonymizer/src/cohort-aggregate.js'
 import { discreteLaplace, prfRandomSource } from '../services/anonymizer/src/noise.js'
 import { DEFAULT_POLICY_FILE, loadPolicy, type PrivacyPolicy } from '../services/anonymizer/src/policy.js'
-import { timeZoneOffsetMs, type FitnessSample, type ReleasableRecord } from '@fitstream/shared'
+import { timeZoneOffsetMs, type DataTypeKey, type FitnessSample, type ReleasableRecord } from '@fitstream/shared'
 import { reportFigures } from './helpers.js'
 
 /**
@@ -18,8 +18,8 @@ const WEEK = 7 * 86_400_000
 const FIRST_WEEK = Date.UTC(2026, 0, 5)
 const keys = deriveKeys(Buffer.alloc(32, 7))
 const defaultPolicy = loadPolicy(DEFAULT_POLICY_FILE)
-/** The default policy, for a person who opted in to individual records of every type it offers them for. */
-const individualPolicy = defaultPolicy
+/** A person who opted in to individual records of the types the default policy offers them for. */
+const OPTED_IN = new Set<DataTypeKey>(['steps', 'calories', 'heart_rate', 'active_minutes', 'heart_minutes'])
 
 /** One week's weight cell: `fakes` Sybil accounts at 60 kg, plus the target at 61 kg if present. */
 function weightCell(trial: number, fakes: number, withTarget: boolean): ClosedCell {
@@ -140,10 +140,10 @@ describe('attack (c): tell a half-hour time zone from record boundaries', () => 
       Array.from({ length: 20 }, (_, i) => ({ zone, halfHour: z < HALF_HOUR_ZONES.length, seed: z * 100 + i })),
     )
     // The attacker learns what whole-hour zones' records look like, and calls anyone who differs a half-hour zone.
-    const wholeHourLook = boundaryFeatures(planRelease('calibration', localHourBuckets('UTC', 1), individualPolicy, keys).records.map((c) => c.record))
+    const wholeHourLook = boundaryFeatures(planRelease('calibration', localHourBuckets('UTC', 1), defaultPolicy, keys, OPTED_IN).records.map((c) => c.record))
     let correct = 0
     for (const person of people) {
-      const records = planRelease(`user-${person.seed}`, localHourBuckets(person.zone, person.seed), individualPolicy, keys).records.map((c) => c.record)
+      const records = planRelease(`user-${person.seed}`, localHourBuckets(person.zone, person.seed), defaultPolicy, keys, OPTED_IN).records.map((c) => c.record)
       expect(records.length).toBeGreaterThan(0)
       const guessHalfHour = boundaryFeatures(records) !== wholeHourLook
       if (guessHalfHour === person.halfHour) correct++

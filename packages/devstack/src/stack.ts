@@ -23,6 +23,11 @@ import { ServiceProcess, type ServiceName } from './service-process.js'
 import { Subscriber } from './subscriber.js'
 
 const run = promisify(execFile)
+/**
+ * The default privacy policy with everyone opted in to individual records (and hourly heart-rate
+ * extremes kept): tests, the demo and the benchmark deliver and measure individual records as before.
+ */
+const OPTED_IN_POLICY_FILE = fileURLToPath(new URL('../../../services/anonymizer/policies/opted-in.yaml', import.meta.url))
 
 /** The publisher's Streamr variables for a local network (what .env holds in production). */
 export function streamrEnv(network: LocalStreamrNetwork, privateKey: string): Record<string, string> {
@@ -186,7 +191,7 @@ export class Stack {
         TOKEN_SERVICE_URL: tokenServiceUrl,
         INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
       },
-      anonymizer: { PSEUDONYM_KEY: s.PSEUDONYM_KEY },
+      anonymizer: { PSEUDONYM_KEY: s.PSEUDONYM_KEY, ANONYMIZER_POLICY_FILE: OPTED_IN_POLICY_FILE },
       publisher: this.publisherStreamrEnv(),
     }
     return { ...common, ...own[name], ...this.options.serviceEnv?.[name], ...extra }

@@ -104,6 +104,11 @@ export const anonymizeJobSchema = z.object({
   userId: userIdSchema,
   window: timeWindowSchema,
   samples: z.array(fitnessSampleSchema).max(100_000),
+  /**
+   * Types the person opted in to selling as individual (pseudonymised) records; the policy releases
+   * individual records of an opt-in type only for them (default: none, cohorts only).
+   */
+  individualTypes: z.array(dataTypeKeySchema).max(DATA_TYPE_KEYS.length).optional(),
 })
 export type AnonymizeJobData = z.infer<typeof anonymizeJobSchema>
 

@@ -42,7 +42,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
   const { policy, keys, queues, store, metrics } = deps
   return async (data: StageData<'anonymize'>, context: JobContext): Promise<AnonymizeResult> => {
     const now = (deps.now ?? Date.now)()
-    const plan = planRelease(data.userId, data.samples, policy, keys)
+    const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []))
     for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
 
     const { granted, withheld } = await store.chargeRecords(data.userId, plan.records, now)

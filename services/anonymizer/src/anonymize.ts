@@ -64,8 +64,11 @@ export interface CohortContribution {
   readonly buckets: readonly CohortBucket[]
 }
 
-/** `coarser_than_grid`: a sample longer than one unit of the records' grid, which no single record can hold. */
-export type DropReason = 'policy' | 'privacy_zone' | 'incomplete' | 'coarser_than_grid'
+/**
+ * `coarser_than_grid`: a sample longer than one unit of the records' grid, which no single record can
+ * hold. `not_opted_in`: a type released only as individual records, from someone who did not opt in.
+ */
+export type DropReason = 'policy' | 'privacy_zone' | 'incomplete' | 'coarser_than_grid' | 'not_opted_in'
 
 export interface ReleasePlan {
   readonly records: CandidateRecord[]
@@ -87,7 +90,14 @@ interface Prepared {
  * Every output is built field by field from the policy's allow-list; nothing of a sample is copied
  * whole, so a source id, a device name or a field the catalogue gains later can't slip through.
  */
-export function planRelease(userId: string, samples: readonly FitnessSample[], policy: PrivacyPolicy, keys: AnonymizerKeys): ReleasePlan {
+export function planRelease(
+  userId: string,
+  samples: readonly FitnessSample[],
+  policy: PrivacyPolicy,
+  keys: AnonymizerKeys,
+  /** Types the person opted in to selling as individual records (the anonymize job's `individualTypes`). */
+  individualTypes: ReadonlySet<DataTypeKey> = new Set(),
+): ReleasePlan {
   const dropped = new Map<string, { type: DataTypeKey; reason: DropReason; samples: number }>()
   const drop = (type: DataTypeKey, reason: DropReason): void => {
     const key = `${type}|${reason}`
@@ -113,7 +123,12 @@ export function planRelease(userId: string, samples: readonly FitnessSample[], p
       }
       prepared = { sample, cell }
     }
-    if (rule.individual !== undefined && (rule.release === 'individual' || rule.release === 'both')) {
+    const optedIn = rule.individual?.consent === 'with-type' || individualTypes.has(sample.type)
+    if (rule.release === 'individual' && !optedIn) {
+      drop(sample.type, 'not_opted_in')
+      continue
+    }
+    if (rule.individual !== undefined && (rule.release === 'individual' || rule.release === 'both') && optedIn) {
       const unit = gridUnitOf(sample, rule.individual.granularity)
       if (unit === undefined) drop(sample.type, 'coarser_than_grid')
       else addTo(individual, sample.type, unit.startMs, unit.endMs, prepared)

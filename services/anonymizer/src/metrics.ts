@@ -22,7 +22,7 @@ export function createAnonymizerMetrics(metrics: ServiceMetrics): AnonymizerMetr
     }),
     samplesDropped: new Counter({
       name: 'fitstream_privacy_samples_dropped_total',
-      help: 'Samples the policy keeps back (policy: type dropped; privacy_zone; incomplete; coarser_than_grid: longer than one unit of the records’ grid), by type and reason',
+      help: 'Samples the policy keeps back (policy: type dropped; privacy_zone; incomplete; coarser_than_grid: longer than one unit of the records’ grid; not_opted_in), by type and reason',
       labelNames: ['type', 'reason'],
       registers,
     }),

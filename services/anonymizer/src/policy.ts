@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { extname } from 'node:path'
+import { dirname, extname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
@@ -44,6 +44,11 @@ const cohortFieldRule = z.object({ clamp: interval, round: z.number().positive()
 
 const individualRule = z
   .object({
+    /**
+     * Who gets individual records: `opt-in` (default), only people who opted in to selling this type
+     * as individual records; `with-type`, everyone who sells the type (for development and tests).
+     */
+    consent: z.enum(['opt-in', 'with-type']).default('opt-in'),
     /** Released records cover whole UTC units of this; what falls in one is combined (default hour). */
     granularity: z.enum(TIME_UNITS).default('hour'),
     /** The allow-list: only these fields are released; any other field is dropped. */
@@ -252,15 +257,46 @@ export function parsePolicy(text: string, format: 'yaml' | 'json', source: strin
   return deepFreeze(result.data)
 }
 
-/** Reads a policy file; `.json` is JSON, anything else YAML. */
+/**
+ * Reads a policy file; `.json` is JSON, anything else YAML. A file may start from another with
+ * `extends: <path relative to it>`: its own settings are laid over that one's, object by object
+ * (a list or a value replaces). Only the result is validated.
+ */
 export function loadPolicy(path: string): PrivacyPolicy {
+  const document = readPolicyDocument(path, [])
+  return parsePolicy(JSON.stringify(document), 'json', path)
+}
+
+function readPolicyDocument(path: string, seen: readonly string[]): unknown {
+  if (seen.includes(path)) throw new PolicyError(`privacy policy ${path} extends itself (${[...seen, path].join(' → ')})`)
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (error) {
     throw new PolicyError(`privacy policy ${path} can't be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
   }
-  return parsePolicy(text, extname(path).toLowerCase() === '.json' ? 'json' : 'yaml', path)
+  const format = extname(path).toLowerCase() === '.json' ? 'json' : 'yaml'
+  let document: unknown
+  try {
+    document = format === 'json' ? JSON.parse(text) : parseYaml(text)
+  } catch (error) {
+    throw new PolicyError(`privacy policy ${path} is not valid ${format.toUpperCase()}: ${(error as Error).message.split('\n')[0]}`)
+  }
+  if (!isObject(document) || document.extends === undefined) return document
+  const { extends: base, ...own } = document
+  if (typeof base !== 'string') throw new PolicyError(`privacy policy ${path} is invalid: extends: must be a file path`)
+  return overlay(readPolicyDocument(resolve(dirname(path), base), [...seen, path]), own)
+}
+
+function overlay(base: unknown, over: unknown): unknown {
+  if (!isObject(base) || !isObject(over)) return over
+  const merged: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(over)) merged[key] = key in base ? overlay(base[key], value) : value
+  return merged
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
 /** How each catalogue type is released under a policy, for the start-up log and documentation. */

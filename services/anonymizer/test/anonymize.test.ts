@@ -6,9 +6,10 @@ import { bandFloor, deriveKeys, epochOf, gridUnitOf, planRelease, pseudonym } fr
 import { geohash, geohashCentre } from '../src/geohash.js'
 import { periodEndOf } from '../src/time-windows.js'
 import type { PrivacyPolicy } from '../src/policy.js'
-import { DAY, HOUR, defaultPolicy, policyFrom, sample, t0, testKeys } from './support.js'
+import { DAY, HOUR, defaultPolicy, optedInPolicy, policyFrom, sample, t0, testKeys } from './support.js'
 
-const policy = defaultPolicy()
+/** Most tests here look at what individual records hold: everyone opted in. */
+const policy = optedInPolicy()
 const keys = testKeys()
 const RECORD_KEYS = ['end', 'epoch', 'id', 'pseudonym', 'revision', 'start', 'type', 'unit', 'values']
 const origin = 'raw:com.google.step_count.delta:com.sec.android.app.shealth:Samsung:SM-G991B:1a2b3c4d:step_counter'
@@ -20,7 +21,7 @@ const locationPolicy: PrivacyPolicy = policyFrom({
   budget: { period: 'month', epsilon: 10 },
   cohorts: { k: 5 },
   location: { geohashPrecision: 5, privacyZones: [{ name: 'clinic', lat: 52.52, lng: 13.405, radiusMetres: 2000 }] },
-  types: { location: { release: 'both', individual: {}, cohort: { window: 'day' } } },
+  types: { location: { release: 'both', individual: { consent: 'with-type' }, cohort: { window: 'day' } } },
 })
 
 // Identifiers carry characters no output alphabet (hex, ISO dates, field names) can produce by chance.
@@ -137,14 +138,27 @@ describe('planRelease: generalisation under the default policy', () => {
     expect(plan.records.map((r) => r.record.values)).toEqual([{ count: 150 }])
   })
 
+  it('releases individual records under the default policy only for the types a person opted in to, and no hourly heart-rate extremes', () => {
+    const samples = [sample('steps', t0, { count: 527 }), sample('heart_rate', t0, { avg: 71.6, max: 120, min: 50 }), sample('calories', t0, { kcal: 80 })]
+    const none = planRelease('user-opt', samples, defaultPolicy(), keys)
+    expect(none.records).toEqual([])
+    expect(none.contributions.map((c) => c.type).sort()).toEqual(['calories', 'heart_rate', 'steps'])
+    const some = planRelease('user-opt', samples, defaultPolicy(), keys, new Set(['heart_rate', 'steps']))
+    expect(some.records.map((c) => [c.record.type, c.record.values])).toEqual([
+      ['heart_rate', { avg: 72 }],
+      ['steps', { count: 530 }],
+    ])
+    expect(some.contributions).toHaveLength(3)
+  })
+
   it('puts every record on one whole UTC unit, whatever grid its samples came on', () => {
     // Half-hour buckets of a UTC+5:30 day: each goes to the hour holding its midpoint, none to two.
     const kolkata = [0, 1, 2].map((h) => sample('steps', t0 + h * HOUR + HOUR / 2, { count: 100 * (h + 1) }))
-    expect(planRelease('user-zone', kolkata, defaultPolicy(), keys).records.map((c) => [c.record.start, c.record.end, c.record.values.count])).toEqual(
+    expect(planRelease('user-zone', kolkata, policy, keys).records.map((c) => [c.record.start, c.record.end, c.record.values.count])).toEqual(
       [1, 2, 3].map((h) => [new Date(t0 + h * HOUR).toISOString(), new Date(t0 + (h + 1) * HOUR).toISOString(), 100 * h]),
     )
     // A two-hour bucket fits no hourly record: left out, and said so.
-    const long = planRelease('user-zone', [sample('steps', t0, { count: 100 }, { endMs: t0 + 2 * HOUR })], defaultPolicy(), keys)
+    const long = planRelease('user-zone', [sample('steps', t0, { count: 100 }, { endMs: t0 + 2 * HOUR })], policy, keys)
     expect(long.records).toEqual([])
     expect(long.dropped).toEqual([{ type: 'steps', reason: 'coarser_than_grid', samples: 1 }])
     // A local day 25 hours long (clocks going back) still fits a daily grid.
@@ -198,7 +212,12 @@ describe('planRelease: generalisation under the default policy', () => {
       pseudonym: { scheme: 'hmac-sha256' },
       budget: { epsilon: 1 },
       cohorts: { k: 5 },
-      types: { weight: { release: 'individual', individual: { granularity: 'day', fields: { avg: { clamp: [40, 150], bands: [40, 60, 80, 100] } } } } },
+      types: {
+        weight: {
+          release: 'individual',
+          individual: { consent: 'with-type', granularity: 'day', fields: { avg: { clamp: [40, 150], bands: [40, 60, 80, 100] } } },
+        },
+      },
     })
     const plan = planRelease('user-abcdef123456', [sample('weight', t0, { avg: 83.2 }), sample('weight', t0 + HOUR, { avg: 85.9 })], banded, keys)
     expect(plan.records.map((r) => [r.record.values, r.record.start, r.record.end])).toEqual([
@@ -212,7 +231,9 @@ describe('planRelease: generalisation under the default policy', () => {
       pseudonym: { scheme: 'hmac-sha256' },
       budget: { epsilon: 10 },
       cohorts: { k: 5 },
-      types: { steps: { release: 'individual', individual: { fields: { count: { clamp: [0, 10_000], round: 10 } }, noise: { epsilon: 0.5 } } } },
+      types: {
+        steps: { release: 'individual', individual: { consent: 'with-type', fields: { count: { clamp: [0, 10_000], round: 10 } }, noise: { epsilon: 0.5 } } },
+      },
     })
     const samples = Array.from({ length: 48 }, (_, h) => sample('steps', t0 + h * HOUR, { count: 5_000 }))
     // A fixed key: with noise twice the clamp range, most draws land on a clamp edge, so a random key

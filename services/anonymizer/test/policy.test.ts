@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ConfigError } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
@@ -14,7 +15,7 @@ const base = { version: 1, pseudonym: { scheme: 'hmac-sha256' }, budget: { epsil
 const invalid = (document: unknown) => () => parsePolicy(JSON.stringify(document), 'json', 'p.json')
 
 describe('the default policy', () => {
-  it('is conservative: location dropped, only activity totals and heart rate as individual records', () => {
+  it('is conservative: location dropped, cohorts for everyone, individual records of activity totals and mean heart rate only by opt-in', () => {
     const policy = loadPolicy(DEFAULT_POLICY_FILE)
     const release = describePolicy(policy)
     expect(release.location).toBe('drop')
@@ -26,10 +27,28 @@ describe('the default policy', () => {
     ).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
     expect(policy).toMatchObject({ pseudonym: { epoch: 'month' }, budget: { period: 'month', epsilon: 16 }, cohorts: { k: 10, graceHours: 48 } })
     for (const rule of Object.values(policy.types)) {
-      if (rule.individual !== undefined) expect(rule.individual.granularity).toBe('hour')
+      if (rule.individual !== undefined) expect(rule.individual).toMatchObject({ consent: 'opt-in', granularity: 'hour' })
+      if (rule.individual !== undefined) expect(rule.cohort, 'every individual type is in cohorts too').toBeDefined()
       for (const field of Object.values(rule.individual?.fields ?? {})) expect(field.clamp).toBeDefined()
       if (rule.cohort !== undefined && rule.release !== 'drop') expect(rule.cohort.epsilon).toBe(rule.cohort.window === 'day' ? 0.04 : 0.1)
     }
+    expect(Object.keys(policy.types.heart_rate!.individual!.fields)).toEqual(['avg'])
+  })
+
+  it('is what the devstack’s opted-in policy extends, changing only consent and heart-rate extremes', () => {
+    const base = loadPolicy(DEFAULT_POLICY_FILE)
+    const optedIn = loadPolicy(fileURLToPath(new URL('../policies/opted-in.yaml', import.meta.url)))
+    for (const [type, rule] of Object.entries(optedIn.types)) {
+      const { individual, ...rest } = rule
+      const { individual: baseIndividual, ...baseRest } = base.types[type as keyof typeof base.types]!
+      expect(rest, type).toEqual(baseRest)
+      if (individual === undefined) continue
+      expect(individual.consent).toBe('with-type')
+      expect({ ...individual, consent: 'opt-in', fields: {} }).toEqual({ ...baseIndividual, fields: {} })
+      expect(individual.fields).toMatchObject(baseIndividual!.fields)
+    }
+    expect(optedIn.cohorts).toEqual(base.cohorts)
+    expect(optedIn.budget).toEqual(base.budget)
   })
 })
 
@@ -100,6 +119,19 @@ describe('policy validation', () => {
     writeFileSync(yaml, 'version: 1\ntypes: [unclosed\n')
     expect(() => loadPolicy(yaml)).toThrow(/broken\.yaml is not valid YAML/)
     expect(() => loadPolicy(join(dir, 'missing.yaml'))).toThrow(/missing\.yaml can't be read: ENOENT/)
+  })
+
+  it('lays a file that extends another over it, and refuses a loop', () => {
+    writeFileSync(
+      join(dir, 'base.yaml'),
+      JSON.stringify({ ...base, types: { steps: { release: 'cohort', cohort: { fields: { count: { clamp: [0, 50000] } } } } } }),
+    )
+    writeFileSync(join(dir, 'child.yaml'), 'extends: base.yaml\ncohorts: { k: 20 }\ntypes: { steps: { cohort: { window: week } } }\n')
+    const child = loadPolicy(join(dir, 'child.yaml'))
+    expect(child.cohorts.k).toBe(20)
+    expect(child.types.steps?.cohort).toMatchObject({ window: 'week', fields: { count: { clamp: [0, 50000] } } })
+    writeFileSync(join(dir, 'loop.yaml'), 'extends: loop.yaml\n')
+    expect(() => loadPolicy(join(dir, 'loop.yaml'))).toThrow(/extends itself/)
   })
 })
 

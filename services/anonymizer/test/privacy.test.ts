@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Redis } from 'ioredis'
-import { StageQueues, createMetrics, deleteKeysWithPrefix, readPrivacyReport, type FitnessSample, type PublishJobData } from '@fitstream/shared'
+import {
+  StageQueues,
+  createMetrics,
+  deleteKeysWithPrefix,
+  readPrivacyReport,
+  type DataTypeKey,
+  type FitnessSample,
+  type PublishJobData,
+} from '@fitstream/shared'
 import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
@@ -24,7 +32,7 @@ const budgetPolicy: PrivacyPolicy = policyFrom({
   types: {
     steps: {
       release: 'both',
-      individual: { fields: { count: { clamp: [0, 12_000], round: 10 } }, noise: { epsilon: 0.3 } },
+      individual: { consent: 'with-type', fields: { count: { clamp: [0, 12_000], round: 10 } }, noise: { epsilon: 0.3 } },
       cohort: { window: 'day', epsilon: 0.1, fields: { count: { clamp: [0, 40_000], round: 10 } } },
     },
   },
@@ -54,23 +62,39 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
       metrics: createAnonymizerMetrics(createMetrics('anonymizer-test')),
       now: () => now,
     })
-  const run = (policy: PrivacyPolicy, userId: string, samples: FitnessSample[], now = t0 + HOUR) =>
-    processor(policy, now)({ syncId: `sync-${samples.length}-${samples[0]?.startMs}`, userId, window: { startMs: 0, endMs: 1 }, samples }, jobContext(logger))
+  const run = (policy: PrivacyPolicy, userId: string, samples: FitnessSample[], now = t0 + HOUR, individualTypes?: DataTypeKey[]) =>
+    processor(policy, now)(
+      {
+        syncId: `sync-${samples.length}-${samples[0]?.startMs}`,
+        userId,
+        window: { startMs: 0, endMs: 1 },
+        samples,
+        ...(individualTypes && { individualTypes }),
+      },
+      jobContext(logger),
+    )
   const published = async (): Promise<PublishJobData[]> => (await queues.queue('publish').getJobs(['waiting'])).map((job) => job.data as PublishJobData)
   const hours = (from: number, n: number): FitnessSample[] => Array.from({ length: n }, (_, h) => sample('steps', from + h * HOUR, { count: 4_000 }))
 
-  it('hands the default policy’s records to the publisher with no user id, device or source in them', async () => {
+  it('hands the default policy’s records to the publisher only for the types a person opted in to, with no user id, device or source in them', async () => {
     const userId = 'user-default-0001'
-    const result = await run(defaultPolicy(), userId, [
+    const samples = [
       sample('steps', t0, { count: 527 }, { origin }),
       sample('heart_rate', t0, { avg: 71.6, max: 77, min: 67 }, { origin }),
+      sample('calories', t0, { kcal: 80 }, { origin }),
       sample('location', t0, { low_lat: 52.5, low_lng: 13.4, high_lat: 52.51, high_lng: 13.41 }),
-    ])
-    expect(result).toMatchObject({ samples: 3, records: 2, cohortContributions: 2, withheldForBudget: 0, dropped: 1 })
+    ]
+    // Without an opt-in, cohorts only.
+    expect(await run(defaultPolicy(), 'user-default-0000', samples)).toMatchObject({ samples: 4, records: 0, cohortContributions: 3, dropped: 1 })
+    expect(await published()).toEqual([])
+
+    const result = await run(defaultPolicy(), userId, samples, t0 + HOUR, ['steps', 'heart_rate'])
+    expect(result).toMatchObject({ samples: 4, records: 2, cohortContributions: 3, withheldForBudget: 0, dropped: 1 })
     const jobs = await published()
     expect(jobs).toHaveLength(1)
+    // No hourly heart-rate extremes in individual records; no calories records (not opted in).
     expect(jobs[0]!.records.map((r) => [r.type, r.values])).toEqual([
-      ['heart_rate', { avg: 72, max: 77, min: 67 }],
+      ['heart_rate', { avg: 72 }],
       ['steps', { count: 530 }],
     ])
     const text = JSON.stringify(jobs)

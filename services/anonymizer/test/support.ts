@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import type { FitnessSample, RetryPolicy, Stage } from '@fitstream/shared'
 import { deriveKeys } from '../src/anonymize.js'
 import type { RandomSource } from '../src/noise.js'
@@ -10,6 +11,8 @@ export const DAY = 24 * HOUR
 export const t0 = Date.UTC(2026, 10, 23, 10)
 
 export const defaultPolicy = (): PrivacyPolicy => loadPolicy(DEFAULT_POLICY_FILE)
+/** The default policy with everyone opted in to individual records and hourly heart-rate extremes kept (what the devstack runs). */
+export const optedInPolicy = (): PrivacyPolicy => loadPolicy(fileURLToPath(new URL('../policies/opted-in.yaml', import.meta.url)))
 export const testKeys = () => deriveKeys(randomBytes(32))
 
 /** A policy from an object, through the same validation a file gets. */

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
 
 const WINDOW_S = 15 * 60
@@ -8,14 +8,17 @@ const WINDOW_S = 15 * 60
  * Redis so every replica sees them: past `limit` in 15 minutes, every request from that IP that
  * presents credentials is refused with 429, a right token too, until the window ends.
  */
-export function registerAuthThrottle(app: FastifyInstance, options: { redis: Redis; prefix: string; limit: number; refused: (code: string) => void }): void {
-  const key = (ip: string) => `${options.prefix}:auth-failures:${ip}`
+export function registerAuthThrottle(
+  app: FastifyInstance,
+  options: { redis: Redis; prefix: string; limit: number; refused: (code: string) => void; address: (request: FastifyRequest) => string },
+): void {
+  const key = (request: FastifyRequest) => `${options.prefix}:auth-failures:${options.address(request)}`
   app.addHook('onRequest', async (request, reply) => {
     if (request.headers.authorization === undefined) return
-    const failures = Number((await options.redis.get(key(request.ip))) ?? 0)
+    const failures = Number((await options.redis.get(key(request))) ?? 0)
     if (failures < options.limit) return
     options.refused('FST_ERR_RATE_LIMITED')
-    const ttl = await options.redis.ttl(key(request.ip))
+    const ttl = await options.redis.ttl(key(request))
     return reply
       .status(429)
       .header('retry-after', String(Math.max(1, ttl)))
@@ -23,6 +26,6 @@ export function registerAuthThrottle(app: FastifyInstance, options: { redis: Red
   })
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode !== 401 || request.headers.authorization === undefined) return
-    await options.redis.multi().incr(key(request.ip)).expire(key(request.ip), WINDOW_S, 'NX').exec()
+    await options.redis.multi().incr(key(request)).expire(key(request), WINDOW_S, 'NX').exec()
   })
 }

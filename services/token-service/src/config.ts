@@ -51,6 +51,12 @@ const schema = z.object({
   RATE_LIMIT_PAGES_PER_MINUTE: envVar.positiveInt().default(60),
   /** Google callbacks per minute one IP may make (each costs a code exchange at Google). */
   RATE_LIMIT_CALLBACK_PER_MINUTE: envVar.positiveInt().default(10),
+  /**
+   * Reverse proxies in front of the service that append the client's address to X-Forwarded-For (a TLS
+   * terminator is one). Per-address limits key on the address the outermost of them saw; 0 (default):
+   * the connection's own peer. Set it when there is a proxy, or every visitor shares one limit.
+   */
+  TRUST_PROXY_HOPS: envVar.nonNegativeInt().max(5).default(0),
   /** Failed admin or internal authentications one IP may make in 15 minutes before every attempt is refused. */
   RATE_LIMIT_AUTH_FAILURES: envVar.positiveInt().default(20),
   /** Keys for refresh tokens at rest; only the token service has them. */

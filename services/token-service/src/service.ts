@@ -7,6 +7,7 @@ import { DeadLetters, ServiceRuntime, UserGoneError, buildServer, isClosed, type
 import { AccessTokenKeeper } from './access-tokens.js'
 import { AccountIds } from './account-ids.js'
 import { registerAuthThrottle } from './auth-throttle.js'
+import { clientAddress } from './client-address.js'
 import { registerBullBoard } from './bull-board.js'
 import { createTokenServiceMetrics } from './metrics.js'
 import { deadLetterRoutes } from './dead-letter-routes.js'
@@ -124,12 +125,14 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
 
   const server = runtime.buildServer({ bodyLimit: 16 * 1024, beforeScrape: () => tokenMetrics.sampleUsers() })
   logPathsOnly(server)
-  registerAuthThrottle(server, { redis, prefix, limit: config.RATE_LIMIT_AUTH_FAILURES, refused })
+  const address = clientAddress(config.TRUST_PROXY_HOPS)
+  registerAuthThrottle(server, { redis, prefix, limit: config.RATE_LIMIT_AUTH_FAILURES, refused, address })
   // Routes opt in (config.rateLimit); counts live in Redis so every replica shares them.
   await server.register(rateLimit, {
     global: false,
     redis,
     nameSpace: `${prefix}:rate-limit:`,
+    keyGenerator: address,
     onExceeded: () => refused('FST_ERR_RATE_LIMITED'),
     errorResponseBuilder: (_request, context) =>
       Object.assign(new Error(`too many requests from this address; try again in ${context.after}`), { statusCode: 429, code: 'FST_ERR_RATE_LIMITED' }),
@@ -178,7 +181,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     beforeScrape: async () => void (await server.inject({ url: '/metrics', headers: { [INTERNAL_HEADER]: internalServer.nonce } })),
   })
   logPathsOnly(internal)
-  registerAuthThrottle(internal, { redis, prefix, limit: config.RATE_LIMIT_AUTH_FAILURES, refused })
+  registerAuthThrottle(internal, { redis, prefix, limit: config.RATE_LIMIT_AUTH_FAILURES, refused, address })
   internal.get('/docs/json', { logLevel: 'warn' }, async () => server.swagger())
   await internalRoutes(internal, { users, tokens, scheduler, internalToken: config.INTERNAL_API_TOKEN })
   runtime.onClose('internal listener', () => internal.close())

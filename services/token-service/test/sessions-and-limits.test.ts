@@ -107,6 +107,31 @@ describe('anonymous page views', () => {
   })
 })
 
+describe('behind a reverse proxy (TRUST_PROXY_HOPS=1)', () => {
+  const proxiedPrefix = uniquePrefix('sessions-proxied')
+  const proxiedRedis = testRedis(proxiedPrefix)
+  let proxied: ServiceRuntime
+
+  beforeAll(async () => {
+    proxied = await createTokenService(loadConfig(testEnv(google, proxiedPrefix, { TRUST_PROXY_HOPS: '1', RATE_LIMIT_PAGES_PER_MINUTE: '3' })), silentLogger())
+  })
+
+  afterAll(async () => {
+    await proxied.close()
+    await proxiedRedis.cleanup()
+  })
+
+  it('limits each client by the address the proxy saw, however the client fills in X-Forwarded-For itself', async () => {
+    // Every request reaches the service from the proxy's address; the proxy appends the client's.
+    const view = (forwardedFor: string) => proxied.server.inject({ url: '/', remoteAddress: '10.0.0.2', headers: { 'x-forwarded-for': forwardedFor } })
+    const spoofing: number[] = []
+    for (let i = 0; i < 5; i++) spoofing.push((await view(`192.0.2.${i}, 203.0.113.50`)).statusCode)
+    expect(spoofing).toEqual([200, 200, 200, 429, 429])
+    // Another visitor behind the same proxy is not held back by the first.
+    expect((await view('203.0.113.51')).statusCode).toBe(200)
+  })
+})
+
 describe('a session id planted before sign-in (fixation)', () => {
   it('is worth nothing after the person signs in: they get a new id, the planted one is ended', async () => {
     // The attacker starts connecting to get a valid session id, and plants it in the victim's browser.

@@ -85,7 +85,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.state]).toBe('active')
     expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
-    expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`])
+    expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`, 'openid'])
     // The browser's own time zone came along.
     expect(stored[USER_FIELDS.timeZone]).toBeDefined()
     expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()

@@ -229,6 +229,8 @@ describe('logs', () => {
     expect(logged).toContain('"url":"/reconnect"')
     for (const secret of [back.searchParams.get('code')!, back.searchParams.get('state')!, link.searchParams.get('s')!, link.searchParams.get('n')!]) {
       expect(secret.length).toBeGreaterThan(15)
+      // As the URL carried it (Google's codes have a '/') and as it is.
+      expect(logged).not.toContain(encodeURIComponent(secret))
       expect(logged).not.toContain(secret)
     }
   })

@@ -21,12 +21,26 @@ const normalise = (text: string): string[] =>
     )
     .filter((line) => line !== '')
 
+const SUPERSCRIPT: Readonly<Record<string, string>> = { '-': '⁻', 0: '⁰', 1: '¹', 2: '²', 3: '³', 4: '⁴', 5: '⁵', 6: '⁶', 7: '⁷', 8: '⁸', 9: '⁹' }
+/** 3.31e-7 as PRIVACY.md writes it: `3.3 × 10⁻⁷`. */
+const scientific = (value: number): string => {
+  const [mantissa, exponent] = value.toExponential(1).split('e') as [string, string]
+  return `${mantissa} × 10${[...String(Number(exponent))].map((c) => SUPERSCRIPT[c]).join('')}`
+}
+
 describe('what the default policy costs a person', () => {
   it('is stated in PRIVACY.md exactly as computed from the policy', () => {
     const text = readFileSync(PRIVACY_MD, 'utf8')
     const block = /<!-- privacy-cost:start -->([\s\S]*?)<!-- privacy-cost:end -->/.exec(text)
     expect(block, 'PRIVACY.md has no privacy-cost block').not.toBeNull()
-    expect(normalise(block![1]!)).toEqual(normalise(renderPolicyCost(policyCost(defaultPolicy()))))
+    const cost = policyCost(defaultPolicy())
+    expect(normalise(block![1]!)).toEqual(normalise(renderPolicyCost(cost)))
+    // The plain-words summary at the top quotes the same figures, rounded.
+    const plain = text.replace(/\s+/g, ' ')
+    const eps = (value: number): number => Math.round(value * 1e6) / 1e6
+    expect(plain).toContain(
+      `at most epsilon ${eps(cost.epsilonPerPeriod)} and delta ${scientific(cost.deltaPerPeriod)} a month, ${eps(cost.epsilonPerYear)} and ${scientific(cost.deltaPerYear)} a year`,
+    )
   })
 
   it('fits every cohort cell a person can join in a month within the monthly budget', () => {

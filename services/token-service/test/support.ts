@@ -31,6 +31,7 @@ export function testEnv(google: FakeGoogle, prefix: string, extra: Env = {}): En
     // Every test request comes from one address; the tests of the limits set their own.
     RATE_LIMIT_PAGES_PER_MINUTE: '100000',
     RATE_LIMIT_CALLBACK_PER_MINUTE: '100000',
+    RATE_LIMIT_AUTH_FAILURES: '100000',
     ...extra,
   }
 }

@@ -112,6 +112,15 @@ export const anonymizeJobSchema = z.object({
 })
 export type AnonymizeJobData = z.infer<typeof anonymizeJobSchema>
 
+/**
+ * The anonymizer's erasure queue: a job asks it to remove one person's contributions from every
+ * cohort cell not yet released. The producer (the token service's erasure) should give the job an
+ * id that does not name the person, and `removeOnComplete`/`removeOnFail` so nothing of it stays.
+ */
+export const COHORT_ERASURE_QUEUE = 'anonymizer-erasure'
+export const cohortErasureJobSchema = z.object({ userId: userIdSchema })
+export type CohortErasureJobData = z.infer<typeof cohortErasureJobSchema>
+
 export const publishJobSchema = z
   .object({
     syncId: syncIdSchema,

@@ -289,12 +289,17 @@ function buildContribution(
     startMs: cell.startMs,
     endMs: cell.endMs,
     cell: name,
-    member: hmacHex(keys.member, `fitstream/cohort-member/v1|${name}|${userId}`).slice(0, 32),
+    member: memberToken(keys, name, userId),
     epsilon: rule.epsilon ?? 0,
     period: epochOf(cell.startMs, policy.budget.period),
     chargeField: `c|${cell.type}|${cell.startMs}`,
     buckets,
   }
+}
+
+/** A person's token in one cohort cell (`<type>:<startMs>:<endMs>`): the same for them in that cell, unrelated across cells. */
+export function memberToken(keys: AnonymizerKeys, cell: string, userId: string): string {
+  return hmacHex(keys.member, `fitstream/cohort-member/v1|${cell}|${userId}`).slice(0, 32)
 }
 
 /** Clamp (top and bottom coding), optional noise on the grid, then bands or rounding. */

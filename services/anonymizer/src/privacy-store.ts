@@ -283,6 +283,32 @@ export class PrivacyStore {
     await pipeline.exec()
   }
 
+  /**
+   * Removes one person's contributions from every cohort cell not yet released: the open ones and
+   * any closed but not yet handed on. `memberOf` gives the person's token in a cell (memberToken);
+   * their buckets go, the cell stays for everyone else. Released cells can't be recalled. Returns
+   * how many cells held a contribution of theirs.
+   */
+  async eraseContributions(memberOf: (cell: string) => string): Promise<number> {
+    const cells = [...new Set([...(await this.redis.zrange(this.openKey, 0, -1)), ...(await this.redis.zrange(this.closingKey, 0, -1))])]
+    let erased = 0
+    for (let i = 0; i < cells.length; i += 500) {
+      const pipeline = this.redis.pipeline()
+      for (const cell of cells.slice(i, i + 500)) {
+        const member = memberOf(cell)
+        pipeline.hdel(this.key('cell', cell), member)
+        pipeline.hdel(this.key('closing', cell), member)
+      }
+      const results = (await pipeline.exec()) ?? []
+      for (let j = 0; j < results.length; j += 2) {
+        const [error, removed] = [results[j]?.[0] ?? results[j + 1]?.[0], Number(results[j]?.[1] ?? 0) + Number(results[j + 1]?.[1] ?? 0)]
+        if (error) throw error
+        if (removed > 0) erased++
+      }
+    }
+    return erased
+  }
+
   /** Cells waiting for their window to close (for metrics). */
   async openCells(): Promise<number> {
     return this.redis.zcard(this.openKey)

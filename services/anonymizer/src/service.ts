@@ -2,6 +2,7 @@ import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import { deriveKeys } from './anonymize.js'
 import { createAnonymizeProcessor } from './anonymize-processor.js'
 import { startCohortCloser } from './cohort-closer.js'
+import { startCohortErasure } from './cohort-erasure.js'
 import type { AnonymizerConfig } from './config.js'
 import { createAnonymizerMetrics } from './metrics.js'
 import { describePolicy } from './policy.js'
@@ -34,6 +35,7 @@ export async function createAnonymizer(config: AnonymizerConfig, logger: Logger)
     prefix: config.QUEUE_PREFIX,
   })
   runtime.onClose('cohort closer', closeCloser)
+  runtime.onClose('cohort erasure', startCohortErasure({ store, keys, logger, workerConnection: runtime.workerRedis, prefix: config.QUEUE_PREFIX }))
   runtime.buildServer()
   return runtime
 }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Counter } from 'prom-client'
 import { StageQueues, cohortRecordSchema, createMetrics, type CohortRecord, type PublishJobData } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
-import { planRelease } from '../src/anonymize.js'
+import { memberToken, planRelease } from '../src/anonymize.js'
 import { aggregateCell, decodeBuckets, encodeBuckets, type ClosedCell } from '../src/cohort-aggregate.js'
 import { closeCohortWindows } from '../src/cohort-closer.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
@@ -196,6 +196,41 @@ describe('cohort cells in Redis', () => {
     const closed = await closeCohortWindows({ policy: exact, keys, store: store(), queues, metrics, logger }, next + DAY + 3 * HOUR)
     expect(closed).toEqual({ cells: 1, released: 1, suppressed: 0 })
     expect((await publishedCohorts()).filter((c) => c.start === new Date(next).toISOString())).toHaveLength(1)
+  })
+
+  it('erases one person’s contributions from every cell not yet released, open or closing, and keeps everyone else’s', async () => {
+    const open = t0 + 8 * DAY
+    const closing = t0 + 6 * DAY
+    for (const i of [30, 31]) {
+      await contribute(
+        user(i),
+        [
+          ['steps', open, { count: 1000 + i }],
+          ['weight', open, { avg: 70, max: 70, min: 70 }],
+        ],
+        open,
+      )
+      await contribute(user(i), [['steps', closing, { count: 2000 + i }]], closing)
+    }
+    const closingDay = Math.floor(closing / DAY) * DAY
+    await store().closeDue(closingDay + DAY + 2 * HOUR)
+    const members = async (kind: 'cell' | 'closing', type: string, at: number): Promise<string[]> => {
+      const day = Math.floor(at / DAY) * DAY
+      return (await redis.hkeys(`${prefix}:cohort:${kind}:${type}:${day}:${day + DAY}`)).sort()
+    }
+    const tokenOf = (i: number, type: string, at: number): string => {
+      const day = Math.floor(at / DAY) * DAY
+      return memberToken(keys, `${type}:${day}:${day + DAY}`, user(i))
+    }
+    expect(await members('closing', 'steps', closing)).toEqual([tokenOf(30, 'steps', closing), tokenOf(31, 'steps', closing)].sort())
+
+    expect(await store().eraseContributions((cell) => memberToken(keys, cell, user(30)))).toBe(3)
+    expect(await members('cell', 'steps', open)).toEqual([tokenOf(31, 'steps', open)])
+    expect(await members('cell', 'weight', open)).toEqual([tokenOf(31, 'weight', open)])
+    expect(await members('closing', 'steps', closing)).toEqual([tokenOf(31, 'steps', closing)])
+    // Again: nothing left of theirs.
+    expect(await store().eraseContributions((cell) => memberToken(keys, cell, user(30)))).toBe(0)
+    await store().finishCells(await store().closingCells())
   })
 
   it('keys cells by window, never by person, and keeps no user id in them', async () => {

@@ -1,0 +1,61 @@
+import { Queue } from 'bullmq'
+import { afterAll, describe, expect, it } from 'vitest'
+import { COHORT_ERASURE_QUEUE, createRedis } from '@fitstream/shared'
+import { aggregateCell } from '../src/cohort-aggregate.js'
+import { planRelease } from '../src/anonymize.js'
+import { startCohortErasure } from '../src/cohort-erasure.js'
+import { PrivacyStore } from '../src/privacy-store.js'
+import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { DAY, HOUR, policyFrom, sample, testKeys } from './support.js'
+
+const prefix = uniquePrefix('anon-erasure')
+const { redis, cleanup } = testRedis(prefix)
+const workerRedis = createRedis(redisUrl(), 'worker', 'test-anon-erasure-worker')
+const queue = new Queue(COHORT_ERASURE_QUEUE, { connection: redis, prefix })
+const keys = testKeys()
+const policy = policyFrom({
+  version: 1,
+  pseudonym: { scheme: 'hmac-sha256' },
+  budget: { epsilon: 5 },
+  cohorts: { k: 2, graceHours: 2 },
+  types: { steps: { release: 'cohort', cohort: { window: 'day', fields: { count: { clamp: [0, 20_000], round: 1 } } } } },
+})
+const store = new PrivacyStore(redis, prefix, policy)
+const stop = startCohortErasure({ store, keys, logger: silentLogger(), workerConnection: workerRedis, prefix })
+
+afterAll(async () => {
+  await stop()
+  await queue.close()
+  workerRedis.disconnect()
+  await cleanup()
+})
+
+/** Two days ahead of the real clock: cells expire by it, a week after they should have closed. */
+const day = Math.floor(Date.now() / DAY) * DAY + 2 * DAY
+
+describe('the erasure queue', () => {
+  it('takes a person out of every open cohort cell when the token service asks, so the cell closes without them', async () => {
+    const people = ['erase-me-0001', 'stays-0001', 'stays-0002']
+    for (const [i, userId] of people.entries()) {
+      for (const contribution of planRelease(userId, [sample('steps', day + HOUR, { count: 1000 * (i + 1) })], policy, keys).contributions) {
+        expect(await store.contribute(userId, contribution, day + 2 * HOUR)).toBe('joined')
+      }
+    }
+    const job = await queue.add('erase', { userId: 'erase-me-0001' }, { jobId: 'erasure-test-1', removeOnComplete: false })
+    for (let i = 0; i < 100 && !(await job.isCompleted()); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    expect((await queue.getJob('erasure-test-1'))?.returnvalue).toEqual({ cells: 1 })
+
+    await store.closeDue(day + DAY + 3 * HOUR)
+    const [cell] = await store.closingCells()
+    expect(aggregateCell(cell!, policy, keys).released).toEqual([expect.objectContaining({ contributors: 2, values: { count: 2500 } })])
+    await store.finishCells([cell!])
+  })
+
+  it('fails a job that names nobody without retrying it', async () => {
+    const job = await queue.add('erase', { userId: 'x' }, { jobId: 'erasure-test-2', attempts: 3 })
+    for (let i = 0; i < 100 && !(await job.isFailed()); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    const failed = await queue.getJob('erasure-test-2')
+    expect(failed?.failedReason).toMatch(/invalid erasure job/)
+    expect(failed?.attemptsMade).toBe(1)
+  })
+})

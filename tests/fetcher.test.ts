@@ -451,10 +451,17 @@ describe('the Google Health API', () => {
    * Sleep as the Health API gives it: minutes per stage of the sessions that have ended, each stage
    * in the hour it starts in. Google lists a night only once it is over.
    */
-  function expectedSleep(seed: string, start: number, end: number, fetchedAt: number): Map<number, Record<string, number>> {
+  function expectedSleep(
+    seed: string,
+    start: number,
+    end: number,
+    fetchedAt: number,
+    sleepType: 'STAGES' | 'CLASSIC' = 'STAGES',
+  ): Map<number, Record<string, number>> {
     const byHour = new Map<number, Record<string, number>>()
-    const field = { AWAKE: 'awake_min', LIGHT: 'light_min', DEEP: 'deep_min', REM: 'rem_min' } as const
-    for (const session of healthSleepSessions(seed, start, end + 24 * HOUR, fetchedAt)) {
+    // Classic sleep's restless minutes count as awake, as Fit counts them.
+    const field = { AWAKE: 'awake_min', LIGHT: 'light_min', DEEP: 'deep_min', REM: 'rem_min', ASLEEP: 'sleep_min', RESTLESS: 'awake_min' } as const
+    for (const session of healthSleepSessions(seed, start, end + 24 * HOUR, fetchedAt, sleepType)) {
       for (const stage of session.stages.filter((s) => s.startMs >= start && s.startMs < end)) {
         const h = Math.floor(stage.startMs / HOUR) * HOUR
         const values = byHour.get(h) ?? { awake_min: 0, sleep_min: 0, out_of_bed_min: 0, light_min: 0, deep_min: 0, rem_min: 0 }
@@ -613,6 +620,20 @@ describe('the Google Health API', () => {
     const [, second] = await passedOn(user.id)
     const read = new Map([...first!, ...second!].map((s) => [s.startMs, s.values]))
     expect(read).toEqual(expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt))
+  })
+
+  it('reads classic sleep (asleep, restless, awake) into asleep and awake minutes', async () => {
+    const user = await registerHealth(['sleep'])
+    google.setSleepType(user.google.googleId, 'CLASSIC')
+    const fetchedAt = Date.now()
+    await fetchWindow(user.id, ['sleep'], 48)
+    const [samples] = await passedOn(user.id)
+    const expected = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt, 'CLASSIC')
+    expect(expected.size).toBeGreaterThan(0)
+    expect(new Map(samples!.map((s) => [s.startMs, s.values]))).toEqual(expected)
+    const total = (field: string) => samples!.reduce((n, s) => n + s.values[field]!, 0)
+    expect(total('sleep_min')).toBeGreaterThan(0)
+    expect(total('light_min') + total('deep_min') + total('rem_min')).toBe(0)
   })
 
   it('reads a height measured once a month from a month of readings, as Fit has it', async () => {

@@ -40,7 +40,7 @@ import type { ListMethod } from './list.js'
 import { ConsentScreen } from './oauth.js'
 import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest, type RollUpContext } from './rollup.js'
 import { buildSampleListResponse, parseSampleListRequest } from './samples.js'
-import { buildListResponse, parseListRequest } from './sleep.js'
+import { buildListResponse, parseListRequest, type HealthSleepType } from './sleep.js'
 import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
 import { isValidTimeZone } from './time-zones.js'
 
@@ -242,6 +242,7 @@ export class FakeGoogle {
   private readonly errorRates: { route: Route | 'any'; status: number; rate: number }[] = []
   private readonly uploadDelays = new Map<string, number>() // googleId or '*' -> ms
   private readonly exerciseTypes = new Map<string, readonly string[]>() // googleId -> types in turn
+  private readonly sleepTypes = new Map<string, HealthSleepType>() // googleId -> how their nights are recorded
   private readonly lateSamples = new Map<string, RawSample[]>() // `${googleId}|${rawType}` -> samples
   private counters = emptyStats()
   private nextSeed = 1
@@ -408,6 +409,12 @@ export class FakeGoogle {
   setExerciseTypes(googleId: string, types: readonly string[]): void {
     if (types.length === 0 || types.some((type) => typeof type !== 'string' || type === '')) throw new RangeError('exercise types must be non-empty names')
     this.exerciseTypes.set(googleId, [...types])
+  }
+
+  /** How a user's nights are recorded: with stages (the default), or as classic sleep (asleep, restless, awake). */
+  setSleepType(googleId: string, sleepType: HealthSleepType): void {
+    if (sleepType !== 'STAGES' && sleepType !== 'CLASSIC') throw new RangeError('sleepType must be STAGES or CLASSIC')
+    this.sleepTypes.set(googleId, sleepType)
   }
 
   /** How long a night stays listed as still being staged once it has reached Google (see FakeGoogleOptions.sleepStagingMs). */
@@ -793,6 +800,7 @@ export class FakeGoogle {
         arrival: this.dataArrival(user.googleId),
         sleepStagingMs: this.sleepStagingMs,
         exerciseTypes: this.exerciseTypes.get(user.googleId),
+        sleepType: this.sleepTypes.get(user.googleId),
       })
       const response = await steps.answer(type, user, context)
       this.countSuccess(user.googleId)

@@ -96,6 +96,7 @@ export {
   type HealthSleepSession,
   type HealthSleepStage,
   type HealthSleepStageType,
+  type HealthSleepType,
   type SleepDataPoint,
   type SleepJson,
   type SleepStageJson,

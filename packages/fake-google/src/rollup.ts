@@ -434,6 +434,8 @@ export interface RollUpContext {
   readonly sleepStagingMs?: number
   /** The exercise types the user's workouts are recorded as, in turns; default running. */
   readonly exerciseTypes?: readonly string[]
+  /** How the user's nights are recorded; default STAGES. */
+  readonly sleepType?: 'STAGES' | 'CLASSIC'
 }
 
 /** The earliest whole millisecond at or after ns (exact for either sign: bigint division truncates). */

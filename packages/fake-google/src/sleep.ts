@@ -2,7 +2,8 @@
  * The Google Health API's sleep sessions: users.dataTypes.dataPoints.list on `sleep`. A session is
  * one synthetic night (sleepNight), tiled by the same stage segments Fit's com.google.sleep.segment
  * serves, so a night reads the same through either API: same instants, Fit stage 1/4/5/6 as
- * AWAKE/LIGHT/DEEP/REM.
+ * AWAKE/LIGHT/DEEP/REM. A user set to classic sleep (FakeGoogle.setSleepType) has the same nights
+ * as classic sleep: ASLEEP for light, deep and REM, RESTLESS for awakenings under 10 minutes, AWAKE.
  *
  * A session is listed once it has fully reached Google (its end is at or before the server's clock,
  * less any upload delay); a night in progress is not. Sessions are kept by their end time: the
@@ -36,11 +37,20 @@ import { DAY_MS, HOUR_MS, MINUTE_MS, sleepNight, type SleepNight } from './synth
 
 const NS_PER_MS = 1_000_000n
 
-export type HealthSleepStageType = 'AWAKE' | 'LIGHT' | 'DEEP' | 'REM'
+/** Stage types of staged sleep (AWAKE, LIGHT, DEEP, REM) and of classic sleep (AWAKE, RESTLESS, ASLEEP). */
+export type HealthSleepStageType = 'AWAKE' | 'LIGHT' | 'DEEP' | 'REM' | 'RESTLESS' | 'ASLEEP'
+
+/**
+ * How a night is recorded: `STAGES` by a tracker that tells sleep stages apart, `CLASSIC` by one
+ * that tells only asleep, restless and awake (older Fitbits, sleep logged without stages).
+ */
+export type HealthSleepType = 'STAGES' | 'CLASSIC'
 
 /** Fit's sleep_segment_type values as the Health API's stage types. */
 const STAGE_TYPES: Readonly<Record<number, HealthSleepStageType>> = { 1: 'AWAKE', 4: 'LIGHT', 5: 'DEEP', 6: 'REM' }
-const STAGE_ORDER: readonly HealthSleepStageType[] = ['AWAKE', 'LIGHT', 'DEEP', 'REM']
+const STAGE_ORDER: readonly HealthSleepStageType[] = ['AWAKE', 'LIGHT', 'DEEP', 'REM', 'RESTLESS', 'ASLEEP']
+/** In classic sleep, an awakening shorter than this is restlessness. */
+const RESTLESS_MS = 10 * 60_000
 
 export interface HealthSleepStage {
   readonly startMs: number
@@ -52,6 +62,7 @@ export interface HealthSleepStage {
 export interface HealthSleepSession {
   readonly startMs: number
   readonly endMs: number
+  readonly type: HealthSleepType
   /** Contiguous, in time order, tiling [startMs, endMs). */
   readonly stages: readonly HealthSleepStage[]
 }
@@ -78,7 +89,7 @@ export interface SleepJson {
     civilStartTime: CivilDateTime
     civilEndTime: CivilDateTime
   }
-  type: 'STAGES'
+  type: HealthSleepType
   /** Left out while the night is being staged, as proto3 JSON leaves out an empty list. */
   stages?: SleepStageJson[]
   /** `processed` is left out while the night is being staged, and `nap` always: proto3 JSON leaves false out. */
@@ -101,13 +112,25 @@ export interface SleepDataPoint {
 // ---------------------------------------------------------------------------------------------
 // Sessions
 
-function session(night: SleepNight): HealthSleepSession {
+function session(night: SleepNight, sleepType: HealthSleepType = 'STAGES'): HealthSleepSession {
   const stages = night.segments.map((s): HealthSleepStage => {
     const type = STAGE_TYPES[s.stage]
     if (type === undefined) throw new Error(`No Health sleep stage for Fit stage ${s.stage}`)
     return { startMs: s.startMs, endMs: s.endMs, type }
   })
-  return { startMs: night.startMs, endMs: night.endMs, stages }
+  return { startMs: night.startMs, endMs: night.endMs, type: sleepType, stages: sleepType === 'STAGES' ? stages : classicStages(stages) }
+}
+
+/** The same night as classic sleep: light, deep and REM are asleep (one segment while unbroken), a short awakening restless. */
+function classicStages(stages: readonly HealthSleepStage[]): HealthSleepStage[] {
+  const classic: HealthSleepStage[] = []
+  for (const stage of stages) {
+    const type = stage.type !== 'AWAKE' ? 'ASLEEP' : stage.endMs - stage.startMs < RESTLESS_MS ? 'RESTLESS' : 'AWAKE'
+    const last = classic[classic.length - 1]
+    if (last !== undefined && last.type === type && last.endMs === stage.startMs) classic[classic.length - 1] = { ...last, endMs: stage.endMs }
+    else classic.push({ startMs: stage.startMs, endMs: stage.endMs, type })
+  }
+  return classic
 }
 
 /** A night keyed by day D starts at D-90min at the earliest and ends by D+7h30. */
@@ -141,12 +164,21 @@ function nightsLatestFirst(seed: string, q: PageQuery): SleepNight[] {
  * Exactly the sessions the fake lists for a user with this seed whose end lies in [startMs, endMs),
  * latest first (the list's own order), when the server's clock reads nowMs: a session is listed
  * only once it has ended. Each Fit sleep segment of the night is one stage, 1/4/5/6 as
- * AWAKE/LIGHT/DEEP/REM. Times before the Unix epoch hold none, as in the list.
+ * AWAKE/LIGHT/DEEP/REM; as classic sleep, AWAKE and RESTLESS (awakenings under 10 minutes) and
+ * ASLEEP for the rest. Times before the Unix epoch hold none, as in the list.
  */
-export function healthSleepSessions(seed: string, startMs: number, endMs: number, nowMs: number = Number.POSITIVE_INFINITY): HealthSleepSession[] {
+export function healthSleepSessions(
+  seed: string,
+  startMs: number,
+  endMs: number,
+  nowMs: number = Number.POSITIVE_INFINITY,
+  sleepType: HealthSleepType = 'STAGES',
+): HealthSleepSession[] {
   if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
   const endBeforeMs = Math.min(endMs, Math.floor(nowMs) + 1)
-  return nightsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endBeforeMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map(session)
+  return nightsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endBeforeMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map((night) =>
+    session(night, sleepType),
+  )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,7 +233,7 @@ function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, t
         civilStartTime: civilAt(s.startMs, timeZone),
         civilEndTime: civilAt(s.endMs, timeZone),
       },
-      type: 'STAGES',
+      type: s.type,
       ...(staged
         ? {
             stages: s.stages.map((stage) => ({
@@ -245,7 +277,7 @@ export function buildListResponse(type: HealthSessionTypeSpec, request: ListRequ
       sleepDataPoint(
         ctx.googleId,
         ctx.seed,
-        session(night),
+        session(night, ctx.sleepType),
         timeZone,
         night.endMs + (ctx.arrival?.uploadDelayMs ?? 0) + (ctx.sleepStagingMs ?? 0) <= ctx.nowMs,
       ),

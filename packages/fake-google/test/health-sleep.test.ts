@@ -43,6 +43,7 @@ function asSession(point: health_v4.Schema$DataPoint): HealthSleepSession {
   return {
     startMs: Date.parse(sleep.interval!.startTime!),
     endMs: Date.parse(sleep.interval!.endTime!),
+    type: sleep.type as 'STAGES',
     stages: sleep.stages!.map((s) => ({ startMs: Date.parse(s.startTime!), endMs: Date.parse(s.endTime!), type: s.type as 'AWAKE' })),
   }
 }
@@ -127,6 +128,31 @@ describe('sleep sessions', () => {
     const staged = (await list({ filter })).data.dataPoints![0]!.sleep!
     expect(staged.metadata).toEqual({ processed: true, mainSleep: true })
     expect(staged.stages!.length).toBe(night!.stages.length)
+  })
+
+  it('records a user set to classic sleep as asleep, restless and awake, over the same instants as their staged nights', async () => {
+    const classic = google.fake.addUser({ seed: 'sleep-classic-1', scopes: BOTH_APIS })
+    google.fake.setSleepType(classic.googleId, 'CLASSIC')
+    const token = await google.accessToken(classic)
+    const filter = endBetween(FIRST_DAY, FIRST_DAY + 7 * DAY)
+    const points = (await google.listAll('sleep', { filter }, token)).flatMap((p) => p.dataPoints ?? [])
+    const nights = points.map(asSession)
+    expect(nights).toEqual(healthSleepSessions(classic.seed, FIRST_DAY, FIRST_DAY + 7 * DAY, NOW, 'CLASSIC'))
+    const staged = healthSleepSessions(classic.seed, FIRST_DAY, FIRST_DAY + 7 * DAY, NOW)
+    expect(nights.length).toBe(staged.length)
+    nights.forEach((night, i) => {
+      const stages = staged[i]!
+      expect(night.type).toBe('CLASSIC')
+      expect([night.startMs, night.endMs]).toEqual([stages.startMs, stages.endMs])
+      // The same time asleep and awake, in fewer segments: light, deep and REM are one asleep stretch.
+      const minutes = (list: typeof night.stages, types: string[]) => list.filter((s) => types.includes(s.type)).reduce((m, s) => m + s.endMs - s.startMs, 0)
+      expect(minutes(night.stages, ['ASLEEP'])).toBe(minutes(stages.stages, ['LIGHT', 'DEEP', 'REM']))
+      expect(minutes(night.stages, ['AWAKE', 'RESTLESS'])).toBe(minutes(stages.stages, ['AWAKE']))
+      expect(night.stages.every((s) => ['ASLEEP', 'RESTLESS', 'AWAKE'].includes(s.type))).toBe(true)
+      for (const s of night.stages.filter((s) => s.type === 'RESTLESS')) expect(s.endMs - s.startMs).toBeLessThan(10 * MINUTE)
+    })
+    expect(new Set(nights.flatMap((n) => n.stages.map((s) => s.type)))).toContain('ASLEEP')
+    expect(points[0]!.sleep!.summary!.stagesSummary!.map((s) => s.type).every((t) => ['ASLEEP', 'RESTLESS', 'AWAKE'].includes(t!))).toBe(true)
   })
 
   it('gives offsets in the user’s time zone, across a daylight-saving change', async () => {

@@ -57,6 +57,11 @@ const schema = z.object({
    * the connection's own peer. Set it when there is a proxy, or every visitor shares one limit.
    */
   TRUST_PROXY_HOPS: envVar.nonNegativeInt().max(5).default(0),
+  /**
+   * Trips to Google's consent screen one existing user may start in an hour (reconnect links, the account
+   * page's reconnect, consent changes that need Google); Google allows a project 10,000 re-consents a day.
+   */
+  RATE_LIMIT_RECONSENTS_PER_HOUR: envVar.positiveInt().default(10),
   /** Failed admin or internal authentications one IP may make in 15 minutes before every attempt is refused. */
   RATE_LIMIT_AUTH_FAILURES: envVar.positiveInt().default(20),
   /** Keys for refresh tokens at rest; only the token service has them. */

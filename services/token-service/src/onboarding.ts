@@ -19,6 +19,8 @@ export interface OnboardingDeps {
   readonly api: GoogleDataApi
   /** When Google shuts the Fitness API down (ms): a deployment still on it connects nobody after that. */
   readonly fitClosesAt: number
+  /** Trips to Google's consent screen one existing user may start in an hour (links, reconnects, consent changes). */
+  readonly reconsentsPerHour: number
   readonly now?: () => number
 }
 
@@ -29,6 +31,8 @@ export type ConsentStart =
   | { readonly kind: 'api_closed' }
   /** Nothing chosen can be read from the deployment's API, so Google would be asked for no scope. */
   | { readonly kind: 'nothing_to_ask' }
+  /** The user has started too many consents this hour (Google allows a project 10,000 re-consents a day). */
+  | { readonly kind: 'too_many' }
 
 export interface Choice {
   readonly dataTypes: readonly DataTypeKey[]
@@ -96,6 +100,7 @@ export class Onboarding {
     // Someone moving from Fit keeps what the Health API has; the rest cannot be asked for, so it is not "not granted" either.
     const dataTypes = choice.dataTypes.filter((key) => readableIn(key, this.deps.api))
     if (dataTypes.length === 0) return { kind: 'nothing_to_ask' }
+    if (choice.userId !== undefined && (await this.deps.sessions.countReconsent(choice.userId)) > this.deps.reconsentsPerHour) return { kind: 'too_many' }
     const state = randomBytes(24).toString('base64url')
     const pkce = createPkcePair()
     await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice, dataTypes })

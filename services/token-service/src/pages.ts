@@ -92,6 +92,19 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     const start = await deps.onboarding.start(sessionId, choice)
     if (start.kind === 'google') return seeOther(reply, start.location)
     if (start.kind === 'api_closed') return apiClosed(reply)
+    if (start.kind === 'too_many') {
+      deps.refused('FST_ERR_RATE_LIMITED')
+      return html(
+        reply.header('retry-after', '3600'),
+        429,
+        messagePage(
+          'Too many attempts',
+          'This account has been sent to Google to connect again many times in the last hour. Nothing was changed. Please try again in an hour.',
+          { href: '/account', text: 'Your account' },
+          'FST_ERR_RATE_LIMITED',
+        ),
+      )
+    }
     const name = API_NAMES[deps.onboarding.api]
     return html(
       reply,

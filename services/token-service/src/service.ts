@@ -79,6 +79,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     oauth: flow,
     api: config.GOOGLE_DATA_API,
     fitClosesAt: config.GOOGLE_FIT_CLOSES_AT,
+    reconsentsPerHour: config.RATE_LIMIT_RECONSENTS_PER_HOUR,
   })
   const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET, config.LINK_TTL_MINUTES * 60_000)
   const refused = (code: string) => tokenMetrics.refusals.inc({ code })

@@ -79,6 +79,13 @@ export class SessionStore {
     return removed
   }
 
+  /** Counts one more trip to Google's consent screen for `userId` this hour; answers the hour's count so far. */
+  async countReconsent(userId: string): Promise<number> {
+    const key = `${this.prefix}:reconsents:${userId}`
+    const [[, count] = []] = (await this.redis.multi().incr(key).expire(key, 3600, 'NX').exec()) ?? []
+    return Number(count)
+  }
+
   async savePending(state: string, pending: PendingAuthorization): Promise<void> {
     const stored = { ...pending, codeVerifier: this.keys.encrypt(pending.codeVerifier, pkceContext(state)) }
     await this.redis.set(this.pendingKey(state), JSON.stringify(stored), 'EX', PENDING_TTL_S)

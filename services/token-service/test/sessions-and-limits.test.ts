@@ -15,7 +15,12 @@ import { ADMIN, WebClient, testEnv } from './support.js'
  */
 const prefix = uniquePrefix('sessions')
 const { redis, cleanup } = testRedis(prefix)
-const LIMITS = { RATE_LIMIT_PAGES_PER_MINUTE: '100', RATE_LIMIT_CALLBACK_PER_MINUTE: '3', RATE_LIMIT_AUTH_FAILURES: '5' }
+const LIMITS = {
+  RATE_LIMIT_PAGES_PER_MINUTE: '100',
+  RATE_LIMIT_CALLBACK_PER_MINUTE: '3',
+  RATE_LIMIT_AUTH_FAILURES: '5',
+  RATE_LIMIT_RECONSENTS_PER_HOUR: '3',
+}
 let google: FakeGoogle
 let service: ServiceRuntime
 /** Every line the service logged. */
@@ -188,6 +193,25 @@ describe('served over https', () => {
     // A cookie without the prefix (which a subdomain or plain http could set) is not read.
     const plain = await secure.server.inject({ method: 'GET', url: '/account', headers: { cookie: `fitstream_session=${session.value}` } })
     expect(plain.statusCode).toBe(401)
+  })
+})
+
+describe('one account sent to Google over and over', () => {
+  it('is refused past its hourly limit with a page and a code, while other accounts are not', async () => {
+    const signIn = async () => {
+      const browser = newBrowser()
+      const back = await consent(await startConnecting(browser), `busy-${++accounts}`)
+      await browser.get(service, `${back.pathname}${back.search}`)
+      return browser
+    }
+    const busy = await signIn()
+    const statuses: number[] = []
+    for (let i = 0; i < 5; i++) statuses.push((await busy.get(service, '/account/reconnect')).statusCode)
+    expect(statuses).toEqual([303, 303, 303, 429, 429])
+    const refused = await busy.get(service, '/account/reconnect')
+    expect(refused.body).toContain('FST_ERR_RATE_LIMITED')
+    expect(refused.headers['retry-after']).toBe('3600')
+    expect((await (await signIn()).get(service, '/account/reconnect')).statusCode).toBe(303)
   })
 })
 

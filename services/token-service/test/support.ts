@@ -32,6 +32,7 @@ export function testEnv(google: FakeGoogle, prefix: string, extra: Env = {}): En
     RATE_LIMIT_PAGES_PER_MINUTE: '100000',
     RATE_LIMIT_CALLBACK_PER_MINUTE: '100000',
     RATE_LIMIT_AUTH_FAILURES: '100000',
+    RATE_LIMIT_RECONSENTS_PER_HOUR: '100000',
     ...extra,
   }
 }

@@ -43,12 +43,13 @@ export interface GoogleHealthClientOptions {
  * The Google Health API (v4), successor of the Fitness REST API, through the googleapis client.
  * Each data type is its own request, made side by side: `rollUp` over fixed windows of the bucket
  * size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their local days
- * (Google applies the time zone of their Health profile). Sleep, workouts, height and blood oxygen
- * are not rolled up by Google: their sessions or readings are listed, reconciled across the person's
- * devices and apps into one stream (`reconcile`, as Fit's merged sources and the roll-ups are), and
- * `normalizeHealth` puts them into buckets. A window longer than
- * Google allows for the type is read in parts, and every page is followed. googleapis' retries are
- * off; errors come back classified, as from the Fitness API.
+ * (Google applies the time zone the person is in). Sleep, workouts, height and blood oxygen are
+ * not rolled up by Google, and weight and body fat only to an average: their sessions or readings
+ * are listed, reconciled across the person's devices and apps into one stream (`reconcile`, as
+ * Fit's merged sources and the roll-ups are), and `normalizeHealth` puts them into buckets, with
+ * each bucket's highest and lowest reading. A window longer than Google allows for the type is
+ * read in parts, and every page is followed. googleapis' retries are off; errors come back
+ * classified, as from the Fitness API.
  */
 export class GoogleHealthClient {
   private readonly health: health_v4.Health

@@ -139,9 +139,8 @@ const OUT_OF_BED = 3
  * API. Out-of-bed segments count as out of bed; a session without stages counts as asleep. A
  * session is read only once Google says it is processed (`metadata.processed`, which proto3 JSON
  * leaves out while it is false): until then its stages are still being worked out, and a later
- * sync reads it. Segments that
- * start outside the window belong to another fetch and are passed over, problems included; a
- * session listed twice (across pages) counts once.
+ * sync reads it. Segments that start outside the window belong to another fetch and are passed
+ * over, problems included; a session listed twice (across pages) counts once.
  */
 function sessionSamples(key: DataTypeKey, sessions: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
   const spec = dataType(key)
@@ -242,9 +241,10 @@ const ACTIVE_TIME_ROUNDING_MS = 1_000
  * so a two-hour hike adds an hour to each of two hourly buckets, and the buckets of this window
  * get their share whichever fetch reads the workout. Buckets without a workout have no sample. A
  * workout listed twice (across pages) counts once. An exercise type FitStream does not know (see
- * exerciseGroup) counts as other and is counted as `unknown exercise type`. One that is malformed, or whose active time
- * exceeds its interval by more than rounding, is set aside and counted; one longer than a day (a
- * recording left running, say) is passed over, as every fetch of its buckets passes it over.
+ * exerciseGroup) counts as other and is counted as `unknown exercise type`. One that is malformed,
+ * or whose active time exceeds its interval by more than rounding, is set aside and counted; one
+ * longer than a day (a recording left running, say) is passed over, as every fetch of its buckets
+ * passes it over.
  */
 function exerciseSamples(key: DataTypeKey, workouts: readonly unknown[], buckets: readonly TimeWindow[], reject: (reason: string) => void): FitnessSample[] {
   const spec = dataType(key)

@@ -5,7 +5,7 @@ import { deriveKeys, planRelease } from '../services/anonymizer/src/anonymize.js
 import { aggregateCell, encodeBuckets, type ClosedCell } from '../services/anonymizer/src/cohort-aggregate.js'
 import { discreteLaplace, prfRandomSource } from '../services/anonymizer/src/noise.js'
 import { DEFAULT_POLICY_FILE, loadPolicy, type PrivacyPolicy } from '../services/anonymizer/src/policy.js'
-import { timeZoneOffsetMs, type DataTypeKey, type FitnessSample, type ReleasableRecord } from '@fitstream/shared'
+import { hmacHex, timeZoneOffsetMs, type DataTypeKey, type FitnessSample, type ReleasableRecord } from '@fitstream/shared'
 import { reportFigures } from './helpers.js'
 
 /**
@@ -97,6 +97,24 @@ describe('attack (b): Sybil a cohort cell with k − 1 fake users', () => {
     expect(withTarget).toBeLessThanOrEqual(0.02 + 4 * Math.sqrt((0.02 * 0.98) / trials))
     // And the margin is not wasted: the tail is close to delta, not far below it.
     expect(withTarget).toBeGreaterThan(0.005)
+  })
+})
+
+describe('the release threshold decides only whether a cell appears', () => {
+  it('leaves a released cell’s values as the noise made them: noisy sum over noisy count, from the cell’s keyed stream', () => {
+    const rule = defaultPolicy.types.weight!.cohort!
+    const share = rule.epsilon! / 2
+    for (let trial = 0; trial < 20; trial++) {
+      // 600 people, far above the weekly threshold of 412: the cell always appears.
+      const cell = weightCell(trial, 600, true)
+      const [record] = aggregateCell(cell, defaultPolicy, keys).released
+      const id = hmacHex(keys.pseudonym, `fitstream/cohort/v1|weight|${cell.startMs}|${cell.endMs}|avg:50-70`).slice(0, 32)
+      const rng = prfRandomSource(keys.noise, `cohort|${id}`)
+      const count = 601 + discreteLaplace(Math.floor(share * 1e6), 1e6, rng)
+      // Weights on the 0.5 kg grid: 600 × 60 kg and one 61 kg, clamp [30, 200] → sensitivity 400 units.
+      const sum = 600 * 120 + 122 + discreteLaplace(Math.floor(share * 1e6), 400 * 1e6, rng)
+      expect(record).toMatchObject({ id, band: 'avg:50-70', contributors: count, values: { avg: Math.min(400, Math.max(60, Math.round(sum / count))) / 2 } })
+    }
   })
 })
 

@@ -45,7 +45,8 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
     const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []))
     for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
 
-    const { granted, withheld } = await store.chargeRecords(data.userId, plan.records, now)
+    // Withheld before: a retry of a release already counted and logged as withheld; counted in this job's result only.
+    const { granted, withheld, withheldBefore } = await store.chargeRecords(data.userId, plan.records, now)
     const outcomes: ContributionOutcome[] = await Promise.all(plan.contributions.map((c) => store.contribute(data.userId, c, now)))
 
     const records = granted.map((candidate) => candidate.record)
@@ -118,7 +119,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
       samples: data.samples.length,
       records: records.length,
       cohortContributions: outcomes.filter((o) => o === 'joined' || o === 'updated').length,
-      withheldForBudget: withheld.length + outcomes.filter((o) => o === 'withheld').length,
+      withheldForBudget: withheld.length + withheldBefore.length + outcomes.filter((o) => o === 'withheld' || o === 'withheld_again').length,
       late,
       dropped,
     }

@@ -28,13 +28,13 @@ export function createAnonymizerMetrics(metrics: ServiceMetrics): AnonymizerMetr
     }),
     withheldForBudget: new Counter({
       name: 'fitstream_privacy_withheld_total',
-      help: "Records or cohort contributions withheld because the person's epsilon budget for the period was spent",
+      help: "Records or cohort contributions withheld because the person's epsilon budget for the period was spent (each once, not per retry)",
       labelNames: ['type', 'kind'],
       registers,
     }),
     cohortContributions: new Counter({
       name: 'fitstream_cohort_contributions_total',
-      help: 'Contributions to cohort cells (joined, updated, late: window already closed, withheld: budget spent)',
+      help: 'Contributions to cohort cells (joined, updated, late: window already closed, withheld: budget spent, withheld_again: a retry of one withheld)',
       labelNames: ['type', 'outcome'],
       registers,
     }),

@@ -57,8 +57,12 @@ for i = 6, #ARGV, 2 do
     local spent = tonumber(redis.call('HGET', KEYS[1], 'spent'))
     local spentRecords = tonumber(redis.call('HGET', KEYS[1], '${RECORDS_SPENT_FIELD}') or '0')
     if spent + cost > budget or spentRecords + cost > cap then
-      table.insert(granted, 0)
-      if redis.call('HSETNX', KEYS[1], '${WITHHELD_MARK}' .. string.gsub(ARGV[i], '|', '~'), '1') == 1 then withheld = withheld + 1 end
+      if redis.call('HSETNX', KEYS[1], '${WITHHELD_MARK}' .. string.gsub(ARGV[i], '|', '~'), '1') == 1 then
+        withheld = withheld + 1
+        table.insert(granted, 0)
+      else
+        table.insert(granted, 2)
+      end
     else
       redis.call('HSET', KEYS[1], ARGV[i], cost)
       redis.call('HINCRBY', KEYS[1], 'spent', cost)
@@ -89,12 +93,11 @@ if fresh then
   redis.call('HSETNX', KEYS[4], 'spent', '0')
   local spent = tonumber(redis.call('HGET', KEYS[4], 'spent'))
   if cost > 0 and spent + cost > budget then
-    if redis.call('HSETNX', KEYS[4], '${WITHHELD_MARK}' .. string.gsub(ARGV[1], '|', '~'), '1') == 1 then
-      redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
-      redis.call('EXPIRE', KEYS[4], ARGV[7])
-      redis.call('HSET', KEYS[5], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[4], ARGV[11])
-      redis.call('EXPIRE', KEYS[5], ARGV[7])
-    end
+    if redis.call('HSETNX', KEYS[4], '${WITHHELD_MARK}' .. string.gsub(ARGV[1], '|', '~'), '1') == 0 then return 'withheld_again' end
+    redis.call('HINCRBY', KEYS[5], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', 1)
+    redis.call('EXPIRE', KEYS[4], ARGV[7])
+    redis.call('HSET', KEYS[5], '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ARGV[4], ARGV[11])
+    redis.call('EXPIRE', KEYS[5], ARGV[7])
     return 'withheld'
   end
   redis.call('HSET', KEYS[4], ARGV[1], cost)
@@ -172,7 +175,8 @@ const DONE_MARKER_TTL_S = 7 * DAY_S
 /** A cell's hash expires this long after it should have closed, in case its open entry was lost. */
 const CELL_SAFETY_MS = 7 * DAY_MS
 
-export type ContributionOutcome = 'joined' | 'updated' | 'late' | 'withheld'
+/** `withheld`: refused for budget, counted; `withheld_again`: a retry of one already counted. */
+export type ContributionOutcome = 'joined' | 'updated' | 'late' | 'withheld' | 'withheld_again'
 
 export class PrivacyStore {
   private readonly scripts = new Map<string, string>()
@@ -201,9 +205,10 @@ export class PrivacyStore {
     userId: string,
     candidates: readonly CandidateRecord[],
     now = Date.now(),
-  ): Promise<{ granted: CandidateRecord[]; withheld: CandidateRecord[] }> {
+  ): Promise<{ granted: CandidateRecord[]; withheld: CandidateRecord[]; withheldBefore: CandidateRecord[] }> {
     const granted: CandidateRecord[] = []
     const withheld: CandidateRecord[] = []
+    const withheldBefore: CandidateRecord[] = []
     const byPeriod = new Map<string, CandidateRecord[]>()
     for (const candidate of candidates) {
       if (candidate.epsilon <= 0) granted.push(candidate)
@@ -216,9 +221,9 @@ export class PrivacyStore {
         [privacyBudgetKey(this.prefix, userId, period), privacyKey(this.prefix, userId)],
         [String(this.budgetMicro), String(this.ledgerTtlSeconds), period, dayOf(now), String(this.recordsCapMicro), ...args],
       )) as number[]
-      list.forEach((candidate, i) => (answer[i] === 1 ? granted : withheld).push(candidate))
+      list.forEach((candidate, i) => (answer[i] === 1 ? granted : answer[i] === 0 ? withheld : withheldBefore).push(candidate))
     }
-    return { granted, withheld }
+    return { granted, withheld, withheldBefore }
   }
 
   /** Adds a person's buckets to a cohort cell, unless the cell has closed or their budget is spent. */

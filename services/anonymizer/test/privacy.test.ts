@@ -138,6 +138,8 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     }
     const report = await readPrivacyReport(redis, prefix, userId)
     expect(report.totals.withheldForBudget).toBe(5)
+    // The log says so once too.
+    expect(report.releases.filter((entry) => entry.kind === 'withheld')).toEqual([expect.objectContaining({ type: 'steps', count: 5 })])
     // The markers that make retries count once are not charges, and cost nothing.
     expect(report.budgets).toEqual([{ period: '2026-11', budget: 4, spent: 1, remaining: 3, charges: 4 }])
   })

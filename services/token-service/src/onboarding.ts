@@ -123,15 +123,15 @@ export class Onboarding {
       if (error instanceof FitStreamError) return { kind: 'code_rejected', reason: error.message }
       throw error
     }
+    const account = this.deps.accountIds.hash(grant.subject)
     const scopes = grant.accessToken.scopes
     const dataTypes = grantedDataTypes(pending.dataTypes, scopes, this.deps.api)
     const notGranted = pending.dataTypes.filter((t) => !dataTypes.includes(t))
     if (dataTypes.length === 0) {
-      await this.discard(grant)
+      await this.discard(grant, account)
       return { kind: 'nothing_granted' }
     }
 
-    const account = this.deps.accountIds.hash(grant.subject)
     const now = this.now()
     let userId: string
     let created = false
@@ -149,7 +149,7 @@ export class Onboarding {
     } else {
       const binding = await this.deps.users.bindAccount(pending.userId, account)
       if (binding !== 'same') {
-        await this.discard(grant)
+        await this.discard(grant, account)
         return { kind: binding === 'gone' ? 'user_gone' : 'wrong_account' }
       }
       userId = pending.userId
@@ -157,7 +157,7 @@ export class Onboarding {
     // Same account, so the grant it replaces is the same grant at Google: revoking that token would end
     // this one too (Google revokes the account's whole authorization of the client). It is overwritten.
     if (!created && !(await this.deps.users.replaceGrant(userId, { refreshToken: grant.refreshToken, scopes, dataTypes, now }))) {
-      await this.discard(grant)
+      await this.discard(grant, account)
       return { kind: 'user_gone' }
     }
     await this.deps.tokens.keep(userId, grant.accessToken)
@@ -181,8 +181,14 @@ export class Onboarding {
     return { kind: 'updated', dataTypes }
   }
 
-  // A grant we won't keep is handed back, so Google doesn't list FitStream as having access.
-  private async discard(grant: Grant): Promise<void> {
+  /**
+   * A grant we won't keep is handed back, so Google doesn't list FitStream as having access; unless its
+   * account has a user of its own here. Google revokes an account's whole authorization of a client when
+   * any of its tokens is revoked, so handing this one back would cut that user off: a person lured onto
+   * someone else's link, or unticking everything on a re-consent, would lose their own access.
+   */
+  private async discard(grant: Grant, account: string): Promise<void> {
+    if ((await this.deps.users.findByAccount(account)) !== undefined) return
     await revokeGrant(this.deps.oauth, grant.refreshToken).catch(() => undefined)
   }
 }

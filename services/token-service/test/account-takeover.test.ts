@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FakeGoogle } from '@fitstream/fake-google'
 import { USER_FIELDS, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
@@ -18,16 +20,37 @@ const admin = { authorization: `Bearer ${ADMIN}` }
 let google: FakeGoogle
 let service: ServiceRuntime
 let accounts = 0
+/** Google's revocation endpoint seen from the outside: every revocation the service asks for passes here. */
+let revocations: Server
+let revoked = 0
 
 beforeAll(async () => {
   google = await FakeGoogle.start()
-  service = await createTokenService(loadConfig(testEnv(google, prefix)), silentLogger())
+  revocations = createServer((req, res) => {
+    revoked++
+    const body: Buffer[] = []
+    req.on('data', (chunk: Buffer) => body.push(chunk))
+    req.on('end', () => {
+      void fetch(`${google.revokeUrl}${new URL(req.url ?? '/', 'http://x').search}`, {
+        method: req.method ?? 'POST',
+        headers: { 'content-type': req.headers['content-type'] ?? 'application/x-www-form-urlencoded' },
+        ...(req.method === 'GET' ? {} : { body: Buffer.concat(body) }),
+      }).then(async (answer) => {
+        res.writeHead(answer.status, { 'content-type': 'application/json' })
+        res.end(await answer.text())
+      })
+    })
+  })
+  await new Promise<void>((resolve) => revocations.listen(0, '127.0.0.1', resolve))
+  const revokeUrl = `http://127.0.0.1:${(revocations.address() as AddressInfo).port}/revoke`
+  service = await createTokenService(loadConfig(testEnv(google, prefix, { GOOGLE_REVOKE_URL: revokeUrl })), silentLogger())
   await waitForRedis(service.redis)
 })
 
 afterAll(async () => {
   await service.close()
   await google.close()
+  await new Promise((resolve) => revocations.close(resolve))
   await cleanup()
 })
 
@@ -84,7 +107,9 @@ describe('a reconnect link opened by someone signed in at Google as another acco
     const before = await redis.hgetall(userKey(prefix, victim.id))
 
     const { browser: attacker, pressed } = await useLink(link)
+    const revokedBefore = revoked
     const answer = await back(attacker, await consent(new URL(pressed.headers.location as string), mallory))
+    expect(revoked - revokedBefore).toBe(1)
 
     expect(answer.statusCode).toBe(403)
     expect(answer.body).toContain('That is not the Google account of this FitStream account')
@@ -150,6 +175,24 @@ describe("a person opening someone else's link (the reverse attack)", () => {
     expect(await redis.hgetall(userKey(prefix, attacker.id))).toEqual(before)
     expect(googleAccount(dave).refreshToken).toBe('')
     expect((await browser.get(service, '/account')).statusCode).toBe(401)
+  })
+
+  it('leaves a person who is a user here their own access: their grant is dropped, not revoked (Google would revoke them all)', async () => {
+    const attacker = await connect(`mallory-${++accounts}`)
+    const link = await needsReconnect(attacker.id)
+    const ida = `ida-${++accounts}`
+    const victim = await connect(ida)
+    const victimBefore = await redis.hgetall(userKey(prefix, victim.id))
+
+    const { browser, pressed } = await useLink(link)
+    const revokedBefore = revoked
+    const answer = await back(browser, await consent(new URL(pressed.headers.location as string), ida))
+
+    expect(answer.statusCode).toBe(403)
+    expect(answer.body).toContain('FST_ERR_WRONG_ACCOUNT')
+    expect(revoked - revokedBefore).toBe(0)
+    expect(await redis.hgetall(userKey(prefix, victim.id))).toEqual(victimBefore)
+    expect((await victim.browser.get(service, '/account')).statusCode).toBe(200)
   })
 })
 

@@ -46,18 +46,18 @@ export interface PolicyCost {
   readonly deltaPerPeriod: number
   readonly epsilonPerYear: number
   readonly deltaPerYear: number
-  /** Types released as individual records, with no noise (no differential privacy: pseudonymised only). */
-  readonly individualWithoutNoise: readonly DataTypeKey[]
+  /** Types released as individual records with no noise (no differential privacy: pseudonymised only), and to whom. */
+  readonly individualWithoutNoise: readonly { readonly type: DataTypeKey; readonly consent: 'opt-in' | 'with-type' }[]
 }
 
 export function policyCost(policy: PrivacyPolicy): PolicyCost {
   const cohorts: CohortTypeCost[] = []
-  const individualWithoutNoise: DataTypeKey[] = []
+  const individualWithoutNoise: { type: DataTypeKey; consent: 'opt-in' | 'with-type' }[] = []
   for (const spec of DATA_TYPES) {
     const rule = policy.types[spec.key]
     if (rule === undefined) continue
     if ((rule.release === 'individual' || rule.release === 'both') && rule.individual !== undefined && rule.individual.noise === undefined) {
-      individualWithoutNoise.push(spec.key)
+      individualWithoutNoise.push({ type: spec.key, consent: rule.individual.consent })
     }
     if ((rule.release !== 'cohort' && rule.release !== 'both') || rule.cohort === undefined) continue
     cohorts.push({
@@ -98,9 +98,16 @@ export function renderPolicyCost(cost: PolicyCost): string {
     '| --- | --- | --- | --- | --- | --- |',
     ...cost.cohorts.map((c) => `| ${c.type} | ${c.window} | ${eps(c.epsilon)} | ${c.cellsPerPeriod} | ${c.cellsPerYear} | ${c.threshold} |`),
     '',
-    `Individual records without noise (no differential privacy; pseudonymised, not anonymous): ${
-      cost.individualWithoutNoise.length === 0 ? 'none' : cost.individualWithoutNoise.join(', ')
-    }, for those who opt in.`,
+    `Individual records without noise (no differential privacy; pseudonymised, not anonymous): ${individualLine(cost.individualWithoutNoise)}.`,
   ]
   return lines.join('\n')
+}
+
+function individualLine(types: PolicyCost['individualWithoutNoise']): string {
+  const of = (consent: 'opt-in' | 'with-type'): string[] => types.filter((t) => t.consent === consent).map((t) => t.type)
+  const parts = [
+    ...(of('opt-in').length > 0 ? [`${of('opt-in').join(', ')}, for those who opt in to each`] : []),
+    ...(of('with-type').length > 0 ? [`${of('with-type').join(', ')}, for everyone who sells them`] : []),
+  ]
+  return parts.length === 0 ? 'none' : parts.join('; ')
 }

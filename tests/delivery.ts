@@ -9,10 +9,11 @@ import { dataType, type DataTypeKey } from '@fitstream/shared'
 export const HOUR = 3_600_000
 
 /**
- * What the default privacy policy (services/anonymizer/policies/default.yaml) releases for one of
- * the fake's aggregate points, as individual hourly records: steps clamped to [0, 12000] and rounded
- * to tens; calories clamped to [0, 2000] and rounded to whole kcal; heart rate clamped to [35, 200]
- * and rounded to whole bpm. No noise on individual records.
+ * What the devstack's privacy policy (services/anonymizer/policies/opted-in.yaml: the default policy
+ * with everyone opted in to individual records, heart-rate min and max kept) releases for one of the
+ * fake's aggregate points, as individual hourly records: steps clamped to [0, 12000] and rounded to
+ * tens; calories clamped to [0, 2000] and rounded to whole kcal; heart rate clamped to [35, 200] and
+ * rounded to whole bpm. No noise on individual records.
  */
 const DEFAULT_POLICY: Record<string, { clamp: [number, number]; round: number }> = {
   count: { clamp: [0, 12_000], round: 10 },

@@ -51,7 +51,8 @@ export type CallbackOutcome =
     }
   | { readonly kind: 'denied' }
   | { readonly kind: 'invalid_state' }
-  | { readonly kind: 'code_rejected'; readonly reason: string }
+  /** `code`: the catalogue code when the exchange failed (FST_ERR_GOOGLE_CODE, FST_ERR_GOOGLE_ID_TOKEN). */
+  | { readonly kind: 'code_rejected'; readonly reason: string; readonly code?: string }
   | { readonly kind: 'nothing_granted' }
   | { readonly kind: 'user_gone' }
   /**
@@ -120,7 +121,7 @@ export class Onboarding {
     try {
       grant = await exchangeAuthorizationCode(this.deps.oauth, query.code, pending.codeVerifier, this.now)
     } catch (error) {
-      if (error instanceof FitStreamError) return { kind: 'code_rejected', reason: error.message }
+      if (error instanceof FitStreamError) return { kind: 'code_rejected', reason: error.message, code: error.code }
       throw error
     }
     const account = this.deps.accountIds.hash(grant.subject)

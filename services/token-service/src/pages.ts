@@ -227,7 +227,12 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
           ),
         )
       case 'code_rejected':
-        return html(reply, 400, messagePage('Google did not accept this sign-in', `${outcome.reason}. Nothing was stored. Please start again.`))
+        if (outcome.code === 'FST_ERR_GOOGLE_ID_TOKEN') deps.refused(outcome.code)
+        return html(
+          reply,
+          400,
+          messagePage('Google did not accept this sign-in', `${outcome.reason}. Nothing was stored. Please start again.`, undefined, outcome.code),
+        )
       case 'nothing_granted':
         return html(reply, 400, messagePage('Nothing to sell', 'Google did not grant access to any of the data you chose, so nothing was stored.'))
       case 'user_gone':

@@ -236,6 +236,26 @@ describe('one FitStream user per Google account', () => {
   })
 })
 
+describe('a grant whose Google account is not named', () => {
+  it('is refused with a page and a code, stores nothing and is handed back', async () => {
+    const browser = new WebClient()
+    const page = await browser.get(service, '/')
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!
+    const started = await browser.post(service, '/connect', new URLSearchParams({ groups: 'activity', csrf }).toString())
+    // The consent request loses its openid scope on the way, so Google's answer names no account.
+    const authorize = new URL(started.headers.location as string)
+    authorize.searchParams.set('scope', authorize.searchParams.get('scope')!.replace('openid ', ''))
+    const users = await redis.scard(`${prefix}:users`)
+    const revokedBefore = revoked
+    const answer = await back(browser, await consent(authorize, `nameless-${++accounts}`))
+    expect(answer.statusCode).toBe(400)
+    expect(answer.body).toContain('FST_ERR_GOOGLE_ID_TOKEN')
+    expect(await redis.scard(`${prefix}:users`)).toBe(users)
+    expect(revoked - revokedBefore).toBe(1)
+    expect(await refusals('FST_ERR_GOOGLE_ID_TOKEN')).toBeGreaterThanOrEqual(1)
+  })
+})
+
 describe("Google's id_token", () => {
   it('names the account only when it is from Google, for this client and unexpired', () => {
     const now = 1_800_000_000_000

@@ -198,10 +198,13 @@ export const ERROR_CATALOGUE = {
   },
   FST_ERR_RATE_LIMITED: {
     raisedBy: 'token-service',
-    http: [{ status: 429, on: 'any route with credentials after too many failed authentications; pages and routes with a rate limit' }],
+    http: [
+      { status: 429, on: 'any route with credentials, after too many failed authentications' },
+      { status: 429, on: 'the pages and GET /oauth/callback past their per-address limits; consent trips past the per-account limit, as an HTML page' },
+    ],
     retry: 'not a job error',
     meaning:
-      'Too many requests from one address: past RATE_LIMIT_AUTH_FAILURES failed authentications in 15 minutes every request that presents credentials is refused, even with the right ones, and rate-limited pages and routes refuse requests beyond their limit; `Retry-After` says when to try again.',
+      'Too many requests: from one address past RATE_LIMIT_AUTH_FAILURES failed authentications in 15 minutes (every request with credentials is refused then, even with the right ones) or past RATE_LIMIT_PAGES_PER_MINUTE or RATE_LIMIT_CALLBACK_PER_MINUTE, or from one account past RATE_LIMIT_RECONSENTS_PER_HOUR trips to Google\u2019s consent screen; `Retry-After` says when to try again.',
   },
   FST_ERR_REAUTH_REQUIRED: {
     raisedBy: 'token-service',

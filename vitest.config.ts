@@ -17,6 +17,13 @@ const SYSTEM_TESTS = [
   'tests/streamr-outage.test.ts',
 ]
 
+/**
+ * FitStream built into its image and run with docker compose on a real engine: minutes long and
+ * needs Docker, so only `npm run test:compose` runs it (CI does, after setting up the engine).
+ */
+const COMPOSE_TESTS = ['tests/compose-stack.test.ts']
+const withCompose = process.env.FITSTREAM_COMPOSE_TEST === '1'
+
 export default defineConfig({
   test: {
     globalSetup: ['tests/setup/global-setup.ts'],
@@ -31,13 +38,14 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
-          exclude: SYSTEM_TESTS,
+          exclude: [...SYSTEM_TESTS, ...COMPOSE_TESTS],
         },
       },
       {
         extends: true,
         test: { name: 'system', include: SYSTEM_TESTS, fileParallelism: false },
       },
+      ...(withCompose ? [{ extends: true as const, test: { name: 'compose', include: COMPOSE_TESTS, testTimeout: 600_000, hookTimeout: 1_800_000 } }] : []),
     ],
   },
 })

@@ -13,9 +13,10 @@ import { publisherEnvSchema } from '../services/publisher/src/config.js'
 import { tokenServiceEnvSchema } from '../services/token-service/src/config.js'
 
 /**
- * The compose file can't be run here (no Docker engine), so it is checked the way compose would
- * read it: every service present, and each one's environment (.env + `environment:`) accepted by
- * that service's own configuration schema.
+ * The compose file read the way compose reads it: every service present, each one's environment
+ * (its `environment:` interpolated from an operator's .env) accepted by that service's own
+ * configuration schema, and holding nothing another service needs. The stack itself is run for real
+ * by the compose stack test (tests/compose-stack).
  */
 const root = new URL('../', import.meta.url)
 const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), { merge: true }) as {
@@ -23,12 +24,14 @@ const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'),
     string,
     {
       command?: string[]
+      entrypoint?: string[]
       environment?: Record<string, string>
       ports?: string[]
       healthcheck?: { test: string[] }
       depends_on?: Record<string, { condition: string }>
       env_file?: string
       restart?: string
+      networks?: string[]
     }
   >
 }
@@ -58,14 +61,38 @@ const filledIn: Record<string, string> = {
   PSEUDONYM_KEY: Buffer.alloc(32, 7).toString('base64'),
   STREAMR_PRIVATE_KEY: `0x${'11'.repeat(32)}`,
   GRAFANA_ADMIN_PASSWORD: 'grafana-password-for-the-test',
+  REDIS_PASSWORD: 'd'.repeat(48),
+}
+
+/** Secrets and who alone may hold them. */
+const SECRET_HOLDERS: Record<string, string[]> = {
+  REFRESH_TOKEN_KEYS: ['token-service'],
+  SESSION_SECRET: ['token-service'],
+  ADMIN_TOKEN: ['token-service'],
+  GOOGLE_CLIENT_SECRET: ['token-service'],
+  ACCESS_TOKEN_KEYS: ['fetcher', 'token-service'],
+  INTERNAL_API_TOKEN: ['fetcher', 'token-service'],
+  PSEUDONYM_KEY: ['anonymizer'],
+  STREAMR_PRIVATE_KEY: ['publisher'],
+  GRAFANA_ADMIN_PASSWORD: ['grafana'],
 }
 
 describe('docker-compose.yml', () => {
-  it('runs Redis durably: append-only file, no eviction, a volume and a healthcheck', () => {
+  it('runs Redis durably and behind a password: append-only file, no eviction, a volume and a healthcheck', () => {
     const redis = compose.services.redis!
-    expect(redis.command?.join(' ')).toMatch(/--appendonly yes/)
-    expect(redis.command?.join(' ')).toMatch(/--maxmemory-policy noeviction/)
+    const start = redis.entrypoint?.join(' ') ?? ''
+    expect(start).toMatch(/--appendonly yes/)
+    expect(start).toMatch(/--maxmemory-policy noeviction/)
+    // From the environment into the configuration on stdin, never on the command line.
+    expect(start).toMatch(/requirepass %s.*\$\$REDIS_PASSWORD.*redis-server - /)
     expect(redis.healthcheck?.test.join(' ')).toMatch(/redis-cli ping/)
+  })
+
+  it('keeps Redis on a network of its own, with no port on the host', () => {
+    const redis = compose.services.redis!
+    expect(redis.networks).toEqual(['backend'])
+    expect(redis.ports).toBeUndefined()
+    expect((compose as unknown as { networks: Record<string, { internal?: boolean }> }).networks.backend?.internal).toBe(true)
   })
 
   it.each(Object.keys(schemas))('runs %s from its built entry point with a healthcheck on /readyz, after Redis is healthy', (name) => {
@@ -76,12 +103,42 @@ describe('docker-compose.yml', () => {
     expect(service.restart).toBe('unless-stopped')
   })
 
-  it.each(Object.keys(schemas))('gives %s every variable its configuration requires', (name) => {
+  it.each(Object.keys(schemas))("gives %s every variable its configuration requires, from the operator's .env", (name) => {
     const service = compose.services[name]!
-    expect(service.env_file).toBe('.env')
-    const env = { ...fill(example), ...service.environment }
+    expect(service.env_file).toBeUndefined()
+    const env = interpolate(service.environment ?? {}, fill(example))
     const result = schemas[name]!.safeParse(pickKeys(schemas[name]!, env))
     expect(result.success ? [] : result.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`)).toEqual([])
+  })
+
+  it.each(Object.keys(schemas))('passes %s each of its variables an operator sets in .env, and no other', (name) => {
+    const service = compose.services[name]!
+    const own = new Set(Object.keys(schemas[name]!.shape))
+    const given = Object.keys(service.environment ?? {})
+    // XDG_DATA_HOME is where the Streamr SDK keeps the streams' keys.
+    expect(given.filter((key) => !own.has(key) && key !== 'XDG_DATA_HOME')).toEqual([])
+    expect(Object.keys(example).filter((key) => own.has(key) && !given.includes(key))).toEqual([])
+  })
+
+  it('gives each secret only to the services that use it', () => {
+    const holders = Object.fromEntries(
+      Object.keys(SECRET_HOLDERS).map((secret) => [
+        secret,
+        Object.entries(compose.services)
+          .filter(([, service]) => Object.values(service.environment ?? {}).some((value) => String(value).includes(`\${${secret}`)))
+          .map(([name]) => name)
+          .sort(),
+      ]),
+    )
+    expect(holders).toEqual(SECRET_HOLDERS)
+  })
+
+  it("publishes the publisher's Streamr port, TCP for WebSocket and UDP for WebRTC", () => {
+    expect(compose.services.publisher!.ports).toEqual([
+      '${STREAMR_WEBSOCKET_PORT:-32200}:${STREAMR_WEBSOCKET_PORT:-32200}/tcp',
+      '${STREAMR_WEBSOCKET_PORT:-32200}:${STREAMR_WEBSOCKET_PORT:-32200}/udp',
+    ])
+    expect(compose.services.publisher!.environment?.STREAMR_WEBSOCKET_PORT).toBe('${STREAMR_WEBSOCKET_PORT:-32200}')
   })
 
   it('declares in .env.example every variable any service reads', () => {
@@ -93,10 +150,12 @@ describe('docker-compose.yml', () => {
     expect([...read].filter((key) => !provided.has(key)).sort()).toEqual([])
   })
 
-  it('lets fetchers scale: no fixed host port, and they find the token service by name', () => {
+  it('lets fetchers scale: no fixed host port, and they find the token service by name on its internal port', () => {
     const fetcher = compose.services.fetcher!
     expect(fetcher.ports).toBeUndefined()
-    expect(fetcher.environment?.TOKEN_SERVICE_URL).toBe('http://token-service:8080')
+    const internalPort = compose.services['token-service']!.environment?.INTERNAL_HTTP_PORT
+    expect(fetcher.environment?.TOKEN_SERVICE_URL).toBe(`http://token-service:${internalPort}`)
+    expect(compose.services['token-service']!.ports?.join(' ')).not.toContain(`:${internalPort}`)
     expect(fetcher.depends_on?.['token-service']?.condition).toBe('service_healthy')
   })
 
@@ -105,22 +164,51 @@ describe('docker-compose.yml', () => {
   })
 
   // Debian's docker-compose validates without an engine; .ci/run installs it. Reported as skipped where absent.
-  it.runIf(hasDockerCompose)('is valid compose syntax (docker-compose config)', async () => {
-    // compose needs the .env the services name; an operator's would be .env.example filled in.
-    const dir = mkdtempSync(join(tmpdir(), 'fitstream-compose-'))
+  it.runIf(hasDockerCompose)('is valid compose syntax (docker-compose config), monitoring password or not', async () => {
+    // Every service defined, those of the monitoring profile included, with or without Grafana's password.
+    for (const env of [fill(example), { ...fill(example), GRAFANA_ADMIN_PASSWORD: '' }]) {
+      const { stdout } = await composeConfig(env)
+      expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'prometheus', 'publisher', 'redis', 'token-service'])
+    }
+  })
+
+  it.runIf(hasDockerCompose)('refuses a half-filled .env before starting anything, naming what is missing', async () => {
+    const failure = await composeConfig({ ...fill(example), PSEUDONYM_KEY: '' }).then(
+      () => 'no error',
+      (error: { stderr: string }) => error.stderr,
+    )
+    expect(failure).toContain('set PSEUDONYM_KEY in .env')
+  })
+})
+
+async function composeConfig(env: Record<string, string>): Promise<{ stdout: string }> {
+  // compose reads the .env beside the file; an operator's is .env.example filled in.
+  const dir = mkdtempSync(join(tmpdir(), 'fitstream-compose-'))
+  try {
     copyFileSync(new URL('docker-compose.yml', root), join(dir, 'docker-compose.yml'))
     writeFileSync(
       join(dir, '.env'),
-      Object.entries(fill(example))
+      Object.entries(env)
         .map(([k, v]) => `${k}=${v}`)
         .join('\n'),
     )
-    const { stdout } = await promisify(execFile)('docker-compose', ['config', '--services'], { cwd: dir })
+    return await promisify(execFile)('docker-compose', ['config', '--services'], { cwd: dir })
+  } finally {
     rmSync(dir, { recursive: true })
-    // Every service defined, those of the monitoring profile included.
-    expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'prometheus', 'publisher', 'redis', 'token-service'])
-  })
-})
+  }
+}
+
+/** Compose's interpolation of `${VAR}`, `${VAR:-default}` and `${VAR:?message}` from .env. */
+function interpolate(environment: Record<string, string>, env: Record<string, string>): Record<string, string> {
+  const one = (value: string) =>
+    value.replace(/\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}/g, (_, name: string, kind: string | undefined, rest: string) => {
+      const set = env[name] !== undefined && env[name] !== ''
+      if (set) return env[name]!
+      if (kind === '?') throw new Error(`compose would stop: ${rest}`)
+      return kind === '-' ? rest : ''
+    })
+  return Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, one(String(value))]))
+}
 
 function parseDotEnv(text: string): Record<string, string> {
   const entries = text

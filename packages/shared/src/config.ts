@@ -119,14 +119,21 @@ export function retryPolicies(config: CommonConfig): Record<Stage, RetryPolicy> 
 
 /**
  * Loads a service's configuration, or prints why it can't and exits with EX_CONFIG (78), so a
- * misconfigured container stops at once with a readable message instead of a stack trace.
+ * misconfigured container stops at once with a readable message instead of a stack trace. The
+ * message is one JSON line shaped like the services' own log lines (pino's fields), so that
+ * `docker compose logs` stays machine-readable and the variable's name is the first thing it shows.
  */
 export function loadConfigOrExit<T>(service: string, load: (env: Env) => T, env: Env = process.env): T {
   try {
     return load(env)
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
-    process.stderr.write(`${service}: ${error.message}\n`)
+    process.stderr.write(`${configErrorLine(service, error, new Date())}\n`)
     process.exit(78)
   }
+}
+
+/** The log line of a configuration error: pino's fatal level (60), the service, the code and the variables. */
+export function configErrorLine(service: string, error: ConfigError, now: Date): string {
+  return JSON.stringify({ level: 60, time: now.toISOString(), service, name: service, code: error.code, msg: `${service}: ${error.message}` })
 }

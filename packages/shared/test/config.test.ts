@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConfigError, commonEnv, envVar, generateKeyringEntry, googleApiEnvShape, keyringVar, parseEnv } from '../src/index.js'
+import { ConfigError, commonEnv, configErrorLine, envVar, generateKeyringEntry, googleApiEnvShape, keyringVar, parseEnv } from '../src/index.js'
 
 describe('parseEnv', () => {
   const schema = z.object({ PORT: envVar.port(), NAME: envVar.string(), KEYS: keyringVar() })
@@ -51,5 +51,23 @@ describe('parseEnv', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('c2VjcmV0')
     }
+  })
+})
+
+describe('a configuration error at start', () => {
+  it('is one JSON log line with the code, naming every missing variable, never the values given', () => {
+    const schema = z.object({ ADMIN_TOKEN: envVar.string(), PSEUDONYM_KEY: envVar.base64Secret(32), NAME: envVar.string() })
+    let error: unknown
+    try {
+      parseEnv(schema, { NAME: 'secret-looking-value' })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    const line = JSON.parse(configErrorLine('anonymizer', error as ConfigError, new Date('2026-12-01T00:00:00Z'))) as Record<string, unknown>
+    expect(line).toMatchObject({ level: 60, time: '2026-12-01T00:00:00.000Z', service: 'anonymizer', code: 'FST_ERR_CONFIG' })
+    expect(line.msg).toMatch(/ADMIN_TOKEN/)
+    expect(line.msg).toMatch(/PSEUDONYM_KEY/)
+    expect(line.msg).not.toMatch(/secret-looking-value/)
   })
 })

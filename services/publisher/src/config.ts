@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { commonEnvShape, envVar, parseEnv, type Env } from '@fitstream/shared'
+import { commonEnvShape, ConfigError, envVar, parseEnv, type Env } from '@fitstream/shared'
 
 const entryPoint = z
   .string()
@@ -52,9 +52,25 @@ const schema = z.object({
     .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a contract address')
     .optional(),
   STREAMR_THE_GRAPH_URL: envVar.url().optional(),
-  /** Host and port this node's WebSocket server advertises (WebRTC is off in this build). */
-  STREAMR_WEBSOCKET_HOST: envVar.string().optional(),
+  /**
+   * The one port of this node's WebSocket server, which buyers' nodes dial (publish it, and open it
+   * on the firewall). Unset: the SDK picks one of 32200-32250.
+   */
   STREAMR_WEBSOCKET_PORT: envVar.port().optional(),
+  /**
+   * The host buyers reach the port at. Unset: the node learns its public address from the network,
+   * as a node with Streamr's AutoCertifier certificate must. Set: it advertises exactly this (a
+   * local network, or the host the operator's certificate is for).
+   */
+  STREAMR_WEBSOCKET_HOST: envVar.string().optional(),
+  /**
+   * TLS on the WebSocket server: browsers open WebSockets only to TLS servers. Default: on, except on
+   * a local network (dev2). With no certificate files the SDK gets one from Streamr's AutoCertifier.
+   */
+  STREAMR_WEBSOCKET_TLS: envVar.boolean().optional(),
+  /** The operator's own certificate and key (PEM files) for STREAMR_WEBSOCKET_HOST, instead of AutoCertifier's. */
+  STREAMR_TLS_CERT_FILE: envVar.string().optional(),
+  STREAMR_TLS_KEY_FILE: envVar.string().optional(),
   /**
    * How long the client trusts a permission it read from the chain (default 60 s). Key requests are
    * answered from this cache, so it bounds how long a new buyer waits for data after buying.
@@ -105,5 +121,21 @@ export type PublisherConfig = z.output<typeof schema>
 export const publisherEnvSchema = schema
 
 export function loadConfig(env: Env): Readonly<PublisherConfig> {
-  return parseEnv(schema, env)
+  const config = parseEnv(schema, env)
+  if ((config.STREAMR_TLS_CERT_FILE === undefined) !== (config.STREAMR_TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('Invalid configuration: STREAMR_TLS_CERT_FILE and STREAMR_TLS_KEY_FILE go together')
+  }
+  if (websocketTls(config) && config.STREAMR_WEBSOCKET_HOST !== undefined && config.STREAMR_TLS_CERT_FILE === undefined) {
+    // AutoCertifier's certificate names a host it assigns; a node advertising another host would
+    // present a certificate that browsers refuse.
+    throw new ConfigError(
+      'Invalid configuration: STREAMR_WEBSOCKET_HOST with TLS needs the certificate for that host (STREAMR_TLS_CERT_FILE, STREAMR_TLS_KEY_FILE); leave it empty to use AutoCertifier, or set STREAMR_WEBSOCKET_TLS=false on a local network',
+    )
+  }
+  return config
+}
+
+/** Whether the node's WebSocket server speaks TLS: as configured, else everywhere but a local network. */
+export function websocketTls(config: Pick<PublisherConfig, 'STREAMR_WEBSOCKET_TLS' | 'STREAMR_ENVIRONMENT'>): boolean {
+  return config.STREAMR_WEBSOCKET_TLS ?? config.STREAMR_ENVIRONMENT !== 'dev2'
 }

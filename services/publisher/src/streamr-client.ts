@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { config as streamrConfig } from '@streamr/config'
 import { StreamrClient, type StreamrClientConfig } from '@streamr/sdk'
-import type { PublisherConfig } from './config.js'
+import { websocketTls, type PublisherConfig } from './config.js'
 
 /**
  * SDK configuration from FitStream's variables. Without overrides it is the public Streamr network
@@ -15,14 +15,21 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
     // Explicit entry points replace discovery, which would look up operators on The Graph.
     controlLayer.entryPointDiscovery = { enabled: false }
   }
-  if (config.STREAMR_WEBSOCKET_HOST !== undefined && config.STREAMR_WEBSOCKET_PORT !== undefined) {
-    // A full descriptor: the node advertises exactly this address and never looks itself up online.
-    controlLayer.peerDescriptor = {
-      nodeId: randomBytes(20).toString('hex'),
-      websocket: { host: config.STREAMR_WEBSOCKET_HOST, port: config.STREAMR_WEBSOCKET_PORT, tls: false },
-    }
+  const tls = websocketTls(config)
+  controlLayer.websocketServerEnableTls = tls
+  if (config.STREAMR_TLS_CERT_FILE !== undefined && config.STREAMR_TLS_KEY_FILE !== undefined) {
+    controlLayer.tlsCertificate = { certFileName: config.STREAMR_TLS_CERT_FILE, privateKeyFileName: config.STREAMR_TLS_KEY_FILE }
+  }
+  if (config.STREAMR_WEBSOCKET_PORT !== undefined) {
+    // One port, so that compose can publish it and the operator can open it on the firewall.
     controlLayer.websocketPortRange = { min: config.STREAMR_WEBSOCKET_PORT, max: config.STREAMR_WEBSOCKET_PORT }
-    controlLayer.websocketServerEnableTls = false
+    if (config.STREAMR_WEBSOCKET_HOST !== undefined) {
+      // A full descriptor: the node advertises exactly this address and never looks itself up online.
+      controlLayer.peerDescriptor = {
+        nodeId: randomBytes(20).toString('hex'),
+        websocket: { host: config.STREAMR_WEBSOCKET_HOST, port: config.STREAMR_WEBSOCKET_PORT, tls },
+      }
+    }
   }
   const contracts: NonNullable<StreamrClientConfig['contracts']> = {}
   if (config.STREAMR_STREAM_REGISTRY_ADDRESS !== undefined) contracts.streamRegistryChainAddress = config.STREAMR_STREAM_REGISTRY_ADDRESS

@@ -141,6 +141,20 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     )
   }
 
+  const usedLink = (reply: FastifyReply) => {
+    deps.refused('FST_ERR_LINK_USED')
+    return html(
+      reply,
+      410,
+      messagePage(
+        'This link was already used',
+        'Each link works once. Nothing was changed. Ask for a new link, or sign in from the start page.',
+        undefined,
+        'FST_ERR_LINK_USED',
+      ),
+    )
+  }
+
   async function ownUser(session: Session | undefined) {
     return session?.userId === undefined ? undefined : deps.users.get(session.userId)
   }
@@ -358,6 +372,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     async (request, reply) => {
       const grant = request.validationError === undefined ? deps.reconnectLinks.verify(request.query) : undefined
       if (grant === undefined || (await deps.users.get(grant.userId)) === undefined) return invalidLink(reply)
+      if (await deps.linkUses.used(grant)) return usedLink(reply)
       const fields = Object.fromEntries(LINK_FIELDS.flatMap((name) => (request.query[name] === undefined ? [] : [[name, request.query[name]]])))
       return html(reply, 200, reconnectPage(fields, deps.sessions.formToken(request, reply), deps.onboarding.api))
     },
@@ -380,19 +395,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       const grant = deps.reconnectLinks.verify(request.body)
       const user = grant === undefined ? undefined : await deps.users.get(grant.userId)
       if (grant === undefined || user === undefined) return invalidLink(reply)
-      if (!(await deps.linkUses.take(grant))) {
-        deps.refused('FST_ERR_LINK_USED')
-        return html(
-          reply,
-          410,
-          messagePage(
-            'This link was already used',
-            'Each link works once. Nothing was changed. Ask for a new link, or sign in from the start page.',
-            undefined,
-            'FST_ERR_LINK_USED',
-          ),
-        )
-      }
+      if (!(await deps.linkUses.take(grant))) return usedLink(reply)
       const session = await deps.sessions.ensure(request, reply)
       return toConsent(reply, session.id, { dataTypes: grant.dataTypes ?? user.dataTypes, userId: user.id })
     },

@@ -66,10 +66,19 @@ export class LinkUses {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Whether the link has been used (a page can say so before anyone presses its button). */
+  async used(grant: ReconnectGrant): Promise<boolean> {
+    return (await this.redis.exists(this.key(grant))) === 1
+  }
+
   /** Marks the link used; false when it already was. */
   async take(grant: ReconnectGrant): Promise<boolean> {
     const ttlMs = Math.max(1, grant.expiresAt - this.now())
-    return (await this.redis.set(`${this.prefix}:link-used:${grant.nonce}`, '1', 'PX', ttlMs, 'NX')) === 'OK'
+    return (await this.redis.set(this.key(grant), '1', 'PX', ttlMs, 'NX')) === 'OK'
+  }
+
+  private key(grant: ReconnectGrant): string {
+    return `${this.prefix}:link-used:${grant.nonce}`
   }
 }
 

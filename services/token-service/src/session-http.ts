@@ -6,6 +6,8 @@ import type { Session, SessionStore } from './sessions.js'
 export const SESSION_COOKIE = 'fitstream_session'
 const FORM_COOKIE = 'fitstream_form'
 const MAX_AGE_S = 30 * 86_400
+/** A session no user is bound to yet lives 15 minutes in Redis (SessionStore); its cookie no longer. */
+const UNBOUND_MAX_AGE_S = 15 * 60
 const FORM_MAX_AGE_S = 3600
 
 /**
@@ -46,14 +48,14 @@ export class SessionCookies {
     const existing = await this.current(request)
     if (existing !== undefined) return existing
     const session = await this.store.create()
-    this.setSessionCookie(reply, session.id)
+    this.setSessionCookie(reply, session.id, UNBOUND_MAX_AGE_S)
     return session
   }
 
   /** Signs the user in on a new session (see SessionStore.signIn) and gives the browser its cookie. */
   async signIn(request: FastifyRequest, reply: FastifyReply, userId: string): Promise<Session> {
     const session = await this.store.signIn(userId, this.currentId(request))
-    this.setSessionCookie(reply, session.id)
+    this.setSessionCookie(reply, session.id, MAX_AGE_S)
     return session
   }
 
@@ -88,8 +90,8 @@ export class SessionCookies {
     return unsigned.valid && unsigned.value !== null && /^[A-Za-z0-9_-]{32}$/.test(unsigned.value) ? unsigned.value : undefined
   }
 
-  private setSessionCookie(reply: FastifyReply, id: string): void {
+  private setSessionCookie(reply: FastifyReply, id: string, maxAge: number): void {
     // Lax, not Strict: the cookie must come along on Google's redirect back to the callback.
-    void reply.setCookie(this.cookieName, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: this.secure, path: '/', maxAge: MAX_AGE_S })
+    void reply.setCookie(this.cookieName, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: this.secure, path: '/', maxAge })
   }
 }

@@ -106,9 +106,19 @@ describe('anonymous page views', () => {
     await browser.get(service, '/')
     expect(browser.sessionId()).toBeUndefined()
     expect(await sessionKeys()).toBe(before)
-    await startConnecting(browser)
+    const started = await browser
+      .get(service, '/')
+      .then(async (page) =>
+        browser.post(service, '/connect', new URLSearchParams({ groups: 'activity', csrf: /name="csrf" value="([^"]+)"/.exec(page.body)![1]! }).toString()),
+      )
+    expect(started.cookies.find((c) => c.name === 'fitstream_session')?.maxAge).toBe(15 * 60)
     const id = browser.sessionId()!
     expect(await redis.ttl(`${prefix}:session:${id}`)).toBeLessThanOrEqual(15 * 60)
+    // Signed in, the new session lasts 30 days.
+    const back = await consent(new URL(started.headers.location as string), `shortlived-${++accounts}`)
+    const signedIn = await browser.get(service, `${back.pathname}${back.search}`)
+    expect(signedIn.cookies.find((c) => c.name === 'fitstream_session')?.maxAge).toBe(30 * 86_400)
+    expect(await redis.ttl(`${prefix}:session:${browser.sessionId()}`)).toBeGreaterThan(29 * 86_400)
   })
 })
 

@@ -171,7 +171,7 @@ export const ERROR_CATALOGUE = {
   },
   FST_ERR_LINK_USED: {
     raisedBy: 'token-service',
-    http: [{ status: 410, on: 'POST /reconnect, as an HTML page' }],
+    http: [{ status: 410, on: 'GET /reconnect, POST /reconnect, as an HTML page' }],
     retry: 'not a job error',
     meaning:
       'A reconnect or move link works once and this one was already used: nothing is changed; the person asks for a new link or signs in from the start page.',

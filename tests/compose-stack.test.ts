@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -104,7 +104,9 @@ async function metric(container: string, port: number, name: string, label: stri
 
 beforeAll(async () => {
   // The engine's bridge address is this host as every container sees it.
-  const host = (await docker(['network', 'inspect', 'bridge', '-f', '{{(index .IPAM.Config 0).Gateway}}'])).trim()
+  const bridge = (await docker(['network', 'inspect', 'bridge', '-f', '{{index .Options "com.docker.network.bridge.name"}}'])).trim() || 'docker0'
+  const host = networkInterfaces()[bridge]?.find((a) => a.family === 'IPv4')?.address
+  if (host === undefined) throw new Error(`the Docker bridge ${bridge} has no IPv4 address on this host`)
   ;[google, network] = await Promise.all([FakeGoogle.start({ host }), startLocalStreamrNetwork({ host })])
   const ep = network.entryPoint
   const secrets = generateDevSecrets()

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GOOGLE_DATA_APIS, createRedis, deleteKeysWithPrefix, waitForRedis, type GoogleDataApi } from '@fitstream/shared'
 import { BULL_BOARD_PATH } from './paths.js'
+import { RedisServer } from './redis-server.js'
 import { Stack } from './stack.js'
 import type { ReceivedMessage } from './subscriber.js'
 
@@ -27,19 +28,8 @@ if (!isGoogleDataApi(googleApi)) {
 const users = Number(values.users)
 const seconds = Number(values.seconds)
 const prefix = 'fitstream-demo'
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const say = (message: string): void => void process.stdout.write(`${message}\n`)
-
-// A previous demo's leftovers would otherwise be picked up again.
-const redis = createRedis(redisUrl, 'producer', 'demo')
-try {
-  await waitForRedis(redis)
-} catch {
-  say(`Redis does not answer at ${redisUrl}. Start it (redis-server) or set REDIS_URL.`)
-  process.exit(1)
-}
-await deleteKeysWithPrefix(redis, prefix)
-redis.disconnect()
+const { redisUrl, privateRedis } = await demoRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
 
 const logDir = join(fileURLToPath(new URL('../../../', import.meta.url)), '.fitstream', 'demo-logs')
 const started = Date.now()
@@ -50,6 +40,7 @@ const stop = async (): Promise<void> => {
   stopping = true
   say('\nstopping…')
   await stack.stop()
+  await privateRedis?.close()
   process.exit(0)
 }
 process.on('SIGINT', () => void stop())
@@ -102,4 +93,29 @@ function format(values: Record<string, number>): string {
 
 function isGoogleDataApi(value: string | undefined): value is GoogleDataApi {
   return (GOOGLE_DATA_APIS as readonly (string | undefined)[]).includes(value)
+}
+
+/**
+ * The Redis the demo uses: the one at REDIS_URL, emptied of a previous demo's leftovers, or, when
+ * nothing answers there, a private redis-server (from the PATH) that lives as long as the demo.
+ */
+async function demoRedis(url: string): Promise<{ redisUrl: string; privateRedis: RedisServer | undefined }> {
+  const redis = createRedis(url, 'producer', 'demo')
+  try {
+    await waitForRedis(redis, 3_000)
+    await deleteKeysWithPrefix(redis, prefix)
+    return { redisUrl: url, privateRedis: undefined }
+  } catch {
+    say(`• Redis does not answer at ${url}: starting a private redis-server for the demo`)
+  } finally {
+    redis.disconnect()
+  }
+  try {
+    const server = await RedisServer.start()
+    return { redisUrl: server.url, privateRedis: server }
+  } catch (error) {
+    say(`${error instanceof Error ? error.message : String(error)}`)
+    say('Install Redis (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) or set REDIS_URL.')
+    process.exit(1)
+  }
 }

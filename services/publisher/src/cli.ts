@@ -5,7 +5,7 @@ import { StreamPermission, type StreamrClient } from '@streamr/sdk'
 import { Wallet } from 'ethers'
 import { dataTypeKeySchema, loadConfigOrExit, type DataTypeKey } from '@fitstream/shared'
 import { loadConfig, type PublisherConfig } from './config.js'
-import { Hub, hubEnvironment } from './hub.js'
+import { Hub, hubEnvironment, hubProjectUrl } from './hub.js'
 import { DEFAULT_TYPES, listingMetadata, withDataTypes } from './listing.js'
 import { provisionStreams } from './provision.js'
 import { createStreamrClient, detachStreamrSignalHandlers } from './streamr-client.js'
@@ -174,10 +174,16 @@ async function createProject(config: PublisherConfig, values: Values): Promise<v
       minimumSubscriptionSeconds: integer(values['min-subscription'], '--min-subscription', 86_400, 0, 2 ** 32 - 1),
       metadata: listingMetadata(listed, policy),
     })
-    if (values.json === true) print(JSON.stringify({ ...result, streams }))
-    else if (result.created)
-      print(`project ${result.projectId} created with ${streams.length} streams (transaction ${result.transactionHash}, block ${result.blockNumber})`)
-    else print(`project ${result.projectId} already exists: nothing changed`)
+    const hubUrl = hubProjectUrl(config.STREAMR_ENVIRONMENT, result.projectId)
+    if (values.json === true) print(JSON.stringify({ ...result, streams, ...(hubUrl === undefined ? {} : { hubUrl }) }))
+    else {
+      if (result.created)
+        print(`project ${result.projectId} created with ${streams.length} streams (transaction ${result.transactionHash}, block ${result.blockNumber})`)
+      else print(`project ${result.projectId} already exists: nothing changed`)
+      // The Hub app lists no projects any more: buyers need this address (docs/buyers.md says how to buy).
+      if (hubUrl !== undefined)
+        print(`buyers find it at ${hubUrl}${config.STREAMR_ENVIRONMENT === 'polygonAmoy' ? " (with Polygon Amoy chosen as the Hub's network)" : ''}`)
+    }
   } finally {
     hub.destroy()
   }

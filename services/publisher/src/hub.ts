@@ -57,6 +57,15 @@ export function hubEnvironment(config: PublisherConfig): HubEnvironment {
   }
 }
 
+/**
+ * Where buyers find a project in the Hub's web app. The app no longer lists projects (its Projects
+ * section has been hidden since July 2026), so this direct address is what a seller hands to buyers.
+ * A local network has no Hub app.
+ */
+export function hubProjectUrl(environment: PublisherConfig['STREAMR_ENVIRONMENT'], projectId: string): string | undefined {
+  return environment === 'dev2' ? undefined : `https://streamr.network/hub/projects/${encodeURIComponent(projectId)}`
+}
+
 export interface ProjectSpec {
   /** bytes32 hex; derived from the seller and name when omitted, so re-running finds the same project. */
   readonly projectId?: string | undefined

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.js'
+import { hubProjectUrl } from '../src/hub.js'
 import { streamrClientConfig } from '../src/streamr-client.js'
 
 const KEY = `0x${'11'.repeat(32)}`
@@ -43,5 +44,14 @@ describe('the publisher node buyers dial', () => {
     expect(() => loadConfig({ STREAMR_PRIVATE_KEY: KEY, STREAMR_TLS_CERT_FILE: '/certs/fullchain.pem' })).toThrow(
       /STREAMR_TLS_CERT_FILE and STREAMR_TLS_KEY_FILE go together/,
     )
+  })
+})
+
+describe("a project's address in the Hub", () => {
+  it('is the direct project page on the live networks, which buyers are given since the app stopped listing projects', () => {
+    const id = `0x${'ab'.repeat(32)}`
+    expect(hubProjectUrl('polygon', id)).toBe(`https://streamr.network/hub/projects/${id}`)
+    expect(hubProjectUrl('polygonAmoy', id)).toBe(`https://streamr.network/hub/projects/${id}`)
+    expect(hubProjectUrl('dev2', id)).toBeUndefined()
   })
 })

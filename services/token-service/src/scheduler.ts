@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Logger, StageQueues } from '@fitstream/shared'
 
@@ -19,8 +19,9 @@ return moved
  * Per-user sync schedules in one Redis sorted set, user id → next run: no timer per user in any
  * process, and about 100 bytes of Redis per user (a BullMQ job scheduler per user took 1.9 KB).
  * Every token-service replica dispatches due users each second; a sync job's id names the user and
- * the slot, so replicas dispatching the same slot make one job. Each user gets a fixed offset within
- * the period, derived from their id, so syncs are spread evenly instead of all firing on the hour.
+ * the slot, so replicas dispatching the same slot make one job. Each user gets an offset within the
+ * period, a keyed hash of their id and the UTC month, so syncs are spread evenly instead of all
+ * firing on the hour, and a person's sync time in one month says nothing of it in the next.
  */
 export class SyncScheduler {
   private timer: NodeJS.Timeout | undefined
@@ -31,15 +32,17 @@ export class SyncScheduler {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly intervalMs: number,
+    /** Keys the offsets (see spreadOffset); unkeyed, anyone who knows a user id can compute them. */
+    private readonly offsetKey = '',
   ) {}
 
   private get key(): string {
     return `${this.prefix}:schedule:sync`
   }
 
-  /** The user's next slot strictly after `now`. */
+  /** The user's next slot strictly after `now`, at their offset for the month of `now`. */
   nextSlot(userId: string, now: number): number {
-    const offset = spreadOffset(userId, this.intervalMs)
+    const offset = spreadOffset(userId, this.intervalMs, now, this.offsetKey)
     return Math.floor((now - offset) / this.intervalMs) * this.intervalMs + offset + this.intervalMs
   }
 
@@ -122,7 +125,11 @@ export class SyncScheduler {
 
 const SCHEDULER_PREFIX = 'user-'
 
-/** A stable offset in [0, intervalMs) from the user id. */
-export function spreadOffset(userId: string, intervalMs: number): number {
-  return createHash('sha256').update(userId).digest().readUInt32BE(0) % intervalMs
+/**
+ * The user's offset in [0, intervalMs) for the UTC month holding `at`: an HMAC of the user id and
+ * the month, so it is stable within a month (the pseudonym epoch) and unrelated across months.
+ */
+export function spreadOffset(userId: string, intervalMs: number, at: number, key = ''): number {
+  const month = new Date(at).toISOString().slice(0, 7)
+  return createHmac('sha256', `fitstream/sync-offset/v1|${key}`).update(`${month}|${userId}`).digest().readUInt32BE(0) % intervalMs
 }

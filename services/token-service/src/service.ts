@@ -61,7 +61,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       return tokenMetrics.countRefresh(refreshAccessToken(oauth, refreshToken))
     },
   })
-  const scheduler = new SyncScheduler(queues, redis, prefix, config.SYNC_INTERVAL_MS)
+  const scheduler = new SyncScheduler(queues, redis, prefix, config.SYNC_INTERVAL_MS, config.ACCOUNT_ID_KEY ?? config.SESSION_SECRET[0]!)
   const flow: OAuthFlowConfig = {
     ...oauth,
     authUrl: config.GOOGLE_AUTH_URL,

@@ -8,7 +8,8 @@ const now = Date.UTC(2026, 10, 24, 9, 20)
 const prefix = uniquePrefix('scheduler')
 const { redis, cleanup } = testRedis(prefix)
 const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: silentLogger() })
-const scheduler = new SyncScheduler(queues, redis, prefix, HOUR)
+const KEY = 'scheduler-test-offset-key'
+const scheduler = new SyncScheduler(queues, redis, prefix, HOUR, KEY)
 
 afterAll(async () => {
   await queues.close()
@@ -21,8 +22,23 @@ describe('SyncScheduler', () => {
       const slot = scheduler.nextSlot(userId, now)
       expect(slot).toBeGreaterThan(now)
       expect(slot - now).toBeLessThanOrEqual(HOUR)
-      expect((slot - spreadOffset(userId, HOUR)) % HOUR).toBe(0)
+      expect((slot - spreadOffset(userId, HOUR, now, KEY)) % HOUR).toBe(0)
+      expect(scheduler.nextSlot(userId, now + 5 * 86_400_000) - slot).toBe(5 * 24 * HOUR)
     }
+  })
+
+  it("moves a user's time in the hour each month, unrelated to the last month's and to anything computable without the key", () => {
+    const users = Array.from({ length: 400 }, (_, i) => `month-user-${i}`)
+    const november = Date.UTC(2026, 10, 30, 12)
+    const december = Date.UTC(2026, 11, 1, 12)
+    const minute = (userId: string, at: number): number => Math.floor(((scheduler.nextSlot(userId, at) % HOUR) / HOUR) * 60)
+    // Someone who knows a person's November minute guesses the same minute in December: right about
+    // 1 time in 60, as a random guess is, where a fixed offset made it right every time.
+    const same = users.filter((userId) => minute(userId, november) === minute(userId, december)).length
+    expect(same).toBeLessThan(20)
+    // Nor does the unkeyed hash, which anyone who knows the user id could compute, predict it.
+    const unkeyed = new SyncScheduler(queues, redis, prefix, HOUR)
+    expect(users.filter((userId) => minute(userId, december) === Math.floor(((unkeyed.nextSlot(userId, december) % HOUR) / HOUR) * 60)).length).toBeLessThan(20)
   })
 
   it('dispatches exactly the users whose slot has come, once per slot however many replicas dispatch, then moves them on', async () => {
@@ -35,7 +51,7 @@ describe('SyncScheduler', () => {
     expect(due.length).toBeLessThan(users.length)
 
     // Two replicas at once: one job per user and slot.
-    const other = new SyncScheduler(queues, redis, prefix, HOUR)
+    const other = new SyncScheduler(queues, redis, prefix, HOUR, KEY)
     await Promise.all([scheduler.dispatchDue(at), other.dispatchDue(at)])
     const jobs = await queues.queue('sync').getJobs(['waiting'])
     expect(jobs.map((job) => job.data.userId).sort()).toEqual([...due].sort())

@@ -15,6 +15,7 @@ const SYSTEM_TESTS = [
   'tests/redis-restart.test.ts',
   'tests/google-faults.test.ts',
   'tests/streamr-outage.test.ts',
+  'tests/network-nat.test.ts',
 ]
 
 /**

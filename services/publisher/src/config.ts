@@ -58,6 +58,11 @@ const schema = z.object({
    */
   STREAMR_WEBSOCKET_PORT: envVar.port().optional(),
   /**
+   * Whether this node runs a WebSocket server at all (default true). false: a seller who can open no
+   * port (behind NAT) still reaches buyers, over WebRTC, and a buyer's node reaches it the same way.
+   */
+  STREAMR_WEBSOCKET_SERVER: envVar.boolean().default(true),
+  /**
    * The host buyers reach the port at. Unset: the node learns its public address from the network,
    * as a node with Streamr's AutoCertifier certificate must. Set: it advertises exactly this (a
    * local network, or the host the operator's certificate is for).
@@ -124,6 +129,11 @@ export function loadConfig(env: Env): Readonly<PublisherConfig> {
   const config = parseEnv(schema, env)
   if ((config.STREAMR_TLS_CERT_FILE === undefined) !== (config.STREAMR_TLS_KEY_FILE === undefined)) {
     throw new ConfigError('Invalid configuration: STREAMR_TLS_CERT_FILE and STREAMR_TLS_KEY_FILE go together')
+  }
+  if (!config.STREAMR_WEBSOCKET_SERVER && (config.STREAMR_WEBSOCKET_PORT ?? config.STREAMR_WEBSOCKET_HOST ?? config.STREAMR_TLS_CERT_FILE) !== undefined) {
+    throw new ConfigError(
+      'Invalid configuration: STREAMR_WEBSOCKET_SERVER=false runs no WebSocket server, so STREAMR_WEBSOCKET_PORT, STREAMR_WEBSOCKET_HOST and STREAMR_TLS_CERT_FILE must be left unset',
+    )
   }
   if (websocketTls(config) && config.STREAMR_WEBSOCKET_HOST !== undefined && config.STREAMR_TLS_CERT_FILE === undefined) {
     // AutoCertifier's certificate names a host it assigns; a node advertising another host would

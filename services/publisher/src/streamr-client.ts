@@ -20,7 +20,14 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
   if (config.STREAMR_TLS_CERT_FILE !== undefined && config.STREAMR_TLS_KEY_FILE !== undefined) {
     controlLayer.tlsCertificate = { certFileName: config.STREAMR_TLS_CERT_FILE, privateKeyFileName: config.STREAMR_TLS_KEY_FILE }
   }
-  if (config.STREAMR_WEBSOCKET_PORT !== undefined) {
+  if (!config.STREAMR_WEBSOCKET_SERVER) {
+    // No server: buyers' nodes and this one meet over WebRTC, signalled through the network.
+    controlLayer.websocketPortRange = null
+    if (config.STREAMR_ENVIRONMENT === 'dev2') {
+      // A local network has nothing to learn an address or region from; elsewhere the node asks.
+      controlLayer.peerDescriptor = { nodeId: randomBytes(20).toString('hex') }
+    }
+  } else if (config.STREAMR_WEBSOCKET_PORT !== undefined) {
     // One port, so that compose can publish it and the operator can open it on the firewall.
     controlLayer.websocketPortRange = { min: config.STREAMR_WEBSOCKET_PORT, max: config.STREAMR_WEBSOCKET_PORT }
     if (config.STREAMR_WEBSOCKET_HOST !== undefined) {

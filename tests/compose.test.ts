@@ -62,12 +62,14 @@ const filledIn: Record<string, string> = {
   STREAMR_PRIVATE_KEY: `0x${'11'.repeat(32)}`,
   GRAFANA_ADMIN_PASSWORD: 'grafana-password-for-the-test',
   REDIS_PASSWORD: 'd'.repeat(48),
+  ACCOUNT_ID_KEY: 'e'.repeat(48),
 }
 
 /** Secrets and who alone may hold them. */
 const SECRET_HOLDERS: Record<string, string[]> = {
   REFRESH_TOKEN_KEYS: ['token-service'],
   SESSION_SECRET: ['token-service'],
+  ACCOUNT_ID_KEY: ['token-service'],
   ADMIN_TOKEN: ['token-service'],
   GOOGLE_CLIENT_SECRET: ['token-service'],
   ACCESS_TOKEN_KEYS: ['fetcher', 'token-service'],

@@ -107,13 +107,14 @@ describe('Grafana dashboard', () => {
 })
 
 describe('Prometheus', () => {
-  it('scrapes every service on the port compose gives it, finding every replica by DNS', () => {
+  it('scrapes every service on the port compose gives its metrics (the internal listener where it has one), finding every replica by DNS', () => {
     const config = parse(read('deploy/prometheus/prometheus.yml')) as {
       scrape_configs: { job_name: string; dns_sd_configs: { names: string[]; port: number }[] }[]
     }
     const jobs = Object.fromEntries(config.scrape_configs.map((c) => [c.job_name, c.dns_sd_configs[0]!]))
     for (const service of ['token-service', 'fetcher', 'anonymizer', 'publisher']) {
-      expect(jobs[service]).toEqual(expect.objectContaining({ names: [service], port: Number(compose.services[service]!.environment!.HTTP_PORT) }))
+      const env = compose.services[service]!.environment!
+      expect(jobs[service]).toEqual(expect.objectContaining({ names: [service], port: Number(env.INTERNAL_HTTP_PORT ?? env.HTTP_PORT) }))
     }
   })
 

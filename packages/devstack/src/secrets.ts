@@ -10,6 +10,7 @@ export function generateDevSecrets() {
     ACCESS_TOKEN_KEYS: generateKeyringEntry('dev-access-1'),
     PSEUDONYM_KEY: randomBytes(32).toString('base64'),
     SESSION_SECRET: randomBytes(32).toString('base64'),
+    ACCOUNT_ID_KEY: randomBytes(32).toString('base64'),
     GRAFANA_ADMIN_PASSWORD: randomBytes(18).toString('base64url'),
     // Hex: it goes into REDIS_URL, where base64's '/' and '+' would need escaping.
     REDIS_PASSWORD: randomBytes(24).toString('hex'),

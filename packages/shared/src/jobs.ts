@@ -96,6 +96,8 @@ export const fetchJobSchema = z.object({
   kind: z.enum(['incremental', 'backfill']).default('incremental'),
   /** For backfill: this chunk's place among the user's backfill chunks (1-based). */
   chunk: z.object({ index: z.number().int().min(1), of: z.number().int().min(1) }).optional(),
+  /** Types the person opted in to selling as individual records, handed on to the anonymize job (default: none). */
+  individualTypes: z.array(dataTypeKeySchema).max(DATA_TYPE_KEYS.length).optional(),
 })
 export type FetchJobData = z.output<typeof fetchJobSchema>
 

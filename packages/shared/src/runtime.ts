@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import type { Worker } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -34,7 +35,7 @@ export class ServiceRuntime {
     this.redis = createRedis(config.REDIS_URL, 'producer', name)
     this.workerRedis = createRedis(config.REDIS_URL, 'worker', `${name}-worker`)
     this.metrics = createMetrics(name)
-    this.queues = new StageQueues({ connection: this.redis, prefix: config.QUEUE_PREFIX, retry: retryPolicies(config), logger })
+    this.queues = new StageQueues({ connection: this.redis, prefix: config.QUEUE_PREFIX, retry: retryPolicies(config), logger, ...jobIdKeyOf(config) })
   }
 
   get server(): FastifyInstance {
@@ -115,4 +116,15 @@ export class ServiceRuntime {
     this.redis.disconnect()
     this.workerRedis.disconnect()
   }
+}
+
+/**
+ * The key of job ids that would name a person: derived from INTERNAL_API_TOKEN, the secret the
+ * services that add such jobs (the token service: sync and fetch; the fetchers: anonymize) already
+ * hold and that stays out of Redis. Changing the token changes the ids once, so a job queued just
+ * before may be queued again after it (both find the same data).
+ */
+function jobIdKeyOf(config: CommonConfig): { jobIdKey?: string } {
+  const secret = (config as CommonConfig & { INTERNAL_API_TOKEN?: unknown }).INTERNAL_API_TOKEN
+  return typeof secret === 'string' ? { jobIdKey: createHmac('sha256', secret).update('fitstream job ids').digest('base64url') } : {}
 }

@@ -1,3 +1,4 @@
+import { createHash, createHmac } from 'node:crypto'
 import { Queue, type Job, type JobsOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
@@ -22,10 +23,19 @@ export interface StageQueuesOptions {
   readonly prefix: string
   readonly retry: Readonly<Record<Stage, RetryPolicy>>
   readonly logger: Logger
+  /**
+   * The secret job ids are keyed with where they would name a person (see userlessJobId); every
+   * producer of a stage must use the same one, so that its ids still de-duplicate. Default: none
+   * (the ids are then plain SHA-256 hashes, which only hide the person from whoever does not know them).
+   */
+  readonly jobIdKey?: string
 }
 
 export interface AddOptions {
-  /** Idempotency key: adding a job whose id already exists is a no-op. Must not contain ':'. */
+  /**
+   * Idempotency key: adding a job whose id already exists is a no-op. Must not contain ':'. An id that
+   * contains the payload's `userId` is stored as a keyed hash of itself (see userlessJobId).
+   */
   readonly jobId?: string
   readonly delay?: number
   /** 1 is the highest; jobs without a priority go before any job with one. */
@@ -65,7 +75,7 @@ export class StageQueues {
   async add<S extends Stage>(stage: S, data: StageInput<S>, options: AddOptions = {}): Promise<Job<StageData<S>>> {
     const parsed = parsePayload(stage, data)
     const { name, ...rest } = options
-    const opts = { ...stageJobOptions(stage, this.options.retry[stage]), ...definedOnly(rest) }
+    const opts = { ...stageJobOptions(stage, this.options.retry[stage]), ...definedOnly(this.withUserlessId(parsed, rest)) }
     return (this.queue(stage) as Queue).add(name ?? stage, parsed, opts) as Promise<Job<StageData<S>>>
   }
 
@@ -77,13 +87,18 @@ export class StageQueues {
       items.map(({ data, options: { name, ...rest } = {} }) => ({
         name: name ?? stage,
         data: parsePayload(stage, data),
-        opts: { ...base, ...definedOnly(rest) },
+        opts: { ...base, ...definedOnly(this.withUserlessId(data, rest)) },
       })),
     )
   }
 
   async addDeadLetter(stage: Stage, entry: DeadLetter, jobId: string): Promise<void> {
     await this.deadLetterQueue(stage).add('dead-letter', entry, { ...DEAD_LETTER_JOB_OPTIONS, jobId })
+  }
+
+  /** A queue outside the stages, such as the anonymiser's erasure queue, opened on this connection and prefix. */
+  queueNamed<Data = unknown>(name: string): Queue<Data> {
+    return this.open(name) as Queue<Data>
   }
 
   /** Every queue this process has opened (Bull Board, metrics). */
@@ -94,6 +109,12 @@ export class StageQueues {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()))
     this.queues.clear()
+  }
+
+  private withUserlessId(data: unknown, options: AddOptions): AddOptions {
+    const userId = (data as { userId?: unknown } | undefined)?.userId
+    if (options.jobId === undefined || typeof userId !== 'string') return options
+    return { ...options, jobId: userlessJobId(options.jobId, userId, this.options.jobIdKey) }
   }
 
   private open(name: string): Queue {
@@ -113,6 +134,21 @@ export class StageQueues {
  * number of users.
  */
 export const QUEUE_EVENT_STREAM = { events: { maxLen: 1000 } }
+
+/**
+ * A job id that does not name the person its job is about. Job ids outlive their jobs in BullMQ's
+ * event streams, so `fetch-<userId>-<window>` would keep naming someone after their erasure. An id
+ * containing `userId` becomes what precedes it (`fetch-`, `schedule-`) and a keyed hash of the whole
+ * id: the same id always gives the same hash (retries and overlapping syncs still de-duplicate),
+ * its length is bounded, and it can't be traced back to the person without the key. Other ids are
+ * kept as they are.
+ */
+export function userlessJobId(jobId: string, userId: string, key: string | undefined): string {
+  const at = jobId.indexOf(userId)
+  if (at < 0 || userId === '') return jobId
+  const hash = (key === undefined ? createHash('sha256') : createHmac('sha256', key)).update(jobId).digest('base64url').slice(0, 32)
+  return `${jobId.slice(0, Math.min(at, 32))}${hash}`
+}
 
 const MAX_ISSUES_SHOWN = 10
 

@@ -26,6 +26,8 @@ export const USER_FIELDS = {
   backfillChunks: 'bfChunks',
   backfillDone: 'bfDone',
   backfillEnd: 'bfEnd',
+  /** Types the user opted in to selling as individual (pseudonymised) records; absent: none, cohorts only. */
+  individualTypes: 'indiv',
 } as const
 
 export const userKey = (prefix: string, userId: string): string => `${prefix}:user:${userId}`

@@ -232,7 +232,13 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
         const digest = createHash('sha256').update(JSON.stringify(changed)).digest('base64url').slice(0, 16)
         await deps.queues.add(
           'anonymize',
-          { syncId: data.syncId, userId: data.userId, window: data.window, samples: changed },
+          {
+            syncId: data.syncId,
+            userId: data.userId,
+            window: data.window,
+            samples: changed,
+            ...(data.individualTypes && { individualTypes: data.individualTypes }),
+          },
           { jobId: `anonymize-${data.userId}-${data.window.startMs}-${data.window.endMs}-${digest}` },
         )
       }

@@ -20,6 +20,15 @@ export interface ErasureDeps {
 
 export type GoogleAccess = 'revoked' | 'already_revoked' | 'not_revoked' | 'no_token'
 
+/** What one owner of the person's data did with it. */
+export interface OwnerOutcome {
+  /** `token-service`: account, tokens, jobs; `anonymizer`: open cohort cells; `google`: the grant; `published`: what buyers have. */
+  readonly owner: 'token-service' | 'anonymizer' | 'google' | 'published'
+  readonly outcome: 'deleted' | 'queued_for_removal' | 'not_queued' | GoogleAccess | 'cannot_be_recalled'
+  /** The same in plain words, for the person. */
+  readonly detail: string
+}
+
 export interface ErasureReceipt {
   readonly id: string
   readonly erasedAt: string
@@ -42,15 +51,26 @@ export interface ErasureReceipt {
     readonly explanation: string
   }
   readonly note: string
+  /** What each owner of the person's data did, in the order it was done. */
+  readonly byOwner: readonly OwnerOutcome[]
 }
 
 export const PUBLISHED_NOTE =
-  'Anonymised records already published to Streamr, and any copies buyers received or stored, cannot be recalled. They carry a monthly pseudonym, not your identity.'
+  'Pseudonymised records already published to Streamr, and any copies buyers received or stored, cannot be recalled: they carry a monthly pseudonym, not your name or account. Cohort rows already published are noisy averages over many people and cannot be recalled either.'
+
+const GOOGLE_DETAIL: Record<GoogleAccess, string> = {
+  revoked: 'FitStream’s access to your Google data was revoked at Google.',
+  already_revoked: 'Google had already ended FitStream’s access.',
+  not_revoked:
+    'Google could not be reached to revoke FitStream’s access; the token is deleted here, and you can remove FitStream at myaccount.google.com/permissions.',
+  no_token: 'There was no Google access to revoke.',
+}
 
 /**
  * Forgets a user: revokes their grant at Google, then deletes their record (tokens, cursor,
- * consent), schedule, privacy state, sessions and every job that names them, and says what could
- * not be recalled. Undefined when there was no such user.
+ * consent), schedule, privacy state, sessions and every job that names them, asks the anonymiser to
+ * take them out of open cohort cells, and says what each owner did and what could not be recalled.
+ * Undefined when there was no such user.
  */
 export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureReceipt | undefined> {
   const now = deps.now ?? Date.now
@@ -66,6 +86,12 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
   const sessions = await deps.sessions.destroyAllOf(userId)
   const recall: JobRecall = await deps.jobs.recall(userId)
   const running = Object.values(recall.running).reduce((a, b) => a + b, 0)
+  // After the recall, so no queued anonymize job adds a contribution after the anonymiser took them out.
+  const cohorts = await deps.jobs.requestCohortErasure(userId).then(
+    () => 'queued_for_removal' as const,
+    () => 'not_queued' as const,
+  )
+  const jobs = Object.values(recall.removed).reduce((a, b) => a + b, 0)
   return {
     id: userId,
     erasedAt: new Date(now()).toISOString(),
@@ -79,6 +105,23 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
           : `${running} job(s) were running and could not be removed safely; each finds the user gone and discards its work without passing data on.`,
     },
     note: PUBLISHED_NOTE,
+    byOwner: [
+      {
+        owner: 'token-service',
+        outcome: 'deleted',
+        detail: `Your account, Google tokens, choices, sync position and schedule, ${sessions} session(s), ${privacyState} item(s) of privacy state and ${jobs} pending job(s) were deleted.`,
+      },
+      {
+        owner: 'anonymizer',
+        outcome: cohorts,
+        detail:
+          cohorts === 'queued_for_removal'
+            ? 'Your contributions to cohort averages not yet published are queued for removal: no cohort published from now on counts you.'
+            : 'Your contributions to cohort averages not yet published could not be queued for removal; ask us to erase you again.',
+      },
+      { owner: 'google', outcome: googleAccess, detail: GOOGLE_DETAIL[googleAccess] },
+      { owner: 'published', outcome: 'cannot_be_recalled', detail: PUBLISHED_NOTE },
+    ],
   }
 }
 

@@ -48,14 +48,27 @@ const userIdParams = {
 
 const dataTypesField = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: DATA_TYPE_KEYS } } as const
 
+/** Types sold as individual (pseudonymised) records; only those also in dataTypes count. Absent: unchanged (none for a new user). */
+const individualTypesField = { type: 'array', uniqueItems: true, items: { type: 'string', enum: DATA_TYPE_KEYS } } as const
+
 const createUserBody = {
   type: 'object',
   required: ['refreshToken', 'dataTypes'],
   additionalProperties: false,
-  properties: { refreshToken: { type: 'string', minLength: 1, maxLength: 4096 }, dataTypes: dataTypesField },
+  properties: {
+    refreshToken: { type: 'string', minLength: 1, maxLength: 4096 },
+    dataTypes: dataTypesField,
+    individualTypes: individualTypesField,
+    timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'IANA zone of the person (default UTC): their daily buckets follow it' },
+  },
 } as const
 
-const consentBody = { type: 'object', required: ['dataTypes'], additionalProperties: false, properties: { dataTypes: dataTypesField } } as const
+const consentBody = {
+  type: 'object',
+  required: ['dataTypes'],
+  additionalProperties: false,
+  properties: { dataTypes: dataTypesField, individualTypes: individualTypesField },
+} as const
 
 const nullableTime = { type: ['string', 'null'], format: 'date-time' } as const
 const errorResponse = {
@@ -76,6 +89,7 @@ const userResponse = {
     id: { type: 'string' },
     state: { type: 'string', enum: USER_STATES },
     dataTypes: { type: 'array', items: { type: 'string' } },
+    individualTypes: { type: 'array', items: { type: 'string' }, description: 'types sold as individual records; the rest of dataTypes only in cohorts' },
     scopes: { type: 'array', items: { type: 'string' } },
     dataApi: { type: 'string', enum: ['fit', 'health'], description: 'the Google API the user’s data is read from, by their grant' },
     createdAt: nullableTime,
@@ -128,6 +142,11 @@ const receiptResponse = {
       properties: { runningJobs: { type: 'object', additionalProperties: { type: 'integer' } }, explanation: { type: 'string' } },
     },
     note: { type: 'string' },
+    byOwner: {
+      type: 'array',
+      description: 'what each owner of the person’s data did: token-service, anonymizer (open cohort cells), google, published',
+      items: { type: 'object', properties: { owner: { type: 'string' }, outcome: { type: 'string' }, detail: { type: 'string' } } },
+    },
   },
 } as const
 const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse } as const
@@ -161,6 +180,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
     id: user.id,
     state: user.state,
     dataTypes: user.dataTypes,
+    individualTypes: user.individualTypes,
     scopes: user.scopes,
     dataApi: dataApiOfScopes(user.scopes, deps.onboarding.api),
     createdAt: iso(user.createdAt),
@@ -184,7 +204,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireToken(deps.adminToken))
 
-    admin.post<{ Body: { refreshToken: string; dataTypes: DataTypeKey[] } }>(
+    admin.post<{ Body: { refreshToken: string; dataTypes: DataTypeKey[]; individualTypes?: DataTypeKey[]; timeZone?: string } }>(
       '/users',
       {
         schema: {
@@ -196,7 +216,19 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         },
       },
       async (request, reply) => {
-        const user = await deps.users.create({ refreshToken: request.body.refreshToken, dataTypes: request.body.dataTypes, now: now() })
+        const { refreshToken, dataTypes, individualTypes, timeZone } = request.body
+        if (timeZone !== undefined && !isTimeZone(timeZone)) {
+          return reply
+            .status(400)
+            .send({ error: 'Bad Request', code: 'FST_ERR_VALIDATION', message: `body/timeZone must be an IANA time zone such as Asia/Kolkata` })
+        }
+        const user = await deps.users.create({
+          refreshToken,
+          dataTypes,
+          now: now(),
+          ...(individualTypes === undefined ? {} : { individualTypes }),
+          ...(timeZone === undefined ? {} : { timeZone }),
+        })
         try {
           // Proves the refresh token works before anything is scheduled, and leaves a fresh access token.
           await deps.tokens.ensureFresh(user.id)
@@ -329,7 +361,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
       },
     )
 
-    own.put<{ Params: { id: string }; Body: { dataTypes: DataTypeKey[] } }>(
+    own.put<{ Params: { id: string }; Body: { dataTypes: DataTypeKey[]; individualTypes?: DataTypeKey[] } }>(
       '/users/:id/consent',
       {
         schema: {
@@ -360,6 +392,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
             reconsentUrl: deps.reconnectLinks.create(request.params.id, request.body.dataTypes),
           })
         }
+        if (request.body.individualTypes !== undefined) await deps.users.updateIndividualTypes(request.params.id, request.body.individualTypes, now())
         request.log.info({ userId: request.params.id, dataTypes: change.dataTypes }, 'consent changed')
         const user = await deps.users.get(request.params.id)
         return user === undefined ? reply.status(404).send(notFound(request.params.id)) : present(user)
@@ -449,4 +482,13 @@ function iso(ms: number | undefined): string | null {
 
 function notFound(id: string) {
   return { error: 'Not Found', message: `no user ${id}` }
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
 }

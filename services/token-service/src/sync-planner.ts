@@ -1,7 +1,9 @@
 import { timeZoneOffsetMs, type TimeWindow } from '@fitstream/shared'
 
+const DAY_MS = 86_400_000
+
 export interface SyncPlanOptions {
-  /** Bucket size; windows are aligned to it (in the user's time zone) and cover whole buckets only. */
+  /** Bucket size; windows are aligned to it and cover whole buckets only (whole days: the user's local days). */
   readonly bucketMs: number
   /** How far back a user's first sync reaches. */
   readonly backfillMs: number
@@ -50,10 +52,13 @@ export function planFetchWindows(state: SyncState, now: number, options: SyncPla
 }
 
 /**
- * The start of the bucket containing `ms`, with buckets laid out in local time of `timeZone`
- * (so daily buckets begin at local midnight). Offsets are taken at `ms` itself.
+ * The start of the bucket containing `ms`. Buckets of whole days are laid out in local time of
+ * `timeZone` (daily buckets begin at local midnight; the offset is taken at `ms` itself); shorter
+ * buckets on the UTC grid, so an hourly bucket starts on a whole UTC hour in every zone (the
+ * anonymiser's grid: a bucket straddling two UTC hours, as in half-hour zones, would be dropped).
  */
 export function alignDown(ms: number, bucketMs: number, timeZone: string): number {
+  if (bucketMs % DAY_MS !== 0) return Math.floor(ms / bucketMs) * bucketMs
   const offset = timeZoneOffsetMs(ms, timeZone)
   return Math.floor((ms + offset) / bucketMs) * bucketMs - offset
 }

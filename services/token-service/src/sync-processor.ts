@@ -99,6 +99,8 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
           lookbackMs: deps.plan.lookbackMs,
           kind,
           ...(chunk === undefined ? {} : { chunk }),
+          // Only what they still sell: an opt-in outlives a later narrowing of consent.
+          individualTypes: user.individualTypes.filter((type) => user.dataTypes.includes(type)),
         },
         options: {
           jobId: `fetch-${user.id}-${window.startMs}-${window.endMs}`,

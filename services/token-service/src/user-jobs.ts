@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import type { Job, JobType, Queue } from 'bullmq'
-import { deadLetterQueueName, type StageQueues } from '@fitstream/shared'
+import { COHORT_ERASURE_QUEUE, cohortErasureJobSchema, deadLetterQueueName, type CohortErasureJobData, type StageQueues } from '@fitstream/shared'
 
 /** The stages whose payloads name a user; publish jobs carry only anonymised records. */
 const USER_STAGES = ['sync', 'fetch', 'anonymize'] as const
@@ -19,6 +20,25 @@ export interface JobRecall {
  */
 export class UserJobs {
   constructor(private readonly queues: StageQueues) {}
+
+  /**
+   * Asks the anonymiser, which alone can find a person's contributions, to remove them from every
+   * cohort cell not yet released. The job's id is random and it leaves no trace once done or given up,
+   * so nothing of it names the person afterwards. Answers the job's id.
+   */
+  async requestCohortErasure(userId: string): Promise<string> {
+    const jobId = `erase-${randomBytes(12).toString('base64url')}`
+    const queue = this.queues.queueNamed<CohortErasureJobData>(COHORT_ERASURE_QUEUE)
+    const { attempts, backoff } = this.queues.jobOptions('anonymize')
+    await queue.add('erase', cohortErasureJobSchema.parse({ userId }), {
+      jobId,
+      removeOnComplete: true,
+      removeOnFail: true,
+      ...(attempts === undefined ? {} : { attempts }),
+      ...(backoff === undefined ? {} : { backoff }),
+    })
+    return jobId
+  }
 
   async recall(userId: string): Promise<JobRecall> {
     const removed: Record<string, number> = {}

@@ -26,6 +26,8 @@ export interface User {
   readonly id: string
   readonly state: UserState
   readonly dataTypes: readonly DataTypeKey[]
+  /** Types they opted in to selling as individual (pseudonymised) records; empty: cohorts only. */
+  readonly individualTypes: readonly DataTypeKey[]
   readonly createdAt: number
   /** Data has been fetched up to here (ms since epoch); undefined before the first fetch. */
   readonly fetchedUntil: number | undefined
@@ -65,10 +67,7 @@ export class UserRepository {
    * Registers a user. With `account` (the hash of their Google account), only if that account has no
    * user yet: then the existing user's id comes back instead (`created: false`), and nothing is written.
    */
-  async createForAccount(
-    account: string,
-    input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number; scopes?: readonly string[]; timeZone?: string },
-  ): Promise<{ id: string; created: boolean }> {
+  async createForAccount(account: string, input: Parameters<UserRepository['create']>[0]): Promise<{ id: string; created: boolean }> {
     const id = randomBytes(16).toString('base64url')
     const claimed = await this.redis.eval(CLAIM_ACCOUNT, 2, this.accountKey(account), userKey(this.prefix, id), id)
     if (typeof claimed === 'string') return { id: claimed, created: false }
@@ -97,7 +96,14 @@ export class UserRepository {
   }
 
   async create(
-    input: { refreshToken: string; dataTypes: readonly DataTypeKey[]; now: number; scopes?: readonly string[]; timeZone?: string },
+    input: {
+      refreshToken: string
+      dataTypes: readonly DataTypeKey[]
+      now: number
+      scopes?: readonly string[]
+      timeZone?: string
+      individualTypes?: readonly DataTypeKey[]
+    },
     identity: { id: string; account: string } | undefined = undefined,
   ): Promise<User> {
     const id = identity?.id ?? randomBytes(16).toString('base64url')
@@ -111,6 +117,7 @@ export class UserRepository {
         [USER_FIELDS.consentUpdatedAt]: String(input.now),
         ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: encodeScopes(input.scopes) }),
         ...(input.timeZone === undefined ? {} : { [USER_FIELDS.timeZone]: input.timeZone }),
+        ...(input.individualTypes === undefined ? {} : { [USER_FIELDS.individualTypes]: input.individualTypes.join(',') }),
         ...(identity === undefined ? {} : { [ACCOUNT_FIELD]: identity.account }),
       })
       .sadd(userIndexKey(this.prefix), id)
@@ -197,6 +204,11 @@ export class UserRepository {
   /** Changes what the user sells; the fetcher reads it at fetch time, so it applies from the next fetch. */
   async updateConsent(id: string, dataTypes: readonly DataTypeKey[], now: number): Promise<boolean> {
     return this.updateExisting(id, { [USER_FIELDS.dataTypes]: dataTypes.join(','), [USER_FIELDS.consentUpdatedAt]: String(now) })
+  }
+
+  /** Changes which types the user sells as individual records (the rest of what they sell goes to cohorts only). */
+  async updateIndividualTypes(id: string, individualTypes: readonly DataTypeKey[], now: number): Promise<boolean> {
+    return this.updateExisting(id, { [USER_FIELDS.individualTypes]: individualTypes.join(','), [USER_FIELDS.consentUpdatedAt]: String(now) })
   }
 
   /** A new grant from Google consent: new refresh token and scopes, the consent that went with them, and syncing resumes. */
@@ -299,6 +311,7 @@ const VIEW_FIELDS = [
   USER_FIELDS.backfillChunks,
   USER_FIELDS.backfillDone,
   USER_FIELDS.backfillEnd,
+  USER_FIELDS.individualTypes,
 ]
 
 function fieldsOf(values: readonly (string | null)[]): Record<string, string> {
@@ -316,6 +329,7 @@ function toUser(id: string, fields: Record<string, string>): User | undefined {
     id,
     state: fields[USER_FIELDS.state] as UserState,
     dataTypes: parseDataTypes(fields[USER_FIELDS.dataTypes]),
+    individualTypes: parseDataTypes(fields[USER_FIELDS.individualTypes]),
     createdAt: Number(fields[USER_FIELDS.createdAt]),
     fetchedUntil: optionalNumber(fields[USER_FIELDS.fetchedUntil]),
     lastSyncAt: optionalNumber(fields[USER_FIELDS.lastSyncAt]),

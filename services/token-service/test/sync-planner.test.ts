@@ -48,6 +48,25 @@ describe('time zones', () => {
     expect(timeZoneOffsetMs(Date.UTC(2026, 0, 15), 'Europe/Helsinki')).toBe(2 * HOUR)
     expect(timeZoneOffsetMs(Date.UTC(2026, 6, 15), 'Europe/Helsinki')).toBe(3 * HOUR)
     expect(timeZoneOffsetMs(Date.UTC(2026, 6, 15), 'Asia/Kolkata')).toBe(5.5 * HOUR)
-    expect(alignDown(Date.UTC(2026, 6, 15, 10, 45), HOUR, 'Asia/Kolkata')).toBe(Date.UTC(2026, 6, 15, 10, 30))
+    expect(alignDown(Date.UTC(2026, 6, 15, 10, 45), DAY, 'Asia/Kolkata')).toBe(Date.UTC(2026, 6, 14, 18, 30))
+  })
+
+  it('puts hourly windows on whole UTC hours in every zone, half-hour and 45-minute zones included', () => {
+    for (const timeZone of ['Asia/Kolkata', 'Asia/Tehran', 'America/St_Johns', 'Australia/Adelaide', 'Asia/Kathmandu', 'Europe/Helsinki']) {
+      expect(alignDown(Date.UTC(2026, 6, 15, 10, 45), HOUR, timeZone), timeZone).toBe(Date.UTC(2026, 6, 15, 10))
+      const plan = planFetchWindows({ fetchedUntil: undefined, backfillEnd: undefined, timeZone }, now, options)
+      // The same windows as a person in UTC gets: nothing in their records' boundaries shows their zone.
+      expect(plan, timeZone).toEqual(planFetchWindows({ fetchedUntil: undefined, backfillEnd: undefined, timeZone: 'UTC' }, now, options))
+      for (const { window } of plan) expect([window.startMs % HOUR, window.endMs % HOUR], timeZone).toEqual([0, 0])
+    }
+  })
+
+  it('still lays daily buckets on the person’s local days in a half-hour zone', () => {
+    const daily = { ...options, bucketMs: DAY, chunkMs: 7 * DAY, backfillMs: 3 * DAY }
+    const plan = planFetchWindows({ fetchedUntil: undefined, backfillEnd: undefined, timeZone: 'Asia/Kolkata' }, now, daily)
+    // 2026-11-24 00:00 in Kolkata (UTC+5:30) is 2026-11-23T18:30Z; 09:20Z is already the 24th there.
+    expect(plan[0]!.window.endMs).toBe(Date.UTC(2026, 10, 23, 18, 30))
+    expect(plan.at(-1)!.window.startMs).toBe(Date.UTC(2026, 10, 20, 18, 30))
+    for (const { window } of plan) expect((window.startMs + timeZoneOffsetMs(window.startMs, 'Asia/Kolkata')) % DAY).toBe(0)
   })
 })

@@ -3,19 +3,78 @@ import { DATA_TYPES, FIT_SCOPE_PREFIX, dataApiOfScopes, readableIn, scopesFor, t
 export interface ConsentGroup {
   readonly group: ScopeGroup
   readonly title: string
-  /** What the person agrees to sell, in plain words. */
+  /** What the person agrees to sell, in plain words: by default only as averages over many people. */
   readonly description: string
   readonly dataTypes: readonly DataTypeKey[]
 }
 
+// Every type is sold as cohorts (PRIVACY.md, "In plain words"), so no group is described "per hour".
 const TEXT: Readonly<Record<ScopeGroup, { title: string; description: string }>> = {
-  activity: { title: 'Activity', description: 'steps, calories burned, move minutes, heart points and time spent walking, running or cycling' },
-  heart_rate: { title: 'Heart rate', description: 'average, highest and lowest heart rate per hour' },
-  body: { title: 'Body', description: 'weight, height and body fat' },
-  sleep: { title: 'Sleep', description: 'minutes of light, deep and REM sleep and time awake' },
-  location: { title: 'Distance and speed', description: 'distance covered and speed per hour; never where you were' },
-  blood_pressure: { title: 'Blood pressure', description: 'systolic and diastolic readings per hour' },
-  oxygen_saturation: { title: 'Blood oxygen', description: 'oxygen saturation per hour' },
+  activity: {
+    title: 'Activity',
+    description: 'steps, calories burned, move minutes, heart points and minutes walking, running or cycling, as daily averages over many people',
+  },
+  heart_rate: { title: 'Heart rate', description: 'average heart rate, as daily averages over many people' },
+  body: { title: 'Body', description: 'weight and body fat (weekly) and height (monthly), as averages over many people' },
+  sleep: { title: 'Sleep', description: 'minutes of light, deep and REM sleep and time awake, as daily averages over many people' },
+  location: { title: 'Distance and speed', description: 'distance covered and speed, as daily averages over many people; never where you were' },
+  blood_pressure: { title: 'Blood pressure', description: 'systolic and diastolic readings, as weekly averages over many people' },
+  oxygen_saturation: { title: 'Blood oxygen', description: 'oxygen saturation, as weekly averages over many people' },
+}
+
+/**
+ * The cohort window of each type the pages offer, as the default privacy policy
+ * (services/anonymizer/policies/default.yaml) sets it; a test holds the two together.
+ */
+export const COHORT_WINDOWS: Readonly<Partial<Record<DataTypeKey, 'day' | 'week' | 'month'>>> = {
+  steps: 'day',
+  calories: 'day',
+  heart_rate: 'day',
+  distance: 'day',
+  active_minutes: 'day',
+  heart_minutes: 'day',
+  weight: 'week',
+  height: 'month',
+  body_fat: 'week',
+  sleep: 'day',
+  activity: 'day',
+  speed: 'day',
+  blood_pressure: 'week',
+  oxygen_saturation: 'week',
+  workouts: 'day',
+}
+
+/** What everyone's data becomes, in the words PRIVACY.md gives the pages. */
+export const COHORT_WORDS = 'Averages over many people, with random noise added; never your own records.'
+
+/** What opting in to individual records means, in the words PRIVACY.md gives the pages. */
+export const INDIVIDUAL_WORDS =
+  'pseudonymised, not anonymous: someone who knows your routine may find your records. Your records of every type share one code each month.'
+
+/**
+ * The types the default privacy policy also sells as individual hourly records, each only for the
+ * people who opt in to it (`consent: opt-in`), and how the opt-in names them. A test holds these to
+ * the policy. Heart rate's records hold the hour's mean only.
+ */
+export const INDIVIDUAL_OFFERS: Readonly<Partial<Record<DataTypeKey, string>>> = {
+  steps: 'steps',
+  calories: 'calories burned',
+  active_minutes: 'active (move) minutes',
+  heart_minutes: 'heart points',
+  heart_rate: 'heart rate (average heart rate per hour, never the highest or lowest)',
+}
+
+export const INDIVIDUAL_TYPE_NAMES = Object.keys(INDIVIDUAL_OFFERS) as DataTypeKey[]
+
+/** The individual-record opt-ins of a group: the offered types it holds, in the catalogue's order. */
+export function individualOffers(group: ConsentGroup): DataTypeKey[] {
+  return group.dataTypes.filter((key) => INDIVIDUAL_OFFERS[key] !== undefined)
+}
+
+/** The types chosen as individual records that are offered as such and sold at all: anything else is dropped. */
+export function individualTypesFor(chosen: readonly string[], dataTypes: readonly DataTypeKey[]): DataTypeKey[] {
+  const wanted = new Set(chosen)
+  return dataTypes.filter((key) => wanted.has(key) && INDIVIDUAL_OFFERS[key] !== undefined)
 }
 
 /**
@@ -32,7 +91,8 @@ export const CONSENT_GROUP_NAMES = CONSENT_GROUPS.map((g) => g.group)
 
 /** How a group reads where the Health API has less of it than Fit. */
 const HEALTH_DESCRIPTIONS: Partial<Record<ScopeGroup, string>> = {
-  activity: 'steps, calories burned, active minutes, heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training)',
+  activity:
+    'steps, calories burned, active minutes, heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training), as daily averages over many people',
 }
 
 /** The groups offered when grants are for this API: each with the types the API has, empty groups left out. */

@@ -1,5 +1,5 @@
 import { dataApiOfScopes, dataType, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
-import { consentGroups, groupsOf, mustMoveToHealth } from './consent.js'
+import { COHORT_WORDS, INDIVIDUAL_OFFERS, INDIVIDUAL_WORDS, consentGroups, groupsOf, individualOffers, mustMoveToHealth } from './consent.js'
 import type { ErasureReceipt } from './erasure.js'
 import type { User } from './users.js'
 
@@ -19,7 +19,8 @@ function layout(title: string, body: string): string {
 <style>
 body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1d2327;line-height:1.45}
 h1{font-size:1.6rem}fieldset{border:1px solid #ccd;border-radius:6px;padding:.5rem 1rem}legend{font-weight:600}
-label.group{display:block;padding:.35rem 0}label.group small{display:block;color:#555;margin-left:1.6rem}
+div.group{padding:.35rem 0}div.group>label{display:block}div.group small{display:block;color:#555;margin-left:1.6rem}
+label.individual{margin:.3rem 0 0 1.6rem;font-size:.92rem}label.individual strong{color:#8a4b00}
 button,.button{font-size:1rem;padding:.5rem 1.2rem;border-radius:5px;border:1px solid #0b5cad;background:#0b66c3;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
 button.danger{background:#b3261e;border-color:#8c1d18}.muted{color:#555}.notice{background:#eef5ff;border-left:4px solid #0b66c3;padding:.5rem 1rem}
 .warning{background:#fff4e5;border-left:4px solid #e08600;padding:.5rem 1rem}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}
@@ -29,33 +30,44 @@ button.danger{background:#b3261e;border-color:#8c1d18}.muted{color:#555}.notice{
 /** What people know each API as. */
 export const API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google Fit', health: 'Google Health' }
 
-function groupChoices(checked: ReadonlySet<string>, api: GoogleDataApi): string {
+// "pseudonymised, not anonymous" stands out; the rest explains it.
+const [INDIVIDUAL_HEAD, INDIVIDUAL_TAIL] = [INDIVIDUAL_WORDS.slice(0, INDIVIDUAL_WORDS.indexOf(':')), INDIVIDUAL_WORDS.slice(INDIVIDUAL_WORDS.indexOf(':') + 1)]
+
+/** One checkbox per group (cohorts), and under it one opt-in per type it also offers as individual records, off unless chosen. */
+function groupChoices(checked: ReadonlySet<string>, individual: ReadonlySet<string>, api: GoogleDataApi): string {
+  const box = (name: string, value: string, on: boolean) => `<input type="checkbox" name="${name}" value="${value}"${on ? ' checked' : ''}>`
   return consentGroups(api)
-    .map(
-      (g) =>
-        `<label class="group"><input type="checkbox" name="groups" value="${g.group}"${checked.has(g.group) ? ' checked' : ''}> ${escapeHtml(g.title)}<small>${escapeHtml(g.description)}</small></label>`,
-    )
+    .map((g) => {
+      const optIns = individualOffers(g).map(
+        (key) =>
+          `<label class="individual">${box('individual', key, individual.has(key))} Also sell my ${escapeHtml(INDIVIDUAL_OFFERS[key]!)} as individual hourly records — <strong>${escapeHtml(INDIVIDUAL_HEAD)}</strong>:${escapeHtml(INDIVIDUAL_TAIL)}</label>`,
+      )
+      return `<div class="group"><label>${box('groups', g.group, checked.has(g.group))} ${escapeHtml(g.title)}<small>${escapeHtml(g.description)}</small></label>${optIns.join('')}</div>`
+    })
     .join('\n')
 }
+
+/** What buyers get, as PRIVACY.md ("In plain words") puts it. */
+const WHAT_BUYERS_GET = `<ul>
+<li><strong>Everything you tick is sold as cohorts:</strong> ${escapeHtml(COHORT_WORDS)} A daily (or weekly) average is published only when several hundred people or more are in it.</li>
+<li><strong>Your own hourly records only if you tick them, one kind at a time.</strong> They are ${escapeHtml(INDIVIDUAL_HEAD)}: someone who knows your routine may find your records. Instead of your name they carry a code that changes every month, and your records of every type share one code each month, so your steps and your heart rate can be joined. Each covers one whole hour, with values rounded and capped.</li>
+<li>Never sold: your name, email, Google account, devices or apps, and where you were (distance and speed are totals, not places).</li>
+<li>Your Google tokens are stored encrypted and are used only to read the kinds of data you tick below.</li>
+</ul>`
 
 export function onboardingPage(csrfToken: string, api: GoogleDataApi, problem?: string): string {
   const name = API_NAMES[api]
   return layout(
     'Sell your fitness data',
-    `<h1>Sell your ${name} data, anonymised</h1>
-<p>FitStream reads the fitness data you choose from ${name} once an hour and offers it, anonymised, to buyers on the
-Streamr Hub, a data marketplace. You can change what you share or delete everything at any time.</p>
-<h2>How your data is anonymised</h2>
-<ul>
-<li>Your name, email, Google account and devices are never passed on. Buyers see a random code instead of you, and that code changes every month.</li>
-<li>Times are rounded to whole hours and values are rounded, so single readings can't be picked out.</li>
-<li>Where you were is never collected: distance and speed are totals, not places.</li>
-<li>Your Google tokens are stored encrypted and are used only to read the kinds of data you tick below.</li>
-</ul>
+    `<h1>Sell your ${name} data</h1>
+<p>FitStream reads the fitness data you choose from ${name} once an hour and offers it to buyers on the
+Streamr Hub, a data marketplace. You can change what you sell or delete everything at any time.</p>
+<h2>What buyers get</h2>
+${WHAT_BUYERS_GET}
 ${problem === undefined ? '' : `<p class="warning">${escapeHtml(problem)}</p>`}
 <form method="post" action="/connect">
 <fieldset><legend>What may FitStream sell?</legend>
-${groupChoices(new Set(), api)}
+${groupChoices(new Set(), new Set(), api)}
 </fieldset>
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
 <input type="hidden" name="tz" value="">
@@ -77,6 +89,9 @@ export interface AccountView {
 
 export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: AccountView): string {
   const reauth = user.state === 'reauth_required'
+  // Only what they still sell: an opt-in outlives a later narrowing of consent.
+  const individual = user.individualTypes.filter((key) => user.dataTypes.includes(key))
+  const sellsIndividually = individual.length > 0
   const closed = user.state === 'move_required'
   const own = dataApiOfScopes(user.scopes, api)
   const [name, ownName] = [API_NAMES[api], API_NAMES[own]]
@@ -93,7 +108,9 @@ export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: Accoun
             ? 'FitStream is moving to its successor; you will be asked to allow it. Nothing is lost.'
             : `Nothing is lost: save your choices below, allow ${name}, and FitStream catches up from where it stopped.`
         }</p>`
-      : `<p class="notice"><strong>Connected.</strong> Your data is read from ${ownName} every hour, anonymised and offered to buyers.</p>`
+      : `<p class="notice"><strong>Connected.</strong> Your data is read from ${ownName} every hour and offered to buyers as averages over many people${
+          sellsIndividually ? ', and as your own pseudonymised hourly records for the kinds you opted in to' : ''
+        }.</p>`
   const paused = reauth ? 'paused: reconnect needed' : closed ? `paused: move to ${name} needed` : undefined
   const when = (ms: number | undefined) =>
     ms === undefined || Number.isNaN(ms) ? 'not yet' : new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'
@@ -105,7 +122,8 @@ ${status}
 ${move}
 <dl>
 <dt>Status</dt><dd>${paused ?? 'active'}</dd>
-<dt>Selling</dt><dd>${escapeHtml(describeTypes(user.dataTypes))}</dd>
+<dt>Selling</dt><dd>${escapeHtml(describeTypes(user.dataTypes))}, as averages over many people</dd>
+<dt>Your own records</dt><dd>${sellsIndividually ? `${escapeHtml(describeTypes(individual))}, pseudonymised hourly records` : 'none: only averages over many people'}</dd>
 <dt>Data read up to</dt><dd>${when(user.fetchedUntil)}</dd>
 <dt>Last sync</dt><dd>${when(user.lastSyncAt)}</dd>
 <dt>Next sync</dt><dd>${paused === undefined ? when(nextSyncAt) : 'paused'}</dd>
@@ -113,7 +131,8 @@ ${move}
 <h2>Change what you sell</h2>
 <form method="post" action="/account/consent">
 <fieldset><legend>Kinds of data</legend>
-${groupChoices(groupsOf(user.dataTypes), api)}
+<p class="muted">${escapeHtml(COHORT_WORDS)}</p>
+${groupChoices(groupsOf(user.dataTypes), new Set(individual), api)}
 </fieldset>
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
 <p class="muted">Less takes effect from the next read. More asks Google for your permission first.</p>
@@ -123,7 +142,7 @@ ${groupChoices(groupsOf(user.dataTypes), api)}
 <form method="post" action="/account/delete">
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
 <p>This revokes FitStream's access at Google and deletes your tokens, settings and everything waiting to be processed.
-Anonymised records already sold cannot be recalled.</p>
+Pseudonymised records and noisy averages over many people already published cannot be recalled.</p>
 <p><button class="danger" type="submit">Delete my data</button></p>
 </form>`,
   )

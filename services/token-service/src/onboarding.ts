@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { FitStreamError, isClosed, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import type { AccountIds } from './account-ids.js'
-import { grantedDataTypes, missingScopes } from './consent.js'
+import { grantedDataTypes, individualTypesFor, missingScopes } from './consent.js'
 import { authorizationUrl, createPkcePair, exchangeAuthorizationCode, revokeGrant, type Grant, type OAuthFlowConfig } from './google-oauth.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { SessionStore } from './sessions.js'
@@ -39,6 +39,8 @@ export interface Choice {
   /** An existing user consenting again (reconnect, or more data). */
   readonly userId?: string
   readonly timeZone?: string
+  /** Types also sold as individual records (opted in to); undefined leaves an existing user's choice as it is. */
+  readonly individualTypes?: readonly DataTypeKey[]
 }
 
 export type CallbackOutcome =
@@ -101,10 +103,11 @@ export class Onboarding {
     // Someone moving from Fit keeps what the Health API has; the rest cannot be asked for, so it is not "not granted" either.
     const dataTypes = choice.dataTypes.filter((key) => readableIn(key, this.deps.api))
     if (dataTypes.length === 0) return { kind: 'nothing_to_ask' }
+    const individual = choice.individualTypes === undefined ? {} : { individualTypes: individualTypesFor(choice.individualTypes, dataTypes) }
     if (choice.userId !== undefined && (await this.deps.sessions.countReconsent(choice.userId)) > this.deps.reconsentsPerHour) return { kind: 'too_many' }
     const state = randomBytes(24).toString('base64url')
     const pkce = createPkcePair()
-    await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice, dataTypes })
+    await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice, dataTypes, ...individual })
     return {
       kind: 'google',
       location: authorizationUrl(this.deps.oauth, { scopes: scopesFor(dataTypes, this.deps.api), state, codeChallenge: pkce.challenge }),
@@ -128,6 +131,7 @@ export class Onboarding {
     const scopes = grant.accessToken.scopes
     const dataTypes = grantedDataTypes(pending.dataTypes, scopes, this.deps.api)
     const notGranted = pending.dataTypes.filter((t) => !dataTypes.includes(t))
+    const individualTypes = pending.individualTypes === undefined ? undefined : individualTypesFor(pending.individualTypes, dataTypes)
     if (dataTypes.length === 0) {
       await this.discard(grant, account)
       return { kind: 'nothing_granted' }
@@ -144,6 +148,7 @@ export class Onboarding {
         scopes,
         now,
         ...validTimeZone(pending.timeZone),
+        ...(individualTypes === undefined ? {} : { individualTypes }),
       })
       userId = registered.id
       created = registered.created
@@ -161,6 +166,7 @@ export class Onboarding {
       await this.discard(grant, account)
       return { kind: 'user_gone' }
     }
+    if (!created && individualTypes !== undefined) await this.deps.users.updateIndividualTypes(userId, individualTypes, now)
     await this.deps.tokens.keep(userId, grant.accessToken)
     await this.deps.scheduler.schedule(userId)
     await this.deps.scheduler.syncNow(userId, created ? 'onboarding' : 'manual')
@@ -170,12 +176,18 @@ export class Onboarding {
   /**
    * Less (or the same) applies at once, from the next fetch; more needs Google's consent first, and
    * so does any change by a person whose grant is for the other API (it moves them to this one).
+   * The choice of individual records (when given) needs no Google scope, so it applies at once
+   * either way: an opt-out must not wait for a consent screen the person may leave.
    */
-  async changeConsent(userId: string, dataTypes: readonly DataTypeKey[]): Promise<ConsentChange> {
+  async changeConsent(userId: string, dataTypes: readonly DataTypeKey[], individualTypes?: readonly DataTypeKey[]): Promise<ConsentChange> {
     const unavailable = dataTypes.filter((key) => !readableIn(key, this.deps.api))
     if (unavailable.length > 0) return { kind: 'unavailable', dataTypes: unavailable }
     const user = await this.deps.users.get(userId)
     if (user === undefined) return { kind: 'not_found' }
+    if (individualTypes !== undefined) {
+      // Individual records go out only for types also sold, so this write and the consent's may land in either order.
+      if (!(await this.deps.users.updateIndividualTypes(userId, individualTypesFor(individualTypes, dataTypes), this.now()))) return { kind: 'not_found' }
+    }
     const missing = missingScopes(dataTypes, user.scopes, this.deps.api)
     if (missing.length > 0) return { kind: 'needs_google_consent', missingScopes: missing }
     if (!(await this.deps.users.updateConsent(userId, dataTypes, this.now()))) return { kind: 'not_found' }

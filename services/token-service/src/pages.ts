@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { dataApiOfScopes } from '@fitstream/shared'
-import { CONSENT_GROUP_NAMES, dataTypesForGroups } from './consent.js'
+import { dataApiOfScopes, type DataTypeKey } from '@fitstream/shared'
+import { CONSENT_GROUP_NAMES, INDIVIDUAL_TYPE_NAMES, dataTypesForGroups } from './consent.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
 import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage, reconnectPage } from './html.js'
 import type { CallbackOutcome, Choice, Onboarding } from './onboarding.js'
@@ -34,6 +34,13 @@ const groupsField = {
     { type: 'array', maxItems: CONSENT_GROUP_NAMES.length, items: { type: 'string', enum: CONSENT_GROUP_NAMES } },
   ],
 } as const
+/** The types a person also sells as individual records (opt-in boxes, off by default). */
+const individualField = {
+  anyOf: [
+    { type: 'string', enum: INDIVIDUAL_TYPE_NAMES },
+    { type: 'array', maxItems: INDIVIDUAL_TYPE_NAMES.length, items: { type: 'string', enum: INDIVIDUAL_TYPE_NAMES } },
+  ],
+} as const
 const csrfField = { type: 'string', maxLength: 128 } as const
 const linkFields = {
   u: { type: 'string', maxLength: 64 },
@@ -46,7 +53,7 @@ const consentForm = {
   type: 'object',
   required: ['csrf'],
   additionalProperties: false,
-  properties: { groups: groupsField, csrf: csrfField, tz: { type: 'string', maxLength: 64 } },
+  properties: { groups: groupsField, individual: individualField, csrf: csrfField, tz: { type: 'string', maxLength: 64 } },
 } as const
 
 /** What the account page says after an action, by the `notice` in its URL; the name is the API the person is read from. */
@@ -166,7 +173,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     return html(reply, 200, onboardingPage(deps.sessions.formToken(request, reply), deps.onboarding.api))
   })
 
-  app.post<{ Body: { groups?: string | string[]; csrf: string; tz?: string } }>(
+  app.post<{ Body: { groups?: string | string[]; individual?: string | string[]; csrf: string; tz?: string } }>(
     '/connect',
     {
       bodyLimit: FORM_LIMIT,
@@ -182,7 +189,8 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       }
       // Someone starts connecting: only now does the browser get a session (short-lived until signed in).
       const session = await deps.sessions.ensure(request, reply)
-      return toConsent(reply, session.id, { dataTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) })
+      const individualTypes = chosenIndividualTypes(request.body.individual)
+      return toConsent(reply, session.id, { dataTypes, individualTypes, ...(request.body.tz ? { timeZone: request.body.tz } : {}) })
     },
   )
 
@@ -295,7 +303,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     },
   )
 
-  app.post<{ Body: { groups?: string | string[]; csrf: string } }>(
+  app.post<{ Body: { groups?: string | string[]; individual?: string | string[]; csrf: string } }>(
     '/account/consent',
     { bodyLimit: FORM_LIMIT, attachValidation: true, schema: { tags: ['pages'], summary: 'Change what the signed-in user sells', body: consentForm } },
     async (request, reply) => {
@@ -312,12 +320,13 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
           accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), api: deps.onboarding.api, notice }),
         )
       }
-      const change = await deps.onboarding.changeConsent(user.id, dataTypes)
-      if (change.kind === 'needs_google_consent') return toConsent(reply, session.id, { dataTypes, userId: user.id })
+      const individualTypes = chosenIndividualTypes(request.body.individual)
+      const change = await deps.onboarding.changeConsent(user.id, dataTypes, individualTypes)
+      if (change.kind === 'needs_google_consent') return toConsent(reply, session.id, { dataTypes, userId: user.id, individualTypes })
       if (change.kind === 'not_found') return notSignedIn(reply)
       // dataTypesForGroups keeps to what the API has; this only completes the outcomes.
       if (change.kind === 'unavailable') return badForm(reply)
-      request.log.info({ userId: user.id, dataTypes }, 'consent changed')
+      request.log.info({ userId: user.id, dataTypes, individualTypes }, 'consent changed')
       return seeOther(reply, '/account?notice=consent')
     },
   )
@@ -404,6 +413,11 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
 
 function asArray(value: string | string[] | undefined): string[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value]
+}
+
+/** The form's opt-ins (the schema allows only offered types); an unticked box sends nothing, so none means none. */
+function chosenIndividualTypes(value: string | string[] | undefined): DataTypeKey[] {
+  return asArray(value) as DataTypeKey[]
 }
 
 function sameToken(presented: string | undefined, expected: string): boolean {

@@ -18,6 +18,8 @@ export interface PendingAuthorization {
   /** Set when an existing user re-consents (reconnect, or consent to more data). */
   readonly userId?: string
   readonly timeZone?: string
+  /** Types chosen as individual records too; absent: an existing user's choice is left as it is. */
+  readonly individualTypes?: readonly DataTypeKey[]
 }
 
 const SESSION_TTL_S = 30 * 86_400

@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
 import { google as googleapis } from 'googleapis'
 import { FakeGoogle } from '@fitstream/fake-google'
 import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
+import { COHORT_WINDOWS, CONSENT_GROUPS, INDIVIDUAL_OFFERS, consentGroups } from '../src/consent.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { ADMIN, WebClient as Browser, testEnv, waitFor } from './support.js'
@@ -50,8 +53,14 @@ async function followLink(link: string, svc = service, browser = new Browser()) 
   return { browser, pressed }
 }
 
-function form(browser: { csrf: string }, groups: string[], extra: Record<string, string> = {}): string {
-  const fields: [string, string][] = [...groups.map((g): [string, string] => ['groups', g]), ['csrf', browser.csrf], ...Object.entries(extra)]
+/** A consent form as a browser sends it: a field per ticked box (`individual`: the individual-record opt-ins). */
+function form(browser: { csrf: string }, groups: string[], extra: Record<string, string> = {}, individual: string[] = []): string {
+  const fields: [string, string][] = [
+    ...groups.map((g): [string, string] => ['groups', g]),
+    ...individual.map((t): [string, string] => ['individual', t]),
+    ['csrf', browser.csrf],
+    ...Object.entries(extra),
+  ]
   return new URLSearchParams(fields).toString()
 }
 
@@ -59,8 +68,8 @@ async function post(browser: Browser, url: string, body: string, svc = service) 
   return browser.post(svc, url, body)
 }
 
-async function startConnect(browser: Browser, groups: string[], svc = service): Promise<URL> {
-  const response = await post(browser, '/connect', form(browser, groups, { tz: 'Europe/Helsinki' }), svc)
+async function startConnect(browser: Browser, groups: string[], svc = service, individual: string[] = []): Promise<URL> {
+  const response = await post(browser, '/connect', form(browser, groups, { tz: 'Europe/Helsinki' }, individual), svc)
   expect(response.statusCode).toBe(303)
   return new URL(response.headers.location as string)
 }
@@ -80,9 +89,9 @@ async function callback(browser: Browser | undefined, url: URL, svc = service) {
   return (browser ?? new Browser()).get(svc, `${url.pathname}${url.search}`)
 }
 
-async function connectedUser(groups: string[], account?: string, svc = service): Promise<{ browser: Browser; id: string }> {
+async function connectedUser(groups: string[], account?: string, svc = service, individual: string[] = []): Promise<{ browser: Browser; id: string }> {
   const browser = await openOnboarding(svc)
-  const back = await callback(browser, await consent(await startConnect(browser, groups, svc), account === undefined ? {} : { account }), svc)
+  const back = await callback(browser, await consent(await startConnect(browser, groups, svc, individual), account === undefined ? {} : { account }), svc)
   expect(back.statusCode).toBe(303)
   const me = await browser.get(svc, '/account')
   expect(me.statusCode).toBe(200)
@@ -300,8 +309,10 @@ describe('a deployment moved to the Google Health API', () => {
     expect(page.body).toContain('value="heart_rate"')
     expect(page.body).toContain('value="sleep"')
     expect(page.body).not.toContain('value="blood_pressure"')
-    expect(page.body).toContain('weight, height and body fat<')
-    expect(page.body).toContain('heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training)<')
+    expect(page.body).toContain('weight and body fat (weekly) and height (monthly), as averages over many people<')
+    expect(page.body).toContain(
+      'heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training), as daily averages over many people<',
+    )
     expect(page.body).toContain('value="oxygen_saturation"')
     const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep', 'blood_pressure'], health)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
@@ -573,6 +584,111 @@ describe('erasure', () => {
     const client = new googleapis.auth.OAuth2({ clientId: google.clientId, clientSecret: google.clientSecret, endpoints: { oauth2TokenUrl: google.tokenUrl } })
     client.setCredentials({ refresh_token: user.refreshToken })
     await expect(client.refreshAccessToken()).rejects.toMatchObject({ response: { data: { error: 'invalid_grant' } } })
+  })
+})
+
+describe('what the pages promise (issue 26: safer defaults, honest words)', () => {
+  const policy = parseYaml(readFileSync(new URL('../../anonymizer/policies/default.yaml', import.meta.url), 'utf8')) as {
+    types: Record<
+      string,
+      { release: string; individual?: { consent?: string; granularity: string; fields: Record<string, unknown> }; cohort?: { window: string } }
+    >
+  }
+  const checked = (body: string, name: string) =>
+    [...body.matchAll(new RegExp(`<input type="checkbox" name="${name}" value="([a-z_]+)"( checked)?>`, 'g'))].map(([, value, on]) => [value, on !== undefined])
+  const words = (body: string) => body.replace(/<[^>]+>/g, '')
+  const storedIndividual = async (id: string) => ((await redis.hget(userKey(prefix, id), USER_FIELDS.individualTypes)) ?? '').split(',').filter((t) => t !== '')
+
+  it('offers individual records for exactly the default policy’s opt-in types, and names every group’s cohort windows, never hours', () => {
+    const optIn = Object.entries(policy.types).filter(([, t]) => t.individual !== undefined && (t.individual.consent ?? 'opt-in') === 'opt-in')
+    expect(Object.keys(INDIVIDUAL_OFFERS).sort()).toEqual(optIn.map(([key]) => key).sort())
+    for (const [, t] of optIn) expect(t.individual!.granularity).toBe('hour')
+    expect(Object.keys(policy.types.heart_rate!.individual!.fields)).toEqual(['avg'])
+    expect(INDIVIDUAL_OFFERS.heart_rate).toContain('average heart rate per hour')
+    const windows = Object.fromEntries(Object.entries(policy.types).flatMap(([key, t]) => (t.cohort === undefined ? [] : [[key, t.cohort.window]])))
+    expect(COHORT_WINDOWS).toEqual(windows)
+    const named = { day: 'daily', week: 'weekly', month: 'monthly' } as const
+    for (const group of [...CONSENT_GROUPS, ...consentGroups('health')]) {
+      expect(group.description).toContain('averages over many people')
+      expect(group.description).not.toMatch(/hour/i)
+      const theirs = new Set(group.dataTypes.map((key) => COHORT_WINDOWS[key]!))
+      for (const [window, word] of Object.entries(named))
+        expect([group.group, group.description.includes(word)]).toEqual([group.group, theirs.has(window as 'day')])
+    }
+  })
+
+  it('shows every individual-record box off, in the words of PRIVACY.md, and never says anonymised or a random code', async () => {
+    const page = await service.server.inject({ method: 'GET', url: '/' })
+    const boxes = checked(page.body, 'individual')
+    expect(boxes.map(([key]) => key).sort()).toEqual(Object.keys(INDIVIDUAL_OFFERS).sort())
+    expect(boxes.every(([, on]) => on === false)).toBe(true)
+    expect(checked(page.body, 'groups').every(([, on]) => on === false)).toBe(true)
+    const text = words(page.body)
+    expect(text).toContain(
+      'Also sell my steps as individual hourly records — pseudonymised, not anonymous: someone who knows your routine may find your records. Your records of every type share one code each month.',
+    )
+    expect(text).toContain('Averages over many people, with random noise added; never your own records.')
+    expect(text).toContain('a code that changes every month')
+    expect(text).toContain('average heart rate per hour, never the highest or lowest')
+    expect(text).not.toMatch(/anonymised|anonymized|random code|highest, lowest|per hour;/i)
+    // Only the individual opt-ins speak of hours; a group sold only as cohorts is daily, weekly or monthly.
+    for (const line of text.split('\n').filter((l) => /hour/.test(l))) expect(line).toMatch(/Also sell my|once an hour|whole hour|hourly records/)
+  })
+
+  it('connects with no individual records unless a box is ticked, and with a ticked box stores just that type', async () => {
+    const plain = await connectedUser(['activity', 'heart_rate'])
+    expect(await storedIndividual(plain.id)).toEqual([])
+
+    const steps = await connectedUser(['activity', 'heart_rate'], undefined, service, ['steps'])
+    expect(await storedIndividual(steps.id)).toEqual(['steps'])
+    expect(await redis.hget(userKey(prefix, steps.id), USER_FIELDS.individualTypes)).toBe('steps')
+    const me = await steps.browser.get(service, '/account')
+    expect(checked(me.body, 'individual').filter(([, on]) => on)).toEqual([['steps', true]])
+    expect(words(me.body)).toContain('steps taken, pseudonymised hourly records')
+    expect(words(me.body)).not.toMatch(/anonymised/i)
+
+    // A box for data not sold at all is dropped: heart rate's records need the heart-rate group.
+    const lone = await connectedUser(['activity'], undefined, service, ['heart_rate', 'calories'])
+    expect(await storedIndividual(lone.id)).toEqual(['calories'])
+  })
+
+  it('stores the account page’s choice, and an unticked box stops individual records, without Google', async () => {
+    const { browser, id } = await connectedUser(['activity'])
+    const before = await browser.get(service, '/account')
+    expect(checked(before.body, 'individual')).toEqual(['steps', 'calories', 'active_minutes', 'heart_minutes', 'heart_rate'].map((k) => [k, false]))
+    expect(words(before.body)).toContain('none: only averages over many people')
+
+    const ticked = await post(browser, '/account/consent', form(browser, ['activity'], {}, ['steps']))
+    expect(ticked).toMatchObject({ statusCode: 303, headers: { location: '/account?notice=consent' } })
+    expect(await storedIndividual(id)).toEqual(['steps'])
+    expect((await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: { cookie: browser.cookie } })).json().individualTypes).toEqual(['steps'])
+
+    expect((await post(browser, '/account/consent', form(browser, ['activity']))).statusCode).toBe(303)
+    expect(await storedIndividual(id)).toEqual([])
+    // A type the policy sells only as cohorts cannot be ticked.
+    expect((await post(browser, '/account/consent', form(browser, ['activity', 'body'], {}, ['weight']))).statusCode).toBe(403)
+    expect(await storedIndividual(id)).toEqual([])
+  })
+
+  it('applies the choice at once when more data sends the person to Google first (an opt-out needs no consent screen), and keeps it after', async () => {
+    const account = `dana-${Date.now()}`
+    const { browser, id } = await connectedUser(['activity'], account, service, ['steps', 'calories'])
+    const more = await post(browser, '/account/consent', form(browser, ['activity', 'heart_rate'], {}, ['steps', 'heart_rate']))
+    expect(more.statusCode).toBe(303)
+    expect(await storedIndividual(id)).toEqual(['steps', 'heart_rate'])
+    expect(await callback(browser, await consent(new URL(more.headers.location as string), { account }))).toMatchObject({ statusCode: 303 })
+    expect(await storedIndividual(id)).toEqual(['steps', 'heart_rate'])
+    expect(await redis.hget(userKey(prefix, id), USER_FIELDS.dataTypes)).toContain('heart_rate')
+  })
+
+  it('calls published records pseudonymised and cohort rows noisy averages on the deletion receipt', async () => {
+    const { browser } = await connectedUser(['activity'], undefined, service, ['steps'])
+    const page = await post(browser, '/account/delete', new URLSearchParams({ csrf: browser.csrf }).toString())
+    expect(page.statusCode).toBe(200)
+    const text = words(page.body)
+    expect(text).toContain('Pseudonymised records already published')
+    expect(text).toContain('noisy averages over many people')
+    expect(text).not.toMatch(/anonymised|random code/i)
   })
 })
 

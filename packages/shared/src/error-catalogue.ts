@@ -53,6 +53,20 @@ export const ERROR_CATALOGUE = {
     meaning:
       'The refresh token given to register a person is for the Google Fitness API, which Google has closed: connect the person through the Google Health API instead. Nothing is stored.',
   },
+  FST_ERR_CHAIN_REVERTED: {
+    raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
+    http: [],
+    retry: 'not retried',
+    meaning:
+      'The chain ran a Data Union transaction and the contract refused it (the revert reason is in the message): retrying cannot change that; a membership batch goes to `membership-dlq`.',
+  },
+  FST_ERR_CHAIN_UNAVAILABLE: {
+    raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
+    http: [],
+    retry: 'retried',
+    meaning:
+      'The chain did not answer in time or refused the connection: a membership batch stays queued and is retried with backoff, and whoever it names is neither lost nor added twice (each retry reads who is a member first).',
+  },
   FST_ERR_CONFIG: {
     raisedBy: 'every service',
     http: [],
@@ -156,6 +170,12 @@ export const ERROR_CATALOGUE = {
     retry: 'not retried',
     meaning: 'The job asks for a data type that the Google API the user is read from does not have.',
   },
+  FST_ERR_INVALID_ADDRESS: {
+    raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
+    http: [],
+    retry: 'not retried',
+    meaning: 'An Ethereum address given (a member, a withdrawal recipient, a Data Union) is malformed or its mixed-case checksum is wrong: nothing is sent.',
+  },
   FST_ERR_INVALID_PAYLOAD: {
     raisedBy: 'every stage',
     http: [],
@@ -182,6 +202,18 @@ export const ERROR_CATALOGUE = {
     retry: 'not retried',
     meaning:
       "A privacy policy's noise parameter is outside what the anonymizer's exact sampler can draw: a policy that slipped past validation; fix the policy.",
+  },
+  FST_ERR_NOTHING_TO_WITHDRAW: {
+    raisedBy: 'publisher (Data Union withdrawals)',
+    http: [],
+    retry: 'not retried',
+    meaning: 'A withdrawal of nothing: the member has no withdrawable earnings yet, so no transaction is sent.',
+  },
+  FST_ERR_NOT_A_DATA_UNION: {
+    raisedBy: 'publisher (`fitstream du`, membership stage)',
+    http: [],
+    retry: 'not retried',
+    meaning: 'The address given as the Data Union holds no contract on this chain, or one that does not answer as a Data Union does: check DATA_UNION_ADDRESS.',
   },
   FST_ERR_PUBLISH_JOURNAL: {
     raisedBy: 'publisher',

@@ -7,3 +7,10 @@ export { freePort } from './free-port.js'
 export { anvilBinaryPath } from './anvil.js'
 export { deployHub, buyOnLocalHub, type LocalHub, type DeployHubOptions, type BuyOptions } from './hub.js'
 export { loadHubArtifacts, HUB_CONTRACTS_PACKAGE, type ContractArtifact, type HubContractName } from './hub-artifacts.js'
+export {
+  deployDataUnionContracts,
+  loadDataUnionArtifacts,
+  type DataUnionContractName,
+  type DeployDataUnionOptions,
+  type LocalDataUnionContracts,
+} from './data-union.js'

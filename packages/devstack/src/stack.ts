@@ -192,7 +192,9 @@ export class Stack {
         INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
       },
       anonymizer: { PSEUDONYM_KEY: s.PSEUDONYM_KEY, ANONYMIZER_POLICY_FILE: OPTED_IN_POLICY_FILE },
-      publisher: this.publisherStreamrEnv(),
+      // Each job published as it comes (fitstream.records/1), as the tests reading that format expect;
+      // a test of the shared release slots sets a short PUBLISH_SLOT_MS in serviceEnv.publisher.
+      publisher: { ...this.publisherStreamrEnv(), PUBLISH_SLOT_MS: '0' },
     }
     return { ...common, ...own[name], ...this.options.serviceEnv?.[name], ...extra }
   }

@@ -115,6 +115,15 @@ const schema = z.object({
     .default(24),
   /** How long a publish job's lock lasts; after a crash its retry starts once the lock has expired. */
   PUBLISH_LOCK_MS: envVar.positiveInt().min(1_000).default(120_000),
+  /**
+   * Release slots (default hourly, 3600000): records are held in Redis and published together every
+   * PUBLISH_SLOT_MS, shuffled across people, under the slot's time, so that no publish time, order
+   * or message chain follows one person's syncs. 0 publishes each job as it comes, one message per
+   * pseudonym (fitstream.records/1), which links a person's pseudonyms across months: tests only.
+   */
+  PUBLISH_SLOT_MS: envVar.nonNegativeInt().default(3_600_000),
+  /** Where in the period the slots fall (default 0: on the hour); less than PUBLISH_SLOT_MS. */
+  PUBLISH_SLOT_OFFSET_MS: envVar.nonNegativeInt().default(0),
   /** Largest message published (bytes); records are split across messages to stay under it. */
   MAX_MESSAGE_BYTES: envVar
     .positiveInt()
@@ -134,6 +143,9 @@ export function loadConfig(env: Env): Readonly<PublisherConfig> {
     throw new ConfigError(
       'Invalid configuration: STREAMR_WEBSOCKET_SERVER=false runs no WebSocket server, so STREAMR_WEBSOCKET_PORT, STREAMR_WEBSOCKET_HOST and STREAMR_TLS_CERT_FILE must be left unset',
     )
+  }
+  if (config.PUBLISH_SLOT_MS > 0 && config.PUBLISH_SLOT_OFFSET_MS >= config.PUBLISH_SLOT_MS) {
+    throw new ConfigError('Invalid configuration: PUBLISH_SLOT_OFFSET_MS must be less than PUBLISH_SLOT_MS')
   }
   if (websocketTls(config) && config.STREAMR_WEBSOCKET_HOST !== undefined && config.STREAMR_TLS_CERT_FILE === undefined) {
     // AutoCertifier's certificate names a host it assigns; a node advertising another host would

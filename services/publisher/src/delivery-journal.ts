@@ -219,6 +219,21 @@ export class DeliveryJournal {
   }
 
   /**
+   * Marks a job done without a lease: a job whose records were handed on whole (held for a release
+   * slot) rather than published here. Remembered as a completed job is, 7 to 8 days.
+   */
+  async markDone(jobId: string): Promise<void> {
+    const marker = doneMarker(jobId)
+    const today = Math.floor(this.clock() / DAY_MS)
+    const key = this.doneKey(today, marker.shard)
+    await this.redis
+      .multi()
+      .sadd(key, marker.member)
+      .expireat(key, ((today + 1) * DAY_MS) / 1000 + JOURNAL_TTL_SECONDS)
+      .exec()
+  }
+
+  /**
    * Notes that a message went out; written right after its publish resolved. Throws LeaseLostError
    * when another process holds the job's lease now.
    */

@@ -5,6 +5,11 @@ import type { ServiceMetrics } from '@fitstream/shared'
 export interface PublisherMetrics {
   readonly publishDuration: Histogram<'kind'>
   readonly messagesPublished: Counter<'kind'>
+  /** Records and cohorts held for a release slot. */
+  readonly recordsHeld: Counter
+  /** Release slots published, and how late each went out after its time. */
+  readonly slotsReleased: Counter
+  readonly slotReleaseLag: Histogram
 }
 
 export function createPublisherMetrics(metrics: ServiceMetrics): PublisherMetrics {
@@ -21,6 +26,22 @@ export function createPublisherMetrics(metrics: ServiceMetrics): PublisherMetric
       name: 'fitstream_streamr_messages_published_total',
       help: 'Messages published to Streamr, by kind',
       labelNames: ['kind'],
+      registers,
+    }),
+    recordsHeld: new Counter({
+      name: 'fitstream_publisher_held_total',
+      help: 'Records and cohorts held in Redis for their release slot',
+      registers,
+    }),
+    slotsReleased: new Counter({
+      name: 'fitstream_publisher_slots_released_total',
+      help: 'Release slots whose held records were all published',
+      registers,
+    }),
+    slotReleaseLag: new Histogram({
+      name: 'fitstream_publisher_slot_release_lag_seconds',
+      help: "Time from a release slot's time to the end of its publishing",
+      buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
       registers,
     }),
   }

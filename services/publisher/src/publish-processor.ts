@@ -3,6 +3,7 @@ import { UpstreamError, type JobContext, type StageData } from '@fitstream/share
 import { LeaseLostError, type DeliveryJournal, type JobJournal } from './delivery-journal.js'
 import type { PublisherMetrics } from './metrics.js'
 import { deliveryKeys, outgoingMessages, type OutgoingMessage } from './messages.js'
+import type { SlotStore } from './slot-store.js'
 import { cohortStreamIdFor, streamIdFor, type StreamNaming } from './streams.js'
 
 export interface PublishResult {
@@ -16,6 +17,16 @@ export interface PublishResult {
    * DeliveryJournal): subscribers' nodes drop those that had reached them.
    */
   readonly republished: number
+  /** With release slots: the slot the records are held for (ms since epoch). */
+  readonly heldFor?: number
+}
+
+/** Release slots: where a job's records wait, and how their streams are checked first. */
+export interface SlotHolding {
+  readonly store: SlotStore
+  /** Whether the publisher key may publish to the stream (read from the chain, cached by the SDK). */
+  readonly canPublish?: (streamId: string) => Promise<boolean>
+  readonly now: () => number
 }
 
 export interface PublishProcessorDeps {
@@ -32,6 +43,8 @@ export interface PublishProcessorDeps {
    * process should restart before it could take that chain over in turn.
    */
   readonly onLeaseLost?: (error: LeaseLostError) => void
+  /** Hold records for shared release slots instead of publishing each job as it comes. */
+  readonly slots?: SlotHolding
 }
 
 /** Streamr errors that no retry can fix: the job is dead-lettered with the reason. */
@@ -46,26 +59,38 @@ const PERMANENT_CODES = new Set([
   'UNSUPPORTED_OPERATION',
 ])
 
+/** What the delivery loop needs of a job: its id and attempt (BullMQ's, or a release slot's). */
+export type DeliveryContext = Pick<JobContext, 'jobId' | 'attempt' | 'maxAttempts' | 'logger'>
+
+/** Under which identity message `index` goes out: its chain and timestamp (the SDK numbers the rest). */
+type Identity = (index: number) => { readonly msgChainId: string; readonly timestamp: number }
+
+export interface Delivery {
+  readonly messages: number
+  readonly alreadyPublished: number
+  readonly republished: number
+  /** `done`: an earlier run had published everything. */
+  readonly state: 'open' | 'done'
+}
+
 /**
- * Publishes a job's records to their data type's stream (the pseudonym as partition key) and its
- * cohorts to the type's cohort stream, each message exactly once across retries and crashes: see
- * DeliveryJournal for how.
+ * Publishes a list of messages exactly once across retries and crashes, with the DeliveryJournal
+ * under `context.jobId`: what a job publishes at once, and what a release slot publishes.
  */
-export function createPublishProcessor(deps: PublishProcessorDeps) {
+export function createDeliverer(deps: PublishProcessorDeps) {
   // Per job: the messages this process saw published, and whether it took the lease over from
   // another process (until the job ends, so that a retry here finishes the replay). The SDK advances
   // a chain as soon as it builds a message, so a same-process retry of a message whose note failed
   // to reach Redis would go out under a new identity; this remembers it instead.
   const publishedHere = new Map<string, { readonly sent: Set<number>; readonly takenOver: boolean }>()
 
-  return async (data: StageData<'publish'>, context: JobContext): Promise<PublishResult> => {
-    const counts = { records: data.records.length, cohorts: data.cohorts.length }
+  return async (
+    context: DeliveryContext,
+    build: (journal: JobJournal) => { readonly messages: readonly OutgoingMessage[]; readonly identity: Identity },
+  ): Promise<Delivery> => {
     const journal = await deps.journal.open(context.jobId, deps.maxMessageBytes)
-    if (journal.state === 'done') {
-      context.logger.info({ syncId: data.syncId }, 'job already published by an earlier run: nothing to do')
-      return { messages: 0, ...counts, alreadyPublished: 0, republished: 0 }
-    }
-    const messages = outgoingMessages(data, journal.maxMessageBytes)
+    if (journal.state === 'done') return { messages: 0, alreadyPublished: 0, republished: 0, state: 'done' }
+    const { messages, identity } = build(journal)
     // A lease this process took over from another (one that died or stalled): what that process
     // noted may not have left it.
     const progress = publishedHere.get(context.jobId) ?? { sent: new Set<number>(), takenOver: journal.takenOver }
@@ -86,7 +111,7 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
           alreadyPublished++
           continue
         }
-        await publishOne(deps, journal, message, index)
+        await publishOne(deps, message, identity(index))
         here.add(index)
         if (noted) republished++
         else await deps.journal.notePublished(journal, keys)
@@ -111,21 +136,71 @@ export function createPublishProcessor(deps: PublishProcessorDeps) {
       throw failure
     }
     publishedHere.delete(context.jobId)
-    context.logger.info({ syncId: data.syncId, messages: messages.length, ...counts, alreadyPublished, republished }, 'records published')
-    return { messages: messages.length, ...counts, alreadyPublished, republished }
+    return { messages: messages.length, alreadyPublished, republished, state: 'open' }
   }
 }
 
-async function publishOne(deps: PublishProcessorDeps, journal: JobJournal, message: OutgoingMessage, index: number): Promise<void> {
+/**
+ * Publishes a job's records to their data type's stream (the pseudonym as partition key) and its
+ * cohorts to the type's cohort stream, each message exactly once across retries and crashes: see
+ * DeliveryJournal for how. With release slots (`deps.slots`), it only checks that the streams can
+ * be published to and holds the records for their slot (see createSlotReleaser).
+ */
+export function createPublishProcessor(deps: PublishProcessorDeps) {
+  const deliver = createDeliverer(deps)
+  return async (data: StageData<'publish'>, context: JobContext): Promise<PublishResult> => {
+    const counts = { records: data.records.length, cohorts: data.cohorts.length }
+    if (deps.slots !== undefined) return holdForSlot(deps, deps.slots, data, context)
+    const delivery = await deliver(context, (journal) => ({
+      messages: outgoingMessages(data, journal.maxMessageBytes),
+      identity: (index) => ({ msgChainId: journal.chain, timestamp: journal.baseTimestamp + index }),
+    }))
+    if (delivery.state === 'done') {
+      context.logger.info({ syncId: data.syncId }, 'job already published by an earlier run: nothing to do')
+      return { messages: 0, ...counts, alreadyPublished: 0, republished: 0 }
+    }
+    const { messages, alreadyPublished, republished } = delivery
+    context.logger.info({ syncId: data.syncId, messages, ...counts, alreadyPublished, republished }, 'records published')
+    return { messages, ...counts, alreadyPublished, republished }
+  }
+}
+
+/**
+ * Holds a job's records in Redis until their release slot. The job's streams are checked first, so
+ * that a missing stream or permission dead-letters the job that needs it, with the reason.
+ */
+async function holdForSlot(deps: PublishProcessorDeps, slots: SlotHolding, data: StageData<'publish'>, context: JobContext): Promise<PublishResult> {
+  const counts = { records: data.records.length, cohorts: data.cohorts.length }
+  if (await deps.journal.isDone(context.jobId)) {
+    context.logger.info({ syncId: data.syncId }, 'job already held by an earlier run: nothing to do')
+    return { messages: 0, ...counts, alreadyPublished: 0, republished: 0 }
+  }
+  const streams = new Set([...data.records.map((r) => streamIdFor(deps.naming, r.type)), ...data.cohorts.map((c) => cohortStreamIdFor(deps.naming, c.type))])
+  for (const streamId of streams) {
+    try {
+      await deps.joined?.(streamId)
+      if (slots.canPublish !== undefined && !(await slots.canPublish(streamId))) {
+        throw Object.assign(new Error(`no PUBLISH permission on ${streamId}`), { code: 'MISSING_PERMISSION' })
+      }
+    } catch (error) {
+      throw toPublishError(error, streamId)
+    }
+  }
+  const slot = await slots.store.hold(data, slots.now())
+  // A crash between the two lines holds the records again on the retry: if their slot was released
+  // meanwhile, they go out twice, under the same record ids and revisions, which buyers drop.
+  await deps.journal.markDone(context.jobId)
+  deps.metrics?.recordsHeld.inc(counts.records + counts.cohorts)
+  context.logger.info({ syncId: data.syncId, ...counts, slot: new Date(slot).toISOString() }, 'records held for their release slot')
+  return { messages: 0, ...counts, alreadyPublished: 0, republished: 0, heldFor: slot }
+}
+
+async function publishOne(deps: PublishProcessorDeps, message: OutgoingMessage, identity: { msgChainId: string; timestamp: number }): Promise<void> {
   const streamId = message.kind === 'records' ? streamIdFor(deps.naming, message.content.type) : cohortStreamIdFor(deps.naming, message.content.type)
   try {
     await deps.joined?.(streamId)
     const stop = deps.metrics?.publishDuration.startTimer({ kind: message.kind })
-    await deps.client.publish(streamId, message.content, {
-      partitionKey: message.partitionKey,
-      msgChainId: journal.chain,
-      timestamp: journal.baseTimestamp + index,
-    })
+    await deps.client.publish(streamId, message.content, { partitionKey: message.partitionKey, ...identity })
     stop?.()
     deps.metrics?.messagesPublished.inc({ kind: message.kind })
   } catch (error) {

@@ -2,8 +2,10 @@ import { createPublisherMetrics } from './metrics.js'
 import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { PublisherConfig } from './config.js'
 import { DeliveryJournal } from './delivery-journal.js'
-import { createPublishProcessor } from './publish-processor.js'
+import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } from './publish-processor.js'
 import { startRekeying } from './rekey.js'
+import { SlotReleaser } from './slot-releaser.js'
+import { SlotStore } from './slot-store.js'
 import { createStreamJoiner, createStreamrClient } from './streamr-client.js'
 
 export interface PublisherOptions {
@@ -21,35 +23,60 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
   const journal = new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX)
   logger.info({ instance: journal.instance }, 'publishing as this instance (the name of its job leases and message chains in Redis)')
   let restarting = false
+  const publisherId = await client.getUserId()
+  const metrics = createPublisherMetrics(runtime.metrics)
+  const slotStore =
+    config.PUBLISH_SLOT_MS > 0
+      ? new SlotStore(runtime.redis, config.QUEUE_PREFIX, { slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS })
+      : undefined
+  const deps: PublishProcessorDeps = {
+    client: {
+      publish: (definition, content, metadata) => {
+        // The processor always names streams by id.
+        if (typeof definition === 'string') rekeying.published(definition)
+        return client.publish(definition, content, metadata)
+      },
+    },
+    joined: createStreamJoiner(client, config.STREAMR_JOIN_TIMEOUT_MS),
+    naming: { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX },
+    journal,
+    maxMessageBytes: config.MAX_MESSAGE_BYTES,
+    metrics,
+    onLeaseLost: (error) => {
+      if (restarting) return
+      restarting = true
+      logger.error(
+        { jobId: error.jobId, chain: error.chain, instance: journal.instance },
+        'another publisher took over a job this one was still publishing (this process stalled past PUBLISH_LOCK_MS): restarting, so that this process never links a message to a stale one on that chain',
+      )
+      options.restart?.()
+    },
+    ...(slotStore === undefined
+      ? {}
+      : { slots: { store: slotStore, canPublish: (streamId: string) => client.isStreamPublisher(streamId, publisherId), now: () => Date.now() } }),
+  }
   runtime.addWorker({
     stage: 'publish',
     concurrency: config.PUBLISH_CONCURRENCY,
     // Publishing can wait on the chain and the network for a while; don't let the job look stalled.
     lockDurationMs: config.PUBLISH_LOCK_MS,
-    process: createPublishProcessor({
-      client: {
-        publish: (definition, content, metadata) => {
-          // The processor always names streams by id.
-          if (typeof definition === 'string') rekeying.published(definition)
-          return client.publish(definition, content, metadata)
-        },
-      },
-      joined: createStreamJoiner(client, config.STREAMR_JOIN_TIMEOUT_MS),
-      naming: { owner, pathPrefix: config.STREAMR_STREAM_PATH_PREFIX },
-      journal,
-      maxMessageBytes: config.MAX_MESSAGE_BYTES,
-      metrics: createPublisherMetrics(runtime.metrics),
-      onLeaseLost: (error) => {
-        if (restarting) return
-        restarting = true
-        logger.error(
-          { jobId: error.jobId, chain: error.chain, instance: journal.instance },
-          'another publisher took over a job this one was still publishing (this process stalled past PUBLISH_LOCK_MS): restarting, so that this process never links a message to a stale one on that chain',
-        )
-        options.restart?.()
-      },
-    }),
+    process: createPublishProcessor(deps),
   })
+  if (slotStore !== undefined) {
+    const releaser = new SlotReleaser({
+      store: slotStore,
+      deliver: createDeliverer(deps),
+      maxMessageBytes: config.MAX_MESSAGE_BYTES,
+      instance: journal.instance,
+      lockMs: config.PUBLISH_LOCK_MS,
+      logger,
+      metrics,
+    })
+    logger.info({ slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS }, 'records are held and published in shared release slots')
+    runtime.onStart(() => releaser.start(Math.min(1_000, Math.max(100, Math.floor(config.PUBLISH_SLOT_MS / 4)))))
+    // Before the client goes: a slot being published finishes; held records wait in Redis.
+    runtime.onClose('release slots', () => releaser.stop())
+  }
   runtime.buildServer({
     readiness: {
       streamr: async () => {

@@ -55,6 +55,9 @@ export class PublisherHarness {
     return {
       ...streamrEnv(this.network, this.seller.privateKey),
       STREAMR_PERMISSION_CACHE_MS: '1000',
+      // Each job published as it comes, with its own journal (what these tests check); a test of the
+      // release slots sets PUBLISH_SLOT_MS.
+      PUBLISH_SLOT_MS: '0',
       ...(hub === undefined ? {} : { HUB_PROJECT_REGISTRY_ADDRESS: hub.projectRegistryAddress, HUB_MARKETPLACE_ADDRESS: hub.marketplaceAddress }),
       LOG_LEVEL: 'info',
       ...extra,

@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createLogger, type PublishJobData, type ReleasableRecord } from '@fitstream/shared'
+import { DeliveryJournal } from '../src/delivery-journal.js'
+import { SLOT_MESSAGE_SCHEMA, planSlot, type SlotRecordMessage } from '../src/messages.js'
+import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } from '../src/publish-processor.js'
+import { SlotReleaser } from '../src/slot-releaser.js'
+import { SlotStore, nextSlot } from '../src/slot-store.js'
+import { jobContext, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+
+/**
+ * Release slots against real Redis and a recording stand-in for the Streamr client that numbers
+ * messages as the SDK does (per chain and stream, from 0 in a new process): what a buyer would see
+ * of a slot, and that a slot released by a process that crashed or stalled part way is finished by
+ * another with every message once, under the identity it had.
+ */
+const prefix = uniquePrefix('slot-release')
+const { redis, cleanup } = testRedis(prefix)
+const SLOT_MS = 3_600_000
+const schedule = { slotMs: SLOT_MS, offsetMs: 5 * 60_000 }
+const MAX_BYTES = 2_048
+const logger = createLogger('test', 'silent')
+const NOV_30_2250 = Date.UTC(2026, 10, 30, 22, 50)
+
+afterAll(cleanup)
+
+export interface Seen {
+  readonly streamId: string
+  readonly content: SlotRecordMessage
+  readonly msgChainId: string
+  readonly timestamp: number
+  readonly sequenceNumber: number
+}
+
+/** One publisher process: a hold processor, a releaser, and what its "client" sent. */
+function publisherProcess(options: { instance: string; stallAfter?: { count: number; until: Promise<void> }; sink?: Seen[] }) {
+  const sent = options.sink ?? []
+  const lastSequence = new Map<string, { timestamp: number; sequenceNumber: number }>()
+  let count = 0
+  const client = {
+    publish: async (streamId: string, content: SlotRecordMessage, metadata: { msgChainId: string; timestamp: number }) => {
+      if (options.stallAfter !== undefined && count === options.stallAfter.count) await options.stallAfter.until
+      count++
+      // What the SDK does: the next number on this chain and stream when the timestamp repeats.
+      const key = `${streamId}|${metadata.msgChainId}`
+      const last = lastSequence.get(key)
+      const sequenceNumber = last !== undefined && last.timestamp === metadata.timestamp ? last.sequenceNumber + 1 : 0
+      lastSequence.set(key, { timestamp: metadata.timestamp, sequenceNumber })
+      sent.push({ streamId, content, msgChainId: metadata.msgChainId, timestamp: metadata.timestamp, sequenceNumber })
+      return undefined
+    },
+  }
+  const store = new SlotStore(redis, prefix, schedule)
+  const journal = new DeliveryJournal(redis, prefix, { instance: options.instance })
+  let now = 0
+  const deps: PublishProcessorDeps = {
+    client: client as unknown as PublishProcessorDeps['client'],
+    naming: { owner: `0x${'5'.repeat(40)}`, pathPrefix: '/fitness/' },
+    journal,
+    maxMessageBytes: MAX_BYTES,
+    slots: { store, now: () => now },
+  }
+  const hold = createPublishProcessor(deps)
+  const releaser = new SlotReleaser({ store, deliver: createDeliverer(deps), maxMessageBytes: MAX_BYTES, instance: options.instance, lockMs: 500, logger })
+  return {
+    sent,
+    store,
+    releaser,
+    hold: (jobId: string, job: PublishJobData, at: number) => {
+      now = at
+      return hold(job, jobContext(logger, { jobId, attempt: 1, maxAttempts: 5 }))
+    },
+  }
+}
+
+const hex = (seed: string): string => createHash('sha256').update(seed).digest('hex').slice(0, 32)
+
+/** A person's hourly step records over [from, to), under their pseudonym of each record's month. */
+function personRecords(person: string, from: number, to: number): ReleasableRecord[] {
+  const out: ReleasableRecord[] = []
+  for (let start = from; start < to; start += 3_600_000) {
+    const epoch = new Date(start).toISOString().slice(0, 7)
+    out.push({
+      id: hex(`${person}|${start}`),
+      type: 'steps',
+      pseudonym: hex(`${person}|${epoch}`),
+      epoch,
+      start: new Date(start).toISOString(),
+      end: new Date(start + 3_600_000).toISOString(),
+      values: { count: 100 },
+      unit: 'steps',
+      revision: 0,
+    })
+  }
+  return out
+}
+
+const keysOf = (sent: readonly Seen[]): string[] => sent.flatMap((s) => s.content.records.map((r) => `${r.id}:${r.revision}`))
+const identity = (s: Seen): string => `${s.streamId}|${s.msgChainId}|${s.timestamp}|${s.sequenceNumber}|${keysOf([s]).join(',')}`
+
+describe('release slots', () => {
+  it('fall every period at the offset, the first strictly after now', () => {
+    expect(new Date(nextSlot(schedule, Date.UTC(2026, 10, 30, 22, 50))).toISOString()).toBe('2026-11-30T23:05:00.000Z')
+    expect(new Date(nextSlot(schedule, Date.UTC(2026, 10, 30, 23, 5))).toISOString()).toBe('2026-12-01T00:05:00.000Z')
+  })
+
+  it("publish everyone's held records at the slot, under its time, each epoch on a chain of its own, fresh each slot", async () => {
+    const p = publisherProcess({ instance: 'a' })
+    const people = Array.from({ length: 12 }, (_, i) => `slot-person-${i}`)
+    // Each person's sync, at their own minute, re-reads 48 hours: both months' records.
+    const jobs = people.map((person, i) => ({
+      syncId: `sync-${i}`,
+      records: personRecords(person, Date.UTC(2026, 10, 30), Date.UTC(2026, 11, 1, 2)),
+      cohorts: [],
+    }))
+    for (const [i, job] of jobs.entries()) expect((await p.hold(`hold-${i}`, job, NOV_30_2250 + i * 60_000)).heldFor).toBe(Date.UTC(2026, 10, 30, 23, 5))
+    // A retried job is held once.
+    await p.hold('hold-0', jobs[0]!, NOV_30_2250 + 20 * 60_000)
+    expect(await p.releaser.releaseDue(Date.UTC(2026, 10, 30, 23, 4))).toBe(0)
+    expect(p.sent).toHaveLength(0)
+
+    expect(await p.releaser.releaseDue(Date.UTC(2026, 10, 30, 23, 5, 1))).toBe(1)
+    const expected = jobs.flatMap((job) => job.records.map((r) => `${r.id}:${r.revision}`))
+    expect(keysOf(p.sent).sort()).toEqual([...expected].sort())
+    expect(new Set(p.sent.map((s) => s.timestamp))).toEqual(new Set([Date.UTC(2026, 10, 30, 23, 5)]))
+    for (const s of p.sent) {
+      expect(s.content.schema).toBe(SLOT_MESSAGE_SCHEMA)
+      expect(new Set(s.content.records.map((r) => r.pseudonym)).size).toBeGreaterThan(1)
+      expect(s.content.records.every((r) => !('epoch' in r) && s.content.epoch === r.start.slice(0, 7))).toBe(true)
+    }
+    const epochsByChain = new Map<string, Set<string>>()
+    for (const s of p.sent) epochsByChain.set(s.msgChainId, (epochsByChain.get(s.msgChainId) ?? new Set()).add(s.content.epoch))
+    expect([...epochsByChain.values()].map((epochs) => epochs.size)).toEqual([1, 1])
+
+    // The next slot: new chains, and nothing of the last one again.
+    const next = { syncId: 'sync-next', records: personRecords('slot-person-0', Date.UTC(2026, 11, 1, 2), Date.UTC(2026, 11, 1, 3)), cohorts: [] }
+    await p.hold('hold-next', next, Date.UTC(2026, 10, 30, 23, 30))
+    const before = p.sent.length
+    expect(await p.releaser.releaseDue(Date.UTC(2026, 11, 1, 0, 5))).toBe(1)
+    const later = p.sent.slice(before)
+    expect(keysOf(later)).toEqual(next.records.map((r) => `${r.id}:0`))
+    expect(later.every((s) => !epochsByChain.has(s.msgChainId) && s.timestamp === Date.UTC(2026, 11, 1, 0, 5))).toBe(true)
+  })
+
+  it('holds records that come once a slot is planned for the next slot, never losing them', async () => {
+    const p = publisherProcess({ instance: 'late' })
+    const early = { syncId: 'early', records: personRecords('late-a', Date.UTC(2026, 11, 3), Date.UTC(2026, 11, 3, 2)), cohorts: [] }
+    const late = { syncId: 'late', records: personRecords('late-b', Date.UTC(2026, 11, 3), Date.UTC(2026, 11, 3, 2)), cohorts: [] }
+    await p.hold('early', early, Date.UTC(2026, 11, 3, 2, 50))
+    // Another process has begun releasing the 03:05 slot (its plan is fixed).
+    await p.store.plan(Date.UTC(2026, 11, 3, 3, 5), (held) => planSlot(held, MAX_BYTES))
+    // A process whose clock is behind holds for the slot already planned: it goes to the next.
+    expect((await p.hold('late', late, Date.UTC(2026, 11, 3, 2, 59))).heldFor).toBe(Date.UTC(2026, 11, 3, 4, 5))
+    expect(await p.releaser.releaseDue(Date.UTC(2026, 11, 3, 4, 6))).toBe(2)
+    const at = (time: number): string[] => keysOf(p.sent.filter((s) => s.timestamp === time)).sort()
+    expect(at(Date.UTC(2026, 11, 3, 3, 5))).toEqual(early.records.map((r) => `${r.id}:0`).sort())
+    expect(at(Date.UTC(2026, 11, 3, 4, 5))).toEqual(late.records.map((r) => `${r.id}:0`).sort())
+  })
+
+  it('taken over from a process that stalled part way, publishes every message once with the identity it had', async () => {
+    const sink: Seen[] = []
+    let wake = (): void => undefined
+    const stalled = publisherProcess({ instance: 'stalls', sink, stallAfter: { count: 3, until: new Promise<void>((resolve) => (wake = resolve)) } })
+    const survivor = publisherProcess({ instance: 'survives', sink })
+    const jobs = Array.from({ length: 8 }, (_, i) => ({
+      syncId: `stall-${i}`,
+      records: personRecords(`stall-person-${i}`, Date.UTC(2026, 11, 5), Date.UTC(2026, 11, 5, 12)),
+      cohorts: [],
+    }))
+    for (const [i, job] of jobs.entries()) await stalled.hold(`stall-hold-${i}`, job, Date.UTC(2026, 11, 5, 12, 10))
+    const slotTime = Date.UTC(2026, 11, 5, 13, 5)
+    const first = stalled.releaser.release(slotTime, slotTime)
+    await expect.poll(() => sink.length).toBe(3)
+    // While the first holds the slot's lock, another does not release it.
+    expect(await survivor.releaser.release(slotTime, slotTime)).toBe(false)
+    // The stalled process's lock runs out (a stopped process renews nothing).
+    await redis.del(`${prefix}:publisher:slot:${slotTime}:lock`)
+    expect(await survivor.releaser.release(slotTime, slotTime)).toBe(true)
+    wake()
+    expect(await first).toBe(false)
+    const all = jobs.flatMap((job) => job.records.map((r) => `${r.id}:0`))
+    const byIdentity = new Map<string, number>()
+    for (const s of sink) byIdentity.set(identity(s), (byIdentity.get(identity(s)) ?? 0) + 1)
+    // The survivor re-sent the stalled process's first messages under the same identities (a
+    // buyer's node drops the copies), and every record reached a distinct identity exactly once.
+    const distinct = [...byIdentity.keys()]
+    expect(distinct.length).toBeLessThan(sink.length)
+    const delivered = distinct.flatMap((id) => id.split('|')[4]!.split(','))
+    expect(delivered.sort()).toEqual([...all].sort())
+  })
+})

@@ -49,7 +49,7 @@ function groupChoices(checked: ReadonlySet<string>, individual: ReadonlySet<stri
 
 /** What buyers get, as PRIVACY.md ("In plain words") puts it. */
 const WHAT_BUYERS_GET = `<ul>
-<li><strong>Everything you tick is sold as cohorts:</strong> ${escapeHtml(COHORT_WORDS)} A daily (or weekly) average is published only when several hundred people or more are in it.</li>
+<li><strong>Everything you tick is sold as cohorts.</strong> ${escapeHtml(COHORT_WORDS)} An average is published only when several hundred people or more are in it.</li>
 <li><strong>Your own hourly records only if you tick them, one kind at a time.</strong> They are ${escapeHtml(INDIVIDUAL_HEAD)}: someone who knows your routine may find your records. Instead of your name they carry a code that changes every month, and your records of every type share one code each month, so your steps and your heart rate can be joined. Each covers one whole hour, with values rounded and capped.</li>
 <li>Never sold: your name, email, Google account, devices or apps, and where you were (distance and speed are totals, not places).</li>
 <li>Your Google tokens are stored encrypted and are used only to read the kinds of data you tick below.</li>
@@ -135,7 +135,7 @@ ${move}
 ${groupChoices(groupsOf(user.dataTypes), new Set(individual), api)}
 </fieldset>
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
-<p class="muted">Less takes effect from the next read. More asks Google for your permission first.</p>
+<p class="muted">Less takes effect from the next read. More asks Google for your permission first. Ticking or unticking individual records needs no new permission and applies from the next read.</p>
 <p><button type="submit">Save my choices</button></p>
 </form>
 <h2>Delete my data</h2>
@@ -163,6 +163,10 @@ export function receiptPage(receipt: ErasureReceipt): string {
 <li>${escapeHtml(google)}</li>
 <li>Your account, Google tokens, choices and sync position are deleted, and syncing has stopped.</li>
 <li>${jobs} pending item(s) of work and ${receipt.erased.privacyState} item(s) of privacy state were deleted.</li>
+${receipt.byOwner
+  .filter((o) => o.owner === 'anonymizer')
+  .map((o) => `<li>${escapeHtml(o.detail)}</li>`)
+  .join('')}
 <li>${escapeHtml(receipt.notRecalled.explanation)}</li>
 <li>${escapeHtml(receipt.note)}</li>
 </ul>

@@ -64,8 +64,19 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
   it('connects: choose data, consent at Google, land on the account page with exactly that consent', async () => {
     const page = await newPage()
     await page.goto(`${publicUrl}/`)
-    await page.getByLabel('Activity').check()
-    await page.getByLabel('Heart rate').check()
+    // Cohorts only unless the person ticks individual records, type by type, told what they are.
+    const individual = page.locator('input[name=individual]')
+    expect(await individual.count()).toBe(5)
+    expect(await page.locator('input[name=individual]:checked').count()).toBe(0)
+    const body = await page.locator('body').innerText()
+    expect(body).toContain('Averages over many people, with random noise added; never your own records.')
+    expect(body).toContain(
+      'Also sell my steps as individual hourly records — pseudonymised, not anonymous: someone who knows your routine may find your records. Your records of every type share one code each month.',
+    )
+    expect(body).not.toMatch(/anonymised|random code/i)
+    await page.getByRole('checkbox', { name: /^Activity/ }).check()
+    await page.getByRole('checkbox', { name: /^Heart rate/ }).check()
+    await page.getByRole('checkbox', { name: /^Also sell my steps/ }).check()
     await page.screenshot({ path: `${SCREENSHOTS}onboarding.png`, fullPage: true })
     await page.getByRole('button', { name: 'Connect Google Fit' }).click()
 
@@ -85,13 +96,16 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.state]).toBe('active')
     expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
+    expect(stored[USER_FIELDS.individualTypes]).toBe('steps')
+    await expect(page.getByRole('checkbox', { name: /^Also sell my steps/ }).isChecked()).resolves.toBe(true)
+    await expect(page.getByRole('checkbox', { name: /^Also sell my heart rate/ }).isChecked()).resolves.toBe(false)
     expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`, 'openid'])
     // The browser's own time zone came along.
     expect(stored[USER_FIELDS.timeZone]).toBeDefined()
     expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()
 
     // More data: Google asks again, for the added scope too.
-    await page.getByLabel('Sleep').check()
+    await page.getByRole('checkbox', { name: /^Sleep/ }).check()
     await page.getByRole('button', { name: 'Save my choices' }).click()
     await page.waitForURL(`${google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Allow' }).click()
@@ -101,6 +115,10 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     // Deleting from the page: a receipt, and nothing left.
     await page.getByRole('button', { name: 'Delete my data' }).click()
     await page.getByText('Your data is deleted').waitFor()
+    const receipt = await page.locator('body').innerText()
+    expect(receipt).toContain('Pseudonymised records already published')
+    expect(receipt).toContain('noisy averages over many people')
+    expect(receipt).not.toMatch(/anonymised/i)
     await page.screenshot({ path: `${SCREENSHOTS}deleted.png`, fullPage: true })
     expect(await redis.exists(userKey(prefix, id))).toBe(0)
     await page.context().close()
@@ -109,7 +127,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
   it('shows a clear page when the person denies access at Google', async () => {
     const page = await newPage()
     await page.goto(`${publicUrl}/`)
-    await page.getByLabel('Body').check()
+    await page.getByRole('checkbox', { name: /^Body/ }).check()
     await page.getByRole('button', { name: 'Connect Google Fit' }).click()
     await page.waitForURL(`${google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Deny' }).click()
@@ -130,7 +148,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
       return route.fulfill({ status: 200, contentType: 'text/html', body: 'held' })
     })
     await page.goto(`${publicUrl}/`)
-    await page.getByLabel('Activity').check()
+    await page.getByRole('checkbox', { name: /^Activity/ }).check()
     await page.getByRole('button', { name: 'Connect Google Fit' }).click()
     await page.waitForURL(`${google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Allow' }).click()

@@ -688,6 +688,7 @@ describe('what the pages promise (issue 26: safer defaults, honest words)', () =
     const text = words(page.body)
     expect(text).toContain('Pseudonymised records already published')
     expect(text).toContain('noisy averages over many people')
+    expect(text).toContain('Your contributions to cohort averages not yet published are queued for removal')
     expect(text).not.toMatch(/anonymised|random code/i)
   })
 })

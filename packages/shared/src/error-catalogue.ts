@@ -170,6 +170,83 @@ export const ERROR_CATALOGUE = {
     retry: 'not retried',
     meaning: 'The job asks for a data type that the Google API the user is read from does not have.',
   },
+  FST_ERR_IMPORT_ABORTED: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      "The upload of an export stopped before it was complete (the person's browser or connection went away): the partial file is deleted and nothing is imported.",
+  },
+  FST_ERR_IMPORT_DATE_RANGE: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'A record in an uploaded export is dated before 2000 or after the import, which no real export holds: the whole import is refused and nothing of it is released (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_MALFORMED: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'An uploaded export is damaged: XML or JSON that is not well-formed, a record without a readable value or date, a password-protected or unreadable file in the archive. The whole import is refused and nothing of it is released (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_NOT_ZIP: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      "The uploaded file is not a zip archive: the person should upload Apple Health's export.zip or Google Takeout's .zip as it is (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).",
+  },
+  FST_ERR_IMPORT_TOO_LARGE: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [{ status: 413, on: 'POST /users/:id/imports' }],
+    retry: 'not a job error',
+    meaning:
+      'The upload is larger than IMPORT_MAX_UPLOAD_BYTES (or holds more hours of data than one import may): it is refused while it streams and nothing is kept.',
+  },
+  FST_ERR_IMPORT_TRUNCATED: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'The uploaded zip archive, or a file in it, is cut short (an incomplete download or upload): nothing is imported (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_UNIT: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'A record in an uploaded export has a unit FitStream does not convert, or a value no body or day can have in its unit (7200 bpm): the whole import is refused rather than release a wrong figure (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_UNKNOWN_FORMAT: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'The uploaded zip holds neither an Apple Health export (apple_health_export/export.xml) nor Google Fit data from Takeout (Takeout/Fit/...) (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_UNSAFE_PATH: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'A file in the uploaded archive is named with an absolute path or `..`, which no real export has: the archive is refused before anything in it is read (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_XML_ENTITY: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      'The uploaded export.xml declares entities or an external DTD, or refers to an undeclared entity (billion laughs, XXE): refused, and nothing is ever expanded or fetched (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
+  },
+  FST_ERR_IMPORT_ZIP_BOMB: {
+    raisedBy: '@fitstream/exports, token-service',
+    http: [],
+    retry: 'not a job error',
+    meaning:
+      "The uploaded archive inflates to more than an export can (IMPORT_MAX_INFLATED_BYTES in all, or IMPORT_MAX_RATIO times a file's compressed size), or lists too many files: inflating stops at the limit and nothing is imported (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).",
+  },
   FST_ERR_INVALID_ADDRESS: {
     raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
     http: [],

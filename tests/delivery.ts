@@ -1,5 +1,5 @@
 import { syntheticBucket, type AggregatePoint } from '@fitstream/fake-google'
-import { Stack, type RegisteredUser, type StackOptions, type Subscriber } from '@fitstream/devstack'
+import { Stack, recordsOf, type RegisteredUser, type StackOptions, type Subscriber } from '@fitstream/devstack'
 import { dataType, type DataTypeKey } from '@fitstream/shared'
 
 /**
@@ -128,15 +128,14 @@ export class DeliveryCheck {
     const seen = new Map<string, number>()
     let received = 0
     for (const message of this.subscriber.messages) {
-      const content = message.content as RecordContent
-      if (typeof content.schema !== 'string' || !content.schema.startsWith('fitstream.records/')) continue
-      const mine = byPseudonym.get(`${content.epoch}|${content.pseudonym}`) ?? new Map<string, string>()
-      byPseudonym.set(`${content.epoch}|${content.pseudonym}`, mine)
-      for (const record of content.records) {
+      // Either format: one pseudonym per message (records/1) or a release slot's many (records/2).
+      for (const record of recordsOf(message.content)) {
+        const mine = byPseudonym.get(`${record.epoch}|${record.pseudonym}`) ?? new Map<string, string>()
+        byPseudonym.set(`${record.epoch}|${record.pseudonym}`, mine)
         received++
         const delivery = `${record.id}:${record.revision}`
         seen.set(delivery, (seen.get(delivery) ?? 0) + 1)
-        mine.set(`${content.type}|${record.start}`, JSON.stringify(record.values))
+        mine.set(`${record.type}|${record.start}`, JSON.stringify(record.values))
       }
     }
     const expectedByUser = this.users.map((user) => {

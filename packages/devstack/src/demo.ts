@@ -5,7 +5,7 @@ import { GOOGLE_DATA_APIS, createRedis, deleteKeysWithPrefix, waitForRedis, type
 import { BULL_BOARD_PATH } from './paths.js'
 import { RedisServer } from './redis-server.js'
 import { Stack } from './stack.js'
-import type { ReceivedMessage } from './subscriber.js'
+import { recordsOf, type ReceivedMessage } from './subscriber.js'
 
 /**
  * `npm run demo`: FitStream end to end on this machine with no credentials. Synthetic Google users
@@ -82,7 +82,10 @@ function describe(message: ReceivedMessage): string {
   const last = records[records.length - 1]
   const sample = first === undefined ? '' : ` first ${first.start.slice(0, 16)}Z ${format(first.values)} ${first.unit}`
   const span = last === undefined ? '' : ` … last ${last.start.slice(0, 16)}Z`
-  return `[${content.type}] ${content.pseudonym?.slice(0, 12)}… partition ${message.partition}: ${records.length} records${sample}${span}`
+  // A release slot's message (fitstream.records/2) holds many people's records, a pseudonym on each.
+  const pseudonyms = new Set(recordsOf(message.content).map((r) => r.pseudonym))
+  const who = pseudonyms.size > 1 ? `${pseudonyms.size} pseudonyms` : `${[...pseudonyms][0]?.slice(0, 12) ?? content.pseudonym?.slice(0, 12)}…`
+  return `[${content.type}] ${who} partition ${message.partition}: ${records.length} records${sample}${span}`
 }
 
 function format(values: Record<string, number>): string {

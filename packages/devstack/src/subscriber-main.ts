@@ -21,7 +21,9 @@ for (const streamId of input.streams) {
   const partitions = await stream.getPartitionCount()
   for (let partition = 0; partition < partitions; partition++) {
     const subscription = await client.subscribe({ id: streamId, partition }, (content, metadata) => {
-      print({ event: 'message', streamId, partition, publisherId: metadata.publisherId, timestamp: metadata.timestamp, content })
+      // Everything a buyer sees of a message besides its content: what a linking attack reads.
+      const { publisherId, timestamp, sequenceNumber, msgChainId } = metadata
+      print({ event: 'message', streamId, partition, publisherId, timestamp, sequenceNumber, msgChainId, content })
     })
     // A message the buyer can't read (no key, bad signature, a gap it gave up on) is dropped by the
     // SDK; saying so on stderr is what lets a test tell a lost message from a late one.

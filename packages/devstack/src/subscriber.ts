@@ -9,7 +9,46 @@ export interface ReceivedMessage {
   readonly partition: number
   readonly publisherId: string
   readonly timestamp: number
+  readonly sequenceNumber: number
+  readonly msgChainId: string
   readonly content: unknown
+}
+
+/** One record of a `fitstream.records/*` message, with the pseudonym and epoch it is under. */
+export interface ReceivedRecord {
+  readonly type: string
+  readonly pseudonym: string
+  readonly epoch: string
+  readonly id: string
+  readonly revision: number
+  readonly start: string
+  readonly end: string
+  readonly values: Record<string, number>
+  readonly unit: string
+}
+
+interface RecordsContent {
+  readonly schema?: unknown
+  readonly type?: string
+  readonly epoch?: string
+  readonly pseudonym?: string
+  readonly records?: readonly (Omit<ReceivedRecord, 'type' | 'epoch' | 'pseudonym'> & { pseudonym?: string })[]
+}
+
+/**
+ * The records of a message in either format: `fitstream.records/1` (one pseudonym per message, in
+ * its header) and `fitstream.records/2` (a release slot's: a pseudonym per record, one epoch per
+ * message). Anything else (cohorts, another format) has none.
+ */
+export function recordsOf(content: unknown): ReceivedRecord[] {
+  const message = (content ?? {}) as RecordsContent
+  if (message.schema !== 'fitstream.records/1' && message.schema !== 'fitstream.records/2') return []
+  return (message.records ?? []).map((record) => ({
+    ...record,
+    type: message.type ?? '',
+    epoch: message.epoch ?? '',
+    pseudonym: record.pseudonym ?? message.pseudonym ?? '',
+  }))
 }
 
 /** A subscriber process (see subscriber-main.ts) and what it has received so far. */

@@ -43,6 +43,8 @@ export interface PublishProcessorDeps {
    * process should restart before it could take that chain over in turn.
    */
   readonly onLeaseLost?: (error: LeaseLostError) => void
+  /** What time it is (default: the clock): a job's messages are timestamped from when it starts. */
+  readonly now?: () => number
   /** Hold records for shared release slots instead of publishing each job as it comes. */
   readonly slots?: SlotHolding
 }
@@ -88,7 +90,7 @@ export function createDeliverer(deps: PublishProcessorDeps) {
     context: DeliveryContext,
     build: (journal: JobJournal) => { readonly messages: readonly OutgoingMessage[]; readonly identity: Identity },
   ): Promise<Delivery> => {
-    const journal = await deps.journal.open(context.jobId, deps.maxMessageBytes)
+    const journal = await deps.journal.open(context.jobId, deps.maxMessageBytes, deps.now?.())
     if (journal.state === 'done') return { messages: 0, alreadyPublished: 0, republished: 0, state: 'done' }
     const { messages, identity } = build(journal)
     // A lease this process took over from another (one that died or stalled): what that process

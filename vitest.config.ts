@@ -11,6 +11,7 @@ const SYSTEM_TESTS = [
   'tests/hub.test.ts',
   'tests/scale-out.test.ts',
   'tests/publisher-delivery.test.ts',
+  'tests/release-slots.test.ts',
   'tests/faults.test.ts',
   'tests/redis-restart.test.ts',
   'tests/google-faults.test.ts',

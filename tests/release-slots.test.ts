@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { recordsOf, type ServiceProcess, type Subscriber } from '@fitstream/devstack'
+import { StageQueues, createLogger, parseEnv, commonEnv, retryPolicies, type ReleasableRecord } from '@fitstream/shared'
+import { PublisherHarness } from '../services/publisher/test/harness.js'
+import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+
+/**
+ * The publisher in shared release slots, as a separate process on a local Streamr network, seen by
+ * a buyer's subscriber: people's syncs that straddle a month boundary (both months' pseudonyms in
+ * one job) arrive in slots, every message of a slot under the slot's time, many people's records to
+ * a message, and no message chain carrying two epochs or two slots.
+ */
+const prefix = uniquePrefix('release-slots')
+const { redis, cleanup } = testRedis(prefix)
+const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: createLogger('test', 'silent') })
+const SLOT_MS = 2_000
+const HOUR = 3_600_000
+let harness: PublisherHarness
+let subscriber: Subscriber
+let publisher: ServiceProcess
+
+beforeAll(async () => {
+  harness = await PublisherHarness.start()
+  await harness.cli(['streams', 'provision', '--types', 'steps', '--partitions', '2', '--grant-subscribe', harness.buyer.address])
+  subscriber = await harness.startSubscriber(harness.buyer.privateKey, [harness.streamId('steps')])
+  publisher = await harness.startPublisher({
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    PUBLISH_SLOT_MS: String(SLOT_MS),
+    // Small messages, so that a slot is several messages per epoch.
+    MAX_MESSAGE_BYTES: '2048',
+    STREAMR_JOIN_TIMEOUT_MS: '30000',
+    XDG_DATA_HOME: harness.dataDir(),
+  })
+})
+
+afterEach((context) => {
+  if (context.task.result?.state !== 'fail') return
+  process.stderr.write(`publisher log:\n${publisher?.tail(30)}\nsubscriber errors:\n${subscriber?.errors.slice(-20).join('\n')}\n`)
+})
+
+afterAll(async () => {
+  await harness?.stop()
+  await queues.close()
+  await cleanup()
+})
+
+const hex = (seed: string): string => createHash('sha256').update(seed).digest('hex').slice(0, 32)
+
+/** A sync just after midnight on 1 December: its look-back holds November's hours and December's. */
+function straddlingSync(person: string): ReleasableRecord[] {
+  return Array.from({ length: 6 }, (_, i) => {
+    const start = Date.UTC(2026, 10, 30, 21) + i * HOUR
+    const epoch = new Date(start).toISOString().slice(0, 7)
+    return {
+      id: hex(`${person}|${start}`),
+      type: 'steps' as const,
+      pseudonym: hex(`${person}|${epoch}`),
+      epoch,
+      start: new Date(start).toISOString(),
+      end: new Date(start + HOUR).toISOString(),
+      values: { count: 100 + i },
+      unit: 'steps',
+      revision: 0,
+    }
+  })
+}
+
+describe('shared release slots', () => {
+  it('deliver every record once, each slot’s messages under its time, many people to a message, one epoch per chain', async () => {
+    const people = Array.from({ length: 12 }, (_, i) => `slot-system-${i}`)
+    const jobs = people.map((person) => ({ syncId: person, records: straddlingSync(person), cohorts: [] }))
+    await queues.addBulk(
+      'publish',
+      jobs.map((data) => ({ data, options: { jobId: data.syncId } })),
+    )
+    const expected = jobs.flatMap((job) => job.records.map((r) => `${r.id}:${r.revision}`))
+    const delivered = (): string[] => subscriber.messages.flatMap((m) => recordsOf(m.content).map((r) => `${r.id}:${r.revision}`))
+    await subscriber.waitFor(() => expected.every((key) => delivered().includes(key)), 60_000)
+    // Give any duplicate time to arrive before checking that none did.
+    await new Promise((resolve) => setTimeout(resolve, SLOT_MS + 1_000))
+    expect(delivered().sort()).toEqual([...expected].sort())
+
+    const messages = subscriber.messages.filter((m) => recordsOf(m.content).length > 0)
+    // Every message is a slot's: its time is a slot's, and it is in the slot format.
+    for (const m of messages) {
+      expect(m.timestamp % SLOT_MS).toBe(0)
+      expect((m.content as { schema: string }).schema).toBe('fitstream.records/2')
+      expect(new Set(recordsOf(m.content).map((r) => r.epoch)).size).toBe(1)
+    }
+    // The jobs were added at once: a slot or two carries them all.
+    expect(new Set(messages.map((m) => m.timestamp)).size).toBeLessThanOrEqual(2)
+    // No chain carries two epochs, or runs from one slot into another.
+    const byChain = new Map<string, { epochs: Set<string>; times: Set<number> }>()
+    for (const m of messages) {
+      const chain = byChain.get(m.msgChainId) ?? { epochs: new Set(), times: new Set() }
+      byChain.set(m.msgChainId, chain)
+      for (const r of recordsOf(m.content)) chain.epochs.add(r.epoch)
+      chain.times.add(m.timestamp)
+    }
+    expect([...byChain.values()].map((c) => [c.epochs.size, c.times.size])).toEqual([...byChain.values()].map(() => [1, 1]))
+    // A message holds many people's records, not one person's.
+    expect(Math.max(...messages.map((m) => new Set(recordsOf(m.content).map((r) => r.pseudonym)).size))).toBeGreaterThan(1)
+    expect(publisher.lines.some((l) => l.includes('release slot published'))).toBe(true)
+  }, 120_000)
+})

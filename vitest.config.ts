@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config'
  */
 const SYSTEM_TESTS = [
   'tests/e2e.test.ts',
+  'tests/erasure-scan.test.ts',
   'tests/health-api.test.ts',
   'tests/hub.test.ts',
   'tests/scale-out.test.ts',
@@ -17,6 +18,8 @@ const SYSTEM_TESTS = [
   'tests/google-faults.test.ts',
   'tests/streamr-outage.test.ts',
   'tests/network-nat.test.ts',
+  'tests/network-browser.test.ts',
+  'tests/data-union.test.ts',
 ]
 
 /**

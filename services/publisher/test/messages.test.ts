@@ -2,7 +2,16 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import type { CohortRecord, ReleasableRecord } from '@fitstream/shared'
 import { DEFAULT_TYPES } from '../src/listing.js'
-import { COHORT_MESSAGE_SCHEMA, MESSAGE_SCHEMA, deliveryKeys, outgoingMessages, packMessages } from '../src/messages.js'
+import {
+  COHORT_MESSAGE_SCHEMA,
+  MESSAGE_SCHEMA,
+  SLOT_MESSAGE_SCHEMA,
+  deliveryKeys,
+  outgoingMessages,
+  packMessages,
+  planSlot,
+  type SlotRecordMessage,
+} from '../src/messages.js'
 
 const record = (i: number, pseudonym = 'a'.repeat(32), type: ReleasableRecord['type'] = 'steps'): ReleasableRecord => ({
   id: i.toString(16).padStart(32, '0'),
@@ -75,12 +84,59 @@ describe('outgoingMessages', () => {
   })
 })
 
+describe('planSlot', () => {
+  const people = Array.from({ length: 40 }, (_, p) => p.toString(16).padStart(32, '0'))
+  const held = {
+    records: people.flatMap((pseudonym, p) => [
+      record(p * 10, pseudonym),
+      { ...record(p * 10 + 1, pseudonym), epoch: '2026-12' },
+      record(p * 10 + 2, pseudonym, 'heart_rate'),
+    ]),
+    cohorts: [],
+  }
+
+  it('packs every record once, one type and epoch to a message and to a chain, many people to a message', () => {
+    const plan = planSlot(held, 1024)
+    const sent = plan.flatMap(({ message }) => deliveryKeys(message))
+    expect(sent.sort()).toEqual(held.records.map((r) => `${r.id}:0`).sort())
+    const chains = new Map<string, Set<string>>()
+    for (const { message, msgChainId } of plan) {
+      const content = message.content as SlotRecordMessage
+      expect(content.schema).toBe(SLOT_MESSAGE_SCHEMA)
+      for (const r of content.records)
+        expect(held.records.find((h) => h.id === r.id)).toMatchObject({ epoch: content.epoch, type: content.type, pseudonym: r.pseudonym })
+      expect(Buffer.byteLength(JSON.stringify(content))).toBeLessThanOrEqual(1024)
+      chains.set(msgChainId, (chains.get(msgChainId) ?? new Set()).add(content.epoch))
+    }
+    expect([...chains.values()].map((epochs) => epochs.size)).toEqual([1, 1])
+    expect(Math.min(...plan.map(({ message }) => new Set((message.content as SlotRecordMessage).records.map((r) => r.pseudonym)).size))).toBeGreaterThan(1)
+  })
+
+  it('orders people at random: two plans of the same records differ, in order, chains and partition keys', () => {
+    const a = planSlot(held, 1024)
+    const b = planSlot(held, 1024)
+    const order = (plan: typeof a): string[] => plan.flatMap(({ message }) => deliveryKeys(message))
+    expect(order(a)).not.toEqual(order(b))
+    expect(a.map((m) => m.msgChainId).filter((chain) => b.some((other) => other.msgChainId === chain))).toEqual([])
+    expect(a.map((m) => m.message.partitionKey).filter((key) => b.some((other) => other.message.partitionKey === key))).toEqual([])
+  })
+})
+
 describe('docs/message-schema.json', () => {
   it('names the formats and the data types the publisher sends', () => {
     const schema = JSON.parse(readFileSync(new URL('../../../docs/message-schema.json', import.meta.url), 'utf8')) as {
-      $defs: { dataType: { enum: string[] }; records: { properties: { schema: { const: string } } }; cohorts: { properties: { schema: { const: string } } } }
+      $defs: {
+        dataType: { enum: string[] }
+        records: { properties: { schema: { const: string } } }
+        slotRecords: { required: string[]; properties: { schema: { const: string }; records: { items: { required: string[] } } } }
+        cohorts: { properties: { schema: { const: string } } }
+      }
     }
     expect(schema.$defs.records.properties.schema.const).toBe(MESSAGE_SCHEMA)
+    expect(schema.$defs.slotRecords.properties.schema.const).toBe(SLOT_MESSAGE_SCHEMA)
+    const [slot] = planSlot({ records: [record(1)], cohorts: [] }, 1024)
+    expect(Object.keys(slot!.message.content).sort()).toEqual([...schema.$defs.slotRecords.required].sort())
+    expect(Object.keys(slot!.message.content.records[0]!).sort()).toEqual([...schema.$defs.slotRecords.properties.records.items.required].sort())
     expect(schema.$defs.cohorts.properties.schema.const).toBe(COHORT_MESSAGE_SCHEMA)
     expect(schema.$defs.dataType.enum).toEqual(DEFAULT_TYPES)
   })

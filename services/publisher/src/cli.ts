@@ -10,6 +10,8 @@ import { DEFAULT_TYPES, listingMetadata, withDataTypes } from './listing.js'
 import { provisionStreams } from './provision.js'
 import { createStreamrClient, detachStreamrSignalHandlers } from './streamr-client.js'
 import { cohortStreamIdFor, streamIdFor } from './streams.js'
+import { createDataUnionCommand, dataUnionStatusCommand } from './data-union-cli.js'
+import { loadDataUnionConfig } from './data-union-config.js'
 
 const USAGE = `Usage: fitstream <command> [options]
 
@@ -27,6 +29,9 @@ Commands:
                         subscription does (cuts off those whose subscription is over); run it daily
   hub status            a project's streams, price and subscribers
   hub grant             give an address a subscription without payment (trials, partners)
+  du create             deploy the product's Data Union (through the chain's DataUnionFactory), which
+                        shares each sale among the people whose data is sold; prints its address
+  du status             a Data Union's members, revenue, fees and unpaid earnings
 
 Options (streams provision):
   --types a,b,c          data types (default: every non-location type)
@@ -45,6 +50,12 @@ Options (hub create-project):
   --types a,b,c               data types listed (default: as provisioned); --no-cohorts as above
   --policy FILE               JSON anonymisation policy summary to publish with the listing
   --project-id 0x…            bytes32 id (default: derived from the seller and the name)
+
+Options (du create / du status):
+  --admin-fee FRACTION   the operator's share of each sale (default DATA_UNION_ADMIN_FEE, 0.1)
+  --token ADDR           the token it is paid in (default: the factory's, the environment's DATA)
+  --name TEXT            product name kept in its metadata
+  --data-union ADDR      (status) the Data Union (default DATA_UNION_ADDRESS)
 
 Options (hub add-streams):
   --types a,b,c          the data types to add (required); --no-cohorts as above
@@ -80,6 +91,8 @@ const OPTIONS = {
   'block-range': { type: 'string' },
   subscriber: { type: 'string' },
   seconds: { type: 'string' },
+  'admin-fee': { type: 'string' },
+  'data-union': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean' },
 } as const
@@ -105,6 +118,14 @@ async function main(): Promise<number> {
     'hub sync-access': syncAccess,
     'hub status': status,
     'hub grant': grant,
+    'du create': (_config, v) =>
+      createDataUnionCommand(
+        loadConfigOrExit('fitstream', loadDataUnionConfig),
+        { json: v.json, token: v.token, adminFee: v['admin-fee'], name: v.name },
+        print,
+      ),
+    'du status': (_config, v) =>
+      dataUnionStatusCommand(loadConfigOrExit('fitstream', loadDataUnionConfig), { json: v.json, dataUnion: v['data-union'] }, print),
   }
   const run = commands[command]
   if (run === undefined) throw new UsageError(`unknown command "${command}"`)
@@ -166,7 +187,9 @@ async function createProject(config: PublisherConfig, values: Values): Promise<v
     const result = await hub.createProject(seller, {
       projectId: values['project-id'],
       name,
-      description: values.description ?? `Anonymised Google Fit data from FitStream: ${listed.join(', ')}. Hourly records per pseudonym and cohort aggregates.`,
+      description:
+        values.description ??
+        `Fitness data from FitStream: ${listed.join(', ')}. Noisy averages over many people (differential privacy), and hourly records under a monthly pseudonym from the people who opted in.`,
       streams,
       paymentToken,
       pricePerSecond,
@@ -343,7 +366,10 @@ main().then(
   (code) => process.exit(code),
   (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error)
-    process.stderr.write(`fitstream: ${message}${error instanceof UsageError ? ' (see fitstream --help)' : ''}\n`)
+    const code = (error as { code?: unknown } | null)?.code
+    process.stderr.write(
+      `fitstream: ${typeof code === 'string' && code.startsWith('FST_ERR_') ? `${code}: ` : ''}${message}${error instanceof UsageError ? ' (see fitstream --help)' : ''}\n`,
+    )
     process.exit(error instanceof UsageError ? 64 : 1)
   },
 )

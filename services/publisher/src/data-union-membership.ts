@@ -94,7 +94,13 @@ export function createMembershipWorker(options: MembershipWorkerOptions): Worker
       const data = parseMembershipJob(job.data)
       const result = await applyMembershipJob(data, job.timestamp, { chain: options.chain, dataUnion: options.dataUnion, intents })
       log.info(
-        { joined: result.joined.length, parted: result.parted.length, unchanged: result.unchanged.length, superseded: result.superseded.length, tx: result.transactionHash },
+        {
+          joined: result.joined.length,
+          parted: result.parted.length,
+          unchanged: result.unchanged.length,
+          superseded: result.superseded.length,
+          tx: result.transactionHash,
+        },
         'membership applied',
       )
       return result
@@ -106,7 +112,12 @@ export function createMembershipWorker(options: MembershipWorkerOptions): Worker
         log.warn({ code, attempt, maxAttempts }, `membership attempt failed, will retry: ${message}`)
         throw error
       }
-      await queues.deadLetter({ job: job.data, jobId: `${jobId.replaceAll(':', '_')}-${job.timestamp}-${attempt}`, error: { code, message }, attemptsMade: attempt })
+      await queues.deadLetter({
+        job: job.data,
+        jobId: `${jobId.replaceAll(':', '_')}-${job.timestamp}-${attempt}`,
+        error: { code, message },
+        attemptsMade: attempt,
+      })
       log.error({ code, attempt, maxAttempts, permanent }, `membership job dead-lettered: ${message}`)
       throw new UnrecoverableError(message)
     }

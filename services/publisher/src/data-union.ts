@@ -44,7 +44,11 @@ export const DATA_UNION_FACTORY_ABI = [
   'event DUCreated(address indexed du, address indexed owner, address template)',
 ] as const
 export const FEE_ORACLE_ABI = ['function protocolFeeFor(address) view returns (uint256)'] as const
-const ERC20_ABI = ['function decimals() view returns (uint8)', 'function symbol() view returns (string)', 'function balanceOf(address) view returns (uint256)'] as const
+const ERC20_ABI = [
+  'function decimals() view returns (uint8)',
+  'function symbol() view returns (string)',
+  'function balanceOf(address) view returns (uint256)',
+] as const
 
 /** The address given is not an Ethereum address, or its mixed-case checksum is wrong. */
 export class InvalidAddressError extends FitStreamError {
@@ -175,10 +179,16 @@ export class DataUnionChain {
   }
 
   /** Deploys a Data Union through the factory; the operator is its owner and its join-part agent. */
-  async create(opts: { factory: string; token?: string | undefined; adminFee: bigint; metadata: Record<string, unknown> }): Promise<{ address: string; transactionHash: string }> {
+  async create(opts: {
+    factory: string
+    token?: string | undefined
+    adminFee: bigint
+    metadata: Record<string, unknown>
+  }): Promise<{ address: string; transactionHash: string }> {
     const factoryAddress = parseAddress('DataUnionFactory', opts.factory)
     const factory = new Contract(factoryAddress, DATA_UNION_FACTORY_ABI, this.operator)
-    if ((await this.call(() => this.provider.getCode(factoryAddress))) === '0x') throw new ChainRevertedError(`no DataUnionFactory at ${factoryAddress} on this chain`)
+    if ((await this.call(() => this.provider.getCode(factoryAddress))) === '0x')
+      throw new ChainRevertedError(`no DataUnionFactory at ${factoryAddress} on this chain`)
     const token = opts.token === undefined ? ((await this.call(() => factory.getFunction('defaultToken')())) as string) : parseAddress('token', opts.token)
     const receipt = await this.transact(() =>
       factory.getFunction('deployNewDataUnionUsingToken')(token, this.operatorAddress, [this.operatorAddress], opts.adminFee, JSON.stringify(opts.metadata)),
@@ -270,8 +280,18 @@ export class DataUnionChain {
     const changed = addresses.filter((_, i) => states[i] !== wanted)
     const unchanged = addresses.filter((_, i) => states[i] === wanted)
     if (changed.length === 0) return { changed, unchanged }
-    const receipt = await this.transact(() => contract.getFunction(action === 'join' ? 'addMembers' : 'partMembers')(changed))
-    return { changed, unchanged, transactionHash: receipt.hash }
+    try {
+      const receipt = await this.transact(() => contract.getFunction(action === 'join' ? 'addMembers' : 'partMembers')(changed))
+      return { changed, unchanged, transactionHash: receipt.hash }
+    } catch (error) {
+      // An earlier attempt's transaction may have been mined after it timed out, between the read
+      // above and this one (the contract then refuses `error_alreadyMember`): if everyone is now as
+      // asked, the batch is done.
+      if (!(error instanceof ChainRevertedError)) throw error
+      const now = (await this.call(() => Promise.all(changed.map((a) => contract.getFunction('isMember')(a))))) as boolean[]
+      if (now.every((state) => state === wanted)) return { changed: [], unchanged: addresses }
+      throw error
+    }
   }
 
   /**

@@ -1,0 +1,297 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Contract, Interface, JsonRpcProvider, Wallet, parseUnits } from 'ethers'
+import { tokenABI } from '@streamr/network-contracts'
+import { MembershipQueues, createLogger } from '@fitstream/shared'
+import { buyOnLocalHub, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
+import { PublisherHarness } from '../services/publisher/test/harness.js'
+import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
+import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+
+/**
+ * People get paid: on a local chain with the Hub and the Data Union contracts, the operator creates
+ * the product's Data Union with `fitstream du create` and lists the product with the Data Union as
+ * its beneficiary; the membership service joins three people (through the membership queue, across
+ * a chain outage); a buyer pays through MarketplaceV4; each member's earnings are their equal share
+ * after the admin and protocol fees, to the token's smallest unit; one withdraws to their own
+ * address without holding gas, one leaves and stops accruing.
+ */
+const prefix = uniquePrefix('data-union')
+const { redis, cleanup } = testRedis(prefix)
+const MEMBERSHIP_MAIN = fileURLToPath(new URL('../services/publisher/dist/data-union-main.js', import.meta.url))
+const ADMIN_FEE = '0.1'
+const PRICE_PER_SECOND = '0.001'
+const SECONDS = 3_600
+
+let harness: PublisherHarness
+let contracts: LocalDataUnionContracts
+let chain: JsonRpcProvider
+let token: Contract
+let dataUnion: string
+let projectId: string
+let membership: { child: ChildProcess; lines: string[] } | undefined
+let operator: DataUnionChain
+const queues = new MembershipQueues({ connection: redis, prefix, retry: { attempts: 30, backoffMs: 200 }, logger: createLogger('test', 'silent') })
+/** The three people's member keys (FitStream keeps them for people who give no address of their own). */
+const members = [Wallet.createRandom(), Wallet.createRandom(), Wallet.createRandom()]
+/** Where the first person wants their money: an address of their own that never held anything. */
+const ownAddress = Wallet.createRandom().address
+
+beforeAll(async () => {
+  harness = await PublisherHarness.start({ hub: true })
+  const { network } = harness
+  contracts = await deployDataUnionContracts({
+    rpcUrl: network.rpcUrl,
+    chainId: network.chainId,
+    deployerPrivateKey: network.accounts[0]!.privateKey,
+    tokenAddress: network.hub!.tokenAddress,
+    protocolBeneficiary: network.accounts[9]!.address,
+  })
+  chain = new JsonRpcProvider(network.rpcUrl, network.chainId, { staticNetwork: true })
+  token = new Contract(network.hub!.tokenAddress, tokenABI, chain)
+  operator = new DataUnionChain({ rpcUrl: network.rpcUrl, chainId: network.chainId, operatorPrivateKey: harness.seller.privateKey, timeoutMs: 5_000 })
+}, 180_000)
+
+afterAll(async () => {
+  membership?.child.kill('SIGTERM')
+  operator?.destroy()
+  chain?.destroy()
+  await harness?.stop()
+  await queues.close()
+  await cleanup()
+})
+
+const duEnv = (extra: Record<string, string> = {}): Record<string, string> => ({
+  DATA_UNION_FACTORY_ADDRESS: contracts.factoryAddress,
+  DATA_UNION_ADMIN_FEE: ADMIN_FEE,
+  ...extra,
+})
+
+interface Status {
+  address: string
+  activeMembers: number
+  inactiveMembers: number
+  totalRevenue: string
+  totalEarnings: string
+  totalAdminFees: string
+  totalProtocolFees: string
+  totalWithdrawn: string
+  unpaid: string
+  adminFee: string
+  protocolFee: string
+  token: { symbol: string }
+}
+const status = async (): Promise<Status> =>
+  JSON.parse((await harness.cli(['du', 'status', '--json'], duEnv({ DATA_UNION_ADDRESS: dataUnion }))).stdout) as Status
+const balanceOf = (address: string): Promise<bigint> => token.getFunction('balanceOf')(address) as Promise<bigint>
+const cliError = (args: string[], env: Record<string, string>): Promise<string> =>
+  harness.cli(args, env).then(
+    () => 'succeeded',
+    (error: { stderr: string }) => error.stderr,
+  )
+
+/** The address with one letter's case flipped: the typo a checksum exists to catch. */
+function flipCase(address: string): string {
+  const i = address.slice(2).search(/[a-fA-F]/) + 2
+  const c = address[i]!
+  return `${address.slice(0, i)}${c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()}${address.slice(i + 1)}`
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; membership service said:\n${membership?.lines.slice(-20).join('\n')}`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
+function startMembershipService(): { child: ChildProcess; lines: string[] } {
+  const env = harness.env(
+    duEnv({
+      DATA_UNION_ADDRESS: dataUnion,
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      RETRY_BACKOFF_MS: '200',
+      MEMBERSHIP_ATTEMPTS: '30',
+      DATA_UNION_CHAIN_TIMEOUT_MS: '2000',
+    }),
+  )
+  const child = spawn(process.execPath, [MEMBERSHIP_MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  for (const stream of [child.stdout, child.stderr])
+    stream.on('data', (chunk: Buffer) =>
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      ),
+    )
+  return { child, lines }
+}
+
+describe('a Data Union behind the product', () => {
+  it('declares only functions and events the published contracts have, with the published signatures', () => {
+    const artifacts = loadDataUnionArtifacts()
+    const pairs: [readonly string[], readonly unknown[]][] = [
+      [DATA_UNION_ABI, artifacts.DataUnionTemplate.abi],
+      [DATA_UNION_FACTORY_ABI, artifacts.DataUnionFactory.abi],
+      [FEE_ORACLE_ABI, artifacts.DefaultFeeOracle.abi],
+    ]
+    for (const [ours, published] of pairs) {
+      const theirs = new Interface(published as never)
+      const signatures = new Set<string>()
+      theirs.forEachFunction((f) => signatures.add(`${f.format('sighash')}:${f.outputs.map((o) => o.format('sighash')).join(',')}`))
+      theirs.forEachEvent((e) => signatures.add(`event ${e.format('sighash')}:${e.inputs.map((i) => String(i.indexed === true)).join(',')}`))
+      const mine = new Interface(ours as never)
+      mine.forEachFunction((f) =>
+        expect(signatures, f.format('full')).toContain(`${f.format('sighash')}:${f.outputs.map((o) => o.format('sighash')).join(',')}`),
+      )
+      mine.forEachEvent((e) =>
+        expect(signatures, e.format('full')).toContain(`event ${e.format('sighash')}:${e.inputs.map((i) => String(i.indexed === true)).join(',')}`),
+      )
+    }
+  })
+
+  it('du create deploys one through the factory with the admin fee from config; du status reads it back', async () => {
+    const created = JSON.parse((await harness.cli(['du', 'create', '--name', 'FitStream steps', '--json'], duEnv())).stdout) as {
+      address: string
+      adminFee: string
+      protocolFee: string
+      token: { address: string }
+    }
+    expect(created).toMatchObject({ adminFee: ADMIN_FEE, protocolFee: '0.01', token: { address: harness.network.hub!.tokenAddress } })
+    dataUnion = created.address
+    expect(await status()).toMatchObject({
+      address: dataUnion,
+      activeMembers: 0,
+      totalRevenue: '0.0',
+      adminFee: ADMIN_FEE,
+      protocolFee: '0.01',
+      token: { symbol: 'TDATA' },
+    })
+    const text = (await harness.cli(['du', 'status'], duEnv({ DATA_UNION_ADDRESS: dataUnion }))).stdout
+    expect(text).toContain('members: 0 active, 0 parted')
+    expect(text).toContain('admin 0.0 TDATA (10.0 %), protocol 0.0 TDATA (1.0 %)')
+  }, 120_000)
+
+  it('refuses what is not a Data Union, and malformed or checksum-wrong addresses, by code', async () => {
+    const notADataUnion = await cliError(['du', 'status', '--data-union', harness.network.hub!.tokenAddress], duEnv())
+    expect(notADataUnion).toContain('FST_ERR_NOT_A_DATA_UNION')
+    const nothingThere = await cliError(['du', 'status', '--data-union', Wallet.createRandom().address], duEnv())
+    expect(nothingThere).toContain('FST_ERR_NOT_A_DATA_UNION')
+    const flipped = flipCase(dataUnion)
+    expect(await cliError(['du', 'status', '--data-union', flipped], duEnv())).toContain('FST_ERR_INVALID_ADDRESS')
+    expect(await cliError(['du', 'status', '--data-union', '0x1234'], duEnv())).toContain('FST_ERR_INVALID_ADDRESS')
+  }, 60_000)
+
+  it('lists the product on the Hub with the Data Union as its beneficiary', async () => {
+    await harness.cli(['streams', 'provision', '--types', 'steps'])
+    const args = ['hub', 'create-project', '--types', 'steps', '--name', 'FitStream steps', '--price-per-second', PRICE_PER_SECOND]
+    const created = JSON.parse(
+      (await harness.cli([...args, '--token', harness.network.hub!.tokenAddress, '--beneficiary', dataUnion, '--min-subscription', '60', '--json'])).stdout,
+    ) as { projectId: string }
+    projectId = created.projectId
+    const hub = JSON.parse((await harness.cli(['hub', 'status', '--project-id', projectId, '--json'])).stdout) as { payment: { beneficiary: string }[] }
+    expect(hub.payment).toEqual([expect.objectContaining({ beneficiary: dataUnion })])
+  }, 180_000)
+
+  it('joins people through the membership queue; a chain outage leaves them queued, and they join once it is back, once', async () => {
+    membership = startMembershipService()
+    await waitFor('the membership service', async () => membership!.lines.some((l) => l.includes('membership service')), 30_000)
+    harness.network.freezeChain()
+    try {
+      await queues.request(
+        'join',
+        members.map((m) => m.address),
+        'released-1',
+      )
+      // Several attempts time out while the chain is frozen: the request stays queued, nothing is dead-lettered.
+      await waitFor('a failed attempt', async () => membership!.lines.some((l) => l.includes('will retry')), 30_000)
+      const job = await queues.queue.getJob('released-1-0')
+      expect(await job?.getState()).toMatch(/^(active|delayed|waiting)$/)
+      expect(await queues.deadLettered()).toEqual([])
+    } finally {
+      harness.network.thawChain()
+    }
+    await waitFor('the join to complete', async () => (await (await queues.queue.getJob('released-1-0'))?.getState()) === 'completed', 60_000)
+    // The same people released again (a second sale of their data, a replayed request): no one is added twice.
+    await queues.request(
+      'join',
+      members.map((m) => m.address),
+      'released-2',
+    )
+    await waitFor('the repeated join', async () => (await (await queues.queue.getJob('released-2-0'))?.getState()) === 'completed', 30_000)
+    expect((await queues.queue.getJob('released-2-0'))?.returnvalue).toMatchObject({ joined: [], unchanged: members.map((m) => m.address) })
+    expect(await status()).toMatchObject({ activeMembers: 3, inactiveMembers: 0 })
+    expect(await queues.deadLettered()).toEqual([])
+  }, 180_000)
+
+  let firstSale: bigint
+  it('a purchase through MarketplaceV4 pays each member price x (1 - admin fee - protocol fee) / 3, to the smallest unit', async () => {
+    const buyer = harness.buyer
+    const before = await balanceOf(buyer.address)
+    await buyOnLocalHub({
+      rpcUrl: harness.network.rpcUrl,
+      chainId: harness.network.chainId,
+      hub: harness.network.hub!,
+      buyerPrivateKey: buyer.privateKey,
+      projectId,
+      seconds: SECONDS,
+    })
+    const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
+    expect(before - (await balanceOf(buyer.address))).toBe(price)
+    firstSale = price
+    const adminFee = (price * parseUnits(ADMIN_FEE, 18)) / 10n ** 18n
+    const protocolFee = (price * contracts.protocolFee) / 10n ** 18n
+    const share = (price - adminFee - protocolFee) / 3n
+    for (const member of members) {
+      expect(await operator.earnings(dataUnion, member.address)).toMatchObject({ isMember: true, withdrawable: share, total: share, withdrawn: 0n })
+    }
+    expect(share).toBe(1_068_000_000_000_000_000n) // 3.6 TDATA x 0.89 / 3
+    expect(await status()).toMatchObject({ totalRevenue: '3.6', totalAdminFees: '0.36', totalProtocolFees: '0.036', totalEarnings: '3.204', unpaid: '3.6' })
+  }, 120_000)
+
+  it('a member withdraws everything to their own address, the operator paying the gas; nothing is left to withdraw twice', async () => {
+    const [first] = members
+    expect(await chain.getBalance(first!.address)).toBe(0n)
+    const paid = await operator.withdrawAllSigned(dataUnion, first!.privateKey, ownAddress)
+    const share = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
+    expect(paid).toMatchObject({ member: first!.address, to: ownAddress, amount: share })
+    expect(await balanceOf(ownAddress)).toBe(share)
+    expect(await operator.earnings(dataUnion, first!.address)).toMatchObject({ withdrawable: 0n, total: share, withdrawn: share })
+    await expect(operator.withdrawAllSigned(dataUnion, first!.privateKey, ownAddress)).rejects.toMatchObject({ code: 'FST_ERR_NOTHING_TO_WITHDRAW' })
+    const flipped = flipCase(ownAddress)
+    await expect(operator.withdrawAllSigned(dataUnion, members[1]!.privateKey, flipped)).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+  }, 60_000)
+
+  it('a member who withdraws and then deletes their account is parted and stops accruing; the others share the next sale', async () => {
+    const leaving = members[1]!
+    const payout = Wallet.createRandom().address
+    const paid = await operator.withdrawAllSigned(dataUnion, leaving.privateKey, payout)
+    expect(await balanceOf(payout)).toBe(paid.amount)
+    await queues.request('part', [leaving.address], 'erased-1')
+    await waitFor('the part to complete', async () => (await (await queues.queue.getJob('erased-1-0'))?.getState()) === 'completed', 60_000)
+    expect(await status()).toMatchObject({ activeMembers: 2, inactiveMembers: 1 })
+
+    const secondBuyer = harness.network.accounts[3]!
+    await buyOnLocalHub({
+      rpcUrl: harness.network.rpcUrl,
+      chainId: harness.network.chainId,
+      hub: harness.network.hub!,
+      buyerPrivateKey: secondBuyer.privateKey,
+      projectId,
+      seconds: SECONDS,
+    })
+    const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
+    const secondShare = (price - price / 10n - price / 100n) / 2n
+    const firstShare = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
+    expect(await operator.earnings(dataUnion, leaving.address)).toMatchObject({ isMember: false, withdrawable: 0n, total: firstShare })
+    expect(await operator.earnings(dataUnion, members[2]!.address)).toMatchObject({ isMember: true, withdrawable: firstShare + secondShare })
+    expect(await operator.earnings(dataUnion, members[0]!.address)).toMatchObject({ withdrawable: secondShare, total: firstShare + secondShare })
+    expect(await queues.deadLettered()).toEqual([])
+    // The operator's key never appears in what the membership service writes.
+    expect(membership!.lines.join('\n')).not.toContain(harness.seller.privateKey.slice(2))
+  }, 120_000)
+})

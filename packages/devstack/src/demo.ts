@@ -10,7 +10,8 @@ import { recordsOf, type ReceivedMessage } from './subscriber.js'
 /**
  * `npm run demo`: FitStream end to end on this machine with no credentials. Synthetic Google users
  * are registered, their data flows through the four services, and a buyer's subscriber prints the
- * anonymised messages it receives from the local Streamr network.
+ * messages it receives from the local Streamr network (the devstack's policy opts everyone in to
+ * individual records, so they show).
  */
 const { values } = parseArgs({
   options: {
@@ -60,7 +61,7 @@ say(`Onboarding:  ${stack.tokenService.url}/   (connect a synthetic "Google" acc
 say(`Bull Board:  ${stack.tokenService.url}${BULL_BOARD_PATH}   (any user name; password: ${stack.secrets.ADMIN_TOKEN})`)
 say(`API docs:    ${stack.tokenService.url}/docs`)
 say(`Users API:   curl -H 'authorization: Bearer ${stack.secrets.ADMIN_TOKEN}' ${stack.tokenService.url}/users/<id>`)
-say('Anonymised messages as a buyer receives them (Ctrl+C to stop):\n')
+say('Messages as a buyer receives them (Ctrl+C to stop):\n')
 
 await subscriber
   .waitFor((m) => m.length > 0, 60_000)

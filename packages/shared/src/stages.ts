@@ -19,12 +19,12 @@ export const STAGES = {
   },
   anonymize: {
     schema: anonymizeJobSchema,
-    description: 'Raw samples of one user, to be anonymised under the privacy policy',
+    description: 'Raw samples of one user, to be released under the privacy policy',
     holdsPersonalData: true,
   },
   publish: {
     schema: publishJobSchema,
-    description: 'Anonymised records, to be published to Streamr',
+    description: 'Releasable records (pseudonymised records and cohort rows), to be published to Streamr',
     // Pseudonymous records are still personal data: nothing is kept once they are published.
     holdsPersonalData: true,
   },
@@ -47,17 +47,23 @@ export interface RetryPolicy {
 }
 
 /**
- * Job options for adding to a stage. Raw-data jobs vanish from Redis as soon as they complete; every
- * stage keeps failed jobs only briefly, because the dead-letter queue is where failures are kept.
+ * Job options for adding to a stage. Jobs that name a person or hold their data vanish from Redis as
+ * soon as they complete or fail (the dead-letter queue is where failures are kept).
  */
 export function stageJobOptions(stage: Stage, retry: RetryPolicy): JobsOptions {
   return {
     attempts: retry.attempts,
     backoff: { type: 'exponential', delay: retry.backoffMs, jitter: 0.5 },
-    // Failures are kept in the dead-letter queue; a short tail of finished jobs is enough for Bull Board.
-    removeOnComplete: STAGES[stage].holdsPersonalData ? true : { age: 3600, count: 100 },
-    removeOnFail: STAGES[stage].holdsPersonalData ? true : { age: 3600, count: 100 },
+    // Failures are kept in the dead-letter queue. A job whose payload names a person (a user id) or
+    // holds their data goes as soon as it is done: one that finishes after the person's erasure must
+    // not stay behind. A stage of neither kind keeps a short tail of finished jobs for Bull Board.
+    removeOnComplete: namesPerson(stage) ? true : { age: 3600, count: 100 },
+    removeOnFail: namesPerson(stage) ? true : { age: 3600, count: 100 },
   }
+}
+
+function namesPerson(stage: Stage): boolean {
+  return STAGES[stage].holdsPersonalData || 'userId' in STAGES[stage].schema.shape
 }
 
 /** Dead letters stay until an operator replays or purges them. */

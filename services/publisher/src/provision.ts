@@ -43,10 +43,18 @@ export interface ProvisionReport {
 export async function provisionStreams(client: StreamrClient, options: ProvisionOptions): Promise<ProvisionReport> {
   const wanted = options.types.flatMap((type) => {
     const spec = dataType(type)
-    const base = `FitStream: ${spec.description} (${spec.unit}), anonymised`
-    const streams = [{ id: streamIdFor(options.naming, type), description: `${base}: hourly records per pseudonym` }]
+    const base = `FitStream: ${spec.description} (${spec.unit})`
+    const streams = [
+      {
+        id: streamIdFor(options.naming, type),
+        description: `${base}: hourly records of the people who opted in, under a monthly pseudonym (pseudonymised, not anonymous)`,
+      },
+    ]
     if (options.cohorts !== false) {
-      streams.push({ id: cohortStreamIdFor(options.naming, type), description: `${base}: cohort aggregates over at least k people, no pseudonyms` })
+      streams.push({
+        id: cohortStreamIdFor(options.naming, type),
+        description: `${base}: noisy averages over many people (differential privacy), no pseudonyms`,
+      })
     }
     return streams
   })

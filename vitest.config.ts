@@ -18,7 +18,6 @@ const SYSTEM_TESTS = [
   'tests/google-faults.test.ts',
   'tests/streamr-outage.test.ts',
   'tests/network-nat.test.ts',
-  'tests/data-union.test.ts',
   'tests/network-browser.test.ts',
   'tests/data-union.test.ts',
 ]

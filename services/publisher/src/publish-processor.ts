@@ -62,7 +62,13 @@ const PERMANENT_CODES = new Set([
 ])
 
 /** What the delivery loop needs of a job: its id and attempt (BullMQ's, or a release slot's). */
-export type DeliveryContext = Pick<JobContext, 'jobId' | 'attempt' | 'maxAttempts' | 'logger'>
+export type DeliveryContext = Pick<JobContext, 'jobId' | 'attempt' | 'maxAttempts' | 'logger'> & {
+  /**
+   * Never dead-lettered (a release slot): even a permanent failure keeps the lease, so the next try
+   * resumes on the same chains rather than under new identities that subscribers would drop.
+   */
+  readonly keepsLease?: boolean
+}
 
 /** Under which identity message `index` goes out: its chain and timestamp (the SDK numbers the rest). */
 type Identity = (index: number) => { readonly msgChainId: string; readonly timestamp: number }
@@ -130,7 +136,7 @@ export function createDeliverer(deps: PublishProcessorDeps) {
         error instanceof UpstreamError
           ? error
           : new UpstreamError('FST_ERR_PUBLISH_JOURNAL', `the delivery journal in Redis failed: ${error instanceof Error ? error.message : String(error)}`)
-      if (failure.permanent || context.attempt >= context.maxAttempts) {
+      if (context.keepsLease !== true && (failure.permanent || context.attempt >= context.maxAttempts)) {
         // About to be dead-lettered: nothing will resume this lease, so hand the chain back.
         await deps.journal.abandon(journal, messages.length).catch(() => undefined)
         publishedHere.delete(context.jobId)

@@ -58,7 +58,7 @@ export class SlotReleaser {
       const delivery =
         plan.length === 0
           ? undefined
-          : await this.options.deliver({ jobId: `slot-${slot}`, attempt, maxAttempts: Number.POSITIVE_INFINITY, logger }, () => ({
+          : await this.options.deliver({ jobId: `slot-${slot}`, attempt, maxAttempts: Number.POSITIVE_INFINITY, keepsLease: true, logger }, () => ({
               messages: plan.map(({ message }) => message),
               // Every message under the slot's time: the SDK numbers those of one chain and partition.
               identity: (index) => ({ msgChainId: plan[index]!.msgChainId, timestamp: slot }),

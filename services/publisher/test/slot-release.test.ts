@@ -33,13 +33,18 @@ export interface Seen {
 }
 
 /** One publisher process: a hold processor, a releaser, and what its "client" sent. */
-function publisherProcess(options: { instance: string; stallAfter?: { count: number; until: Promise<void> }; sink?: Seen[] }) {
+function publisherProcess(options: { instance: string; stallAfter?: { count: number; until: Promise<void> }; failAt?: number; sink?: Seen[] }) {
   const sent = options.sink ?? []
   const lastSequence = new Map<string, { timestamp: number; sequenceNumber: number }>()
   let count = 0
   const client = {
     publish: async (streamId: string, content: SlotRecordMessage, metadata: { msgChainId: string; timestamp: number }) => {
       if (options.stallAfter !== undefined && count === options.stallAfter.count) await options.stallAfter.until
+      if (count === options.failAt) {
+        count++
+        // Refused before the SDK numbered it, as a permission or stream lookup is.
+        throw Object.assign(new Error('stream not found'), { code: 'STREAM_NOT_FOUND' })
+      }
       count++
       // What the SDK does: the next number on this chain and stream when the timestamp repeats.
       const key = `${streamId}|${metadata.msgChainId}`
@@ -155,6 +160,34 @@ describe('release slots', () => {
     const at = (time: number): string[] => keysOf(p.sent.filter((s) => s.timestamp === time)).sort()
     expect(at(Date.UTC(2026, 11, 3, 3, 5))).toEqual(early.records.map((r) => `${r.id}:0`).sort())
     expect(at(Date.UTC(2026, 11, 3, 4, 5))).toEqual(late.records.map((r) => `${r.id}:0`).sort())
+  })
+
+  it('after a permanent failure part way, keeps the slot on its chains, so another process finishes it without reusing an identity', async () => {
+    const sink: Seen[] = []
+    const failing = publisherProcess({ instance: 'fails', failAt: 2, sink })
+    const other = publisherProcess({ instance: 'finishes', sink })
+    const jobs = Array.from({ length: 6 }, (_, i) => ({
+      syncId: `fail-${i}`,
+      records: personRecords(`fail-person-${i}`, Date.UTC(2026, 11, 6), Date.UTC(2026, 11, 6, 12)),
+      cohorts: [],
+    }))
+    for (const [i, job] of jobs.entries()) await failing.hold(`fail-hold-${i}`, job, Date.UTC(2026, 11, 6, 12, 10))
+    const slotTime = Date.UTC(2026, 11, 6, 13, 5)
+    expect(await failing.releaser.releaseDue(slotTime)).toBe(0)
+    expect(sink).toHaveLength(2)
+    // Backing off: not again at once.
+    expect(await failing.releaser.releaseDue(slotTime + 100)).toBe(0)
+    // Another process (its client numbers chains from 0) finishes the slot.
+    expect(await other.releaser.releaseDue(slotTime + 60_000)).toBe(1)
+    const all = jobs.flatMap((job) => job.records.map((r) => `${r.id}:0`))
+    expect([...new Set(keysOf(sink))].sort()).toEqual([...all].sort())
+    // An identity a buyer's node has seen is never given to other records (it would drop them).
+    const recordsByIdentity = new Map<string, Set<string>>()
+    for (const s of sink) {
+      const id = `${s.streamId}|${s.msgChainId}|${s.timestamp}|${s.sequenceNumber}`
+      recordsByIdentity.set(id, (recordsByIdentity.get(id) ?? new Set()).add(keysOf([s]).join(',')))
+    }
+    expect([...recordsByIdentity.values()].filter((contents) => contents.size > 1)).toEqual([])
   })
 
   it('taken over from a process that stalled part way, publishes every message once with the identity it had', async () => {

@@ -127,6 +127,8 @@ beforeAll(async () => {
     GOOGLE_HEALTH_ROOT_URL: google.rootUrl,
     BACKFILL_DAYS: '1',
     SYNC_LOOKBACK_HOURS: '24',
+    // Each job published as it comes (fitstream.records/1, which this test reads), not in hourly release slots.
+    PUBLISH_SLOT_MS: '0',
     // Everyone opted in to individual records, as the devstack's stacks run: one person makes no cohort.
     ANONYMIZER_POLICY_FILE: '/app/services/anonymizer/policies/opted-in.yaml',
     STREAMR_ENVIRONMENT: 'dev2',

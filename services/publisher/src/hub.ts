@@ -23,7 +23,7 @@ const ERC20_ABI = ['function decimals() view returns (uint8)', 'function symbol(
 const STREAM_REGISTRY_ABI = [
   'function exists(string streamId) view returns (bool)',
   'function getDirectPermissionsForUser(string streamId, address user) view returns ((bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant) permission)',
-  'function setPermissions(string streamId, address[] users, (bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant)[] permissions)',
+  'function setPermissionsMultipleStreams(string[] streamIds, address[][] users, (bool canEdit, bool canDelete, uint256 publishExpiration, uint256 subscribeExpiration, bool canGrant)[][] permissions)',
 ]
 
 export interface HubEnvironment {
@@ -123,7 +123,7 @@ interface Subscription {
   readonly end: bigint
 }
 
-/** Buyers per setPermissions transaction: well inside a Polygon block's gas. */
+/** Permission changes (buyer and stream) per transaction: well inside a Polygon block's gas. */
 const PERMISSIONS_BATCH = 200
 /** Registry reads under way at once. */
 const READS_AT_ONCE = 8
@@ -228,9 +228,9 @@ export class Hub {
    * subscription is over no longer holds it. Everything else a buyer holds on a stream is kept;
    * the sender and anyone who may grant or edit a stream are left alone, as are streams that no
    * longer exist. Each buyer's subscription is read again just before their stream's transaction,
-   * so one who buys or extends meanwhile is not cut off. setPermissions transactions of at most 200
-   * buyers, only where something changes: run again, it sends nothing. The sender needs GRANT on
-   * the streams.
+   * so one who buys or extends meanwhile is not cut off. The changes of every stream go together in
+   * setPermissionsMultipleStreams transactions of at most 200 (buyer, stream) changes, only where
+   * something changes: run again, it sends nothing. The sender needs GRANT on the streams.
    */
   async alignSubscriptions(projectId: string, streams: readonly string[], options: { fromBlock: number; blockRange: number }): Promise<SubscriptionAlignment> {
     const buyers = await this.buyers(projectId, options)
@@ -247,27 +247,39 @@ export class Hub {
       if (valid ? subscribeExpiration === end : subscribeExpiration <= end) return undefined
       return { address, valid, permission: [canEdit, canDelete, publishExpiration, end, canGrant] }
     }
+    const due: { streamId: string; change: Change }[] = []
     for (const streamId of streams) {
       if (!((await registry.getFunction('exists').staticCall(streamId)) as boolean)) {
         result.missing.push(streamId)
         continue
       }
-      const due = (await inBatches(buyers, READS_AT_ONCE, (buyer) => changeFor(streamId, buyer))).filter((c): c is Change => c !== undefined)
-      for (let i = 0; i < due.length; i += PERMISSIONS_BATCH) {
-        // Read again right before sending: a buyer who bought or extended since is given their new end.
-        const fresh = await inBatches(due.slice(i, i + PERMISSIONS_BATCH), READS_AT_ONCE, async ({ address }) =>
-          changeFor(streamId, await this.subscription(projectId, address)),
-        )
-        const batch = fresh.filter((c): c is Change => c !== undefined)
-        if (batch.length === 0) continue
-        const tx = (await registry.getFunction('setPermissions')(
-          streamId,
-          batch.map((c) => c.address),
-          batch.map((c) => c.permission),
-        )) as { hash: string; wait(): Promise<unknown> }
-        await tx.wait()
-        result.transactionHashes.push(tx.hash)
-        for (const { address, valid } of batch) {
+      const changes = await inBatches(buyers, READS_AT_ONCE, (buyer) => changeFor(streamId, buyer))
+      for (const change of changes) if (change !== undefined) due.push({ streamId, change })
+    }
+    for (let i = 0; i < due.length; i += PERMISSIONS_BATCH) {
+      // Read again right before sending: a buyer who bought or extended since is given their new end.
+      const subscriptions = new Map<string, Promise<Subscription>>()
+      const subscriptionOf = (address: string): Promise<Subscription> => {
+        let read = subscriptions.get(address)
+        if (read === undefined) subscriptions.set(address, (read = this.subscription(projectId, address)))
+        return read
+      }
+      const fresh = await inBatches(due.slice(i, i + PERMISSIONS_BATCH), READS_AT_ONCE, async ({ streamId, change }) => {
+        const now = await changeFor(streamId, await subscriptionOf(change.address))
+        return now === undefined ? undefined : { streamId, change: now }
+      })
+      const byStream = new Map<string, Change[]>()
+      for (const entry of fresh) if (entry !== undefined) byStream.set(entry.streamId, [...(byStream.get(entry.streamId) ?? []), entry.change])
+      if (byStream.size === 0) continue
+      const tx = (await registry.getFunction('setPermissionsMultipleStreams')(
+        [...byStream.keys()],
+        [...byStream.values()].map((changes) => changes.map((c) => c.address)),
+        [...byStream.values()].map((changes) => changes.map((c) => c.permission)),
+      )) as { hash: string; wait(): Promise<unknown> }
+      await tx.wait()
+      result.transactionHashes.push(tx.hash)
+      for (const [streamId, changes] of byStream) {
+        for (const { address, valid } of changes) {
           const into = valid ? result.granted : result.ended
           into[streamId] = [...(into[streamId] ?? []), address]
         }

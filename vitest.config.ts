@@ -19,6 +19,7 @@ const SYSTEM_TESTS = [
   'tests/streamr-outage.test.ts',
   'tests/network-nat.test.ts',
   'tests/network-browser.test.ts',
+  'tests/network-gas.test.ts',
   'tests/data-union.test.ts',
 ]
 

@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Contract, Interface, JsonRpcProvider, Wallet, parseUnits } from 'ethers'
 import { tokenABI } from '@streamr/network-contracts'
-import { MembershipQueues, createLogger } from '@fitstream/shared'
+import { Keyring, MembershipQueues, createLogger } from '@fitstream/shared'
 import { buyOnLocalHub, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
 import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
+import { MemberWallets } from '../services/publisher/src/member-wallets.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 
 /**
@@ -33,8 +35,12 @@ let projectId: string
 let membership: { child: ChildProcess; lines: string[] } | undefined
 let operator: DataUnionChain
 const queues = new MembershipQueues({ connection: redis, prefix, retry: { attempts: 30, backoffMs: 200 }, logger: createLogger('test', 'silent') })
-/** The three people's member keys (FitStream keeps them for people who give no address of their own). */
-const members = [Wallet.createRandom(), Wallet.createRandom(), Wallet.createRandom()]
+/** Member keys FitStream creates and keeps encrypted, for people who give no address of their own. */
+const memberKeys = new Keyring([['test', randomBytes(32)]])
+let wallets: MemberWallets
+/** The three people, by the reference the token service would give (a keyed hash of their account id). */
+const people = ['person-a', 'person-b', 'person-c']
+let members: { address: string }[]
 /** Where the first person wants their money: an address of their own that never held anything. */
 const ownAddress = Wallet.createRandom().address
 
@@ -197,6 +203,20 @@ describe('a Data Union behind the product', () => {
     expect(hub.payment).toEqual([expect.objectContaining({ beneficiary: dataUnion })])
   }, 180_000)
 
+  it('gives each person a member address whose key is kept encrypted, the same one every time', async () => {
+    wallets = new MemberWallets(redis, prefix, memberKeys, operator, dataUnion)
+    members = await Promise.all(people.map((ref) => wallets.ensure(ref)))
+    expect(new Set(members.map((m) => m.address)).size).toBe(3)
+    expect((await wallets.ensure('person-a')).address).toBe(members[0]!.address)
+    const stored = (await redis.get(`${prefix}:membership:wallet:person-a`))!
+    expect(JSON.parse(stored)).toMatchObject({ kind: 'custodial', sealedKey: expect.stringMatching(/^v1\.test\./) })
+    expect(stored).not.toMatch(/0x[0-9a-f]{64}/)
+    // A person who gives their own address: a checksum typo is refused, a good address kept as given.
+    const own = Wallet.createRandom().address
+    await expect(wallets.ensure('person-d', flipCase(own))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+    expect(await wallets.ensure('person-d', own)).toEqual({ address: own, kind: 'own' })
+  })
+
   it('joins people through the membership queue; a chain outage leaves them queued, and they join once it is back, once', async () => {
     membership = startMembershipService()
     await waitFor('the membership service', async () => membership!.lines.some((l) => l.includes('membership service')), 30_000)
@@ -256,21 +276,25 @@ describe('a Data Union behind the product', () => {
   it('a member withdraws everything to their own address, the operator paying the gas; nothing is left to withdraw twice', async () => {
     const [first] = members
     expect(await chain.getBalance(first!.address)).toBe(0n)
-    const paid = await operator.withdrawAllSigned(dataUnion, first!.privateKey, ownAddress)
+    const paid = await wallets.withdraw('person-a', ownAddress)
     const share = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
     expect(paid).toMatchObject({ member: first!.address, to: ownAddress, amount: share })
     expect(await balanceOf(ownAddress)).toBe(share)
     expect(await operator.earnings(dataUnion, first!.address)).toMatchObject({ withdrawable: 0n, total: share, withdrawn: share })
-    await expect(operator.withdrawAllSigned(dataUnion, first!.privateKey, ownAddress)).rejects.toMatchObject({ code: 'FST_ERR_NOTHING_TO_WITHDRAW' })
-    const flipped = flipCase(ownAddress)
-    await expect(operator.withdrawAllSigned(dataUnion, members[1]!.privateKey, flipped)).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+    await expect(wallets.withdraw('person-a', ownAddress)).rejects.toMatchObject({ code: 'FST_ERR_NOTHING_TO_WITHDRAW' })
+    await expect(wallets.withdraw('person-b', flipCase(ownAddress))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+    await expect(wallets.withdraw('person-b', '0x0')).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
   }, 60_000)
 
   it('a member who withdraws and then deletes their account is parted and stops accruing; the others share the next sale', async () => {
     const leaving = members[1]!
     const payout = Wallet.createRandom().address
-    const paid = await operator.withdrawAllSigned(dataUnion, leaving.privateKey, payout)
-    expect(await balanceOf(payout)).toBe(paid.amount)
+    // Deleting the account: offered a withdrawal first, which pays everything out; the receipt says so.
+    const receipt = await wallets.erase('person-b', payout)
+    const firstShareOfB = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
+    expect(receipt).toMatchObject({ address: leaving.address, paid: firstShareOfB, paidTo: payout, remaining: 0n, claim: { kind: 'nothing' } })
+    expect(await balanceOf(payout)).toBe(firstShareOfB)
+    expect(await wallets.get('person-b')).toBeUndefined()
     await queues.request('part', [leaving.address], 'erased-1')
     await waitFor('the part to complete', async () => (await (await queues.queue.getJob('erased-1-0'))?.getState()) === 'completed', 60_000)
     expect(await status()).toMatchObject({ activeMembers: 2, inactiveMembers: 1 })
@@ -291,6 +315,15 @@ describe('a Data Union behind the product', () => {
     expect(await operator.earnings(dataUnion, members[2]!.address)).toMatchObject({ isMember: true, withdrawable: firstShare + secondShare })
     expect(await operator.earnings(dataUnion, members[0]!.address)).toMatchObject({ withdrawable: secondShare, total: firstShare + secondShare })
     expect(await queues.deadLettered()).toEqual([])
+
+    // Someone deleting their account without taking the money: it stays claimable with the receipt's code.
+    const receipt3 = await wallets.erase('person-c')
+    expect(receipt3).toMatchObject({ paid: 0n, remaining: firstShare + secondShare, claim: { kind: 'claim-code' } })
+    expect(await wallets.get('person-c')).toBeUndefined()
+    const later = Wallet.createRandom().address
+    const claimed = await wallets.claim((receipt3!.claim as { code: string }).code, later)
+    expect(claimed.amount).toBe(firstShare + secondShare)
+    expect(await balanceOf(later)).toBe(firstShare + secondShare)
     // The operator's key never appears in what the membership service writes.
     expect(membership!.lines.join('\n')).not.toContain(harness.seller.privateKey.slice(2))
   }, 120_000)

@@ -331,15 +331,20 @@ export class DataUnionChain {
   }
 
   private async transact(send: () => Promise<unknown>): Promise<TransactionReceipt> {
-    try {
-      const tx = (await withTimeout(send(), this.timeoutMs)) as { wait(confirms?: number, timeout?: number): Promise<TransactionReceipt | null> }
-      const receipt = await withTimeout(tx.wait(1, this.timeoutMs), this.timeoutMs)
-      if (receipt === null) throw new ChainUnavailableError('the transaction was not mined in time')
-      return receipt
-    } catch (error) {
-      // A nonce handed out for a transaction that never reached the chain must be asked again.
-      this.operator.reset()
-      throw chainError(error)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const tx = (await withTimeout(send(), this.timeoutMs)) as { wait(confirms?: number, timeout?: number): Promise<TransactionReceipt | null> }
+        const receipt = await withTimeout(tx.wait(1, this.timeoutMs), this.timeoutMs)
+        if (receipt === null) throw new ChainUnavailableError('the transaction was not mined in time')
+        return receipt
+      } catch (error) {
+        // A nonce handed out for a transaction that never reached the chain must be asked again.
+        this.operator.reset()
+        // Another process sent with the operator's key meanwhile (the CLI, a second replica): the
+        // chain refused this transaction outright, so sending it again with a fresh nonce is safe.
+        if (attempt < 3 && (isError(error, 'NONCE_EXPIRED') || isError(error, 'REPLACEMENT_UNDERPRICED'))) continue
+        throw chainError(error)
+      }
     }
   }
 }

@@ -85,6 +85,16 @@ const schema = z.object({
   /** Refresh an access token when it has less than this left. */
   TOKEN_REFRESH_MARGIN_MS: envVar.positiveInt().default(300_000),
   SYNC_CONCURRENCY: envVar.positiveInt().default(20),
+  /** Largest export upload accepted, in bytes (default 2 GiB). */
+  IMPORT_MAX_UPLOAD_BYTES: envVar.positiveInt().default(2 * 1024 ** 3),
+  /** Most bytes one import may inflate from its archive (default 8 GiB). */
+  IMPORT_MAX_INFLATED_BYTES: envVar.positiveInt().default(8 * 1024 ** 3),
+  /** Highest inflated-to-compressed ratio of a file in an uploaded archive (default 100). */
+  IMPORT_MAX_RATIO: envVar.positiveInt().default(100),
+  /** Where uploads rest, encrypted under a key held only in memory, while imported (default: the OS temp folder). */
+  IMPORT_SPOOL_DIR: z.string().min(1).optional(),
+  /** Imports one token-service process parses at once; more wait their turn (default 1). */
+  IMPORT_CONCURRENCY: envVar.positiveInt().max(16).default(1),
 })
 
 export type TokenServiceConfig = z.output<typeof schema>

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { dataApiOfScopes, type DataTypeKey } from '@fitstream/shared'
 import { CONSENT_GROUP_NAMES, INDIVIDUAL_TYPE_NAMES, dataTypesForGroups } from './consent.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
+import { IMPORT_SCRIPT_SOURCE, withImportSection } from './imports-page.js'
 import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage, reconnectPage } from './html.js'
 import type { CallbackOutcome, Choice, Onboarding } from './onboarding.js'
 import { LINK_FIELDS, type LinkUses, type ReconnectLinks } from './reconnect-links.js'
@@ -69,7 +70,9 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
   const contentSecurityPolicy = [
     "default-src 'none'",
     "style-src 'unsafe-inline'",
-    `script-src 'sha256-${createHash('sha256').update(TIME_ZONE_SCRIPT).digest('base64')}'`,
+    `script-src 'sha256-${createHash('sha256').update(TIME_ZONE_SCRIPT).digest('base64')}' ${IMPORT_SCRIPT_SOURCE}`,
+    // The upload section posts the export and polls its import (imports-page.ts).
+    "connect-src 'self'",
     // Chrome applies form-action to the redirect after a post, and /connect redirects to Google.
     `form-action 'self' ${new URL(deps.googleAuthUrl).origin}`,
     "frame-ancestors 'none'",
@@ -292,13 +295,16 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       return html(
         reply,
         200,
-        accountPage({
-          user,
-          csrfToken: session.csrfToken,
-          nextSyncAt: await deps.scheduler.nextRunAt(user.id),
-          api: deps.onboarding.api,
-          ...(notice === undefined ? {} : { notice }),
-        }),
+        withImportSection(
+          accountPage({
+            user,
+            csrfToken: session.csrfToken,
+            nextSyncAt: await deps.scheduler.nextRunAt(user.id),
+            api: deps.onboarding.api,
+            ...(notice === undefined ? {} : { notice }),
+          }),
+          user.id,
+        ),
       )
     },
   )

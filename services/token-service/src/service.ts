@@ -2,6 +2,7 @@ import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
 import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { DeadLetters, ServiceRuntime, UserGoneError, buildServer, isClosed, type Logger } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
@@ -20,6 +21,8 @@ import { pageRoutes } from './pages.js'
 import { LinkUses, ReconnectLinks } from './reconnect-links.js'
 import { logPathsOnly } from './request-log.js'
 import { internalRoutes, userRoutes } from './routes.js'
+import { ImportRunner, ImportStore } from './imports.js'
+import { importRoutes } from './imports-routes.js'
 import { SessionCookies } from './session-http.js'
 import { SessionStore } from './sessions.js'
 import { UserJobs } from './user-jobs.js'
@@ -169,6 +172,41 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     refused,
     rateLimits: { pagesPerMinute: config.RATE_LIMIT_PAGES_PER_MINUTE, callbackPerMinute: config.RATE_LIMIT_CALLBACK_PER_MINUTE },
     googleAuthUrl: config.GOOGLE_AUTH_URL,
+  })
+  const importStore = new ImportStore(redis, prefix, Date.now)
+  const imports = new ImportRunner({
+    store: importStore,
+    users,
+    queues,
+    logger: logger.child({ component: 'imports' }),
+    limits: {
+      maxUploadBytes: config.IMPORT_MAX_UPLOAD_BYTES,
+      maxInflatedBytes: config.IMPORT_MAX_INFLATED_BYTES,
+      maxRatio: config.IMPORT_MAX_RATIO,
+      maxEntries: 200_000,
+      maxElementBytes: 1024 ** 2,
+      maxBuckets: 2_000_000,
+    },
+    spoolDir: config.IMPORT_SPOOL_DIR ?? tmpdir(),
+    // Imported hours are the fetcher's hours; a daily grid follows each person's zone, which an export's UTC hours can't.
+    bucketMs: config.SYNC_BUCKET_MS < 86_400_000 ? config.SYNC_BUCKET_MS : 3_600_000,
+    backfillMs: config.BACKFILL_DAYS * 86_400_000,
+    concurrency: config.IMPORT_CONCURRENCY,
+  })
+  runtime.onStart(() => {
+    imports
+      .removeLeftovers()
+      .then((removed) => removed > 0 && logger.info({ removed }, 'unreadable upload spools left by a stopped process removed'))
+      .catch((err: unknown) => logger.warn({ err }, 'could not look for leftover upload spools'))
+  })
+  runtime.onClose('imports', () => imports.idle())
+  await importRoutes(server, {
+    runner: imports,
+    store: importStore,
+    users,
+    sessions,
+    adminToken: config.ADMIN_TOKEN,
+    maxUploadBytes: config.IMPORT_MAX_UPLOAD_BYTES,
   })
   await deadLetterRoutes(server, new DeadLetters(queues), config.ADMIN_TOKEN)
   await registerBullBoard(server, queues, config.ADMIN_TOKEN)

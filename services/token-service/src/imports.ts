@@ -1,0 +1,284 @@
+import { randomBytes } from 'node:crypto'
+import { readdir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Redis } from 'ioredis'
+import { DATA_TYPE_KEYS, FitStreamError, type DataTypeKey, type FitnessSample, type Logger, type StageQueues } from '@fitstream/shared'
+import {
+  EncryptedSpool,
+  decideRelease,
+  decodeLedgerEntry,
+  encodeLedgerEntry,
+  importArchive,
+  ledgerKey,
+  type ImportLimits,
+  type LedgerEntry,
+  type TypeSummary,
+} from '@fitstream/exports'
+import type { UserRepository } from './users.js'
+
+/** Where an import is: its upload, the parse, the hand-over to the anonymiser, or its end. */
+export type ImportState = 'uploading' | 'queued' | 'importing' | 'done' | 'failed' | 'interrupted'
+
+/** Per type, what the import found and what it passed on to be sold. */
+export interface ImportTypeSummary extends TypeSummary {
+  /** Buckets handed to the anonymiser (new, or changed since an earlier import). */
+  readonly released: number
+  /** Why the rest were not: already imported with these values, covered by the Google API, or not consented. */
+  readonly unchanged: number
+  readonly leftToApi: number
+  readonly notConsented: boolean
+}
+
+export interface ImportStatus {
+  readonly id: string
+  readonly userId: string
+  readonly state: ImportState
+  readonly uploadedBytes: number
+  /** Share of the export parsed (0-1). */
+  readonly progress: number
+  readonly records: number
+  readonly format?: string
+  readonly code?: string
+  readonly message?: string
+  readonly types?: Partial<Record<DataTypeKey, ImportTypeSummary>>
+  readonly updatedAt: number
+}
+
+/** Seven days: long enough to come back to the page, short enough to keep nothing. */
+const STATUS_TTL_SECONDS = 7 * 86_400
+/** An import that has not moved for this long was in a process that stopped. */
+const STALE_MS = 2 * 60_000
+/** Samples per anonymize job: well under the job schema's 100,000. */
+const SAMPLES_PER_JOB = 5_000
+const LEDGER_READ_BATCH = 10_000
+
+/**
+ * The imports' state in Redis, owned by the token service: each import's status (no data, no file
+ * name) and each person's import ledger (a digest and revision per type and bucket passed on).
+ */
+export class ImportStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly now: () => number,
+  ) {}
+
+  private statusKey(id: string): string {
+    return `${this.prefix}:import:${id}`
+  }
+
+  ledgerKey(userId: string): string {
+    return `${this.prefix}:import-ledger:${userId}`
+  }
+
+  async update(id: string, fields: Partial<Omit<ImportStatus, 'id' | 'updatedAt'>>): Promise<void> {
+    const flat: Record<string, string> = { updatedAt: String(this.now()) }
+    for (const [name, value] of Object.entries(fields)) if (value !== undefined) flat[name] = typeof value === 'object' ? JSON.stringify(value) : String(value)
+    await this.redis.multi().hset(this.statusKey(id), flat).expire(this.statusKey(id), STATUS_TTL_SECONDS).exec()
+  }
+
+  async get(id: string): Promise<ImportStatus | undefined> {
+    const raw = await this.redis.hgetall(this.statusKey(id))
+    if (raw.userId === undefined) return undefined
+    const updatedAt = Number(raw.updatedAt)
+    const running = raw.state === 'uploading' || raw.state === 'queued' || raw.state === 'importing'
+    return {
+      id,
+      userId: raw.userId,
+      state: running && this.now() - updatedAt > STALE_MS ? 'interrupted' : (raw.state as ImportState),
+      uploadedBytes: Number(raw.uploadedBytes ?? 0),
+      progress: Number(raw.progress ?? 0),
+      records: Number(raw.records ?? 0),
+      ...(raw.format === undefined ? {} : { format: raw.format }),
+      ...(raw.code === undefined ? {} : { code: raw.code }),
+      ...(raw.message === undefined ? {} : { message: raw.message }),
+      ...(raw.types === undefined ? {} : { types: JSON.parse(raw.types) as Partial<Record<DataTypeKey, ImportTypeSummary>> }),
+      updatedAt,
+    }
+  }
+
+  async readLedger(userId: string, samples: readonly FitnessSample[]): Promise<Map<string, LedgerEntry>> {
+    const ledger = new Map<string, LedgerEntry>()
+    for (let i = 0; i < samples.length; i += LEDGER_READ_BATCH) {
+      const keys = samples.slice(i, i + LEDGER_READ_BATCH).map(ledgerKey)
+      const values = await this.redis.hmget(this.ledgerKey(userId), ...keys)
+      values.forEach((value, j) => {
+        const entry = value === null ? undefined : decodeLedgerEntry(value)
+        if (entry !== undefined) ledger.set(keys[j]!, entry)
+      })
+    }
+    return ledger
+  }
+
+  async writeLedger(userId: string, entries: ReadonlyMap<string, LedgerEntry>): Promise<void> {
+    const list = [...entries]
+    for (let i = 0; i < list.length; i += LEDGER_READ_BATCH) {
+      await this.redis.hset(
+        this.ledgerKey(userId),
+        Object.fromEntries(list.slice(i, i + LEDGER_READ_BATCH).map(([key, entry]) => [key, encodeLedgerEntry(entry)])),
+      )
+    }
+  }
+
+  /** Erasure: the person's ledger (their statuses expire within a week and hold no data). */
+  async erase(userId: string): Promise<number> {
+    return this.redis.del(this.ledgerKey(userId))
+  }
+}
+
+export interface ImportRunnerDeps {
+  readonly store: ImportStore
+  readonly users: UserRepository
+  readonly queues: StageQueues
+  readonly logger: Logger
+  readonly limits: ImportLimits
+  /** Where uploads rest, encrypted, while they are imported. */
+  readonly spoolDir: string
+  readonly bucketMs: number
+  /** How far back a new person's Google history is read: the API covers from `createdAt - backfillMs`. */
+  readonly backfillMs: number
+  /** Imports parsed at once by this process; the rest wait their turn. */
+  readonly concurrency: number
+  readonly now?: () => number
+}
+
+/**
+ * Runs imports: the upload is spooled encrypted, parsed as a stream, deleted, and only then, when
+ * the whole export was read, are its buckets under the person's consent handed to the anonymiser in
+ * one bulk add. A failed import hands on nothing.
+ */
+export class ImportRunner {
+  private running = 0
+  private readonly waiting: (() => void)[] = []
+  private readonly active = new Set<Promise<void>>()
+  private readonly now: () => number
+
+  constructor(private readonly deps: ImportRunnerDeps) {
+    this.now = deps.now ?? Date.now
+  }
+
+  newImportId(): string {
+    return randomBytes(16).toString('base64url')
+  }
+
+  spool(): EncryptedSpool {
+    return EncryptedSpool.create(this.deps.spoolDir)
+  }
+
+  /** Imports a complete upload in the background; its status says how it goes. */
+  start(importId: string, userId: string, spool: EncryptedSpool): void {
+    const run = this.run(importId, userId, spool).finally(() => this.active.delete(run))
+    this.active.add(run)
+  }
+
+  /** Waits for the imports in flight (shutdown, tests). */
+  async idle(): Promise<void> {
+    while (this.active.size > 0) await Promise.allSettled([...this.active])
+  }
+
+  /**
+   * Spool files left by a process that stopped: their keys died with it, so they are unreadable, and
+   * are removed once older than any import runs (another replica may share the folder).
+   */
+  async removeLeftovers(olderThanMs = 6 * 3_600_000): Promise<number> {
+    const names = await readdir(this.deps.spoolDir).catch(() => [] as string[])
+    let removed = 0
+    for (const name of names.filter((n) => /^fitstream-import-[0-9a-f-]{36}\.bin$/.test(n))) {
+      const path = join(this.deps.spoolDir, name)
+      const modified = await stat(path).then(
+        (s) => s.mtimeMs,
+        () => undefined,
+      )
+      if (modified === undefined || this.now() - modified < olderThanMs) continue
+      await rm(path, { force: true })
+      removed++
+    }
+    return removed
+  }
+
+  private async run(importId: string, userId: string, spool: EncryptedSpool): Promise<void> {
+    const { store } = this.deps
+    const logger = this.deps.logger.child({ importId })
+    await store.update(importId, { state: 'queued' })
+    await this.acquire()
+    try {
+      await store.update(importId, { state: 'importing' })
+      let lastWrite = 0
+      let pending = Promise.resolve()
+      const result = await importArchive(spool, {
+        dates: { notBeforeMs: Date.UTC(2000, 0, 1), notAfterMs: this.now() + 86_400_000 },
+        bucketMs: this.deps.bucketMs,
+        limits: this.deps.limits,
+        onProgress: ({ fraction, records }) => {
+          if (this.now() - lastWrite < 500 && fraction < 1) return
+          lastWrite = this.now()
+          pending = pending.then(() => store.update(importId, { progress: Math.round(fraction * 1000) / 1000, records })).catch(() => undefined)
+        },
+      }).finally(() => spool.destroy())
+      await pending
+
+      const user = await this.deps.users.get(userId)
+      if (user === undefined) throw new FitStreamError('FST_ERR_USER_GONE', 'the account was deleted during the import', { permanent: true })
+      const consented = new Set(user.dataTypes)
+      const sellable = result.samples.filter((sample) => consented.has(sample.type))
+      const decision = decideRelease(sellable, await store.readLedger(userId, sellable), user.createdAt - this.deps.backfillMs)
+
+      const jobs = []
+      for (let i = 0; i < decision.release.length; i += SAMPLES_PER_JOB) {
+        const samples = decision.release.slice(i, i + SAMPLES_PER_JOB)
+        const window = { startMs: Math.min(...samples.map((s) => s.startMs)), endMs: Math.max(...samples.map((s) => s.endMs)) }
+        jobs.push({
+          data: { syncId: `import-${importId}`, userId, window, samples, individualTypes: [...user.individualTypes] },
+          // The import's random id, not the person: the job id names nobody.
+          options: { jobId: `anonymize-import-${importId}-${i / SAMPLES_PER_JOB}` },
+        })
+      }
+      if (jobs.length > 0) await this.deps.queues.addBulk('anonymize', jobs)
+      await store.writeLedger(userId, decision.next)
+
+      const types: Partial<Record<DataTypeKey, ImportTypeSummary>> = {}
+      for (const key of DATA_TYPE_KEYS) {
+        const found = result.summary[key]
+        if (found === undefined) continue
+        const mine = (list: readonly FitnessSample[]) => list.filter((s) => s.type === key).length
+        const inPlay = sellable.filter((s) => s.type === key)
+        const released = mine(decision.release)
+        const leftToApi = inPlay.filter((s) => s.endMs > user.createdAt - this.deps.backfillMs).length
+        types[key] = { ...found, released, leftToApi, unchanged: inPlay.length - released - leftToApi, notConsented: !consented.has(key) }
+      }
+      await store.update(importId, { state: 'done', progress: 1, records: result.records, format: result.format, types })
+      logger.info(
+        { format: result.format, records: result.records, released: decision.release.length, unchanged: decision.unchanged, leftToApi: decision.leftToApi },
+        'export imported',
+      )
+    } catch (error) {
+      const known = error instanceof FitStreamError
+      await spool.destroy().catch(() => undefined)
+      await store
+        .update(importId, {
+          state: 'failed',
+          code: known ? error.code : 'FST_ERR_IMPORT_FAILED',
+          message: known ? error.message : 'the import failed on our side; nothing of it was released. Try again later.',
+        })
+        .catch(() => undefined)
+      if (known) logger.info({ code: error.code }, 'export refused')
+      else logger.error({ err: error }, 'import failed')
+    } finally {
+      this.release()
+    }
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.running < this.deps.concurrency) {
+      this.running++
+      return
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve))
+  }
+
+  private release(): void {
+    const next = this.waiting.shift()
+    if (next === undefined) this.running--
+    else next()
+  }
+}

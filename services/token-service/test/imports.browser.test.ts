@@ -1,0 +1,80 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Browser } from 'playwright-core'
+import { FakeGoogle } from '@fitstream/fake-google'
+import { waitForRedis, type ServiceRuntime } from '@fitstream/shared'
+import { loadConfig } from '../src/config.js'
+import { createTokenService } from '../src/service.js'
+import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { APPLE_MORNING, writeZip } from '../../../packages/exports/test/fixtures.js'
+import { CHROMIUM, SCREENSHOTS, launchChromium, testEnv } from './support.js'
+
+/** The account page's upload section in Debian's Chromium: upload, the two progress bars, the summary, a refusal. */
+const prefix = uniquePrefix('imports-browser')
+const { cleanup } = testRedis(prefix)
+let google: FakeGoogle
+let service: ServiceRuntime
+let browser: Browser
+let publicUrl: string
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('uploading an export on the account page', () => {
+  beforeAll(async () => {
+    google = await FakeGoogle.start()
+    const port = await freePort()
+    publicUrl = `http://127.0.0.1:${port}`
+    service = await createTokenService(loadConfig(testEnv(google, prefix, { PUBLIC_URL: publicUrl })), silentLogger())
+    await waitForRedis(service.redis)
+    await service.server.listen({ host: '127.0.0.1', port })
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    browser = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await service?.close()
+    await google?.close()
+    await cleanup()
+  })
+
+  it('uploads an Apple Health export, shows both bars full and what was found per type and period', async () => {
+    const page = await (await browser.newContext({ viewport: { width: 900, height: 1200 } })).newPage()
+    const blocked: string[] = []
+    page.on('console', (message) => message.type() === 'error' && blocked.push(message.text()))
+    await page.goto(`${publicUrl}/`)
+    await page.getByRole('checkbox', { name: /^Activity/ }).check()
+    await page.getByRole('checkbox', { name: /^Heart rate/ }).check()
+    await page.getByRole('button', { name: /^Connect/ }).click()
+    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.getByRole('button', { name: 'Allow' }).click()
+    await page.waitForURL(`${publicUrl}/account**`)
+
+    await page.locator('#import-form input[type=file]').setInputFiles({
+      name: 'export.zip',
+      mimeType: 'application/zip',
+      buffer: writeZip([{ name: 'apple_health_export/export.xml', data: APPLE_MORNING }]),
+    })
+    await page.getByRole('button', { name: 'Upload' }).click()
+    await page.getByText(/Imported 12 records from your Apple Health export/).waitFor()
+    expect(await page.locator('#upload-bar').evaluate((bar) => (bar as HTMLProgressElement).value)).toBe(1)
+    expect(await page.locator('#import-bar').evaluate((bar) => (bar as HTMLProgressElement).value)).toBe(1)
+    const rows = await page.locator('#import-summary tr').allInnerTexts()
+    expect(rows).toContainEqual(expect.stringMatching(/^steps\s+2026-11-30 – 2026-11-30\s+2\s+2\s+2$/))
+    expect(rows).toContainEqual(expect.stringMatching(/^heart rate\s+2026-11-30 – 2026-11-30\s+2\s+1\s+1$/))
+    expect(rows).toContainEqual(expect.stringMatching(/^sleep\s+.*not sold \(you do not sell this kind\)$/))
+    await page.screenshot({ path: `${SCREENSHOTS}account-import.png`, fullPage: true })
+
+    await page.locator('#import-form input[type=file]').setInputFiles({ name: 'export.zip', mimeType: 'application/zip', buffer: Buffer.from('not a zip') })
+    await page.getByRole('button', { name: 'Upload' }).click()
+    await page.getByText(/Not imported: the upload is not a zip archive.*\(FST_ERR_IMPORT_NOT_ZIP\)\. Nothing of this file was sold\./).waitFor()
+    expect(blocked.filter((text) => /Content Security Policy/i.test(text))).toEqual([])
+  })
+})

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Contract, Interface, JsonRpcProvider, Wallet, parseUnits } from 'ethers'
 import { tokenABI } from '@streamr/network-contracts'
 import { Keyring, MembershipQueues, createLogger } from '@fitstream/shared'
-import { buyOnLocalHub, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
+import { buyOnLocalHub, freePort, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
 import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
 import { MemberWallets } from '../services/publisher/src/member-wallets.js'
@@ -36,7 +36,10 @@ let membership: { child: ChildProcess; lines: string[] } | undefined
 let operator: DataUnionChain
 const queues = new MembershipQueues({ connection: redis, prefix, retry: { attempts: 30, backoffMs: 200 }, logger: createLogger('test', 'silent') })
 /** Member keys FitStream creates and keeps encrypted, for people who give no address of their own. */
-const memberKeys = new Keyring([['test', randomBytes(32)]])
+const memberKeyBytes = randomBytes(32)
+const memberKeys = new Keyring([['test', memberKeyBytes]])
+const INTERNAL_TOKEN = randomBytes(24).toString('hex')
+let membershipUrl: string
 let wallets: MemberWallets
 /** The three people, by the reference the token service would give (a keyed hash of their account id). */
 const people = ['person-a', 'person-b', 'person-c']
@@ -112,7 +115,17 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 }
 
-function startMembershipService(): { child: ChildProcess; lines: string[] } {
+/** The membership service's /internal API, as the token service calls it. */
+async function api(method: string, path: string, body?: object, token = INTERNAL_TOKEN): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${membershipUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+}
+
+function startMembershipService(membershipPort: string): { child: ChildProcess; lines: string[] } {
   const env = harness.env(
     duEnv({
       DATA_UNION_ADDRESS: dataUnion,
@@ -120,6 +133,10 @@ function startMembershipService(): { child: ChildProcess; lines: string[] } {
       QUEUE_PREFIX: prefix,
       RETRY_BACKOFF_MS: '200',
       MEMBERSHIP_ATTEMPTS: '30',
+      MEMBER_KEYS: `test:${memberKeyBytes.toString('base64')}`,
+      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
+      HTTP_HOST: '127.0.0.1',
+      MEMBERSHIP_HTTP_PORT: membershipPort,
       DATA_UNION_CHAIN_TIMEOUT_MS: '2000',
     }),
   )
@@ -218,7 +235,9 @@ describe('a Data Union behind the product', () => {
   })
 
   it('joins people through the membership queue; a chain outage leaves them queued, and they join once it is back, once', async () => {
-    membership = startMembershipService()
+    const port = await freePort()
+    membershipUrl = `http://127.0.0.1:${port}`
+    membership = startMembershipService(String(port))
     await waitFor('the membership service', async () => membership!.lines.some((l) => l.includes('membership service')), 30_000)
     harness.network.freezeChain()
     try {
@@ -276,12 +295,35 @@ describe('a Data Union behind the product', () => {
   it('a member withdraws everything to their own address, the operator paying the gas; nothing is left to withdraw twice', async () => {
     const [first] = members
     expect(await chain.getBalance(first!.address)).toBe(0n)
-    const paid = await wallets.withdraw('person-a', ownAddress)
+    // What the token service shows on the account page, and asks for when the person withdraws.
+    expect(await api('GET', '/internal/members/person-a/earnings')).toEqual({
+      status: 200,
+      json: {
+        address: first!.address,
+        isMember: true,
+        withdrawable: '1.068',
+        total: '1.068',
+        withdrawn: '0.0',
+        token: 'TDATA',
+        adminFee: '0.1',
+        protocolFee: '0.01',
+      },
+    })
+    expect((await api('GET', '/internal/members/person-a/earnings', undefined, 'wrong')).status).toBe(401)
+    expect(await api('POST', '/internal/members/person-a/withdrawals', { to: '0x1234' })).toMatchObject({
+      status: 400,
+      json: { code: 'FST_ERR_INVALID_ADDRESS' },
+    })
+    const withdrawal = await api('POST', '/internal/members/person-a/withdrawals', { to: ownAddress })
+    expect(withdrawal).toMatchObject({ status: 200, json: { amount: '1.068', to: ownAddress, token: 'TDATA' } })
     const share = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
-    expect(paid).toMatchObject({ member: first!.address, to: ownAddress, amount: share })
     expect(await balanceOf(ownAddress)).toBe(share)
     expect(await operator.earnings(dataUnion, first!.address)).toMatchObject({ withdrawable: 0n, total: share, withdrawn: share })
     await expect(wallets.withdraw('person-a', ownAddress)).rejects.toMatchObject({ code: 'FST_ERR_NOTHING_TO_WITHDRAW' })
+    expect(await api('POST', '/internal/members/person-a/withdrawals', { to: ownAddress })).toMatchObject({
+      status: 409,
+      json: { code: 'FST_ERR_NOTHING_TO_WITHDRAW' },
+    })
     await expect(wallets.withdraw('person-b', flipCase(ownAddress))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
     await expect(wallets.withdraw('person-b', '0x0')).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
   }, 60_000)

@@ -54,15 +54,15 @@ export const ERROR_CATALOGUE = {
       'The refresh token given to register a person is for the Google Fitness API, which Google has closed: connect the person through the Google Health API instead. Nothing is stored.',
   },
   FST_ERR_CHAIN_REVERTED: {
-    raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
-    http: [],
+    raisedBy: 'membership service (publisher package), `fitstream du`',
+    http: [{ status: 502, on: 'the /internal/members routes' }],
     retry: 'not retried',
     meaning:
       'The chain ran a Data Union transaction and the contract refused it (the revert reason is in the message): retrying cannot change that; a membership batch goes to `membership-dlq`.',
   },
   FST_ERR_CHAIN_UNAVAILABLE: {
-    raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
-    http: [],
+    raisedBy: 'membership service (publisher package), `fitstream du`',
+    http: [{ status: 503, on: 'the /internal/members routes' }],
     retry: 'retried',
     meaning:
       'The chain did not answer in time or refused the connection: a membership batch stays queued and is retried with backoff, and whoever it names is neither lost nor added twice (each retry reads who is a member first).',
@@ -255,8 +255,8 @@ export const ERROR_CATALOGUE = {
       "The uploaded archive inflates to more than an export can (IMPORT_MAX_INFLATED_BYTES in all, or IMPORT_MAX_RATIO times a file's compressed size), or lists too many files: inflating stops at the limit and nothing is imported (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).",
   },
   FST_ERR_INVALID_ADDRESS: {
-    raisedBy: 'publisher (Data Union membership stage, `fitstream du`)',
-    http: [],
+    raisedBy: 'membership service (publisher package), `fitstream du`',
+    http: [{ status: 400, on: 'PUT /internal/members/:ref, POST /internal/members/:ref/withdrawals, POST /internal/members/:ref/erasure' }],
     retry: 'not retried',
     meaning: 'An Ethereum address given (a member, a withdrawal recipient, a Data Union) is malformed or its mixed-case checksum is wrong: nothing is sent.',
   },
@@ -288,14 +288,14 @@ export const ERROR_CATALOGUE = {
       "A privacy policy's noise parameter is outside what the anonymizer's exact sampler can draw: a policy that slipped past validation; fix the policy.",
   },
   FST_ERR_NOTHING_TO_WITHDRAW: {
-    raisedBy: 'publisher (Data Union withdrawals)',
-    http: [],
+    raisedBy: 'membership service (publisher package)',
+    http: [{ status: 409, on: 'POST /internal/members/:ref/withdrawals' }],
     retry: 'not retried',
     meaning: 'A withdrawal of nothing: the member has no withdrawable earnings yet, so no transaction is sent.',
   },
   FST_ERR_NOT_A_DATA_UNION: {
-    raisedBy: 'publisher (`fitstream du`, membership stage)',
-    http: [],
+    raisedBy: 'membership service (publisher package), `fitstream du`',
+    http: [{ status: 502, on: 'the /internal/members routes' }],
     retry: 'not retried',
     meaning: 'The address given as the Data Union holds no contract on this chain, or one that does not answer as a Data Union does: check DATA_UNION_ADDRESS.',
   },

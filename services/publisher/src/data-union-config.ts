@@ -1,6 +1,6 @@
 import { config as streamrConfig } from '@streamr/config'
 import { z } from 'zod'
-import { ConfigError, envVar, parseEnv, type Env } from '@fitstream/shared'
+import { ConfigError, envVar, keyringVar, parseEnv, type Env } from '@fitstream/shared'
 import { loadConfig, publisherEnvSchema, type PublisherConfig } from './config.js'
 import { parseFeeFraction } from './data-union.js'
 
@@ -26,6 +26,15 @@ const schema = publisherEnvSchema.extend({
   DATA_UNION_CHAIN_TIMEOUT_MS: envVar.positiveInt().default(30_000),
   /** Attempts of a membership batch before it goes to membership-dlq (default 10: with RETRY_BACKOFF_MS doubling, a chain down for some 15 minutes). */
   MEMBERSHIP_ATTEMPTS: envVar.positiveInt().default(10),
+  /**
+   * The keyring member keys are encrypted under (comma-separated id:base64key, first one active; see
+   * docs/earnings.md): the membership service alone holds it, as it alone signs withdrawals.
+   */
+  MEMBER_KEYS: keyringVar().optional(),
+  /** The bearer token the token service sends to the membership service's /internal API. */
+  INTERNAL_API_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)').optional(),
+  /** The membership service's HTTP port (health, metrics, the /internal members API). */
+  MEMBERSHIP_HTTP_PORT: envVar.port().default(8085),
 })
 
 export type DataUnionConfig = z.output<typeof schema>

@@ -1,17 +1,22 @@
-import { ConfigError, createLogger, createRedis, loadConfigOrExit, MembershipQueues, onShutdown } from '@fitstream/shared'
+import { ConfigError, createLogger, createMetrics, createRedis, buildServer, loadConfigOrExit, MembershipQueues, onShutdown } from '@fitstream/shared'
 import { DataUnionChain } from './data-union.js'
 import { dataUnionEnvironment, loadDataUnionConfig } from './data-union-config.js'
 import { createMembershipWorker } from './data-union-membership.js'
+import { registerDataUnionRoutes } from './data-union-routes.js'
+import { MemberWallets } from './member-wallets.js'
 
 /**
- * The membership service: the Data Union's join-part agent. It runs the membership stage with the
- * operator's key (the same STREAMR_PRIVATE_KEY as the publisher), in a process of its own so that a
- * slow or frozen chain never holds up publishing, and publishing never holds up a join.
+ * The membership service: the Data Union's join-part agent and the keeper of member keys. It runs
+ * the membership stage with the operator's key (the same STREAMR_PRIVATE_KEY as the publisher), in a
+ * process of its own so that a slow or frozen chain never holds up publishing, and publishing never
+ * holds up a join; and it answers the token service's /internal/members API (earnings, withdrawals,
+ * erasure receipts), signing withdrawals with member keys only it can decrypt (MEMBER_KEYS).
  */
 const config = loadConfigOrExit('membership', (env) => {
   const loaded = loadDataUnionConfig(env)
-  if (loaded.DATA_UNION_ADDRESS === undefined) throw new ConfigError('Invalid configuration: DATA_UNION_ADDRESS is required (run `fitstream du create`)')
-  return { ...loaded, DATA_UNION_ADDRESS: loaded.DATA_UNION_ADDRESS }
+  const missing = (['DATA_UNION_ADDRESS', 'MEMBER_KEYS', 'INTERNAL_API_TOKEN'] as const).filter((name) => loaded[name] === undefined)
+  if (missing.length > 0) throw new ConfigError(`Invalid configuration: the membership service needs ${missing.join(', ')} (see docs/earnings.md)`)
+  return { ...loaded, DATA_UNION_ADDRESS: loaded.DATA_UNION_ADDRESS!, MEMBER_KEYS: loaded.MEMBER_KEYS!, INTERNAL_API_TOKEN: loaded.INTERNAL_API_TOKEN! }
 })
 const logger = createLogger('membership', config.LOG_LEVEL)
 const environment = dataUnionEnvironment(config)
@@ -38,8 +43,12 @@ const worker = createMembershipWorker({
   prefix: config.QUEUE_PREFIX,
   logger,
 })
+const wallets = new MemberWallets(redis, config.QUEUE_PREFIX, config.MEMBER_KEYS, chain, config.DATA_UNION_ADDRESS)
+const server = buildServer({ logger, metrics: createMetrics('membership'), readiness: { redis: async () => void (await redis.ping()) } })
+registerDataUnionRoutes(server, { wallets, chain, dataUnion: config.DATA_UNION_ADDRESS, internalToken: config.INTERNAL_API_TOKEN })
 onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, () => [
   ['membership worker', () => worker.close()],
+  ['http server', () => server.close()],
   ['queues', () => queues.close()],
   [
     'connections',
@@ -49,5 +58,6 @@ onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, () => [
     },
   ],
 ])
+await server.listen({ host: config.HTTP_HOST, port: config.MEMBERSHIP_HTTP_PORT })
 logger.info({ dataUnion: config.DATA_UNION_ADDRESS, operator: chain.operatorAddress }, 'membership service: joining and parting Data Union members')
 void worker.run()

@@ -38,6 +38,11 @@ export class ServiceRuntime {
     this.queues = new StageQueues({ connection: this.redis, prefix: config.QUEUE_PREFIX, retry: retryPolicies(config), logger, ...jobIdKeyOf(config) })
   }
 
+  /** The stage workers this process runs (tests watch what they finish: BullMQ keeps no finished job that names a person). */
+  get stageWorkers(): readonly Worker[] {
+    return this.workers
+  }
+
   get server(): FastifyInstance {
     if (this.httpServer === undefined) throw new Error(`${this.name}: server() has not been called`)
     return this.httpServer

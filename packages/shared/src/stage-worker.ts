@@ -101,7 +101,8 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
       metrics.jobsFailed.inc({ queue: stage, code })
       if (error instanceof DiscardJobError) {
         log.info({ code }, `job discarded: ${error.message}`)
-        return { discarded: error.message }
+        // The result lands in the queue's event stream, which outlives the job and the person's erasure.
+        return { discarded: withoutUserId(error.message, job.data) }
       }
       const permanent = isPermanent(error) || error instanceof UnrecoverableError
       const message = describe(error)
@@ -131,7 +132,8 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
       )
       metrics.jobsDeadLettered.inc({ queue: stage, code })
       log.error({ code, attempt, maxAttempts, permanent }, `job dead-lettered: ${message}`)
-      throw new UnrecoverableError(message)
+      // The reason lands in the queue's event stream; the dead letter keeps it whole, with the payload.
+      throw new UnrecoverableError(withoutUserId(message, job.data))
     }
   }
 
@@ -183,4 +185,10 @@ function describe(error: unknown): string {
   if (error instanceof FitStreamError) return error.message
   if (error instanceof Error) return error.message
   return String(error)
+}
+
+/** `text` with the payload's user id replaced: what BullMQ keeps in its event streams must not name a person. */
+function withoutUserId(text: string, data: unknown): string {
+  const userId = (data as { userId?: unknown } | undefined)?.userId
+  return typeof userId === 'string' && userId !== '' ? text.replaceAll(userId, '<user>') : text
 }

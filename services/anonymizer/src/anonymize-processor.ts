@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
-import type { DataTypeKey, JobContext, PrivacyLogEntry, StageData, StageQueues } from '@fitstream/shared'
+import { UserGoneError, type DataTypeKey, type JobContext, type PrivacyLogEntry, type StageData, type StageQueues } from '@fitstream/shared'
 import { planRelease, type AnonymizerKeys } from './anonymize.js'
+import { erasedToken } from './cohort-erasure.js'
 import type { AnonymizerMetrics } from './metrics.js'
 import type { PrivacyPolicy } from './policy.js'
 import type { ContributionOutcome, PrivacyStore } from './privacy-store.js'
@@ -42,6 +43,8 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
   const { policy, keys, queues, store, metrics } = deps
   return async (data: StageData<'anonymize'>, context: JobContext): Promise<AnonymizeResult> => {
     const now = (deps.now ?? Date.now)()
+    // Fetched just before their erasure: nothing of theirs goes into cells, the log or the publisher.
+    if (await store.isErased(erasedToken(keys, data.userId))) throw new UserGoneError('the user has been erased')
     const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []))
     for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
 

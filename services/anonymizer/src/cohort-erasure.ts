@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { UnrecoverableError, Worker } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { COHORT_ERASURE_QUEUE, cohortErasureJobSchema, type CohortErasureJobData, type Logger } from '@fitstream/shared'
@@ -7,11 +8,26 @@ import type { PrivacyStore } from './privacy-store.js'
 export interface CohortErasureResult {
   /** Cohort cells not yet released that held a contribution of the person's and no longer do. */
   readonly cells: number
+  /** Keys of their privacy state deleted (written back by a job of theirs that ran during the erasure). */
+  readonly privacyState: number
 }
 
-/** Removes one person's contributions from every cohort cell not yet released. */
+/** How long an erased person's anonymize jobs are discarded: longer than any job of theirs can still be on its way. */
+export const ERASED_MARK_TTL_S = 7 * 86_400
+
+/** The keyed token an erased person is marked by: it names nobody without the anonymiser's key. */
+export function erasedToken(keys: AnonymizerKeys, userId: string): string {
+  return createHmac('sha256', keys.member).update(`fitstream/erased/v1|${userId}`).digest('hex').slice(0, 32)
+}
+
+/**
+ * Removes one person's contributions from every cohort cell not yet released, and their privacy
+ * state; marked first, so an anonymize job of theirs that comes later is discarded.
+ */
 export async function eraseCohortContributions(store: PrivacyStore, keys: AnonymizerKeys, userId: string): Promise<CohortErasureResult> {
-  return { cells: await store.eraseContributions((cell) => memberToken(keys, cell, userId)) }
+  await store.markErased(erasedToken(keys, userId), ERASED_MARK_TTL_S)
+  const cells = await store.eraseContributions((cell) => memberToken(keys, cell, userId))
+  return { cells, privacyState: await store.erasePrivacyState(userId) }
 }
 
 /**
@@ -32,7 +48,10 @@ export function startCohortErasure(deps: {
       if (!parsed.success) throw new UnrecoverableError(`invalid erasure job: ${parsed.error.issues.map((i) => i.message).join('; ')}`)
       const result = await eraseCohortContributions(deps.store, deps.keys, parsed.data.userId)
       // The person is not named in the log: the job id is the producer's, and should not name them either.
-      deps.logger.info({ queue: COHORT_ERASURE_QUEUE, jobId: job.id, cells: result.cells }, 'contributions erased from open cohort cells')
+      deps.logger.info(
+        { queue: COHORT_ERASURE_QUEUE, jobId: job.id, cells: result.cells, privacyState: result.privacyState },
+        'contributions erased from open cohort cells',
+      )
       return result
     },
     { connection: deps.workerConnection, prefix: deps.prefix, concurrency: 1 },

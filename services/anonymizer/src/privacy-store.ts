@@ -314,6 +314,31 @@ export class PrivacyStore {
     return erased
   }
 
+  /**
+   * Marks a person as erased for `ttlS` seconds, under a keyed token that does not name them: an
+   * anonymize job of theirs still on its way (queued, or fetched a moment before the erasure) is then
+   * discarded instead of putting them back into cohort cells or their privacy log.
+   */
+  async markErased(token: string, ttlS: number): Promise<void> {
+    await this.redis.set(`${this.prefix}:cohort:erased:${token}`, '1', 'EX', ttlS)
+  }
+
+  async isErased(token: string): Promise<boolean> {
+    return (await this.redis.exists(`${this.prefix}:cohort:erased:${token}`)) === 1
+  }
+
+  /** Deletes a person's privacy state (totals, ledger, log): the anonymiser owns it. Answers how many keys. */
+  async erasePrivacyState(userId: string): Promise<number> {
+    const keys = [privacyKey(this.prefix, userId)]
+    let cursor = '0'
+    do {
+      const [next, found] = await this.redis.scan(cursor, 'MATCH', `${privacyKey(this.prefix, userId)}:*`, 'COUNT', 1000)
+      cursor = next
+      keys.push(...found)
+    } while (cursor !== '0')
+    return this.redis.del(...keys)
+  }
+
   /** Cells waiting for their window to close (for metrics). */
   async openCells(): Promise<number> {
     return this.redis.zcard(this.openKey)

@@ -227,6 +227,10 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       const horizon = now() - data.lookbackMs - data.bucketMs
       const { changed, unchanged, next } = classifySamples(samples, decodeHistory(await deps.redis.getBuffer(historyKey)), horizon)
       const revised = changed.filter((s) => s.revision > 0).length
+      // First, and only for a user who still exists: someone erased while Google answered gets nothing passed on or remembered.
+      if ((await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)) === -1) {
+        throw new UserGoneError('the user was erased while their data was being fetched')
+      }
       if (changed.length > 0) {
         // The id names the content too: the same changes are never queued twice, new changes always are.
         const digest = createHash('sha256').update(JSON.stringify(changed)).digest('base64url').slice(0, 16)
@@ -242,11 +246,12 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
           { jobId: `anonymize-${data.userId}-${data.window.startMs}-${data.window.endMs}-${digest}` },
         )
       }
-      if (next.size > 0) await deps.redis.set(historyKey, encodeHistory(next), 'PX', data.lookbackMs + 7 * 86_400_000)
-      else await deps.redis.del(historyKey)
+      if (next.size > 0) {
+        const ttl = String(data.lookbackMs + 7 * 86_400_000)
+        await deps.redis.eval(SET_IF_USER_EXISTS, 2, userKey(deps.prefix, data.userId), historyKey, encodeHistory(next), ttl)
+      } else await deps.redis.del(historyKey)
       deps.metrics.bucketsUnchanged.inc(unchanged)
       deps.metrics.bucketsRevised.inc(revised)
-      await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
       if (data.kind === 'backfill') await recordBackfillChunk(deps.redis, deps.prefix, data.userId)
       context.logger.info({ syncId: data.syncId, kind: data.kind, api, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
       return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes, api }
@@ -255,3 +260,6 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     }
   }
 }
+
+// The history of a user erased a moment ago must not be written back (erasure deleted it).
+const SET_IF_USER_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end return 0"

@@ -16,6 +16,8 @@ export interface ErasureDeps {
   /** Revokes the user's grant at Google. */
   readonly revoke: (refreshToken: string) => Promise<RevocationOutcome>
   readonly now?: () => number
+  /** When jobs of the person's were running, how long after the erasure the anonymiser is asked again (default 2 minutes). */
+  readonly cohortMopUpDelayMs?: number
 }
 
 export type GoogleAccess = 'revoked' | 'already_revoked' | 'not_revoked' | 'no_token'
@@ -91,6 +93,8 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
     () => 'queued_for_removal' as const,
     () => 'not_queued' as const,
   )
+  // A job that was running may still have handed the anonymiser their data: asked again once it is done.
+  if (running > 0 && cohorts === 'queued_for_removal') await deps.jobs.requestCohortErasure(userId, deps.cohortMopUpDelayMs ?? 120_000).catch(() => undefined)
   const jobs = Object.values(recall.removed).reduce((a, b) => a + b, 0)
   return {
     id: userId,

@@ -24,9 +24,10 @@ export class UserJobs {
   /**
    * Asks the anonymiser, which alone can find a person's contributions, to remove them from every
    * cohort cell not yet released. The job's id is random and it leaves no trace once done or given up,
-   * so nothing of it names the person afterwards. Answers the job's id.
+   * so nothing of it names the person afterwards. With `delayMs`, it runs that much later (after jobs
+   * that were running at the erasure are done). Answers the job's id.
    */
-  async requestCohortErasure(userId: string): Promise<string> {
+  async requestCohortErasure(userId: string, delayMs = 0): Promise<string> {
     const jobId = `erase-${randomBytes(12).toString('base64url')}`
     const queue = this.queues.queueNamed<CohortErasureJobData>(COHORT_ERASURE_QUEUE)
     const { attempts, backoff } = this.queues.jobOptions('anonymize')
@@ -34,6 +35,7 @@ export class UserJobs {
       jobId,
       removeOnComplete: true,
       removeOnFail: true,
+      ...(delayMs > 0 ? { delay: delayMs } : {}),
       ...(attempts === undefined ? {} : { attempts }),
       ...(backoff === undefined ? {} : { backoff }),
     })

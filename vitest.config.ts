@@ -20,6 +20,7 @@ const SYSTEM_TESTS = [
   'tests/network-nat.test.ts',
   'tests/network-browser.test.ts',
   'tests/network-gas.test.ts',
+  'tests/network-buyer.test.ts',
   'tests/data-union.test.ts',
 ]
 

@@ -19,9 +19,14 @@ export interface TypeSummary {
  * add up (steps, energy, distance, minutes) has its amounts shared among the buckets a record
  * overlaps, in proportion to the overlap; a type of readings (heart rate, weight) keeps each bucket's
  * average, highest and lowest. Only numbers are kept: nothing else of a record reaches a bucket.
+ * Memory grows with the hours an export covers (some 60 bytes per type and hour), not with its size.
  */
 export class BucketAccumulator {
-  private readonly cells = new Map<number, Float64Array>()
+  /** Cell key (bucket index * 32 + type index) -> offset of its values in the pool. */
+  private readonly index = new Map<number, number>()
+  /** Cells' values, in pages so that growing never copies (a cell never straddles two pages). */
+  private readonly pages: Float64Array[] = []
+  private used = PAGE_SIZE
   private readonly counts = new Map<DataTypeKey, { records: number; firstMs: number; lastMs: number }>()
 
   constructor(
@@ -29,17 +34,22 @@ export class BucketAccumulator {
     private readonly maxBuckets: number,
   ) {}
 
+  /** Buckets filled so far, across types. */
+  get size(): number {
+    return this.index.size
+  }
+
   /** An amount over [startMs, endMs), e.g. 532 steps. */
   addAmount(type: DataTypeKey, field: string, startMs: number, endMs: number, amount: number): void {
     this.count(type, startMs, endMs)
     const slot = this.fieldSlot(type, field)
     if (endMs <= startMs) {
-      this.cell(type, this.bucketOf(startMs))[slot]! += amount
+      this.add(type, this.bucketOf(startMs), slot, amount)
       return
     }
     for (let bucket = this.bucketOf(startMs); bucket < endMs; bucket += this.bucketMs) {
       const overlap = Math.min(endMs, bucket + this.bucketMs) - Math.max(startMs, bucket)
-      if (overlap > 0) this.cell(type, bucket)[slot]! += (amount * overlap) / (endMs - startMs)
+      if (overlap > 0) this.add(type, bucket, slot, (amount * overlap) / (endMs - startMs))
     }
   }
 
@@ -49,55 +59,62 @@ export class BucketAccumulator {
     const slot = this.fieldSlot(type, field)
     for (let bucket = this.bucketOf(startMs); bucket < endMs; bucket += this.bucketMs) {
       const overlap = Math.min(endMs, bucket + this.bucketMs) - Math.max(startMs, bucket)
-      if (overlap > 0) this.cell(type, bucket)[slot]! += overlap / 60_000
+      if (overlap > 0) this.add(type, bucket, slot, overlap / 60_000)
     }
   }
 
   /** One reading at an instant (heart rate, weight): the bucket keeps its sum, count, highest and lowest. */
   addReading(type: DataTypeKey, atMs: number, value: number): void {
     this.count(type, atMs, atMs)
-    const cell = this.cell(type, this.bucketOf(atMs))
-    if (cell[1] === 0) {
-      cell[2] = value
-      cell[3] = value
+    const [page, at] = this.cell(type, this.bucketOf(atMs))
+    if (page[at + 1] === 0) {
+      page[at + 2] = value
+      page[at + 3] = value
     } else {
-      cell[2] = Math.max(cell[2]!, value)
-      cell[3] = Math.min(cell[3]!, value)
+      page[at + 2] = Math.max(page[at + 2]!, value)
+      page[at + 3] = Math.min(page[at + 3]!, value)
     }
-    cell[0]! += value
-    cell[1]! += 1
+    page[at]! += value
+    page[at + 1]! += 1
   }
 
   /** Per type: records read, buckets filled and the period they cover. */
   summary(): Partial<Record<DataTypeKey, TypeSummary>> {
     const buckets = new Map<number, number>()
-    for (const key of this.cells.keys()) buckets.set(key % TYPE_SLOTS, (buckets.get(key % TYPE_SLOTS) ?? 0) + 1)
+    for (const key of this.index.keys()) buckets.set(key % TYPE_SLOTS, (buckets.get(key % TYPE_SLOTS) ?? 0) + 1)
     const out: Partial<Record<DataTypeKey, TypeSummary>> = {}
     for (const [type, count] of this.counts) out[type] = { ...count, buckets: buckets.get(TYPE_INDEX.get(type)!) ?? 0 }
     return out
   }
 
-  /** The buckets as samples, in time order; values rounded so the same export always gives the same samples. */
-  toSamples(): FitnessSample[] {
-    const samples: FitnessSample[] = []
-    for (const [key, cell] of this.cells) {
+  /**
+   * The buckets as samples, one at a time in time order (types in catalogue order within a bucket),
+   * so that handing them on never needs them all in memory. Values are rounded, so the same export
+   * always gives the same samples.
+   */
+  *samples(): Generator<FitnessSample> {
+    const keys = Float64Array.from(this.index.keys()).sort()
+    for (const key of keys) {
       const type = DATA_TYPE_KEYS[key % TYPE_SLOTS]!
       const spec = dataType(type)
+      const offset = this.index.get(key)!
+      const page = this.pages[Math.floor(offset / PAGE_SIZE)]!
+      const at = offset % PAGE_SIZE
       const startMs = Math.floor(key / TYPE_SLOTS) * this.bucketMs
       const values: Record<string, number> = {}
       if (isSummary(type)) {
-        values.avg = round(cell[0]! / cell[1]!)
-        values.max = round(cell[2]!)
-        values.min = round(cell[3]!)
+        values.avg = round(page[at]! / page[at + 1]!)
+        values.max = round(page[at + 2]!)
+        values.min = round(page[at + 3]!)
       } else {
         spec.fields.forEach((field, i) => {
-          if (cell[i] !== 0) values[field.name] = field.format === 'int' ? Math.round(cell[i]!) : round(cell[i]!)
+          const value = page[at + i]!
+          if (value !== 0) values[field.name] = field.format === 'int' ? Math.round(value) : round(value)
         })
         if (Object.keys(values).length === 0) continue
       }
-      samples.push({ type, startMs, endMs: startMs + this.bucketMs, values, unit: spec.unit, revision: 0 })
+      yield { type, startMs, endMs: startMs + this.bucketMs, values, unit: spec.unit, revision: 0 }
     }
-    return samples.sort((a, b) => a.startMs - b.startMs || a.type.localeCompare(b.type))
   }
 
   private bucketOf(ms: number): number {
@@ -110,20 +127,31 @@ export class BucketAccumulator {
     return slot
   }
 
-  private cell(type: DataTypeKey, bucketStart: number): Float64Array {
+  private add(type: DataTypeKey, bucketStart: number, slot: number, amount: number): void {
+    const [page, at] = this.cell(type, bucketStart)
+    page[at + slot]! += amount
+  }
+
+  private cell(type: DataTypeKey, bucketStart: number): [Float64Array, number] {
     const key = (bucketStart / this.bucketMs) * TYPE_SLOTS + TYPE_INDEX.get(type)!
-    let cell = this.cells.get(key)
-    if (cell === undefined) {
-      if (this.cells.size >= this.maxBuckets) {
+    let offset = this.index.get(key)
+    if (offset === undefined) {
+      if (this.index.size >= this.maxBuckets) {
         throw new ImportError(
           'FST_ERR_IMPORT_TOO_LARGE',
           `the export holds more than ${this.maxBuckets} hours of data across its types, more than one import may carry`,
         )
       }
-      cell = new Float64Array(isSummary(type) ? 4 : dataType(type).fields.length)
-      this.cells.set(key, cell)
+      const width = isSummary(type) ? 4 : dataType(type).fields.length
+      if (this.used + width > PAGE_SIZE) {
+        this.pages.push(new Float64Array(PAGE_SIZE))
+        this.used = 0
+      }
+      offset = (this.pages.length - 1) * PAGE_SIZE + this.used
+      this.used += width
+      this.index.set(key, offset)
     }
-    return cell
+    return [this.pages[Math.floor(offset / PAGE_SIZE)]!, offset % PAGE_SIZE]
   }
 
   private count(type: DataTypeKey, startMs: number, endMs: number): void {
@@ -136,6 +164,9 @@ export class BucketAccumulator {
     }
   }
 }
+
+/** Values per page of the pool: 512 KiB. */
+const PAGE_SIZE = 65_536
 
 function isSummary(type: DataTypeKey): boolean {
   const names = dataType(type).fields.map((f) => f.name)

@@ -20,8 +20,10 @@ export interface ImportOptions {
 
 export interface ImportResult {
   readonly format: ExportFormat
-  /** Every bucket found, revision 0, in time order: carries no device, app, source or file name. */
-  readonly samples: FitnessSample[]
+  /** Every bucket found, revision 0, in time order, one at a time: carries no device, app, source or file name. */
+  samples(): Iterable<FitnessSample>
+  /** How many buckets `samples()` goes through (at most). */
+  readonly buckets: number
   /** Per type: records read, buckets filled, and the period they cover. */
   readonly summary: Partial<Record<DataTypeKey, TypeSummary>>
   readonly records: number
@@ -77,7 +79,14 @@ export async function importArchive(source: ArchiveSource, options: ImportOption
       done += entry.uncompressedSize
     }
     progress(total)
-    return { format: apple.length > 0 ? 'apple-health' : 'google-takeout', samples: into.toSamples(), summary: into.summary(), records, skipped }
+    return {
+      format: apple.length > 0 ? 'apple-health' : 'google-takeout',
+      samples: () => into.samples(),
+      buckets: into.size,
+      summary: into.summary(),
+      records,
+      skipped,
+    }
   } finally {
     archive.close()
   }

@@ -144,8 +144,8 @@ export interface ImportRunnerDeps {
 
 /**
  * Runs imports: the upload is spooled encrypted, parsed as a stream, deleted, and only then, when
- * the whole export was read, are its buckets under the person's consent handed to the anonymiser in
- * one bulk add. A failed import hands on nothing.
+ * the whole export was read, are its buckets under the person's consent handed to the anonymiser,
+ * chunk by chunk. An export refused for its content hands on nothing.
  */
 export class ImportRunner {
   private running = 0
@@ -220,37 +220,52 @@ export class ImportRunner {
       const user = await this.deps.users.get(userId)
       if (user === undefined) throw new FitStreamError('FST_ERR_USER_GONE', 'the account was deleted during the import', { permanent: true })
       const consented = new Set(user.dataTypes)
-      const sellable = result.samples.filter((sample) => consented.has(sample.type))
-      const decision = decideRelease(sellable, await store.readLedger(userId, sellable), user.createdAt - this.deps.backfillMs)
-
-      const jobs = []
-      for (let i = 0; i < decision.release.length; i += SAMPLES_PER_JOB) {
-        const samples = decision.release.slice(i, i + SAMPLES_PER_JOB)
-        const window = { startMs: Math.min(...samples.map((s) => s.startMs)), endMs: Math.max(...samples.map((s) => s.endMs)) }
-        jobs.push({
-          data: { syncId: `import-${importId}`, userId, window, samples, individualTypes: [...user.individualTypes] },
-          // The import's random id, not the person: the job id names nobody.
-          options: { jobId: `anonymize-import-${importId}-${i / SAMPLES_PER_JOB}` },
-        })
+      const apiFromMs = user.createdAt - this.deps.backfillMs
+      const handed = new Map<DataTypeKey, { released: number; unchanged: number; leftToApi: number }>()
+      let released = 0
+      let chunk: FitnessSample[] = []
+      let jobIndex = 0
+      // Chunk by chunk, so that memory holds one chunk of samples, never the export's. Each chunk's
+      // ledger entries are written after its jobs are added: if Redis fails part way, uploading the
+      // export again hands on exactly what is missing.
+      const handOver = async (): Promise<void> => {
+        const decision = decideRelease(chunk, await store.readLedger(userId, chunk), apiFromMs)
+        for (const sample of chunk) {
+          const counts = handed.get(sample.type) ?? { released: 0, unchanged: 0, leftToApi: 0 }
+          if (sample.endMs > apiFromMs) counts.leftToApi++
+          else if (decision.next.has(ledgerKey(sample))) counts.released++
+          else counts.unchanged++
+          handed.set(sample.type, counts)
+        }
+        if (decision.release.length > 0) {
+          const samples = decision.release
+          const window = { startMs: samples[0]!.startMs, endMs: Math.max(...samples.map((s) => s.endMs)) }
+          await this.deps.queues.add(
+            'anonymize',
+            { syncId: `import-${importId}`, userId, window, samples, individualTypes: [...user.individualTypes] },
+            // The import's random id, not the person: the job id names nobody.
+            { jobId: `anonymize-import-${importId}-${jobIndex++}` },
+          )
+          await store.writeLedger(userId, decision.next)
+          released += samples.length
+        }
+        chunk = []
       }
-      if (jobs.length > 0) await this.deps.queues.addBulk('anonymize', jobs)
-      await store.writeLedger(userId, decision.next)
+      for (const sample of result.samples()) {
+        if (!consented.has(sample.type)) continue
+        chunk.push(sample)
+        if (chunk.length >= SAMPLES_PER_JOB) await handOver()
+      }
+      await handOver()
 
       const types: Partial<Record<DataTypeKey, ImportTypeSummary>> = {}
       for (const key of DATA_TYPE_KEYS) {
         const found = result.summary[key]
         if (found === undefined) continue
-        const mine = (list: readonly FitnessSample[]) => list.filter((s) => s.type === key).length
-        const inPlay = sellable.filter((s) => s.type === key)
-        const released = mine(decision.release)
-        const leftToApi = inPlay.filter((s) => s.endMs > user.createdAt - this.deps.backfillMs).length
-        types[key] = { ...found, released, leftToApi, unchanged: inPlay.length - released - leftToApi, notConsented: !consented.has(key) }
+        types[key] = { ...found, ...(handed.get(key) ?? { released: 0, unchanged: 0, leftToApi: 0 }), notConsented: !consented.has(key) }
       }
       await store.update(importId, { state: 'done', progress: 1, records: result.records, format: result.format, types })
-      logger.info(
-        { format: result.format, records: result.records, released: decision.release.length, unchanged: decision.unchanged, leftToApi: decision.leftToApi },
-        'export imported',
-      )
+      logger.info({ format: result.format, records: result.records, buckets: result.buckets, released }, 'export imported')
     } catch (error) {
       const known = error instanceof FitStreamError
       await spool.destroy().catch(() => undefined)

@@ -78,8 +78,8 @@ describe('POST /users/:id/imports', () => {
     expect(samples.map((s) => `${s.type}@${new Date(s.startMs).toISOString()}#${s.revision}`)).toEqual([
       'sleep@2026-11-30T00:00:00.000Z#0',
       'sleep@2026-11-30T01:00:00.000Z#0',
-      'heart_rate@2026-11-30T06:00:00.000Z#0',
       'steps@2026-11-30T06:00:00.000Z#0',
+      'heart_rate@2026-11-30T06:00:00.000Z#0',
       'steps@2026-11-30T07:00:00.000Z#0',
     ])
     expect(JSON.stringify(jobs[0]!.data)).not.toMatch(/Alice|Watch|HKDevice|serial|export|origin/i)

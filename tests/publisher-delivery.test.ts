@@ -202,7 +202,10 @@ describe('publisher delivery', () => {
         } finally {
           process.kill(idle.pid!, 'SIGCONT')
         }
-        expect(by.lines.some((l) => l.includes(`"jobId":"${id}"`) && l.includes('records published'))).toBe(true)
+        // The job is marked done in Redis just before its process logs it: give the line time to arrive.
+        await expect
+          .poll(() => by.lines.some((l) => l.includes(`"jobId":"${id}"`) && l.includes('records published')), { timeout: 5_000, interval: 50 })
+          .toBe(true)
       }
       const all = turns.flatMap(({ job }) => keysOf(job))
       await subscriber.waitFor(() => all.every((key) => deliveries(subscriber).has(key)), 30_000).catch(() => undefined)

@@ -26,7 +26,6 @@ export interface SlotHolding {
   readonly store: SlotStore
   /** Whether the publisher key may publish to the stream (read from the chain, cached by the SDK). */
   readonly canPublish?: (streamId: string) => Promise<boolean>
-  readonly now: () => number
 }
 
 export interface PublishProcessorDeps {
@@ -43,7 +42,10 @@ export interface PublishProcessorDeps {
    * process should restart before it could take that chain over in turn.
    */
   readonly onLeaseLost?: (error: LeaseLostError) => void
-  /** What time it is (default: the clock): a job's messages are timestamped from when it starts. */
+  /**
+   * What time it is (default: the clock): a job's messages are timestamped from when it starts, and
+   * its records held for the first slot after it.
+   */
   readonly now?: () => number
   /** Hold records for shared release slots instead of publishing each job as it comes. */
   readonly slots?: SlotHolding
@@ -194,7 +196,7 @@ async function holdForSlot(deps: PublishProcessorDeps, slots: SlotHolding, data:
       throw toPublishError(error, streamId)
     }
   }
-  const slot = await slots.store.hold(data, slots.now())
+  const slot = await slots.store.hold(data, deps.now?.() ?? Date.now())
   // A crash between the two lines holds the records again on the retry: if their slot was released
   // meanwhile, they go out twice, under the same record ids and revisions, which buyers drop.
   await deps.journal.markDone(context.jobId)

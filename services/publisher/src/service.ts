@@ -6,7 +6,7 @@ import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } fr
 import { startRekeying } from './rekey.js'
 import { SlotReleaser } from './slot-releaser.js'
 import { SlotStore } from './slot-store.js'
-import { createStreamJoiner, createStreamrClient } from './streamr-client.js'
+import { createStreamJoiner, createStreamrClient, registerStreamNeighborsMetric } from './streamr-client.js'
 
 export interface PublisherOptions {
   /** Called once when the process must restart (it lost a job's lease to another process). */
@@ -25,6 +25,7 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
   let restarting = false
   const publisherId = await client.getUserId()
   const metrics = createPublisherMetrics(runtime.metrics)
+  registerStreamNeighborsMetric(client, runtime.metrics.registry)
   const slotStore =
     config.PUBLISH_SLOT_MS > 0
       ? new SlotStore(runtime.redis, config.QUEUE_PREFIX, { slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS })
@@ -51,9 +52,7 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
       )
       options.restart?.()
     },
-    ...(slotStore === undefined
-      ? {}
-      : { slots: { store: slotStore, canPublish: (streamId: string) => client.isStreamPublisher(streamId, publisherId), now: () => Date.now() } }),
+    ...(slotStore === undefined ? {} : { slots: { store: slotStore, canPublish: (streamId: string) => client.isStreamPublisher(streamId, publisherId) } }),
   }
   runtime.addWorker({
     stage: 'publish',

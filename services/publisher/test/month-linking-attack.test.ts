@@ -114,7 +114,7 @@ async function buyerView(mode: 'per-job' | 'slots', random: RandomInt, run = 0):
     journal: new DeliveryJournal(redis, keys, { instance: mode }),
     maxMessageBytes: 4_096,
     now: () => now,
-    ...(mode === 'slots' ? { slots: { store, now: () => now } } : {}),
+    ...(mode === 'slots' ? { slots: { store } } : {}),
   }
   const publish = createPublishProcessor(deps)
   const releaser = new SlotReleaser({ store, deliver: createDeliverer(deps), maxMessageBytes: 4_096, instance: mode, lockMs: 60_000, logger, random })

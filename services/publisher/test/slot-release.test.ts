@@ -63,7 +63,8 @@ function publisherProcess(options: { instance: string; stallAfter?: { count: num
     naming: { owner: `0x${'5'.repeat(40)}`, pathPrefix: '/fitness/' },
     journal,
     maxMessageBytes: MAX_BYTES,
-    slots: { store, now: () => now },
+    now: () => now,
+    slots: { store },
   }
   const hold = createPublishProcessor(deps)
   const releaser = new SlotReleaser({ store, deliver: createDeliverer(deps), maxMessageBytes: MAX_BYTES, instance: options.instance, lockMs: 500, logger })

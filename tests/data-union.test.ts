@@ -9,6 +9,9 @@ import { buyOnLocalHub, freePort, deployDataUnionContracts, loadDataUnionArtifac
 import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
 import { MemberWallets } from '../services/publisher/src/member-wallets.js'
+import { EarningsHistory, MembershipClient, memberRefOf } from '../services/token-service/src/earnings.js'
+import { earningsSection } from '../services/token-service/src/earnings-page.js'
+import { readEarnings } from '../services/token-service/src/earnings-routes.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 
 /**
@@ -42,7 +45,9 @@ const INTERNAL_TOKEN = randomBytes(24).toString('hex')
 let membershipUrl: string
 let wallets: MemberWallets
 /** The three people, by the reference the token service would give (a keyed hash of their account id). */
-const people = ['person-a', 'person-b', 'person-c']
+const REF_KEY = randomBytes(32)
+const [A, B, C, D] = ['user-a', 'user-b', 'user-c', 'user-d'].map((id) => memberRefOf(id, REF_KEY)) as [string, string, string, string]
+const people = [A, B, C]
 let members: { address: string }[]
 /** Where the first person wants their money: an address of their own that never held anything. */
 const ownAddress = Wallet.createRandom().address
@@ -224,14 +229,14 @@ describe('a Data Union behind the product', () => {
     wallets = new MemberWallets(redis, prefix, memberKeys, operator, dataUnion)
     members = await Promise.all(people.map((ref) => wallets.ensure(ref)))
     expect(new Set(members.map((m) => m.address)).size).toBe(3)
-    expect((await wallets.ensure('person-a')).address).toBe(members[0]!.address)
-    const stored = (await redis.get(`${prefix}:membership:wallet:person-a`))!
+    expect((await wallets.ensure(A)).address).toBe(members[0]!.address)
+    const stored = (await redis.get(`${prefix}:membership:wallet:${A}`))!
     expect(JSON.parse(stored)).toMatchObject({ kind: 'custodial', sealedKey: expect.stringMatching(/^v1\.test\./) })
     expect(stored).not.toMatch(/0x[0-9a-f]{64}/)
     // A person who gives their own address: a checksum typo is refused, a good address kept as given.
     const own = Wallet.createRandom().address
-    await expect(wallets.ensure('person-d', flipCase(own))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
-    expect(await wallets.ensure('person-d', own)).toEqual({ address: own, kind: 'own' })
+    await expect(wallets.ensure(D, flipCase(own))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+    expect(await wallets.ensure(D, own)).toEqual({ address: own, kind: 'own' })
   })
 
   it('joins people through the membership queue; a chain outage leaves them queued, and they join once it is back, once', async () => {
@@ -296,7 +301,7 @@ describe('a Data Union behind the product', () => {
     const [first] = members
     expect(await chain.getBalance(first!.address)).toBe(0n)
     // What the token service shows on the account page, and asks for when the person withdraws.
-    expect(await api('GET', '/internal/members/person-a/earnings')).toEqual({
+    expect(await api('GET', `/internal/members/${A}/earnings`)).toEqual({
       status: 200,
       json: {
         address: first!.address,
@@ -309,34 +314,50 @@ describe('a Data Union behind the product', () => {
         protocolFee: '0.01',
       },
     })
-    expect((await api('GET', '/internal/members/person-a/earnings', undefined, 'wrong')).status).toBe(401)
-    expect(await api('POST', '/internal/members/person-a/withdrawals', { to: '0x1234' })).toMatchObject({
+    expect((await api('GET', `/internal/members/${A}/earnings`, undefined, 'wrong')).status).toBe(401)
+    // The token service's side: GET /users/:id/earnings and the account page read the same, and keep a daily history for the chart.
+    const report = await readEarnings(
+      {
+        membership: new MembershipClient(membershipUrl, INTERNAL_TOKEN),
+        history: new EarningsHistory(redis, prefix),
+        refKey: REF_KEY,
+        now: () => new Date(Date.UTC(2026, 10, 2, 12)),
+        logger: createLogger('test', 'silent'),
+      },
+      'user-a',
+    )
+    expect(report).toMatchObject({ withdrawable: '1.068', total: '1.068', token: 'TDATA', history: [{ day: '2026-11-02', total: '1.068' }] })
+    const section = earningsSection(report, 'csrf')
+    expect(section).toContain('<strong>1.068 TDATA</strong> ready to withdraw; 1.068 TDATA earned in all')
+    expect(section).toContain("FitStream's fee of 10 % and Streamr's fee of 1 %")
+    expect(section).toMatch(/<svg[^>]*role="img"/)
+    expect(await api('POST', `/internal/members/${A}/withdrawals`, { to: '0x1234' })).toMatchObject({
       status: 400,
       json: { code: 'FST_ERR_INVALID_ADDRESS' },
     })
-    const withdrawal = await api('POST', '/internal/members/person-a/withdrawals', { to: ownAddress })
+    const withdrawal = await api('POST', `/internal/members/${A}/withdrawals`, { to: ownAddress })
     expect(withdrawal).toMatchObject({ status: 200, json: { amount: '1.068', to: ownAddress, token: 'TDATA' } })
     const share = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
     expect(await balanceOf(ownAddress)).toBe(share)
     expect(await operator.earnings(dataUnion, first!.address)).toMatchObject({ withdrawable: 0n, total: share, withdrawn: share })
-    await expect(wallets.withdraw('person-a', ownAddress)).rejects.toMatchObject({ code: 'FST_ERR_NOTHING_TO_WITHDRAW' })
-    expect(await api('POST', '/internal/members/person-a/withdrawals', { to: ownAddress })).toMatchObject({
+    await expect(wallets.withdraw(A, ownAddress)).rejects.toMatchObject({ code: 'FST_ERR_NOTHING_TO_WITHDRAW' })
+    expect(await api('POST', `/internal/members/${A}/withdrawals`, { to: ownAddress })).toMatchObject({
       status: 409,
       json: { code: 'FST_ERR_NOTHING_TO_WITHDRAW' },
     })
-    await expect(wallets.withdraw('person-b', flipCase(ownAddress))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
-    await expect(wallets.withdraw('person-b', '0x0')).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+    await expect(wallets.withdraw(B, flipCase(ownAddress))).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
+    await expect(wallets.withdraw(B, '0x0')).rejects.toMatchObject({ code: 'FST_ERR_INVALID_ADDRESS' })
   }, 60_000)
 
   it('a member who withdraws and then deletes their account is parted and stops accruing; the others share the next sale', async () => {
     const leaving = members[1]!
     const payout = Wallet.createRandom().address
     // Deleting the account: offered a withdrawal first, which pays everything out; the receipt says so.
-    const receipt = await wallets.erase('person-b', payout)
+    const receipt = await wallets.erase(B, payout)
     const firstShareOfB = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
     expect(receipt).toMatchObject({ address: leaving.address, paid: firstShareOfB, paidTo: payout, remaining: 0n, claim: { kind: 'nothing' } })
     expect(await balanceOf(payout)).toBe(firstShareOfB)
-    expect(await wallets.get('person-b')).toBeUndefined()
+    expect(await wallets.get(B)).toBeUndefined()
     await queues.request('part', [leaving.address], 'erased-1')
     await waitFor('the part to complete', async () => (await (await queues.queue.getJob('erased-1-0'))?.getState()) === 'completed', 60_000)
     expect(await status()).toMatchObject({ activeMembers: 2, inactiveMembers: 1 })
@@ -359,9 +380,9 @@ describe('a Data Union behind the product', () => {
     expect(await queues.deadLettered()).toEqual([])
 
     // Someone deleting their account without taking the money: it stays claimable with the receipt's code.
-    const receipt3 = await wallets.erase('person-c')
+    const receipt3 = await wallets.erase(C)
     expect(receipt3).toMatchObject({ paid: 0n, remaining: firstShare + secondShare, claim: { kind: 'claim-code' } })
-    expect(await wallets.get('person-c')).toBeUndefined()
+    expect(await wallets.get(C)).toBeUndefined()
     const later = Wallet.createRandom().address
     const claimed = await wallets.claim((receipt3!.claim as { code: string }).code, later)
     expect(claimed.amount).toBe(firstShare + secondShare)

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { commonEnvShape, envVar, googleApiEnvShape, keyringVar, parseEnv, type Env } from '@fitstream/shared'
+import { commonEnvShape, ConfigError, envVar, googleApiEnvShape, keyringVar, parseEnv, type Env } from '@fitstream/shared'
 
 const schema = z.object({
   ...commonEnvShape,
@@ -8,6 +8,10 @@ const schema = z.object({
   ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)'),
   /** Bearer token other FitStream services use for internal calls (token refresh on 401). */
   INTERNAL_API_TOKEN: z.string().min(24, 'must be at least 24 characters (e.g. openssl rand -hex 24)'),
+  /** The membership service (Data Union earnings, withdrawals); unset: no earnings on the account page or at /users/:id/earnings. */
+  MEMBERSHIP_URL: envVar.url().optional(),
+  /** Key of the references the membership service knows people by (a keyed hash of the account id); needed with MEMBERSHIP_URL. */
+  MEMBER_REF_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   GOOGLE_CLIENT_ID: envVar.string(),
   GOOGLE_CLIENT_SECRET: envVar.string(),
   GOOGLE_TOKEN_URL: envVar.url().default('https://oauth2.googleapis.com/token'),
@@ -102,5 +106,9 @@ export type TokenServiceConfig = z.output<typeof schema>
 export const tokenServiceEnvSchema = schema
 
 export function loadConfig(env: Env): Readonly<TokenServiceConfig> {
-  return parseEnv(schema, env)
+  const config = parseEnv(schema, env)
+  if ((config.MEMBERSHIP_URL === undefined) !== (config.MEMBER_REF_KEY === undefined)) {
+    throw new ConfigError('Invalid configuration: MEMBERSHIP_URL and MEMBER_REF_KEY go together')
+  }
+  return config
 }

@@ -61,7 +61,9 @@ export function onboardingPage(csrfToken: string, api: GoogleDataApi, problem?: 
     'Sell your fitness data',
     `<h1>Sell your ${name} data</h1>
 <p>FitStream reads the fitness data you choose from ${name} once an hour and offers it to buyers on the
-Streamr Hub, a data marketplace. You can change what you sell or delete everything at any time.</p>
+Streamr Hub, a data marketplace. You can change what you sell or delete everything at any time.
+You are paid when it sells: each sale is shared equally among everyone whose data is in it, after FitStream's
+and Streamr's fees; your account page shows what you have earned and pays it to an address you choose.</p>
 <h2>What buyers get</h2>
 ${WHAT_BUYERS_GET}
 ${problem === undefined ? '' : `<p class="warning">${escapeHtml(problem)}</p>`}

@@ -5,6 +5,8 @@ import { CONSENT_GROUP_NAMES, INDIVIDUAL_TYPE_NAMES, dataTypesForGroups } from '
 import { eraseUser, type ErasureDeps } from './erasure.js'
 import { IMPORT_SCRIPT_SOURCE, withImportSection } from './imports-page.js'
 import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, receiptPage, reconnectPage } from './html.js'
+import { withEarningsSection } from './earnings-page.js'
+import type { EarningsReport } from './earnings.js'
 import type { CallbackOutcome, Choice, Onboarding } from './onboarding.js'
 import { LINK_FIELDS, type LinkUses, type ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
@@ -26,6 +28,8 @@ export interface PageDeps {
   readonly rateLimits: { readonly pagesPerMinute: number; readonly callbackPerMinute: number }
   /** Google's consent screen; forms may lead there. */
   readonly googleAuthUrl: string
+  /** The person's Data Union earnings for the account page (earnings-page.ts); none when no Data Union is configured. */
+  readonly earnings?: (userId: string) => Promise<EarningsReport | undefined>
 }
 
 const FORM_LIMIT = 4 * 1024
@@ -296,13 +300,17 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
         reply,
         200,
         withImportSection(
-          accountPage({
-            user,
-            csrfToken: session.csrfToken,
-            nextSyncAt: await deps.scheduler.nextRunAt(user.id),
-            api: deps.onboarding.api,
-            ...(notice === undefined ? {} : { notice }),
-          }),
+          withEarningsSection(
+            accountPage({
+              user,
+              csrfToken: session.csrfToken,
+              nextSyncAt: await deps.scheduler.nextRunAt(user.id),
+              api: deps.onboarding.api,
+              ...(notice === undefined ? {} : { notice }),
+            }),
+            await deps.earnings?.(user.id),
+            session.csrfToken,
+          ),
           user.id,
         ),
       )

@@ -18,6 +18,8 @@ import type { ErasureDeps } from './erasure.js'
 import { refreshAccessToken, revokeGrant, type OAuthFlowConfig } from './google-oauth.js'
 import { Onboarding } from './onboarding.js'
 import { pageRoutes } from './pages.js'
+import { EarningsHistory, MembershipClient } from './earnings.js'
+import { earningsForPage, earningsRoutes } from './earnings-routes.js'
 import { LinkUses, ReconnectLinks } from './reconnect-links.js'
 import { logPathsOnly } from './request-log.js'
 import { internalRoutes, userRoutes } from './routes.js'
@@ -161,6 +163,17 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     redis,
     prefix,
   })
+  // Earnings from the product's Data Union, read from the membership service (docs/earnings.md).
+  const earnings =
+    config.MEMBERSHIP_URL === undefined || config.MEMBER_REF_KEY === undefined
+      ? undefined
+      : {
+          membership: new MembershipClient(config.MEMBERSHIP_URL, config.INTERNAL_API_TOKEN),
+          history: new EarningsHistory(redis, prefix),
+          refKey: Buffer.from(config.MEMBER_REF_KEY),
+          now: () => new Date(),
+          logger: logger.child({ component: 'earnings' }),
+        }
   await pageRoutes(server, {
     onboarding,
     sessions,
@@ -172,7 +185,9 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     refused,
     rateLimits: { pagesPerMinute: config.RATE_LIMIT_PAGES_PER_MINUTE, callbackPerMinute: config.RATE_LIMIT_CALLBACK_PER_MINUTE },
     googleAuthUrl: config.GOOGLE_AUTH_URL,
+    ...(earnings === undefined ? {} : { earnings: earningsForPage(earnings) }),
   })
+  if (earnings !== undefined) await earningsRoutes(server, { ...earnings, users, sessions, adminToken: config.ADMIN_TOKEN })
   const importStore = new ImportStore(redis, prefix, Date.now)
   const imports = new ImportRunner({
     store: importStore,

@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,7 +12,7 @@ import { APPLE_MORNING, writeZip } from '../../../packages/exports/test/fixtures
 import { ADMIN, registerUser, testEnv, waitFor } from './support.js'
 
 const prefix = uniquePrefix('imports')
-const { cleanup } = testRedis(prefix)
+const { redis, cleanup } = testRedis(prefix)
 const spoolDir = mkdtempSync(join(tmpdir(), 'fitstream-spool-'))
 let google: FakeGoogle
 let service: ServiceRuntime
@@ -142,5 +143,27 @@ describe('POST /users/:id/imports', () => {
     expect(anonymous.statusCode).toBe(401)
     const unknown = await service.server.inject({ method: 'GET', url: `/users/${userId}/imports/AAAAAAAAAAAAAAAAAAAAAA`, headers: admin })
     expect(unknown.statusCode).toBe(404)
+  })
+
+  it('drops an upload whose client goes away half way, and keeps serving', async () => {
+    await service.server.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = service.server.server.address() as { port: number }
+    const socket = connect(port, '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.write(
+      `POST /users/${userId}/imports HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${ADMIN}\r\ncontent-type: application/zip\r\ncontent-length: 100000\r\n\r\n`,
+    )
+    socket.write(appleZip(APPLE_MORNING).subarray(0, 1000))
+    const failed = async () => {
+      const keys = await redis.keys(`${prefix}:import:*`)
+      const states = await Promise.all(keys.map((key) => redis.hmget(key, 'state', 'code')))
+      return states.some(([state, code]) => state === 'failed' && code === 'FST_ERR_IMPORT_ABORTED')
+    }
+    expect(await failed()).toBe(false)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+    await waitFor(failed)
+    expect(readdirSync(spoolDir)).toEqual([])
+    expect((await upload(appleZip(APPLE_MORNING))).state).toBe('done')
   })
 })

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
@@ -211,6 +212,24 @@ function interpolate(environment: Record<string, string>, env: Record<string, st
     })
   return Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, one(String(value))]))
 }
+
+describe('the image', () => {
+  it('ships every service and the workspaces they use, and none of the test kits', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(fileURLToPath(root), 'deploy/image-workspaces.mjs'), 'list'])
+    const shipped = stdout.trim().split('\n')
+    expect(shipped).toEqual(
+      expect.arrayContaining([
+        'packages/shared',
+        'packages/node-datachannel-compat',
+        'services/token-service',
+        'services/fetcher',
+        'services/anonymizer',
+        'services/publisher',
+      ]),
+    )
+    for (const kit of ['packages/devstack', 'packages/fake-google', 'packages/streamr-local', 'tests']) expect(shipped).not.toContain(kit)
+  })
+})
 
 function parseDotEnv(text: string): Record<string, string> {
   const entries = text

@@ -13,6 +13,7 @@ const SYSTEM_TESTS = [
   'tests/scale-out.test.ts',
   'tests/publisher-delivery.test.ts',
   'tests/release-slots.test.ts',
+  'tests/release-slots-pipeline.test.ts',
   'tests/faults.test.ts',
   'tests/redis-restart.test.ts',
   'tests/google-faults.test.ts',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, userIndexKey, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
+import { COHORT_ERASURE_QUEUE, USER_FIELDS, userIndexKey, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -70,6 +70,8 @@ describe('POST /users', () => {
     [{ refreshToken: 'x', dataTypes: [] }, /dataTypes must NOT have fewer than 1 items/],
     [{ refreshToken: 'x', dataTypes: ['teleportation'] }, /must be equal to one of the allowed values/],
     [{ refreshToken: 'x', dataTypes: ['steps'], email: 'a@b.c' }, /must NOT have additional properties/],
+    [{ refreshToken: 'x', dataTypes: ['steps'], individualTypes: ['teleportation'] }, /must be equal to one of the allowed values/],
+    [{ refreshToken: 'x', dataTypes: ['steps'], timeZone: 'Mars/Olympus_Mons' }, /timeZone must be an IANA time zone/],
   ])('rejects %j with a clear 400', async (payload, message) => {
     const response = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload })
     expect(response.statusCode).toBe(400)
@@ -245,6 +247,33 @@ describe('sync', () => {
     for (let i = 1; i < windows.length; i++) expect(windows[i]!.startMs).toBe(windows[i - 1]!.endMs)
   })
 
+  it('hands each fetch job the types the person sells as individual records, among those they still sell', async () => {
+    const user = google.addUser()
+    const payload = { refreshToken: user.refreshToken, dataTypes: ['steps', 'heart_rate'], individualTypes: ['steps', 'calories'] }
+    const created = await service.server.inject({ method: 'POST', url: '/users', headers: admin, payload })
+    expect(created.statusCode).toBe(201)
+    const id = (created.json() as { id: string }).id
+    // Calories are not sold at all, so not individually either.
+    expect(created.json().individualTypes).toEqual(['steps'])
+    service.start()
+    const mine = async () =>
+      ((await service.queues.queue('fetch').getJobs(['waiting', 'prioritized'])) as Job<StageData<'fetch'>>[]).filter((j) => j.data.userId === id)
+    await waitFor(async () => (await mine()).length > 0)
+    for (const job of await mine()) expect(job.data.individualTypes).toEqual(['steps'])
+
+    const changed = await service.server.inject({
+      method: 'PUT',
+      url: `/users/${id}/consent`,
+      headers: admin,
+      payload: { dataTypes: ['steps', 'heart_rate'], individualTypes: ['heart_rate'] },
+    })
+    expect(changed.statusCode).toBe(200)
+    expect(changed.json().individualTypes).toEqual(['heart_rate'])
+    // Consent changed without naming them keeps the opt-in.
+    const again = await service.server.inject({ method: 'PUT', url: `/users/${id}/consent`, headers: admin, payload: { dataTypes: ['heart_rate'] } })
+    expect(again.json().individualTypes).toEqual(['heart_rate'])
+  })
+
   it('pauses a user whose refresh token was revoked: reauth_required, no schedule, nothing dead-lettered', async () => {
     const { id, google: user } = await register(['steps'])
     google.revokeRefreshToken(user.refreshToken)
@@ -278,6 +307,18 @@ describe('DELETE /users/:id', () => {
     expect(response.statusCode).toBe(200)
     expect(response.json()).toMatchObject({ id, erased: { account: true, tokens: true, schedule: true } })
     expect(response.json().note).toMatch(/cannot be recalled/)
+    expect(response.json().byOwner).toEqual([
+      { owner: 'token-service', outcome: 'deleted', detail: expect.stringMatching(/account, Google tokens/) },
+      { owner: 'anonymizer', outcome: 'queued_for_removal', detail: expect.stringMatching(/cohort averages not yet published are queued for removal/) },
+      { owner: 'google', outcome: 'revoked', detail: expect.stringMatching(/revoked at Google/) },
+      { owner: 'published', outcome: 'cannot_be_recalled', detail: expect.stringMatching(/Pseudonymised records.*noisy averages over many people/) },
+    ])
+    // The anonymiser is asked under an id that does not name the person, and the job leaves no trace once done.
+    const [erasure] = await service.queues.queueNamed(COHORT_ERASURE_QUEUE).getJobs(['waiting'])
+    expect(erasure?.data).toEqual({ userId: id })
+    expect(erasure?.id).not.toContain(id)
+    expect(erasure?.opts).toMatchObject({ removeOnComplete: true, removeOnFail: true })
+    await erasure?.remove()
     expect(await redis.exists(userKey(prefix, id))).toBe(0)
     expect(await redis.zscore(`${prefix}:schedule:sync`, id)).toBeNull()
     expect((await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).statusCode).toBe(404)

@@ -15,6 +15,8 @@ import { DEAD_LETTER_JOB_OPTIONS, type RetryPolicy } from './stages.js'
  */
 export const MEMBERSHIP_QUEUE = 'membership'
 export const MEMBERSHIP_DLQ = 'membership-dlq'
+/** Attempts of a membership job when the producer has no setting of its own (with RETRY_BACKOFF_MS doubling: about a quarter of an hour). */
+export const MEMBERSHIP_DEFAULT_ATTEMPTS = 10
 /** Most addresses one transaction joins or parts (gas grows with each). */
 export const MEMBERSHIP_BATCH_MAX = 100
 

@@ -1,3 +1,4 @@
+import type { EarningsOnErasure } from './earnings-membership.js'
 import type { Redis } from 'ioredis'
 import { bucketHistoryKey } from '@fitstream/shared'
 import type { RevocationOutcome } from './google-oauth.js'
@@ -18,6 +19,8 @@ export interface ErasureDeps {
   readonly now?: () => number
   /** When jobs of the person's were running, how long after the erasure the anonymiser is asked again (default 2 minutes). */
   readonly cohortMopUpDelayMs?: number
+  /** Settles the person's Data Union earnings (earnings-membership.ts): pays out to `payTo` first, leaves the Data Union. */
+  readonly earnings?: (userId: string, payTo?: string) => Promise<EarningsOnErasure | undefined>
 }
 
 export type GoogleAccess = 'revoked' | 'already_revoked' | 'not_revoked' | 'no_token'
@@ -55,6 +58,8 @@ export interface ErasureReceipt {
   readonly note: string
   /** What each owner of the person's data did, in the order it was done. */
   readonly byOwner: readonly OwnerOutcome[]
+  /** Their Data Union earnings: what was paid out, what is left and how to claim it (absent when they never joined). */
+  readonly earnings?: EarningsOnErasure | { readonly notSettled: string }
 }
 
 export const PUBLISHED_NOTE =
@@ -74,7 +79,7 @@ const GOOGLE_DETAIL: Record<GoogleAccess, string> = {
  * take them out of open cohort cells, and says what each owner did and what could not be recalled.
  * Undefined when there was no such user.
  */
-export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureReceipt | undefined> {
+export async function eraseUser(deps: ErasureDeps, userId: string, options: { readonly payTo?: string } = {}): Promise<ErasureReceipt | undefined> {
   const now = deps.now ?? Date.now
   const user = await deps.users.get(userId)
   const refreshToken = await deps.users.refreshToken(userId).catch(() => undefined)
@@ -82,6 +87,13 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
   if (user === undefined && !schedule) return undefined
 
   const googleAccess = await revokeAtGoogle(deps, refreshToken)
+  // Money before the account goes: a failure here leaves the member key with the membership service, so nothing is burnt.
+  const earnings =
+    deps.earnings === undefined
+      ? undefined
+      : await deps.earnings(userId, options.payTo).catch((error: unknown) => ({
+          notSettled: `Your earnings could not be settled just now and stay in the Data Union (${error instanceof Error ? error.message : String(error)}); contact the operator with your account id to have them paid.`,
+        }))
   // The record goes first, so no worker starts new work for the user while the queues are swept.
   const account = await deps.users.delete(userId)
   const privacyState = await deleteUserState(deps.redis, deps.prefix, userId)
@@ -126,6 +138,7 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
       { owner: 'google', outcome: googleAccess, detail: GOOGLE_DETAIL[googleAccess] },
       { owner: 'published', outcome: 'cannot_be_recalled', detail: PUBLISHED_NOTE },
     ],
+    ...(earnings === undefined ? {} : { earnings }),
   }
 }
 

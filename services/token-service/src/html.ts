@@ -1,5 +1,6 @@
 import { dataApiOfScopes, dataType, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import { COHORT_WORDS, INDIVIDUAL_OFFERS, INDIVIDUAL_WORDS, consentGroups, groupsOf, individualOffers, mustMoveToHealth } from './consent.js'
+import { describeEarningsOnErasure } from './earnings-membership.js'
 import type { ErasureReceipt } from './erasure.js'
 import type { User } from './users.js'
 
@@ -171,6 +172,7 @@ ${receipt.byOwner
   .join('')}
 <li>${escapeHtml(receipt.notRecalled.explanation)}</li>
 <li>${escapeHtml(receipt.note)}</li>
+${receipt.earnings === undefined ? '' : `<li>${escapeHtml(describeEarningsOnErasure(receipt.earnings))}</li>`}
 </ul>
 <p class="muted">Deleted at ${escapeHtml(receipt.erasedAt)}. Reference: ${escapeHtml(receipt.id)}</p>
 <p><a href="/">Back to FitStream</a></p>`,

@@ -4,7 +4,16 @@ import rateLimit from '@fastify/rate-limit'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { DeadLetters, ServiceRuntime, UserGoneError, buildServer, isClosed, type Logger } from '@fitstream/shared'
+import {
+  DeadLetters,
+  MEMBERSHIP_DEFAULT_ATTEMPTS,
+  MembershipQueues,
+  ServiceRuntime,
+  UserGoneError,
+  buildServer,
+  isClosed,
+  type Logger,
+} from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
 import { AccountIds } from './account-ids.js'
 import { registerAuthThrottle } from './auth-throttle.js'
@@ -20,6 +29,7 @@ import { Onboarding } from './onboarding.js'
 import { pageRoutes } from './pages.js'
 import { EarningsHistory, MembershipClient } from './earnings.js'
 import { earningsForPage, earningsRoutes } from './earnings-routes.js'
+import { MemberEnrolment } from './earnings-membership.js'
 import { LinkUses, ReconnectLinks } from './reconnect-links.js'
 import { logPathsOnly } from './request-log.js'
 import { internalRoutes, userRoutes } from './routes.js'
@@ -88,6 +98,34 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   })
   const reconnectLinks = new ReconnectLinks(config.PUBLIC_URL, config.SESSION_SECRET, config.LINK_TTL_MINUTES * 60_000)
   const refused = (code: string) => tokenMetrics.refusals.inc({ code })
+  // Earnings from the product's Data Union, read from the membership service (docs/earnings.md).
+  const earnings =
+    config.MEMBERSHIP_URL === undefined || config.MEMBER_REF_KEY === undefined
+      ? undefined
+      : {
+          membership: new MembershipClient(config.MEMBERSHIP_URL, config.INTERNAL_API_TOKEN),
+          history: new EarningsHistory(redis, prefix),
+          refKey: Buffer.from(config.MEMBER_REF_KEY),
+          now: () => new Date(),
+          logger: logger.child({ component: 'earnings' }),
+        }
+  const enrolment =
+    earnings === undefined
+      ? undefined
+      : new MemberEnrolment({
+          redis,
+          prefix,
+          membership: earnings.membership,
+          queues: new MembershipQueues({
+            connection: redis,
+            prefix,
+            retry: { attempts: MEMBERSHIP_DEFAULT_ATTEMPTS, backoffMs: config.RETRY_BACKOFF_MS },
+            logger,
+          }),
+          refKey: earnings.refKey,
+          logger: earnings.logger,
+        })
+  if (enrolment !== undefined) runtime.onClose('membership queues', () => enrolment.close())
   const erasure: ErasureDeps = {
     redis,
     prefix,
@@ -96,6 +134,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     sessions: sessionStore,
     jobs: new UserJobs(queues),
     revoke: (token) => revokeGrant(flow, token),
+    ...(enrolment === undefined ? {} : { earnings: (userId: string, payTo?: string) => enrolment.erase(userId, payTo) }),
   }
 
   runtime.addWorker({
@@ -114,6 +153,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
         chunkMs: config.FETCH_CHUNK_HOURS * 3_600_000,
         lookbackMs: config.SYNC_LOOKBACK_HOURS * 3_600_000,
       },
+      ...(enrolment === undefined ? {} : { enrolment }),
     }),
   })
 
@@ -163,17 +203,6 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     redis,
     prefix,
   })
-  // Earnings from the product's Data Union, read from the membership service (docs/earnings.md).
-  const earnings =
-    config.MEMBERSHIP_URL === undefined || config.MEMBER_REF_KEY === undefined
-      ? undefined
-      : {
-          membership: new MembershipClient(config.MEMBERSHIP_URL, config.INTERNAL_API_TOKEN),
-          history: new EarningsHistory(redis, prefix),
-          refKey: Buffer.from(config.MEMBER_REF_KEY),
-          now: () => new Date(),
-          logger: logger.child({ component: 'earnings' }),
-        }
   await pageRoutes(server, {
     onboarding,
     sessions,

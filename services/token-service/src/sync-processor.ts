@@ -32,6 +32,8 @@ export interface SyncProcessorDeps {
   /** When Google shuts the Fitness API down (ms). */
   readonly fitClosesAt: number
   readonly now?: () => number
+  /** Joins the person to the product's Data Union once their data has been released (earnings-membership.ts). */
+  readonly enrolment?: { afterSync(userId: string): Promise<unknown> }
 }
 
 /**
@@ -110,6 +112,12 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
       })),
     )
     await deps.users.recordSync(user.id, now(), planned.length > 0 ? 'fetching' : 'up_to_date')
+    // Never holds up the sync: a person not enrolled now is enrolled at a later sync.
+    await deps.enrolment
+      ?.afterSync(user.id)
+      .catch((err: unknown) =>
+        context.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'Data Union enrolment failed; retried at the next sync'),
+      )
     context.logger.info({ syncId, userId: user.id, windows: planned.length, backfill: backfill.length }, 'sync planned')
     return { syncId, status: planned.length > 0 ? 'planned' : 'up_to_date', fetchJobs: planned.length }
   }

@@ -1,0 +1,100 @@
+import type { Redis } from 'ioredis'
+import { readPrivacyReport, type Logger, type MembershipQueues } from '@fitstream/shared'
+import { memberRefOf, type MembershipClient } from './earnings.js'
+
+/** What an erasure receipt says about money: what was paid out, and what is left and how to claim it. */
+export interface EarningsOnErasure {
+  /** Paid out before the account went, in token units ("0.0" when nothing). */
+  readonly paid: string
+  readonly paidTo?: string
+  /** Still in the Data Union for this person, in token units. */
+  readonly remaining: string
+  readonly token?: string
+  readonly claim:
+    { readonly kind: 'nothing' } | { readonly kind: 'own-address'; readonly address: string } | { readonly kind: 'claim-code'; readonly code: string }
+}
+
+export interface MemberEnrolmentDeps {
+  readonly redis: Redis
+  readonly prefix: string
+  readonly membership: MembershipClient
+  readonly queues: MembershipQueues
+  /** MEMBER_REF_KEY. */
+  readonly refKey: Buffer
+  readonly logger: Logger
+  readonly now?: () => number
+}
+
+/**
+ * Membership follows consent: a person joins the product's Data Union once their data has first
+ * been released for sale (the anonymiser's ledger shows records released or cohort contributions),
+ * and leaves when they delete their account (FitStream's way to stop selling altogether). Joins and
+ * parts go through the membership stage; the token service keeps only the member address it asked
+ * to join, under the person's own key (erased with them).
+ */
+export class MemberEnrolment {
+  constructor(private readonly deps: MemberEnrolmentDeps) {}
+
+  private key(userId: string): string {
+    return `${this.deps.prefix}:token-service:member:${userId}`
+  }
+
+  async close(): Promise<void> {
+    await this.deps.queues.close()
+  }
+
+  /** After a sync: enrols the person if their data has been released and they are not enrolled yet. */
+  async afterSync(userId: string): Promise<'enrolled' | 'already' | 'nothing-released'> {
+    if ((await this.deps.redis.exists(this.key(userId))) === 1) return 'already'
+    const report = await readPrivacyReport(this.deps.redis, this.deps.prefix, userId)
+    if (report.totals.recordsReleased === 0 && report.totals.cohortContributions === 0) return 'nothing-released'
+    const ref = memberRefOf(userId, this.deps.refKey)
+    const answer = await this.deps.membership.ensureMember(ref)
+    if (answer.status !== 200) throw new Error(`the membership service refused a member address (${answer.status})`)
+    const { address } = answer.body as { address: string }
+    await this.deps.queues.request('join', [address], `join-${ref}-${(this.deps.now ?? Date.now)()}`)
+    await this.deps.redis.set(this.key(userId), address)
+    return 'enrolled'
+  }
+
+  /**
+   * On erasure: leaves the Data Union, and pays out first to `payTo` when given; the receipt says what
+   * was paid and what is left to claim. Undefined when the person never joined.
+   */
+  async erase(userId: string, payTo?: string): Promise<EarningsOnErasure | undefined> {
+    const address = await this.deps.redis.get(this.key(userId))
+    if (address === null) return undefined
+    const ref = memberRefOf(userId, this.deps.refKey)
+    await this.deps.queues.request('part', [address], `part-${ref}-${(this.deps.now ?? Date.now)()}`)
+    const answer = await this.deps.membership.erase(ref, payTo)
+    if (answer.status !== 200) {
+      // The part is queued; the member key stays with the membership service, so nothing is burnt.
+      const body = answer.body as { code?: string; message?: string }
+      throw new Error(`the membership service could not settle earnings (${answer.status} ${body.code ?? ''}): ${body.message ?? ''}`)
+    }
+    await this.deps.redis.del(this.key(userId))
+    const receipt = answer.body as { erased: boolean; paid?: string; paidTo?: string; remaining?: string; token?: string; claim?: EarningsOnErasure['claim'] }
+    return {
+      paid: receipt.paid ?? '0.0',
+      ...(receipt.paidTo === undefined ? {} : { paidTo: receipt.paidTo }),
+      remaining: receipt.remaining ?? '0.0',
+      ...(receipt.token === undefined ? {} : { token: receipt.token }),
+      claim: receipt.claim ?? { kind: 'nothing' },
+    }
+  }
+}
+
+/** The erasure receipt's line about money, in plain words. */
+export function describeEarningsOnErasure(earnings: EarningsOnErasure | { readonly notSettled: string }): string {
+  if ('notSettled' in earnings) return earnings.notSettled
+  const token = earnings.token ?? ''
+  const paid = earnings.paidTo === undefined ? 'No earnings were paid out.' : `${earnings.paid} ${token} of your earnings were paid to ${earnings.paidTo}.`
+  switch (earnings.claim.kind) {
+    case 'nothing':
+      return `${paid} Nothing remains to claim.`
+    case 'own-address':
+      return `${paid} ${earnings.remaining} ${token} remain claimable from your own wallet at ${earnings.claim.address}.`
+    case 'claim-code':
+      return `${paid} ${earnings.remaining} ${token} remain claimable: keep this claim code, ${earnings.claim.code}, and give it to the operator with an address to be paid (it works once).`
+  }
+}

@@ -1,5 +1,5 @@
 import { DATA_TYPE_KEYS, dataType, dataTypeKeySchema, type DataTypeKey } from '@fitstream/shared'
-import { COHORT_MESSAGE_SCHEMA, MESSAGE_SCHEMA } from './messages.js'
+import { COHORT_MESSAGE_SCHEMA, MESSAGE_SCHEMA, SLOT_MESSAGE_SCHEMA } from './messages.js'
 
 /** The data types sold unless chosen otherwise: every type except location-bearing ones. */
 export const DEFAULT_TYPES: readonly DataTypeKey[] = DATA_TYPE_KEYS.filter((key) => dataType(key).sensitive !== true)
@@ -15,13 +15,15 @@ export const ANONYMISATION_SUMMARY = {
   values: 'fractional values rounded to one decimal',
   cohorts: 'cohort streams carry aggregates over at least k people and no pseudonym',
   revisions: 'a record with the same id and a higher revision supersedes the earlier one',
+  release:
+    "records are published in release slots shared by everyone (hourly by default), shuffled across people, under the slot's time, one epoch per message chain (fitstream.records/2)",
 } as const
 
 /** Metadata of a FitStream product on the Hub, beyond its name and description. */
 export function listingMetadata(types: readonly DataTypeKey[], policy: Record<string, unknown> | undefined): Record<string, unknown> {
   return {
     fitstream: {
-      messageSchemas: [MESSAGE_SCHEMA, COHORT_MESSAGE_SCHEMA],
+      messageSchemas: [SLOT_MESSAGE_SCHEMA, MESSAGE_SCHEMA, COHORT_MESSAGE_SCHEMA],
       dataTypes: types.map((key) => {
         const spec = dataType(key)
         return { key, description: spec.description, unit: spec.unit, values: spec.fields.map((f) => f.name) }

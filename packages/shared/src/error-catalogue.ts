@@ -177,6 +177,16 @@ export const ERROR_CATALOGUE = {
     meaning:
       "The upload of an export stopped before it was complete (the person's browser or connection went away): the partial file is deleted and nothing is imported.",
   },
+  FST_ERR_IMPORT_BUSY: {
+    raisedBy: 'token-service',
+    http: [
+      { status: 409, on: 'POST /users/:id/imports (an export of the person is still uploading or importing)' },
+      { status: 503, on: 'POST /users/:id/imports (the process is taking in four uploads already)' },
+    ],
+    retry: 'not a job error',
+    meaning:
+      'An upload is refused for now, before any of it is read: one export per person at a time, and a few uploads per token-service process, so a crowd of uploads cannot fill the disk or starve everyone else.',
+  },
   FST_ERR_IMPORT_DATE_RANGE: {
     raisedBy: '@fitstream/exports, token-service',
     http: [],

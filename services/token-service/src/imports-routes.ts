@@ -15,6 +15,9 @@ export interface ImportRoutesDeps {
   readonly maxUploadBytes: number
 }
 
+/** Uploads one process spools at once: each holds a connection and fills disk, so a crowd waits its turn. */
+const MAX_UPLOADS = 4
+
 /** What an upload may be sent as: a zip; not a CORS-safelisted type, so another site can't post one with the person's cookie. */
 const ZIP_TYPES = ['application/zip', 'application/x-zip-compressed', 'application/octet-stream']
 
@@ -59,6 +62,7 @@ const statusResponse = {
  */
 export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps): Promise<void> {
   const isAdmin = tokenMatcher(deps.adminToken)
+  const uploading = new Set<string>()
   const adminOrOwner = async (request: FastifyRequest, reply: FastifyReply) => {
     if (isAdmin(request.headers.authorization)) return
     const session = await deps.sessions.current(request)
@@ -81,7 +85,15 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
           tags: ['imports'],
           summary: 'Upload an Apple Health export.zip or a Google Takeout archive (the body is the zip)',
           params,
-          response: { 202: statusResponse, 400: statusResponse, 404: statusResponse, 413: statusResponse, 415: statusResponse },
+          response: {
+            202: statusResponse,
+            400: statusResponse,
+            404: statusResponse,
+            409: statusResponse,
+            413: statusResponse,
+            415: statusResponse,
+            503: statusResponse,
+          },
         },
       },
       async (request, reply) => {
@@ -99,31 +111,52 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
         const userId = request.params.id
         if ((await deps.users.get(userId)) === undefined) return reply.status(404).send({ message: `no user ${userId}` })
 
-        const importId = deps.runner.newImportId()
-        const spool = deps.runner.spool()
-        await deps.store.update(importId, { userId, state: 'uploading', uploadedBytes: 0, progress: 0, records: 0 })
-        let lastWrite = 0
-        try {
-          await spool.write(request.raw, deps.maxUploadBytes, (bytes) => {
-            if (Date.now() - lastWrite < 1_000) return
-            lastWrite = Date.now()
-            void deps.store.update(importId, { uploadedBytes: bytes }).catch(() => undefined)
-          })
-        } catch (error) {
-          await spool.destroy()
-          const code = error instanceof ImportError ? error.code : 'FST_ERR_IMPORT_ABORTED'
-          const message = error instanceof ImportError ? error.message : 'the upload stopped before it was complete'
-          await deps.store.update(importId, { state: 'failed', code, message, uploadedBytes: spool.size })
-          // The rest of an oversized body is not read: the connection is closed after the answer.
-          if (code === 'FST_ERR_IMPORT_TOO_LARGE') return reply.status(413).header('connection', 'close').send({ id: importId, state: 'failed', code, message })
-          return reply.status(400).send({ id: importId, state: 'failed', code, message })
+        if (uploading.has(userId) || deps.runner.isImporting(userId)) {
+          return reply
+            .status(409)
+            .send({ code: 'FST_ERR_IMPORT_BUSY', message: 'an export of yours is still being uploaded or imported; wait for it to finish' })
         }
-        await deps.store.update(importId, { uploadedBytes: spool.size })
-        deps.runner.start(importId, userId, spool)
-        return reply.status(202).send({ id: importId, state: 'queued', uploadedBytes: spool.size, progress: 0, records: 0 })
+        if (uploading.size >= MAX_UPLOADS) {
+          return reply
+            .status(503)
+            .header('retry-after', '30')
+            .send({ code: 'FST_ERR_IMPORT_BUSY', message: 'FitStream is taking in other exports just now; try again in a minute' })
+        }
+        uploading.add(userId)
+        try {
+          return await receive(request, reply, userId)
+        } finally {
+          uploading.delete(userId)
+        }
       },
     )
   })
+
+  /** Spools the body, then starts the import and answers 202; a body that fails is answered with its code. */
+  const receive = async (request: FastifyRequest, reply: FastifyReply, userId: string) => {
+    const importId = deps.runner.newImportId()
+    const spool = deps.runner.spool()
+    await deps.store.update(importId, { userId, state: 'uploading', uploadedBytes: 0, progress: 0, records: 0 })
+    let lastWrite = 0
+    try {
+      await spool.write(request.raw, deps.maxUploadBytes, (bytes) => {
+        if (Date.now() - lastWrite < 1_000) return
+        lastWrite = Date.now()
+        void deps.store.update(importId, { uploadedBytes: bytes }).catch(() => undefined)
+      })
+    } catch (error) {
+      await spool.destroy()
+      const code = error instanceof ImportError ? error.code : 'FST_ERR_IMPORT_ABORTED'
+      const message = error instanceof ImportError ? error.message : 'the upload stopped before it was complete'
+      await deps.store.update(importId, { state: 'failed', code, message, uploadedBytes: spool.size })
+      // The rest of an oversized body is not read: the connection is closed after the answer.
+      if (code === 'FST_ERR_IMPORT_TOO_LARGE') return reply.status(413).header('connection', 'close').send({ id: importId, state: 'failed', code, message })
+      return reply.status(400).send({ id: importId, state: 'failed', code, message })
+    }
+    await deps.store.update(importId, { uploadedBytes: spool.size })
+    deps.runner.start(importId, userId, spool)
+    return reply.status(202).send({ id: importId, state: 'queued', uploadedBytes: spool.size, progress: 0, records: 0 })
+  }
 
   app.get<{ Params: { id: string; importId: string } }>(
     '/users/:id/imports/:importId',

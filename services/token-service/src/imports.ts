@@ -151,6 +151,7 @@ export class ImportRunner {
   private running = 0
   private readonly waiting: (() => void)[] = []
   private readonly active = new Set<Promise<void>>()
+  private readonly people = new Set<string>()
   private readonly now: () => number
 
   constructor(private readonly deps: ImportRunnerDeps) {
@@ -167,8 +168,17 @@ export class ImportRunner {
 
   /** Imports a complete upload in the background; its status says how it goes. */
   start(importId: string, userId: string, spool: EncryptedSpool): void {
-    const run = this.run(importId, userId, spool).finally(() => this.active.delete(run))
+    this.people.add(userId)
+    const run = this.run(importId, userId, spool).finally(() => {
+      this.active.delete(run)
+      this.people.delete(userId)
+    })
     this.active.add(run)
+  }
+
+  /** Whether this process is importing something of the person's (one import per person at a time). */
+  isImporting(userId: string): boolean {
+    return this.people.has(userId)
   }
 
   /** Waits for the imports in flight (shutdown, tests). */

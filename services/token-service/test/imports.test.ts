@@ -145,7 +145,7 @@ describe('POST /users/:id/imports', () => {
     expect(unknown.statusCode).toBe(404)
   })
 
-  it('drops an upload whose client goes away half way, and keeps serving', async () => {
+  it('drops an upload whose client goes away half way, refuses a second one meanwhile, and keeps serving', async () => {
     await service.server.listen({ host: '127.0.0.1', port: 0 })
     const { port } = service.server.server.address() as { port: number }
     const socket = connect(port, '127.0.0.1')
@@ -161,6 +161,15 @@ describe('POST /users/:id/imports', () => {
     }
     expect(await failed()).toBe(false)
     await new Promise((resolve) => setTimeout(resolve, 100))
+    // One export per person at a time: a second upload while the first streams is refused before it is read.
+    const second = await service.server.inject({
+      method: 'POST',
+      url: `/users/${userId}/imports`,
+      headers: { ...admin, 'content-type': 'application/zip' },
+      payload: appleZip(APPLE_MORNING),
+    })
+    expect(second.statusCode).toBe(409)
+    expect(second.json()).toMatchObject({ code: 'FST_ERR_IMPORT_BUSY' })
     socket.destroy()
     await waitFor(failed)
     expect(readdirSync(spoolDir)).toEqual([])

@@ -89,7 +89,7 @@ export const fetchJobSchema = z.object({
     .refine((types) => new Set(types).size === types.length, { message: 'must not list a data type twice' }),
   window: timeWindowSchema,
   bucketMs: z.number().int().min(60_000),
-  /** Buckets are aligned to this IANA time zone (daily totals follow the user's days). */
+  /** The user's IANA time zone: buckets of whole days are their local days; shorter ones lie on whole UTC hours. */
   timeZone: z.string().max(64).default('UTC'),
   /** How far back each sync re-reads, so late uploads are caught; the fetcher remembers this much. */
   lookbackMs: z.number().int().min(0).default(0),

@@ -20,7 +20,7 @@ export const USER_FIELDS = {
   scopes: 'scopes',
   /** When the user last changed what they consent to (ms). */
   consentUpdatedAt: 'consentAt',
-  /** IANA time zone the user's buckets align to (daily totals follow their days). */
+  /** The user's IANA time zone: daily buckets are their local days (hourly ones lie on whole UTC hours). */
   timeZone: 'tz',
   /** Backfill progress: chunks planned when the user joined, and chunks fetched so far. */
   backfillChunks: 'bfChunks',

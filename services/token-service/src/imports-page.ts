@@ -16,7 +16,7 @@ function show(s){
  if(s.state==='interrupted'){say.textContent='The import was interrupted. Nothing of it was sold; please upload the file again.';return true}
  if(s.state!=='done'){say.textContent=s.state==='queued'?'Waiting for its turn…':'Reading your export… '+(s.records||0)+' records so far';return false}
  say.textContent='Imported '+s.records+' records from your '+(s.format==='apple-health'?'Apple Health':'Google Takeout')+' export.';
- var rows=['<tr><th>Data</th><th>Period</th><th>Records</th><th>Hours</th><th>Offered now</th></tr>'];
+ var rows=['<tr><th>Data</th><th>Period</th><th>Records</th><th>Hours</th><th>Passed on to be sold</th></tr>'];
  Object.keys(s.types||{}).forEach(function(k){var t=s.types[k];
   var why=t.notConsented?'not sold (you do not sell this kind)':t.released+(t.unchanged?' ('+t.unchanged+' already offered)':'')+(t.leftToApi?' ('+t.leftToApi+' come from Google instead)':'');
   rows.push('<tr><td>'+k.replace(/_/g,' ')+'</td><td>'+day(t.firstMs)+' – '+day(t.lastMs)+'</td><td>'+t.records+'</td><td>'+t.buckets+'</td><td>'+why+'</td></tr>')});

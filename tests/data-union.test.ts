@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Contract, Interface, JsonRpcProvider, Wallet, parseUnits } from 'ethers'
 import { tokenABI } from '@streamr/network-contracts'
-import { Keyring, MembershipQueues, createLogger } from '@fitstream/shared'
+import { Keyring, MembershipQueues, PRIVACY_TOTAL_FIELDS, createLogger, privacyKey } from '@fitstream/shared'
 import { buyOnLocalHub, freePort, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
 import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
@@ -12,6 +12,7 @@ import { MemberWallets } from '../services/publisher/src/member-wallets.js'
 import { EarningsHistory, MembershipClient, memberRefOf } from '../services/token-service/src/earnings.js'
 import { earningsSection } from '../services/token-service/src/earnings-page.js'
 import { readEarnings } from '../services/token-service/src/earnings-routes.js'
+import { MemberEnrolment, describeEarningsOnErasure } from '../services/token-service/src/earnings-membership.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 
 /**
@@ -389,5 +390,45 @@ describe('a Data Union behind the product', () => {
     expect(await balanceOf(later)).toBe(firstShare + secondShare)
     // The operator's key never appears in what the membership service writes.
     expect(membership!.lines.join('\n')).not.toContain(harness.seller.privateKey.slice(2))
+  }, 120_000)
+
+  it('the token service enrols a person once their data is released, and their erasure pays out first and parts them', async () => {
+    const enrolment = new MemberEnrolment({
+      redis,
+      prefix,
+      membership: new MembershipClient(membershipUrl, INTERNAL_TOKEN),
+      queues,
+      refKey: REF_KEY,
+      logger: createLogger('test', 'silent'),
+      now: () => Date.UTC(2026, 10, 3),
+    })
+    expect(await enrolment.afterSync('user-e')).toBe('nothing-released')
+    // What the anonymiser's ledger holds once it has released some of the person's records.
+    await redis.hset(privacyKey(prefix, 'user-e'), PRIVACY_TOTAL_FIELDS.recordsReleased, '5')
+    expect(await enrolment.afterSync('user-e')).toBe('enrolled')
+    expect(await enrolment.afterSync('user-e')).toBe('already')
+    const E = memberRefOf('user-e', REF_KEY)
+    const address = (await api('GET', `/internal/members/${E}/earnings`)).json['address'] as string
+    await waitFor('the join', async () => (await operator.earnings(dataUnion, address)).isMember, 60_000)
+    // A, C (whose wallet went without a part: the membership service's erasure alone leaves the Data Union to the caller) and E.
+    expect(await status()).toMatchObject({ activeMembers: 3, inactiveMembers: 1 })
+
+    await buyOnLocalHub({
+      rpcUrl: harness.network.rpcUrl,
+      chainId: harness.network.chainId,
+      hub: harness.network.hub!,
+      buyerPrivateKey: harness.network.accounts[4]!.privateKey,
+      projectId,
+      seconds: SECONDS,
+    })
+    const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
+    const share = (price - price / 10n - price / 100n) / 3n
+    const payTo = Wallet.createRandom().address
+    const receipt = await enrolment.erase('user-e', payTo)
+    expect(receipt).toEqual({ paid: '1.068', paidTo: payTo, remaining: '0.0', token: 'TDATA', claim: { kind: 'nothing' } })
+    expect(await balanceOf(payTo)).toBe(share)
+    expect(describeEarningsOnErasure(receipt!)).toBe(`1.068 TDATA of your earnings were paid to ${payTo}. Nothing remains to claim.`)
+    await waitFor('the part', async () => !(await operator.earnings(dataUnion, address)).isMember, 60_000)
+    expect(await queues.deadLettered()).toEqual([])
   }, 120_000)
 })

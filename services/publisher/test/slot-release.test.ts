@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger, type PublishJobData, type ReleasableRecord } from '@fitstream/shared'
+import { loadConfig } from '../src/config.js'
 import { DeliveryJournal } from '../src/delivery-journal.js'
 import { SLOT_MESSAGE_SCHEMA, planSlot, type SlotRecordMessage } from '../src/messages.js'
 import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } from '../src/publish-processor.js'
@@ -33,7 +34,14 @@ export interface Seen {
 }
 
 /** One publisher process: a hold processor, a releaser, and what its "client" sent. */
-function publisherProcess(options: { instance: string; stallAfter?: { count: number; until: Promise<void> }; failAt?: number; sink?: Seen[] }) {
+function publisherProcess(options: {
+  instance: string
+  stallAfter?: { count: number; until: Promise<void> }
+  failAt?: number
+  sink?: Seen[]
+  joined?: PublishProcessorDeps['joined']
+  canPublish?: (streamId: string) => Promise<boolean>
+}) {
   const sent = options.sink ?? []
   const lastSequence = new Map<string, { timestamp: number; sequenceNumber: number }>()
   let count = 0
@@ -64,7 +72,8 @@ function publisherProcess(options: { instance: string; stallAfter?: { count: num
     journal,
     maxMessageBytes: MAX_BYTES,
     now: () => now,
-    slots: { store },
+    ...(options.joined === undefined ? {} : { joined: options.joined }),
+    slots: { store, ...(options.canPublish === undefined ? {} : { canPublish: options.canPublish }) },
   }
   const hold = createPublishProcessor(deps)
   const releaser = new SlotReleaser({ store, deliver: createDeliverer(deps), maxMessageBytes: MAX_BYTES, instance: options.instance, lockMs: 500, logger })
@@ -105,6 +114,35 @@ const keysOf = (sent: readonly Seen[]): string[] => sent.flatMap((s) => s.conten
 const identity = (s: Seen): string => `${s.streamId}|${s.msgChainId}|${s.timestamp}|${s.sequenceNumber}|${keysOf([s]).join(',')}`
 
 describe('release slots', () => {
+  it('are hourly on the hour unless configured, and refuse an offset outside the period', () => {
+    const key = `0x${'11'.repeat(32)}`
+    expect(loadConfig({ STREAMR_PRIVATE_KEY: key })).toMatchObject({ PUBLISH_SLOT_MS: 3_600_000, PUBLISH_SLOT_OFFSET_MS: 0 })
+    expect(() => loadConfig({ STREAMR_PRIVATE_KEY: key, PUBLISH_SLOT_MS: '60000', PUBLISH_SLOT_OFFSET_MS: '60000' })).toThrow(
+      /PUBLISH_SLOT_OFFSET_MS must be less than PUBLISH_SLOT_MS/,
+    )
+  })
+
+  it('dead-letter the job whose stream is missing or takes no messages from this key, holding none of its records', async () => {
+    const job = { syncId: 'no-stream', records: personRecords('no-stream-person', Date.UTC(2026, 11, 7), Date.UTC(2026, 11, 7, 2)), cohorts: [] }
+    const missing = publisherProcess({
+      instance: 'missing',
+      joined: async () => {
+        throw Object.assign(new Error('Stream not found'), { code: 'STREAM_NOT_FOUND' })
+      },
+    })
+    await expect(missing.hold('no-stream', job, Date.UTC(2026, 11, 7, 2, 10))).rejects.toMatchObject({
+      code: 'FST_ERR_STREAMR_STREAM_NOT_FOUND',
+      permanent: true,
+      message: expect.stringMatching(/fitness\/steps: the stream does not exist/),
+    })
+    const refused = publisherProcess({ instance: 'refused', canPublish: async () => false })
+    await expect(refused.hold('no-permission', job, Date.UTC(2026, 11, 7, 2, 10))).rejects.toMatchObject({
+      code: 'FST_ERR_STREAMR_MISSING_PERMISSION',
+      permanent: true,
+    })
+    expect(await missing.store.held(nextSlot(schedule, Date.UTC(2026, 11, 7, 2, 10)))).toEqual({ records: [], cohorts: [] })
+  })
+
   it('fall every period at the offset, the first strictly after now', () => {
     expect(new Date(nextSlot(schedule, Date.UTC(2026, 10, 30, 22, 50))).toISOString()).toBe('2026-11-30T23:05:00.000Z')
     expect(new Date(nextSlot(schedule, Date.UTC(2026, 10, 30, 23, 5))).toISOString()).toBe('2026-12-01T00:05:00.000Z')

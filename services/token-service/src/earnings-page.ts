@@ -48,6 +48,13 @@ ${earningsChart(report.history, report.token)}
 <input name="to" required pattern="0x[0-9a-fA-F]{40}" size="44" autocomplete="off"></label>
 <button type="submit">Withdraw</button>
 </form>
+<p>Deleting your account? Your earnings are not lost: have them paid first, in the same step.</p>
+<form method="post" action="/account/delete">
+<input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
+<label>Pay my earnings to:
+<input name="payTo" required pattern="0x[0-9a-fA-F]{40}" size="44" autocomplete="off"></label>
+<button class="danger" type="submit">Delete my data and pay my earnings</button>
+</form>
 </section>`
 }
 

@@ -345,7 +345,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     },
   )
 
-  app.post<{ Body: { csrf: string } }>(
+  app.post<{ Body: { csrf: string; payTo?: string } }>(
     '/account/delete',
     {
       bodyLimit: FORM_LIMIT,
@@ -353,7 +353,8 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       schema: {
         tags: ['pages'],
         summary: "Erase the signed-in user's data",
-        body: { type: 'object', required: ['csrf'], additionalProperties: false, properties: { csrf: csrfField } },
+        // payTo: the earnings section's "delete, paying my earnings first" (earnings-page.ts).
+        body: { type: 'object', required: ['csrf'], additionalProperties: false, properties: { csrf: csrfField, payTo: { type: 'string', maxLength: 64 } } },
       },
     },
     async (request, reply) => {
@@ -361,7 +362,8 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       const user = await ownUser(session)
       if (session === undefined || user === undefined) return notSignedIn(reply)
       if (request.validationError !== undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
-      const receipt = await eraseUser(deps.erasure, user.id)
+      const payTo = request.body.payTo?.trim()
+      const receipt = await eraseUser(deps.erasure, user.id, payTo === undefined || payTo === '' ? {} : { payTo })
       await deps.sessions.end(request, reply)
       if (receipt === undefined) return notSignedIn(reply)
       request.log.info({ userId: user.id, googleAccess: receipt.googleAccess, jobs: receipt.erased.jobs }, 'user erased at their request')

@@ -6,6 +6,7 @@ import type { SyncScheduler } from './scheduler.js'
 import type { SessionStore } from './sessions.js'
 import type { JobRecall, UserJobs } from './user-jobs.js'
 import type { UserRepository } from './users.js'
+import { importLedgerKey } from './imports.js'
 
 export interface ErasureDeps {
   readonly redis: Redis
@@ -153,7 +154,7 @@ async function revokeAtGoogle(deps: ErasureDeps, refreshToken: string | undefine
 }
 
 async function deleteUserState(redis: Redis, prefix: string, userId: string): Promise<number> {
-  const keys = [`${prefix}:privacy:${userId}`, bucketHistoryKey(prefix, userId), `${prefix}:lock:refresh:${userId}`]
+  const keys = [`${prefix}:privacy:${userId}`, bucketHistoryKey(prefix, userId), `${prefix}:lock:refresh:${userId}`, importLedgerKey(prefix, userId)]
   let cursor = '0'
   do {
     const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:privacy:${userId}:*`, 'COUNT', 1000)

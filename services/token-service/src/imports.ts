@@ -44,6 +44,9 @@ export interface ImportStatus {
   readonly updatedAt: number
 }
 
+/** A person's import ledger (erasure deletes it with the rest of their state). */
+export const importLedgerKey = (prefix: string, userId: string): string => `${prefix}:import-ledger:${userId}`
+
 /** Seven days: long enough to come back to the page, short enough to keep nothing. */
 const STATUS_TTL_SECONDS = 7 * 86_400
 /** An import that has not moved for this long was in a process that stopped. */
@@ -68,7 +71,7 @@ export class ImportStore {
   }
 
   ledgerKey(userId: string): string {
-    return `${this.prefix}:import-ledger:${userId}`
+    return importLedgerKey(this.prefix, userId)
   }
 
   async update(id: string, fields: Partial<Omit<ImportStatus, 'id' | 'updatedAt'>>): Promise<void> {
@@ -118,11 +121,6 @@ export class ImportStore {
         Object.fromEntries(list.slice(i, i + LEDGER_READ_BATCH).map(([key, entry]) => [key, encodeLedgerEntry(entry)])),
       )
     }
-  }
-
-  /** Erasure: the person's ledger (their statuses expire within a week and hold no data). */
-  async erase(userId: string): Promise<number> {
-    return this.redis.del(this.ledgerKey(userId))
   }
 }
 

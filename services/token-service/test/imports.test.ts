@@ -175,4 +175,11 @@ describe('POST /users/:id/imports', () => {
     expect(readdirSync(spoolDir)).toEqual([])
     expect((await upload(appleZip(APPLE_MORNING))).state).toBe('done')
   })
+
+  it('forgets what the person imported when they are erased', async () => {
+    expect(await redis.hlen(`${prefix}:import-ledger:${userId}`)).toBeGreaterThan(0)
+    const erased = await service.server.inject({ method: 'DELETE', url: `/users/${userId}`, headers: admin })
+    expect(erased.statusCode).toBe(200)
+    expect(await redis.exists(`${prefix}:import-ledger:${userId}`)).toBe(0)
+  })
 })

@@ -22,6 +22,7 @@ const SYSTEM_TESTS = [
   'tests/network-browser.test.ts',
   'tests/network-gas.test.ts',
   'tests/network-buyer.test.ts',
+  'tests/network-drop.test.ts',
   'tests/data-union.test.ts',
 ]
 

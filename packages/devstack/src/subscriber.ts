@@ -117,8 +117,17 @@ export class Subscriber {
     }
   }
 
+  /** Kills the process outright (SIGKILL), as a crash or a lost machine looks to its neighbours. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.kill('SIGKILL')
+    await exited
+  }
+
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return
+    // A process that was killed has a signal and no exit code.
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
     const exited = new Promise((resolve) => this.child.once('exit', resolve))
     this.child.kill('SIGTERM')
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { config as streamrConfig } from '@streamr/config'
 import { StreamrClient, type StreamrClientConfig } from '@streamr/sdk'
+import { Gauge, type Registry } from 'prom-client'
 import { websocketTls, type PublisherConfig } from './config.js'
 
 /**
@@ -88,6 +89,31 @@ export function createStreamJoiner(client: StreamrClient, timeoutMs = 5_000): (s
     }
     return joining
   }
+}
+
+/**
+ * `fitstream_streamr_stream_neighbors{stream_part}`: how many nodes this publisher's node sends each
+ * stream partition to, read at every scrape. A buyer that goes away (closed, crashed, its network
+ * gone) shows as a neighbour less, while publishing to everyone else goes on; a partition at 0 has
+ * nobody subscribed through this node. Uses the SDK's node facade (internal in 103.3.1), and only
+ * once the node has started: a scrape does not start it.
+ */
+export function registerStreamNeighborsMetric(client: StreamrClient, registry: Registry): Gauge<'stream_part'> {
+  return new Gauge({
+    name: 'fitstream_streamr_stream_neighbors',
+    help: "Nodes this publisher's node sends a stream partition to (buyers' nodes, or nodes relaying to them)",
+    labelNames: ['stream_part'],
+    registers: [registry],
+    async collect() {
+      const node = client.getNode()
+      // Private in the typings; true until the node has started (asking it anything would start it).
+      if ((node as unknown as { isStarting(): boolean }).isStarting()) return
+      const parts = await node.getStreamParts()
+      const counts = await Promise.all(parts.map(async (part) => [part, (await node.getNeighbors(part)).length] as const))
+      this.reset()
+      for (const [part, count] of counts) this.set({ stream_part: part }, count)
+    },
+  })
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2'] as const

@@ -19,14 +19,17 @@ export interface TypeSummary {
  * add up (steps, energy, distance, minutes) has its amounts shared among the buckets a record
  * overlaps, in proportion to the overlap; a type of readings (heart rate, weight) keeps each bucket's
  * average, highest and lowest. Only numbers are kept: nothing else of a record reaches a bucket.
- * Memory grows with the hours an export covers (some 60 bytes per type and hour), not with its size.
+ * Memory grows with the span of time an export covers (8 bytes per value per hour and type), not with its size.
  */
 export class BucketAccumulator {
-  /** Cell key (bucket index * 32 + type index) -> offset of its values in the pool. */
-  private readonly index = new Map<number, number>()
-  /** Cells' values, in pages so that growing never copies (a cell never straddles two pages). */
-  private readonly pages: Float64Array[] = []
-  private used = PAGE_SIZE
+  /**
+   * Per type and block of BLOCK consecutive buckets, the block's values, dense: a bucket's values are
+   * at (bucket - block start) * width. An export's buckets cluster in time, so blocks fill well and
+   * a bucket costs its values' 8 bytes each, with no per-bucket index entry.
+   */
+  private readonly blocks = new Map<number, Float64Array>()
+  private readonly filled = new Map<DataTypeKey, number>()
+  private cells = 0
   private readonly counts = new Map<DataTypeKey, { records: number; firstMs: number; lastMs: number }>()
 
   constructor(
@@ -36,7 +39,7 @@ export class BucketAccumulator {
 
   /** Buckets filled so far, across types. */
   get size(): number {
-    return this.index.size
+    return this.cells
   }
 
   /** An amount over [startMs, endMs), e.g. 532 steps. */
@@ -66,24 +69,23 @@ export class BucketAccumulator {
   /** One reading at an instant (heart rate, weight): the bucket keeps its sum, count, highest and lowest. */
   addReading(type: DataTypeKey, atMs: number, value: number): void {
     this.count(type, atMs, atMs)
-    const [page, at] = this.cell(type, this.bucketOf(atMs))
-    if (page[at + 1] === 0) {
-      page[at + 2] = value
-      page[at + 3] = value
+    const [block, at] = this.cell(type, this.bucketOf(atMs))
+    if (block[at + 1] === 0) {
+      this.touch(type)
+      block[at + 2] = value
+      block[at + 3] = value
     } else {
-      page[at + 2] = Math.max(page[at + 2]!, value)
-      page[at + 3] = Math.min(page[at + 3]!, value)
+      block[at + 2] = Math.max(block[at + 2]!, value)
+      block[at + 3] = Math.min(block[at + 3]!, value)
     }
-    page[at]! += value
-    page[at + 1]! += 1
+    block[at]! += value
+    block[at + 1]! += 1
   }
 
   /** Per type: records read, buckets filled and the period they cover. */
   summary(): Partial<Record<DataTypeKey, TypeSummary>> {
-    const buckets = new Map<number, number>()
-    for (const key of this.index.keys()) buckets.set(key % TYPE_SLOTS, (buckets.get(key % TYPE_SLOTS) ?? 0) + 1)
     const out: Partial<Record<DataTypeKey, TypeSummary>> = {}
-    for (const [type, count] of this.counts) out[type] = { ...count, buckets: buckets.get(TYPE_INDEX.get(type)!) ?? 0 }
+    for (const [type, count] of this.counts) out[type] = { ...count, buckets: this.filled.get(type) ?? 0 }
     return out
   }
 
@@ -93,28 +95,41 @@ export class BucketAccumulator {
    * always gives the same samples.
    */
   *samples(): Generator<FitnessSample> {
-    const keys = Float64Array.from(this.index.keys()).sort()
-    for (const key of keys) {
-      const type = DATA_TYPE_KEYS[key % TYPE_SLOTS]!
-      const spec = dataType(type)
-      const offset = this.index.get(key)!
-      const page = this.pages[Math.floor(offset / PAGE_SIZE)]!
-      const at = offset % PAGE_SIZE
-      const startMs = Math.floor(key / TYPE_SLOTS) * this.bucketMs
-      const values: Record<string, number> = {}
-      if (isSummary(type)) {
-        values.avg = round(page[at]! / page[at + 1]!)
-        values.max = round(page[at + 2]!)
-        values.min = round(page[at + 3]!)
-      } else {
-        spec.fields.forEach((field, i) => {
-          const value = page[at + i]!
-          if (value !== 0) values[field.name] = field.format === 'int' ? Math.round(value) : round(value)
-        })
-        if (Object.keys(values).length === 0) continue
-      }
-      yield { type, startMs, endMs: startMs + this.bucketMs, values, unit: spec.unit, revision: 0 }
+    const byBlock = new Map<number, number[]>()
+    for (const key of this.blocks.keys()) {
+      const index = Math.floor(key / TYPE_SLOTS)
+      byBlock.set(index, [...(byBlock.get(index) ?? []), key % TYPE_SLOTS])
     }
+    for (const index of [...byBlock.keys()].sort((a, b) => a - b)) {
+      const types = byBlock.get(index)!.sort((a, b) => a - b)
+      for (let i = 0; i < BLOCK; i++) {
+        for (const typeIndex of types) {
+          const sample = this.sampleAt(DATA_TYPE_KEYS[typeIndex]!, this.blocks.get(index * TYPE_SLOTS + typeIndex)!, index, i)
+          if (sample !== undefined) yield sample
+        }
+      }
+    }
+  }
+
+  private sampleAt(type: DataTypeKey, block: Float64Array, index: number, i: number): FitnessSample | undefined {
+    const spec = dataType(type)
+    const width = widthOf(type)
+    const at = i * width
+    const values: Record<string, number> = {}
+    if (isSummary(type)) {
+      if (block[at + 1] === 0) return undefined
+      values.avg = round(block[at]! / block[at + 1]!)
+      values.max = round(block[at + 2]!)
+      values.min = round(block[at + 3]!)
+    } else {
+      spec.fields.forEach((field, f) => {
+        const value = block[at + f]!
+        if (value !== 0) values[field.name] = field.format === 'int' ? Math.round(value) : round(value)
+      })
+      if (Object.keys(values).length === 0) return undefined
+    }
+    const startMs = (index * BLOCK + i) * this.bucketMs
+    return { type, startMs, endMs: startMs + this.bucketMs, values, unit: spec.unit, revision: 0 }
   }
 
   private bucketOf(ms: number): number {
@@ -128,30 +143,35 @@ export class BucketAccumulator {
   }
 
   private add(type: DataTypeKey, bucketStart: number, slot: number, amount: number): void {
-    const [page, at] = this.cell(type, bucketStart)
-    page[at + slot]! += amount
+    const [block, at] = this.cell(type, bucketStart)
+    let empty = true
+    for (let i = at, end = at + widthOf(type); i < end && empty; i++) empty = block[i] === 0
+    if (empty) this.touch(type)
+    block[at + slot]! += amount
+  }
+
+  /** A bucket newly filled: counted, and refused past the import's limit. */
+  private touch(type: DataTypeKey): void {
+    if (this.cells >= this.maxBuckets) {
+      throw new ImportError(
+        'FST_ERR_IMPORT_TOO_LARGE',
+        `the export holds more than ${this.maxBuckets} hours of data across its types, more than one import may carry`,
+      )
+    }
+    this.cells++
+    this.filled.set(type, (this.filled.get(type) ?? 0) + 1)
   }
 
   private cell(type: DataTypeKey, bucketStart: number): [Float64Array, number] {
-    const key = (bucketStart / this.bucketMs) * TYPE_SLOTS + TYPE_INDEX.get(type)!
-    let offset = this.index.get(key)
-    if (offset === undefined) {
-      if (this.index.size >= this.maxBuckets) {
-        throw new ImportError(
-          'FST_ERR_IMPORT_TOO_LARGE',
-          `the export holds more than ${this.maxBuckets} hours of data across its types, more than one import may carry`,
-        )
-      }
-      const width = isSummary(type) ? 4 : dataType(type).fields.length
-      if (this.used + width > PAGE_SIZE) {
-        this.pages.push(new Float64Array(PAGE_SIZE))
-        this.used = 0
-      }
-      offset = (this.pages.length - 1) * PAGE_SIZE + this.used
-      this.used += width
-      this.index.set(key, offset)
+    const bucket = bucketStart / this.bucketMs
+    const index = Math.floor(bucket / BLOCK)
+    const key = index * TYPE_SLOTS + TYPE_INDEX.get(type)!
+    let block = this.blocks.get(key)
+    if (block === undefined) {
+      block = new Float64Array(BLOCK * widthOf(type))
+      this.blocks.set(key, block)
     }
-    return [this.pages[Math.floor(offset / PAGE_SIZE)]!, offset % PAGE_SIZE]
+    return [block, (bucket - index * BLOCK) * widthOf(type)]
   }
 
   private count(type: DataTypeKey, startMs: number, endMs: number): void {
@@ -165,8 +185,12 @@ export class BucketAccumulator {
   }
 }
 
-/** Values per page of the pool: 512 KiB. */
-const PAGE_SIZE = 65_536
+/** Buckets per block: 1,024 hours, some six weeks. */
+const BLOCK = 1024
+
+function widthOf(type: DataTypeKey): number {
+  return isSummary(type) ? 4 : dataType(type).fields.length
+}
 
 function isSummary(type: DataTypeKey): boolean {
   const names = dataType(type).fields.map((f) => f.name)

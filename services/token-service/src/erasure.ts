@@ -134,7 +134,7 @@ export async function eraseUser(deps: ErasureDeps, userId: string, options: { re
         detail:
           cohorts === 'queued_for_removal'
             ? 'Your contributions to cohort averages not yet published are queued for removal: no cohort published from now on counts you.'
-            : 'Your contributions to cohort averages not yet published could not be queued for removal; ask us to erase you again.',
+            : 'Your contributions to cohort averages not yet published could not be queued for removal just now, so they may still count in averages published later.',
       },
       { owner: 'google', outcome: googleAccess, detail: GOOGLE_DETAIL[googleAccess] },
       { owner: 'published', outcome: 'cannot_be_recalled', detail: PUBLISHED_NOTE },

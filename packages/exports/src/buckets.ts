@@ -1,4 +1,6 @@
-import { DATA_TYPE_KEYS, dataType, type DataTypeKey, type FitnessSample } from '@fitstream/shared'
+import type { FitnessSample } from '@fitstream/shared'
+// The catalogue alone, not the shared package's index (BullMQ, Fastify, ...): the importer stays small.
+import { DATA_TYPE_KEYS, dataType, type DataTypeKey } from '@fitstream/shared/data-types'
 import { ImportError } from './errors.js'
 
 const SUMMARY = ['avg', 'max', 'min'] as const

@@ -1,4 +1,4 @@
-import { FitStreamError } from '@fitstream/shared'
+import { FitStreamError } from '@fitstream/shared/errors'
 
 /**
  * Why an uploaded export was refused. Every code is in the shared error catalogue; the message is

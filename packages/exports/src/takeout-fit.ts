@@ -1,4 +1,4 @@
-import { SLEEP_STAGE_FIELDS, type DataTypeKey } from '@fitstream/shared'
+import { SLEEP_STAGE_FIELDS, type DataTypeKey } from '@fitstream/shared/data-types'
 import type { DateRange } from './apple-health.js'
 import type { BucketAccumulator } from './buckets.js'
 import { ImportError } from './errors.js'

@@ -8,7 +8,8 @@ import { redisUrl, reportFigures, testRedis, uniquePrefix } from './helpers.js'
  * A buyer whose node drops mid-transfer (SIGKILL: no goodbye to its neighbours, as a crash or a
  * lost network looks to the publisher): the publisher goes on publishing to the other buyer, who
  * receives every record, nothing is dead-lettered, and the publisher's metrics show it: one stream
- * neighbour less, messages still published, no job failed.
+ * neighbour less, messages still published, no job failed. Then a node that joins the stream but may
+ * not read it (its key requests are refused): the same.
  */
 const prefix = uniquePrefix('network-drop')
 const { redis, cleanup } = testRedis(prefix)
@@ -110,4 +111,19 @@ describe('a buyer that drops mid-transfer', () => {
       messagesPublished: await metric('fitstream_streamr_messages_published_total'),
     })
   }, 300_000)
+
+  it('nor does a node that never completes key exchange (it holds no SUBSCRIBE): it reads nothing, the buyer everything', async () => {
+    const unpaid = await harness.startSubscriber(harness.network.accounts[4]!.privateKey, [harness.streamId('steps')])
+    const neighbors = () => metric('fitstream_streamr_stream_neighbors', `stream_part="${harness.streamId('steps')}#0"`)
+    // It is a neighbour like any other: the network does not check who may read, key exchange does.
+    expect(await eventually(neighbors, 2, 60_000)).toBe(2)
+    const job = { syncId: 'unpaid', records: records('steps', 20), cohorts: [] }
+    await queues.add('publish', job, { jobId: 'unpaid' })
+    await staying.waitFor(() => keysOf(job).every((key) => deliveries(staying).has(key)), 60_000)
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    expect(unpaid.messages).toEqual([])
+    expect(await queues.deadLetterQueue('publish').getJobCountByTypes('waiting', 'completed', 'active', 'delayed')).toBe(0)
+    expect(await metric('fitstream_jobs_failed_total')).toBe(0)
+    expect(await metric('fitstream_jobs_completed_total', 'queue="publish"')).toBe(4)
+  }, 120_000)
 })

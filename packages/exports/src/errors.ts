@@ -16,6 +16,7 @@ export type ImportErrorCode =
   | 'FST_ERR_IMPORT_UNIT'
   | 'FST_ERR_IMPORT_TOO_LARGE'
   | 'FST_ERR_IMPORT_ABORTED'
+  | 'FST_ERR_IMPORT_FAILED'
 
 /** An export that can't be imported as it is: trying the same bytes again can't succeed. */
 export class ImportError extends FitStreamError {

@@ -15,15 +15,29 @@ import { ImportError } from './errors.js'
  * CTR lets the zip reader seek (an archive's directory is at its end) without decrypting from the start.
  */
 export class EncryptedSpool {
-  private readonly key = randomBytes(32)
-  private readonly iv = randomBytes(16)
   private bytes = 0
 
-  private constructor(readonly path: string) {}
+  private constructor(
+    readonly path: string,
+    private readonly key: Buffer,
+    private readonly iv: Buffer,
+  ) {}
 
   /** A new empty spool file in `dir` (created with mode 0600). */
   static create(dir: string): EncryptedSpool {
-    return new EncryptedSpool(join(dir, `fitstream-import-${randomUUID()}.bin`))
+    return new EncryptedSpool(join(dir, `fitstream-import-${randomUUID()}.bin`), randomBytes(32), randomBytes(16))
+  }
+
+  /** A complete spool handed over from another process (the import's child), key and all, over IPC only. */
+  static adopt(handle: SpoolHandle): EncryptedSpool {
+    const spool = new EncryptedSpool(handle.path, Buffer.from(handle.key, 'base64'), Buffer.from(handle.iv, 'base64'))
+    spool.bytes = handle.size
+    return spool
+  }
+
+  /** What a child process needs to read the spool: never written anywhere, only sent over its IPC channel. */
+  handle(): SpoolHandle {
+    return { path: this.path, size: this.bytes, key: this.key.toString('base64'), iv: this.iv.toString('base64') }
   }
 
   /** Bytes written so far. */
@@ -94,6 +108,13 @@ export class EncryptedSpool {
   async destroy(): Promise<void> {
     await rm(this.path, { force: true })
   }
+}
+
+export interface SpoolHandle {
+  readonly path: string
+  readonly size: number
+  readonly key: string
+  readonly iv: string
 }
 
 /** The 128-bit big-endian counter `iv + blocks`. */

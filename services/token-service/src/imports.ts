@@ -8,13 +8,14 @@ import {
   decideRelease,
   decodeLedgerEntry,
   encodeLedgerEntry,
-  importArchive,
+  importInChild,
   ledgerKey,
+  type ImportEvent,
   type ImportLimits,
   type LedgerEntry,
   type TypeSummary,
 } from '@fitstream/exports'
-import type { UserRepository } from './users.js'
+import type { User, UserRepository } from './users.js'
 
 /** Where an import is: its upload, the parse, the hand-over to the anonymiser, or its end. */
 export type ImportState = 'uploading' | 'queued' | 'importing' | 'done' | 'failed' | 'interrupted'
@@ -212,31 +213,16 @@ export class ImportRunner {
     try {
       await store.update(importId, { state: 'importing' })
       let lastWrite = 0
-      let pending = Promise.resolve()
-      const result = await importArchive(spool, {
-        dates: { notBeforeMs: Date.UTC(2000, 0, 1), notAfterMs: this.now() + 86_400_000 },
-        bucketMs: this.deps.bucketMs,
-        limits: this.deps.limits,
-        onProgress: ({ fraction, records }) => {
-          if (this.now() - lastWrite < 500 && fraction < 1) return
-          lastWrite = this.now()
-          pending = pending.then(() => store.update(importId, { progress: Math.round(fraction * 1000) / 1000, records })).catch(() => undefined)
-        },
-      }).finally(() => spool.destroy())
-      await pending
-
-      const user = await this.deps.users.get(userId)
-      if (user === undefined) throw new FitStreamError('FST_ERR_USER_GONE', 'the account was deleted during the import', { permanent: true })
-      const consented = new Set(user.dataTypes)
-      const apiFromMs = user.createdAt - this.deps.backfillMs
+      let parsed: Extract<ImportEvent, { kind: 'parsed' }> | undefined
+      let user: User | undefined
       const handed = new Map<DataTypeKey, { released: number; unchanged: number; leftToApi: number }>()
       let released = 0
-      let chunk: FitnessSample[] = []
       let jobIndex = 0
-      // Chunk by chunk, so that memory holds one chunk of samples, never the export's. Each chunk's
-      // ledger entries are written after its jobs are added: if Redis fails part way, uploading the
-      // export again hands on exactly what is missing.
-      const handOver = async (): Promise<void> => {
+      // Chunk by chunk as the child hands them back, so that memory holds one chunk of samples, never
+      // the export's. Each chunk's ledger entries are written after its job is added: if Redis fails
+      // part way, uploading the export again hands on exactly what is missing.
+      const handOver = async (chunk: readonly FitnessSample[], person: User): Promise<void> => {
+        const apiFromMs = person.createdAt - this.deps.backfillMs
         const decision = decideRelease(chunk, await store.readLedger(userId, chunk), apiFromMs)
         for (const sample of chunk) {
           const counts = handed.get(sample.type) ?? { released: 0, unchanged: 0, leftToApi: 0 }
@@ -245,30 +231,51 @@ export class ImportRunner {
           else counts.unchanged++
           handed.set(sample.type, counts)
         }
-        if (decision.release.length > 0) {
-          const samples = decision.release
-          const window = { startMs: samples[0]!.startMs, endMs: Math.max(...samples.map((s) => s.endMs)) }
-          await this.deps.queues.add(
-            'anonymize',
-            { syncId: `import-${importId}`, userId, window, samples, individualTypes: [...user.individualTypes] },
-            // The import's random id, not the person: the job id names nobody.
-            { jobId: `anonymize-import-${importId}-${jobIndex++}` },
+        if (decision.release.length === 0) return
+        const samples = decision.release
+        const window = { startMs: samples[0]!.startMs, endMs: Math.max(...samples.map((s) => s.endMs)) }
+        await this.deps.queues.add(
+          'anonymize',
+          { syncId: `import-${importId}`, userId, window, samples, individualTypes: [...person.individualTypes] },
+          // The import's random id, not the person: the job id names nobody.
+          { jobId: `anonymize-import-${importId}-${jobIndex++}` },
+        )
+        await store.writeLedger(userId, decision.next)
+        released += samples.length
+      }
+      const options = {
+        dates: { notBeforeMs: Date.UTC(2000, 0, 1), notAfterMs: this.now() + 86_400_000 },
+        bucketMs: this.deps.bucketMs,
+        limits: this.deps.limits,
+      }
+      for await (const event of importInChild(spool, options, { chunkSize: SAMPLES_PER_JOB })) {
+        if (event.kind === 'progress') {
+          if (this.now() - lastWrite < 500) continue
+          lastWrite = this.now()
+          await store.update(importId, { progress: Math.round(event.fraction * 1000) / 1000, records: event.records })
+        } else if (event.kind === 'parsed') {
+          // The whole export was read: the raw upload goes now, before anything is handed on.
+          await spool.destroy()
+          parsed = event
+          user = await this.deps.users.get(userId)
+          if (user === undefined) throw new FitStreamError('FST_ERR_USER_GONE', 'the account was deleted during the import', { permanent: true })
+          await store.update(importId, { progress: 1, records: event.records })
+        } else {
+          const consented = new Set(user!.dataTypes)
+          await handOver(
+            event.samples.filter((sample) => consented.has(sample.type)),
+            user!,
           )
-          await store.writeLedger(userId, decision.next)
-          released += samples.length
         }
-        chunk = []
       }
-      for (const sample of result.samples()) {
-        if (!consented.has(sample.type)) continue
-        chunk.push(sample)
-        if (chunk.length >= SAMPLES_PER_JOB) await handOver()
-      }
-      await handOver()
+      if (parsed === undefined || user === undefined)
+        throw new FitStreamError('FST_ERR_IMPORT_FAILED', 'the import ended without its result', { permanent: true })
+      const consented = new Set(user.dataTypes)
+      const result = parsed
 
       const types: Partial<Record<DataTypeKey, ImportTypeSummary>> = {}
       for (const key of DATA_TYPE_KEYS) {
-        const found = result.summary[key]
+        const found = result.summary[key] as TypeSummary | undefined
         if (found === undefined) continue
         types[key] = { ...found, ...(handed.get(key) ?? { released: 0, unchanged: 0, leftToApi: 0 }), notConsented: !consented.has(key) }
       }

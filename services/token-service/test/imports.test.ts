@@ -8,7 +8,7 @@ import type { ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { APPLE_MORNING, writeZip } from '../../../packages/exports/test/fixtures.js'
+import { APPLE_MORNING, takeoutEntries, writeZip } from '../../../packages/exports/test/fixtures.js'
 import { ADMIN, registerUser, testEnv, waitFor } from './support.js'
 
 const prefix = uniquePrefix('imports')
@@ -174,6 +174,15 @@ describe('POST /users/:id/imports', () => {
     await waitFor(failed)
     expect(readdirSync(spoolDir)).toEqual([])
     expect((await upload(appleZip(APPLE_MORNING))).state).toBe('done')
+  })
+
+  it('imports a Google Takeout archive with localised folders', async () => {
+    const status = await upload(writeZip(takeoutEntries()))
+    expect(status).toMatchObject({ state: 'done', format: 'google-takeout', records: 5 })
+    expect(status.types?.steps).toMatchObject({ records: 2, released: 2 })
+    expect(status.types?.heart_rate).toMatchObject({ records: 2, released: 1 })
+    const job = (await anonymizeJobs()).find((j) => j.data.syncId === `import-${status.id}`)!
+    expect(job.data.samples.filter((s) => s.type === 'steps').map((s) => s.values.count)).toEqual([450, 50])
   })
 
   it('forgets what the person imported when they are erased', async () => {

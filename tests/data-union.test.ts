@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,7 +11,10 @@ import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
 import { MemberWallets } from '../services/publisher/src/member-wallets.js'
 import { EarningsHistory, MembershipClient, memberRefOf } from '../services/token-service/src/earnings.js'
-import { earningsSection } from '../services/token-service/src/earnings-page.js'
+import { earningsSection, withEarningsSection } from '../services/token-service/src/earnings-page.js'
+import { accountPage } from '../services/token-service/src/html.js'
+import type { User } from '../services/token-service/src/users.js'
+import { CHROMIUM, SCREENSHOTS, launchChromium } from '../services/token-service/test/support.js'
 import { readEarnings } from '../services/token-service/src/earnings-routes.js'
 import { MemberEnrolment, describeEarningsOnErasure } from '../services/token-service/src/earnings-membership.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
@@ -105,6 +109,51 @@ const cliError = (args: string[], env: Record<string, string>): Promise<string> 
     () => 'succeeded',
     (error: { stderr: string }) => error.stderr,
   )
+
+/**
+ * The account page as a person sees it, with the earnings just read from the chain, in Debian's
+ * Chromium (skipped where it is absent); saved as docs/screenshots/earnings.png with UPDATE_SCREENSHOTS=1.
+ */
+async function screenshotAccountPage(report: Awaited<ReturnType<typeof readEarnings>>): Promise<void> {
+  const day = Date.UTC(2026, 10, 2)
+  const user: User = {
+    id: 'user-a',
+    state: 'active',
+    dataTypes: ['steps', 'heart_rate'],
+    individualTypes: [],
+    createdAt: day - 86_400_000,
+    fetchedUntil: day,
+    lastSyncAt: day,
+    lastSyncStatus: 'up_to_date',
+    lastError: undefined,
+    scopes: [],
+    timeZone: 'Europe/Helsinki',
+    consentUpdatedAt: day - 86_400_000,
+    backfill: undefined,
+  }
+  // A week of history, as the chart shows it after a few sales.
+  const history = [
+    { day: '2026-10-27', total: '0.0' },
+    { day: '2026-10-29', total: '0.356' },
+    { day: '2026-10-31', total: '0.712' },
+    { day: '2026-11-02', total: report.total },
+  ]
+  const html = withEarningsSection(accountPage({ user, csrfToken: 'csrf', nextSyncAt: day + 3_600_000, api: 'health' }), { ...report, history }, 'csrf')
+  const browser = await launchChromium()
+  try {
+    const page = await (await browser.newContext({ viewport: { width: 900, height: 1000 } })).newPage()
+    await page.setContent(html)
+    const section = page.locator('#earnings')
+    expect(await section.innerText()).toContain('1.068 TDATA ready to withdraw; 1.068 TDATA earned in all.')
+    const chart = await section.locator('svg').boundingBox()
+    expect(chart?.width).toBeGreaterThan(200)
+    expect(chart?.height).toBeGreaterThan(50)
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await section.screenshot({ path: `${SCREENSHOTS}earnings.png` })
+  } finally {
+    await browser.close()
+  }
+}
 
 /** The address with one letter's case flipped: the typo a checksum exists to catch. */
 function flipCase(address: string): string {
@@ -332,6 +381,7 @@ describe('a Data Union behind the product', () => {
     expect(section).toContain('<strong>1.068 TDATA</strong> ready to withdraw; 1.068 TDATA earned in all')
     expect(section).toContain("FitStream's fee of 10 % and Streamr's fee of 1 %")
     expect(section).toMatch(/<svg[^>]*role="img"/)
+    if (existsSync(CHROMIUM)) await screenshotAccountPage(report)
     expect(await api('POST', `/internal/members/${A}/withdrawals`, { to: '0x1234' })).toMatchObject({
       status: 400,
       json: { code: 'FST_ERR_INVALID_ADDRESS' },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Interface, JsonRpcProvider, formatUnits, parseUnits, type InterfaceAbi } from 'ethers'
+import { Contract, Interface, JsonRpcProvider, Wallet, formatUnits, parseUnits, type InterfaceAbi } from 'ethers'
 import { streamRegistryABI, tokenABI } from '@streamr/network-contracts'
 import { buyOnLocalHub, loadHubArtifacts } from '@fitstream/streamr-local'
 import { PublisherHarness } from '../services/publisher/test/harness.js'
@@ -99,6 +99,17 @@ describe('what selling costs in gas', () => {
     )
     expect(Object.keys(purchase.byFunction).sort()).toEqual(['approve', 'buy'])
 
+    // For comparison: the same change on one stream as a transaction of its own (estimated, not sent).
+    const registry = new Contract(harness.network.streamRegistryAddress, streamRegistryABI, new Wallet(harness.seller.privateKey, chain))
+    const [, end] = (await new Contract(
+      harness.network.hub!.projectRegistryAddress,
+      (await loadHubArtifacts()).ProjectRegistryV1.abi as InterfaceAbi,
+      chain,
+    ).getFunction('getSubscription')(projectId, harness.buyer.address)) as [boolean, bigint]
+    const oneStream = await registry
+      .getFunction('setPermissions')
+      .estimateGas(harness.streamId('steps'), [harness.buyer.address], [[false, false, 0n, end, false]])
+
     let synced: { granted: Record<string, string[]>; transactionHashes: string[] } = { granted: {}, transactionHashes: [] }
     const syncAccess = await measure(async () => {
       synced = JSON.parse((await harness.cli(['hub', 'sync-access', '--project-id', projectId, '--json'])).stdout) as typeof synced
@@ -117,6 +128,12 @@ describe('what selling costs in gas', () => {
         ]),
       ),
     )
+    // Batching saves a transaction's base cost (21,000 gas) and more per stream.
+    expect(syncAccess.gasUsed).toBeLessThan(oneStream * BigInt(streams))
+    reportFigures('sync-access as one setPermissions per stream (estimated)', {
+      perStream: oneStream.toString(),
+      total: (oneStream * BigInt(streams)).toString(),
+    })
     reportFigures('gas per stream', {
       streams,
       provision: (provision.gasUsed / BigInt(streams)).toString(),

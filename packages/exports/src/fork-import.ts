@@ -35,7 +35,8 @@ export async function* importInChild(spool: EncryptedSpool, options: Omit<Import
     queue.push(message)
     wake?.()
   })
-  child.on('exit', (code) => {
+  // 'close', not 'exit': it comes after the last message on the IPC channel has been read.
+  child.on('close', (code) => {
     exited = code
     wake?.()
   })

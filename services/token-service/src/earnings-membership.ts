@@ -65,14 +65,19 @@ export class MemberEnrolment {
     const address = await this.deps.redis.get(this.key(userId))
     if (address === null) return undefined
     const ref = memberRefOf(userId, this.deps.refKey)
-    await this.deps.queues.request('part', [address], `part-${ref}-${(this.deps.now ?? Date.now)()}`)
-    const answer = await this.deps.membership.erase(ref, payTo)
+    let answer: Awaited<ReturnType<MembershipClient['erase']>>
+    try {
+      await this.deps.queues.request('part', [address], `part-${ref}-${(this.deps.now ?? Date.now)()}`)
+      answer = await this.deps.membership.erase(ref, payTo)
+    } finally {
+      // Nothing naming the person stays here, settled or not: the membership service keeps the member
+      // key under the reference, which the operator can derive again from the account id if asked.
+      await this.deps.redis.del(this.key(userId))
+    }
     if (answer.status !== 200) {
-      // The part is queued; the member key stays with the membership service, so nothing is burnt.
       const body = answer.body as { code?: string; message?: string }
       throw new Error(`the membership service could not settle earnings (${answer.status} ${body.code ?? ''}): ${body.message ?? ''}`)
     }
-    await this.deps.redis.del(this.key(userId))
     const receipt = answer.body as { erased: boolean; paid?: string; paidTo?: string; remaining?: string; token?: string; claim?: EarningsOnErasure['claim'] }
     return {
       paid: receipt.paid ?? '0.0',

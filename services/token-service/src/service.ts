@@ -134,7 +134,14 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     sessions: sessionStore,
     jobs: new UserJobs(queues),
     revoke: (token) => revokeGrant(flow, token),
-    ...(enrolment === undefined ? {} : { earnings: (userId: string, payTo?: string) => enrolment.erase(userId, payTo) }),
+    ...(enrolment === undefined || earnings === undefined
+      ? {}
+      : {
+          earnings: async (userId: string, payTo?: string) => {
+            await earnings.history.erase(userId)
+            return enrolment.erase(userId, payTo)
+          },
+        }),
   }
 
   runtime.addWorker({

@@ -195,11 +195,11 @@ export const ERROR_CATALOGUE = {
       'A record in an uploaded export is dated before 2000 or after the import, which no real export holds: the whole import is refused and nothing of it is released (shown on the import\u2019s status (`GET /users/:id/imports/:importId`) and the account page).',
   },
   FST_ERR_IMPORT_FAILED: {
-    raisedBy: 'token-service',
+    raisedBy: '@fitstream/exports, token-service',
     http: [],
     retry: 'not a job error',
     meaning:
-      'An import failed on FitStream\u2019s side (Redis or the queue was unreachable, or the account was deleted meanwhile): nothing of it was released, and the person can upload the export again.',
+      'An import failed on FitStream\u2019s side (its child process died, Redis or the queue was unreachable, or the account was deleted meanwhile): nothing of it was released, and the person can upload the export again.',
   },
   FST_ERR_IMPORT_MALFORMED: {
     raisedBy: '@fitstream/exports, token-service',

@@ -5,11 +5,12 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Contract, Interface, JsonRpcProvider, Wallet, parseUnits } from 'ethers'
 import { tokenABI } from '@streamr/network-contracts'
-import { Keyring, MembershipQueues, PRIVACY_TOTAL_FIELDS, createLogger, privacyKey } from '@fitstream/shared'
+import { Keyring, MembershipQueues, PRIVACY_TOTAL_FIELDS, createLogger, createRedis, privacyKey } from '@fitstream/shared'
 import { buyOnLocalHub, freePort, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
 import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
 import { MemberWallets } from '../services/publisher/src/member-wallets.js'
+import { createMembershipWorker } from '../services/publisher/src/data-union-membership.js'
 import { EarningsHistory, MembershipClient, memberRefOf } from '../services/token-service/src/earnings.js'
 import { earningsSection, withEarningsSection } from '../services/token-service/src/earnings-page.js'
 import { accountPage } from '../services/token-service/src/html.js'
@@ -321,6 +322,44 @@ describe('a Data Union behind the product', () => {
     expect(await status()).toMatchObject({ activeMembers: 3, inactiveMembers: 0 })
     expect(await queues.deadLettered()).toEqual([])
   }, 180_000)
+
+  it('sends a batch the chain refuses to membership-dlq at once, with its code, and nothing else', async () => {
+    // A worker whose Data Union is not one (the token's address): the contract refuses every call.
+    const dlqPrefix = `${prefix}-refused`
+    const workerRedis = createRedis(redisUrl(), 'worker', 'test-membership-worker')
+    const refusedQueues = new MembershipQueues({
+      connection: redis,
+      prefix: dlqPrefix,
+      retry: { attempts: 5, backoffMs: 100 },
+      logger: createLogger('test', 'silent'),
+    })
+    const worker = createMembershipWorker({
+      chain: operator,
+      dataUnion: harness.network.hub!.tokenAddress,
+      connection: workerRedis,
+      redis,
+      queues: refusedQueues,
+      prefix: dlqPrefix,
+      logger: createLogger('test', 'silent'),
+    })
+    try {
+      void worker.run()
+      const someone = Wallet.createRandom().address
+      await refusedQueues.request('join', [someone], 'refused')
+      await waitFor('the dead letter', async () => (await refusedQueues.deadLettered()).length > 0, 30_000)
+      expect(await refusedQueues.deadLettered()).toEqual([
+        expect.objectContaining({
+          job: { action: 'join', members: [someone] },
+          error: expect.objectContaining({ code: 'FST_ERR_CHAIN_REVERTED' }),
+          attemptsMade: 1,
+        }),
+      ])
+    } finally {
+      await worker.close()
+      await refusedQueues.close()
+      workerRedis.disconnect()
+    }
+  }, 60_000)
 
   let firstSale: bigint
   it('a purchase through MarketplaceV4 pays each member price x (1 - admin fee - protocol fee) / 3, to the smallest unit', async () => {

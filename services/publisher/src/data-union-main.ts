@@ -1,5 +1,15 @@
-import { ConfigError, createLogger, createMetrics, createRedis, buildServer, loadConfigOrExit, MembershipQueues, onShutdown } from '@fitstream/shared'
-import { DataUnionChain } from './data-union.js'
+import {
+  ConfigError,
+  errorCode,
+  createLogger,
+  createMetrics,
+  createRedis,
+  buildServer,
+  loadConfigOrExit,
+  MembershipQueues,
+  onShutdown,
+} from '@fitstream/shared'
+import { DataUnionChain, NotADataUnionError } from './data-union.js'
 import { dataUnionEnvironment, loadDataUnionConfig } from './data-union-config.js'
 import { createMembershipWorker } from './data-union-membership.js'
 import { registerDataUnionRoutes } from './data-union-routes.js'
@@ -58,6 +68,17 @@ onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, () => [
     },
   ],
 ])
+// A wrong DATA_UNION_ADDRESS is a configuration error, found now rather than by every job; a chain
+// that does not answer yet is not (the jobs wait for it).
+try {
+  await chain.assertDataUnion(config.DATA_UNION_ADDRESS)
+} catch (error) {
+  if (error instanceof NotADataUnionError) {
+    logger.fatal({ code: error.code }, `DATA_UNION_ADDRESS: ${error.message}`)
+    process.exit(78)
+  }
+  logger.warn({ code: errorCode(error) }, `could not check DATA_UNION_ADDRESS yet: ${error instanceof Error ? error.message : String(error)}`)
+}
 await server.listen({ host: config.HTTP_HOST, port: config.MEMBERSHIP_HTTP_PORT })
 logger.info({ dataUnion: config.DATA_UNION_ADDRESS, operator: chain.operatorAddress }, 'membership service: joining and parting Data Union members')
 void worker.run()

@@ -147,6 +147,18 @@ const receiptResponse = {
       description: 'what each owner of the person’s data did: token-service, anonymizer (open cohort cells), google, published',
       items: { type: 'object', properties: { owner: { type: 'string' }, outcome: { type: 'string' }, detail: { type: 'string' } } },
     },
+    earnings: {
+      type: 'object',
+      description: 'Data Union earnings (docs/earnings.md): paid out first, what remains claimable and how; absent when the person never joined',
+      properties: {
+        paid: { type: 'string' },
+        paidTo: { type: 'string' },
+        remaining: { type: 'string' },
+        token: { type: 'string' },
+        claim: { type: 'object', properties: { kind: { type: 'string' }, address: { type: 'string' }, code: { type: 'string' } } },
+        notSettled: { type: 'string' },
+      },
+    },
   },
 } as const
 const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse } as const
@@ -416,10 +428,15 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
       },
     )
 
-    own.delete<{ Params: { id: string } }>(
+    own.delete<{ Params: { id: string }; Querystring: { payTo?: string } }>(
       '/users/:id',
       {
         schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { payTo: { type: 'string', maxLength: 64, description: 'pay the person’s Data Union earnings to this address before erasing' } },
+          },
           tags: ['users'],
           summary: "Erase a user: revoke at Google; delete tokens, cursor, consent, schedule, privacy state, sessions and the user's jobs; return a receipt",
           security: ADMIN_OR_OWNER,
@@ -428,7 +445,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
         },
       },
       async (request, reply) => {
-        const receipt = await eraseUser(deps.erasure, request.params.id)
+        const receipt = await eraseUser(deps.erasure, request.params.id, request.query.payTo === undefined ? {} : { payTo: request.query.payTo })
         if (receipt === undefined) return reply.status(404).send(notFound(request.params.id))
         request.log.info({ userId: request.params.id, googleAccess: receipt.googleAccess, jobs: receipt.erased.jobs }, 'user erased')
         return receipt

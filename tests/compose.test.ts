@@ -86,8 +86,8 @@ describe('docker-compose.yml', () => {
     const start = redis.entrypoint?.join(' ') ?? ''
     expect(start).toMatch(/--appendonly yes/)
     expect(start).toMatch(/--maxmemory-policy noeviction/)
-    // From the environment into the configuration on stdin, never on the command line.
-    expect(start).toMatch(/requirepass %s.*\$\$REDIS_PASSWORD.*redis-server - /)
+    // From the environment into a configuration file, never on the command line.
+    expect(start).toMatch(/requirepass %s.*\$\$REDIS_PASSWORD.*redis-server \/tmp\/redis\.conf /)
     expect(redis.healthcheck?.test.join(' ')).toMatch(/redis-cli ping/)
   })
 

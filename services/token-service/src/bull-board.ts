@@ -1,6 +1,7 @@
 import { createBullBoard } from '@bull-board/api'
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
+import type { Queue } from 'bullmq'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { STAGES, STAGE_NAMES, redactDeadLetter, redactPayload, type DeadLetter, type StageQueues } from '@fitstream/shared'
 import { requireToken } from './auth.js'
@@ -11,7 +12,13 @@ export const BULL_BOARD_PATH = '/admin/queues'
  * Bull Board at /admin/queues, behind the admin token: every stage's queue and its dead-letter
  * queue. Raw fitness samples are never shown; operators see how many there were.
  */
-export async function registerBullBoard(app: FastifyInstance, queues: StageQueues, adminToken: string): Promise<void> {
+export async function registerBullBoard(
+  app: FastifyInstance,
+  queues: StageQueues,
+  adminToken: string,
+  /** Queues outside the stages to show too (the Data Union membership stage and its dead letters, when configured). */
+  extra: readonly { readonly queue: Queue; readonly description: string; readonly readOnly?: boolean }[] = [],
+): Promise<void> {
   const adapters = STAGE_NAMES.flatMap((stage, i) => {
     const queue = new BullMQAdapter(queues.queue(stage), { description: STAGES[stage].description, displayName: `${i + 1}. ${stage}` })
     // Read-only: a replay through the API (or `fitstream dlq replay`) keeps the job's history and never runs it twice.
@@ -24,6 +31,9 @@ export async function registerBullBoard(app: FastifyInstance, queues: StageQueue
     deadLetters.setFormatter('data', (letter: DeadLetter) => redactDeadLetter(letter))
     return [queue, deadLetters]
   })
+  for (const { queue, description, readOnly } of extra) {
+    adapters.push(new BullMQAdapter(queue, { description, displayName: queue.name, ...(readOnly === true ? { readOnlyMode: true } : {}) }))
+  }
   const serverAdapter = new FastifyAdapter()
   serverAdapter.setBasePath(BULL_BOARD_PATH)
   createBullBoard({ queues: adapters, serverAdapter, options: { uiConfig: { boardTitle: 'FitStream' } } })

@@ -109,19 +109,18 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
           now: () => new Date(),
           logger: logger.child({ component: 'earnings' }),
         }
-  const enrolment =
+  const membershipQueues =
     earnings === undefined
+      ? undefined
+      : new MembershipQueues({ connection: redis, prefix, retry: { attempts: MEMBERSHIP_DEFAULT_ATTEMPTS, backoffMs: config.RETRY_BACKOFF_MS }, logger })
+  const enrolment =
+    earnings === undefined || membershipQueues === undefined
       ? undefined
       : new MemberEnrolment({
           redis,
           prefix,
           membership: earnings.membership,
-          queues: new MembershipQueues({
-            connection: redis,
-            prefix,
-            retry: { attempts: MEMBERSHIP_DEFAULT_ATTEMPTS, backoffMs: config.RETRY_BACKOFF_MS },
-            logger,
-          }),
+          queues: membershipQueues,
           refKey: earnings.refKey,
           logger: earnings.logger,
         })
@@ -260,7 +259,17 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     maxUploadBytes: config.IMPORT_MAX_UPLOAD_BYTES,
   })
   await deadLetterRoutes(server, new DeadLetters(queues), config.ADMIN_TOKEN)
-  await registerBullBoard(server, queues, config.ADMIN_TOKEN)
+  await registerBullBoard(
+    server,
+    queues,
+    config.ADMIN_TOKEN,
+    membershipQueues === undefined
+      ? []
+      : [
+          { queue: membershipQueues.queue, description: 'Data Union joins and parts: batches of member addresses (docs/earnings.md)' },
+          { queue: membershipQueues.deadLetters, description: 'Membership batches that failed for good, with their error', readOnly: true },
+        ],
+  )
   if (internalServer === undefined) return Object.assign(runtime, { internalServer })
 
   const internal = buildServer({

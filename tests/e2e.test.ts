@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
 import { syntheticBucket } from '@fitstream/fake-google'
-import { Stack, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
+import { Stack, recordsOf, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
 import { dataType, type DataTypeKey, type DeadLetter } from '@fitstream/shared'
 import { HOUR, expectedValues } from './delivery.js'
 import { redisUrl, uniquePrefix } from './helpers.js'
@@ -17,20 +17,11 @@ let stack: Stack
 let subscriber: Subscriber
 let user: RegisteredUser
 
-interface ReceivedRecord {
-  id: string
-  revision: number
-  start: string
-  end: string
-  values: Record<string, number>
-  unit: string
-}
 interface ReceivedContent {
   schema: string
   type: DataTypeKey
-  pseudonym: string
   epoch: string
-  records: ReceivedRecord[]
+  records: Record<string, unknown>[]
 }
 
 beforeAll(async () => {
@@ -72,17 +63,19 @@ describe('end to end', () => {
     }
     expect(expected.size).toBeGreaterThan(24)
 
-    await subscriber.waitFor((messages) => messages.reduce((n, m) => n + ((m.content as ReceivedContent).records?.length ?? 0), 0) >= expected.size, 90_000)
+    await subscriber.waitFor((messages) => messages.reduce((n, m) => n + recordsOf(m.content).length, 0) >= expected.size, 90_000)
     const messages = received()
+    const records = subscriber.messages.flatMap((m) => recordsOf(m.content))
     const got = new Map<string, Record<string, number>>()
     for (const { content, streamId } of messages) {
       expect(streamId).toBe(`${stack.network.accounts[1]!.address.toLowerCase()}/fitness/${content.type}`)
-      expect(content.schema).toBe('fitstream.records/1')
-      for (const record of content.records) {
-        expect(Date.parse(record.end) - Date.parse(record.start)).toBe(HOUR)
-        expect(record.unit).toBe(dataType(content.type).unit)
-        got.set(`${content.type}|${record.start}`, record.values)
-      }
+      // Released in a slot, as production does it: one data type and one epoch a message.
+      expect(content.schema).toBe('fitstream.records/2')
+    }
+    for (const record of records) {
+      expect(Date.parse(record.end) - Date.parse(record.start)).toBe(HOUR)
+      expect(record.unit).toBe(dataType(record.type as DataTypeKey).unit)
+      got.set(`${record.type}|${record.start}`, record.values)
     }
     expect(Object.fromEntries(got)).toEqual(Object.fromEntries(expected))
 
@@ -92,13 +85,13 @@ describe('end to end', () => {
       expect(everything).not.toContain(identifier)
     }
     for (const { content } of messages) {
-      expect(Object.keys(content).sort()).toEqual(['epoch', 'pseudonym', 'records', 'schema', 'type'])
-      for (const record of content.records) expect(Object.keys(record).sort()).toEqual(['end', 'id', 'revision', 'start', 'unit', 'values'])
+      expect(Object.keys(content).sort()).toEqual(['epoch', 'records', 'schema', 'type'])
+      for (const record of content.records) expect(Object.keys(record).sort()).toEqual(['end', 'id', 'pseudonym', 'revision', 'start', 'unit', 'values'])
     }
     // One person is one pseudonym per epoch, and every record has its own id.
-    const pseudonyms = new Set(messages.map(({ content }) => `${content.epoch}|${content.pseudonym}`))
-    expect(pseudonyms.size).toBe(new Set(messages.map(({ content }) => content.epoch)).size)
-    const ids = messages.flatMap(({ content }) => content.records.map((r) => r.id))
+    const pseudonyms = new Set(records.map((r) => `${r.epoch}|${r.pseudonym}`))
+    expect(pseudonyms.size).toBe(new Set(records.map((r) => r.epoch)).size)
+    const ids = records.map((r) => r.id)
     expect(new Set(ids).size).toBe(ids.length)
 
     // The user can see what was released about them.

@@ -23,6 +23,8 @@ import { ServiceProcess, type ServiceName } from './service-process.js'
 import { Subscriber } from './subscriber.js'
 
 const run = promisify(execFile)
+/** Release slots as production has them (fitstream.records/2), an hour shortened to what a test can wait for. */
+export const DEFAULT_PUBLISH_SLOT_MS = 1_500
 /**
  * The default privacy policy with everyone opted in to individual records (and hourly heart-rate
  * extremes kept): tests, the demo and the benchmark deliver and measure individual records as before.
@@ -69,6 +71,11 @@ export interface StackOptions {
   readonly backfillDays?: number
   /** Partitions of each stream (default 1). */
   readonly partitions?: number
+  /**
+   * The publisher's release slot, PUBLISH_SLOT_MS (default 1500: slots as in production, short enough
+   * for a test). 0 publishes each job as it comes (`fitstream.records/1`), for a test of that path.
+   */
+  readonly publishSlotMs?: number
   /** Where service logs go, one file per process; kept in memory only when omitted. */
   readonly logDir?: string
   readonly logLevel?: string
@@ -192,9 +199,7 @@ export class Stack {
         INTERNAL_API_TOKEN: s.INTERNAL_API_TOKEN,
       },
       anonymizer: { PSEUDONYM_KEY: s.PSEUDONYM_KEY, ANONYMIZER_POLICY_FILE: OPTED_IN_POLICY_FILE },
-      // Each job published as it comes (fitstream.records/1), as the tests reading that format expect;
-      // a test of the shared release slots sets a short PUBLISH_SLOT_MS in serviceEnv.publisher.
-      publisher: { ...this.publisherStreamrEnv(), PUBLISH_SLOT_MS: '0' },
+      publisher: { ...this.publisherStreamrEnv(), PUBLISH_SLOT_MS: String(this.options.publishSlotMs ?? DEFAULT_PUBLISH_SLOT_MS) },
     }
     return { ...common, ...own[name], ...this.options.serviceEnv?.[name], ...extra }
   }

@@ -52,6 +52,8 @@ afterEach((context) => {
 })
 
 afterAll(async () => {
+  // Started here, not through the harness: stopped here too.
+  await buyer?.stop()
   await harness?.stop()
   await queues.close()
   await cleanup()

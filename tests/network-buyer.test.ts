@@ -40,7 +40,14 @@ async function publish(recordsToSend: ReleasableRecord[]): Promise<void> {
 beforeAll(async () => {
   harness = await PublisherHarness.start()
   await harness.cli(['streams', 'provision', '--types', 'steps', '--grant-subscribe', harness.buyer.address])
-  publisher = await harness.startPublisher({ REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, XDG_DATA_HOME: harness.dataDir(), STREAMR_JOIN_TIMEOUT_MS: '30000' })
+  publisher = await harness.startPublisher({
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    XDG_DATA_HOME: harness.dataDir(),
+    STREAMR_JOIN_TIMEOUT_MS: '30000',
+    // Release slots, as production publishes (fitstream.records/2), short enough for a test.
+    PUBLISH_SLOT_MS: '1500',
+  })
   // The local network's SDK configuration; the subscriber sets the key from BUYER_PRIVATE_KEY itself.
   const network = await harness.network.clientConfig({ privateKey: harness.buyer.privateKey })
   buyer = spawn(process.execPath, [SUBSCRIBE, harness.streamId('steps')], {

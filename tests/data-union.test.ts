@@ -481,7 +481,8 @@ describe('a Data Union behind the product', () => {
     expect(membership!.lines.join('\n')).not.toContain(harness.seller.privateKey.slice(2))
   }, 120_000)
 
-  it('the token service enrols a person once their data is released, and their erasure pays out first and parts them', async () => {
+  it('the token service enrols people once their data is released, in one batch, and an erasure pays out first and parts them', async () => {
+    let clock = Date.UTC(2026, 10, 3)
     const enrolment = new MemberEnrolment({
       redis,
       prefix,
@@ -489,18 +490,30 @@ describe('a Data Union behind the product', () => {
       queues,
       refKey: REF_KEY,
       logger: createLogger('test', 'silent'),
-      now: () => Date.UTC(2026, 10, 3),
+      now: () => (clock += 1_000),
     })
     expect(await enrolment.afterSync('user-e')).toBe('nothing-released')
-    // What the anonymiser's ledger holds once it has released some of the person's records.
+    // What the anonymiser's ledger holds once it has released some of the people's records.
     await redis.hset(privacyKey(prefix, 'user-e'), PRIVACY_TOTAL_FIELDS.recordsReleased, '5')
+    await redis.hset(privacyKey(prefix, 'user-f'), PRIVACY_TOTAL_FIELDS.cohortContributions, '2')
     expect(await enrolment.afterSync('user-e')).toBe('enrolled')
+    expect(await enrolment.afterSync('user-f')).toBe('enrolled')
     expect(await enrolment.afterSync('user-e')).toBe('already')
-    const E = memberRefOf('user-e', REF_KEY)
-    const address = (await api('GET', `/internal/members/${E}/earnings`)).json['address'] as string
-    await waitFor('the join', async () => (await operator.earnings(dataUnion, address)).isMember, 60_000)
-    // A, C (whose wallet went without a part: the membership service's erasure alone leaves the Data Union to the caller) and E.
-    expect(await status()).toMatchObject({ activeMembers: 3, inactiveMembers: 1 })
+    const addressOf = async (userId: string) => (await api('GET', `/internal/members/${memberRefOf(userId, REF_KEY)}/earnings`)).json['address'] as string
+    const [address, other] = [await addressOf('user-e'), await addressOf('user-f')]
+    // Both joins go in one batch, one transaction; nothing is left pending.
+    expect(await enrolment.flush()).toBe(2)
+    expect(await enrolment.flush()).toBe(0)
+    await waitFor(
+      'the joins',
+      async () => (await operator.earnings(dataUnion, address)).isMember && (await operator.earnings(dataUnion, other)).isMember,
+      60_000,
+    )
+    const batch = (await queues.queue.getJobs(['completed'])).find((job) => job.data.members.includes(address))!
+    expect(batch.data.members.sort()).toEqual([address, other].sort())
+    expect(batch.returnvalue).toMatchObject({ joined: expect.arrayContaining([address, other]), transactionHash: expect.stringMatching(/^0x/) })
+    // A, C (whose wallet went without a part: the membership service's erasure alone leaves the Data Union to the caller), E and F.
+    expect(await status()).toMatchObject({ activeMembers: 4, inactiveMembers: 1 })
 
     await buyOnLocalHub({
       rpcUrl: harness.network.rpcUrl,
@@ -511,13 +524,14 @@ describe('a Data Union behind the product', () => {
       seconds: SECONDS,
     })
     const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
-    const share = (price - price / 10n - price / 100n) / 3n
+    const share = (price - price / 10n - price / 100n) / 4n
     const payTo = Wallet.createRandom().address
     const receipt = await enrolment.erase('user-e', payTo)
-    expect(receipt).toEqual({ paid: '1.068', paidTo: payTo, remaining: '0.0', token: 'TDATA', claim: { kind: 'nothing' } })
+    expect(receipt).toEqual({ paid: '0.801', paidTo: payTo, remaining: '0.0', token: 'TDATA', claim: { kind: 'nothing' } })
     expect(await balanceOf(payTo)).toBe(share)
-    expect(describeEarningsOnErasure(receipt!)).toBe(`1.068 TDATA of your earnings were paid to ${payTo}. Nothing remains to claim.`)
+    expect(describeEarningsOnErasure(receipt!)).toBe(`0.801 TDATA of your earnings were paid to ${payTo}. Nothing remains to claim.`)
     await waitFor('the part', async () => !(await operator.earnings(dataUnion, address)).isMember, 60_000)
+    expect(await operator.earnings(dataUnion, other)).toMatchObject({ isMember: true, withdrawable: share })
     expect(await queues.deadLettered()).toEqual([])
   }, 120_000)
 })

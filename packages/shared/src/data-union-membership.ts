@@ -25,6 +25,12 @@ const memberAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be an Ethere
 export const membershipJobSchema = z.object({
   action: z.enum(['join', 'part']),
   members: z.array(memberAddress).min(1).max(MEMBERSHIP_BATCH_MAX),
+  /**
+   * When the request was decided (ms since epoch; default: when the job was added). The latest
+   * request for an address wins, so a producer that decides before it adds (a batch read from a
+   * pending set) passes the time it decided.
+   */
+  requestedAt: z.number().int().nonnegative().optional(),
 })
 export type MembershipJob = z.output<typeof membershipJobSchema>
 
@@ -85,10 +91,10 @@ export class MembershipQueues {
    * Asks for addresses to join or part, in batches of MEMBERSHIP_BATCH_MAX. `requestId` makes the
    * request idempotent (the same id adds nothing twice); it must not name a person.
    */
-  async request(action: MembershipJob['action'], members: readonly string[], requestId: string): Promise<string[]> {
+  async request(action: MembershipJob['action'], members: readonly string[], requestId: string, requestedAt?: number): Promise<string[]> {
     const ids: string[] = []
     for (let i = 0; i < members.length; i += MEMBERSHIP_BATCH_MAX) {
-      const job = parseMembershipJob({ action, members: members.slice(i, i + MEMBERSHIP_BATCH_MAX) })
+      const job = parseMembershipJob({ action, members: members.slice(i, i + MEMBERSHIP_BATCH_MAX), ...(requestedAt === undefined ? {} : { requestedAt }) })
       const jobId = `${requestId}-${i / MEMBERSHIP_BATCH_MAX}`
       await this.queue.add(action, job, { ...membershipJobOptions(this.options.retry), jobId })
       ids.push(jobId)

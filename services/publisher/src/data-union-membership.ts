@@ -92,7 +92,7 @@ export function createMembershipWorker(options: MembershipWorkerOptions): Worker
     const maxAttempts = job.opts.attempts ?? 1
     try {
       const data = parseMembershipJob(job.data)
-      const result = await applyMembershipJob(data, job.timestamp, { chain: options.chain, dataUnion: options.dataUnion, intents })
+      const result = await applyMembershipJob(data, data.requestedAt ?? job.timestamp, { chain: options.chain, dataUnion: options.dataUnion, intents })
       log.info(
         {
           joined: result.joined.length,

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
-import { readPrivacyReport, type Logger, type MembershipQueues } from '@fitstream/shared'
+import { randomBytes } from 'node:crypto'
+import { MEMBERSHIP_BATCH_MAX, readPrivacyReport, type Logger, type MembershipQueues } from '@fitstream/shared'
 import { memberRefOf, type MembershipClient } from './earnings.js'
 
 /** What an erasure receipt says about money: what was paid out, and what is left and how to claim it. */
@@ -25,12 +26,16 @@ export interface MemberEnrolmentDeps {
   readonly now?: () => number
 }
 
+/** How often pending joins are sent as one batch (default a minute). */
+export const MEMBERSHIP_FLUSH_MS = 60_000
+
 /**
  * Membership follows consent: a person joins the product's Data Union once their data has first
  * been released for sale (the anonymiser's ledger shows records released or cohort contributions),
- * and leaves when they delete their account (FitStream's way to stop selling altogether). Joins and
- * parts go through the membership stage; the token service keeps only the member address it asked
- * to join, under the person's own key (erased with them).
+ * and leaves when they delete their account (FitStream's way to stop selling altogether). Joins wait
+ * in a pending set and go to the membership stage as one batch (one transaction) per flush; a part
+ * goes at once. The token service keeps only the member address it asked to join, under the
+ * person's own key (erased with them), and the pending addresses.
  */
 export class MemberEnrolment {
   constructor(private readonly deps: MemberEnrolmentDeps) {}
@@ -39,7 +44,29 @@ export class MemberEnrolment {
     return `${this.deps.prefix}:token-service:member:${userId}`
   }
 
+  private get pendingKey(): string {
+    return `${this.deps.prefix}:token-service:member-joins-pending`
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)()
+  }
+
+  private timer: NodeJS.Timeout | undefined
+
+  /** Flushes pending joins every `intervalMs` (MEMBERSHIP_FLUSH_MS); any replica may, each batch is read once per flush. */
+  start(intervalMs = MEMBERSHIP_FLUSH_MS): void {
+    this.timer ??= setInterval(() => {
+      this.flush().catch((err: unknown) =>
+        this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'pending Data Union joins not sent yet'),
+      )
+    }, intervalMs)
+    this.timer.unref()
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.timer)
+    this.timer = undefined
     await this.deps.queues.close()
   }
 
@@ -52,9 +79,23 @@ export class MemberEnrolment {
     const answer = await this.deps.membership.ensureMember(ref)
     if (answer.status !== 200) throw new Error(`the membership service refused a member address (${answer.status})`)
     const { address } = answer.body as { address: string }
-    await this.deps.queues.request('join', [address], `join-${ref}-${(this.deps.now ?? Date.now)()}`)
-    await this.deps.redis.set(this.key(userId), address)
+    await this.deps.redis.multi().sadd(this.pendingKey, address).set(this.key(userId), address).exec()
     return 'enrolled'
+  }
+
+  /**
+   * Sends the pending joins as one batch (up to MEMBERSHIP_BATCH_MAX); returns how many. An address
+   * leaves the pending set only after its join is queued, so a crash in between sends it again
+   * (harmless: the stage joins nobody twice) rather than never. The batch carries the time it was
+   * read, so a part asked for after that time wins over it whatever order the jobs run in.
+   */
+  async flush(): Promise<number> {
+    const addresses = await this.deps.redis.srandmember(this.pendingKey, MEMBERSHIP_BATCH_MAX)
+    if (addresses.length === 0) return 0
+    const readAt = this.now()
+    await this.deps.queues.request('join', addresses, `join-batch-${readAt}-${randomBytes(4).toString('hex')}`, readAt)
+    await this.deps.redis.srem(this.pendingKey, ...addresses)
+    return addresses.length
   }
 
   /**
@@ -67,7 +108,10 @@ export class MemberEnrolment {
     const ref = memberRefOf(userId, this.deps.refKey)
     let answer: Awaited<ReturnType<MembershipClient['erase']>>
     try {
-      await this.deps.queues.request('part', [address], `part-${ref}-${(this.deps.now ?? Date.now)()}`)
+      // A join still pending is dropped; one already read for a batch is outdone by this later part.
+      await this.deps.redis.srem(this.pendingKey, address)
+      const at = this.now()
+      await this.deps.queues.request('part', [address], `part-${ref}-${at}`, at)
       answer = await this.deps.membership.erase(ref, payTo)
     } finally {
       // Nothing naming the person stays here, settled or not: the membership service keeps the member

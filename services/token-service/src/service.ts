@@ -124,7 +124,10 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
           refKey: earnings.refKey,
           logger: earnings.logger,
         })
-  if (enrolment !== undefined) runtime.onClose('membership queues', () => enrolment.close())
+  if (enrolment !== undefined) {
+    runtime.onStart(() => enrolment.start())
+    runtime.onClose('membership queues', () => enrolment.close())
+  }
   const erasure: ErasureDeps = {
     redis,
     prefix,

@@ -48,14 +48,6 @@ export function expectedRecords(user: RegisteredUser, start: number, end: number
   return expected
 }
 
-export interface RecordContent {
-  readonly schema: string
-  readonly type: DataTypeKey
-  readonly pseudonym: string
-  readonly epoch: string
-  readonly records: readonly { id: string; revision: number; start: string; values: Record<string, number> }[]
-}
-
 export interface DeliveryReport {
   readonly users: number
   readonly usersComplete: number

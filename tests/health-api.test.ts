@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { healthExerciseSessions, syntheticRollup, userProfile, type ActiveMinutesRollupValue, type ActiveZoneMinutesRollupValue } from '@fitstream/fake-google'
-import { Stack, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
+import { Stack, recordsOf, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
 import type { DataTypeKey } from '@fitstream/shared'
-import { HOUR, expectedRecords, type RecordContent } from './delivery.js'
+import { HOUR, expectedRecords } from './delivery.js'
 import { redisUrl, uniquePrefix } from './helpers.js'
 
 /**
@@ -31,20 +31,14 @@ afterAll(async () => {
   await stack?.stop()
 })
 
-const count = (messages: readonly { content: unknown }[], types: readonly DataTypeKey[]) =>
-  messages.reduce((n, m) => {
-    const content = m.content as RecordContent
-    return n + (types.includes(content.type) ? (content.records?.length ?? 0) : 0)
-  }, 0)
+const recordsOfTypes = (messages: readonly { content: unknown }[], types: readonly DataTypeKey[]) =>
+  messages.flatMap((m) => recordsOf(m.content)).filter((r) => types.includes(r.type as DataTypeKey))
+const count = (messages: readonly { content: unknown }[], types: readonly DataTypeKey[]) => recordsOfTypes(messages, types).length
 
 /** `type|start` → values of the records the buyer received of these types. */
 function received(types: readonly DataTypeKey[]): Record<string, string> {
   const got = new Map<string, string>()
-  for (const { content } of subscriber.messages) {
-    const { type, records } = content as RecordContent
-    if (!types.includes(type)) continue
-    for (const record of records) got.set(`${type}|${record.start}`, JSON.stringify(record.values))
-  }
+  for (const record of recordsOfTypes(subscriber.messages, types)) got.set(`${record.type}|${record.start}`, JSON.stringify(record.values))
   return Object.fromEntries(got)
 }
 

@@ -131,5 +131,15 @@ export function createMembershipWorker(options: MembershipWorkerOptions): Worker
     autorun: false,
   })
   worker.on('error', (err) => logger.error({ err, queue: MEMBERSHIP_QUEUE }, 'worker error'))
+  // A job whose worker died too often mid-job is failed by BullMQ itself, outside the processor: it
+  // still belongs in the dead-letter queue (its addresses are then re-requested, never lost unseen).
+  worker.on('failed', (job, error) => {
+    if (job === undefined || !/stalled/i.test(error.message)) return
+    const jobId = `${(job.id ?? 'unknown').replaceAll(':', '_')}-${job.timestamp}-stalled`
+    queues
+      .deadLetter({ job: job.data, jobId, error: { code: 'FST_ERR_STALLED', message: error.message }, attemptsMade: job.attemptsMade })
+      .then(() => logger.error({ queue: MEMBERSHIP_QUEUE, jobId: job.id }, `membership job dead-lettered: ${error.message}`))
+      .catch((err: unknown) => logger.error({ err, queue: MEMBERSHIP_QUEUE, jobId: job.id }, 'could not dead-letter a stalled membership job'))
+  })
   return worker
 }

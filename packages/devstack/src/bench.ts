@@ -8,8 +8,8 @@ import type { Redis } from 'ioredis'
 import { GOOGLE_DATA_APIS, createRedis, pseudonymOf, waitForRedis, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import { COMPOSE_REDIS_ARGS, RedisServer } from './redis-server.js'
 import { redisBytesByKind } from './redis-usage.js'
-import { Stack, type RegisteredUser } from './stack.js'
-import type { ReceivedMessage, Subscriber } from './subscriber.js'
+import { DEFAULT_PUBLISH_SLOT_MS, Stack, type RegisteredUser } from './stack.js'
+import { recordsOf, type ReceivedMessage, type Subscriber } from './subscriber.js'
 
 /**
  * `npm run bench`: the real pipeline (four services as processes, real Redis, a local Streamr
@@ -40,11 +40,6 @@ const CONCURRENCY = { sync: 50, fetch: 100, anonymize: 16, publish: 16 }
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const say = (line: string): void => void process.stdout.write(`${line}\n`)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-interface Content {
-  pseudonym?: string
-  records?: unknown[]
-}
 
 async function commandCalls(redis: Redis): Promise<number> {
   const info = await redis.info('commandstats')
@@ -201,7 +196,7 @@ async function main(): Promise<void> {
     const burstMessages = subscriber.messages.filter((m) => m.receivedAt >= t0)
     const t1 = Math.max(...burstMessages.map((m) => m.receivedAt))
     const burstSeconds = (t1 - t0) / 1000
-    const records = burstMessages.reduce((n, m) => n + ((m.content as Content).records?.length ?? 0), 0)
+    const records = burstMessages.reduce((n, m) => n + recordsOf(m.content).length, 0)
     const commandsPerSync = (await commandCalls(redis)) - callsBefore
     // Average cores each process kept busy from the burst's start until it settled.
     const settledSeconds = (Date.now() - t0) / 1000
@@ -234,8 +229,11 @@ async function main(): Promise<void> {
     await settle(stack, () => subscriber.messages.length, 120_000)
     const lastArrival = new Map<number, number>()
     for (const m of subscriber.messages as ReceivedMessage[]) {
-      const i = owner.get((m.content as Content).pseudonym ?? '')
-      if (i !== undefined) lastArrival.set(i, Math.max(lastArrival.get(i) ?? 0, m.receivedAt))
+      // A release slot's message holds many people's records: each person's data arrives with their last one.
+      for (const pseudonym of new Set(recordsOf(m.content).map((r) => r.pseudonym))) {
+        const i = owner.get(pseudonym)
+        if (i !== undefined) lastArrival.set(i, Math.max(lastArrival.get(i) ?? 0, m.receivedAt))
+      }
     }
     const latencies = [...lastArrival].map(([i, at]) => at - scheduledAt[i]!).sort((a, b) => a - b)
     say(`• paced: ${paced.length} syncs at ${(1000 / interval).toFixed(1)}/s, data of ${lastArrival.size} arrived`)
@@ -320,6 +318,7 @@ async function main(): Promise<void> {
       users: burst.length,
       pacedUsers: paced.length,
       googleLatencyMs: LATENCY,
+      publishSlotMs: DEFAULT_PUBLISH_SLOT_MS,
       googleApi: GOOGLE_API,
       dataTypes: TYPES,
       concurrency: CONCURRENCY,
@@ -328,7 +327,8 @@ async function main(): Promise<void> {
       ratio: round(pipeline.userSyncsPerSecond / baseline, 3),
       targets: {
         'throughput >= 25% of the baseline': pipeline.userSyncsPerSecond / baseline >= 0.25,
-        'p99 latency < 2 s at half throughput': pipeline.latencyMs.p99 < 2000,
+        // Records wait for their release slot (as in production, at the devstack's short slot) on top of the pipeline's 2 s.
+        [`p99 latency < 2 s + the ${DEFAULT_PUBLISH_SLOT_MS} ms release slot at half throughput`]: pipeline.latencyMs.p99 < 2000 + DEFAULT_PUBLISH_SLOT_MS,
         'peak RSS < 200 MB per service': Object.values(pipeline.peakRssMb).every((mb) => mb < 200),
         'Redis < 2 KB per user at rest': pipeline.redisBytesPerUserAtRest < 2048,
       },
@@ -389,6 +389,7 @@ function markdown(
     cpus: number
     users: number
     googleLatencyMs: number
+    publishSlotMs: number
     googleApi: string
     pipeline: Record<string, unknown>
     baseline: { jobsPerSecond: number }
@@ -462,7 +463,7 @@ function markdown(
   return `# Benchmarks
 
 \`npm run bench\` on ${r.cpus} CPUs, ${r.users} users with a day of hourly data in 5 types read from the ${r.googleApi === 'health' ? 'Google Health API (a request per type)' : 'Google Fit API (a request for all 5)'}, the fake Google answering after ${r.googleLatencyMs} ms,
-a local Streamr network and a subscriber receiving everything; latest run ${r.date}.
+the publisher in ${r.publishSlotMs} ms release slots, a local Streamr network and a subscriber receiving everything; latest run ${r.date}.
 
 | measure | value |
 | --- | --- |

@@ -23,6 +23,7 @@ const SYSTEM_TESTS = [
   'tests/network-gas.test.ts',
   'tests/network-buyer.test.ts',
   'tests/network-drop.test.ts',
+  'tests/network-entry-point.test.ts',
   'tests/data-union.test.ts',
 ]
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
 import { ALL_READ_SCOPES, syntheticBucket, type FakeUser } from '@fitstream/fake-google'
-import { Stack, type Subscriber } from '@fitstream/devstack'
+import { Stack, recordsOf, type Subscriber } from '@fitstream/devstack'
 import { createRedis, dataType, type DataTypeKey } from '@fitstream/shared'
 import { HOUR, expectedValues } from './delivery.js'
 import { redisUrl, uniquePrefix } from './helpers.js'
@@ -24,13 +24,6 @@ let redis: Redis
 let google: FakeUser
 let userId: string
 
-interface ReceivedContent {
-  type: DataTypeKey
-  pseudonym?: string
-  epoch?: string
-  records?: { start: string; end: string; values: Record<string, number> }[]
-}
-
 beforeAll(async () => {
   stack = await Stack.start({ redisUrl: redisUrl(), prefix, backfillDays: 1, serviceEnv: { anonymizer: { ANONYMIZER_POLICY_FILE: DEFAULT_POLICY } } })
   subscriber = await stack.startSubscriber()
@@ -51,7 +44,8 @@ afterAll(async () => {
   await stack?.stop()
 })
 
-const contents = (): ReceivedContent[] => subscriber.messages.map((m) => m.content as ReceivedContent)
+/** The individual records the buyer received, each with its pseudonym (cohort messages carry none). */
+const received = () => subscriber.messages.flatMap((m) => recordsOf(m.content))
 
 /** Every place under the prefix where one of `needles` occurs, as `key` or `key -> where`. */
 async function findEverywhere(needles: readonly string[]): Promise<string[]> {
@@ -106,13 +100,13 @@ describe('erasure, attacked', () => {
       for (const point of syntheticBucket(google.seed, dataType('steps').fit!.dataType, h, h + HOUR))
         expected.set(new Date(h).toISOString(), expectedValues('steps', point))
     expect(expected.size).toBeGreaterThan(12)
-    const stepsRecords = () => contents().flatMap((c) => (c.type === 'steps' ? (c.records ?? []) : []))
+    const stepsRecords = () => received().filter((r) => r.type === 'steps')
     await subscriber.waitFor(() => stepsRecords().length >= expected.size, 90_000)
     expect(Object.fromEntries(stepsRecords().map((r) => [r.start, r.values]))).toEqual(Object.fromEntries(expected))
     for (const r of stepsRecords()) expect(Date.parse(r.end) - Date.parse(r.start)).toBe(HOUR)
     // Opted in to steps only: calories and heart rate go to cohorts, not out as individual records.
-    expect(contents().filter((c) => c.pseudonym !== undefined && c.type !== 'steps')).toEqual([])
-    const pseudonyms = [...new Set(contents().flatMap((c) => (c.pseudonym === undefined ? [] : [c.pseudonym])))]
+    expect(received().filter((r) => r.type !== 'steps')).toEqual([])
+    const pseudonyms = [...new Set(received().map((r) => r.pseudonym))]
     expect(pseudonyms.length).toBeGreaterThanOrEqual(1)
 
     // Their cohort contributions wait in open cells (one person: under k, nothing released).

@@ -29,8 +29,11 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
       controlLayer.peerDescriptor = { nodeId: randomBytes(20).toString('hex') }
     }
   } else if (config.STREAMR_WEBSOCKET_PORT !== undefined) {
-    // One port, so that compose can publish it and the operator can open it on the firewall.
+    // One port, so that compose can publish it and the operator can open it on the firewall: TCP for
+    // the WebSocket server, and the same number over UDP for every WebRTC connection (which the
+    // node-datachannel compatibility package multiplexes on it).
     controlLayer.websocketPortRange = { min: config.STREAMR_WEBSOCKET_PORT, max: config.STREAMR_WEBSOCKET_PORT }
+    controlLayer.webrtcPortRange = { min: config.STREAMR_WEBSOCKET_PORT, max: config.STREAMR_WEBSOCKET_PORT }
     if (config.STREAMR_WEBSOCKET_HOST !== undefined) {
       // A full descriptor: the node advertises exactly this address and never looks itself up online.
       controlLayer.peerDescriptor = {

@@ -14,6 +14,8 @@ describe('the publisher node buyers dial', () => {
     const layer = controlLayer({ STREAMR_WEBSOCKET_PORT: '32200' })
     expect(layer?.websocketServerEnableTls).toBe(true)
     expect(layer?.websocketPortRange).toEqual({ min: 32200, max: 32200 })
+    // WebRTC on the same number over UDP, so one firewall rule and one published port carry both.
+    expect(layer?.webrtcPortRange).toEqual({ min: 32200, max: 32200 })
     // The node learns its public address itself: AutoCertifier's certificate names the host it assigns.
     expect(layer?.peerDescriptor).toBeUndefined()
     expect(layer?.tlsCertificate).toBeUndefined()

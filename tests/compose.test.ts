@@ -74,9 +74,11 @@ const SECRET_HOLDERS: Record<string, string[]> = {
   ADMIN_TOKEN: ['token-service'],
   GOOGLE_CLIENT_SECRET: ['token-service'],
   ACCESS_TOKEN_KEYS: ['fetcher', 'token-service'],
-  INTERNAL_API_TOKEN: ['fetcher', 'token-service'],
+  INTERNAL_API_TOKEN: ['fetcher', 'membership', 'token-service'],
   PSEUDONYM_KEY: ['anonymizer'],
-  STREAMR_PRIVATE_KEY: ['publisher'],
+  STREAMR_PRIVATE_KEY: ['membership', 'publisher'],
+  MEMBER_KEYS: ['membership'],
+  MEMBER_REF_KEY: ['token-service'],
   GRAFANA_ADMIN_PASSWORD: ['grafana'],
 }
 
@@ -141,7 +143,8 @@ describe('docker-compose.yml', () => {
       '${STREAMR_WEBSOCKET_PORT:-32200}:${STREAMR_WEBSOCKET_PORT:-32200}/tcp',
       '${STREAMR_WEBSOCKET_PORT:-32200}:${STREAMR_WEBSOCKET_PORT:-32200}/udp',
     ])
-    expect(compose.services.publisher!.environment?.STREAMR_WEBSOCKET_PORT).toBe('${STREAMR_WEBSOCKET_PORT:-32200}')
+    // The port the node listens on is the one .env gives (32200 in .env.example); empty runs no fixed port.
+    expect(compose.services.publisher!.environment?.STREAMR_WEBSOCKET_PORT).toBe('${STREAMR_WEBSOCKET_PORT:-}')
   })
 
   it('declares in .env.example every variable any service reads', () => {
@@ -171,7 +174,7 @@ describe('docker-compose.yml', () => {
     // Every service defined, those of the monitoring profile included, with or without Grafana's password.
     for (const env of [fill(example), { ...fill(example), GRAFANA_ADMIN_PASSWORD: '' }]) {
       const { stdout } = await composeConfig(env)
-      expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'prometheus', 'publisher', 'redis', 'token-service'])
+      expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'membership', 'prometheus', 'publisher', 'redis', 'token-service'])
     }
   })
 

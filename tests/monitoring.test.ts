@@ -159,6 +159,6 @@ describe('Prometheus', () => {
     writeFileSync(join(dir, '.env'), env)
     const { stdout } = await promisify(execFile)('docker-compose', ['--profile', 'monitoring', 'config', '--services'], { cwd: dir })
     rmSync(dir, { recursive: true })
-    expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'prometheus', 'publisher', 'redis', 'token-service'])
+    expect(stdout.trim().split('\n').sort()).toEqual(['anonymizer', 'fetcher', 'grafana', 'membership', 'prometheus', 'publisher', 'redis', 'token-service'])
   })
 })

@@ -607,6 +607,8 @@ function wrongValues(schema: Schema): fc.Arbitrary<unknown> | undefined {
 }
 
 const bodySchema = (route: Route) => route.doc?.requestBody?.content['application/json']?.schema
+/** Routes whose body is an uploaded file (a zip export), not JSON. */
+const UPLOAD_ROUTES = new Set(['POST /users/:id/imports'])
 const queryParams = (route: Route) => route.doc?.parameters?.filter((p) => p.in === 'query') ?? []
 const leaksFiles = (response: LightMyRequestResponse) =>
   /root:x:0:0|"devDependencies"|\[extensions\]/.test(response.body) ? 'answered with the contents of a file outside its folder' : undefined
@@ -696,21 +698,25 @@ describe('fuzz', () => {
         })
       const documented = bodySchema(route)
       const refused = route.kind === 'page' ? statusIn(401, 403) : statusIn(400)
-      for (const text of MALFORMED_JSON) send(`malformed JSON ${JSON.stringify(text.slice(0, 20))}`, 'application/json', text, statusIn(400))
-      send('an empty JSON body', 'application/json', '', statusIn(400))
+      // An upload route's body is the file itself: JSON there is the wrong media type.
+      const jsonRefused = UPLOAD_ROUTES.has(label(route)) ? statusIn(415) : statusIn(400)
+      for (const text of MALFORMED_JSON) send(`malformed JSON ${JSON.stringify(text.slice(0, 20))}`, 'application/json', text, jsonRefused)
+      send('an empty JSON body', 'application/json', '', jsonRefused)
       // A route that reads a JSON body refuses anything else; the others have nothing to read.
       const notJson = documented !== undefined && route.kind === 'api' ? statusIn(400, 415) : undefined
       for (const [type, text] of ODD_CONTENT_TYPES) send(`content type ${JSON.stringify(type)}`, type, text, notJson)
       // Over the limit: the service's 16 KiB, the pages' 4 KiB, and far over.
-      send('a body over the limit', 'application/json', JSON.stringify({ refreshToken: 'x'.repeat(BODY_LIMIT), dataTypes: ['steps'] }), statusIn(413))
-      send('a 1 MiB body', 'application/json', JSON.stringify({ filler: 'x'.repeat(1024 * 1024) }), statusIn(413))
-      send('a text body over the limit', 'text/plain', 'x'.repeat(BODY_LIMIT + 1), statusIn(413))
+      // Over the limit; an upload route refuses a body that is not a zip first, whatever its size.
+      const tooLarge = UPLOAD_ROUTES.has(label(route)) ? statusIn(415) : statusIn(413)
+      send('a body over the limit', 'application/json', JSON.stringify({ refreshToken: 'x'.repeat(BODY_LIMIT), dataTypes: ['steps'] }), tooLarge)
+      send('a 1 MiB body', 'application/json', JSON.stringify({ filler: 'x'.repeat(1024 * 1024) }), tooLarge)
+      send('a text body over the limit', 'text/plain', 'x'.repeat(BODY_LIMIT + 1), tooLarge)
       if (route.kind === 'page') send('a form over the limit', 'application/x-www-form-urlencoded', `csrf=${'x'.repeat(FORM_LIMIT)}`, statusIn(413))
       probes.push({
         route,
         what: 'a Content-Length that is not the body’s',
         request: { method: route.method, url, headers: { ...headers, 'content-type': 'application/json', 'content-length': '3' }, payload: '{"a":"bcdefgh"}' },
-        expect: statusIn(400, 413),
+        expect: UPLOAD_ROUTES.has(label(route)) ? statusIn(400, 413, 415) : statusIn(400, 413),
       })
       if (documented !== undefined) {
         for (const whole of ['[]', '"text"', '42', 'null', 'true']) send(`a body that is ${whole}`, 'application/json', whole, refused)

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ImportError } from '@fitstream/exports'
 import { tokenMatcher } from './auth.js'
@@ -50,6 +51,7 @@ const statusResponse = {
     progress: { type: 'number', description: 'share of the export parsed, 0-1' },
     records: { type: 'integer' },
     format: { type: 'string', enum: ['apple-health', 'google-takeout'] },
+    error: { type: 'string', description: 'the HTTP status, on a refusal' },
     code: { type: 'string' },
     message: { type: 'string' },
     types: { type: 'object', additionalProperties: typeSummary, description: 'per data type: records found, hourly buckets, period, and what was passed on' },
@@ -100,27 +102,37 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
         const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
         if (!ZIP_TYPES.includes(type)) {
           request.raw.resume()
-          return reply.status(415).send({ code: 'FST_ERR_IMPORT_NOT_ZIP', message: `send the export as the body with Content-Type ${ZIP_TYPES[0]}` })
+          return reply
+            .status(415)
+            .send({ error: STATUS_CODES[415], code: 'FST_ERR_IMPORT_NOT_ZIP', message: `send the export as the body with Content-Type ${ZIP_TYPES[0]}` })
         }
         const declared = Number(request.headers['content-length'] ?? NaN)
         if (declared > deps.maxUploadBytes) {
           return reply
             .status(413)
-            .send({ code: 'FST_ERR_IMPORT_TOO_LARGE', message: `the upload is larger than the ${deps.maxUploadBytes} bytes an import may be` })
+            .send({
+              error: STATUS_CODES[413],
+              code: 'FST_ERR_IMPORT_TOO_LARGE',
+              message: `the upload is larger than the ${deps.maxUploadBytes} bytes an import may be`,
+            })
         }
         const userId = request.params.id
-        if ((await deps.users.get(userId)) === undefined) return reply.status(404).send({ message: `no user ${userId}` })
+        if ((await deps.users.get(userId)) === undefined) return reply.status(404).send({ error: STATUS_CODES[404], message: `no user ${userId}` })
 
         if (uploading.has(userId) || deps.runner.isImporting(userId)) {
           return reply
             .status(409)
-            .send({ code: 'FST_ERR_IMPORT_BUSY', message: 'an export of yours is still being uploaded or imported; wait for it to finish' })
+            .send({
+              error: STATUS_CODES[409],
+              code: 'FST_ERR_IMPORT_BUSY',
+              message: 'an export of yours is still being uploaded or imported; wait for it to finish',
+            })
         }
         if (uploading.size >= MAX_UPLOADS) {
           return reply
             .status(503)
             .header('retry-after', '30')
-            .send({ code: 'FST_ERR_IMPORT_BUSY', message: 'FitStream is taking in other exports just now; try again in a minute' })
+            .send({ error: STATUS_CODES[503], code: 'FST_ERR_IMPORT_BUSY', message: 'FitStream is taking in other exports just now; try again in a minute' })
         }
         uploading.add(userId)
         try {
@@ -150,8 +162,9 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
       const message = error instanceof ImportError ? error.message : 'the upload stopped before it was complete'
       await deps.store.update(importId, { state: 'failed', code, message, uploadedBytes: spool.size })
       // The rest of an oversized body is not read: the connection is closed after the answer.
-      if (code === 'FST_ERR_IMPORT_TOO_LARGE') return reply.status(413).header('connection', 'close').send({ id: importId, state: 'failed', code, message })
-      return reply.status(400).send({ id: importId, state: 'failed', code, message })
+      if (code === 'FST_ERR_IMPORT_TOO_LARGE')
+        return reply.status(413).header('connection', 'close').send({ error: STATUS_CODES[413], id: importId, state: 'failed', code, message })
+      return reply.status(400).send({ error: STATUS_CODES[400], id: importId, state: 'failed', code, message })
     }
     await deps.store.update(importId, { uploadedBytes: spool.size })
     deps.runner.start(importId, userId, spool)
@@ -171,7 +184,7 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
     },
     async (request, reply) => {
       const status = await deps.store.get(request.params.importId)
-      if (status === undefined || status.userId !== request.params.id) return reply.status(404).send({ message: 'no such import' })
+      if (status === undefined || status.userId !== request.params.id) return reply.status(404).send({ error: STATUS_CODES[404], message: 'no such import' })
       // Neither the owner nor the time of the last change: the answer is the import's progress and findings.
       const { id, state, uploadedBytes, progress, records, format, code, message, types } = status
       return { id, state, uploadedBytes, progress, records, format, code, message, types }

@@ -17,6 +17,26 @@ export function requireToken(expected: string, options: { realm?: string; challe
   }
 }
 
+/**
+ * A route hook for `/users/:id/...`: the operator's bearer token, or the session of the person the
+ * path names; anyone else gets 401, and another person's session 403.
+ */
+export function adminOrOwner(
+  adminToken: string,
+  sessions: { current(request: FastifyRequest): Promise<{ userId?: string | undefined } | undefined> },
+): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+  const isAdmin = tokenMatcher(adminToken)
+  return async (request, reply) => {
+    if (isAdmin(request.headers.authorization)) return undefined
+    const session = await sessions.current(request)
+    if (session?.userId === undefined) return reply.status(401).send({ error: 'Unauthorized', message: 'a valid bearer token is required' })
+    if (session.userId !== (request.params as { id?: string }).id) {
+      return reply.status(403).send({ error: 'Forbidden', message: 'a session may only act on its own user' })
+    }
+    return undefined
+  }
+}
+
 /** Whether an Authorization header carries `expected` (compared in constant time). */
 export function tokenMatcher(expected: string): (authorization: string | undefined) => boolean {
   const expectedDigest = digest(expected)

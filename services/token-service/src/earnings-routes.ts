@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Logger } from '@fitstream/shared'
-import { tokenMatcher } from './auth.js'
+import { adminOrOwner } from './auth.js'
 import { messagePage } from './html.js'
 import { memberRefOf, type EarningsHistory, type EarningsReport, type MembershipClient, type MemberEarnings } from './earnings.js'
 import type { SessionCookies } from './session-http.js'
@@ -53,19 +53,11 @@ export async function earningsRoutes(
   app: FastifyInstance,
   deps: EarningsDeps & { readonly users: UserRepository; readonly sessions: SessionCookies; readonly adminToken: string },
 ): Promise<void> {
-  const isAdmin = tokenMatcher(deps.adminToken)
-  const adminOrOwner = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (isAdmin(request.headers.authorization)) return
-    const session = await deps.sessions.current(request)
-    if (session?.userId === undefined) return reply.status(401).send({ error: 'Unauthorized', message: 'a valid bearer token or session is required' })
-    if (session.userId !== (request.params as { id?: string }).id) {
-      return reply.status(403).send({ error: 'Forbidden', message: 'a session may only act on its own user' })
-    }
-  }
+  const ownerCheck = adminOrOwner(deps.adminToken, deps.sessions)
   app.get<{ Params: { id: string } }>(
     '/users/:id/earnings',
     {
-      onRequest: adminOrOwner,
+      onRequest: ownerCheck,
       schema: {
         tags: ['users'],
         summary: "The person's earnings from the product's Data Union: withdrawable and total in token units, the fees, and a daily history",

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ImportError } from '@fitstream/exports'
-import { tokenMatcher } from './auth.js'
+import { adminOrOwner } from './auth.js'
 import type { ImportRunner, ImportStore } from './imports.js'
 import type { SessionCookies } from './session-http.js'
 import type { UserRepository } from './users.js'
@@ -63,16 +63,8 @@ const statusResponse = {
  * encrypted spool, never into memory, and is imported in the background; its status is polled.
  */
 export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps): Promise<void> {
-  const isAdmin = tokenMatcher(deps.adminToken)
   const uploading = new Set<string>()
-  const adminOrOwner = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (isAdmin(request.headers.authorization)) return
-    const session = await deps.sessions.current(request)
-    if (session?.userId === undefined) return reply.status(401).send({ error: 'Unauthorized', message: 'a valid bearer token or session is required' })
-    if (session.userId !== (request.params as { id?: string }).id) {
-      return reply.status(403).send({ error: 'Forbidden', message: 'a session may only act on its own user' })
-    }
-  }
+  const ownerCheck = adminOrOwner(deps.adminToken, deps.sessions)
 
   await app.register(async (scope) => {
     // The body is the upload itself: handed on as the raw stream, never buffered by a parser.
@@ -82,7 +74,7 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
     scope.post<{ Params: { id: string } }>(
       '/users/:id/imports',
       {
-        onRequest: adminOrOwner,
+        onRequest: ownerCheck,
         schema: {
           tags: ['imports'],
           summary: 'Upload an Apple Health export.zip or a Google Takeout archive (the body is the zip)',
@@ -108,25 +100,21 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
         }
         const declared = Number(request.headers['content-length'] ?? NaN)
         if (declared > deps.maxUploadBytes) {
-          return reply
-            .status(413)
-            .send({
-              error: STATUS_CODES[413],
-              code: 'FST_ERR_IMPORT_TOO_LARGE',
-              message: `the upload is larger than the ${deps.maxUploadBytes} bytes an import may be`,
-            })
+          return reply.status(413).send({
+            error: STATUS_CODES[413],
+            code: 'FST_ERR_IMPORT_TOO_LARGE',
+            message: `the upload is larger than the ${deps.maxUploadBytes} bytes an import may be`,
+          })
         }
         const userId = request.params.id
         if ((await deps.users.get(userId)) === undefined) return reply.status(404).send({ error: STATUS_CODES[404], message: `no user ${userId}` })
 
         if (uploading.has(userId) || deps.runner.isImporting(userId)) {
-          return reply
-            .status(409)
-            .send({
-              error: STATUS_CODES[409],
-              code: 'FST_ERR_IMPORT_BUSY',
-              message: 'an export of yours is still being uploaded or imported; wait for it to finish',
-            })
+          return reply.status(409).send({
+            error: STATUS_CODES[409],
+            code: 'FST_ERR_IMPORT_BUSY',
+            message: 'an export of yours is still being uploaded or imported; wait for it to finish',
+          })
         }
         if (uploading.size >= MAX_UPLOADS) {
           return reply
@@ -174,7 +162,7 @@ export async function importRoutes(app: FastifyInstance, deps: ImportRoutesDeps)
   app.get<{ Params: { id: string; importId: string } }>(
     '/users/:id/imports/:importId',
     {
-      onRequest: adminOrOwner,
+      onRequest: ownerCheck,
       schema: {
         tags: ['imports'],
         summary: "An import's progress and, once done, what it found per type and period",

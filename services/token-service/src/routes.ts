@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import {
   DATA_TYPE_KEYS,
   GOOGLE_DATA_API_NAMES,
@@ -13,7 +13,7 @@ import {
 import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { mustMoveToHealth } from './consent.js'
-import { requireToken, tokenMatcher } from './auth.js'
+import { adminOrOwner, requireToken } from './auth.js'
 import { eraseUser, type ErasureDeps } from './erasure.js'
 import type { Onboarding } from './onboarding.js'
 import type { ReconnectLinks } from './reconnect-links.js'
@@ -169,24 +169,13 @@ const ADMIN_OR_OWNER: Security = [{ admin: [] }, { session: [] }]
 /** Redis cursors are unsigned 64-bit integers. */
 const MAX_CURSOR = 2n ** 64n - 1n
 
-const UNAUTHORIZED = { error: 'Unauthorized', message: 'a valid bearer token is required' }
-
 /**
  * The users API. Operators use the admin token for everything; a person's browser session may read,
  * change the consent of, and erase its own user only.
  */
 export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Promise<void> {
   const now = deps.now ?? Date.now
-  const isAdmin = tokenMatcher(deps.adminToken)
-
-  const adminOrOwner = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (isAdmin(request.headers.authorization)) return
-    const session = await deps.sessions.current(request)
-    if (session?.userId === undefined) return reply.status(401).send(UNAUTHORIZED)
-    if (session.userId !== (request.params as { id?: string }).id) {
-      return reply.status(403).send({ error: 'Forbidden', message: 'a session may only act on its own user' })
-    }
-  }
+  const ownerCheck = adminOrOwner(deps.adminToken, deps.sessions)
 
   const present = async (user: User) => ({
     id: user.id,
@@ -353,7 +342,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
   })
 
   await app.register(async (own) => {
-    own.addHook('onRequest', adminOrOwner)
+    own.addHook('onRequest', ownerCheck)
 
     own.get<{ Params: { id: string } }>(
       '/users/:id',

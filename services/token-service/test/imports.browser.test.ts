@@ -1,14 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { waitForRedis, type ServiceRuntime } from '@fitstream/shared'
-import { loadConfig } from '../src/config.js'
-import { createTokenService } from '../src/service.js'
-import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import type { ServiceRuntime } from '@fitstream/shared'
+import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { APPLE_MORNING, writeZip } from '../../../packages/exports/test/fixtures.js'
-import { CHROMIUM, SCREENSHOTS, launchChromium, testEnv } from './support.js'
+import { CHROMIUM, SCREENSHOTS, launchChromium, listeningTokenService } from './support.js'
 
 /** The account page's upload section in Debian's Chromium: upload, the two progress bars, the summary, a refusal. */
 const prefix = uniquePrefix('imports-browser')
@@ -18,22 +15,10 @@ let service: ServiceRuntime
 let browser: Browser
 let publicUrl: string
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('uploading an export on the account page', () => {
   beforeAll(async () => {
     google = await FakeGoogle.start()
-    const port = await freePort()
-    publicUrl = `http://127.0.0.1:${port}`
-    service = await createTokenService(loadConfig(testEnv(google, prefix, { PUBLIC_URL: publicUrl })), silentLogger())
-    await waitForRedis(service.redis)
-    await service.server.listen({ host: '127.0.0.1', port })
+    ;({ service, publicUrl } = await listeningTokenService(google, prefix))
     mkdirSync(SCREENSHOTS, { recursive: true })
     browser = await launchChromium()
   })

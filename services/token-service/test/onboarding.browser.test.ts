@@ -1,13 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Browser, type Page } from 'playwright-core'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type ServiceRuntime } from '@fitstream/shared'
-import { loadConfig } from '../src/config.js'
-import { createTokenService } from '../src/service.js'
-import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { testEnv, SCREENSHOTS, launchChromium, CHROMIUM } from './support.js'
+import { USER_FIELDS, decodeScopes, userKey, type ServiceRuntime } from '@fitstream/shared'
+import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { SCREENSHOTS, launchChromium, listeningTokenService, CHROMIUM } from './support.js'
 
 /**
  * The onboarding pages in a real browser: Debian's Chromium driven by playwright-core (never a
@@ -23,22 +20,10 @@ let service: ServiceRuntime
 let browser: Browser
 let publicUrl: string
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('onboarding in a real browser', () => {
   beforeAll(async () => {
     google = await FakeGoogle.start()
-    const port = await freePort()
-    publicUrl = `http://127.0.0.1:${port}`
-    service = await createTokenService(loadConfig(testEnv(google, prefix, { PUBLIC_URL: publicUrl })), silentLogger())
-    await waitForRedis(service.redis)
-    await service.server.listen({ host: '127.0.0.1', port })
+    ;({ service, publicUrl } = await listeningTokenService(google, prefix))
     mkdirSync(SCREENSHOTS, { recursive: true })
     browser = await launchChromium()
   })

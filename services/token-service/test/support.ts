@@ -1,8 +1,11 @@
+import { createServer } from 'node:net'
 import { chromium, type Browser } from 'playwright-core'
 import { expect } from 'vitest'
 import { FAKE_FIT_CLOSES_AT, type FakeGoogle, type FakeUser } from '@fitstream/fake-google'
-import { generateKeyringEntry, type DataTypeKey, type Env, type ServiceRuntime } from '@fitstream/shared'
-import { redisUrl } from '../../../tests/helpers.js'
+import { generateKeyringEntry, waitForRedis, type DataTypeKey, type Env, type ServiceRuntime } from '@fitstream/shared'
+import { redisUrl, silentLogger } from '../../../tests/helpers.js'
+import { loadConfig } from '../src/config.js'
+import { createTokenService } from '../src/service.js'
 
 export const ADMIN = 'admin-token-for-tests-0123456789abcdef'
 export const INTERNAL = 'internal-token-for-tests-0123456789abc'
@@ -148,4 +151,17 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-sync',
     ],
   })
+}
+
+/** A token service on a real loopback port (what a browser needs), its PUBLIC_URL that address. */
+export async function listeningTokenService(google: FakeGoogle, prefix: string): Promise<{ service: ServiceRuntime; publicUrl: string }> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as { port: number }
+  await new Promise((resolve) => probe.close(resolve))
+  const publicUrl = `http://127.0.0.1:${port}`
+  const service = await createTokenService(loadConfig(testEnv(google, prefix, { PUBLIC_URL: publicUrl })), silentLogger())
+  await waitForRedis(service.redis)
+  await service.server.listen({ host: '127.0.0.1', port })
+  return { service, publicUrl }
 }

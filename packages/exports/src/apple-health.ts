@@ -2,6 +2,7 @@ import { SaxesParser, type SaxesTagPlain } from 'saxes'
 import type { DataTypeKey } from '@fitstream/shared'
 import type { BucketAccumulator } from './buckets.js'
 import { ImportError } from './errors.js'
+import { PLAUSIBLE } from './limits.js'
 
 /** Where an Apple Health export keeps its records inside `export.zip`. */
 export const APPLE_EXPORT_ENTRY = /^(?:[^/]+\/)?export\.xml$/
@@ -35,19 +36,6 @@ const QUANTITIES: Readonly<Record<string, QuantityRule>> = {
   // Apple stores percentages as fractions (0.21 for 21 %).
   HKQuantityTypeIdentifierBodyFatPercentage: { type: 'body_fat', kind: 'reading', units: { '%': 100 } },
   HKQuantityTypeIdentifierOxygenSaturation: { type: 'oxygen_saturation', kind: 'reading', units: { '%': 100 } },
-}
-
-/** Plausible ranges in FitStream's units: a value outside is a wrong unit or a broken record, and refuses the import. */
-const PLAUSIBLE: Partial<Record<DataTypeKey, readonly [number, number]>> = {
-  steps: [0, 200_000],
-  calories: [0, 50_000],
-  distance: [0, 1_000_000],
-  active_minutes: [0, 1_440],
-  heart_rate: [20, 300],
-  weight: [1, 700],
-  height: [0.3, 3],
-  body_fat: [1, 80],
-  oxygen_saturation: [50, 100],
 }
 
 /** Apple's sleep states and the FitStream field of each; time "in bed" overlaps the asleep states and is not counted. */

@@ -1,3 +1,5 @@
+import type { DataTypeKey } from '@fitstream/shared/data-types'
+
 /** What an import accepts; every limit is checked while the data streams, never after. */
 export interface ImportLimits {
   /** Largest upload accepted, in bytes (default 2 GiB). */
@@ -22,3 +24,16 @@ export const DEFAULT_LIMITS: ImportLimits = Object.freeze({
   maxElementBytes: 1024 ** 2,
   maxBuckets: 2_000_000,
 })
+
+/** Plausible ranges in FitStream's units, whatever the export: a value outside is a wrong unit or a broken record, and refuses the import. */
+export const PLAUSIBLE: Partial<Record<DataTypeKey, readonly [number, number]>> = {
+  steps: [0, 200_000],
+  calories: [0, 50_000],
+  distance: [0, 1_000_000],
+  active_minutes: [0, 1_440],
+  heart_rate: [20, 300],
+  weight: [1, 700],
+  height: [0.3, 3],
+  body_fat: [1, 80],
+  oxygen_saturation: [50, 100],
+}

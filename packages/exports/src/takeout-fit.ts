@@ -2,6 +2,7 @@ import { SLEEP_STAGE_FIELDS, type DataTypeKey } from '@fitstream/shared/data-typ
 import type { DateRange } from './apple-health.js'
 import type { BucketAccumulator } from './buckets.js'
 import { ImportError } from './errors.js'
+import { PLAUSIBLE } from './limits.js'
 
 /**
  * A Takeout archive's Fit data points: `<Takeout>/Fit/<All Data>/<file>.json`. The folder names are
@@ -32,18 +33,6 @@ const FIT_TYPES: Readonly<Record<string, FitRule>> = {
   'com.google.body.fat.percentage': { type: 'body_fat', kind: 'reading', format: 'fpVal' },
   'com.google.oxygen_saturation': { type: 'oxygen_saturation', kind: 'reading', format: 'fpVal' },
   'com.google.sleep.segment': { type: 'sleep', kind: 'sleep', format: 'intVal', merged: true },
-}
-
-const PLAUSIBLE: Partial<Record<DataTypeKey, readonly [number, number]>> = {
-  steps: [0, 200_000],
-  calories: [0, 50_000],
-  distance: [0, 1_000_000],
-  active_minutes: [0, 1_440],
-  heart_rate: [20, 300],
-  weight: [1, 700],
-  height: [0.3, 3],
-  body_fat: [1, 80],
-  oxygen_saturation: [50, 100],
 }
 
 const MAX_RECORD_MS = 2 * 86_400_000

@@ -77,16 +77,16 @@ if (seconds > 0) {
 }
 
 function describe(message: ReceivedMessage): string {
-  const content = message.content as { type?: string; pseudonym?: string; records?: { start: string; values: Record<string, number>; unit: string }[] }
-  const records = content.records ?? []
-  const first = records[0]
-  const last = records[records.length - 1]
-  const sample = first === undefined ? '' : ` first ${first.start.slice(0, 16)}Z ${format(first.values)} ${first.unit}`
-  const span = last === undefined ? '' : ` … last ${last.start.slice(0, 16)}Z`
   // A release slot's message (fitstream.records/2) holds many people's records, a pseudonym on each.
-  const pseudonyms = new Set(recordsOf(message.content).map((r) => r.pseudonym))
-  const who = pseudonyms.size > 1 ? `${pseudonyms.size} pseudonyms` : `${[...pseudonyms][0]?.slice(0, 12) ?? content.pseudonym?.slice(0, 12)}…`
-  return `[${content.type}] ${who} partition ${message.partition}: ${records.length} records${sample}${span}`
+  const records = recordsOf(message.content)
+  const type = (message.content as { type?: string }).type
+  if (records.length === 0) return `[${type}] partition ${message.partition}: no individual records`
+  const first = records.reduce((a, b) => (b.start < a.start ? b : a))
+  const last = records.reduce((a, b) => (b.start > a.start ? b : a))
+  const pseudonyms = [...new Set(records.map((r) => r.pseudonym))]
+  const who = pseudonyms.length > 1 ? `${pseudonyms.length} pseudonyms` : `${pseudonyms[0]!.slice(0, 12)}…`
+  const slot = new Date(message.timestamp).toISOString().slice(11, 23)
+  return `[${type}] ${records[0]!.epoch} ${who} slot ${slot}Z partition ${message.partition}: ${records.length} records, first ${first.start.slice(0, 16)}Z ${format(first.values)} ${first.unit} … last ${last.start.slice(0, 16)}Z`
 }
 
 function format(values: Record<string, number>): string {

@@ -127,7 +127,7 @@ export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_
 
 /**
  * Where browser tests save screenshots: docs/screenshots when UPDATE_SCREENSHOTS=1 (to refresh the
- * README's pictures), otherwise a temporary folder, so a test run leaves the tree unchanged.
+ * pictures in docs/onboarding.md and docs/operating.md), otherwise a temporary folder, so a test run leaves the tree unchanged.
  */
 export const SCREENSHOTS =
   process.env.UPDATE_SCREENSHOTS === '1'

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import type { ServiceProcess } from '@fitstream/devstack'
 import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
-import { PublisherHarness, keysOf, records } from '../services/publisher/test/harness.js'
+import { PublisherHarness, WITHOUT_SERVER, keysOf, records } from '../services/publisher/test/harness.js'
 import { CHROMIUM, launchChromium } from '../services/token-service/test/support.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 
@@ -67,10 +67,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     publisher = await harness.startPublisher({
       REDIS_URL: redisUrl(),
       QUEUE_PREFIX: prefix,
-      XDG_DATA_HOME: harness.dataDir(),
-      STREAMR_WEBSOCKET_SERVER: 'false',
-      STREAMR_WEBSOCKET_PORT: '',
-      STREAMR_WEBSOCKET_HOST: '',
+      ...WITHOUT_SERVER,
       STREAMR_JOIN_TIMEOUT_MS: '30000',
     })
     const bundle = readFileSync(SDK_BUNDLE)

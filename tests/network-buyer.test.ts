@@ -43,7 +43,6 @@ beforeAll(async () => {
   publisher = await harness.startPublisher({
     REDIS_URL: redisUrl(),
     QUEUE_PREFIX: prefix,
-    XDG_DATA_HOME: harness.dataDir(),
     STREAMR_JOIN_TIMEOUT_MS: '30000',
     // Release slots, as production publishes (fitstream.records/2), short enough for a test.
     PUBLISH_SLOT_MS: '1500',

@@ -54,7 +54,6 @@ beforeAll(async () => {
   publisher = await harness.startPublisher({
     REDIS_URL: redisUrl(),
     QUEUE_PREFIX: prefix,
-    XDG_DATA_HOME: harness.dataDir(),
     // Many small messages, so that a job is a transfer long enough to drop out of.
     MAX_MESSAGE_BYTES: '600',
     STREAMR_JOIN_TIMEOUT_MS: '30000',

@@ -27,7 +27,6 @@ beforeAll(async () => {
   publisher = await harness.startPublisher({
     REDIS_URL: redisUrl(),
     QUEUE_PREFIX: prefix,
-    XDG_DATA_HOME: harness.dataDir(),
     STREAMR_ENTRY_POINTS: `${gone},${ep.nodeId}@ws://${ep.websocket.host}:${ep.websocket.port}`,
     STREAMR_JOIN_TIMEOUT_MS: '30000',
   })

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Subscriber, type ServiceProcess } from '@fitstream/devstack'
 import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
-import { PublisherHarness, deliveries, keysOf, records } from '../services/publisher/test/harness.js'
+import { PublisherHarness, WITHOUT_SERVER, deliveries, keysOf, records } from '../services/publisher/test/harness.js'
 import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
 import { processSockets } from './network-sockets.js'
 
@@ -36,11 +36,7 @@ beforeAll(async () => {
   publisher = await harness.startPublisher({
     REDIS_URL: redisUrl(),
     QUEUE_PREFIX: prefix,
-    XDG_DATA_HOME: harness.dataDir(),
-    STREAMR_WEBSOCKET_SERVER: 'false',
-    // Empty is unset: the harness gives every publisher a port and host otherwise.
-    STREAMR_WEBSOCKET_PORT: '',
-    STREAMR_WEBSOCKET_HOST: '',
+    ...WITHOUT_SERVER,
     STREAMR_JOIN_TIMEOUT_MS: '30000',
   })
   buyer = await buyerWithoutServer()

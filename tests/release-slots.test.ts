@@ -31,7 +31,6 @@ beforeAll(async () => {
     // Small messages, so that a slot is several messages per epoch.
     MAX_MESSAGE_BYTES: '2048',
     STREAMR_JOIN_TIMEOUT_MS: '30000',
-    XDG_DATA_HOME: harness.dataDir(),
   })
 })
 

@@ -19,6 +19,9 @@ import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@f
 const run = promisify(execFile)
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
+/** A publisher that runs no WebSocket server (as behind NAT); empty is unset, overriding the harness's port and host. */
+export const WITHOUT_SERVER: Readonly<Record<string, string>> = { STREAMR_WEBSOCKET_SERVER: 'false', STREAMR_WEBSOCKET_PORT: '', STREAMR_WEBSOCKET_HOST: '' }
+
 export class PublisherHarness {
   private readonly dirs: string[] = []
   private readonly processes: (ServiceProcess | Subscriber)[] = []
@@ -70,13 +73,13 @@ export class PublisherHarness {
     return run(process.execPath, [CLI, ...args], { env: childEnv, timeout: 120_000 })
   }
 
-  /** Starts a publisher service process and waits until it is ready. */
+  /** Starts a publisher service process (with a key store of its own unless `env` names one) and waits until it is ready. */
   async startPublisher(env: Record<string, string>, label = 'publisher'): Promise<ServiceProcess> {
     const publisher = new ServiceProcess({
       name: 'publisher',
       label,
       port: await freePort(),
-      env: this.env({ STREAMR_WEBSOCKET_PORT: String(await freePort()), ...env }),
+      env: this.env({ STREAMR_WEBSOCKET_PORT: String(await freePort()), XDG_DATA_HOME: env.XDG_DATA_HOME ?? this.dataDir(), ...env }),
     })
     publisher.start()
     this.processes.push(publisher)

@@ -124,6 +124,19 @@ const schema = z.object({
   PUBLISH_SLOT_MS: envVar.nonNegativeInt().default(3_600_000),
   /** Where in the period the slots fall (default 0: on the hour); less than PUBLISH_SLOT_MS. */
   PUBLISH_SLOT_OFFSET_MS: envVar.nonNegativeInt().default(0),
+  /**
+   * Fault injection for crash tests, off by default (never set it in production): the publisher kills
+   * itself with SIGKILL at this point of its publishing. `held`: a job's records are held for their
+   * slot, the job not yet marked done. `planned`: a slot's plan is kept, nothing published. For the
+   * n-th message (from 1) of a job or slot: `published:<n>` (published, not yet noted), `noting:<n>`
+   * (its note sent to Redis, the answer not awaited), `noted:<n>` (noted, the next not published).
+   * `completed`: a slot's journal is complete, the slot not yet marked released.
+   */
+  PUBLISH_CRASH_AT: z
+    .string()
+    .trim()
+    .regex(/^(held|planned|completed|(published|noting|noted):[1-9][0-9]*)$/, 'must be held, planned, completed, or published:<n>, noting:<n> or noted:<n>')
+    .optional(),
   /** Largest message published (bytes); records are split across messages to stay under it. */
   MAX_MESSAGE_BYTES: envVar
     .positiveInt()

@@ -49,6 +49,26 @@ export interface PublishProcessorDeps {
   readonly now?: () => number
   /** Hold records for shared release slots instead of publishing each job as it comes. */
   readonly slots?: SlotHolding
+  /** Fault injection for crash tests (PUBLISH_CRASH_AT; see crashPointFor): none by default. */
+  readonly crashPoint?: CrashHook
+}
+
+/** The points of publishing where a crash test can kill the publisher (see PUBLISH_CRASH_AT). */
+export type CrashPoint = 'held' | 'planned' | 'published' | 'noting' | 'noted' | 'completed'
+
+/** Called at every crash point (`message`: the message's position in its job or slot, from 1). */
+export type CrashHook = (point: CrashPoint, message?: number) => void
+
+/**
+ * The hook for a PUBLISH_CRASH_AT setting (`point` or `point:n`): it calls `crash` at that point,
+ * for the n-th message when n is given; undefined when unset, so no hook runs at all.
+ */
+export function crashPointFor(setting: string | undefined, crash: () => void): CrashHook | undefined {
+  if (setting === undefined) return undefined
+  const [point, position] = setting.split(':')
+  return (at, message) => {
+    if (at === point && (position === undefined || message === Number(position))) crash()
+  }
 }
 
 /** Streamr errors that no retry can fix: the job is dead-lettered with the reason. */
@@ -123,8 +143,14 @@ export function createDeliverer(deps: PublishProcessorDeps) {
         }
         await publishOne(deps, message, identity(index))
         here.add(index)
+        deps.crashPoint?.('published', index + 1)
         if (noted) republished++
-        else await deps.journal.notePublished(journal, keys)
+        else {
+          const note = deps.journal.notePublished(journal, keys)
+          deps.crashPoint?.('noting', index + 1)
+          await note
+        }
+        deps.crashPoint?.('noted', index + 1)
       }
       await deps.journal.complete(journal, messages.length)
     } catch (error) {
@@ -196,10 +222,13 @@ async function holdForSlot(deps: PublishProcessorDeps, slots: SlotHolding, data:
       throw toPublishError(error, streamId)
     }
   }
-  const slot = await slots.store.hold(data, deps.now?.() ?? Date.now())
-  // A crash between the two lines holds the records again on the retry: if their slot was released
-  // meanwhile, they go out twice, under the same record ids and revisions, which buyers drop.
+  // The hold is noted under the job id in the same step, so a retry after a crash before markDone
+  // finds the slot it was held for rather than holding the records again for a later slot (they
+  // would then go out twice, in two slots' messages).
+  const slot = await slots.store.hold(context.jobId, data, deps.now?.() ?? Date.now())
+  deps.crashPoint?.('held')
   await deps.journal.markDone(context.jobId)
+  await slots.store.forgetHold(context.jobId)
   deps.metrics?.recordsHeld.inc(counts.records + counts.cohorts)
   context.logger.info({ syncId: data.syncId, ...counts, slot: new Date(slot).toISOString() }, 'records held for their release slot')
   return { messages: 0, ...counts, alreadyPublished: 0, republished: 0, heldFor: slot }

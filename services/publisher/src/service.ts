@@ -2,7 +2,7 @@ import { createPublisherMetrics } from './metrics.js'
 import { ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { PublisherConfig } from './config.js'
 import { DeliveryJournal } from './delivery-journal.js'
-import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } from './publish-processor.js'
+import { crashPointFor, createDeliverer, createPublishProcessor, type PublishProcessorDeps } from './publish-processor.js'
 import { startRekeying } from './rekey.js'
 import { SlotReleaser } from './slot-releaser.js'
 import { SlotStore } from './slot-store.js'
@@ -30,6 +30,8 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
     config.PUBLISH_SLOT_MS > 0
       ? new SlotStore(runtime.redis, config.QUEUE_PREFIX, { slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS })
       : undefined
+  // Crash tests only (PUBLISH_CRASH_AT, unset in production): SIGKILL, so nothing is cleaned up.
+  const crashPoint = crashPointFor(config.PUBLISH_CRASH_AT, () => process.kill(process.pid, 'SIGKILL'))
   const deps: PublishProcessorDeps = {
     client: {
       publish: (definition, content, metadata) => {
@@ -53,6 +55,7 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
       options.restart?.()
     },
     ...(slotStore === undefined ? {} : { slots: { store: slotStore, canPublish: (streamId: string) => client.isStreamPublisher(streamId, publisherId) } }),
+    ...(crashPoint === undefined ? {} : { crashPoint }),
   }
   runtime.addWorker({
     stage: 'publish',
@@ -70,6 +73,7 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
       lockMs: config.PUBLISH_LOCK_MS,
       logger,
       metrics,
+      ...(crashPoint === undefined ? {} : { crashPoint }),
     })
     logger.info({ slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS }, 'records are held and published in shared release slots')
     runtime.onStart(() => releaser.start(Math.min(1_000, Math.max(100, Math.floor(config.PUBLISH_SLOT_MS / 4)))))

@@ -1,7 +1,7 @@
 import type { Logger } from '@fitstream/shared'
 import { planSlot, type RandomInt } from './messages.js'
 import type { PublisherMetrics } from './metrics.js'
-import type { createDeliverer } from './publish-processor.js'
+import type { CrashHook, createDeliverer } from './publish-processor.js'
 import type { SlotStore } from './slot-store.js'
 
 export interface SlotReleaserOptions {
@@ -17,6 +17,8 @@ export interface SlotReleaserOptions {
   readonly metrics?: PublisherMetrics
   /** Randomness for the shuffles and chains; node:crypto's unless a test pins it. */
   readonly random?: RandomInt
+  /** Fault injection for crash tests (PUBLISH_CRASH_AT): none by default. */
+  readonly crashPoint?: CrashHook
 }
 
 /** Longest wait before a slot whose release failed is tried again. */
@@ -55,6 +57,7 @@ export class SlotReleaser {
     const attempt = (this.failures.get(slot)?.count ?? 0) + 1
     try {
       const plan = await store.plan(slot, (held) => planSlot(held, this.options.maxMessageBytes, this.options.random))
+      this.options.crashPoint?.('planned')
       const delivery =
         plan.length === 0
           ? undefined
@@ -63,6 +66,7 @@ export class SlotReleaser {
               // Every message under the slot's time: the SDK numbers those of one chain and partition.
               identity: (index) => ({ msgChainId: plan[index]!.msgChainId, timestamp: slot }),
             }))
+      this.options.crashPoint?.('completed')
       await store.released(slot)
       this.failures.delete(slot)
       metrics?.slotsReleased.inc()

@@ -23,24 +23,34 @@ export function nextSlot(schedule: SlotSchedule, now: number): number {
   return Math.floor((now - offsetMs) / slotMs) * slotMs + offsetMs + slotMs
 }
 
-// Holds entries (ARGV[4..]: delivery key, JSON, ...) for slot ARGV[1], or for the first later slot
-// whose release has not been planned yet (a hold that raced a slot's release, or came late).
+// Holds entries (ARGV[5..]: delivery key, JSON, ...) for slot ARGV[1], or for the first later slot
+// whose release has not been planned yet (a hold that raced a slot's release, or came late), and
+// notes the slot under the job (KEYS[2]) in the same step. A job already held is not held again.
 // Returns the slot used.
 const HOLD_SCRIPT = `
+local already = redis.call('GET', KEYS[2])
+if already then return tonumber(already) end
 local slot = tonumber(ARGV[1])
 while redis.call('EXISTS', ARGV[2] .. slot .. ':plan') == 1 do slot = slot + tonumber(ARGV[3]) end
 local held = ARGV[2] .. slot .. ':held'
 for i = 5, #ARGV, 2 do redis.call('HSET', held, ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', held, ARGV[4])
 redis.call('ZADD', KEYS[1], slot, slot)
+redis.call('SET', KEYS[2], slot, 'EX', ARGV[4])
 return slot
 `
+
+/**
+ * What a slot's plan key holds between the moment it stops taking holds and the moment its plan is
+ * kept: holds already go to a later slot, and what it held is read without anything joining it.
+ */
+const CLOSED = 'closed'
 
 // Keeps the first plan made for a slot (ARGV[1]) and forgets what the slot held, in one step, so
 // that every process releasing the slot publishes the same messages. Returns the plan kept.
 const PLAN_SCRIPT = `
 local plan = redis.call('GET', KEYS[1])
-if plan then return plan end
+if plan and plan ~= '${CLOSED}' then return plan end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
 return ARGV[1]
@@ -71,16 +81,20 @@ export class SlotStore {
     private readonly schedule: SlotSchedule,
   ) {}
 
-  /** Holds records and cohorts for the first slot after `now` (or a later one); returns the slot. */
-  async hold(release: HeldRelease, now: number): Promise<number> {
+  /**
+   * Holds a job's records and cohorts for the first slot after `now` (or a later one); returns the
+   * slot. A job held before (a retry after a crash) is not held again: its slot is returned.
+   */
+  async hold(jobId: string, release: HeldRelease, now: number): Promise<number> {
     const entries = [
       ...release.records.flatMap((r) => [`${r.id}:${r.revision}`, JSON.stringify({ record: r })]),
       ...release.cohorts.flatMap((c) => [`c:${c.id}`, JSON.stringify({ cohort: c })]),
     ]
     const slot = await this.redis.eval(
       HOLD_SCRIPT,
-      1,
+      2,
       this.slotsKey,
+      this.heldJobKey(jobId),
       String(nextSlot(this.schedule, now)),
       `${this.prefix}:publisher:slot:`,
       String(this.schedule.slotMs),
@@ -88,6 +102,11 @@ export class SlotStore {
       ...entries,
     )
     return Number(slot)
+  }
+
+  /** The job is marked done in the delivery journal, which answers its retries from now on. */
+  async forgetHold(jobId: string): Promise<void> {
+    await this.redis.del(this.heldJobKey(jobId))
   }
 
   /** Slots due at `now` that have something to release, oldest first. */
@@ -113,7 +132,10 @@ export class SlotStore {
    */
   async plan(slot: number, make: (held: HeldRelease) => SlotMessage[]): Promise<SlotMessage[]> {
     const stored = await this.redis.get(this.planKey(slot))
-    if (stored !== null) return JSON.parse(stored) as SlotMessage[]
+    if (stored !== null && stored !== CLOSED) return JSON.parse(stored) as SlotMessage[]
+    // Closed to holds first: a hold landing between reading what is held and keeping the plan would
+    // otherwise be forgotten with the rest, and never published.
+    if (stored === null) await this.redis.set(this.planKey(slot), CLOSED, 'EX', SLOT_TTL_SECONDS, 'NX')
     const made = make(await this.held(slot))
     const kept = (await this.redis.eval(PLAN_SCRIPT, 2, this.planKey(slot), this.heldKey(slot), JSON.stringify(made), String(SLOT_TTL_SECONDS))) as string
     return JSON.parse(kept) as SlotMessage[]
@@ -142,6 +164,11 @@ export class SlotStore {
 
   async unlock(slot: number, owner: string): Promise<void> {
     await this.redis.eval(UNLOCK_SCRIPT, 1, this.lockKey(slot), owner)
+  }
+
+  /** The slot a job's records were held for, until the journal marks the job done. */
+  private heldJobKey(jobId: string): string {
+    return `${this.prefix}:publisher:held-job:${jobId}`
   }
 
   private lockKey(slot: number): string {

@@ -4,7 +4,7 @@ import { createLogger, type PublishJobData, type ReleasableRecord } from '@fitst
 import { loadConfig } from '../src/config.js'
 import { DeliveryJournal } from '../src/delivery-journal.js'
 import { SLOT_MESSAGE_SCHEMA, planSlot, type SlotRecordMessage } from '../src/messages.js'
-import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } from '../src/publish-processor.js'
+import { crashPointFor, createDeliverer, createPublishProcessor, type PublishProcessorDeps } from '../src/publish-processor.js'
 import { SlotReleaser } from '../src/slot-releaser.js'
 import { SlotStore, nextSlot } from '../src/slot-store.js'
 import { jobContext, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -33,6 +33,8 @@ export interface Seen {
   readonly sequenceNumber: number
 }
 
+class Crash extends Error {}
+
 /** One publisher process: a hold processor, a releaser, and what its "client" sent. */
 function publisherProcess(options: {
   instance: string
@@ -41,6 +43,8 @@ function publisherProcess(options: {
   sink?: Seen[]
   joined?: PublishProcessorDeps['joined']
   canPublish?: (streamId: string) => Promise<boolean>
+  /** A PUBLISH_CRASH_AT setting: the process stops dead there (a thrown Crash, nothing after it runs). */
+  crashAt?: string
 }) {
   const sent = options.sink ?? []
   const lastSequence = new Map<string, { timestamp: number; sequenceNumber: number }>()
@@ -74,6 +78,9 @@ function publisherProcess(options: {
     now: () => now,
     ...(options.joined === undefined ? {} : { joined: options.joined }),
     slots: { store, ...(options.canPublish === undefined ? {} : { canPublish: options.canPublish }) },
+    crashPoint: crashPointFor(options.crashAt, () => {
+      throw new Crash()
+    }),
   }
   const hold = createPublishProcessor(deps)
   const releaser = new SlotReleaser({ store, deliver: createDeliverer(deps), maxMessageBytes: MAX_BYTES, instance: options.instance, lockMs: 500, logger })
@@ -199,6 +206,36 @@ describe('release slots', () => {
     const at = (time: number): string[] => keysOf(p.sent.filter((s) => s.timestamp === time)).sort()
     expect(at(Date.UTC(2026, 11, 3, 3, 5))).toEqual(early.records.map((r) => `${r.id}:0`).sort())
     expect(at(Date.UTC(2026, 11, 3, 4, 5))).toEqual(late.records.map((r) => `${r.id}:0`).sort())
+  })
+
+  it('holds a job that died between holding its records and being marked done once, even when its slot went out meanwhile', async () => {
+    const job = { syncId: 'held-crash', records: personRecords('held-crash-person', Date.UTC(2026, 11, 8), Date.UTC(2026, 11, 8, 6)), cohorts: [] }
+    const killed = publisherProcess({ instance: 'killed-after-hold', crashAt: 'held' })
+    await expect(killed.hold('held-crash', job, Date.UTC(2026, 11, 8, 6, 10))).rejects.toBeInstanceOf(Crash)
+    const restarted = publisherProcess({ instance: 'restarted-after-hold' })
+    const slotTime = Date.UTC(2026, 11, 8, 7, 5)
+    expect(await restarted.releaser.releaseDue(slotTime)).toBe(1)
+    // The job's retry comes once its lock lapsed, after the slot: it is answered with that slot.
+    expect((await restarted.hold('held-crash', job, slotTime + 60_000)).heldFor).toBe(slotTime)
+    await restarted.releaser.releaseDue(slotTime + 3_600_000)
+    expect(keysOf(restarted.sent).sort()).toEqual(job.records.map((r) => `${r.id}:0`).sort())
+  })
+
+  it('holds records that come while a slot is being planned for the next slot, never losing them', async () => {
+    const p = publisherProcess({ instance: 'racing-hold' })
+    const first = { records: personRecords('race-a', Date.UTC(2026, 11, 9), Date.UTC(2026, 11, 9, 2)), cohorts: [] }
+    const racing = { records: personRecords('race-b', Date.UTC(2026, 11, 9), Date.UTC(2026, 11, 9, 2)), cohorts: [] }
+    await p.hold('race-first', { syncId: 'race-first', ...first }, Date.UTC(2026, 11, 9, 2, 50))
+    const slotTime = Date.UTC(2026, 11, 9, 3, 5)
+    await p.store.plan(slotTime, (held) => {
+      // Another process's hold for this slot, sent between the read of what it holds and the plan.
+      void p.store.hold('race-racing', racing, Date.UTC(2026, 11, 9, 2, 59))
+      return planSlot(held, MAX_BYTES)
+    })
+    expect(await p.releaser.releaseDue(Date.UTC(2026, 11, 9, 4, 6))).toBe(2)
+    const at = (time: number): string[] => keysOf(p.sent.filter((s) => s.timestamp === time)).sort()
+    expect(at(slotTime)).toEqual(first.records.map((r) => `${r.id}:0`).sort())
+    expect(at(Date.UTC(2026, 11, 9, 4, 5))).toEqual(racing.records.map((r) => `${r.id}:0`).sort())
   })
 
   it('after a permanent failure part way, keeps the slot on its chains, so another process finishes it without reusing an identity', async () => {

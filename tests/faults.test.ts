@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Stack, type ServiceName } from '@fitstream/devstack'
+import { Stack, recordsOf, type ServiceName } from '@fitstream/devstack'
 import { createRedis, type Stage } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import { freePort } from '@fitstream/streamr-local'
@@ -8,9 +8,10 @@ import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
 import { expectNoLeaks } from './secrets.js'
 
 /**
- * Crashes and restarts under load, every part real: each service is killed with SIGKILL while it
- * holds jobs, then started again; each is stopped with SIGTERM while it holds jobs. A buyer's
- * subscriber counts what arrives: every record of every user exactly once.
+ * Crashes and restarts under load, every part real, the publisher in the devstack's release slots:
+ * each service is killed with SIGKILL while it holds jobs, then started again; each is stopped with
+ * SIGTERM while it holds jobs. A buyer's subscriber counts what arrives: every record of every user
+ * exactly once, in the slots' format.
  */
 const TYPES = ['steps', 'calories', 'heart_rate'] as const
 /** The stage whose jobs each service works. */
@@ -32,11 +33,6 @@ beforeAll(async () => {
     tokenServicePort: await freePort(),
     env: { JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000', RETRY_BACKOFF_MS: '200', SHUTDOWN_TIMEOUT_MS: String(GRACE_MS) },
     serviceEnv: { publisher: { PUBLISH_LOCK_MS: '3000' } },
-    // Each job published as it comes (fitstream.records/1), whose exactly-once this test checks: on
-    // release slots, a publisher killed with SIGKILL mid-job left 60 records (a slot message's worth)
-    // reaching the buyer twice in 2 runs of 8 (the two on a busy machine). Slots come back here once
-    // that is found and no longer happens.
-    publishSlotMs: 0,
   })
   stack = check.stack
   redis = createRedis(redisUrl(), 'producer', 'faults-test')
@@ -76,6 +72,12 @@ async function waitSettled(stage: Stage, jobIds: readonly string[], timeoutMs: n
   return Date.now() - started
 }
 
+/** Every record the buyer got came in a release slot's message (fitstream.records/2). */
+function expectOnlySlotMessages(): void {
+  const schemas = new Set(check.subscriber.messages.filter((m) => recordsOf(m.content).length > 0).map((m) => (m.content as { schema?: unknown }).schema))
+  expect([...schemas]).toEqual(['fitstream.records/2'])
+}
+
 async function expectNoDeadLetters(): Promise<void> {
   for (const stage of ['sync', 'fetch', 'anonymize', 'publish'] as const) {
     const letters = await stack.queues().deadLetterQueue(stage).getJobs(['waiting'])
@@ -104,7 +106,10 @@ describe('faults under load', () => {
     const report = await check.waitComplete(120_000)
     reportFigures('faults: kill -9', { ...report, recovery })
     expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
+    // Each record exactly once: every one arrived, and nothing arrived twice.
     expect(report.distinct).toBe(report.expected)
+    expect(report.received).toBe(report.expected)
+    expectOnlySlotMessages()
     await expectNoDeadLetters()
   }, 420_000)
 
@@ -130,7 +135,10 @@ describe('faults under load', () => {
     const report = await check.waitComplete(120_000)
     reportFigures('faults: SIGTERM', { ...report, stopped })
     expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
+    // Each record exactly once: every one arrived, and nothing arrived twice.
     expect(report.distinct).toBe(report.expected)
+    expect(report.received).toBe(report.expected)
+    expectOnlySlotMessages()
     await expectNoDeadLetters()
   }, 420_000)
 

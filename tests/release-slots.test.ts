@@ -9,7 +9,9 @@ import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
  * The publisher in shared release slots, as a separate process on a local Streamr network, seen by
  * a buyer's subscriber: people's syncs that straddle a month boundary (both months' pseudonyms in
  * one job) arrive in slots, every message of a slot under the slot's time, many people's records to
- * a message, and no message chain carrying two epochs or two slots.
+ * a message, and no message chain carrying two epochs or two slots. Then the publisher is killed
+ * (SIGKILL, PUBLISH_CRASH_AT) at each point of holding and releasing, and restarted: the buyer still
+ * gets every record exactly once.
  */
 const prefix = uniquePrefix('release-slots')
 const { redis, cleanup } = testRedis(prefix)
@@ -19,19 +21,24 @@ const HOUR = 3_600_000
 let harness: PublisherHarness
 let subscriber: Subscriber
 let publisher: ServiceProcess
+const publisherEnv = {
+  REDIS_URL: redisUrl(),
+  QUEUE_PREFIX: prefix,
+  PUBLISH_SLOT_MS: String(SLOT_MS),
+  // Small messages, so that a slot is several messages per epoch.
+  MAX_MESSAGE_BYTES: '2048',
+  STREAMR_JOIN_TIMEOUT_MS: '30000',
+  // A killed process's job and slot are taken over within seconds rather than minutes.
+  PUBLISH_LOCK_MS: '2000',
+  STALLED_CHECK_MS: '1000',
+  RETRY_BACKOFF_MS: '200',
+}
 
 beforeAll(async () => {
   harness = await PublisherHarness.start()
   await harness.cli(['streams', 'provision', '--types', 'steps', '--partitions', '2', '--grant-subscribe', harness.buyer.address])
   subscriber = await harness.startSubscriber(harness.buyer.privateKey, [harness.streamId('steps')])
-  publisher = await harness.startPublisher({
-    REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: prefix,
-    PUBLISH_SLOT_MS: String(SLOT_MS),
-    // Small messages, so that a slot is several messages per epoch.
-    MAX_MESSAGE_BYTES: '2048',
-    STREAMR_JOIN_TIMEOUT_MS: '30000',
-  })
+  publisher = await harness.startPublisher(publisherEnv)
 })
 
 afterEach((context) => {
@@ -103,4 +110,56 @@ describe('shared release slots', () => {
     expect(Math.max(...messages.map((m) => new Set(recordsOf(m.content).map((r) => r.pseudonym)).size))).toBeGreaterThan(1)
     expect(publisher.lines.some((l) => l.includes('release slot published'))).toBe(true)
   }, 120_000)
+})
+
+/** Every delivery of a record of `keys` the buyer got (`id:revision`), copies included. */
+function deliveriesOf(keys: ReadonlySet<string>): string[] {
+  return subscriber.messages.flatMap((m) => recordsOf(m.content).map((r) => `${r.id}:${r.revision}`)).filter((key) => keys.has(key))
+}
+
+describe('a publisher killed (SIGKILL) while holding or releasing a slot, then restarted', () => {
+  beforeAll(async () => {
+    // Only the processes each case starts publish from here on.
+    await publisher.stop()
+  })
+
+  // Each point in the order it comes: a job's hold, then a slot's release. A slot here is some ten
+  // messages (two epochs, several messages each), so the second message is part way through it.
+  const points = [
+    ['held', 'after a job is held, before the journal marks it done'],
+    ['planned', "after the slot's plan is kept, before its first message"],
+    ['published:2', 'after a message is published, before its note'],
+    ['noting:2', 'while the note of a published message is on its way to Redis'],
+    ['noted:2', 'between two messages of the slot'],
+    ['completed', "after the slot's journal is complete, before the slot is marked released"],
+  ] as const
+
+  for (const [point, when] of points) {
+    it(`${when} (PUBLISH_CRASH_AT=${point}): every record reaches the buyer exactly once`, async () => {
+      const people = Array.from({ length: 8 }, (_, i) => `crash-${point.replace(':', '-')}-${i}`)
+      const jobs = people.map((person) => ({ syncId: person, records: straddlingSync(person), cohorts: [] }))
+      const expected = jobs.flatMap((job) => job.records.map((r) => `${r.id}:${r.revision}`))
+      const keys = new Set(expected)
+      // The restarted process keeps the killed one's key store, as a restarted container does.
+      const env = { ...publisherEnv, XDG_DATA_HOME: harness.dataDir() }
+      const crashing = await harness.startPublisher({ ...env, PUBLISH_CRASH_AT: point }, `publisher-${point}`)
+      publisher = crashing
+      await queues.addBulk(
+        'publish',
+        jobs.map((data) => ({ data, options: { jobId: data.syncId } })),
+      )
+      // It dies at the point (nothing else ends it).
+      await expect.poll(() => crashing.running, { timeout: 60_000, interval: 100 }).toBe(false)
+      const restarted = await harness.startPublisher(env, `publisher-${point}-restarted`)
+      publisher = restarted
+      try {
+        await subscriber.waitFor(() => expected.every((key) => deliveriesOf(keys).includes(key)), 90_000)
+        // Long enough for a copy to show: a slot and the lock of the killed process's jobs and slots.
+        await new Promise((resolve) => setTimeout(resolve, 2 * SLOT_MS + 4_000))
+        expect(deliveriesOf(keys).sort()).toEqual([...expected].sort())
+      } finally {
+        await restarted.stop()
+      }
+    }, 180_000)
+  }
 })

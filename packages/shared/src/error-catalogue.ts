@@ -309,6 +309,48 @@ export const ERROR_CATALOGUE = {
     retry: 'not retried',
     meaning: 'The address given as the Data Union holds no contract on this chain, or one that does not answer as a Data Union does: check DATA_UNION_ADDRESS.',
   },
+  FST_ERR_PASSKEY_CHALLENGE: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'POST /passkey/register, POST /passkey/sign-in' }],
+    retry: 'not a job error',
+    meaning:
+      'The passkey response answers no challenge this browser was given: the challenge was already used (a replayed response), is over 5 minutes old, or was issued to another browser session. Nothing is created or signed in; the person starts again.',
+  },
+  FST_ERR_PASSKEY_INVALID: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'POST /passkey/register, POST /passkey/sign-in' }],
+    retry: 'not a job error',
+    meaning:
+      "The passkey response failed WebAuthn verification (its signature, its flags or its form): nothing is created or signed in. The person's own authenticator does not produce this; a forged or altered response does.",
+  },
+  FST_ERR_PASSKEY_ORIGIN: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'POST /passkey/register, POST /passkey/sign-in' }],
+    retry: 'not a job error',
+    meaning:
+      'The passkey response was made for another site: its origin is not PASSKEY_ORIGIN, or its authenticator data is for another RP ID than PASSKEY_RP_ID (a phishing page relaying the ceremony, or a misconfigured deployment). Nothing is created or signed in.',
+  },
+  FST_ERR_PASSKEY_REPLAY: {
+    raisedBy: 'token-service',
+    http: [{ status: 400, on: 'POST /passkey/sign-in' }],
+    retry: 'not a job error',
+    meaning:
+      "The passkey's signature counter did not go up since its last sign-in, the sign of a cloned authenticator or a replayed response: refused, and the stored counter is left as it is.",
+  },
+  FST_ERR_PASSKEY_UNKNOWN: {
+    raisedBy: 'token-service',
+    http: [{ status: 401, on: 'POST /passkey/sign-in' }],
+    retry: 'not a job error',
+    meaning:
+      'The passkey is not registered here, or its account was deleted: nobody is signed in. The person creates an account, or signs in with another passkey.',
+  },
+  FST_ERR_PASSKEY_WRONG_ACCOUNT: {
+    raisedBy: 'token-service',
+    http: [{ status: 403, on: 'POST /passkey/register, POST /passkey/sign-in' }],
+    retry: 'not a job error',
+    meaning:
+      "The passkey belongs to another account: a sign-in response naming another account's user handle than its credential's, or a registration of a credential that is already registered. Nobody is signed in and nothing is created.",
+  },
   FST_ERR_PUBLISH_JOURNAL: {
     raisedBy: 'publisher',
     http: [],

@@ -28,6 +28,17 @@ const schema = z.object({
     .url()
     .default('http://localhost:8080')
     .transform((url) => url.replace(/\/+$/, '')),
+  /**
+   * The WebAuthn relying party ID passkeys are made for: PUBLIC_URL's host name, or a registrable suffix of it
+   * (example.org for https://app.example.org). Passkeys work only on that domain; changing it strands every
+   * passkey already made. Default: PUBLIC_URL's host name.
+   */
+  PASSKEY_RP_ID: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/, 'must be a host name (lower case, no scheme or port)')
+    .optional(),
+  /** The name authenticators show next to a passkey (default FitStream). */
+  PASSKEY_RP_NAME: z.string().min(1).max(64).default('FitStream'),
   /** Signs session cookies and re-consent links: comma-separated secrets of 32+ characters, the first one signs. */
   SESSION_SECRET: z
     .string()
@@ -109,6 +120,10 @@ export function loadConfig(env: Env): Readonly<TokenServiceConfig> {
   const config = parseEnv(schema, env)
   if ((config.MEMBERSHIP_URL === undefined) !== (config.MEMBER_REF_KEY === undefined)) {
     throw new ConfigError('Invalid configuration: MEMBERSHIP_URL and MEMBER_REF_KEY go together')
+  }
+  const host = new URL(config.PUBLIC_URL).hostname
+  if (config.PASSKEY_RP_ID !== undefined && host !== config.PASSKEY_RP_ID && !host.endsWith(`.${config.PASSKEY_RP_ID}`)) {
+    throw new ConfigError(`Invalid configuration: PASSKEY_RP_ID must be the host name of PUBLIC_URL (${host}) or a suffix of it`)
   }
   return config
 }

@@ -22,6 +22,8 @@ export interface ErasureDeps {
   readonly cohortMopUpDelayMs?: number
   /** Settles the person's Data Union earnings (earnings-membership.ts): pays out to `payTo` first, leaves the Data Union. */
   readonly earnings?: (userId: string, payTo?: string) => Promise<EarningsOnErasure | undefined>
+  /** The person's passkeys (passkey-store.ts), when the service offers them. */
+  readonly passkeys?: { eraseAllOf(userId: string): Promise<number> }
 }
 
 export type GoogleAccess = 'revoked' | 'already_revoked' | 'not_revoked' | 'no_token'
@@ -47,6 +49,8 @@ export interface ErasureReceipt {
     /** Keys of per-user privacy state (budgets, cohort membership) and fetch history deleted. */
     readonly privacyState: number
     readonly sessions: number
+    /** Passkeys deleted (absent where passkeys are not offered). */
+    readonly passkeys?: number
     /** Pending, failed and dead-lettered jobs removed, per queue. */
     readonly jobs: Record<string, number>
   }
@@ -99,6 +103,7 @@ export async function eraseUser(deps: ErasureDeps, userId: string, options: { re
   const account = await deps.users.delete(userId)
   const privacyState = await deleteUserState(deps.redis, deps.prefix, userId)
   const sessions = await deps.sessions.destroyAllOf(userId)
+  const passkeys = await deps.passkeys?.eraseAllOf(userId)
   const recall: JobRecall = await deps.jobs.recall(userId)
   const running = Object.values(recall.running).reduce((a, b) => a + b, 0)
   // After the recall, so no queued anonymize job adds a contribution after the anonymiser took them out.
@@ -112,7 +117,17 @@ export async function eraseUser(deps: ErasureDeps, userId: string, options: { re
   return {
     id: userId,
     erasedAt: new Date(now()).toISOString(),
-    erased: { account, tokens: account, syncCursor: account, consent: account, schedule, privacyState, sessions, jobs: recall.removed },
+    erased: {
+      account,
+      tokens: account,
+      syncCursor: account,
+      consent: account,
+      schedule,
+      privacyState,
+      sessions,
+      ...(passkeys === undefined ? {} : { passkeys }),
+      jobs: recall.removed,
+    },
     googleAccess,
     notRecalled: {
       runningJobs: recall.running,
@@ -126,7 +141,7 @@ export async function eraseUser(deps: ErasureDeps, userId: string, options: { re
       {
         owner: 'token-service',
         outcome: 'deleted',
-        detail: `Your account, Google tokens, choices, sync position and schedule, ${sessions} session(s), ${privacyState} item(s) of privacy state and ${jobs} pending job(s) were deleted.`,
+        detail: `Your account, Google tokens, choices, sync position and schedule, ${sessions} session(s), ${passkeys === undefined ? '' : `${passkeys} passkey(s), `}${privacyState} item(s) of privacy state and ${jobs} pending job(s) were deleted.`,
       },
       {
         owner: 'anonymizer',

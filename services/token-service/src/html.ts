@@ -13,7 +13,7 @@ export function escapeHtml(value: string): string {
 /** The one inline script: tells the service the browser's time zone, so daily totals follow the person's days. */
 export const TIME_ZONE_SCRIPT = "document.querySelector('input[name=tz]').value = Intl.DateTimeFormat().resolvedOptions().timeZone || ''"
 
-function layout(title: string, body: string): string {
+export function layout(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} - FitStream</title>
@@ -35,7 +35,7 @@ export const API_NAMES: Readonly<Record<GoogleDataApi, string>> = { fit: 'Google
 const [INDIVIDUAL_HEAD, INDIVIDUAL_TAIL] = [INDIVIDUAL_WORDS.slice(0, INDIVIDUAL_WORDS.indexOf(':')), INDIVIDUAL_WORDS.slice(INDIVIDUAL_WORDS.indexOf(':') + 1)]
 
 /** One checkbox per group (cohorts), and under it one opt-in per type it also offers as individual records, off unless chosen. */
-function groupChoices(checked: ReadonlySet<string>, individual: ReadonlySet<string>, api: GoogleDataApi): string {
+export function groupChoices(checked: ReadonlySet<string>, individual: ReadonlySet<string>, api: GoogleDataApi): string {
   const box = (name: string, value: string, on: boolean) => `<input type="checkbox" name="${name}" value="${value}"${on ? ' checked' : ''}>`
   return consentGroups(api)
     .map((g) => {

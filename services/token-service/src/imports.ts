@@ -221,8 +221,10 @@ export class ImportRunner {
       // Chunk by chunk as the child hands them back, so that memory holds one chunk of samples, never
       // the export's. Each chunk's ledger entries are written after its job is added: if Redis fails
       // part way, uploading the export again hands on exactly what is missing.
+      // Where Google's reads begin: samples from then on come from the API, not the export. An account with no
+      // Google link has no such point, so everything it uploads is handed on.
+      let apiFromMs = Number.POSITIVE_INFINITY
       const handOver = async (chunk: readonly FitnessSample[], person: User): Promise<void> => {
-        const apiFromMs = person.createdAt - this.deps.backfillMs
         const decision = decideRelease(chunk, await store.readLedger(userId, chunk), apiFromMs)
         for (const sample of chunk) {
           const counts = handed.get(sample.type) ?? { released: 0, unchanged: 0, leftToApi: 0 }
@@ -259,6 +261,7 @@ export class ImportRunner {
           parsed = event
           user = await this.deps.users.get(userId)
           if (user === undefined) throw new FitStreamError('FST_ERR_USER_GONE', 'the account was deleted during the import', { permanent: true })
+          if (await this.deps.users.hasGoogleGrant(userId)) apiFromMs = user.createdAt - this.deps.backfillMs
           await store.update(importId, { progress: 1, records: event.records })
         } else {
           const consented = new Set(user!.dataTypes)

@@ -176,6 +176,7 @@ export class Onboarding {
   /**
    * Less (or the same) applies at once, from the next fetch; more needs Google's consent first, and
    * so does any change by a person whose grant is for the other API (it moves them to this one).
+   * An account with no Google link (made with a passkey) has nothing to ask Google, so any change applies at once.
    * The choice of individual records (when given) needs no Google scope, so it applies at once
    * either way: an opt-out must not wait for a consent screen the person may leave.
    */
@@ -188,7 +189,8 @@ export class Onboarding {
       // Individual records go out only for types also sold, so this write and the consent's may land in either order.
       if (!(await this.deps.users.updateIndividualTypes(userId, individualTypesFor(individualTypes, dataTypes), this.now()))) return { kind: 'not_found' }
     }
-    const missing = missingScopes(dataTypes, user.scopes, this.deps.api)
+    // An account with no Google link sells only what it uploads: there is no grant to widen.
+    const missing = (await this.deps.users.hasGoogleGrant(userId)) ? missingScopes(dataTypes, user.scopes, this.deps.api) : []
     if (missing.length > 0) return { kind: 'needs_google_consent', missingScopes: missing }
     if (!(await this.deps.users.updateConsent(userId, dataTypes, this.now()))) return { kind: 'not_found' }
     return { kind: 'updated', dataTypes }

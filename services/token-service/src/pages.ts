@@ -8,11 +8,14 @@ import { API_NAMES, TIME_ZONE_SCRIPT, accountPage, messagePage, onboardingPage, 
 import { withEarningsSection } from './earnings-page.js'
 import type { EarningsReport } from './earnings.js'
 import type { CallbackOutcome, Choice, Onboarding } from './onboarding.js'
+import { PASSKEY_SCRIPT_SOURCE, passkeyAccountPage, withAccountLinks, withPasskeyLinks } from './passkey-page.js'
+import { passkeyRoutes } from './passkey-routes.js'
+import type { Passkeys } from './passkeys.js'
 import { LINK_FIELDS, type LinkUses, type ReconnectLinks } from './reconnect-links.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { Session } from './sessions.js'
 import type { SessionCookies } from './session-http.js'
-import type { UserRepository } from './users.js'
+import type { User, UserRepository } from './users.js'
 
 export interface PageDeps {
   readonly onboarding: Onboarding
@@ -30,6 +33,8 @@ export interface PageDeps {
   readonly googleAuthUrl: string
   /** The person's Data Union earnings for the account page (earnings-page.ts); none when no Data Union is configured. */
   readonly earnings?: (userId: string) => Promise<EarningsReport | undefined>
+  /** Accounts made with a passkey, with no Google link (passkey-routes.ts); none: Google sign-in only. */
+  readonly passkeys?: Passkeys
 }
 
 const FORM_LIMIT = 4 * 1024
@@ -67,6 +72,7 @@ const NOTICES = new Map<string, (api: string) => string>([
   ['reconnected', (api) => `${api} is connected again. Syncing continues from where it stopped.`],
   ['partial', () => 'Connected, but Google did not grant access to some of what you chose; only what Google allowed is sold.'],
   ['consent', () => 'Your choices are saved. They apply from the next read of your data.'],
+  ['passkey', () => 'Your account is made and your passkey saved. Upload an export below to start selling.'],
 ])
 
 /** The pages people use: onboarding, Google's callback, and their own account (status, consent, deletion). */
@@ -74,8 +80,8 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
   const contentSecurityPolicy = [
     "default-src 'none'",
     "style-src 'unsafe-inline'",
-    `script-src 'sha256-${createHash('sha256').update(TIME_ZONE_SCRIPT).digest('base64')}' ${IMPORT_SCRIPT_SOURCE}`,
-    // The upload section posts the export and polls its import (imports-page.ts).
+    `script-src 'sha256-${createHash('sha256').update(TIME_ZONE_SCRIPT).digest('base64')}' ${IMPORT_SCRIPT_SOURCE} ${PASSKEY_SCRIPT_SOURCE}`,
+    // The upload section posts the export and polls its import (imports-page.ts); the passkey script posts its ceremonies.
     "connect-src 'self'",
     // Chrome applies form-action to the redirect after a post, and /connect redirects to Google.
     `form-action 'self' ${new URL(deps.googleAuthUrl).origin}`,
@@ -177,8 +183,56 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
   app.get('/', { config: pageLimit, schema: { tags: ['pages'], summary: 'The onboarding page' } }, async (request, reply) => {
     if ((await ownUser(await deps.sessions.current(request))) !== undefined) return seeOther(reply, '/account')
     if (deps.onboarding.closed) return apiClosed(reply)
-    return html(reply, 200, onboardingPage(deps.sessions.formToken(request, reply), deps.onboarding.api))
+    const page = onboardingPage(deps.sessions.formToken(request, reply), deps.onboarding.api)
+    return html(reply, 200, deps.passkeys === undefined ? page : withPasskeyLinks(page))
   })
+
+  if (deps.passkeys !== undefined) {
+    await passkeyRoutes(app, {
+      passkeys: deps.passkeys,
+      sessions: deps.sessions,
+      api: deps.onboarding.api,
+      refused: deps.refused,
+      rateLimits: { pagesPerMinute: deps.rateLimits.pagesPerMinute, signInPerMinute: deps.rateLimits.callbackPerMinute },
+      html,
+    })
+  }
+
+  app.post<{ Body: { csrf: string } }>(
+    '/sign-out',
+    {
+      bodyLimit: FORM_LIMIT,
+      attachValidation: true,
+      schema: {
+        tags: ['pages'],
+        summary: "End this browser's session",
+        body: { type: 'object', required: ['csrf'], additionalProperties: false, properties: { csrf: csrfField } },
+      },
+    },
+    async (request, reply) => {
+      const session = await deps.sessions.current(request)
+      if (session === undefined) return seeOther(reply, '/')
+      if (request.validationError !== undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
+      await deps.sessions.end(request, reply)
+      return seeOther(reply, deps.passkeys === undefined ? '/' : '/passkey')
+    },
+  )
+
+  /** The signed-in person's page: Google's, or that of an account with no Google link. */
+  const ownPage = async (user: User, session: Session, notice: string | undefined): Promise<string> =>
+    (await deps.users.hasGoogleGrant(user.id))
+      ? withAccountLinks(
+          accountPage({
+            user,
+            csrfToken: session.csrfToken,
+            nextSyncAt: await deps.scheduler.nextRunAt(user.id),
+            api: deps.onboarding.api,
+            ...(notice === undefined ? {} : { notice }),
+          }),
+          user.id,
+          session.csrfToken,
+        )
+      : passkeyAccountPage({ user, csrfToken: session.csrfToken, api: deps.onboarding.api, ...(notice === undefined ? {} : { notice }) })
 
   app.post<{ Body: { groups?: string | string[]; individual?: string | string[]; csrf: string; tz?: string } }>(
     '/connect',
@@ -299,20 +353,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       return html(
         reply,
         200,
-        withImportSection(
-          withEarningsSection(
-            accountPage({
-              user,
-              csrfToken: session.csrfToken,
-              nextSyncAt: await deps.scheduler.nextRunAt(user.id),
-              api: deps.onboarding.api,
-              ...(notice === undefined ? {} : { notice }),
-            }),
-            await deps.earnings?.(user.id),
-            session.csrfToken,
-          ),
-          user.id,
-        ),
+        withImportSection(withEarningsSection(await ownPage(user, session, notice), await deps.earnings?.(user.id), session.csrfToken), user.id),
       )
     },
   )
@@ -328,11 +369,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       const dataTypes = dataTypesForGroups(asArray(request.body.groups), deps.onboarding.api)
       if (dataTypes.length === 0) {
         const notice = 'Tick at least one kind of data. To stop selling altogether, delete your data below.'
-        return html(
-          reply,
-          400,
-          accountPage({ user, csrfToken: session.csrfToken, nextSyncAt: await deps.scheduler.nextRunAt(user.id), api: deps.onboarding.api, notice }),
-        )
+        return html(reply, 400, await ownPage(user, session, notice))
       }
       const individualTypes = chosenIndividualTypes(request.body.individual)
       const change = await deps.onboarding.changeConsent(user.id, dataTypes, individualTypes)

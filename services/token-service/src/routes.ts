@@ -133,6 +133,7 @@ const receiptResponse = {
         schedule: { type: 'boolean' },
         privacyState: { type: 'integer' },
         sessions: { type: 'integer' },
+        passkeys: { type: 'integer', description: 'passkeys deleted (absent where passkeys are not offered)' },
         jobs: { type: 'object', additionalProperties: { type: 'integer' } },
       },
     },

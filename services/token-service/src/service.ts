@@ -27,6 +27,8 @@ import type { ErasureDeps } from './erasure.js'
 import { refreshAccessToken, revokeGrant, type OAuthFlowConfig } from './google-oauth.js'
 import { Onboarding } from './onboarding.js'
 import { pageRoutes } from './pages.js'
+import { PasskeyStore } from './passkey-store.js'
+import { Passkeys } from './passkeys.js'
 import { EarningsHistory, MembershipClient } from './earnings.js'
 import { earningsForPage, earningsRoutes } from './earnings-routes.js'
 import { MemberEnrolment } from './earnings-membership.js'
@@ -128,9 +130,20 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     runtime.onStart(() => enrolment.start())
     runtime.onClose('membership queues', () => enrolment.close())
   }
+  const passkeyStore = new PasskeyStore(redis, prefix)
+  const passkeys = new Passkeys({
+    store: passkeyStore,
+    users,
+    config: {
+      rpId: config.PASSKEY_RP_ID ?? new URL(config.PUBLIC_URL).hostname,
+      rpName: config.PASSKEY_RP_NAME,
+      origin: new URL(config.PUBLIC_URL).origin,
+    },
+  })
   const erasure: ErasureDeps = {
     redis,
     prefix,
+    passkeys: passkeyStore,
     users,
     scheduler,
     sessions: sessionStore,
@@ -223,6 +236,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     refused,
     rateLimits: { pagesPerMinute: config.RATE_LIMIT_PAGES_PER_MINUTE, callbackPerMinute: config.RATE_LIMIT_CALLBACK_PER_MINUTE },
     googleAuthUrl: config.GOOGLE_AUTH_URL,
+    passkeys,
     ...(earnings === undefined ? {} : { earnings: earningsForPage(earnings) }),
   })
   if (earnings !== undefined) await earningsRoutes(server, { ...earnings, users, sessions, adminToken: config.ADMIN_TOKEN })

@@ -97,7 +97,8 @@ export class UserRepository {
 
   async create(
     input: {
-      refreshToken: string
+      /** Absent for an account with no Google link (made with a passkey): it sells only what it uploads. */
+      refreshToken?: string
       dataTypes: readonly DataTypeKey[]
       now: number
       scopes?: readonly string[]
@@ -113,7 +114,7 @@ export class UserRepository {
         [USER_FIELDS.state]: 'active',
         [USER_FIELDS.dataTypes]: input.dataTypes.join(','),
         [USER_FIELDS.createdAt]: String(input.now),
-        [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(input.refreshToken, refreshTokenContext(id)),
+        ...(input.refreshToken === undefined ? {} : { [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(input.refreshToken, refreshTokenContext(id)) }),
         [USER_FIELDS.consentUpdatedAt]: String(input.now),
         ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: encodeScopes(input.scopes) }),
         ...(input.timeZone === undefined ? {} : { [USER_FIELDS.timeZone]: input.timeZone }),
@@ -150,6 +151,11 @@ export class UserRepository {
   async refreshToken(id: string): Promise<string | undefined> {
     const ciphertext = await this.redis.hget(userKey(this.prefix, id), USER_FIELDS.refreshToken)
     return ciphertext === null ? undefined : this.refreshKeys.decrypt(ciphertext, refreshTokenContext(id))
+  }
+
+  /** Whether the user has a Google grant (false for an account made with a passkey, and for no user). */
+  async hasGoogleGrant(id: string): Promise<boolean> {
+    return (await this.redis.hexists(userKey(this.prefix, id), USER_FIELDS.refreshToken)) === 1
   }
 
   /**

@@ -104,6 +104,19 @@ export class WebClient {
     )
   }
 
+  /** A `fetch()` of the page's script: a JSON body, the browser's cookies. */
+  async postJson(service: ServiceRuntime, url: string, body: unknown) {
+    return this.keep(
+      await service.server.inject({
+        method: 'POST',
+        url,
+        headers: { ...this.headers(), 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+        remoteAddress: this.remoteAddress,
+      }),
+    )
+  }
+
   private headers(): Record<string, string> {
     return this.jar.size === 0 ? {} : { cookie: this.cookie }
   }
@@ -153,13 +166,20 @@ export async function launchChromium(): Promise<Browser> {
   })
 }
 
-/** A token service on a real loopback port (what a browser needs), its PUBLIC_URL that address. */
-export async function listeningTokenService(google: FakeGoogle, prefix: string): Promise<{ service: ServiceRuntime; publicUrl: string }> {
+/**
+ * A token service on a real loopback port (what a browser needs), its PUBLIC_URL that address; named
+ * `localhost` when `host` says so (WebAuthn accepts no IP address as a relying party ID).
+ */
+export async function listeningTokenService(
+  google: FakeGoogle,
+  prefix: string,
+  host: '127.0.0.1' | 'localhost' = '127.0.0.1',
+): Promise<{ service: ServiceRuntime; publicUrl: string }> {
   const probe = createServer()
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
   const { port } = probe.address() as { port: number }
   await new Promise((resolve) => probe.close(resolve))
-  const publicUrl = `http://127.0.0.1:${port}`
+  const publicUrl = `http://${host}:${port}`
   const service = await createTokenService(loadConfig(testEnv(google, prefix, { PUBLIC_URL: publicUrl })), silentLogger())
   await waitForRedis(service.redis)
   await service.server.listen({ host: '127.0.0.1', port })

@@ -28,6 +28,14 @@ const SYSTEM_TESTS = [
 ]
 
 /**
+ * Fault tests whose outages run at full length (minutes each) in the soak tier: only
+ * `npm run test:soak` (FITSTREAM_SOAK=1) runs this project. The system project runs the same files
+ * with the shortest outages that still prove the behaviour.
+ */
+const SOAK_TESTS = ['tests/google-faults.test.ts', 'tests/streamr-outage.test.ts']
+const withSoak = process.env.FITSTREAM_SOAK === '1'
+
+/**
  * FitStream built into its image and run with docker compose on a real engine: minutes long and
  * needs Docker, so only `npm run test:compose` runs it (CI does, after setting up the engine).
  */
@@ -55,6 +63,7 @@ export default defineConfig({
         extends: true,
         test: { name: 'system', include: SYSTEM_TESTS, fileParallelism: false },
       },
+      ...(withSoak ? [{ extends: true as const, test: { name: 'soak', include: SOAK_TESTS, fileParallelism: false, provide: { soak: true } } }] : []),
       ...(withCompose ? [{ extends: true as const, test: { name: 'compose', include: COMPOSE_TESTS, testTimeout: 600_000, hookTimeout: 1_800_000 } }] : []),
     ],
   },

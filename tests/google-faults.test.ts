@@ -3,19 +3,25 @@ import type { Job } from 'bullmq'
 import { Stack, type RegisteredUser } from '@fitstream/devstack'
 import type { DeadLetter } from '@fitstream/shared'
 import { DeliveryCheck } from './delivery.js'
-import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+import { redisUrl, reportFigures, tierLength, uniquePrefix } from './helpers.js'
 import { expectNoLeaks } from './secrets.js'
 
 /**
  * Google misbehaving at length, through the real googleapis client: a storm of 429s, a run of 5xx
- * answers (five minutes by default), and answers too slow to wait for. Every sync completes in the
- * end, no attempt is spent beyond the retry policy, and only permanent errors are dead-lettered.
+ * answers (20 s in the default tier, five minutes in the soak tier), and answers too slow to wait
+ * for. Every sync completes in the end, no attempt is spent beyond the retry policy, and only
+ * permanent errors are dead-lettered.
  */
 const TYPES = ['steps', 'calories', 'heart_rate'] as const
-/** Length of the 5xx run; FITSTREAM_GOOGLE_OUTAGE_SECONDS shortens it for a quick local run. */
-const OUTAGE_SECONDS = Number(process.env.FITSTREAM_GOOGLE_OUTAGE_SECONDS ?? 300)
+/** Length of the 5xx run; FITSTREAM_GOOGLE_OUTAGE_SECONDS sets it for a local run. */
+const OUTAGE_SECONDS = tierLength({ fast: 20, soak: 300 }, process.env.FITSTREAM_GOOGLE_OUTAGE_SECONDS)
+const FETCH_ATTEMPTS = 6
+/** Production's retry policy (FETCH_ATTEMPTS=6) with a shorter first backoff, shorter still in the default tier. */
+const RETRY_BACKOFF_MS = tierLength({ fast: 250, soak: 1_000 })
+/** Every attempt's backoff added up: what plain retries would survive of an outage. */
+const RETRY_BUDGET_MS = RETRY_BACKOFF_MS * (2 ** (FETCH_ATTEMPTS - 1) - 1)
 const OUTAGE_THRESHOLD = 10
-const OUTAGE_PAUSE_MS = 15_000
+const OUTAGE_PAUSE_MS = tierLength({ fast: 3_000, soak: 15_000 })
 
 let stack: Stack
 let check: DeliveryCheck
@@ -26,8 +32,7 @@ beforeAll(async () => {
     prefix: uniquePrefix('google-faults'),
     backfillDays: 1,
     googleLatencyMs: 20,
-    // Production's retry policy (FETCH_ATTEMPTS=6), with a shorter first backoff.
-    env: { RETRY_BACKOFF_MS: '1000' },
+    env: { FETCH_ATTEMPTS: String(FETCH_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS) },
     serviceEnv: {
       fetcher: {
         GOOGLE_TIMEOUT_MS: '1000',
@@ -87,6 +92,8 @@ describe('Google faults', () => {
   it(
     `${OUTAGE_SECONDS} s of 5xx answers: fetches wait without using attempts, then every sync completes; a permanent error is dead-lettered`,
     async () => {
+      // Shorter than what the retries alone would wait out, it would prove nothing.
+      expect(OUTAGE_SECONDS * 1_000).toBeGreaterThan(2 * RETRY_BUDGET_MS)
       const before = await fetcherCounters()
       const requestsBefore = stack.google.stats.aggregateRequests
       stack.google.injectFault({ route: 'aggregate', status: 503, times: 1_000_000, reason: 'backendError' })
@@ -127,7 +134,16 @@ describe('Google faults', () => {
     const before = await fetcherCounters()
     stack.google.setLatency(3_000)
     await register('timeouts', 6)
-    await new Promise((resolve) => setTimeout(resolve, 20_000))
+    // Slow until the fetcher has given up waiting on an answer at least once.
+    await expect
+      .poll(
+        async () => {
+          const now = delta(await fetcherCounters(), before)
+          return now.retried + now.deferred
+        },
+        { timeout: 60_000, interval: 250 },
+      )
+      .toBeGreaterThan(0)
     const during = delta(await fetcherCounters(), before)
     stack.google.setLatency(20)
     const report = await check.waitComplete(180_000)

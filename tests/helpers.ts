@@ -7,6 +7,19 @@ import type { Redis } from 'ioredis'
 
 export const redisUrl = (): string => inject('redisUrl')
 
+/**
+ * How long a test keeps a fault up: `soak` in the soak tier, `fast` otherwise (the shortest length
+ * that still proves the behaviour). A number in `override` (a variable set for a local run) wins.
+ */
+export function tierLength(lengths: { fast: number; soak: number }, override?: string): number {
+  if (override !== undefined && override !== '') {
+    const value = Number(override)
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`a fault length must be a positive number, not ${JSON.stringify(override)}`)
+    return value
+  }
+  return inject('soak') === true ? lengths.soak : lengths.fast
+}
+
 /** A queue/key prefix no other test file uses. */
 export function uniquePrefix(name: string): string {
   return `test-${name}-${randomBytes(4).toString('hex')}`

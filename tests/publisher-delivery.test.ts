@@ -40,6 +40,8 @@ beforeAll(async () => {
     // Small messages, so that one job is a batch of many messages.
     MAX_MESSAGE_BYTES: '1024',
     PUBLISH_LOCK_MS: '2000',
+    // A killed or stalled process's job is handed on within seconds rather than a minute.
+    STALLED_CHECK_MS: '2000',
     PUBLISH_CONCURRENCY: '2',
     STREAMR_RPC_URL: rpc.url,
     // Generous: the machine running the tests may be busy, and a message sent before the
@@ -164,7 +166,7 @@ describe('publisher delivery', () => {
     await redis.sadd(publishedKey, ...neverSent)
 
     publisher = await harness.startPublisher(publisherEnv, 'publisher-3')
-    // BullMQ hands a dead worker's job on after its lock has expired and two stalled-job checks (30 s apart).
+    // BullMQ hands a dead worker's job on after its lock has expired and two stalled-job checks.
     await waitUntilPublished(redis, prefix, 'crash', 150_000)
     await subscriber.waitFor(() => received().length === keys.size, 30_000)
     // Give any duplicate time to arrive before checking that none did.

@@ -1,18 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Stack } from '@fitstream/devstack'
 import { DeliveryCheck } from './delivery.js'
-import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+import { redisUrl, reportFigures, tierLength, uniquePrefix } from './helpers.js'
 import { expectNoLeaks } from './secrets.js'
 
 /**
- * The Streamr network out of reach for minutes: the entry point stopped and the chain's RPC frozen
- * (it accepts connections and never answers), and the publisher restarted into the outage, so it
- * can neither find subscribers nor read the registry. Publish jobs must wait, then drain once the
+ * The Streamr network out of reach (15 s in the default tier, two minutes in the soak tier): the
+ * entry point stopped and the chain's RPC frozen (it accepts connections and never answers), and the
+ * publisher restarted into the outage, so it can neither find subscribers nor read the registry. Publish jobs must wait, then drain once the
  * network is back: nothing lost, nothing delivered twice.
  */
 const TYPES = ['steps', 'calories', 'heart_rate'] as const
-/** FITSTREAM_STREAMR_OUTAGE_SECONDS shortens it for a quick local run. */
-const OUTAGE_SECONDS = Number(process.env.FITSTREAM_STREAMR_OUTAGE_SECONDS ?? 120)
+/** FITSTREAM_STREAMR_OUTAGE_SECONDS sets it for a local run. */
+const OUTAGE_SECONDS = tierLength({ fast: 15, soak: 120 }, process.env.FITSTREAM_STREAMR_OUTAGE_SECONDS)
 
 let stack: Stack
 let check: DeliveryCheck
@@ -51,10 +51,15 @@ describe('Streamr outage', () => {
       check.add(...during)
       const receivedBefore = check.report().received
 
-      await new Promise((resolve) => setTimeout(resolve, OUTAGE_SECONDS * 1_000 - (Date.now() - downAt)))
+      // The users' data reaches the publish queue, and the restarted publisher says it is waiting for the chain.
       const publishQueue = stack.queues().queue('publish')
-      const backlog = await publishQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')
-      const backlogJobs = Object.values(backlog).reduce((a, b) => a + b, 0)
+      const backlogOf = async () => publishQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')
+      const jobsIn = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0)
+      await expect.poll(async () => jobsIn(await backlogOf()), { timeout: OUTAGE_SECONDS * 1_000 + 60_000, interval: 250 }).toBeGreaterThan(0)
+      await expect.poll(() => publisher.lines.some((l) => l.includes("the chain's RPC does not answer")), { timeout: 30_000, interval: 250 }).toBe(true)
+      await new Promise((resolve) => setTimeout(resolve, OUTAGE_SECONDS * 1_000 - (Date.now() - downAt)))
+      const backlog = await backlogOf()
+      const backlogJobs = jobsIn(backlog)
       const receivedDuring = check.report().received - receivedBefore
       expect(backlogJobs).toBeGreaterThan(0)
       expect(receivedDuring).toBe(0)

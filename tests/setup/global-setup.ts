@@ -4,6 +4,8 @@ import type { TestProject } from 'vitest/node'
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string
+    /** True in the soak tier (`npm run test:soak`): outages and waits at their full length. */
+    soak?: boolean
   }
 }
 

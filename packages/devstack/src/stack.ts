@@ -26,6 +26,12 @@ const run = promisify(execFile)
 /** Release slots as production has them (fitstream.records/2), an hour shortened to what a test can wait for. */
 export const DEFAULT_PUBLISH_SLOT_MS = 1_500
 /**
+ * How long a stopping stack's publisher has to drain before it is killed. Its shutdown ends by holding
+ * its last messages for buyers' nodes (STREAMR_SHUTDOWN_FLUSH_MS, 10 s); the stack's buyers have
+ * stopped by then, so that wait would deliver nothing.
+ */
+const PUBLISHER_GRACE_WITHOUT_BUYERS_MS = 3_000
+/**
  * The default privacy policy with everyone opted in to individual records (and hourly heart-rate
  * extremes kept): tests, the demo and the benchmark deliver and measure individual records as before.
  */
@@ -129,8 +135,9 @@ export class Stack {
     const [google, network] = await Promise.all([FakeGoogle.start({ latencyMs: options.googleLatencyMs ?? 0 }), startLocalStreamrNetwork()])
     const stack = new Stack(options, prefix, redisUrl, generateDevSecrets(), google, network)
     try {
-      await stack.provisionStreams()
-      await stack.startServices()
+      // No service needs the streams to start (the publisher checks them per job): they are
+      // provisioned while the services boot.
+      await Promise.all([stack.provisionStreams(), stack.startServices()])
     } catch (error) {
       await stack.stop()
       throw error
@@ -206,6 +213,12 @@ export class Stack {
 
   /** Starts another process of a service (e.g. a second fetcher) and waits until it is ready. */
   async addService(name: ServiceName, label: string = name): Promise<ServiceProcess> {
+    const service = await this.spawnService(name, label)
+    await service.waitReady()
+    return service
+  }
+
+  private async spawnService(name: ServiceName, label: string): Promise<ServiceProcess> {
     const wanted = name === 'token-service' ? this.options.tokenServicePort : undefined
     const port = wanted !== undefined && (await isPortFree(wanted)) ? wanted : await freePort()
     const extra: Record<string, string> =
@@ -220,7 +233,6 @@ export class Stack {
     })
     service.start()
     this.services.push(service)
-    await service.waitReady()
     return service
   }
 
@@ -285,7 +297,8 @@ export class Stack {
     await Promise.all(this.subscribers.map((s) => s.stop()))
     // Stop in pipeline order so nothing is left half-done behind a stopped stage.
     for (const name of ['token-service', 'fetcher', 'anonymizer', 'publisher'] as const) {
-      await Promise.all(this.services.filter((s) => s.options.name === name).map((s) => s.stop()))
+      const grace = name === 'publisher' ? PUBLISHER_GRACE_WITHOUT_BUYERS_MS : undefined
+      await Promise.all(this.services.filter((s) => s.options.name === name).map((s) => s.stop(grace)))
     }
     if (this.inspector !== undefined) {
       await this.inspector.queues.close()
@@ -315,13 +328,12 @@ export class Stack {
   }
 
   private async startServices(): Promise<void> {
-    // The token service first: the fetchers need its URL.
-    await this.addService('token-service')
+    // The token service is spawned first because the fetchers' environment names its URL; they call
+    // it only per job, so every service boots at once.
+    const started = [await this.spawnService('token-service', 'token-service')]
     const fetchers = this.options.fetchers ?? 1
-    await Promise.all([
-      ...Array.from({ length: fetchers }, (_, i) => this.addService('fetcher', fetchers === 1 ? 'fetcher' : `fetcher-${i + 1}`)),
-      this.addService('anonymizer'),
-      this.addService('publisher'),
-    ])
+    for (let i = 0; i < fetchers; i++) started.push(await this.spawnService('fetcher', fetchers === 1 ? 'fetcher' : `fetcher-${i + 1}`))
+    started.push(await this.spawnService('anonymizer', 'anonymizer'), await this.spawnService('publisher', 'publisher'))
+    await Promise.all(started.map((service) => service.waitReady()))
   }
 }

@@ -22,6 +22,9 @@ export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 /** A publisher that runs no WebSocket server (as behind NAT); empty is unset, overriding the harness's port and host. */
 export const WITHOUT_SERVER: Readonly<Record<string, string>> = { STREAMR_WEBSOCKET_SERVER: 'false', STREAMR_WEBSOCKET_PORT: '', STREAMR_WEBSOCKET_HOST: '' }
 
+/** How long a stopping harness's publishers have to drain before they are killed. */
+const PUBLISHER_GRACE_WITHOUT_BUYERS_MS = 3_000
+
 export class PublisherHarness {
   private readonly dirs: string[] = []
   private readonly processes: (ServiceProcess | Subscriber)[] = []
@@ -95,7 +98,10 @@ export class PublisherHarness {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.processes.map((p) => p.stop().catch(() => undefined)))
+    // Buyers first: once they are gone, a publisher's shutdown flush (STREAMR_SHUTDOWN_FLUSH_MS,
+    // holding its last messages for them) has nobody to deliver to, so it gets a short grace.
+    await Promise.all(this.processes.filter((p) => p instanceof Subscriber).map((p) => p.stop().catch(() => undefined)))
+    await Promise.all(this.processes.filter((p) => p instanceof ServiceProcess).map((p) => p.stop(PUBLISHER_GRACE_WITHOUT_BUYERS_MS).catch(() => undefined)))
     await this.network.stop()
     for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true })
   }

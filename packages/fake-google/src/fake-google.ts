@@ -26,15 +26,19 @@ import {
 } from './errors.js'
 import {
   canReadHealth,
+  HEALTH_DAILY_TYPES,
   HEALTH_SAMPLE_TYPES,
   HEALTH_SESSION_TYPES,
   HEALTH_TYPES,
+  healthDailyType,
   healthReadScope,
   healthSampleType,
   healthSessionType,
   healthType,
+  type HealthDailyTypeSpec,
   type HealthScopeGroup,
 } from './health-catalogue.js'
+import { buildDailyListResponse, parseDailyListRequest } from './daily.js'
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, send, type Reply } from './http.js'
 import type { ListMethod } from './list.js'
 import { ConsentScreen } from './oauth.js'
@@ -823,7 +827,7 @@ export class FakeGoogle {
           throw healthBadRequest(`Data type "${dataType}" is a session type and is not rolled up; list its data points instead.`, 'parent')
         }
         const type = healthType(dataType)
-        if (type === undefined && healthSampleType(dataType) !== undefined) {
+        if (type === undefined && (healthSampleType(dataType) ?? healthDailyType(dataType)) !== undefined) {
           throw healthBadRequest(`Data type "${dataType}" does not support roll-ups; list its data points instead.`, 'parent')
         }
         if (type === undefined) {
@@ -849,7 +853,7 @@ export class FakeGoogle {
   }
 
   /**
-   * users.dataTypes.dataPoints.list and .reconcile: sleep and exercise sessions, height, SpO2,
+   * users.dataTypes.dataPoints.list and .reconcile: sleep and exercise sessions, the daily summaries, height, SpO2,
    * weight and body fat samples (GET, the filter and paging in the query). They share the route, its faults and its counters.
    */
   private list(req: IncomingMessage, url: URL, method: ListMethod, userId: string, dataType: string): Promise<Reply> {
@@ -857,9 +861,9 @@ export class FakeGoogle {
     return this.healthRequest(req, url, 'list', method === 'list' ? 'ListDataPoints' : 'ReconcileDataPoints', userId, {
       httpMethod: 'GET',
       dataType: () => {
-        const type = healthSessionType(dataType) ?? healthSampleType(dataType)
+        const type = healthSessionType(dataType) ?? healthSampleType(dataType) ?? healthDailyType(dataType)
         if (type === undefined) {
-          const listed = [...HEALTH_SESSION_TYPES, ...HEALTH_SAMPLE_TYPES].map((t) => t.name)
+          const listed = [...HEALTH_SESSION_TYPES, ...HEALTH_SAMPLE_TYPES, ...HEALTH_DAILY_TYPES].map((t) => t.name)
           const [verb, done] = method === 'list' ? ['lists', 'listed'] : ['reconciles', 'reconciled']
           throw healthBadRequest(
             `This fake ${verb} only ${listed.slice(0, -1).join(', ')} and ${listed.at(-1) ?? ''} data points; data type "${dataType}" cannot be ${done}.`,
@@ -870,6 +874,9 @@ export class FakeGoogle {
       },
       answer: (type, user, context) => {
         const query = url.searchParams
+        if ('filterName' in type && isDailyType(type)) {
+          return Promise.resolve(buildDailyListResponse(type, parseDailyListRequest(query, type, method), user.timeZone, context()))
+        }
         if ('filterName' in type) return Promise.resolve(buildSampleListResponse(type, parseSampleListRequest(query, type, method), user.timeZone, context()))
         if (type.name === 'exercise') {
           return Promise.resolve(buildExerciseListResponse(type, parseExerciseListRequest(query, type, method), user.timeZone, context()))
@@ -1025,4 +1032,9 @@ function derivedSource(t: FitTypeSpec): Record<string, unknown> {
     application: { packageName: GMS_PACKAGE },
     dataQualityStandard: [],
   }
+}
+
+/** Whether a listed type is one of the daily summaries (filtered by date) rather than a sample type. */
+function isDailyType(type: { readonly name: string }): type is HealthDailyTypeSpec {
+  return healthDailyType(type.name) !== undefined
 }

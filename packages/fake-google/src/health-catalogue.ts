@@ -37,7 +37,8 @@ export function canReadHealth(scopes: readonly string[], group: HealthScopeGroup
   return scopes.includes(healthReadScope(group)) || scopes.includes(`${HEALTH_SCOPE_PREFIX}${group}`)
 }
 
-export type HealthDataType = 'steps' | 'total-calories' | 'heart-rate' | 'distance' | 'active-minutes' | 'active-zone-minutes' | 'weight' | 'body-fat'
+export type HealthDataType =
+  'steps' | 'total-calories' | 'heart-rate' | 'distance' | 'active-minutes' | 'active-zone-minutes' | 'weight' | 'body-fat' | 'floors'
 
 export interface HealthTypeSpec {
   /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
@@ -66,6 +67,8 @@ export const HEALTH_TYPES: readonly HealthTypeSpec[] = [
   },
   { name: 'weight', valueField: 'weight', fitType: 'com.google.weight', scope: 'health_metrics_and_measurements', maxRangeDays: 90 },
   { name: 'body-fat', valueField: 'bodyFat', fitType: 'com.google.body.fat.percentage', scope: 'health_metrics_and_measurements', maxRangeDays: 90 },
+  // Fit has no floors: they are climbed within the user's step bouts (rollup.ts), so they come from the steps' samples.
+  { name: 'floors', valueField: 'floors', fitType: 'com.google.step_count.delta', scope: 'activity_and_fitness', maxRangeDays: 90 },
 ]
 
 const byName = new Map<string, HealthTypeSpec>(HEALTH_TYPES.map((t) => [t.name, t]))
@@ -170,6 +173,50 @@ const sampleByName = new Map<string, HealthSampleTypeSpec>(HEALTH_SAMPLE_TYPES.m
 
 export function healthSampleType(name: string): HealthSampleTypeSpec | undefined {
   return sampleByName.get(name)
+}
+
+/**
+ * The Health API daily data types this fake lists (users.dataTypes.dataPoints.list and reconcile):
+ * one value per calendar day in the user's zone, filtered by `<filterName>.date`. Never rolled up
+ * (Google rolls them up only to a personal range).
+ */
+export type HealthDailyDataType = 'daily-resting-heart-rate' | 'daily-heart-rate-variability' | 'daily-vo2-max' | 'daily-respiratory-rate'
+
+export interface HealthDailyTypeSpec {
+  /** The data type as it appears in the request path (`users/me/dataTypes/<name>`). */
+  readonly name: HealthDailyDataType
+  /** The type as list filters name it (snake_case): `<filterName>.date`. */
+  readonly filterName: string
+  /** The field of a data point that carries the day's value. */
+  readonly valueField: 'dailyRestingHeartRate' | 'dailyHeartRateVariability' | 'dailyVo2Max' | 'dailyRespiratoryRate'
+  /** The Fit raw type whose recording device (the watch) works the day out: a data source family without it has none. */
+  readonly fitType: string
+  readonly scope: HealthScopeGroup
+  readonly defaultPageSize: number
+  readonly maxPageSize: number
+}
+
+const daily = (name: HealthDailyDataType, valueField: HealthDailyTypeSpec['valueField'], scope: HealthScopeGroup): HealthDailyTypeSpec => ({
+  name,
+  filterName: name.replaceAll('-', '_'),
+  valueField,
+  fitType: 'com.google.heart_rate.bpm',
+  scope,
+  defaultPageSize: 1440,
+  maxPageSize: 10_000,
+})
+
+export const HEALTH_DAILY_TYPES: readonly HealthDailyTypeSpec[] = [
+  daily('daily-resting-heart-rate', 'dailyRestingHeartRate', 'health_metrics_and_measurements'),
+  daily('daily-heart-rate-variability', 'dailyHeartRateVariability', 'health_metrics_and_measurements'),
+  daily('daily-vo2-max', 'dailyVo2Max', 'activity_and_fitness'),
+  daily('daily-respiratory-rate', 'dailyRespiratoryRate', 'health_metrics_and_measurements'),
+]
+
+const dailyByName = new Map<string, HealthDailyTypeSpec>(HEALTH_DAILY_TYPES.map((t) => [t.name, t]))
+
+export function healthDailyType(name: string): HealthDailyTypeSpec | undefined {
+  return dailyByName.get(name)
 }
 
 /** The `dataSourceFamily` values Google accepts; empty means all sources. */

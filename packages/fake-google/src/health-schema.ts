@@ -6,6 +6,7 @@
  * so a misnamed field or a number where Google sends a string is a build error, not a passing test.
  */
 import type { health_v4 } from 'googleapis/build/src/apis/health/index.js'
+import type { DailyHeartRateVariabilityDataPoint, DailyRespiratoryRateDataPoint, DailyRestingHeartRateDataPoint, DailyVO2MaxDataPoint } from './daily.js'
 import type { ExerciseDataPoint } from './exercise.js'
 import type { ReconciledDataPoint } from './list.js'
 import type {
@@ -14,6 +15,7 @@ import type {
   BodyFatRollupValue,
   CivilDateTime,
   DistanceRollupValue,
+  FloorsRollupValue,
   HeartRateRollupValue,
   StepsRollupValue,
   TotalCaloriesRollupValue,
@@ -51,6 +53,9 @@ export type RollupValuesFollowSchema = [
   Holds<FollowsSchema<ActiveZoneMinutesRollupValue, health_v4.Schema$ActiveZoneMinutesRollupValue>>,
   Holds<FollowsSchema<WeightRollupValue, health_v4.Schema$WeightRollupValue>>,
   Holds<FollowsSchema<BodyFatRollupValue, health_v4.Schema$BodyFatRollupValue>>,
+  Holds<FollowsSchema<FloorsRollupValue, health_v4.Schema$FloorsRollupValue>>,
+  Holds<FollowsSchema<{ floors?: FloorsRollupValue }, health_v4.Schema$RollupDataPoint>>,
+  Holds<FollowsSchema<{ floors?: FloorsRollupValue }, health_v4.Schema$DailyRollupDataPoint>>,
   Holds<FollowsSchema<CivilDateTime, health_v4.Schema$CivilDateTime>>,
 ]
 
@@ -62,6 +67,16 @@ export type DataPointsFollowSchema = [
   Holds<FollowsSchema<OxygenSaturationDataPoint, health_v4.Schema$DataPoint>>,
   Holds<FollowsSchema<WeightDataPoint, health_v4.Schema$DataPoint>>,
   Holds<FollowsSchema<BodyFatDataPoint, health_v4.Schema$DataPoint>>,
+  Holds<FollowsSchema<DailyRestingHeartRateDataPoint, health_v4.Schema$DataPoint>>,
+  Holds<FollowsSchema<DailyHeartRateVariabilityDataPoint, health_v4.Schema$DataPoint>>,
+  Holds<FollowsSchema<DailyVO2MaxDataPoint, health_v4.Schema$DataPoint>>,
+  Holds<FollowsSchema<DailyRespiratoryRateDataPoint, health_v4.Schema$DataPoint>>,
+  Holds<
+    FollowsSchema<
+      ReconciledDataPoint<DailyRestingHeartRateDataPoint | DailyHeartRateVariabilityDataPoint | DailyVO2MaxDataPoint | DailyRespiratoryRateDataPoint>,
+      health_v4.Schema$ReconciledDataPoint
+    >
+  >,
   Holds<FollowsSchema<ReconciledDataPoint<SleepDataPoint>, health_v4.Schema$ReconciledDataPoint>>,
   Holds<FollowsSchema<ReconciledDataPoint<ExerciseDataPoint>, health_v4.Schema$ReconciledDataPoint>>,
   Holds<

@@ -1,5 +1,6 @@
 import type { ExerciseDataPoint } from './exercise.js'
 import type { ListDataPointsResponse as ListAnswer, ReconcileDataPointsResponse as ReconcileAnswer, ReconciledDataPoint as Reconciled } from './list.js'
+import type { DailyDataPoint } from './daily.js'
 import type { SampleDataPoint } from './samples.js'
 import type { SleepDataPoint } from './sleep.js'
 
@@ -57,13 +58,17 @@ export {
   HEALTH_SAMPLE_TYPES,
   HEALTH_SCOPE_PREFIX,
   HEALTH_SESSION_TYPES,
+  HEALTH_DAILY_TYPES,
   HEALTH_TYPES,
   canReadHealth,
+  healthDailyType,
   healthReadScope,
   healthSampleType,
   healthSessionType,
   healthType,
   type DataSourceFamily,
+  type HealthDailyDataType,
+  type HealthDailyTypeSpec,
   type HealthDataType,
   type HealthSampleDataType,
   type HealthSampleTypeSpec,
@@ -83,6 +88,7 @@ export {
   type DailyRollUpResponse,
   type DailyRollupDataPoint,
   type DistanceRollupValue,
+  type FloorsRollupValue,
   type HealthRollupValue,
   type HeartRateRollupValue,
   type RollUpResponse,
@@ -125,10 +131,25 @@ export {
   type WeightDataPoint,
   type WeightJson,
 } from './samples.js'
+export {
+  CARDIO_FITNESS_LEVELS,
+  DAY_READY_HOURS,
+  dailyValues,
+  healthDailyValues,
+  type CalculationMethod,
+  type CardioFitnessLevel,
+  type DailyDataPoint,
+  type DailyHeartRateVariabilityJson,
+  type DailyRespiratoryRateJson,
+  type DailyRestingHeartRateJson,
+  type DailyValues,
+  type DailyVO2MaxJson,
+  type DateJson,
+} from './daily.js'
 export { FitApiError, HealthApiError, type GoogleErrorBody, type HealthErrorBody, type OAuthErrorBody } from './errors.js'
 
-/** Any data point the fake lists: a sleep or exercise session, or a sample. */
-export type ListedDataPoint = SleepDataPoint | ExerciseDataPoint | SampleDataPoint
+/** Any data point the fake lists: a sleep or exercise session, a sample, or a day's summary. */
+export type ListedDataPoint = SleepDataPoint | ExerciseDataPoint | SampleDataPoint | DailyDataPoint
 /** A list answer on any type the fake lists, or on one of them. */
 export type ListDataPointsResponse<P = ListedDataPoint> = ListAnswer<P>
 /** A listed data point as reconcile writes it. */

@@ -74,7 +74,12 @@ export interface BodyFatRollupValue {
   bodyFatPercentageAvg?: number
 }
 
+export interface FloorsRollupValue {
+  countSum?: string
+}
+
 export type HealthRollupValue =
+  | FloorsRollupValue
   | StepsRollupValue
   | TotalCaloriesRollupValue
   | HeartRateRollupValue
@@ -167,6 +172,19 @@ function activeZoneMinutes(seed: string, samples: readonly RawSample[]): ActiveZ
   return withoutDefaults({ sumInFatBurnHeartZone: int64(fatBurn), sumInCardioHeartZone: int64(cardio), sumInPeakHeartZone: int64(peak) })
 }
 
+/** Steps it takes to climb one floor (about 3 m: some 16 stairs, and the landing between them). */
+const STEPS_PER_FLOOR = 20
+
+/**
+ * The floors climbed in a step sample: a share of its steps, the same for a user and hour (offices
+ * and homes with stairs, or none), from none to a tenth of the steps, in whole floors.
+ */
+function floorsClimbed(seed: string, sample: RawSample): number {
+  const hour = Math.floor(sample.startMs / HOUR_MS)
+  const share = createHash('sha256').update(`${seed}|floors|${hour}`).digest().readUInt16BE(0) / 65_536
+  return Math.floor(((sample.values[0] ?? 0) * share * 0.1) / STEPS_PER_FLOOR)
+}
+
 /**
  * A window's value from the raw samples that start in it, through the Fit aggregation of the same
  * samples: averages, extremes and sums are Fit's own numbers, converted to the Health API's units.
@@ -193,6 +211,8 @@ function rollupValue(seed: string, type: HealthTypeSpec, samples: readonly RawSa
       return withoutDefaults({ weightGramsAvg: Math.round(a * 1e9) / 1e6 })
     case 'body-fat':
       return withoutDefaults({ bodyFatPercentageAvg: a })
+    case 'floors':
+      return withoutDefaults({ countSum: int64(samples.reduce((sum, s) => sum + floorsClimbed(seed, s), 0)) })
   }
 }
 

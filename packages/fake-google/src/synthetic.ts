@@ -76,7 +76,7 @@ export interface UserProfile {
 }
 
 // sfc32: tiny, fast and good enough; seeded from a sha256 digest so every stream is independent.
-class Rng {
+export class Rng {
   private a: number
   private b: number
   private c: number
@@ -118,7 +118,7 @@ function digest(seed: string, kind: string, t: number | string): Buffer {
     .digest()
 }
 
-function rng(seed: string, kind: string, t: number | string): Rng {
+export function rng(seed: string, kind: string, t: number | string): Rng {
   return new Rng(digest(seed, kind, t))
 }
 

@@ -36,15 +36,16 @@ export type HealthScopeGroup = 'activity_and_fitness' | 'health_metrics_and_meas
  * Where a type comes from in the Health API: the data type it is read from, its scope, and how it is
  * read: `rollUp` (Google sums or averages per window), `sessions` (whole sleep sessions are listed,
  * and FitStream puts their segments into buckets as the Fitness API's aggregate does), `samples`
- * (single readings are listed, and FitStream takes each bucket's average, highest and lowest) or
+ * (single readings are listed, and FitStream takes each bucket's average, highest and lowest),
  * `exercises` (workouts are listed, and FitStream shares each one's active minutes among the buckets
- * it overlaps).
+ * it overlaps) or `daily` (Google's one value per day of the person's calendar is listed, and
+ * FitStream puts it in the bucket holding that day's local midnight).
  */
 export interface HealthSource {
   /** The data type's id in Health API URLs (`users/me/dataTypes/<id>`). */
   readonly dataType: string
   readonly scope: HealthScopeGroup
-  readonly read?: 'rollUp' | 'sessions' | 'samples' | 'exercises'
+  readonly read?: 'rollUp' | 'sessions' | 'samples' | 'exercises' | 'daily'
 }
 
 export type ScopeGroup = 'activity' | 'location' | 'heart_rate' | 'body' | 'sleep' | 'blood_pressure' | 'oxygen_saturation'
@@ -275,6 +276,47 @@ export const DATA_TYPES = [
     unit: 'min',
     scope: 'activity',
     health: { dataType: 'exercise', scope: 'activity_and_fitness', read: 'exercises' },
+  },
+  // Google's daily summaries, one value per calendar day in the person's time zone (Health API only).
+  {
+    key: 'resting_heart_rate',
+    description: 'Resting heart rate, one value a day as Google works it out from the day’s heart rate',
+    fields: [int('bpm', 'mean')],
+    unit: 'bpm',
+    scope: 'heart_rate',
+    health: { dataType: 'daily-resting-heart-rate', scope: 'health_metrics_and_measurements', read: 'daily' },
+  },
+  {
+    key: 'heart_rate_variability',
+    description: 'Heart-rate variability (RMSSD between heartbeats), one value a day from the main sleep',
+    fields: [float('rmssd_ms', 'mean')],
+    unit: 'ms',
+    scope: 'heart_rate',
+    health: { dataType: 'daily-heart-rate-variability', scope: 'health_metrics_and_measurements', read: 'daily' },
+  },
+  {
+    key: 'vo2_max',
+    description: 'VO2 max (cardio fitness score), one value a day',
+    fields: [float('ml_per_kg_min', 'mean')],
+    unit: 'ml/kg/min',
+    scope: 'activity',
+    health: { dataType: 'daily-vo2-max', scope: 'activity_and_fitness', read: 'daily' },
+  },
+  {
+    key: 'respiratory_rate',
+    description: 'Breathing rate during the main sleep, one value a day',
+    fields: [float('breaths_per_min', 'mean')],
+    unit: 'breaths/min',
+    scope: 'heart_rate',
+    health: { dataType: 'daily-respiratory-rate', scope: 'health_metrics_and_measurements', read: 'daily' },
+  },
+  {
+    key: 'floors',
+    description: 'Floors climbed',
+    fields: [int('count')],
+    unit: 'floors',
+    scope: 'activity',
+    health: { dataType: 'floors', scope: 'activity_and_fitness' },
   },
 ] as const satisfies readonly DataTypeSpec[]
 

@@ -26,12 +26,20 @@ describe('the default policy', () => {
         .sort(),
     ).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
     expect(policy).toMatchObject({ pseudonym: { epoch: 'month' }, budget: { period: 'month', epsilon: 16 }, cohorts: { k: 10, graceHours: 48 } })
-    for (const rule of Object.values(policy.types)) {
+    // Google's daily summaries and floors share what the other types leave of the budget (PRIVACY.md).
+    const summaries = new Set(['resting_heart_rate', 'heart_rate_variability', 'vo2_max', 'respiratory_rate', 'floors'])
+    const summaryEpsilon = { week: 0.06, month: 0.25 } as Record<string, number>
+    for (const [type, rule] of Object.entries(policy.types)) {
       if (rule.individual !== undefined) expect(rule.individual).toMatchObject({ consent: 'opt-in', granularity: 'hour' })
       if (rule.individual !== undefined) expect(rule.cohort, 'every individual type is in cohorts too').toBeDefined()
       for (const field of Object.values(rule.individual?.fields ?? {})) expect(field.clamp).toBeDefined()
-      if (rule.cohort !== undefined && rule.release !== 'drop') expect(rule.cohort.epsilon).toBe(rule.cohort.window === 'day' ? 0.04 : 0.1)
+      if (summaries.has(type)) expect([type, rule.release, rule.individual]).toEqual([type, 'cohort', undefined])
+      if (rule.cohort !== undefined && rule.release !== 'drop') {
+        const expected = rule.cohort.window === 'day' ? 0.04 : summaries.has(type) ? summaryEpsilon[rule.cohort.window] : 0.1
+        expect([type, rule.cohort.epsilon]).toEqual([type, expected])
+      }
     }
+    expect([...summaries].filter((type) => policy.types[type as keyof typeof policy.types]?.cohort === undefined)).toEqual([])
     expect(Object.keys(policy.types.heart_rate!.individual!.fields)).toEqual(['avg'])
   })
 

@@ -43,7 +43,8 @@ export interface GoogleHealthClientOptions {
  * The Google Health API (v4), successor of the Fitness REST API, through the googleapis client.
  * Each data type is its own request, made side by side: `rollUp` over fixed windows of the bucket
  * size, or, for whole-day buckets in a person's own time zone, `dailyRollUp` over their local days
- * (Google applies the time zone the person is in). Sleep, workouts, height and blood oxygen are
+ * (Google applies the time zone the person is in). Daily summaries (resting heart rate, heart-rate
+ * variability, VO2 max, breathing rate) are listed by calendar date. Sleep, workouts, height and blood oxygen are
  * not rolled up by Google, and weight and body fat only to an average: their sessions or readings
  * are listed, reconciled across the person's devices and apps into one stream (`reconcile`, as
  * Fit's merged sources and the roll-ups are), and `normalizeHealth` puts them into buckets, with
@@ -94,6 +95,16 @@ export class GoogleHealthClient {
       const filter = `${field}.interval.civil_start_time >= "${from}" AND ${field}.interval.civil_start_time < "${before}"`
       const maxPages = 1 + Math.ceil(((endMs - startMs + LONGEST_WORKOUT_MS + 2 * WIDEST_UTC_OFFSET_MS) / DAY_MS) * (MAX_WORKOUTS_PER_DAY / SESSION_PAGE_SIZE))
       return this.followPages(`${key} workouts`, maxPages, reconcile({ filter, pageSize: SESSION_PAGE_SIZE }))
+    }
+    if (source.read === 'daily') {
+      // Google files a daily value under the person's calendar date: every date from the one the
+      // window starts in to the one it ends in, and normalizeHealth keeps those whose midnight lies in it.
+      const zone = request.timeZone ?? 'UTC'
+      const from = civilDate(startMs, zone)
+      const before = civilDate(endMs - 1, zone, 1)
+      const filter = `${field}.date >= "${from}" AND ${field}.date < "${before}"`
+      const maxPages = 1 + Math.ceil((endMs - startMs) / DAY_MS / SAMPLE_PAGE_SIZE)
+      return this.followPages(`${key} days`, maxPages, reconcile({ filter, pageSize: SAMPLE_PAGE_SIZE }))
     }
     if (source.read === 'samples') {
       const filter = `${field}.sample_time.physical_time >= "${iso(startMs)}" AND ${field}.sample_time.physical_time < "${iso(endMs)}"`
@@ -169,6 +180,12 @@ const iso = (ms: number): string => new Date(ms).toISOString()
 
 /** An instant as a civil date-time literal (`YYYY-MM-DDTHH:mm:ss`), read as UTC's wall clock. */
 const civilLiteral = (ms: number): string => new Date(ms).toISOString().slice(0, 19)
+
+/** The calendar date at an instant in a time zone, `daysLater` days on, as a date literal (`YYYY-MM-DD`). */
+function civilDate(ms: number, timeZone: string, daysLater = 0): string {
+  const c = civilTime(ms, timeZone)
+  return new Date(Date.UTC(c.year, c.month - 1, c.day + daysLater)).toISOString().slice(0, 10)
+}
 
 function civilDateTime(ms: number, timeZone: string): health_v4.Schema$CivilDateTime {
   const c = civilTime(ms, timeZone)

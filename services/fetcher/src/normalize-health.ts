@@ -29,6 +29,7 @@ const EXTRACTORS: Partial<Record<DataTypeKey, { readonly field: string; readonly
   },
   distance: { field: 'distance', values: (v) => scaled(fields({ metres: count(v.millimetersSum) }), 1_000) },
   active_minutes: { field: 'activeMinutes', values: (v) => activeMinutes(v.activeMinutesRollupByActivityLevel) },
+  floors: { field: 'floors', values: (v) => fields({ count: count(v.countSum) }) },
   heart_minutes: {
     // Heart points are active zone minutes, which Google already weights: a fat-burn minute earns 1,
     // a cardio or peak minute 2 (Schema$ActiveZoneMinutesRollupValue). So the points are the sum, and
@@ -79,6 +80,12 @@ export function normalizeHealth(result: HealthReadResult, window: TimeWindow, ti
       continue
     }
     const read = dataType(key).health?.read
+    if (read === 'daily') {
+      const days = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
+      buckets += days.length
+      samples.push(...dailySamples(key, days, windowBuckets, timeZone, reject))
+      continue
+    }
     if (read === 'sessions' || read === 'exercises') {
       const sessions = pages.flatMap((page) => dataPointsOf(page, 'dataPoints', 'reconcile'))
       buckets += sessions.length
@@ -423,6 +430,112 @@ function readingSamples(key: DataTypeKey, readings: readonly Reading[], buckets:
       revision: 0,
     }
   })
+}
+
+/** How the data point of each daily summary is named: `daily-vo2-max` → `dailyVo2Max`. */
+const camelCase = (dataType: string): string => dataType.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+
+/**
+ * How a daily summary's value comes out, in FitStream's fields and units, or the reason it is set
+ * aside. Proto3 JSON leaves a 0 out, and none of these can be 0 in a living person: a day without
+ * its value is set aside (`missing values`), not read as 0.
+ */
+const DAILY: Partial<Record<DataTypeKey, (v: Json) => Record<string, number> | string>> = {
+  // An int64, so a decimal string; Google says how it was worked out (with the night's sleep, or
+  // awake data only), and a method it has not documented is not taken for either.
+  resting_heart_rate: (v) => {
+    const bpm = v.beatsPerMinute === undefined ? 'missing values' : count(v.beatsPerMinute)
+    if (typeof bpm === 'string') return bpm
+    if (bpm === 0) return 'missing values'
+    const metadata = v.dailyRestingHeartRateMetadata === undefined ? {} : asObject(v.dailyRestingHeartRateMetadata)
+    if (metadata === undefined) return 'malformed values'
+    const method = metadata.calculationMethod
+    if (method !== undefined && typeof method !== 'string') return 'malformed values'
+    if (method !== undefined && !RESTING_HEART_RATE_METHODS.has(method)) return 'unknown calculation method'
+    return { bpm }
+  },
+  // The day's average RMSSD in milliseconds; Google leaves it out on a day it could not work one out.
+  heart_rate_variability: (v) => positive(v.averageHeartRateVariabilityMilliseconds, (rmssd_ms) => ({ rmssd_ms })),
+  // ml of oxygen per kg of body weight per minute, 0 to 100; an estimate (Google's `estimated`) still is
+  // the person's VO2 max, and the fitness level Google derives from it must be one it documents.
+  vo2_max: (v) => {
+    const level = v.cardioFitnessLevel
+    if (v.estimated !== undefined && typeof v.estimated !== 'boolean') return 'malformed values'
+    if (level !== undefined && typeof level !== 'string') return 'malformed values'
+    if (level !== undefined && !CARDIO_FITNESS_LEVELS.has(level)) return 'unknown fitness level'
+    return positive(v.vo2Max, (ml_per_kg_min) => (ml_per_kg_min > 100 ? 'out-of-range value' : { ml_per_kg_min }))
+  },
+  respiratory_rate: (v) => positive(v.breathsPerMinute, (breaths_per_min) => ({ breaths_per_min })),
+}
+
+/** DailyRestingHeartRateMetadata.CalculationMethod (proto3 JSON leaves CALCULATION_METHOD_UNSPECIFIED out). */
+const RESTING_HEART_RATE_METHODS = new Set(['WITH_SLEEP', 'ONLY_WITH_AWAKE_DATA'])
+/** DailyVO2Max.CardioFitnessLevel (proto3 JSON leaves CARDIO_FITNESS_LEVEL_UNSPECIFIED out). */
+const CARDIO_FITNESS_LEVELS = new Set(['POOR', 'FAIR', 'AVERAGE', 'GOOD', 'VERY_GOOD', 'EXCELLENT'])
+
+/** A double above 0 passed on, or the reason it is not one: left out (proto3's 0), not a finite number, or negative. */
+function positive(value: unknown, then: (n: number) => Record<string, number> | string): Record<string, number> | string {
+  const n = average(value)
+  if (typeof n === 'string') return n
+  if (n < 0) return 'negative value'
+  return n === 0 ? 'missing values' : then(n)
+}
+
+/**
+ * One sample per day from Google's daily summaries, in the bucket holding the day's local midnight
+ * (so a daily bucket is the day itself, and an hourly one its first hour). A day whose midnight lies
+ * outside the window belongs to another fetch and is passed over; a malformed day, a value set aside
+ * (see DAILY) or a second value for one date is counted.
+ */
+function dailySamples(
+  key: DataTypeKey,
+  days: readonly unknown[],
+  buckets: readonly TimeWindow[],
+  timeZone: string,
+  reject: (reason: string) => void,
+): FitnessSample[] {
+  const spec = dataType(key)
+  const field = camelCase(spec.health!.dataType)
+  const values = DAILY[key]
+  if (values === undefined) throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
+  const [windowStart, windowEnd] = [buckets[0]!.startMs, buckets[buckets.length - 1]!.endMs]
+  const samples: FitnessSample[] = []
+  const seen = new Set<number>()
+  for (const raw of days) {
+    const day = asObject(asObject(raw)?.[field])
+    const midnight = day === undefined ? undefined : dateMidnight(day.date, timeZone)
+    if (day === undefined || midnight === undefined) {
+      reject('malformed day')
+      continue
+    }
+    if (midnight < windowStart || midnight >= windowEnd) continue
+    const value = values(day)
+    if (typeof value === 'string') {
+      reject(value)
+      continue
+    }
+    if (seen.has(midnight)) {
+      reject('extra point in bucket')
+      continue
+    }
+    seen.add(midnight)
+    const bucket = buckets[bucketIndex(buckets, midnight)]!
+    samples.push({ type: key, startMs: bucket.startMs, endMs: bucket.endMs, values: value, unit: spec.unit, revision: 0 })
+  }
+  return samples
+}
+
+/** The instant a google.type.Date (a whole calendar date) begins in the time zone; undefined when it is not one. */
+function dateMidnight(value: unknown, timeZone: string): number | undefined {
+  const date = asObject(value)
+  if (date === undefined) return undefined
+  const [year, month, day] = [date.year, date.month, date.day]
+  if (![year, month, day].every((n) => typeof n === 'number' && Number.isInteger(n))) return undefined
+  const [y, m, d] = [year as number, month as number, day as number]
+  const utc = new Date(Date.UTC(y, m - 1, d))
+  // Google's "no day" (0) and impossible dates (30 February) are not calendar dates.
+  if (y < 1 || y > 9999 || utc.getUTCFullYear() !== y || utc.getUTCMonth() !== m - 1 || utc.getUTCDate() !== d) return undefined
+  return instantOf({ year: y, month: m, day: d, hours: 0, minutes: 0, seconds: 0 }, timeZone)
 }
 
 /** The bucket holding `ms` (buckets are consecutive and `ms` lies within them). */

@@ -42,6 +42,11 @@ export const COHORT_WINDOWS: Readonly<Partial<Record<DataTypeKey, 'day' | 'week'
   blood_pressure: 'week',
   oxygen_saturation: 'week',
   workouts: 'day',
+  resting_heart_rate: 'week',
+  heart_rate_variability: 'week',
+  vo2_max: 'month',
+  respiratory_rate: 'month',
+  floors: 'week',
 }
 
 /** What everyone's data becomes, in the words PRIVACY.md gives the pages. */
@@ -92,7 +97,9 @@ export const CONSENT_GROUP_NAMES = CONSENT_GROUPS.map((g) => g.group)
 /** How a group reads where the Health API has less of it than Fit. */
 const HEALTH_DESCRIPTIONS: Partial<Record<ScopeGroup, string>> = {
   activity:
-    'steps, calories burned, active minutes, heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training), as daily averages over many people',
+    'floors climbed (weekly) and VO2 max, your cardio fitness score (monthly); steps, calories burned, active minutes, heart points and minutes of recorded workouts (walking, running, cycling, swimming or strength training), as daily averages over many people',
+  heart_rate:
+    'average heart rate (daily), resting heart rate and heart-rate variability (weekly) and breathing rate during sleep (monthly), as averages over many people',
 }
 
 /** The groups offered when grants are for this API: each with the types the API has, empty groups left out. */

@@ -5,7 +5,7 @@ import { google as googleapis } from 'googleapis'
 import { FakeGoogle } from '@fitstream/fake-google'
 import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
-import { COHORT_WINDOWS, CONSENT_GROUPS, INDIVIDUAL_OFFERS, consentGroups } from '../src/consent.js'
+import { COHORT_WINDOWS, INDIVIDUAL_OFFERS, consentGroups } from '../src/consent.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { ADMIN, WebClient as Browser, testEnv, waitFor } from './support.js'
@@ -325,8 +325,21 @@ describe('a deployment moved to the Google Health API', () => {
     const { id } = await connectedUser(['activity', 'heart_rate'], undefined, health)
     const user = await getUser(id)
     expect(user).toMatchObject({ dataApi: 'health', state: 'active' })
-    // Fit's activity segments have no Health API counterpart; the rest of the activity group does, and workouts join it.
-    expect([...user.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'heart_rate', 'steps', 'workouts'])
+    // Fit's activity segments have no Health API counterpart; the rest of the activity group does, and workouts,
+    // floors and VO2 max join it, as resting heart rate, heart-rate variability and breathing rate join heart rate.
+    expect([...user.dataTypes].sort()).toEqual([
+      'active_minutes',
+      'calories',
+      'floors',
+      'heart_minutes',
+      'heart_rate',
+      'heart_rate_variability',
+      'respiratory_rate',
+      'resting_heart_rate',
+      'steps',
+      'vo2_max',
+      'workouts',
+    ])
     expect([...user.scopes].sort()).toEqual([`${HEALTH}activity_and_fitness.readonly`, `${HEALTH}health_metrics_and_measurements.readonly`, 'openid'])
   })
 
@@ -365,7 +378,7 @@ describe('a deployment moved to the Google Health API', () => {
     const moved = await getUser(id)
     expect(moved).toMatchObject({ id, dataApi: 'health', state: 'active' })
     // Activity segments end with Fit; the workouts the Activity choice names on the Health API take their place.
-    expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'heart_minutes', 'steps', 'workouts'])
+    expect([...moved.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'floors', 'heart_minutes', 'steps', 'vo2_max', 'workouts'])
     const after = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(after.body).not.toContain('Move to Google Health.')
     expect([...(await listUsers('dataApi=fit')).keys()]).not.toContain(id)
@@ -608,7 +621,7 @@ describe('what the pages promise (issue 26: safer defaults, honest words)', () =
     const windows = Object.fromEntries(Object.entries(policy.types).flatMap(([key, t]) => (t.cohort === undefined ? [] : [[key, t.cohort.window]])))
     expect(COHORT_WINDOWS).toEqual(windows)
     const named = { day: 'daily', week: 'weekly', month: 'monthly' } as const
-    for (const group of [...CONSENT_GROUPS, ...consentGroups('health')]) {
+    for (const group of [...consentGroups('fit'), ...consentGroups('health')]) {
       expect(group.description).toContain('averages over many people')
       expect(group.description).not.toMatch(/hour/i)
       const theirs = new Set(group.dataTypes.map((key) => COHORT_WINDOWS[key]!))

@@ -135,7 +135,7 @@ describe('an account made with a passkey', () => {
     const saved = await browser.post(
       service,
       '/account/consent',
-      new URLSearchParams([...[...groups, sleepGroup].map((g) => ['groups', g]), ['csrf', csrf]]).toString(),
+      new URLSearchParams([...[...groups, sleepGroup].map((g): [string, string] => ['groups', g]), ['csrf', csrf]]).toString(),
     )
     expect(saved.statusCode).toBe(303)
     expect(saved.headers.location).toBe('/account?notice=consent')

@@ -187,6 +187,37 @@ export async function readPrivacyReport(redis: Redis, prefix: string, userId: st
   }
 }
 
+/** Deletes every key of one person's ledger (totals, budgets, log); answers how many. */
+export async function erasePrivacyLedger(redis: Redis, prefix: string, userId: string): Promise<number> {
+  const keys = [privacyKey(prefix, userId)]
+  let cursor = '0'
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${privacyKey(prefix, userId)}:*`, 'COUNT', 1000)
+    cursor = next
+    keys.push(...found)
+  } while (cursor !== '0')
+  return redis.del(...keys)
+}
+
+/**
+ * The ledger as the token service uses it: a person's report, and erasing it with them (at once, so
+ * the erasure receipt can count it; the anonymizer's own erasure job erases it again afterwards).
+ */
+export class PrivacyLedgerReader {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  report(userId: string): Promise<PrivacyReport> {
+    return readPrivacyReport(this.redis, this.prefix, userId)
+  }
+
+  erase(userId: string): Promise<number> {
+    return erasePrivacyLedger(this.redis, this.prefix, userId)
+  }
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text)

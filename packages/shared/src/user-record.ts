@@ -2,8 +2,9 @@ import type { Redis } from 'ioredis'
 import type { Keyring } from './crypto.js'
 
 /**
- * The Redis layout of a user, shared by the token service (which owns it) and the fetcher (which
- * reads the access token and advances the cursor). One hash per user keeps memory per user small.
+ * The Redis layout of a user. The token service owns the record (its UserRepository writes it);
+ * this module is where its layout is known, and `UserRecordStore` below is how anyone else reads
+ * it or moves the fetch progress kept in it. One hash per user keeps memory per user small.
  */
 export const USER_FIELDS = {
   state: 'state',
@@ -31,8 +32,6 @@ export const USER_FIELDS = {
 } as const
 
 export const userKey = (prefix: string, userId: string): string => `${prefix}:user:${userId}`
-/** What the fetcher last passed on for the user's recent buckets (see services/fetcher bucket-history). */
-export const bucketHistoryKey = (prefix: string, userId: string): string => `${prefix}:seen:${userId}`
 export const userIndexKey = (prefix: string): string => `${prefix}:users`
 
 const GOOGLE_SCOPE_PREFIX = 'https://www.googleapis.com/auth/'
@@ -70,7 +69,7 @@ export async function readAccessToken(redis: Redis, prefix: string, keyring: Key
 }
 
 /** The access token from the two stored fields (read together with others, to save a round trip). */
-export function decodeAccessToken(
+function decodeAccessToken(
   keyring: Keyring,
   userId: string,
   ciphertext: string | null | undefined,
@@ -89,18 +88,70 @@ local proposed = tonumber(ARGV[2])
 if proposed > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return proposed end
 return current`
 
-/** Records that data up to `until` has been fetched; returns the cursor now stored (-1: user gone). */
-export async function advanceFetchCursor(redis: Redis, prefix: string, userId: string, until: number): Promise<number> {
-  const result = await redis.eval(ADVANCE_CURSOR, 1, userKey(prefix, userId), USER_FIELDS.fetchedUntil, String(until))
-  return Number(result)
+const INCREMENT_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end return -1"
+
+/** What a fetch needs of a user, from one read of their record. */
+export interface FetchableUser {
+  /** `active`, or why the user is not synced (see the token service's UserState). */
+  readonly state: string
+  /** The data types the user consents to. */
+  readonly consent: ReadonlySet<string>
+  /** The OAuth scopes granted at Google (full URLs). */
+  readonly scopes: readonly string[]
+  readonly accessToken: StoredAccessToken | undefined
 }
 
-/** Counts one more backfill chunk as fetched (only for a user who still exists). */
-export async function recordBackfillChunk(redis: Redis, prefix: string, userId: string): Promise<void> {
-  await redis.eval(
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end return -1",
-    1,
-    userKey(prefix, userId),
-    USER_FIELDS.backfillDone,
-  )
+/**
+ * The user record as the fetcher sees it: one read of what a fetch needs, and the fetch progress
+ * (cursor, backfill chunks) the fetcher moves, each written only while the user still exists, so a
+ * fetch finishing after the user was erased does not bring their record back.
+ */
+export class UserRecordStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly accessKeys: Keyring,
+  ) {}
+
+  /** The user's state, consent, grant and access token; undefined when there is no such user. */
+  async forFetch(userId: string): Promise<FetchableUser | undefined> {
+    const [state, consent, scopes, ciphertext, expiresAt] = await this.redis.hmget(
+      userKey(this.prefix, userId),
+      USER_FIELDS.state,
+      USER_FIELDS.dataTypes,
+      USER_FIELDS.scopes,
+      USER_FIELDS.accessToken,
+      USER_FIELDS.accessTokenExpiresAt,
+    )
+    if (state === null || state === undefined) return undefined
+    return {
+      state,
+      consent: new Set((consent ?? '').split(',').filter((type) => type !== '')),
+      scopes: decodeScopes(scopes ?? undefined),
+      accessToken: decodeAccessToken(this.accessKeys, userId, ciphertext, expiresAt),
+    }
+  }
+
+  /** The user's current access token, or undefined if the user is gone or has none yet. */
+  accessToken(userId: string): Promise<StoredAccessToken | undefined> {
+    return readAccessToken(this.redis, this.prefix, this.accessKeys, userId)
+  }
+
+  /** Records that data up to `until` has been fetched; returns the cursor now stored (-1: user gone). */
+  async advanceFetchCursor(userId: string, until: number): Promise<number> {
+    return Number(await this.redis.eval(ADVANCE_CURSOR, 1, userKey(this.prefix, userId), USER_FIELDS.fetchedUntil, String(until)))
+  }
+
+  /** Counts one more backfill chunk as fetched (only for a user who still exists). */
+  async recordBackfillChunk(userId: string): Promise<void> {
+    await this.redis.eval(INCREMENT_IF_EXISTS, 1, userKey(this.prefix, userId), USER_FIELDS.backfillDone)
+  }
+
+  /**
+   * The key that exists exactly while the user does: another owner's script checks it (and only
+   * checks it) to keep state of the user's only while they are not erased.
+   */
+  existenceKey(userId: string): string {
+    return userKey(this.prefix, userId)
+  }
 }

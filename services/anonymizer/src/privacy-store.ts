@@ -9,6 +9,7 @@ import {
   PRIVACY_PERIOD_FIELD_PREFIX,
   PRIVACY_TOTAL_FIELDS,
   encodePrivacyLogEntry,
+  erasePrivacyLedger,
   privacyBudgetKey,
   privacyKey,
   privacyLogKey,
@@ -329,14 +330,7 @@ export class PrivacyStore {
 
   /** Deletes a person's privacy state (totals, ledger, log): the anonymiser owns it. Answers how many keys. */
   async erasePrivacyState(userId: string): Promise<number> {
-    const keys = [privacyKey(this.prefix, userId)]
-    let cursor = '0'
-    do {
-      const [next, found] = await this.redis.scan(cursor, 'MATCH', `${privacyKey(this.prefix, userId)}:*`, 'COUNT', 1000)
-      cursor = next
-      keys.push(...found)
-    } while (cursor !== '0')
-    return this.redis.del(...keys)
+    return erasePrivacyLedger(this.redis, this.prefix, userId)
   }
 
   /** Cells waiting for their window to close (for metrics). */

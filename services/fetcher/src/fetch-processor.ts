@@ -1,30 +1,22 @@
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import {
   GOOGLE_DATA_API_NAMES,
   InvalidPayloadError,
   UpstreamError,
-  USER_FIELDS,
   UserGoneError,
   UserPausedError,
-  advanceFetchCursor,
-  bucketHistoryKey,
   dataApiOfScopes,
   dataType,
-  decodeAccessToken,
-  decodeScopes,
   isClosed,
-  readAccessToken,
   readableIn,
-  recordBackfillChunk,
-  userKey,
   type DataTypeKey,
+  type FetchHistoryStore,
   type GoogleDataApi,
   type JobContext,
-  type Keyring,
   type StageData,
   type StageQueues,
   type StoredAccessToken,
+  type UserRecordStore,
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
@@ -47,10 +39,14 @@ export interface FetchResult {
   readonly api: GoogleDataApi
 }
 
+/** The token service's user record, as a fetch reads it and moves its progress (UserRecordStore). */
+export type FetchUserRecords = Pick<UserRecordStore, 'forFetch' | 'accessToken' | 'advanceFetchCursor' | 'recordBackfillChunk'>
+/** What was last passed on for each user's buckets, and the lock on it (FetchHistoryStore). */
+export type FetchHistory = Pick<FetchHistoryStore, 'lock' | 'read' | 'save' | 'erase'>
+
 export interface FetchProcessorDeps {
-  readonly redis: Redis
-  readonly prefix: string
-  readonly accessKeys: Keyring
+  readonly users: FetchUserRecords
+  readonly history: FetchHistory
   readonly google: GoogleFitClient
   readonly health: GoogleHealthClient
   /** The API of a user whose granted scopes are not known yet (see dataApiOfScopes). */
@@ -69,23 +65,12 @@ export interface FetchProcessorDeps {
 
 /** Tokens closer than this to expiry are refreshed before use rather than sent to Google. */
 const MIN_TOKEN_LIFETIME_MS = 60_000
-/** One user's bucket history is updated by one fetch at a time. */
-const USER_LOCK_MS = 60_000
 /** Errors that say Google, not this request, is failing. */
 const GOOGLE_DOWN_CODES = new Set(['FST_ERR_GOOGLE_UNAVAILABLE', 'FST_ERR_GOOGLE_UNREACHABLE'])
 const RATE_LIMIT_DEFAULT_MS = 10_000
 const RATE_LIMIT_MAX_MS = 15 * 60_000
 /** Windows are planned up to the last complete bucket; a day allows for clocks that differ between hosts. */
 const MAX_WINDOW_AHEAD_MS = 86_400_000
-
-/** The history update takes milliseconds: wait a little for another fetch's lock before deferring. */
-async function acquire(redis: Redis, key: string, value: string): Promise<boolean> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    if ((await redis.set(key, value, 'PX', USER_LOCK_MS, 'NX')) !== null) return true
-    await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 15))
-  }
-  return false
-}
 
 /**
  * Fetches one window of one user's data. The consent is read again here, so a change takes effect
@@ -103,7 +88,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
   const accessToken = async (userId: string, known: StoredAccessToken | undefined): Promise<string> => {
     if (known !== undefined && known.expiresAt - now() >= MIN_TOKEN_LIFETIME_MS) return known.token
     await deps.tokenService.refreshAccessToken(userId)
-    const token = await readAccessToken(deps.redis, deps.prefix, deps.accessKeys, userId)
+    const token = await deps.users.accessToken(userId)
     if (token === undefined) throw new UserGoneError(`user ${userId} no longer exists`)
     return token.token
   }
@@ -118,26 +103,18 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
 
   /** The user's state, consent, grant and access token in one read of their record. */
   const readUser = async (data: StageData<'fetch'>): Promise<UserView> => {
-    const [state, consent, scopes, ciphertext, expiresAt] = await deps.redis.hmget(
-      userKey(deps.prefix, data.userId),
-      USER_FIELDS.state,
-      USER_FIELDS.dataTypes,
-      USER_FIELDS.scopes,
-      USER_FIELDS.accessToken,
-      USER_FIELDS.accessTokenExpiresAt,
-    )
-    if (state === null || state === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
-    if (state !== 'active') throw new UserPausedError(`user ${data.userId} is ${state}`)
-    const current = new Set((consent ?? '').split(','))
-    const api = dataApiOfScopes(decodeScopes(scopes ?? undefined), deps.defaultApi)
+    const record = await deps.users.forFetch(data.userId)
+    if (record === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
+    if (record.state !== 'active') throw new UserPausedError(`user ${data.userId} is ${record.state}`)
+    const api = dataApiOfScopes(record.scopes, deps.defaultApi)
     // The token service pauses them at their next sync; until then their windows wait at the cursor.
     if (isClosed(api, now(), deps.fitClosesAt)) throw new UserPausedError(`user ${data.userId} is read from ${GOOGLE_DATA_API_NAMES.fit}, which has closed`)
-    const consented = data.dataTypes.filter((type) => current.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true))
+    const consented = data.dataTypes.filter((type) => record.consent.has(type) && (deps.fetchSensitiveTypes || dataType(type).sensitive !== true))
     return {
       dataTypes: consented.filter((type) => readableIn(type, api)),
       unreadable: consented.filter((type) => !readableIn(type, api)),
       api,
-      token: decodeAccessToken(deps.accessKeys, data.userId, ciphertext, expiresAt),
+      token: record.accessToken,
     }
   }
 
@@ -184,7 +161,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     }
     if (dataTypes.length === 0) {
       context.logger.info({ requested: data.dataTypes, api }, 'no consented type left in this window: nothing to fetch')
-      await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)
+      await deps.users.advanceFetchCursor(data.userId, data.window.endMs)
       return { samples: 0, unchanged: 0, revised: 0, rejectedPoints: 0, buckets: 0, dataTypes, api }
     }
 
@@ -216,19 +193,17 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       }
     }
 
-    const lockKey = `${deps.prefix}:lock:fetch:${data.userId}`
-    const lockValue = `${context.jobId}-${now()}`
-    if (!(await acquire(deps.redis, lockKey, lockValue))) {
+    const release = await deps.history.lock(data.userId, `${context.jobId}-${now()}`)
+    if (release === undefined) {
       context.logger.debug('another fetch of this user is updating their history: retrying shortly')
       return context.deferWithoutAttempt(1_000 + Math.floor(Math.random() * 1_000), 'job')
     }
     try {
-      const historyKey = bucketHistoryKey(deps.prefix, data.userId)
       const horizon = now() - data.lookbackMs - data.bucketMs
-      const { changed, unchanged, next } = classifySamples(samples, decodeHistory(await deps.redis.getBuffer(historyKey)), horizon)
+      const { changed, unchanged, next } = classifySamples(samples, decodeHistory(await deps.history.read(data.userId)), horizon)
       const revised = changed.filter((s) => s.revision > 0).length
       // First, and only for a user who still exists: someone erased while Google answered gets nothing passed on or remembered.
-      if ((await advanceFetchCursor(deps.redis, deps.prefix, data.userId, data.window.endMs)) === -1) {
+      if ((await deps.users.advanceFetchCursor(data.userId, data.window.endMs)) === -1) {
         throw new UserGoneError('the user was erased while their data was being fetched')
       }
       if (changed.length > 0) {
@@ -246,20 +221,15 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
           { jobId: `anonymize-${data.userId}-${data.window.startMs}-${data.window.endMs}-${digest}` },
         )
       }
-      if (next.size > 0) {
-        const ttl = String(data.lookbackMs + 7 * 86_400_000)
-        await deps.redis.eval(SET_IF_USER_EXISTS, 2, userKey(deps.prefix, data.userId), historyKey, encodeHistory(next), ttl)
-      } else await deps.redis.del(historyKey)
+      if (next.size > 0) await deps.history.save(data.userId, encodeHistory(next), data.lookbackMs + 7 * 86_400_000)
+      else await deps.history.erase(data.userId)
       deps.metrics.bucketsUnchanged.inc(unchanged)
       deps.metrics.bucketsRevised.inc(revised)
-      if (data.kind === 'backfill') await recordBackfillChunk(deps.redis, deps.prefix, data.userId)
+      if (data.kind === 'backfill') await deps.users.recordBackfillChunk(data.userId)
       context.logger.info({ syncId: data.syncId, kind: data.kind, api, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
       return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes, api }
     } finally {
-      await deps.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lockKey, lockValue)
+      await release()
     }
   }
 }
-
-// The history of a user erased a moment ago must not be written back (erasure deleted it).
-const SET_IF_USER_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end return 0"

@@ -1,4 +1,4 @@
-import { ServiceRuntime, type Logger } from '@fitstream/shared'
+import { FetchHistoryStore, ServiceRuntime, UserRecordStore, type Logger } from '@fitstream/shared'
 import type { FetcherConfig } from './config.js'
 import { createFetchProcessor } from './fetch-processor.js'
 import { createFetcherMetrics } from './metrics.js'
@@ -11,6 +11,7 @@ import { TokenServiceClient } from './token-service-client.js'
 export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRuntime {
   const runtime = new ServiceRuntime('fetcher', config, logger)
   const metrics = createFetcherMetrics(runtime.metrics)
+  const users = new UserRecordStore(runtime.redis, config.QUEUE_PREFIX, config.ACCESS_TOKEN_KEYS)
   const { send } = new GoogleRequestGate(runtime.redis, config.QUEUE_PREFIX, config.GOOGLE_RATE_LIMIT_PER_SECOND, metrics)
   runtime.addWorker({
     stage: 'fetch',
@@ -18,9 +19,8 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
     // Every fetch makes at least one request: fetches never outrun the requests' own limit.
     limiter: { max: config.GOOGLE_RATE_LIMIT_PER_SECOND, duration: 1_000 },
     process: createFetchProcessor({
-      redis: runtime.redis,
-      prefix: config.QUEUE_PREFIX,
-      accessKeys: config.ACCESS_TOKEN_KEYS,
+      users,
+      history: new FetchHistoryStore(runtime.redis, config.QUEUE_PREFIX, (userId) => users.existenceKey(userId)),
       google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send }),
       health: new GoogleHealthClient({ rootUrl: config.GOOGLE_HEALTH_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send }),
       defaultApi: config.GOOGLE_DATA_API,

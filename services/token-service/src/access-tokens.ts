@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import {
   AccessTokenUnavailableError,
+  RedisLock,
   UserGoneError,
   USER_FIELDS,
   accessTokenContext,
@@ -40,22 +41,24 @@ export class AccessTokenKeeper {
 
   /** A token valid for at least the refresh margin, refreshing it if needed. */
   async ensureFresh(userId: string, options: { force?: boolean } = {}): Promise<StoredAccessToken> {
-    const { redis, prefix } = this.options
     const current = await this.read(userId)
     if (options.force !== true && current !== undefined && this.isFresh(current)) return current
 
-    const lockKey = `${prefix}:lock:refresh:${userId}`
-    const lockValue = `${process.pid}-${this.now()}-${Math.random()}`
-    const acquired = await redis.set(lockKey, lockValue, 'PX', LOCK_TTL_MS, 'NX')
-    if (acquired === null) return (await this.waitForOtherRefresh(userId, current, lockKey)) ?? this.ensureFresh(userId, options)
+    const lock = this.refreshLock(userId)
+    const holder = `${process.pid}-${this.now()}-${Math.random()}`
+    if (!(await lock.tryTake(holder))) return (await this.waitForOtherRefresh(userId, current, lock)) ?? this.ensureFresh(userId, options)
     try {
       const fresh = await this.options.refresh(userId)
       const stored = await this.store(userId, fresh)
       return stored
     } finally {
-      // Release only our own lock (it may have expired and been taken by another replica).
-      await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lockKey, lockValue)
+      await lock.release(holder)
     }
+  }
+
+  /** Erasure: removes the user's refresh lock, whoever holds it; answers how many keys. */
+  forget(userId: string): Promise<number> {
+    return this.refreshLock(userId).remove()
   }
 
   /** Keeps a token Google has just issued with a new grant, so the first sync needs no refresh. */
@@ -64,12 +67,12 @@ export class AccessTokenKeeper {
   }
 
   /** The token the lock holder stored, or undefined when its refresh ended without one (user gone, Google refused). */
-  private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined, lockKey: string): Promise<StoredAccessToken | undefined> {
+  private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined, lock: RedisLock): Promise<StoredAccessToken | undefined> {
     const deadline = this.now() + LOCK_TTL_MS
     while (this.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS))
       // The lock before the token: a holder that has let go has stored whatever it was going to.
-      const held = (await this.options.redis.exists(lockKey)) === 1
+      const held = await lock.held()
       const token = await this.read(userId)
       if (token !== undefined && token.token !== before?.token && this.isFresh(token)) return token
       if (!held) return undefined
@@ -93,6 +96,10 @@ export class AccessTokenKeeper {
     )
     if (written === -1) throw new UserGoneError(`user ${userId} was erased during the token refresh`)
     return { token: fresh.accessToken, expiresAt: fresh.expiresAt }
+  }
+
+  private refreshLock(userId: string): RedisLock {
+    return new RedisLock(this.options.redis, `${this.options.prefix}:lock:refresh:${userId}`, LOCK_TTL_MS)
   }
 
   private read(userId: string): Promise<StoredAccessToken | undefined> {

@@ -1,17 +1,22 @@
 import type { EarningsOnErasure } from './earnings-membership.js'
-import type { Redis } from 'ioredis'
-import { bucketHistoryKey } from '@fitstream/shared'
 import type { RevocationOutcome } from './google-oauth.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { SessionStore } from './sessions.js'
 import type { JobRecall, UserJobs } from './user-jobs.js'
 import type { UserRepository } from './users.js'
-import { importLedgerKey } from './imports.js'
+
+/** A store that keeps state of a person's and deletes it when asked; answers how many keys it deleted. */
+export interface UserStateOwner {
+  erase(userId: string): Promise<number>
+}
 
 export interface ErasureDeps {
-  readonly redis: Redis
-  readonly prefix: string
   readonly users: UserRepository
+  /**
+   * The other stores holding per-user state (the privacy ledger, the fetch history, the refresh
+   * lock, the import ledger): each erases its own, and the receipt counts them as privacy state.
+   */
+  readonly userState: readonly UserStateOwner[]
   readonly scheduler: SyncScheduler
   readonly sessions: SessionStore
   readonly jobs: UserJobs
@@ -101,7 +106,8 @@ export async function eraseUser(deps: ErasureDeps, userId: string, options: { re
         }))
   // The record goes first, so no worker starts new work for the user while the queues are swept.
   const account = await deps.users.delete(userId)
-  const privacyState = await deleteUserState(deps.redis, deps.prefix, userId)
+  let privacyState = 0
+  for (const owner of deps.userState) privacyState += await owner.erase(userId)
   const sessions = await deps.sessions.destroyAllOf(userId)
   const passkeys = await deps.passkeys?.eraseAllOf(userId)
   const recall: JobRecall = await deps.jobs.recall(userId)
@@ -166,15 +172,4 @@ async function revokeAtGoogle(deps: ErasureDeps, refreshToken: string | undefine
     // Erasure must not wait on Google: the token is deleted here either way, and the receipt says so.
     return 'not_revoked'
   }
-}
-
-async function deleteUserState(redis: Redis, prefix: string, userId: string): Promise<number> {
-  const keys = [`${prefix}:privacy:${userId}`, bucketHistoryKey(prefix, userId), `${prefix}:lock:refresh:${userId}`, importLedgerKey(prefix, userId)]
-  let cursor = '0'
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:privacy:${userId}:*`, 'COUNT', 1000)
-    cursor = next
-    keys.push(...found)
-  } while (cursor !== '0')
-  return redis.del(...keys)
 }

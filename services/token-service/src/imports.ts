@@ -75,6 +75,11 @@ export class ImportStore {
     return importLedgerKey(this.prefix, userId)
   }
 
+  /** Erasure: deletes the person's import ledger; answers how many keys. */
+  async eraseLedger(userId: string): Promise<number> {
+    return this.redis.del(this.ledgerKey(userId))
+  }
+
   async update(id: string, fields: Partial<Omit<ImportStatus, 'id' | 'updatedAt'>>): Promise<void> {
     const flat: Record<string, string> = { updatedAt: String(this.now()) }
     for (const [name, value] of Object.entries(fields)) if (value !== undefined) flat[name] = typeof value === 'object' ? JSON.stringify(value) : String(value)

@@ -6,11 +6,10 @@ import {
   UpstreamError,
   UserGoneError,
   dataApiOfScopes,
-  readPrivacyReport,
   readableIn,
   type DataTypeKey,
+  type PrivacyLedgerReader,
 } from '@fitstream/shared'
-import type { Redis } from 'ioredis'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import { mustMoveToHealth } from './consent.js'
 import { adminOrOwner, requireToken } from './auth.js'
@@ -34,9 +33,8 @@ export interface UserRoutesDeps {
   readonly internalToken: string
   /** True when the internal routes are served by the internal listener (INTERNAL_HTTP_PORT). */
   readonly internalRoutesElsewhere?: boolean
-  /** For the privacy report the anonymiser keeps per user. */
-  readonly redis: Redis
-  readonly prefix: string
+  /** The privacy ledger the anonymiser keeps per user, for their report. */
+  readonly privacy: Pick<PrivacyLedgerReader, 'report'>
   readonly now?: () => number
 }
 
@@ -414,7 +412,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRoutesDeps): Pr
       async (request, reply) => {
         const user = await deps.users.get(request.params.id)
         if (user === undefined) return reply.status(404).send(notFound(request.params.id))
-        return readPrivacyReport(deps.redis, deps.prefix, user.id)
+        return deps.privacy.report(user.id)
       },
     )
 

@@ -6,12 +6,15 @@ import { tmpdir } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import {
   DeadLetters,
+  FetchHistoryStore,
   MEMBERSHIP_DEFAULT_ATTEMPTS,
   MembershipQueues,
+  PrivacyLedgerReader,
   ServiceRuntime,
   UserGoneError,
   buildServer,
   isClosed,
+  userKey,
   type Logger,
 } from '@fitstream/shared'
 import { AccessTokenKeeper } from './access-tokens.js'
@@ -130,6 +133,8 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     runtime.onStart(() => enrolment.start())
     runtime.onClose('membership queues', () => enrolment.close())
   }
+  const privacyLedger = new PrivacyLedgerReader(redis, prefix)
+  const importStore = new ImportStore(redis, prefix, Date.now)
   const passkeyStore = new PasskeyStore(redis, prefix)
   const passkeys = new Passkeys({
     store: passkeyStore,
@@ -141,10 +146,14 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     },
   })
   const erasure: ErasureDeps = {
-    redis,
-    prefix,
-    passkeys: passkeyStore,
     users,
+    passkeys: passkeyStore,
+    userState: [
+      privacyLedger,
+      new FetchHistoryStore(redis, prefix, (userId) => userKey(prefix, userId)),
+      { erase: (userId) => tokens.forget(userId) },
+      { erase: (userId) => importStore.eraseLedger(userId) },
+    ],
     scheduler,
     sessions: sessionStore,
     jobs: new UserJobs(queues),
@@ -222,8 +231,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     adminToken: config.ADMIN_TOKEN,
     internalToken: config.INTERNAL_API_TOKEN,
     internalRoutesElsewhere: internalServer !== undefined,
-    redis,
-    prefix,
+    privacy: privacyLedger,
   })
   await pageRoutes(server, {
     onboarding,
@@ -240,7 +248,6 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     ...(earnings === undefined ? {} : { earnings: earningsForPage(earnings) }),
   })
   if (earnings !== undefined) await earningsRoutes(server, { ...earnings, users, sessions, adminToken: config.ADMIN_TOKEN })
-  const importStore = new ImportStore(redis, prefix, Date.now)
   const imports = new ImportRunner({
     store: importStore,
     users,

@@ -1,16 +1,15 @@
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Counter } from 'prom-client'
-import { StageQueues, cohortRecordSchema, createMetrics, type CohortRecord, type PublishJobData } from '@fitstream/shared'
-import type { Redis } from 'ioredis'
+import { cohortRecordSchema, createMetrics, type CohortRecord, type PublishJobData } from '@fitstream/shared'
 import { memberToken, planRelease } from '../src/anonymize.js'
 import { aggregateCell, decodeBuckets, encodeBuckets, type ClosedCell } from '../src/cohort-aggregate.js'
 import { closeCohortWindows } from '../src/cohort-closer.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
 import { PrivacyStore } from '../src/privacy-store.js'
-import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { DAY, HOUR, defaultPolicy, policyFrom, retry, sample, testKeys } from './support.js'
+import { silentLogger } from '../../../tests/helpers.js'
+import { DAY, HOUR, defaultPolicy, policyFrom, redisWithQueues, sample, testKeys } from './support.js'
 
 const keys = testKeys()
 const exact: PrivacyPolicy = policyFrom({
@@ -109,21 +108,9 @@ describe('aggregateCell', () => {
 })
 
 describe('cohort cells in Redis', () => {
-  const prefix = uniquePrefix('anon-cohort')
-  let redis: Redis
-  let cleanup: () => Promise<void>
-  let queues: StageQueues
   const logger = silentLogger()
   const metrics = createAnonymizerMetrics(createMetrics('anonymizer-test'))
-
-  beforeAll(() => {
-    ;({ redis, cleanup } = testRedis(prefix))
-    queues = new StageQueues({ connection: redis, prefix, retry, logger })
-  })
-  afterAll(async () => {
-    await queues.close()
-    await cleanup()
-  })
+  const { prefix, redis, queues } = redisWithQueues('anon-cohort', logger)
 
   const store = () => new PrivacyStore(redis, prefix, exact)
   const contribute = async (userId: string, samples: Parameters<typeof sample>[], now = dayEnd) => {
@@ -248,9 +235,7 @@ describe('cohort cells in Redis', () => {
 })
 
 describe('a cohort cell in Redis', () => {
-  const prefix = uniquePrefix('anon-cell')
-  const { redis, cleanup } = testRedis(prefix)
-  afterAll(cleanup)
+  const { prefix, redis } = redisWithQueues('anon-cell', silentLogger())
 
   it('holds one field per person, keeps each bucket’s newest revision, and counts the person once', async () => {
     const store = new PrivacyStore(redis, prefix, exact)

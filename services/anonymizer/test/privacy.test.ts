@@ -1,7 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Redis } from 'ioredis'
+import { describe, expect, it } from 'vitest'
 import {
-  StageQueues,
   createMetrics,
   deleteKeysWithPrefix,
   readPrivacyReport,
@@ -13,8 +11,8 @@ import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
 import { PrivacyStore } from '../src/privacy-store.js'
-import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { HOUR, defaultPolicy, jobContext, policyFrom, retry, sample, t0, testKeys } from './support.js'
+import { silentLogger } from '../../../tests/helpers.js'
+import { HOUR, defaultPolicy, jobContext, policyFrom, redisWithQueues, sample, t0, testKeys } from './support.js'
 
 const keys = testKeys()
 const logger = silentLogger()
@@ -39,19 +37,7 @@ const budgetPolicy: PrivacyPolicy = policyFrom({
 })
 
 describe('the anonymize processor, the budget ledger and the privacy report', () => {
-  const prefix = uniquePrefix('anon-privacy')
-  let redis: Redis
-  let cleanup: () => Promise<void>
-  let queues: StageQueues
-
-  beforeAll(() => {
-    ;({ redis, cleanup } = testRedis(prefix))
-    queues = new StageQueues({ connection: redis, prefix, retry, logger })
-  })
-  afterAll(async () => {
-    await queues.close()
-    await cleanup()
-  })
+  const { prefix, redis, queues } = redisWithQueues('anon-privacy', logger)
 
   const processor = (policy: PrivacyPolicy, now: number) =>
     createAnonymizeProcessor({

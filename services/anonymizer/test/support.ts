@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import type { FitnessSample, RetryPolicy, Stage } from '@fitstream/shared'
+import { afterAll } from 'vitest'
+import { StageQueues, type FitnessSample, type Logger, type RetryPolicy, type Stage } from '@fitstream/shared'
+import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { deriveKeys } from '../src/anonymize.js'
 import type { RandomSource } from '../src/noise.js'
 import { loadPolicy, DEFAULT_POLICY_FILE, parsePolicy, type PrivacyPolicy } from '../src/policy.js'
@@ -50,6 +52,18 @@ export const retry: Record<Stage, RetryPolicy> = {
   fetch: { attempts: 1, backoffMs: 100 },
   anonymize: { attempts: 1, backoffMs: 100 },
   publish: { attempts: 1, backoffMs: 100 },
+}
+
+/** A Redis connection and stage queues under a prefix of their own, closed and removed after the file's tests. */
+export function redisWithQueues(name: string, logger: Logger) {
+  const prefix = uniquePrefix(name)
+  const { redis, cleanup } = testRedis(prefix)
+  const queues = new StageQueues({ connection: redis, prefix, retry, logger })
+  afterAll(async () => {
+    await queues.close()
+    await cleanup()
+  })
+  return { prefix, redis, queues }
 }
 
 export { jobContext } from '../../../tests/helpers.js'

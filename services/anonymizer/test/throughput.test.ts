@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Redis } from 'ioredis'
-import { StageQueues, createMetrics, type FitnessSample } from '@fitstream/shared'
+import { describe, expect, it } from 'vitest'
+import { createMetrics, type FitnessSample } from '@fitstream/shared'
 import { planRelease } from '../src/anonymize.js'
 import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import { PrivacyStore } from '../src/privacy-store.js'
-import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { HOUR, defaultPolicy, jobContext, retry, t0, testKeys } from './support.js'
+import { silentLogger } from '../../../tests/helpers.js'
+import { HOUR, defaultPolicy, jobContext, redisWithQueues, t0, testKeys } from './support.js'
 
 /**
  * The anonymizer's throughput in one process, on jobs shaped like real ones: a day of hourly buckets
@@ -37,19 +36,7 @@ const report = (label: string, samples: number, ms: number): number => {
 }
 
 describe('anonymizer throughput (one process)', () => {
-  const prefix = uniquePrefix('anon-throughput')
-  let redis: Redis
-  let cleanup: () => Promise<void>
-  let queues: StageQueues
-
-  beforeAll(() => {
-    ;({ redis, cleanup } = testRedis(prefix))
-    queues = new StageQueues({ connection: redis, prefix, retry, logger })
-  })
-  afterAll(async () => {
-    await queues.close()
-    await cleanup()
-  })
+  const { prefix, redis, queues } = redisWithQueues('anon-throughput', logger)
 
   it('plans releases under the default policy (pure)', () => {
     const jobs = Array.from({ length: 1_000 }, (_, i) => ({ userId: `user-bench-${i}`, samples: day(i, 0) }))

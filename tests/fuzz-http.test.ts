@@ -138,7 +138,11 @@ function kindOf(path: string, doc: OperationDoc | undefined): Kind {
 }
 
 /** Routes anyone may call; every other route must refuse a request that proves nothing. */
-const PUBLIC = new Set(['/', '/healthz', '/readyz', '/metrics', '/connect', '/oauth/callback', '/reconnect'])
+const PUBLIC = new Set([
+  ...['/', '/healthz', '/readyz', '/metrics', '/connect', '/oauth/callback', '/reconnect'],
+  // Passkey sign-up and sign-in: anyone may start them; a response counts only from the session its challenge went to.
+  ...['/passkey', '/passkey/register/options', '/passkey/register', '/passkey/sign-in/options', '/passkey/sign-in'],
+])
 const isPublic = (route: Route) => PUBLIC.has(route.path) || route.kind === 'docs'
 const acceptsSession = (route: Route) => route.kind === 'page' || route.doc?.security?.some((s) => 'session' in s) === true
 const hasBody = (route: Route) => route.method !== 'GET' && route.method !== 'HEAD'
@@ -395,7 +399,7 @@ describe('auth', () => {
 
   it('state-changing pages refuse a form without the right CSRF token and change nothing', async () => {
     const forms = routes.filter((r) => r.kind === 'page' && r.method === 'POST')
-    expect(forms.map((r) => r.path).sort()).toEqual(['/account/consent', '/account/delete', '/connect', '/reconnect'])
+    expect(forms.map((r) => r.path).sort()).toEqual(['/account/consent', '/account/delete', '/connect', '/reconnect', '/sign-out'])
     const withCsrf = (value: string) => `groups=activity&csrf=${encodeURIComponent(value)}`
     const bad: [string, string][] = [
       ['no CSRF token', 'groups=activity'],

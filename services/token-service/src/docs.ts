@@ -20,6 +20,7 @@ export async function registerApiDocs(app: FastifyInstance, publicUrl: string): 
       tags: [
         { name: 'users', description: 'Users, consent and erasure' },
         { name: 'pages', description: 'HTML pages people use (onboarding, callback, their account)' },
+        { name: 'passkeys', description: 'Accounts with a passkey instead of Google: the WebAuthn ceremonies the passkey page runs' },
         { name: 'internal', description: 'Calls between FitStream services' },
         { name: 'dead letters', description: 'Jobs that failed for good: inspect, replay, purge' },
       ],

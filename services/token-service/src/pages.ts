@@ -211,7 +211,7 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
     },
     async (request, reply) => {
       const session = await deps.sessions.current(request)
-      if (session === undefined) return seeOther(reply, '/')
+      if (session === undefined) return notSignedIn(reply)
       if (request.validationError !== undefined || !sameToken(request.body.csrf, session.csrfToken)) return badForm(reply)
       await deps.sessions.end(request, reply)
       return seeOther(reply, deps.passkeys === undefined ? '/' : '/passkey')

@@ -96,12 +96,11 @@ export async function passkeyRoutes(app: FastifyInstance, deps: PasskeyRoutesDep
     '/passkey/register/options',
     {
       bodyLimit: BODY_LIMIT,
-      attachValidation: true,
       config: ceremonyLimit,
-      schema: { tags: ['pages'], summary: 'WebAuthn options for making an account with a passkey', body: signUpChoice },
+      schema: { tags: ['passkeys'], summary: 'WebAuthn options for making an account with a passkey', body: signUpChoice },
     },
     async (request, reply) => {
-      if (request.validationError !== undefined || !deps.sessions.checkFormToken(request, request.body.csrf)) return badForm(reply)
+      if (!deps.sessions.checkFormToken(request, request.body.csrf)) return badForm(reply)
       const dataTypes = dataTypesForGroups(request.body.groups ?? [], deps.api)
       if (dataTypes.length === 0)
         return reply.status(400).send({ error: STATUS_CODES[400], code: 'FST_ERR_VALIDATION', message: 'tick at least one kind of data to sell' })
@@ -117,7 +116,7 @@ export async function passkeyRoutes(app: FastifyInstance, deps: PasskeyRoutesDep
     {
       bodyLimit: BODY_LIMIT,
       config: ceremonyLimit,
-      schema: { tags: ['pages'], summary: 'Make the account with the new passkey, and sign in', body: credentialResponse },
+      schema: { tags: ['passkeys'], summary: 'Make the account with the new passkey, and sign in', body: credentialResponse },
     },
     async (request, reply) => answer(request, reply, await deps.passkeys.register(deps.sessions.currentId(request), request.body), true),
   )
@@ -126,16 +125,15 @@ export async function passkeyRoutes(app: FastifyInstance, deps: PasskeyRoutesDep
     '/passkey/sign-in/options',
     {
       bodyLimit: BODY_LIMIT,
-      attachValidation: true,
       config: ceremonyLimit,
       schema: {
-        tags: ['pages'],
+        tags: ['passkeys'],
         summary: 'WebAuthn options for signing in with a passkey',
         body: { type: 'object', required: ['csrf'], additionalProperties: false, properties: { csrf: csrfField } },
       },
     },
     async (request, reply) => {
-      if (request.validationError !== undefined || !deps.sessions.checkFormToken(request, request.body.csrf)) return badForm(reply)
+      if (!deps.sessions.checkFormToken(request, request.body.csrf)) return badForm(reply)
       const session = await deps.sessions.ensure(request, reply)
       return deps.passkeys.signInOptions(session.id)
     },
@@ -143,7 +141,7 @@ export async function passkeyRoutes(app: FastifyInstance, deps: PasskeyRoutesDep
 
   app.post<{ Body: AuthenticationResponseJSON }>(
     '/passkey/sign-in',
-    { bodyLimit: BODY_LIMIT, config: ceremonyLimit, schema: { tags: ['pages'], summary: 'Sign in with a passkey', body: credentialResponse } },
+    { bodyLimit: BODY_LIMIT, config: ceremonyLimit, schema: { tags: ['passkeys'], summary: 'Sign in with a passkey', body: credentialResponse } },
     async (request, reply) => answer(request, reply, await deps.passkeys.signIn(deps.sessions.currentId(request), request.body), false),
   )
 }

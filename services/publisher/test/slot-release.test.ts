@@ -83,7 +83,15 @@ function publisherProcess(options: {
     }),
   }
   const hold = createPublishProcessor(deps)
-  const releaser = new SlotReleaser({ store, deliver: createDeliverer(deps), maxMessageBytes: MAX_BYTES, instance: options.instance, lockMs: 500, logger })
+  const releaser = new SlotReleaser({
+    store,
+    deliver: createDeliverer(deps),
+    maxMessageBytes: MAX_BYTES,
+    instance: options.instance,
+    lockMs: 500,
+    logger,
+    ...(deps.crashPoint === undefined ? {} : { crashPoint: deps.crashPoint }),
+  })
   return {
     sent,
     store,
@@ -220,6 +228,37 @@ describe('release slots', () => {
     await restarted.releaser.releaseDue(slotTime + 3_600_000)
     expect(keysOf(restarted.sent).sort()).toEqual(job.records.map((r) => `${r.id}:0`).sort())
   })
+
+  for (const [n, point] of ['planned', 'published:2', 'noting:2', 'noted:2', 'completed'].entries()) {
+    it(`released by a process that dies at ${point} and then by another, reaches a buyer's node once per record`, async () => {
+      const sink: Seen[] = []
+      const dying = publisherProcess({ instance: `dies-${point}`, sink, crashAt: point })
+      const next = publisherProcess({ instance: `after-${point}`, sink })
+      const jobs = Array.from({ length: 6 }, (_, i) => ({
+        syncId: `crash-${n}-${i}`,
+        records: personRecords(`crash-${n}-person-${i}`, Date.UTC(2026, 11, 10 + n), Date.UTC(2026, 11, 10 + n, 12)),
+        cohorts: [],
+      }))
+      for (const [i, job] of jobs.entries()) await dying.hold(`crash-${n}-hold-${i}`, job, Date.UTC(2026, 11, 10 + n, 12, 10))
+      const slotTime = Date.UTC(2026, 11, 10 + n, 13, 5)
+      expect(await dying.releaser.release(slotTime, slotTime)).toBe(false)
+      const sentBefore = sink.length
+      // A dead process renews nothing: its lock runs out.
+      await redis.del(`${prefix}:publisher:slot:${slotTime}:lock`)
+      expect(await next.releaser.release(slotTime, slotTime + 60_000)).toBe(true)
+      // What the first had not sent went out (nothing, when it had finished all but the release).
+      if (point !== 'completed') expect(sink.length).toBeGreaterThan(sentBefore)
+      // A buyer's node takes a message once per identity; one identity never carries two contents.
+      const byIdentity = new Map<string, string>()
+      for (const s of sink) {
+        const id = `${s.streamId}|${s.msgChainId}|${s.timestamp}|${s.sequenceNumber}`
+        expect(byIdentity.get(id) ?? keysOf([s]).join(','), id).toBe(keysOf([s]).join(','))
+        byIdentity.set(id, keysOf([s]).join(','))
+      }
+      const delivered = [...byIdentity.values()].flatMap((keys) => keys.split(','))
+      expect(delivered.sort()).toEqual(jobs.flatMap((job) => job.records.map((r) => `${r.id}:0`)).sort())
+    })
+  }
 
   it('holds records that come while a slot is being planned for the next slot, never losing them', async () => {
     const p = publisherProcess({ instance: 'racing-hold' })

@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import {
-  createMetrics,
-  deleteKeysWithPrefix,
-  readPrivacyReport,
-  type DataTypeKey,
-  type FitnessSample,
-  type PublishJobData,
-} from '@fitstream/shared'
+import { createMetrics, deleteKeysWithPrefix, readPrivacyReport, type DataTypeKey, type FitnessSample, type PublishJobData } from '@fitstream/shared'
 import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'

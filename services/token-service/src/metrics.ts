@@ -1,5 +1,5 @@
-import { Counter, Gauge } from 'prom-client'
-import { ReauthRequiredError, type ServiceMetrics } from '@fitstream/shared'
+import type { Counter } from 'prom-client'
+import { ReauthRequiredError, metricBuilder, type ServiceMetrics } from '@fitstream/shared'
 import type { UserRepository } from './users.js'
 
 /** What the token service reports beyond the job metrics every stage has. */
@@ -14,20 +14,18 @@ export interface TokenServiceMetrics {
 }
 
 export function createTokenServiceMetrics(metrics: ServiceMetrics, users: UserRepository): TokenServiceMetrics {
-  const registers = [metrics.registry]
-  const tokenRefreshes = new Counter({
-    name: 'fitstream_token_refreshes_total',
-    help: "Access-token refreshes at Google's token endpoint, by outcome (ok, reauth_required, error)",
-    labelNames: ['outcome'],
-    registers,
-  })
-  const refusals = new Counter({
-    name: 'fitstream_token_refusals_total',
-    help: 'Requests the token service refused to protect accounts (links, Google accounts, rate limits, authentication), by error code',
-    labelNames: ['code'],
-    registers,
-  })
-  const usersByState = new Gauge({ name: 'fitstream_users', help: 'Registered users, by state (sampled at scrape time)', labelNames: ['state'], registers })
+  const { counter, gauge } = metricBuilder(metrics.registry)
+  const tokenRefreshes = counter(
+    'fitstream_token_refreshes_total',
+    "Access-token refreshes at Google's token endpoint, by outcome (ok, reauth_required, error)",
+    ['outcome'],
+  )
+  const refusals = counter(
+    'fitstream_token_refusals_total',
+    'Requests the token service refused to protect accounts (links, Google accounts, rate limits, authentication), by error code',
+    ['code'],
+  )
+  const usersByState = gauge('fitstream_users', 'Registered users, by state (sampled at scrape time)', ['state'])
   return {
     tokenRefreshes,
     refusals,

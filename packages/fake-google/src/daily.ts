@@ -147,7 +147,7 @@ export function dailyValues(seed: string, date: DateJson): DailyValues | undefin
   const fit = profile.runner ? 1 : 0
   const rhr = profile.restingHeartRate - 6 * fit + r.int(-3, 3)
   const hrvBase = 25 + base.next() * 45 + 15 * fit
-  const vo2Base = 30 + base.next() * 16 + 8 * fit
+  const vo2Base = 27 + base.next() * 21 + 6 * fit
   const breathing = 12 + base.next() * 5
   const vo2Max = round(vo2Base + (r.next() - 0.5) * 1.5, 1)
   const hrv = round(hrvBase * (0.8 + r.next() * 0.4), 1)
@@ -233,10 +233,8 @@ export function parseDailyListRequest(query: URLSearchParams, type: HealthDailyT
     (filter) => {
       const field = `${type.filterName}.date`
       const parsed = parseTimeFilter(filter, { dataType: type.name, prefix: type.filterName, civil: field })
-      for (const bound of [parsed.civilFrom, parsed.civilBefore]) {
-        if (Number.isFinite(bound) && bound % DAY_MS !== 0) {
-          throw healthBadRequest(`Invalid filter: ${field} takes a date literal (YYYY-MM-DD), not a date and time.`, 'filter')
-        }
+      if (/["']\d{4}-\d{2}-\d{2}T/.test(filter)) {
+        throw healthBadRequest(`Invalid filter: ${field} takes a date literal (YYYY-MM-DD), not a date and time.`, 'filter')
       }
       return parsed
     },

@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js'
 import { idTokenSubject } from '../src/google-oauth.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, WebClient, testEnv } from './support.js'
+import { ADMIN, WebClient, consentAtGoogle, testEnv } from './support.js'
 
 /**
  * The attacks of issue 24, finding 1 and 3, performed: someone else's Google account on a person's
@@ -54,16 +54,6 @@ afterAll(async () => {
   await cleanup()
 })
 
-/** What a person does on Google's consent screen: signs in as `account` and allows. */
-async function consent(authorize: URL, account: string): Promise<URL> {
-  const html = await (await fetch(authorize)).text()
-  const answer = new URLSearchParams({ request_id: /name="request_id" value="([^"]+)"/.exec(html)![1]!, decision: 'allow', account })
-  for (const [, scope] of html.matchAll(/name="scope" value="([^"]+)"/g)) answer.append('scope', scope!)
-  const response = await fetch(`${authorize.origin}${authorize.pathname}`, { method: 'POST', body: answer, redirect: 'manual' })
-  expect(response.status).toBe(302)
-  return new URL(response.headers.get('location')!)
-}
-
 const back = (browser: WebClient, url: URL) => browser.get(service, `${url.pathname}${url.search}`)
 
 /** A person who connects `account` on the onboarding page; their browser ends up signed in. */
@@ -72,7 +62,7 @@ async function connect(account: string, browser = new WebClient()): Promise<{ br
   const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!
   const started = await browser.post(service, '/connect', new URLSearchParams({ groups: 'activity', csrf }).toString())
   expect(started.statusCode).toBe(303)
-  const response = await back(browser, await consent(new URL(started.headers.location as string), account))
+  const response = await back(browser, await consentAtGoogle(new URL(started.headers.location as string), account))
   const id = (await redis.hget(`${prefix}:session:${browser.sessionId()}`, 'userId')) ?? ''
   expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/)
   return { browser, id, response }
@@ -108,7 +98,7 @@ describe('a reconnect link opened by someone signed in at Google as another acco
 
     const { browser: attacker, pressed } = await useLink(link)
     const revokedBefore = revoked
-    const answer = await back(attacker, await consent(new URL(pressed.headers.location as string), mallory))
+    const answer = await back(attacker, await consentAtGoogle(new URL(pressed.headers.location as string), mallory))
     expect(revoked - revokedBefore).toBe(1)
 
     expect(answer.statusCode).toBe(403)
@@ -132,7 +122,7 @@ describe('a reconnect link opened by someone signed in at Google as another acco
     const person = await connect(bob)
     const link = await needsReconnect(person.id)
     const first = await useLink(link)
-    const answer = await back(first.browser, await consent(new URL(first.pressed.headers.location as string), bob))
+    const answer = await back(first.browser, await consentAtGoogle(new URL(first.pressed.headers.location as string), bob))
     expect(answer.headers.location).toBe('/account?notice=reconnected')
     expect(await redis.hget(userKey(prefix, person.id), USER_FIELDS.state)).toBe('active')
 
@@ -173,7 +163,7 @@ describe("a person opening someone else's link (the reverse attack)", () => {
 
     // Dave, sent the attacker's link, signs in at Google as himself.
     const { browser, pressed } = await useLink(link)
-    const answer = await back(browser, await consent(new URL(pressed.headers.location as string), dave))
+    const answer = await back(browser, await consentAtGoogle(new URL(pressed.headers.location as string), dave))
 
     expect(answer.statusCode).toBe(403)
     expect(answer.body).toContain('FST_ERR_WRONG_ACCOUNT')
@@ -191,7 +181,7 @@ describe("a person opening someone else's link (the reverse attack)", () => {
 
     const { browser, pressed } = await useLink(link)
     const revokedBefore = revoked
-    const answer = await back(browser, await consent(new URL(pressed.headers.location as string), ida))
+    const answer = await back(browser, await consentAtGoogle(new URL(pressed.headers.location as string), ida))
 
     expect(answer.statusCode).toBe(403)
     expect(answer.body).toContain('FST_ERR_WRONG_ACCOUNT')
@@ -252,7 +242,7 @@ describe('a grant whose Google account is not named', () => {
     authorize.searchParams.set('scope', authorize.searchParams.get('scope')!.replace('openid ', ''))
     const users = await redis.scard(`${prefix}:users`)
     const revokedBefore = revoked
-    const answer = await back(browser, await consent(authorize, `nameless-${++accounts}`))
+    const answer = await back(browser, await consentAtGoogle(authorize, `nameless-${++accounts}`))
     expect(answer.statusCode).toBe(400)
     expect(answer.body).toContain('FST_ERR_GOOGLE_ID_TOKEN')
     expect(await redis.scard(`${prefix}:users`)).toBe(users)

@@ -6,7 +6,7 @@ import { REDACTED_PATHS, USER_FIELDS, userKey, waitForRedis, type ServiceRuntime
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, WebClient, testEnv } from './support.js'
+import { ADMIN, WebClient, consentAtGoogle, testEnv } from './support.js'
 
 /**
  * The attacks of issue 24, findings 2, 4 and 5, performed: filling Redis with anonymous page views,
@@ -48,14 +48,6 @@ afterAll(async () => {
   await google.close()
   await cleanup()
 })
-
-async function consent(authorize: URL, account: string): Promise<URL> {
-  const html = await (await fetch(authorize)).text()
-  const answer = new URLSearchParams({ request_id: /name="request_id" value="([^"]+)"/.exec(html)![1]!, decision: 'allow', account })
-  for (const [, scope] of html.matchAll(/name="scope" value="([^"]+)"/g)) answer.append('scope', scope!)
-  const response = await fetch(`${authorize.origin}${authorize.pathname}`, { method: 'POST', body: answer, redirect: 'manual' })
-  return new URL(response.headers.get('location')!)
-}
 
 async function startConnecting(browser: WebClient, svc = service): Promise<URL> {
   const page = await browser.get(svc, '/')
@@ -115,7 +107,7 @@ describe('anonymous page views', () => {
     const id = browser.sessionId()!
     expect(await redis.ttl(`${prefix}:session:${id}`)).toBeLessThanOrEqual(15 * 60)
     // Signed in, the new session lasts 30 days.
-    const back = await consent(new URL(started.headers.location as string), `shortlived-${++accounts}`)
+    const back = await consentAtGoogle(new URL(started.headers.location as string), `shortlived-${++accounts}`)
     const signedIn = await browser.get(service, `${back.pathname}${back.search}`)
     expect(signedIn.cookies.find((c) => c.name === 'fitstream_session')?.maxAge).toBe(30 * 86_400)
     expect(await redis.ttl(`${prefix}:session:${browser.sessionId()}`)).toBeGreaterThan(29 * 86_400)
@@ -157,7 +149,7 @@ describe('a session id planted before sign-in (fixation)', () => {
     victim.set('fitstream_session', attacker.raw('fitstream_session')!)
     expect(victim.sessionId()).toBe(planted)
 
-    const back = await consent(await startConnecting(victim), `victim-${++accounts}`)
+    const back = await consentAtGoogle(await startConnecting(victim), `victim-${++accounts}`)
     const signedIn = await victim.get(service, `${back.pathname}${back.search}`)
     expect(signedIn.headers.location).toBe('/account?notice=connected')
     expect(victim.sessionId()).not.toBe(planted)
@@ -210,7 +202,7 @@ describe('one account sent to Google over and over', () => {
   it('is refused past its hourly limit with a page and a code, while other accounts are not', async () => {
     const signIn = async () => {
       const browser = newBrowser()
-      const back = await consent(await startConnecting(browser), `busy-${++accounts}`)
+      const back = await consentAtGoogle(await startConnecting(browser), `busy-${++accounts}`)
       await browser.get(service, `${back.pathname}${back.search}`)
       return browser
     }
@@ -250,7 +242,7 @@ describe('failed admin authentication', () => {
 describe('logs', () => {
   it('never hold a link, an authorization code or a state: request lines carry the path only', async () => {
     const browser = newBrowser()
-    const back = await consent(await startConnecting(browser), `logged-${++accounts}`)
+    const back = await consentAtGoogle(await startConnecting(browser), `logged-${++accounts}`)
     await browser.get(service, `${back.pathname}${back.search}`)
     const userId = (await redis.hget(`${prefix}:session:${browser.sessionId()}`, 'userId'))!
     await redis.hset(userKey(prefix, userId), USER_FIELDS.state, 'reauth_required')

@@ -93,28 +93,17 @@ export class WebClient {
   }
 
   async post(service: ServiceRuntime, url: string, form: string) {
-    return this.keep(
-      await service.server.inject({
-        method: 'POST',
-        url,
-        headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' },
-        payload: form,
-        remoteAddress: this.remoteAddress,
-      }),
-    )
+    return this.send(service, url, 'application/x-www-form-urlencoded', form)
   }
 
   /** A `fetch()` of the page's script: a JSON body, the browser's cookies. */
   async postJson(service: ServiceRuntime, url: string, body: unknown) {
-    return this.keep(
-      await service.server.inject({
-        method: 'POST',
-        url,
-        headers: { ...this.headers(), 'content-type': 'application/json' },
-        payload: JSON.stringify(body),
-        remoteAddress: this.remoteAddress,
-      }),
-    )
+    return this.send(service, url, 'application/json', JSON.stringify(body))
+  }
+
+  private async send(service: ServiceRuntime, url: string, contentType: string, payload: string) {
+    const headers = { ...this.headers(), 'content-type': contentType }
+    return this.keep(await service.server.inject({ method: 'POST', url, headers, payload, remoteAddress: this.remoteAddress }))
   }
 
   private headers(): Record<string, string> {
@@ -128,6 +117,16 @@ export class WebClient {
     }
     return response
   }
+}
+
+/** What a person does on Google's consent screen: signs in as `account` and allows every scope; answers where Google sends them back to. */
+export async function consentAtGoogle(authorize: URL, account: string): Promise<URL> {
+  const html = await (await fetch(authorize)).text()
+  const answer = new URLSearchParams({ request_id: /name="request_id" value="([^"]+)"/.exec(html)![1]!, decision: 'allow', account })
+  for (const [, scope] of html.matchAll(/name="scope" value="([^"]+)"/g)) answer.append('scope', scope!)
+  const response = await fetch(`${authorize.origin}${authorize.pathname}`, { method: 'POST', body: answer, redirect: 'manual' })
+  expect(response.status).toBe(302)
+  return new URL(response.headers.get('location')!)
 }
 
 export async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -158,7 +158,7 @@ export class Passkeys {
         expectedChallenge: taken.value,
         expectedOrigin: this.deps.config.origin,
         expectedRPID: this.deps.config.rpId,
-        credential: { id: stored.id, publicKey: new Uint8Array(stored.publicKey), counter: stored.counter, transports: [...stored.transports] as never },
+        credential: { id: stored.id, publicKey: new Uint8Array(stored.publicKey), counter: stored.counter, transports: [...stored.transports] },
         requireUserVerification: false,
       })
     } catch (error) {

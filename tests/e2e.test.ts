@@ -28,6 +28,7 @@ beforeAll(async () => {
   stack = await Stack.start({
     redisUrl: redisUrl(),
     prefix: uniquePrefix('e2e'),
+    dataTypes: TYPES,
     backfillDays: 1,
     env: { FETCH_ATTEMPTS: '2', RETRY_BACKOFF_MS: '100' },
   })

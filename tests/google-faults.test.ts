@@ -30,6 +30,7 @@ beforeAll(async () => {
   check = await DeliveryCheck.start({
     redisUrl: redisUrl(),
     prefix: uniquePrefix('google-faults'),
+    dataTypes: TYPES,
     backfillDays: 1,
     googleLatencyMs: 20,
     env: { FETCH_ATTEMPTS: String(FETCH_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS) },

@@ -22,6 +22,7 @@ beforeAll(async () => {
   check = await DeliveryCheck.start({
     redisUrl: redis.url,
     prefix: uniquePrefix('redis-restart'),
+    dataTypes: TYPES,
     backfillDays: 1,
     googleLatencyMs: 150,
     tokenServicePort: await freePort(),

@@ -7,6 +7,7 @@ import { redisUrl, uniquePrefix } from './helpers.js'
  * nothing reaches the buyer twice.
  */
 const USERS = 12
+const TYPES = ['steps', 'heart_rate'] as const
 let stack: Stack
 let subscriber: Subscriber
 const users: RegisteredUser[] = []
@@ -15,13 +16,14 @@ beforeAll(async () => {
   stack = await Stack.start({
     redisUrl: redisUrl(),
     prefix: uniquePrefix('scale-out'),
+    dataTypes: TYPES,
     backfillDays: 1,
     fetchers: 2,
     googleLatencyMs: 20,
     env: { FETCH_CONCURRENCY: '4' },
   })
   subscriber = await stack.startSubscriber()
-  for (let i = 0; i < USERS; i++) users.push(await stack.registerUser({ seed: `scale-out-${i}`, dataTypes: ['steps', 'heart_rate'] }))
+  for (let i = 0; i < USERS; i++) users.push(await stack.registerUser({ seed: `scale-out-${i}`, dataTypes: TYPES }))
 })
 
 afterAll(async () => {

@@ -21,6 +21,7 @@ beforeAll(async () => {
   check = await DeliveryCheck.start({
     redisUrl: redisUrl(),
     prefix: uniquePrefix('streamr-outage'),
+    dataTypes: TYPES,
     backfillDays: 1,
     env: { JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000' },
   })

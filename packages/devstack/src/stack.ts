@@ -75,6 +75,12 @@ export interface StackOptions {
   readonly googleApi?: GoogleDataApi
   /** Days of history a new user's first sync fetches (default 1). */
   readonly backfillDays?: number
+  /**
+   * The data types whose streams are provisioned and that a subscriber from `startSubscriber` reads
+   * (default every type). A test that registers users for a few types saves creating, permitting
+   * and joining every other type's streams.
+   */
+  readonly dataTypes?: readonly DataTypeKey[]
   /** Partitions of each stream (default 1). */
   readonly partitions?: number
   /**
@@ -320,6 +326,7 @@ export class Stack {
   private async provisionStreams(): Promise<void> {
     const cli = fileURLToPath(new URL('../../../services/publisher/dist/cli.js', import.meta.url))
     const args = [cli, 'streams', 'provision', '--partitions', String(this.options.partitions ?? 1), '--grant-subscribe', this.buyer.address]
+    if (this.options.dataTypes !== undefined) args.push('--types', this.options.dataTypes.join(','))
     const env = { PATH: process.env.PATH ?? '', ...this.serviceEnv('publisher', { STREAMR_WEBSOCKET_PORT: String(await freePort()) }) }
     const { stdout } = await run(process.execPath, args, { env, timeout: 120_000 })
     const report = JSON.parse(stdout.trim().split('\n').pop()!) as { streams: { id: string }[] }

@@ -83,6 +83,14 @@ interface Prepared {
   readonly cell?: string
 }
 
+/** The samples of one type and window that become one record or one cohort contribution. */
+interface PreparedCell {
+  readonly type: DataTypeKey
+  readonly startMs: number
+  readonly endMs: number
+  readonly items: Prepared[]
+}
+
 /**
  * Plans what one user's raw samples may become under the policy: pseudonymous individual records,
  * contributions to cohort cells, or nothing. Pure: it reads no clock and touches no store.
@@ -106,8 +114,8 @@ export function planRelease(
     dropped.set(key, entry)
   }
 
-  const individual = new Map<string, { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] }>()
-  const cohort = new Map<string, { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] }>()
+  const individual = new Map<string, PreparedCell>()
+  const cohort = new Map<string, PreparedCell>()
   for (const sample of latestRevisions(samples)) {
     const rule = policy.types[sample.type]
     if (rule === undefined || rule.release === 'drop') {
@@ -185,13 +193,7 @@ function latestRevisions(samples: readonly FitnessSample[]): FitnessSample[] {
   return [...latest.values()]
 }
 
-function addTo(
-  cells: Map<string, { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] }>,
-  type: DataTypeKey,
-  startMs: number,
-  endMs: number,
-  item: Prepared,
-): void {
+function addTo(cells: Map<string, PreparedCell>, type: DataTypeKey, startMs: number, endMs: number, item: Prepared): void {
   const key = `${type}|${startMs}|${endMs}`
   const cell = cells.get(key)
   if (cell === undefined) cells.set(key, { type, startMs, endMs, items: [item] })
@@ -210,12 +212,7 @@ function locationCell(sample: FitnessSample, precision: number, zones: readonly 
   return geohash(centre.lat, centre.lng, precision)
 }
 
-function buildRecord(
-  userId: string,
-  cell: { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] },
-  policy: PrivacyPolicy,
-  keys: AnonymizerKeys,
-): CandidateRecord | undefined {
+function buildRecord(userId: string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CandidateRecord | undefined {
   const rule = policy.types[cell.type]!.individual!
   const spec = dataType(cell.type)
   const epoch = epochOf(cell.startMs, policy.pseudonym.epoch)
@@ -260,12 +257,7 @@ function buildRecord(
   }
 }
 
-function buildContribution(
-  userId: string,
-  cell: { type: DataTypeKey; startMs: number; endMs: number; items: Prepared[] },
-  policy: PrivacyPolicy,
-  keys: AnonymizerKeys,
-): CohortContribution | undefined {
+function buildContribution(userId: string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CohortContribution | undefined {
   const rule = policy.types[cell.type]!.cohort!
   const name = `${cell.type}:${cell.startMs}:${cell.endMs}`
   const buckets: CohortBucket[] = []

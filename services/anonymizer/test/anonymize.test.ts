@@ -6,7 +6,7 @@ import { bandFloor, deriveKeys, epochOf, gridUnitOf, planRelease, pseudonym } fr
 import { geohash, geohashCentre } from '../src/geohash.js'
 import { periodEndOf } from '../src/time-windows.js'
 import type { PrivacyPolicy } from '../src/policy.js'
-import { DAY, HOUR, defaultPolicy, optedInPolicy, policyFrom, sample, t0, testKeys } from './support.js'
+import { DAY, HOUR, defaultPolicy, optedInPolicy, policyFrom, policyOf, sample, t0, testKeys } from './support.js'
 
 /** Most tests here look at what individual records hold: everyone opted in. */
 const policy = optedInPolicy()
@@ -207,9 +207,7 @@ describe('planRelease: generalisation under the default policy', () => {
     expect(bandFloor(73, [50, 70, 90])).toBe(70)
     expect(bandFloor(12, [50, 70, 90])).toBe(50)
     expect(bandFloor(95, [50, 70, 90])).toBe(90)
-    const banded = policyFrom({
-      version: 1,
-      pseudonym: { scheme: 'hmac-sha256' },
+    const banded = policyOf({
       budget: { epsilon: 1 },
       cohorts: { k: 5 },
       types: {
@@ -226,9 +224,7 @@ describe('planRelease: generalisation under the default policy', () => {
   })
 
   it('adds noise on the grid where the policy asks, the same noise for the same release', () => {
-    const noisy = policyFrom({
-      version: 1,
-      pseudonym: { scheme: 'hmac-sha256' },
+    const noisy = policyOf({
       budget: { epsilon: 10 },
       cohorts: { k: 5 },
       types: {

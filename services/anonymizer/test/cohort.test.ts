@@ -9,12 +9,10 @@ import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
 import { PrivacyStore } from '../src/privacy-store.js'
 import { silentLogger } from '../../../tests/helpers.js'
-import { DAY, HOUR, defaultPolicy, policyFrom, redisWithQueues, sample, testKeys } from './support.js'
+import { DAY, HOUR, defaultPolicy, policyOf, redisWithQueues, sample, testKeys } from './support.js'
 
 const keys = testKeys()
-const exact: PrivacyPolicy = policyFrom({
-  version: 1,
-  pseudonym: { scheme: 'hmac-sha256' },
+const exact: PrivacyPolicy = policyOf({
   budget: { epsilon: 5 },
   cohorts: { k: 3, graceHours: 2 },
   types: {

@@ -8,16 +8,14 @@ import { memberToken, planRelease } from '../src/anonymize.js'
 import { startCohortErasure } from '../src/cohort-erasure.js'
 import { PrivacyStore } from '../src/privacy-store.js'
 import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { DAY, HOUR, jobContext, policyFrom, retry, sample, testKeys } from './support.js'
+import { DAY, HOUR, jobContext, policyOf, retry, sample, testKeys } from './support.js'
 
 const prefix = uniquePrefix('anon-erasure')
 const { redis, cleanup } = testRedis(prefix)
 const workerRedis = createRedis(redisUrl(), 'worker', 'test-anon-erasure-worker')
 const queue = new Queue(COHORT_ERASURE_QUEUE, { connection: redis, prefix })
 const keys = testKeys()
-const policy = policyFrom({
-  version: 1,
-  pseudonym: { scheme: 'hmac-sha256' },
+const policy = policyOf({
   budget: { epsilon: 5 },
   cohorts: { k: 2, graceHours: 2 },
   types: { steps: { release: 'cohort', cohort: { window: 'day', fields: { count: { clamp: [0, 20_000], round: 1 } } } } },

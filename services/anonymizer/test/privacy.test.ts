@@ -5,7 +5,7 @@ import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
 import { PrivacyStore } from '../src/privacy-store.js'
 import { silentLogger } from '../../../tests/helpers.js'
-import { HOUR, defaultPolicy, jobContext, policyFrom, redisWithQueues, sample, t0, testKeys } from './support.js'
+import { HOUR, defaultPolicy, jobContext, policyOf, redisWithQueues, sample, t0, testKeys } from './support.js'
 
 const keys = testKeys()
 const logger = silentLogger()
@@ -15,9 +15,7 @@ const origin = 'raw:com.google.step_count.delta:com.sec.android.app.shealth:Sams
  * A noisy daily cohort cell (0.1; 31 a month reserve 3.1) and noisy records (0.3 each) against a
  * budget of 4 a month: the cells are paid for in advance, and records get what is left, 0.9: three.
  */
-const budgetPolicy: PrivacyPolicy = policyFrom({
-  version: 1,
-  pseudonym: { scheme: 'hmac-sha256' },
+const budgetPolicy: PrivacyPolicy = policyOf({
   budget: { period: 'month', epsilon: 4 },
   cohorts: { k: 10 },
   types: {

@@ -22,6 +22,11 @@ export function policyFrom(document: unknown): PrivacyPolicy {
   return parsePolicy(JSON.stringify(document), 'json', 'test policy')
 }
 
+/** A policy of version 1 with HMAC pseudonyms and the given budget, cohorts and types, validated as a file is. */
+export function policyOf(parts: { readonly budget: object; readonly cohorts: object; readonly types: object }): PrivacyPolicy {
+  return policyFrom({ version: 1, pseudonym: { scheme: 'hmac-sha256' }, ...parts })
+}
+
 export function sample(type: FitnessSample['type'], startMs: number, values: Record<string, number>, extra: Partial<FitnessSample> = {}): FitnessSample {
   return { type, startMs, endMs: startMs + HOUR, values, unit: 'x', revision: 0, ...extra }
 }

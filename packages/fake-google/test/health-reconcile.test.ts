@@ -284,7 +284,7 @@ describe('reconcile refusals', () => {
       const refused = await failure(reconcile(dataType, {}))
       expect(refused.status, dataType).toBe(400)
       expect(refused.error.message).toMatch(
-        /reconciles only sleep, exercise, height, oxygen-saturation, weight and body-fat data points; data type ".*" cannot be reconciled/,
+        /reconciles only sleep, exercise, height, oxygen-saturation, weight, body-fat, daily-resting-heart-rate, daily-heart-rate-variability, daily-vo2-max and daily-respiratory-rate data points; data type ".*" cannot be reconciled/,
       )
     }
   })

@@ -166,7 +166,7 @@ describe('rollUp', () => {
       ['steps', { range }, /window_size/],
       ['steps', { range, windowSize: '3600s', pageSize: -1 }, /page_size/],
       ['steps', { range, windowSize: '3600s', dataSourceFamily: 'users/me/dataSourceFamilies/mine' }, /data source family/],
-      ['floors', { range, windowSize: '3600s' }, /"floors"/],
+      ['altitude', { range, windowSize: '3600s' }, /"altitude"/],
     ]
     for (const [dataType, body, message] of bad) {
       const refused = await failure(rollUp(dataType, body))

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { StageQueues, commonEnv, parseEnv, retryPolicies, userlessJobId, type StageInput } from '../src/index.js'
+import { StageQueues, commonEnv, parseEnv, retryPolicies, userlessJobId } from '../src/index.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { fetchInput } from './support.js'
 
 const prefix = uniquePrefix('job-ids')
 const { redis, cleanup } = testRedis(prefix)
@@ -9,14 +10,6 @@ const USER = 'u5Xc0mQ2pLr8vT1wZ9yB3k'
 const KEY = 'job-id-key-for-tests-0123456789'
 
 afterAll(cleanup)
-
-const fetchOf = (userId: string): StageInput<'fetch'> => ({
-  syncId: 'sync-1',
-  userId,
-  dataTypes: ['steps'],
-  window: { startMs: 1_700_000_000_000, endMs: 1_700_003_600_000 },
-  bucketMs: 3_600_000,
-})
 
 describe('job ids', () => {
   it('turns an id naming the payload’s person into its label and a keyed hash: the same each time, bounded, different under another key', () => {
@@ -34,9 +27,9 @@ describe('job ids', () => {
   it('stores no user id in Redis for a job added under an id that names them, and still de-duplicates it', async () => {
     const queues = new StageQueues({ connection: redis, prefix, retry, logger: silentLogger(), jobIdKey: KEY })
     try {
-      const first = await queues.add('fetch', fetchOf(USER), { jobId: `fetch-${USER}-1` })
-      const again = await queues.add('fetch', fetchOf(USER), { jobId: `fetch-${USER}-1` })
-      await queues.addBulk('fetch', [{ data: fetchOf(USER), options: { jobId: `fetch-${USER}-1` } }])
+      const first = await queues.add('fetch', fetchInput(USER), { jobId: `fetch-${USER}-1` })
+      const again = await queues.add('fetch', fetchInput(USER), { jobId: `fetch-${USER}-1` })
+      await queues.addBulk('fetch', [{ data: fetchInput(USER), options: { jobId: `fetch-${USER}-1` } }])
       expect(again.id).toBe(first.id)
       expect(await queues.queue('fetch').count()).toBe(1)
       // While the job lives its payload names the person; nothing else in Redis does.

@@ -1,21 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { QueueEvents, Worker, type Job } from 'bullmq'
-import { ServiceRuntime, UpstreamError, UserGoneError, commonEnv, parseEnv, type DeadLetter, type StageInput } from '../src/index.js'
+import { ServiceRuntime, UpstreamError, UserGoneError, commonEnv, parseEnv, type DeadLetter } from '../src/index.js'
 import { redisUrl, silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
+import { fetchInput } from './support.js'
 
 const prefix = uniquePrefix('stage-worker')
 const { redis, cleanup } = testRedis(prefix)
 let runtime: ServiceRuntime
 let events: QueueEvents
 const behaviour = new Map<string, (attempt: number) => Promise<unknown>>()
-
-const validFetch = (userId: string): StageInput<'fetch'> => ({
-  syncId: 'sync-1',
-  userId,
-  dataTypes: ['steps'],
-  window: { startMs: 1_700_000_000_000, endMs: 1_700_003_600_000 },
-  bucketMs: 3_600_000,
-})
 
 beforeAll(async () => {
   const config = parseEnv(commonEnv, { REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, FETCH_ATTEMPTS: '3', RETRY_BACKOFF_MS: '50' })
@@ -51,12 +44,12 @@ async function settle(job: Job): Promise<'completed' | 'failed'> {
 describe('stage worker', () => {
   it('completes a valid job with the processor result', async () => {
     behaviour.set('ok-user-0001', async () => ({ fine: true }))
-    const job = await runtime.queues.add('fetch', validFetch('ok-user-0001'))
+    const job = await runtime.queues.add('fetch', fetchInput('ok-user-0001'))
     expect(await job.waitUntilFinished(events, 10_000)).toEqual({ fine: true })
   })
 
   it('refuses to add a job whose payload does not match the schema', async () => {
-    await expect(runtime.queues.add('fetch', { ...validFetch('ok-user-0001'), bucketMs: 5 })).rejects.toThrow(/invalid fetch job payload.*bucketMs/s)
+    await expect(runtime.queues.add('fetch', { ...fetchInput('ok-user-0001'), bucketMs: 5 })).rejects.toThrow(/invalid fetch job payload.*bucketMs/s)
   })
 
   it('dead-letters a malformed job at once with the validation message, without retrying', async () => {
@@ -77,7 +70,7 @@ describe('stage worker', () => {
       if (attempt < 3) throw new UpstreamError('FST_ERR_GOOGLE_UNAVAILABLE', 'Google answered 503')
       return 'done'
     })
-    const job = await runtime.queues.add('fetch', validFetch('flaky-user-01'))
+    const job = await runtime.queues.add('fetch', fetchInput('flaky-user-01'))
     expect(await job.waitUntilFinished(events, 10_000)).toBe('done')
     expect(attempts).toEqual([1, 2, 3])
     expect((await deadLetters()).some((d) => d.jobId === job.id)).toBe(false)
@@ -87,7 +80,7 @@ describe('stage worker', () => {
     behaviour.set('down-user-001', async () => {
       throw new UpstreamError('FST_ERR_GOOGLE_UNAVAILABLE', 'Google answered 503: backend error')
     })
-    const job = await runtime.queues.add('fetch', validFetch('down-user-001'))
+    const job = await runtime.queues.add('fetch', fetchInput('down-user-001'))
     expect(await settle(job)).toBe('failed')
     const entry = (await deadLetters()).find((d) => d.jobId === job.id)
     expect(entry).toMatchObject({
@@ -96,7 +89,7 @@ describe('stage worker', () => {
       attemptsMade: 3,
       maxAttempts: 3,
       error: { code: 'FST_ERR_GOOGLE_UNAVAILABLE', message: 'Google answered 503: backend error' },
-      payload: validFetch('down-user-001'),
+      payload: fetchInput('down-user-001'),
     })
     expect(Date.parse(entry!.failedAt)).toBeGreaterThanOrEqual(Date.parse(entry!.createdAt))
   })
@@ -107,7 +100,7 @@ describe('stage worker', () => {
       calls++
       throw new UpstreamError('FST_ERR_GOOGLE_REJECTED', 'Google answered 400 invalidArgument: bad window', { permanent: true })
     })
-    const job = await runtime.queues.add('fetch', validFetch('perm-user-001'))
+    const job = await runtime.queues.add('fetch', fetchInput('perm-user-001'))
     expect(await settle(job)).toBe('failed')
     expect(calls).toBe(1)
     expect((await deadLetters()).find((d) => d.jobId === job.id)?.error.message).toContain('bad window')
@@ -117,7 +110,7 @@ describe('stage worker', () => {
     behaviour.set('gone-user-001', async () => {
       throw new UserGoneError('user gone-user-001 no longer exists')
     })
-    const job = await runtime.queues.add('fetch', validFetch('gone-user-001'))
+    const job = await runtime.queues.add('fetch', fetchInput('gone-user-001'))
     expect(await job.waitUntilFinished(events, 10_000)).toEqual({ discarded: 'user <user> no longer exists' })
     expect((await deadLetters()).some((d) => d.jobId === job.id)).toBe(false)
   })

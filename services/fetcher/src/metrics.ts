@@ -1,18 +1,9 @@
-import type { Counter, Histogram } from 'prom-client'
 import { metricBuilder, type ServiceMetrics } from '@fitstream/shared'
 
 /** What the fetcher reports beyond the job metrics every stage has. */
-export interface FetcherMetrics {
-  readonly googleRequests: Counter<'status'>
-  readonly googleLatency: Histogram
-  readonly pointsRejected: Counter<'reason'>
-  readonly bucketsUnchanged: Counter
-  readonly bucketsRevised: Counter
-  readonly outageDeferrals: Counter
-  readonly googleThrottled: Counter
-}
+export type FetcherMetrics = ReturnType<typeof createFetcherMetrics>
 
-export function createFetcherMetrics(metrics: ServiceMetrics): FetcherMetrics {
+export function createFetcherMetrics(metrics: ServiceMetrics) {
   const { counter, histogram } = metricBuilder(metrics.registry)
   return {
     googleRequests: counter('fitstream_google_requests_total', 'Requests to Google (Fitness API and Health API), by HTTP status', ['status']),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger, type ReleasableRecord } from '@fitstream/shared'
+import type { ReceivedMessage } from '@fitstream/devstack'
 import { DeliveryJournal } from '../src/delivery-journal.js'
 import type { RandomInt } from '../src/messages.js'
 import { createDeliverer, createPublishProcessor, type PublishProcessorDeps } from '../src/publish-processor.js'
@@ -33,14 +34,9 @@ const TO = Date.UTC(2026, 11, 1, 4)
 afterAll(cleanup)
 
 /** What a buyer's subscriber gets of one message. */
-interface Observed {
+type Observed = Omit<ReceivedMessage, 'receivedAt' | 'content'> & {
+  /** Its place in the order of arrival. */
   readonly arrival: number
-  readonly streamId: string
-  readonly partition: number
-  readonly publisherId: string
-  readonly timestamp: number
-  readonly sequenceNumber: number
-  readonly msgChainId: string
   readonly content: { readonly epoch?: string; readonly pseudonym?: string; readonly records: readonly { pseudonym?: string }[] }
 }
 

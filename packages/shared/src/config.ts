@@ -28,6 +28,12 @@ export function parseEnv<T extends z.ZodObject>(schema: T, env: Env): Readonly<z
   return deepFreeze(result.data)
 }
 
+/** Refuses a configuration that sets only one of two variables that work only together. */
+export function requireTogether(config: object, first: string, second: string): void {
+  const set = (name: string): boolean => (config as Record<string, unknown>)[name] !== undefined
+  if (set(first) !== set(second)) throw new ConfigError(`Invalid configuration: ${first} and ${second} go together`)
+}
+
 /** Freezes plain objects and arrays (not buffers or class instances such as keyrings). */
 function deepFreeze<T>(value: T): T {
   const plain = Array.isArray(value) || (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype)

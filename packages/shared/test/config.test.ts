@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConfigError, commonEnv, configErrorLine, envVar, generateKeyringEntry, googleApiEnvShape, keyringVar, parseEnv } from '../src/index.js'
+import {
+  ConfigError,
+  commonEnv,
+  configErrorLine,
+  envVar,
+  generateKeyringEntry,
+  googleApiEnvShape,
+  keyringVar,
+  parseEnv,
+  requireTogether,
+} from '../src/index.js'
 
 describe('parseEnv', () => {
   const schema = z.object({ PORT: envVar.port(), NAME: envVar.string(), KEYS: keyringVar() })
@@ -51,6 +61,15 @@ describe('parseEnv', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('c2VjcmV0')
     }
+  })
+})
+
+describe('two variables that work only together', () => {
+  it('refuse one set without the other, naming both, and pass both or neither', () => {
+    expect(() => requireTogether({ CERT: '/c.pem', KEY: undefined }, 'CERT', 'KEY')).toThrow(new ConfigError('Invalid configuration: CERT and KEY go together'))
+    expect(() => requireTogether({ KEY: '/k.pem' }, 'CERT', 'KEY')).toThrow(ConfigError)
+    expect(() => requireTogether({ CERT: '/c.pem', KEY: '/k.pem' }, 'CERT', 'KEY')).not.toThrow()
+    expect(() => requireTogether({}, 'CERT', 'KEY')).not.toThrow()
   })
 })
 

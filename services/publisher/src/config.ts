@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { commonEnvShape, ConfigError, envVar, parseEnv, type Env } from '@fitstream/shared'
+import { commonEnvShape, ConfigError, envVar, parseEnv, requireTogether, type Env } from '@fitstream/shared'
 
 const entryPoint = z
   .string()
@@ -149,9 +149,7 @@ export const publisherEnvSchema = schema
 
 export function loadConfig(env: Env): Readonly<PublisherConfig> {
   const config = parseEnv(schema, env)
-  if ((config.STREAMR_TLS_CERT_FILE === undefined) !== (config.STREAMR_TLS_KEY_FILE === undefined)) {
-    throw new ConfigError('Invalid configuration: STREAMR_TLS_CERT_FILE and STREAMR_TLS_KEY_FILE go together')
-  }
+  requireTogether(config, 'STREAMR_TLS_CERT_FILE', 'STREAMR_TLS_KEY_FILE')
   if (!config.STREAMR_WEBSOCKET_SERVER && (config.STREAMR_WEBSOCKET_PORT ?? config.STREAMR_WEBSOCKET_HOST ?? config.STREAMR_TLS_CERT_FILE) !== undefined) {
     throw new ConfigError(
       'Invalid configuration: STREAMR_WEBSOCKET_SERVER=false runs no WebSocket server, so STREAMR_WEBSOCKET_PORT, STREAMR_WEBSOCKET_HOST and STREAMR_TLS_CERT_FILE must be left unset',

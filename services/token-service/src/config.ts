@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { commonEnvShape, ConfigError, envVar, googleApiEnvShape, keyringVar, parseEnv, type Env } from '@fitstream/shared'
+import { commonEnvShape, ConfigError, envVar, googleApiEnvShape, keyringVar, parseEnv, requireTogether, type Env } from '@fitstream/shared'
 
 const schema = z.object({
   ...commonEnvShape,
@@ -118,9 +118,7 @@ export const tokenServiceEnvSchema = schema
 
 export function loadConfig(env: Env): Readonly<TokenServiceConfig> {
   const config = parseEnv(schema, env)
-  if ((config.MEMBERSHIP_URL === undefined) !== (config.MEMBER_REF_KEY === undefined)) {
-    throw new ConfigError('Invalid configuration: MEMBERSHIP_URL and MEMBER_REF_KEY go together')
-  }
+  requireTogether(config, 'MEMBERSHIP_URL', 'MEMBER_REF_KEY')
   const host = new URL(config.PUBLIC_URL).hostname
   if (config.PASSKEY_RP_ID !== undefined && host !== config.PASSKEY_RP_ID && !host.endsWith(`.${config.PASSKEY_RP_ID}`)) {
     throw new ConfigError(`Invalid configuration: PASSKEY_RP_ID must be the host name of PUBLIC_URL (${host}) or a suffix of it`)

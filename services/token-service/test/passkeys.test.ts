@@ -175,6 +175,25 @@ describe('attacks on the passkey ceremonies', () => {
     expect(refusal(await thief.postJson(service, '/passkey/sign-in', assertion))).toEqual({ status: 400, code: 'FST_ERR_PASSKEY_CHALLENGE' })
   })
 
+  it('lets a challenge live 5 minutes, and not after it was answered', async () => {
+    const { authenticator } = await signUp()
+    const browser = await openPasskeyPage()
+    const options = await signInOptions(browser)
+    const key = `${prefix}:passkey:challenge:${options.challenge}`
+    const ttl = await redis.ttl(key)
+    expect(ttl).toBeGreaterThan(290)
+    expect(ttl).toBeLessThanOrEqual(300)
+    expect((await browser.postJson(service, '/passkey/sign-in', authenticator.get(options, { origin: ORIGIN }))).statusCode).toBe(200)
+    expect(await redis.exists(key)).toBe(0)
+    // An expired challenge is one Redis no longer has: answered like a used one.
+    const late = await signInOptions(browser)
+    await redis.del(`${prefix}:passkey:challenge:${late.challenge}`)
+    expect(refusal(await browser.postJson(service, '/passkey/sign-in', authenticator.get(late, { origin: ORIGIN })))).toEqual({
+      status: 400,
+      code: 'FST_ERR_PASSKEY_CHALLENGE',
+    })
+  })
+
   it('refuses a challenge handed to another browser session, for sign-in and for sign-up', async () => {
     const { authenticator } = await signUp()
     const victim = await openPasskeyPage()

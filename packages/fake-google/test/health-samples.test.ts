@@ -454,7 +454,9 @@ describe('sample list refusals', () => {
     for (const dataType of ['heart-rate', 'blood-pressure', 'oxygen_saturation', 'daily-oxygen-saturation']) {
       const refused = await failure(list(dataType, {}))
       expect(refused.status, dataType).toBe(400)
-      expect(refused.error.message).toMatch(/lists only sleep, exercise, height, oxygen-saturation, weight, body-fat, daily-resting-heart-rate, daily-heart-rate-variability, daily-vo2-max and daily-respiratory-rate data points/)
+      expect(refused.error.message).toMatch(
+        /lists only sleep, exercise, height, oxygen-saturation, weight, body-fat, daily-resting-heart-rate, daily-heart-rate-variability, daily-vo2-max and daily-respiratory-rate data points/,
+      )
     }
     for (const dataType of ['height', 'oxygen-saturation']) {
       const range = { startTime: iso(FIRST_DAY), endTime: iso(FIRST_DAY + DAY) }

@@ -17,6 +17,9 @@ export interface ForkOptions {
 
 const CHILD = fileURLToPath(new URL('./import-child.js', import.meta.url))
 
+/** The import child's default heap ceiling in MB; the benchmark runs its import under the same one. */
+export const IMPORT_CHILD_HEAP_MB = 160
+
 /**
  * Imports a spool in a child process and yields its events. The next chunk of samples is asked for
  * only when the consumer comes back for it, so a slow hand-over holds the child, not memory. A refused
@@ -24,7 +27,7 @@ const CHILD = fileURLToPath(new URL('./import-child.js', import.meta.url))
  */
 export async function* importInChild(spool: EncryptedSpool, options: Omit<ImportOptions, 'onProgress'>, fork_: ForkOptions = {}): AsyncGenerator<ImportEvent> {
   const child = fork(CHILD, [], {
-    execArgv: [`--max-old-space-size=${fork_.maxHeapMb ?? 160}`],
+    execArgv: [`--max-old-space-size=${fork_.maxHeapMb ?? IMPORT_CHILD_HEAP_MB}`],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     serialization: 'advanced',
   })

@@ -1,9 +1,10 @@
+import { availableParallelism } from 'node:os'
 import { defineConfig } from 'vitest/config'
 
 /**
  * Tests that run a whole FitStream (every service as a process, a subscriber, a local Streamr
  * network): one at a time, so that two of them never share the machine's cores and time out each
- * other's deliveries. Everything else runs in parallel beside them.
+ * other's deliveries. Vitest runs a one-at-a-time project after the parallel ones, not beside them.
  */
 const SYSTEM_TESTS = [
   'tests/e2e.test.ts',
@@ -47,6 +48,10 @@ export default defineConfig({
     globalSetup: ['tests/setup/global-setup.ts'],
     // Every file runs in its own process: the Streamr SDK and services own process-wide handlers.
     pool: 'forks',
+    // At least two files at once where a project allows it: vitest's default (one fewer than the
+    // cores) is one on a 2-core machine, and these files wait on Redis and their own servers as much
+    // as on the CPU. The system projects run one at a time whatever this says.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     testTimeout: 30_000,
     hookTimeout: 180_000,
     reporters: ['default'],

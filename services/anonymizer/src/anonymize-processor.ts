@@ -4,7 +4,7 @@ import { planRelease, type AnonymizerKeys } from './anonymize.js'
 import { erasedToken } from './cohort-erasure.js'
 import type { AnonymizerMetrics } from './metrics.js'
 import type { PrivacyPolicy } from './policy.js'
-import type { ContributionOutcome, PrivacyStore } from './privacy-store.js'
+import type { PrivacyStore } from './privacy-store.js'
 
 export interface AnonymizeResult {
   readonly samples: number
@@ -43,14 +43,13 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
   const { policy, keys, queues, store, metrics } = deps
   return async (data: StageData<'anonymize'>, context: JobContext): Promise<AnonymizeResult> => {
     const now = (deps.now ?? Date.now)()
-    // Fetched just before their erasure: nothing of theirs goes into cells, the log or the publisher.
-    if (await store.isErased(erasedToken(keys, data.userId))) throw new UserGoneError('the user has been erased')
     const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []))
-    for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
-
     // Withheld before: a retry of a release already counted and logged as withheld; counted in this job's result only.
-    const { granted, withheld, withheldBefore } = await store.chargeRecords(data.userId, plan.records, now)
-    const outcomes: ContributionOutcome[] = await Promise.all(plan.contributions.map((c) => store.contribute(data.userId, c, now)))
+    const release = await store.release(data.userId, plan.records, plan.contributions, now, erasedToken(keys, data.userId))
+    // Fetched just before their erasure: nothing of theirs goes into cells, the log or the publisher.
+    if (release === undefined) throw new UserGoneError('the user has been erased')
+    const { granted, withheld, withheldBefore, outcomes } = release
+    for (const { type, reason, samples } of plan.dropped) metrics.samplesDropped.inc({ type, reason }, samples)
 
     const records = granted.map((candidate) => candidate.record)
     if (records.length > 0) {

@@ -106,6 +106,22 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     )
   })
 
+  it('charges a job whose hours span two budget periods to each period once, however often it is retried', async () => {
+    const userId = 'user-two-periods-0001'
+    // 30 November 22:00 to 1 December 02:00 UTC: two records and a day's cohort cell in each month.
+    const samples = hours(Date.UTC(2026, 10, 30, 22), 4)
+    const now = Date.UTC(2026, 11, 1, 3)
+    for (let attempt = 0; attempt < 2; attempt++) {
+      expect(await run(budgetPolicy, userId, samples, now)).toMatchObject({ records: 4, cohortContributions: 2, withheldForBudget: 0 })
+    }
+    const report = await readPrivacyReport(redis, prefix, userId)
+    expect(report.budgets).toEqual([
+      { period: '2026-11', budget: 4, spent: 0.7, remaining: 3.3, charges: 3 },
+      { period: '2026-12', budget: 4, spent: 0.7, remaining: 3.3, charges: 3 },
+    ])
+    expect(report.totals).toMatchObject({ recordsReleased: 8, cohortContributions: 2, withheldForBudget: 0 })
+  })
+
   it('(d) counts a withheld release once in the privacy report, however often its job is retried', async () => {
     const userId = 'user-withheld-0001'
     await run(budgetPolicy, userId, hours(t0, 3))

@@ -148,8 +148,15 @@ export function planRelease(
   }
 
   const records: CandidateRecord[] = []
+  // A day of hourly records shares one or two epochs: each pseudonym is one HMAC, not one per record.
+  const aliases = new Map<string, string>()
+  const aliasOf = (epoch: string): string => {
+    let alias = aliases.get(epoch)
+    if (alias === undefined) aliases.set(epoch, (alias = pseudonym(keys.pseudonym, userId, epoch)))
+    return alias
+  }
   for (const cell of individual.values()) {
-    const candidate = buildRecord(userId, cell, policy, keys)
+    const candidate = buildRecord(aliasOf, cell, policy, keys)
     if (candidate !== undefined) records.push(candidate)
   }
   records.sort((a, b) => a.record.start.localeCompare(b.record.start) || a.record.type.localeCompare(b.record.type))
@@ -212,11 +219,11 @@ function locationCell(sample: FitnessSample, precision: number, zones: readonly 
   return geohash(centre.lat, centre.lng, precision)
 }
 
-function buildRecord(userId: string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CandidateRecord | undefined {
+function buildRecord(aliasOf: (epoch: string) => string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CandidateRecord | undefined {
   const rule = policy.types[cell.type]!.individual!
   const spec = dataType(cell.type)
   const epoch = epochOf(cell.startMs, policy.pseudonym.epoch)
-  const alias = pseudonym(keys.pseudonym, userId, epoch)
+  const alias = aliasOf(epoch)
   const id = hmacHex(keys.pseudonym, `fitstream/record/v1|${alias}|${cell.type}|${cell.startMs}|${cell.endMs}`).slice(0, 32)
   const revision = Math.max(...cell.items.map((item) => item.sample.revision))
   const values: Record<string, number> = {}

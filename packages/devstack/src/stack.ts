@@ -142,8 +142,11 @@ export class Stack {
     const stack = new Stack(options, prefix, redisUrl, generateDevSecrets(), google, network)
     try {
       // No service needs the streams to start (the publisher checks them per job): they are
-      // provisioned while the services boot.
-      await Promise.all([stack.provisionStreams(), stack.startServices()])
+      // provisioned while the services boot. Both settle before a failure is passed on, so that
+      // stop() sees every process that was spawned.
+      const results = await Promise.allSettled([stack.provisionStreams(), stack.startServices()])
+      const failed = results.find((result) => result.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
     } catch (error) {
       await stack.stop()
       throw error

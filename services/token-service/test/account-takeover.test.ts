@@ -10,7 +10,7 @@ import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js
 import { ADMIN, WebClient, consentAtGoogle, testEnv } from './support.js'
 
 /**
- * The attacks of issue 24, finding 1 and 3, performed: someone else's Google account on a person's
+ * Account takeover attempts, performed: someone else's Google account on a person's
  * link, the reverse (a person's grant on someone else's link), a link used twice, and one Google
  * account registering a second user. Each must fail to do harm.
  */

@@ -7,7 +7,7 @@ import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js
 import { ADMIN, INTERNAL, testEnv } from './support.js'
 
 /**
- * Issue 24, finding 7: Bull Board framed by another site, and /metrics, the API docs and the
+ * Bull Board framed by another site, and /metrics, the API docs and the
  * internal endpoints reachable on the public listener.
  */
 const prefix = uniquePrefix('listeners')

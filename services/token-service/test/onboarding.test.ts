@@ -600,7 +600,7 @@ describe('erasure', () => {
   })
 })
 
-describe('what the pages promise (issue 26: safer defaults, honest words)', () => {
+describe('what the pages promise (safer defaults, honest words)', () => {
   const policy = parseYaml(readFileSync(new URL('../../anonymizer/policies/default.yaml', import.meta.url), 'utf8')) as {
     types: Record<
       string,

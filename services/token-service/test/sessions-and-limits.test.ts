@@ -9,7 +9,7 @@ import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js
 import { ADMIN, WebClient, consentAtGoogle, testEnv } from './support.js'
 
 /**
- * The attacks of issue 24, findings 2, 4 and 5, performed: filling Redis with anonymous page views,
+ * Attacks on sessions and limits, performed: filling Redis with anonymous page views,
  * hammering the callback and the admin token, planting a session id before sign-in, and reading
  * links and codes out of the logs.
  */

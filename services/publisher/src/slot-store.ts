@@ -33,7 +33,8 @@ if already then return tonumber(already) end
 local slot = tonumber(ARGV[1])
 while redis.call('EXISTS', ARGV[2] .. slot .. ':plan') == 1 do slot = slot + tonumber(ARGV[3]) end
 local held = ARGV[2] .. slot .. ':held'
-for i = 5, #ARGV, 2 do redis.call('HSET', held, ARGV[i], ARGV[i + 1]) end
+-- One HSET for many entries (each a command inside the script); chunked, as unpack is bounded.
+for i = 5, #ARGV, 1000 do redis.call('HSET', held, unpack(ARGV, i, math.min(i + 999, #ARGV))) end
 redis.call('EXPIRE', held, ARGV[4])
 redis.call('ZADD', KEYS[1], slot, slot)
 redis.call('SET', KEYS[2], slot, 'EX', ARGV[4])

@@ -201,6 +201,16 @@ describe('release slots', () => {
     expect(later.every((s) => !epochsByChain.has(s.msgChainId) && s.timestamp === Date.UTC(2026, 11, 1, 0, 5))).toBe(true)
   })
 
+  it('holds every record of a large job (more than one HSET chunk), each once', async () => {
+    // A prefix of its own, so that no other test's release takes this slot.
+    const store = new SlotStore(redis, `${prefix}:large`, schedule)
+    // 60 days of hourly records: 1,440 records, 2,880 fields and values, three chunks in the script.
+    const records = personRecords('large', Date.UTC(2026, 9, 1), Date.UTC(2026, 10, 30))
+    const slot = await store.hold('large-job', { records, cohorts: [] }, Date.UTC(2026, 11, 5, 9, 30))
+    const held = await store.held(slot)
+    expect(held.records.map((r) => r.id).sort()).toEqual(records.map((r) => r.id).sort())
+  })
+
   it('holds records that come once a slot is planned for the next slot, never losing them', async () => {
     const p = publisherProcess({ instance: 'late' })
     const early = { syncId: 'early', records: personRecords('late-a', Date.UTC(2026, 11, 3), Date.UTC(2026, 11, 3, 2)), cohorts: [] }

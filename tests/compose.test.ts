@@ -153,6 +153,8 @@ describe('docker-compose.yml', () => {
     // The HTTP host is fixed inside containers; everything else must be documented for operators.
     read.delete('HTTP_HOST')
     read.delete('SHUTDOWN_TIMEOUT_MS')
+    // Fault injection for the crash tests, never set in a deployment.
+    read.delete('PUBLISH_CRASH_AT')
     expect([...read].filter((key) => !provided.has(key)).sort()).toEqual([])
   })
 

@@ -29,11 +29,11 @@ const SYSTEM_TESTS = [
 ]
 
 /**
- * Fault tests whose outages run at full length (minutes each) in the soak tier: only
+ * Fault tests at full length in the soak tier (outages of minutes; the publisher killed at every point): only
  * `npm run test:soak` (FITSTREAM_SOAK=1) runs this project. The system project runs the same files
  * with the shortest outages that still prove the behaviour.
  */
-const SOAK_TESTS = ['tests/google-faults.test.ts', 'tests/streamr-outage.test.ts']
+const SOAK_TESTS = ['tests/google-faults.test.ts', 'tests/streamr-outage.test.ts', 'tests/release-slots.test.ts']
 const withSoak = process.env.FITSTREAM_SOAK === '1'
 
 /**

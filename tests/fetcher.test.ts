@@ -610,26 +610,32 @@ describe('the Google Health API', () => {
 
   it('leaves out a night Google is still staging, which comes without `processed` (proto3 JSON leaves false out), and reads it once staged', async () => {
     const user = await registerHealth(['sleep'])
-    const stagingMs = 30 * HOUR
-    google.setSleepStaging(stagingMs)
+    const hours = 72
     let fetchedAt = Date.now()
+    // The latest night to have ended is still being staged and the one before it is done, whatever
+    // the time of day the test runs at (nights are about a day apart; a fixed staging time would
+    // leave nothing staged in part of the day).
+    const latestEnd = Math.max(...healthSleepSessions(user.google.seed, lastHour - hours * HOUR, lastHour + 24 * HOUR, fetchedAt).map((night) => night.endMs))
+    const stagingMs = fetchedAt - latestEnd + HOUR
+    google.setSleepStaging(stagingMs)
     try {
-      await fetchWindow(user.id, ['sleep'], 48)
+      await fetchWindow(user.id, ['sleep'], hours)
     } finally {
       google.setSleepStaging(0)
     }
-    const staged = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt - stagingMs)
-    const all = expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt)
-    // At least one night in the window was still being staged.
+    const staged = expectedSleep(user.google.seed, lastHour - hours * HOUR, lastHour, fetchedAt - stagingMs)
+    const all = expectedSleep(user.google.seed, lastHour - hours * HOUR, lastHour, fetchedAt)
+    // At least one night in the window was still being staged, and one was not.
     expect(all.size).toBeGreaterThan(staged.size)
+    expect(staged.size).toBeGreaterThan(0)
     const [first] = await passedOn(user.id)
     expect(new Map(first!.map((s) => [s.startMs, s.values]))).toEqual(staged)
     // A later sync, once Google has staged it, reads the night.
     fetchedAt = Date.now()
-    await fetchWindow(user.id, ['sleep'], 48)
+    await fetchWindow(user.id, ['sleep'], hours)
     const [, second] = await passedOn(user.id)
     const read = new Map([...first!, ...second!].map((s) => [s.startMs, s.values]))
-    expect(read).toEqual(expectedSleep(user.google.seed, lastHour - 48 * HOUR, lastHour, fetchedAt))
+    expect(read).toEqual(expectedSleep(user.google.seed, lastHour - hours * HOUR, lastHour, fetchedAt))
   })
 
   it('reads classic sleep (asleep, restless, awake) into asleep and awake minutes', async () => {

@@ -371,10 +371,10 @@ describe('normalizeHealth: workouts', () => {
         workout('m', 'TREADMILL', at(15), at(18)),
         workout('p', 'SWIMMING_POOL', at(18), at(20)),
         workout('a', 'ASSAULT_BIKE', at(20), at(21)),
-        // Types this table does not name, placed by the words of their names.
-        workout('o', 'OPEN_WATER_SWIMMING', at(21), at(22)),
+        // Types of health/v4beta's longer list.
+        workout('o', 'SWIMMING_OPEN_WATER', at(21), at(22)),
         workout('k', 'MOUNTAIN_BIKE', at(22), at(23)),
-        workout('q', 'TREADMILL_WALKING', at(23), at(24)),
+        workout('q', 'TREADMILL_WALK', at(23), at(24)),
         // One Google adds later, and EXERCISE_TYPE_UNSPECIFIED, which proto3 JSON leaves out: other, and counted.
         workout('n', 'UNDERWATER_HOCKEY', at(24), at(30)),
         { dataPointName: 'users/1/dataTypes/exercise/dataPoints/x', exercise: { interval: { startTime: iso(at(30)), endTime: iso(at(31)) } } },

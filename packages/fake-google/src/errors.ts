@@ -106,7 +106,7 @@ export interface HealthErrorBody {
 }
 
 /** The Health API methods the fake serves, as its RPCs are named in error details. */
-export type HealthRpc = 'RollUpDataPoints' | 'DailyRollUpDataPoints' | 'ListDataPoints' | 'ReconcileDataPoints'
+export type HealthRpc = 'RollUpDataPoints' | 'DailyRollUpDataPoints' | 'ListDataPoints' | 'ReconcileDataPoints' | 'GetSettings'
 
 const HEALTH_SERVICE = 'health.googleapis.com'
 
@@ -138,7 +138,11 @@ function errorInfo(reason: string, rpc: HealthRpc, metadata: Record<string, stri
     '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
     reason,
     domain: 'googleapis.com',
-    metadata: { service: HEALTH_SERVICE, method: `google.devicesandservices.health.v4.DataPointsService.${rpc}`, ...metadata },
+    metadata: {
+      service: HEALTH_SERVICE,
+      method: `google.devicesandservices.health.v4.${rpc === 'GetSettings' ? 'HealthProfileService' : 'DataPointsService'}.${rpc}`,
+      ...metadata,
+    },
   }
 }
 

@@ -44,6 +44,7 @@ import type { ListMethod } from './list.js'
 import { ConsentScreen } from './oauth.js'
 import { buildDailyRollUpResponse, buildRollUpResponse, parseDailyRollUpRequest, parseRollUpRequest, type RollUpContext } from './rollup.js'
 import { buildSampleListResponse, parseSampleListRequest } from './samples.js'
+import { buildSettingsResponse } from './settings.js'
 import { buildListResponse, parseListRequest, type HealthSleepType } from './sleep.js'
 import { googleIdForSeed, rawDataSourceId, userProfile, type RawSample } from './synthetic.js'
 import { isValidTimeZone } from './time-zones.js'
@@ -91,7 +92,7 @@ export interface FakeUser {
 }
 
 /** 'rollUp' covers both Health roll-up methods (rollUp and dailyRollUp); 'list' both dataPoints.list and dataPoints.reconcile. */
-export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list' | 'any'
+export type FaultRoute = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list' | 'settings' | 'any'
 
 export interface FaultSpec {
   route: FaultRoute
@@ -126,6 +127,8 @@ export interface FakeGoogleStats {
   listErrors: number
   /** The dataPoints.reconcile requests among listRequests. */
   reconcileRequests: number
+  /** Every Health users.getSettings request, whatever the outcome. */
+  settingsRequests: number
   /** Fit and Health requests rejected with 401. */
   unauthorized: number
   /** Requests answered by an injected fault. */
@@ -158,9 +161,9 @@ interface ActiveFault {
   remaining: number
 }
 
-type Route = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list'
+type Route = 'token' | 'aggregate' | 'dataSources' | 'rollUp' | 'list' | 'settings'
 
-const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'rollUp', 'list', 'any']
+const FAULT_ROUTES: readonly FaultRoute[] = ['token', 'aggregate', 'dataSources', 'rollUp', 'list', 'settings', 'any']
 
 const emptyStats = (): FakeGoogleStats => ({
   tokenRequests: 0,
@@ -174,6 +177,7 @@ const emptyStats = (): FakeGoogleStats => ({
   listRequests: 0,
   listErrors: 0,
   reconcileRequests: 0,
+  settingsRequests: 0,
   unauthorized: 0,
   faultsServed: 0,
   bucketsServed: 0,
@@ -329,7 +333,10 @@ export class FakeGoogle {
     return { googleId, seed, refreshToken, scopes: [...scopes], timeZone }
   }
 
-  /** The user moves: dailyRollUp reads their civil days, and sleep its offsets, in this IANA zone from now on. */
+  /**
+   * The user moves: their settings name this IANA zone, and dailyRollUp reads their civil days, and
+   * sessions and samples their offsets, in it from now on.
+   */
   setUserTimeZone(googleId: string, timeZone: string): void {
     const user = this.users.get(googleId)
     if (user === undefined) throw new Error(`no user ${googleId}`)
@@ -505,6 +512,8 @@ export class FakeGoogle {
       const rpc: HealthRpc = health[3] === 'rollUp' ? 'RollUpDataPoints' : 'DailyRollUpDataPoints'
       return this.serveApi(res, url, 'rollUp', () => this.rollUp(req, url, rpc, health[1] ?? '', health[2] ?? ''))
     }
+    const settings = /^\/v4\/users\/([^/]+)\/settings$/.exec(path)
+    if (settings !== null) return this.serveApi(res, url, 'settings', () => Promise.resolve(this.settings(req, url, settings[1] ?? '')))
     const list = /^\/v4\/users\/([^/]+)\/dataTypes\/([^/]+)\/dataPoints(:reconcile)?$/.exec(path)
     if (list !== null) {
       const method: ListMethod = list[3] === undefined ? 'list' : 'reconcile'
@@ -884,6 +893,27 @@ export class FakeGoogle {
         return Promise.resolve(buildListResponse(type, parseListRequest(query, type, method), user.timeZone, context()))
       },
     })
+  }
+
+  /**
+   * users.getSettings (GET users/me/settings), behind googlehealth.settings.readonly: the person's
+   * time zone as it is now (setUserTimeZone moves it), with its offset from UTC at the server's now.
+   */
+  private settings(req: IncomingMessage, url: URL, userId: string): Reply {
+    this.counters.settingsRequests++
+    const fault = this.takeFault('settings')
+    if (fault !== undefined) return this.faultReply(fault, (status, reason) => healthFault(status, reason, 'GetSettings').toBody())
+    try {
+      if (req.method !== 'GET') throw new HealthApiError(404, 'Method not found.')
+      const user = this.caller(req, url)
+      if (typeof user === 'string') throw healthUnauthenticated(user, 'GetSettings')
+      if (userId !== 'me') throw new HealthApiError(403, `The caller does not have permission to access users/${userId}; use users/me.`)
+      if (!canReadHealth(user.scopes, 'settings')) throw healthScopeInsufficient('GetSettings', healthReadScope('settings'))
+      return { status: 200, body: buildSettingsResponse(user.googleId, user.timeZone, this.now()) }
+    } catch (err) {
+      if (err instanceof HealthApiError) return { status: err.code, body: err.toBody(), headers: { ...err.headers } }
+      throw err
+    }
   }
 
   private dataSources(user: UserState, url: URL, sourceId: string | undefined): unknown {

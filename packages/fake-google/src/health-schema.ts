@@ -22,6 +22,7 @@ import type {
   WeightRollupValue,
 } from './rollup.js'
 import type { BodyFatDataPoint, HeightDataPoint, OxygenSaturationDataPoint, WeightDataPoint } from './samples.js'
+import type { SettingsJson } from './settings.js'
 import type { SleepDataPoint } from './sleep.js'
 
 /** T with every field Google's S lacks turned to `never` (so T no longer fits it), at every depth. */
@@ -83,3 +84,6 @@ export type DataPointsFollowSchema = [
     FollowsSchema<ReconciledDataPoint<HeightDataPoint | OxygenSaturationDataPoint | WeightDataPoint | BodyFatDataPoint>, health_v4.Schema$ReconciledDataPoint>
   >,
 ]
+
+/** users.getSettings' answer. */
+export type SettingsFollowSchema = [Holds<FollowsSchema<SettingsJson, health_v4.Schema$Settings>>]

@@ -116,6 +116,7 @@ export {
   type HealthExerciseSession,
 } from './exercise.js'
 export { HEALTH_EXERCISE_TYPES, exerciseDisplayName, type HealthExerciseType } from './exercise-types.js'
+export { buildSettingsResponse, type SettingsJson } from './settings.js'
 export {
   healthSamples,
   type HealthSample,

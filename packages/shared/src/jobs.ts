@@ -67,6 +67,13 @@ export const cohortRecordSchema = z.object({
   end: z.iso.datetime(),
   /** Optional coarse band of a quasi-identifier, e.g. `weight:70-80`. */
   band: z.string().max(64).optional(),
+  /**
+   * `history` for a back-dated cell: people whose data for the window came after its live cell closed
+   * (none of them is in the live cell). Absent for the live cell.
+   */
+  release: z.literal('history').optional(),
+  /** For a history cell: the day (UTC, `YYYY-MM-DD`) its batch began; one history cell per window and batch. */
+  batch: z.iso.date().optional(),
   /** Distinct contributors (always >= the policy's k). */
   contributors: z.number().int().min(1),
   values: z.record(z.string(), z.number().finite()),

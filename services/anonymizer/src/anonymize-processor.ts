@@ -43,7 +43,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
   const { policy, keys, queues, store, metrics } = deps
   return async (data: StageData<'anonymize'>, context: JobContext): Promise<AnonymizeResult> => {
     const now = (deps.now ?? Date.now)()
-    const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []))
+    const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []), now)
     // Withheld before: a retry of a release already counted and logged as withheld; counted in this job's result only.
     const release = await store.release(data.userId, plan.records, plan.contributions, now, erasedToken(keys, data.userId))
     // Fetched just before their erasure: nothing of theirs goes into cells, the log or the publisher.

@@ -3,7 +3,7 @@ import { dataType, hmacHex, type DataTypeKey, type FitnessSample, type Releasabl
 import { distanceMetres, geohash, geohashCentre } from './geohash.js'
 import { fromUnits, noisyUnits, prfRandomSource, toUnits } from './noise.js'
 import type { FieldRule, PrivacyPolicy, PrivacyZone } from './policy.js'
-import { epochOf, windowOf, type TimeUnit } from './time-windows.js'
+import { epochOf, historyBatchOf, windowIndexInPeriod, windowOf, type TimeUnit } from './time-windows.js'
 
 export { epochOf } from './time-windows.js'
 
@@ -54,13 +54,17 @@ export interface CohortContribution {
   readonly type: DataTypeKey
   readonly startMs: number
   readonly endMs: number
-  /** `<type>:<startMs>:<endMs>`; names the cell in Redis. */
+  /** `<type>:<startMs>:<endMs>`, or `<type>:<startMs>:<endMs>:<batchStartMs>` for a history cell; names the cell in Redis. */
   readonly cell: string
   /** HMAC of the cell and the user id: distinct per person within a cell, unlinkable across cells. */
   readonly member: string
   readonly epsilon: number
   readonly period: string
   readonly chargeField: string
+  /** The window's place among the windows of its type that start in `period`: its bit in the person's ledger. */
+  readonly windowIndex: number
+  /** Set when the window's own cell had closed: the history batch whose back-dated cell this goes to. */
+  readonly history?: { readonly batchStartMs: number; readonly batchEndMs: number }
   readonly buckets: readonly CohortBucket[]
 }
 
@@ -105,6 +109,8 @@ export function planRelease(
   keys: AnonymizerKeys,
   /** Types the person opted in to selling as individual records (the anonymize job's `individualTypes`). */
   individualTypes: ReadonlySet<DataTypeKey> = new Set(),
+  /** The anonymiser's clock: a window whose cell has closed by then goes to a history cell, if the policy has them. */
+  now?: number,
 ): ReleasePlan {
   const dropped = new Map<string, { type: DataTypeKey; reason: DropReason; samples: number }>()
   const drop = (type: DataTypeKey, reason: DropReason): void => {
@@ -163,7 +169,7 @@ export function planRelease(
 
   const contributions: CohortContribution[] = []
   for (const cell of cohort.values()) {
-    const contribution = buildContribution(userId, cell, policy, keys)
+    const contribution = buildContribution(userId, cell, policy, keys, now)
     if (contribution !== undefined) contributions.push(contribution)
   }
   return { records, contributions, dropped: [...dropped.values()] }
@@ -264,9 +270,11 @@ function buildRecord(aliasOf: (epoch: string) => string, cell: PreparedCell, pol
   }
 }
 
-function buildContribution(userId: string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CohortContribution | undefined {
+function buildContribution(userId: string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys, now?: number): CohortContribution | undefined {
   const rule = policy.types[cell.type]!.cohort!
-  const name = `${cell.type}:${cell.startMs}:${cell.endMs}`
+  const closed = now !== undefined && now >= cohortCloseAt(policy, cell.endMs)
+  const history = closed && policy.cohorts.history !== undefined ? historyBatchOf(now, policy.cohorts.history.batchDays) : undefined
+  const name = `${cell.type}:${cell.startMs}:${cell.endMs}${history === undefined ? '' : `:${history.startMs}`}`
   const buckets: CohortBucket[] = []
   for (const { sample, cell: geocell } of cell.items) {
     const values: Record<string, number> = {}
@@ -292,11 +300,18 @@ function buildContribution(userId: string, cell: PreparedCell, policy: PrivacyPo
     epsilon: rule.epsilon ?? 0,
     period: epochOf(cell.startMs, policy.budget.period),
     chargeField: `c|${cell.type}|${cell.startMs}`,
+    windowIndex: windowIndexInPeriod(cell.startMs, rule.window, policy.budget.period),
+    ...(history === undefined ? {} : { history: { batchStartMs: history.startMs, batchEndMs: history.endMs } }),
     buckets,
   }
 }
 
-/** A person's token in one cohort cell (`<type>:<startMs>:<endMs>`): the same for them in that cell, unrelated across cells. */
+/** When a window's live cell closes: its end plus the grace period for late data. */
+export function cohortCloseAt(policy: PrivacyPolicy, windowEndMs: number): number {
+  return windowEndMs + policy.cohorts.graceHours * 3_600_000
+}
+
+/** A person's token in one cohort cell (its name, as `CohortContribution.cell`): the same for them in that cell, unrelated across cells. */
 export function memberToken(keys: AnonymizerKeys, cell: string, userId: string): string {
   return hmacHex(keys.member, `fitstream/cohort-member/v1|${cell}|${userId}`).slice(0, 32)
 }

@@ -47,6 +47,8 @@ export interface ClosedCell {
   readonly type: DataTypeKey
   readonly startMs: number
   readonly endMs: number
+  /** Set for a history cell: the start of the batch it collected contributions in. */
+  readonly batchStartMs?: number
   /** The cell's hash: member token → encoded buckets (or `member|bucket` → one bucket, as cells written before). */
   readonly entries: Readonly<Record<string, string>>
 }
@@ -95,7 +97,8 @@ export function aggregateCell(cell: ClosedCell, policy: PrivacyPolicy, keys: Ano
       suppressed.push({ ...(band === undefined ? {} : { band }), reason: 'under_k' })
       continue
     }
-    const id = hmacHex(keys.pseudonym, `fitstream/cohort/v1|${cell.type}|${cell.startMs}|${cell.endMs}|${band ?? ''}`).slice(0, 32)
+    const history = cell.batchStartMs === undefined ? '' : `|history|${cell.batchStartMs}`
+    const id = hmacHex(keys.pseudonym, `fitstream/cohort/v1|${cell.type}|${cell.startMs}|${cell.endMs}|${band ?? ''}${history}`).slice(0, 32)
     const rng = rule.epsilon === undefined ? undefined : prfRandomSource(keys.noise, `cohort|${id}`)
     const share = countEpsilon(rule)
     const contributors = rng === undefined || share === undefined ? group.length : noisyUnits(group.length, { sensitivityUnits: 1, epsilon: share }, rng)
@@ -120,6 +123,7 @@ export function aggregateCell(cell: ClosedCell, policy: PrivacyPolicy, keys: Ano
       start: new Date(cell.startMs).toISOString(),
       end: new Date(cell.endMs).toISOString(),
       ...(band === undefined ? {} : { band }),
+      ...(cell.batchStartMs === undefined ? {} : { release: 'history' as const, batch: new Date(cell.batchStartMs).toISOString().slice(0, 10) }),
       contributors,
       values,
       unit: dataType(cell.type).unit,

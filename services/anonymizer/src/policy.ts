@@ -123,6 +123,19 @@ export const policySchema = z
         graceHours: z.number().int().min(0).default(48),
         /** How often windows are checked for closing (default 300). */
         closeEverySeconds: z.number().int().positive().default(300),
+        /**
+         * History cohorts: data for a window whose cell has already closed (an imported export's past, a
+         * backfill) goes to back-dated cells of its own, one per type, window and batch, each released once
+         * when its batch closes; a person is counted in one cell per type and window, live or history.
+         * Without this section such data is late and dropped from cohorts.
+         */
+        history: z
+          .object({
+            /** How many days a batch collects history contributions before its cells close and are released (default 7). */
+            batchDays: z.number().int().min(1).max(31).default(7),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
     location: z

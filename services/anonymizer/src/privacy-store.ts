@@ -16,7 +16,7 @@ import {
   type DataTypeKey,
   type PrivacyLogEntry,
 } from '@fitstream/shared'
-import type { CandidateRecord, CohortContribution } from './anonymize.js'
+import { cohortCloseAt, type CandidateRecord, type CohortContribution } from './anonymize.js'
 import { encodeBuckets, type ClosedCell } from './cohort-aggregate.js'
 import { cohortReserve, type PrivacyPolicy } from './policy.js'
 import { periodEndOf } from './time-windows.js'
@@ -25,6 +25,13 @@ import { periodEndOf } from './time-windows.js'
 const RECORDS_SPENT_FIELD = 'spentRecords'
 /** In a budget hash: `w~<charge>` marks a release withheld, so a retry is not counted again (dropped with the charges). */
 const WITHHELD_MARK = 'w~'
+/**
+ * In a budget hash: `k~<type>` is a bitmap, in hex, of the windows of that type starting in the period
+ * in which the person has been counted in a cohort cell (window i is bit i % 4 of the hex digit i / 4
+ * from the left). Unlike the charge fields it survives compaction, so a history cell months later
+ * still finds them counted.
+ */
+const COUNTED_MARK = 'k~'
 
 /**
  * The anonymizer's state in Redis. Per person (erased with them): the epsilon ledger and release log,
@@ -36,6 +43,11 @@ const WITHHELD_MARK = 'w~'
  * - `<prefix>:cohort:closing` and `<prefix>:cohort:closing:<cell>`: closed cells not yet handed on,
  *   so a crash between closing and publishing loses nothing.
  * - `<prefix>:cohort:done:<cell>`: a closed marker, so a straggler can't reopen a released cell.
+ *
+ * A history cell (policy `cohorts.history`) is named `<type>:<start>:<end>:<batchStart>` and lives in
+ * the same keys: it collects contributions to a window whose own cell had closed, and closes with its
+ * batch. Per person and (type, window), one cell of all of them takes them: the first they were
+ * charged for (COUNTED_MARK).
  */
 
 /**
@@ -46,13 +58,16 @@ const WITHHELD_MARK = 'w~'
  * counted once however often its release is retried, by a `w~<charge>` field; a charge already in the
  * ledger is a retry and passes without being paid again. A cell that has closed (its done marker is
  * set) takes nothing, so a contribution that was paid for can't miss its cell and a refused one can't
- * half-land. Each budget hash and the totals are read once and written once, whatever the number of
+ * half-land. A person already counted for a (type, window) (charged, or marked in COUNTED_MARK after
+ * compaction) joins no other cell of it: a history contribution to a cell that does not hold them,
+ * or a live one from someone charged for a history cell (the charge's value ends in `h`), is
+ * `counted`, so the live cell and the history cells of a window hold disjoint people. Each budget hash and the totals are read once and written once, whatever the number of
  * records and cells: a day of five types is some 50 commands instead of 130.
  *
  * KEYS: erased marker, totals, open cells, a budget hash per period, then a done marker and a cell per contribution.
  * ARGV: budget, ledger TTL, today, records' cap, #periods, #records, #contributions, the period names,
  * then per record (period index, charge field, cost), per contribution (period index, charge field,
- * cost, cell, close at, cell expiry, member, buckets). Answers 1 if erased, else 0 followed by each
+ * cost, cell, close at, cell expiry, member, buckets, type, window index, `h` for a history cell or `l`). Answers 1 if erased, else 0 followed by each
  * record's outcome (1 granted, 0 withheld, 2 withheld before) and each contribution's.
  */
 const RELEASE = `
@@ -62,35 +77,37 @@ local cap = tonumber(ARGV[4])
 local np, nr, nc = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local recordsAt = 8 + np
 local contributionsAt = recordsAt + 3 * nr
+local stride = 11
 local ledgers = {}
 for i = 1, np do
   local key = KEYS[3 + i]
   local held = redis.call('HMGET', key, 'budget', 'spent', '${RECORDS_SPENT_FIELD}')
   ledgers[i] = { key = key, period = ARGV[7 + i], hasBudget = held[1] ~= false, hadSpent = held[2] ~= false,
     spent = tonumber(held[2] or '0'), spentBefore = tonumber(held[2] or '0'), spentRecords = tonumber(held[3] or '0'), recordsCharged = false,
-    charged = {}, writes = {}, init = false, expire = false, dated = false }
+    charged = {}, writes = {}, init = false, expire = false, dated = false, marks = {}, marked = {} }
 end
 -- Which charges are already in each ledger, read in one HMGET per period.
 local asked = {}
 for i = 1, np do asked[i] = {} end
 for r = 0, nr - 1 do local a = recordsAt + 3 * r; table.insert(asked[tonumber(ARGV[a])], ARGV[a + 1]) end
-for c = 0, nc - 1 do local a = contributionsAt + 8 * c; table.insert(asked[tonumber(ARGV[a])], ARGV[a + 1]) end
+for c = 0, nc - 1 do local a = contributionsAt + stride * c; table.insert(asked[tonumber(ARGV[a])], ARGV[a + 1]) end
 for i = 1, np do
   local fields = asked[i]
   for from = 1, #fields, 500 do
     local upto = math.min(#fields, from + 499)
     local found = redis.call('HMGET', ledgers[i].key, unpack(fields, from, upto))
-    for j = from, upto do if found[j - from + 1] then ledgers[i].charged[fields[j]] = true end end
+    for j = from, upto do if found[j - from + 1] then ledgers[i].charged[fields[j]] = found[j - from + 1] end end
   end
 end
 local withheld, joined = 0, 0
 local function withhold(ledger, field)
   return redis.call('HSETNX', ledger.key, '${WITHHELD_MARK}' .. string.gsub(field, '|', '~'), '1') == 1
 end
-local function charge(ledger, field, cost)
-  ledger.charged[field] = true
+local function charge(ledger, field, cost, suffix)
+  local value = string.format('%d', cost) .. (suffix or '')
+  ledger.charged[field] = value
   table.insert(ledger.writes, field)
-  table.insert(ledger.writes, string.format('%d', cost))
+  table.insert(ledger.writes, value)
   ledger.spent = ledger.spent + cost
 end
 local out = {0}
@@ -114,6 +131,27 @@ for r = 0, nr - 1 do
     out[#out + 1] = 1
   end
 end
+local function marks(ledger, t)
+  local bits = ledger.marks[t]
+  if bits == nil then
+    bits = redis.call('HGET', ledger.key, '${COUNTED_MARK}' .. t) or ''
+    ledger.marks[t] = bits
+  end
+  return bits
+end
+local function counted(ledger, t, i)
+  local at = math.floor(i / 4) + 1
+  local digit = tonumber(string.sub(marks(ledger, t), at, at), 16) or 0
+  return bit.band(digit, bit.lshift(1, i % 4)) ~= 0
+end
+local function markCounted(ledger, t, i)
+  local bits = marks(ledger, t)
+  local at = math.floor(i / 4) + 1
+  if #bits < at then bits = bits .. string.rep('0', at - #bits) end
+  local digit = bit.bor(tonumber(string.sub(bits, at, at), 16), bit.lshift(1, i % 4))
+  ledger.marks[t] = string.sub(bits, 1, at - 1) .. string.format('%x', digit) .. string.sub(bits, at + 1)
+  ledger.marked[t] = true
+end
 local function merge(buckets, encoded)
   for entry in string.gmatch(encoded, '[^;]+') do
     local bucket, revision = string.match(entry, '^([^,]*),(%d+),')
@@ -122,15 +160,25 @@ local function merge(buckets, encoded)
   end
 end
 for c = 0, nc - 1 do
-  local a = contributionsAt + 8 * c
+  local a = contributionsAt + stride * c
   local done, cell = KEYS[4 + np + 2 * c], KEYS[5 + np + 2 * c]
   local ledger, field, cost = ledgers[tonumber(ARGV[a])], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local t, index, history = ARGV[a + 8], tonumber(ARGV[a + 9]), ARGV[a + 10] == 'h'
   local outcome
   if redis.call('EXISTS', done) == 1 then
     outcome = 'late'
   else
-    local fresh = not ledger.charged[field]
-    if fresh then
+    local held = ledger.charged[field]
+    local fresh = not held
+    if history and (not fresh or counted(ledger, t, index)) then
+      fresh = false
+      -- Counted for this window already: only the history cell that holds them takes more of their data.
+      if redis.call('HEXISTS', cell, ARGV[a + 6]) == 0 then outcome = 'counted' end
+    elseif not history and held and string.sub(held, -1) == 'h' then
+      -- Counted in a history cell by a replica whose clock had passed the live cell's close.
+      outcome = 'counted'
+    end
+    if fresh and outcome == nil then
       ledger.init = true
       if cost > 0 and ledger.spent + cost > budget then
         if withhold(ledger, field) then
@@ -141,7 +189,8 @@ for c = 0, nc - 1 do
           outcome = 'withheld_again'
         end
       else
-        charge(ledger, field, cost)
+        charge(ledger, field, cost, history and 'h' or nil)
+        markCounted(ledger, t, index)
         ledger.expire, ledger.dated = true, true
         joined = joined + 1
       end
@@ -170,6 +219,7 @@ for i = 1, np do
     if not ledger.hasBudget then table.insert(fields, 'budget'); table.insert(fields, ARGV[1]) end
     if not ledger.hadSpent or ledger.spent ~= ledger.spentBefore then table.insert(fields, 'spent'); table.insert(fields, string.format('%d', ledger.spent)) end
     if ledger.recordsCharged then table.insert(fields, '${RECORDS_SPENT_FIELD}'); table.insert(fields, string.format('%d', ledger.spentRecords)) end
+    for t in pairs(ledger.marked) do table.insert(fields, '${COUNTED_MARK}' .. t); table.insert(fields, ledger.marks[t]) end
     for from = 1, #fields, 1000 do redis.call('HSET', ledger.key, unpack(fields, from, math.min(#fields, from + 999))) end
   end
   if ledger.expire then redis.call('EXPIRE', ledger.key, ARGV[2]) end
@@ -230,8 +280,11 @@ const DONE_MARKER_TTL_S = 7 * DAY_S
 /** A cell's hash expires this long after it should have closed, in case its open entry was lost. */
 const CELL_SAFETY_MS = 7 * DAY_MS
 
-/** `withheld`: refused for budget, counted; `withheld_again`: a retry of one already counted. */
-export type ContributionOutcome = 'joined' | 'updated' | 'late' | 'withheld' | 'withheld_again'
+/**
+ * `withheld`: refused for budget, counted; `withheld_again`: a retry of one already counted;
+ * `counted`: the person is already counted in another cell of this type and window (live or history).
+ */
+export type ContributionOutcome = 'joined' | 'updated' | 'late' | 'withheld' | 'withheld_again' | 'counted'
 
 /** What a release granted: records by outcome (`withheldBefore`: a retry of one already counted), contributions in order. */
 export interface ReleaseOutcome {
@@ -288,7 +341,7 @@ export class PrivacyStore {
     }
     const charged = candidates.filter((c) => c.epsilon > 0)
     const open = contributions.flatMap((contribution, i) => {
-      const closeAt = this.closeAt(contribution.endMs)
+      const closeAt = contribution.history?.batchEndMs ?? this.closeAt(contribution.endMs)
       return now >= closeAt ? [] : [{ contribution, i, closeAt }]
     })
     const recordArgs = charged.flatMap((c) => [periodOf(c.period), c.chargeField, String(Math.round(c.epsilon * MICRO_EPSILON))])
@@ -305,6 +358,9 @@ export class PrivacyStore {
         String(closeAt + CELL_SAFETY_MS),
         contribution.member,
         encodeBuckets(contribution.type, contribution.startMs, contribution.buckets),
+        contribution.type,
+        String(contribution.windowIndex),
+        contribution.history === undefined ? 'l' : 'h',
       )
     }
     const answer =
@@ -357,9 +413,9 @@ export class PrivacyStore {
     return (await this.release(userId, [], [contribution], now))!.outcomes[0]!
   }
 
-  /** When a window's cell closes: its end plus the grace period for late data. */
+  /** When a window's live cell closes: its end plus the grace period for late data. */
   closeAt(windowEndMs: number): number {
-    return windowEndMs + this.policy.cohorts.graceHours * 3_600_000
+    return cohortCloseAt(this.policy, windowEndMs)
   }
 
   /** Closes every cell whose grace period has passed; returns their names. */
@@ -372,8 +428,14 @@ export class PrivacyStore {
     const names = await this.redis.zrange(this.closingKey, 0, limit - 1)
     const cells: ClosedCell[] = []
     for (const name of names) {
-      const [type, start, end] = name.split(':')
-      cells.push({ type: type as DataTypeKey, startMs: Number(start), endMs: Number(end), entries: await this.redis.hgetall(this.key('closing', name)) })
+      const [type, start, end, batch] = name.split(':')
+      cells.push({
+        type: type as DataTypeKey,
+        startMs: Number(start),
+        endMs: Number(end),
+        ...(batch === undefined ? {} : { batchStartMs: Number(batch) }),
+        entries: await this.redis.hgetall(this.key('closing', name)),
+      })
     }
     return cells
   }
@@ -528,6 +590,6 @@ function dayOf(ms: number): string {
   return String(Math.floor(ms / DAY_MS))
 }
 
-export function cellName(cell: { type: string; startMs: number; endMs: number }): string {
-  return `${cell.type}:${cell.startMs}:${cell.endMs}`
+export function cellName(cell: { type: string; startMs: number; endMs: number; batchStartMs?: number }): string {
+  return `${cell.type}:${cell.startMs}:${cell.endMs}${cell.batchStartMs === undefined ? '' : `:${cell.batchStartMs}`}`
 }

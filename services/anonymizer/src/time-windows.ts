@@ -68,3 +68,24 @@ export function windowsPerPeriod(unit: TimeUnit, period: PeriodUnit | 'year'): n
   // Months: one starts in a month or a year-month; a day or week holds at most one month's first day.
   return period === 'year' ? 12 : 1
 }
+
+/**
+ * Which window of `unit` a window starting at `startMs` is among those starting in its period (0, 1, …):
+ * the bit that marks it in the person's ledger of the period.
+ */
+export function windowIndexInPeriod(startMs: number, unit: TimeUnit, period: PeriodUnit): number {
+  if (unit === 'month') return 0
+  const periodStart = windowOf(startMs, period).startMs
+  return Math.floor((startMs - periodStart) / { hour: HOUR_MS, day: DAY_MS, week: 7 * DAY_MS }[unit])
+}
+
+/**
+ * The history batch `now` falls in: batches of `days` days counted from Monday 1970-01-05, so weekly
+ * batches run Monday to Monday (UTC). Cells of a batch close at its end.
+ */
+export function historyBatchOf(now: number, days: number): { startMs: number; endMs: number } {
+  const length = days * DAY_MS
+  const origin = 4 * DAY_MS
+  const startMs = Math.floor((now - origin) / length) * length + origin
+  return { startMs, endMs: startMs + length }
+}

@@ -153,7 +153,8 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     // December 10: over for 9 days and uncharged since November: only budget, spent and the count stay.
     await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 10, 8), 1), Date.UTC(2026, 11, 10, 9))
     expect(await chargeFields()).toEqual([])
-    expect(await redis.hgetall(budgetKey)).toEqual({ budget: '4000000', spent: '1000000', spentRecords: '900000', charges: '4' })
+    // And which windows they were counted in (November 23, bit 22), so no history cell counts them again.
+    expect(await redis.hgetall(budgetKey)).toEqual({ budget: '4000000', spent: '1000000', spentRecords: '900000', charges: '4', 'k~steps': '000004' })
     expect((await readPrivacyReport(redis, prefix, userId)).budgets[0]).toEqual(report[0])
     // December itself, still running, keeps its charge fields.
     expect((await redis.hkeys(`${prefix}:privacy:${userId}:budget:2026-12`)).filter((field) => field.includes('|')).length).toBeGreaterThan(0)

@@ -46,6 +46,9 @@ export interface CohortEntry {
   readonly start: string
   readonly end: string
   readonly band?: string
+  /** `history` on a back-dated cell (docs/messages.md); absent on the window's live cell. */
+  readonly release?: 'history'
+  readonly batch?: string
   readonly contributors: number
   readonly values: Record<string, number>
   readonly unit: string
@@ -77,17 +80,20 @@ export function packMessages(records: readonly ReleasableRecord[], maxBytes: num
 }
 
 /**
- * Packs cohort aggregates into messages, one per data type and window start: cohorts carry no
- * pseudonym, so the window is the partition key and one window's bands arrive together.
+ * Packs cohort aggregates into messages, one per data type, window start and release (the live cell
+ * or one history batch): cohorts carry no pseudonym, so the window is the partition key and one
+ * cell's bands arrive together.
  */
 export function packCohortMessages(cohorts: readonly CohortRecord[], maxBytes: number): CohortMessage[] {
-  const groups = groupBy(cohorts, (c) => `${c.type}|${c.start}`)
+  const groups = groupBy(cohorts, (c) => `${c.type}|${c.start}|${c.batch ?? ''}`)
   return [...groups.values()].flatMap((group) => {
-    const entries = group.map(({ id, start, end, band, contributors, values, unit }): CohortEntry => ({
+    const entries = group.map(({ id, start, end, band, release, batch, contributors, values, unit }): CohortEntry => ({
       id,
       start,
       end,
       ...(band === undefined ? {} : { band }),
+      ...(release === undefined ? {} : { release }),
+      ...(batch === undefined ? {} : { batch }),
       contributors,
       values,
       unit,

@@ -7,6 +7,12 @@
 
 export const FIT_SCOPE_PREFIX = 'https://www.googleapis.com/auth/fitness.'
 export const HEALTH_SCOPE_PREFIX = 'https://www.googleapis.com/auth/googlehealth.'
+/**
+ * Reads the person's Health settings, of which FitStream uses only the time zone they are in now
+ * (their daily buckets are their local days there). Asked for beside the data scopes, and optional:
+ * someone who withholds it is read in the zone FitStream already has for them.
+ */
+export const HEALTH_SETTINGS_SCOPE = `${HEALTH_SCOPE_PREFIX}settings.readonly`
 
 /**
  * Which Google API a person's data is read from: the Fitness REST API (`fit`, supported by Google

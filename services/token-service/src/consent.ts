@@ -1,4 +1,14 @@
-import { DATA_TYPES, FIT_SCOPE_PREFIX, dataApiOfScopes, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi, type ScopeGroup } from '@fitstream/shared'
+import {
+  DATA_TYPES,
+  FIT_SCOPE_PREFIX,
+  HEALTH_SETTINGS_SCOPE,
+  dataApiOfScopes,
+  readableIn,
+  scopesFor,
+  type DataTypeKey,
+  type GoogleDataApi,
+  type ScopeGroup,
+} from '@fitstream/shared'
 
 export interface ConsentGroup {
   readonly group: ScopeGroup
@@ -131,6 +141,15 @@ export function groupsOf(dataTypes: readonly DataTypeKey[]): Set<ScopeGroup> {
 export function missingScopes(dataTypes: readonly DataTypeKey[], granted: readonly string[], api: GoogleDataApi): string[] {
   const have = new Set(granted.map(readEquivalent))
   return scopesFor(dataTypes, api).filter((scope) => !have.has(scope))
+}
+
+/**
+ * Scopes asked for beside those of the data types, which a person may withhold without losing
+ * anything they chose (missingScopes never asks for them): in the Health API, their settings, for
+ * the time zone they are in now.
+ */
+export function optionalScopes(api: GoogleDataApi): string[] {
+  return api === 'health' ? [HEALTH_SETTINGS_SCOPE] : []
 }
 
 /** The chosen data types Google actually granted access to in `api` (people may untick scopes at Google). */

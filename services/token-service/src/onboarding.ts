@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { FitStreamError, isClosed, readableIn, scopesFor, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import type { AccessTokenKeeper } from './access-tokens.js'
 import type { AccountIds } from './account-ids.js'
-import { grantedDataTypes, individualTypesFor, missingScopes } from './consent.js'
+import { grantedDataTypes, individualTypesFor, missingScopes, optionalScopes } from './consent.js'
 import { authorizationUrl, createPkcePair, exchangeAuthorizationCode, revokeGrant, type Grant, type OAuthFlowConfig } from './google-oauth.js'
 import type { SyncScheduler } from './scheduler.js'
 import type { SessionStore } from './sessions.js'
@@ -110,7 +110,11 @@ export class Onboarding {
     await this.deps.sessions.savePending(state, { sessionId, codeVerifier: pkce.verifier, ...choice, dataTypes, ...individual })
     return {
       kind: 'google',
-      location: authorizationUrl(this.deps.oauth, { scopes: scopesFor(dataTypes, this.deps.api), state, codeChallenge: pkce.challenge }),
+      location: authorizationUrl(this.deps.oauth, {
+        scopes: [...scopesFor(dataTypes, this.deps.api), ...optionalScopes(this.deps.api)],
+        state,
+        codeChallenge: pkce.challenge,
+      }),
     }
   }
 

@@ -478,6 +478,37 @@ export async function internalRoutes(app: FastifyInstance, deps: Pick<UserRoutes
         }
       },
     )
+
+    // A fetcher that found the person in another zone (their Health settings) says so: the token
+    // service keeps the zone, and the next sync lays its daily windows out in it.
+    internal.put<{ Params: { id: string }; Body: { timeZone: string } }>(
+      '/internal/users/:id/time-zone',
+      {
+        schema: {
+          tags: ['internal'],
+          summary: "Record the person's current time zone (fetchers, from their Health settings)",
+          security: [{ internal: [] }],
+          params: userIdParams,
+          body: {
+            type: 'object',
+            required: ['timeZone'],
+            additionalProperties: false,
+            properties: { timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'IANA zone the person is in now' } },
+          },
+          response: { 204: { type: 'null' }, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const { timeZone } = request.body
+        if (!isTimeZone(timeZone)) {
+          return reply
+            .status(400)
+            .send({ error: 'Bad Request', code: 'FST_ERR_VALIDATION', message: 'body/timeZone must be an IANA time zone such as Asia/Kolkata' })
+        }
+        if (!(await deps.users.setTimeZone(request.params.id, timeZone))) return reply.status(404).send(notFound(request.params.id))
+        return reply.status(204).send()
+      },
+    )
   })
 }
 

@@ -217,6 +217,14 @@ export class UserRepository {
     return this.updateExisting(id, { [USER_FIELDS.individualTypes]: individualTypes.join(','), [USER_FIELDS.consentUpdatedAt]: String(now) })
   }
 
+  /**
+   * The person's current IANA zone, as a fetcher found it in their Health settings: their next
+   * sync's daily windows are their local days there. Only while they exist; answers whether so.
+   */
+  async setTimeZone(id: string, timeZone: string): Promise<boolean> {
+    return this.updateExisting(id, { [USER_FIELDS.timeZone]: timeZone })
+  }
+
   /** A new grant from Google consent: new refresh token and scopes, the consent that went with them, and syncing resumes. */
   async replaceGrant(id: string, grant: { refreshToken: string; scopes: readonly string[]; dataTypes: readonly DataTypeKey[]; now: number }): Promise<boolean> {
     const replaced = await this.updateExisting(id, {

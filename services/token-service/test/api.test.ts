@@ -5,7 +5,7 @@ import { COHORT_ERASURE_QUEUE, USER_FIELDS, userIndexKey, userKey, type DeadLett
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { ADMIN, testEnv } from './support.js'
+import { ADMIN, INTERNAL, testEnv } from './support.js'
 
 const prefix = uniquePrefix('token-service')
 const { redis, cleanup } = testRedis(prefix)
@@ -214,6 +214,38 @@ describe('GET /users', () => {
       expect(response.json().message).toMatch(/^querystring/)
     },
   )
+})
+
+describe('PUT /internal/users/:id/time-zone', () => {
+  const internal = { authorization: `Bearer ${INTERNAL}` }
+  const put = (id: string, payload: unknown, headers = internal) =>
+    service.server.inject({ method: 'PUT', url: `/internal/users/${id}/time-zone`, headers, payload: payload as Record<string, unknown> })
+
+  it('records the zone a fetcher found the person in, which their record (and their next sync) then has', async () => {
+    const user = google.addUser()
+    const created = await service.server.inject({
+      method: 'POST',
+      url: '/users',
+      headers: admin,
+      payload: { refreshToken: user.refreshToken, dataTypes: ['steps'], timeZone: 'Europe/Berlin' },
+    })
+    const id = (created.json() as { id: string }).id
+    expect(created.json().timeZone).toBe('Europe/Berlin')
+    expect((await put(id, { timeZone: 'America/New_York' })).statusCode).toBe(204)
+    expect((await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).json().timeZone).toBe('America/New_York')
+  })
+
+  it('refuses a zone that is not an IANA zone, a missing one, a user that is gone, and callers without the internal token', async () => {
+    const { id } = await register(['steps'])
+    const invalid = await put(id, { timeZone: 'Mars/Olympus_Mons' })
+    expect(invalid.statusCode).toBe(400)
+    expect(invalid.json()).toMatchObject({ code: 'FST_ERR_VALIDATION', message: 'body/timeZone must be an IANA time zone such as Asia/Kolkata' })
+    expect((await put(id, {})).statusCode).toBe(400)
+    expect((await service.server.inject({ method: 'GET', url: `/users/${id}`, headers: admin })).json().timeZone).toBe('UTC')
+    expect((await put('abcdefgh12345678', { timeZone: 'Asia/Tokyo' })).statusCode).toBe(404)
+    expect(await redis.exists(userKey(prefix, 'abcdefgh12345678'))).toBe(0)
+    expect((await put(id, { timeZone: 'Asia/Tokyo' }, admin)).statusCode).toBe(401)
+  })
 })
 
 describe('sync', () => {

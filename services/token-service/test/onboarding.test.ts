@@ -302,7 +302,7 @@ describe('a deployment moved to the Google Health API', () => {
     return found
   }
 
-  it('offers only what the Health API has, asks Google for its read scopes only, and reads the person from it', async () => {
+  it('offers only what the Health API has, asks Google for its read scopes and the settings scope only, and reads the person from it', async () => {
     const browser = await openOnboarding(health)
     const page = await health.server.inject({ method: 'GET', url: '/', headers: { cookie: browser.cookie } })
     expect(page.body).toContain('Connect Google Health')
@@ -315,11 +315,13 @@ describe('a deployment moved to the Google Health API', () => {
     )
     expect(page.body).toContain('value="oxygen_saturation"')
     const authorize = await startConnect(browser, ['activity', 'heart_rate', 'sleep', 'blood_pressure'], health)
+    // The settings scope is the person's time zone (their daily buckets are their local days).
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual([
       'openid',
       `${HEALTH}activity_and_fitness.readonly`,
       `${HEALTH}health_metrics_and_measurements.readonly`,
       `${HEALTH}sleep.readonly`,
+      `${HEALTH}settings.readonly`,
     ])
 
     const { id } = await connectedUser(['activity', 'heart_rate'], undefined, health)
@@ -340,7 +342,25 @@ describe('a deployment moved to the Google Health API', () => {
       'vo2_max',
       'workouts',
     ])
-    expect([...user.scopes].sort()).toEqual([`${HEALTH}activity_and_fitness.readonly`, `${HEALTH}health_metrics_and_measurements.readonly`, 'openid'])
+    expect([...user.scopes].sort()).toEqual([
+      `${HEALTH}activity_and_fitness.readonly`,
+      `${HEALTH}health_metrics_and_measurements.readonly`,
+      `${HEALTH}settings.readonly`,
+      'openid',
+    ])
+  })
+
+  it('treats the settings scope as optional: someone who unticks it at Google keeps everything they chose', async () => {
+    const browser = await openOnboarding(health)
+    const authorize = await startConnect(browser, ['activity'], health)
+    const back = await callback(browser, await consent(authorize, { untick: [`${HEALTH}settings.readonly`] }), health)
+    expect(back.statusCode).toBe(303)
+    expect(back.headers.location).not.toContain('partial')
+    const id = await health.redis.hget(`${health.config.QUEUE_PREFIX}:session:${browser.sessionId()!}`, 'userId')
+    const user = await getUser(id!)
+    expect(user).toMatchObject({ dataApi: 'health', state: 'active' })
+    expect([...user.dataTypes].sort()).toEqual(['active_minutes', 'calories', 'floors', 'heart_minutes', 'steps', 'vo2_max', 'workouts'])
+    expect(user.scopes).not.toContain(`${HEALTH}settings.readonly`)
   })
 
   it('moves a person connected through Fit over when they next save their choices, keeping them the same user', async () => {
@@ -360,7 +380,9 @@ describe('a deployment moved to the Google Health API', () => {
     const move = new URL(stillOnFit.get(id)!.links.move!)
     const { pressed: followed } = await followLink(move.toString(), health)
     expect(followed.statusCode).toBe(303)
-    expect(new URL(followed.headers.location as string).searchParams.get('scope')).toBe(`openid ${HEALTH}activity_and_fitness.readonly`)
+    expect(new URL(followed.headers.location as string).searchParams.get('scope')).toBe(
+      `openid ${HEALTH}activity_and_fitness.readonly ${HEALTH}settings.readonly`,
+    )
     const page = await health.server.inject({ method: 'GET', url: '/account', headers: { cookie: browser.cookie } })
     expect(page.body).toContain('Move to Google Health.')
     expect(page.body).toContain('read through Google Fit')
@@ -373,7 +395,7 @@ describe('a deployment moved to the Google Health API', () => {
     const saved = await post(browser, '/account/consent', form(browser, ['activity']), health)
     expect(saved.statusCode).toBe(303)
     const authorize = new URL(saved.headers.location as string)
-    expect(authorize.searchParams.get('scope')).toBe(`openid ${HEALTH}activity_and_fitness.readonly`)
+    expect(authorize.searchParams.get('scope')).toBe(`openid ${HEALTH}activity_and_fitness.readonly ${HEALTH}settings.readonly`)
     expect(await callback(browser, await consent(authorize, { account }), health)).toMatchObject({ headers: { location: '/account?notice=reconnected' } })
     const moved = await getUser(id)
     expect(moved).toMatchObject({ id, dataApi: 'health', state: 'active' })
@@ -480,6 +502,7 @@ describe('after Google closes the Fitness API', () => {
       'openid',
       `${HEALTH}activity_and_fitness.readonly`,
       `${HEALTH}health_metrics_and_measurements.readonly`,
+      `${HEALTH}settings.readonly`,
     ])
     // The link may be opened anywhere: it starts a session of its own, which Google's answer comes back to.
     const back = await callback(linkBrowser, await consent(authorize, { account: closedAccount }), onHealth)

@@ -57,6 +57,20 @@ const cohort = (i: number, start = i): CohortRecord => ({
 })
 
 describe('outgoingMessages', () => {
+  it('keeps a window’s history cell apart from its live cell, marked with its batch, in the message and in a slot', () => {
+    const history: CohortRecord = { ...cohort(2, 5), release: 'history', batch: '2026-12-07' }
+    const job = { records: [], cohorts: [cohort(1, 5), history] }
+    const direct = outgoingMessages(job, 256 * 1024)
+    const slot = planSlot(job, 256 * 1024).map((planned) => planned.message)
+    for (const messages of [direct, slot]) {
+      const rows = messages.map((message) => message.content.records as readonly Partial<CohortRecord>[])
+      expect(rows.map((message) => message.map((row) => [row.id, row.release, row.batch]))).toEqual(
+        expect.arrayContaining([[[cohort(1).id, undefined, undefined]], [[history.id, 'history', '2026-12-07']]]),
+      )
+      expect(rows).toHaveLength(2)
+    }
+  })
+
   it('packs records by pseudonym and cohorts by window, in a fixed order, with their delivery keys', () => {
     const job = { records: [record(1), record(2, 'b'.repeat(32))], cohorts: [cohort(1, 5), cohort(2, 5), cohort(3, 6)] }
     const messages = outgoingMessages(job, 256 * 1024)

@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { parse as parseYaml } from 'yaml'
 import { cohortRecordSchema, createMetrics, readPrivacyReport, type CohortRecord, type FitnessSample, type PublishJobData } from '@fitstream/shared'
 import { releaseThreshold } from '../src/accounting.js'
 import { deriveKeys, memberToken, planRelease } from '../src/anonymize.js'
@@ -8,32 +6,18 @@ import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
 import { closeCohortWindows } from '../src/cohort-closer.js'
 import { eraseCohortContributions } from '../src/cohort-erasure.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
-import { DEFAULT_POLICY_FILE, type PrivacyPolicy } from '../src/policy.js'
+import type { PrivacyPolicy } from '../src/policy.js'
 import { PrivacyStore } from '../src/privacy-store.js'
 import { epochOf, historyBatchOf } from '../src/time-windows.js'
 import { silentLogger } from '../../../tests/helpers.js'
-import { DAY, HOUR, defaultPolicy, jobContext, policyFrom, redisWithQueues, sample } from './support.js'
+import { DAY, HOUR, defaultPolicy, exactHeartRateDefaultPolicy, jobContext, redisWithQueues, sample } from './support.js'
 
 /**
  * History cohorts: an export's past goes to back-dated cells, one per (type, day, weekly batch),
  * released once when the batch closes, never into the day's live cell, and a person is counted once
- * per (type, day) across them.
- *
- * The default policy (its `cohorts.history`, grace period and windows), with heart rate's cells given
- * so much epsilon (5,000) that the noise never moves a value off its grid, and k = 3, so three to five
- * people make a cell whose count and mean the test works out by hand.
+ * per (type, day) across them. Under the default policy with exact heart-rate cells (support.ts).
  */
-const document = parseYaml(readFileSync(DEFAULT_POLICY_FILE, 'utf8')) as {
-  budget: object
-  cohorts: object
-  types: Record<string, { cohort?: object }>
-}
-const policy: PrivacyPolicy = policyFrom({
-  ...document,
-  budget: { ...document.budget, epsilon: 200_000 },
-  cohorts: { ...document.cohorts, k: 3, delta: 1e-3 },
-  types: { ...document.types, heart_rate: { ...document.types.heart_rate, cohort: { ...document.types.heart_rate!.cohort, epsilon: 5_000 } } },
-})
+const policy: PrivacyPolicy = exactHeartRateDefaultPolicy()
 const keys = deriveKeys(Buffer.alloc(32, 28))
 const logger = silentLogger()
 const metrics = createAnonymizerMetrics(createMetrics('anonymizer-history-test'))

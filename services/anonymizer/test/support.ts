@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
+import { parse as parseYaml } from 'yaml'
 import { StageQueues, type FitnessSample, type Logger, type RetryPolicy, type Stage } from '@fitstream/shared'
 import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { deriveKeys } from '../src/anonymize.js'
@@ -16,6 +18,23 @@ export const defaultPolicy = (): PrivacyPolicy => loadPolicy(DEFAULT_POLICY_FILE
 /** The default policy with everyone opted in to individual records and hourly heart-rate extremes kept (what the devstack runs). */
 export const optedInPolicy = (): PrivacyPolicy => loadPolicy(fileURLToPath(new URL('../policies/opted-in.yaml', import.meta.url)))
 export const testKeys = () => deriveKeys(randomBytes(32))
+
+/**
+ * The default policy (its `cohorts.history`, grace period, windows and other types as they ship) with
+ * heart rate's cells given so much epsilon (5,000) that the noise never moves a value off its grid, and
+ * k = 3 (a release threshold of 4), so a few people make a cell whose count and mean a test works out
+ * by hand.
+ */
+export function exactHeartRateDefaultPolicy(): PrivacyPolicy {
+  const document = parseYaml(readFileSync(DEFAULT_POLICY_FILE, 'utf8')) as { budget: object; cohorts: object; types: Record<string, { cohort?: object }> }
+  const heartRate = document.types.heart_rate!
+  return policyFrom({
+    ...document,
+    budget: { ...document.budget, epsilon: 200_000 },
+    cohorts: { ...document.cohorts, k: 3, delta: 1e-3 },
+    types: { ...document.types, heart_rate: { ...heartRate, cohort: { ...heartRate.cohort, epsilon: 5_000 } } },
+  })
+}
 
 /** A policy from an object, through the same validation a file gets. */
 export function policyFrom(document: unknown): PrivacyPolicy {

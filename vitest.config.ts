@@ -26,6 +26,7 @@ const SYSTEM_TESTS = [
   'tests/network-drop.test.ts',
   'tests/network-entry-point.test.ts',
   'tests/data-union.test.ts',
+  'tests/redis-cluster.test.ts',
 ]
 
 /**

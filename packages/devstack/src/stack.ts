@@ -9,6 +9,8 @@ import {
   StageQueues,
   createLogger,
   createRedis,
+  type RedisConnection,
+  type RedisTarget,
   deleteKeysWithPrefix,
   retryPolicies,
   commonEnv,
@@ -16,7 +18,6 @@ import {
   type DataTypeKey,
   type GoogleDataApi,
 } from '@fitstream/shared'
-import type { Redis } from 'ioredis'
 import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 import { generateDevSecrets, type DevSecrets } from './secrets.js'
 import { ServiceProcess, type ServiceName } from './service-process.js'
@@ -65,6 +66,11 @@ async function isPortFree(port: number): Promise<boolean> {
 export interface StackOptions {
   /** Redis to use (default REDIS_URL or redis://127.0.0.1:6379). */
   readonly redisUrl?: string
+  /**
+   * A Redis Cluster's nodes (`host:port`), passed to the services as REDIS_CLUSTER_NODES; the stack's own
+   * connections use them too. Default: none, one Redis at `redisUrl`.
+   */
+  readonly redisClusterNodes?: readonly string[]
   /** Queue and key prefix (default `fitstream`); tests use a unique one each. */
   readonly prefix?: string
   /** Fetcher processes (default 1). */
@@ -120,7 +126,7 @@ export class Stack {
   /** The Streamr SDK keeps encryption keys under XDG_DATA_HOME; each stack gets its own. */
   readonly streamrDataDir = mkdtempSync(join(tmpdir(), 'fitstream-streamr-'))
   private subscribers: Subscriber[] = []
-  private inspector: { redis: Redis; queues: StageQueues } | undefined
+  private inspector: { redis: RedisConnection; queues: StageQueues } | undefined
   private stopping: Promise<void> | undefined
 
   private constructor(
@@ -154,6 +160,11 @@ export class Stack {
     return stack
   }
 
+  /** The stack's Redis as its services reach it: one server, or a cluster. */
+  get redisTarget(): RedisTarget {
+    return this.options.redisClusterNodes === undefined ? { url: this.redisUrl } : { url: this.redisUrl, clusterNodes: this.options.redisClusterNodes }
+  }
+
   /** The Google API people grant access to and are read from. */
   get googleApi(): GoogleDataApi {
     return this.options.googleApi ?? 'fit'
@@ -183,6 +194,7 @@ export class Stack {
     const common = {
       GOOGLE_FIT_CLOSES_AT: FAKE_FIT_CLOSES_AT,
       REDIS_URL: this.redisUrl,
+      ...(this.options.redisClusterNodes === undefined ? {} : { REDIS_CLUSTER_NODES: this.options.redisClusterNodes.join(',') }),
       QUEUE_PREFIX: this.prefix,
       LOG_LEVEL: this.options.logLevel ?? 'info',
       RETRY_BACKOFF_MS: '500',
@@ -278,11 +290,17 @@ export class Stack {
   /** The stack's queues, as an operator's tool sees them (inspect, add, dead letters). */
   queues(): StageQueues {
     if (this.inspector === undefined) {
-      const redis = createRedis(this.redisUrl, 'producer', 'devstack-inspector')
+      const redis = createRedis(this.redisTarget, 'producer', 'devstack-inspector')
       const config = parseEnv(commonEnv, { REDIS_URL: this.redisUrl, QUEUE_PREFIX: this.prefix })
       this.inspector = {
         redis,
-        queues: new StageQueues({ connection: redis, prefix: this.prefix, retry: retryPolicies(config), logger: createLogger('devstack', 'silent') }),
+        queues: new StageQueues({
+          connection: redis,
+          prefix: this.prefix,
+          cluster: this.options.redisClusterNodes !== undefined,
+          retry: retryPolicies(config),
+          logger: createLogger('devstack', 'silent'),
+        }),
       }
     }
     return this.inspector.queues
@@ -314,7 +332,7 @@ export class Stack {
       this.inspector.redis.disconnect()
     }
     if (this.options.cleanRedis !== false) {
-      const redis = createRedis(this.redisUrl, 'producer', 'devstack')
+      const redis = createRedis(this.redisTarget, 'producer', 'devstack')
       await deleteKeysWithPrefix(redis, this.prefix).catch(() => 0)
       redis.disconnect()
     }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { FIT_CLOSES_AT, GOOGLE_DATA_APIS } from './data-types.js'
 import { ConfigError } from './errors.js'
+import type { RedisTarget } from './redis.js'
 import type { RetryPolicy, Stage } from './stages.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -75,6 +76,26 @@ export const envVar = {
 /** Variables every FitStream service reads. */
 export const commonEnvShape = {
   REDIS_URL: envVar.url().default('redis://127.0.0.1:6379'),
+  /**
+   * A Redis Cluster's nodes as `host:port,host:port` (a few are enough: the rest are discovered).
+   * Set, FitStream connects to the cluster and tags its keys per slot group (docs/capacity.md);
+   * REDIS_URL then gives only the user, password and `rediss:` for TLS. Default: unset, one Redis at REDIS_URL.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((value, ctx) => {
+      const nodes = value
+        .split(',')
+        .map((node) => node.trim())
+        .filter((node) => node !== '')
+      const bad = nodes.filter((node) => !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(node) || Number(node.slice(node.lastIndexOf(':') + 1)) > 65_535)
+      if (nodes.length === 0 || bad.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `must be host:port entries separated by commas (bad: ${bad.length > 0 ? bad.join(', ') : 'none given'})` })
+        return z.NEVER
+      }
+      return nodes
+    })
+    .optional(),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -')
@@ -111,6 +132,11 @@ export const googleApiEnvShape = {
 
 export const commonEnv = z.object(commonEnvShape)
 export type CommonConfig = z.output<typeof commonEnv>
+
+/** Where the services' Redis is, from REDIS_URL and REDIS_CLUSTER_NODES. */
+export function redisTargetOf(config: Pick<CommonConfig, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): RedisTarget {
+  return config.REDIS_CLUSTER_NODES === undefined ? { url: config.REDIS_URL } : { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES }
+}
 
 /** Each stage's retry policy, from the *_ATTEMPTS variables and RETRY_BACKOFF_MS. */
 export function retryPolicies(config: CommonConfig): Record<Stage, RetryPolicy> {

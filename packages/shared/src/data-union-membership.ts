@@ -1,8 +1,9 @@
 import { Queue, type JobsOptions } from 'bullmq'
-import type { Redis } from 'ioredis'
 import { z } from 'zod'
 import { InvalidPayloadError } from './errors.js'
+import { queuePrefix } from './key-slots.js'
 import type { Logger } from './logger.js'
+import type { RedisConnection } from './redis.js'
 import { DEAD_LETTER_JOB_OPTIONS, type RetryPolicy } from './stages.js'
 
 /**
@@ -69,9 +70,11 @@ export function parseMembershipJob(data: unknown): MembershipJob {
 
 export interface MembershipQueuesOptions {
   /** A producer connection (fail-fast). */
-  readonly connection: Redis
+  readonly connection: RedisConnection
   /** QUEUE_PREFIX. */
   readonly prefix: string
+  /** On a Redis Cluster each queue's prefix carries the queue as a hash tag (default false). */
+  readonly cluster?: boolean
   readonly retry: RetryPolicy
   readonly logger: Logger
 }
@@ -80,10 +83,20 @@ export interface MembershipQueuesOptions {
 export class MembershipQueues {
   readonly queue: Queue<MembershipJob, MembershipResult>
   readonly deadLetters: Queue<MembershipDeadLetter>
+  /** The BullMQ prefix of the membership queue: its worker must use the same. */
+  readonly queuePrefix: string
 
   constructor(private readonly options: MembershipQueuesOptions) {
-    this.queue = new Queue<MembershipJob, MembershipResult>(MEMBERSHIP_QUEUE, { connection: options.connection, prefix: options.prefix })
-    this.deadLetters = new Queue<MembershipDeadLetter>(MEMBERSHIP_DLQ, { connection: options.connection, prefix: options.prefix })
+    const cluster = options.cluster ?? false
+    this.queuePrefix = queuePrefix(options.prefix, MEMBERSHIP_QUEUE, cluster)
+    this.queue = new Queue<MembershipJob, MembershipResult>(MEMBERSHIP_QUEUE, {
+      connection: options.connection,
+      prefix: this.queuePrefix,
+    })
+    this.deadLetters = new Queue<MembershipDeadLetter>(MEMBERSHIP_DLQ, {
+      connection: options.connection,
+      prefix: queuePrefix(options.prefix, MEMBERSHIP_DLQ, cluster),
+    })
     for (const queue of [this.queue, this.deadLetters]) queue.on('error', (error) => options.logger.error({ err: error, queue: queue.name }, 'queue error'))
   }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from './redis.js'
 import { RedisLock } from './redis-lock.js'
 
 /** One user's history is updated by one fetch at a time; a holder that dies lets go after this. */
@@ -17,7 +17,7 @@ const SET_IF_USER_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return re
  */
 export class FetchHistoryStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     /** The user record's existence key (UserRecordStore.existenceKey): history is kept only while it exists. */
     private readonly userExists: (userId: string) => string,

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import { z } from 'zod'
+import { scanKeys, type RedisConnection } from './redis.js'
 
 /**
  * The Redis layout of what FitStream has released about each person and how much of their
@@ -144,7 +144,7 @@ export interface PrivacyReport {
 const fromMicro = (micro: number): number => Math.round(micro) / MICRO_EPSILON
 
 /** What has been released about one person and the epsilon it cost, per period. */
-export async function readPrivacyReport(redis: Redis, prefix: string, userId: string): Promise<PrivacyReport> {
+export async function readPrivacyReport(redis: RedisConnection, prefix: string, userId: string): Promise<PrivacyReport> {
   const [totals, legacyPeriods, log] = await Promise.all([
     redis.hgetall(privacyKey(prefix, userId)),
     redis.smembers(privacyPeriodsKey(prefix, userId)),
@@ -188,14 +188,10 @@ export async function readPrivacyReport(redis: Redis, prefix: string, userId: st
 }
 
 /** Deletes every key of one person's ledger (totals, budgets, log); answers how many. */
-export async function erasePrivacyLedger(redis: Redis, prefix: string, userId: string): Promise<number> {
+export async function erasePrivacyLedger(redis: RedisConnection, prefix: string, userId: string): Promise<number> {
   const keys = [privacyKey(prefix, userId)]
-  let cursor = '0'
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${privacyKey(prefix, userId)}:*`, 'COUNT', 1000)
-    cursor = next
-    keys.push(...found)
-  } while (cursor !== '0')
+  // On a cluster every master is scanned; the keys found share the ledger's slot, so one DEL takes them all.
+  for await (const found of scanKeys(redis, `${privacyKey(prefix, userId)}:*`)) keys.push(...found)
   return redis.del(...keys)
 }
 
@@ -205,7 +201,7 @@ export async function erasePrivacyLedger(redis: Redis, prefix: string, userId: s
  */
 export class PrivacyLedgerReader {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

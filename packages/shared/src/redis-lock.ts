@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from './redis.js'
 
 // Deletes the lock only while it still holds this holder's value: a holder whose lock expired must
 // not release the one another holder has taken since.
@@ -10,7 +10,7 @@ const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
  */
 export class RedisLock {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly key: string,
     private readonly ttlMs: number,
   ) {}

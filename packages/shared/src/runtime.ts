@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto'
 import type { Worker } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
-import { retryPolicies, type CommonConfig } from './config.js'
+import { redisTargetOf, retryPolicies, type CommonConfig } from './config.js'
+import { slotGroupPrefix, type SlotGroup } from './key-slots.js'
 import type { Logger } from './logger.js'
 import { createMetrics, type ServiceMetrics } from './metrics.js'
-import { createRedis } from './redis.js'
+import { createRedis, isCluster, type RedisConnection } from './redis.js'
 import { buildServer, type ServerOptions } from './server.js'
 import { StageQueues } from './stage-queues.js'
 import { createStageWorker, type StageWorkerOptions } from './stage-worker.js'
@@ -17,9 +17,11 @@ import type { Stage } from './stages.js'
  */
 export class ServiceRuntime {
   /** Fail-fast connection for adds, reads and HTTP handlers. */
-  readonly redis: Redis
+  readonly redis: RedisConnection
   /** Blocking connection for workers (never gives up on a command). */
-  readonly workerRedis: Redis
+  readonly workerRedis: RedisConnection
+  /** True on a Redis Cluster (REDIS_CLUSTER_NODES): keys carry hash tags. */
+  readonly cluster: boolean
   readonly metrics: ServiceMetrics
   readonly queues: StageQueues
   private readonly workers: Worker[] = []
@@ -32,10 +34,24 @@ export class ServiceRuntime {
     readonly config: CommonConfig,
     readonly logger: Logger,
   ) {
-    this.redis = createRedis(config.REDIS_URL, 'producer', name)
-    this.workerRedis = createRedis(config.REDIS_URL, 'worker', `${name}-worker`)
+    const target = redisTargetOf(config)
+    this.cluster = isCluster(target)
+    this.redis = createRedis(target, 'producer', name)
+    this.workerRedis = createRedis(target, 'worker', `${name}-worker`)
     this.metrics = createMetrics(name)
-    this.queues = new StageQueues({ connection: this.redis, prefix: config.QUEUE_PREFIX, retry: retryPolicies(config), logger, ...jobIdKeyOf(config) })
+    this.queues = new StageQueues({
+      connection: this.redis,
+      prefix: config.QUEUE_PREFIX,
+      cluster: this.cluster,
+      retry: retryPolicies(config),
+      logger,
+      ...jobIdKeyOf(config),
+    })
+  }
+
+  /** The key prefix of a slot group's stores: QUEUE_PREFIX on one Redis, with the group's hash tag on a cluster. */
+  slotPrefix(group: SlotGroup): string {
+    return slotGroupPrefix(this.config.QUEUE_PREFIX, group, this.cluster)
   }
 
   /** The stage workers this process runs (tests watch what they finish: BullMQ keeps no finished job that names a person). */

@@ -1,9 +1,10 @@
 import { createHash, createHmac } from 'node:crypto'
 import { Queue, type Job, type JobsOptions } from 'bullmq'
-import type { Redis } from 'ioredis'
 import { z } from 'zod'
 import { InvalidPayloadError } from './errors.js'
+import { queuePrefix } from './key-slots.js'
 import type { Logger } from './logger.js'
+import type { RedisConnection } from './redis.js'
 import {
   DEAD_LETTER_JOB_OPTIONS,
   STAGES,
@@ -18,9 +19,11 @@ import type { DeadLetter } from './jobs.js'
 
 export interface StageQueuesOptions {
   /** A producer connection (fail-fast); shared by all queues of this process. */
-  readonly connection: Redis
+  readonly connection: RedisConnection
   /** QUEUE_PREFIX: namespaces every queue in Redis. */
   readonly prefix: string
+  /** On a Redis Cluster each queue's prefix carries the queue as a hash tag (default false). */
+  readonly cluster?: boolean
   readonly retry: Readonly<Record<Stage, RetryPolicy>>
   readonly logger: Logger
   /**
@@ -55,6 +58,11 @@ export class StageQueues {
 
   get prefix(): string {
     return this.options.prefix
+  }
+
+  /** The BullMQ prefix of one queue (a worker of it must use the same). */
+  queuePrefix(queue: string): string {
+    return queuePrefix(this.options.prefix, queue, this.options.cluster ?? false)
   }
 
   /** The options a job of this stage is added with (retry policy, retention). */
@@ -120,7 +128,7 @@ export class StageQueues {
   private open(name: string): Queue {
     let queue = this.queues.get(name)
     if (queue === undefined) {
-      queue = new Queue(name, { connection: this.options.connection, prefix: this.options.prefix, streams: QUEUE_EVENT_STREAM })
+      queue = new Queue(name, { connection: this.options.connection, prefix: this.queuePrefix(name), streams: QUEUE_EVENT_STREAM })
       queue.on('error', (err) => this.options.logger.error({ err, queue: name }, 'queue error'))
       this.queues.set(name, queue)
     }

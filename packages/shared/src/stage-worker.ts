@@ -1,5 +1,5 @@
 import { DelayedError, RateLimitError, UnrecoverableError, Worker, type Job } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from './redis.js'
 import { DiscardJobError, FitStreamError, errorCode, isPermanent } from './errors.js'
 import type { Logger } from './logger.js'
 import type { ServiceMetrics } from './metrics.js'
@@ -30,7 +30,7 @@ export interface StageWorkerOptions<S extends Stage, R> {
   readonly stage: S
   readonly process: StageProcessor<S, R>
   /** A dedicated worker connection (`maxRetriesPerRequest: null`). */
-  readonly connection: Redis
+  readonly connection: RedisConnection
   /** Where dead letters are written (the producer side of this process). */
   readonly queues: StageQueues
   readonly logger: Logger
@@ -139,7 +139,7 @@ export function createStageWorker<S extends Stage, R>(options: StageWorkerOption
 
   const worker = new Worker<StageData<S>, R | DiscardedResult>(stage, processor, {
     connection: options.connection,
-    prefix: queues.prefix,
+    prefix: queues.queuePrefix(stage),
     concurrency: options.concurrency ?? 1,
     lockDuration: options.lockDurationMs ?? 30_000,
     autorun: false,

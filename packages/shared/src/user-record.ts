@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from './redis.js'
 import type { Keyring } from './crypto.js'
 
 /**
@@ -63,7 +63,7 @@ export interface StoredAccessToken {
 }
 
 /** The user's current access token, or undefined if the user is gone or has none yet. */
-export async function readAccessToken(redis: Redis, prefix: string, keyring: Keyring, userId: string): Promise<StoredAccessToken | undefined> {
+export async function readAccessToken(redis: RedisConnection, prefix: string, keyring: Keyring, userId: string): Promise<StoredAccessToken | undefined> {
   const [ciphertext, expiresAt] = await redis.hmget(userKey(prefix, userId), USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
   return decodeAccessToken(keyring, userId, ciphertext, expiresAt)
 }
@@ -108,7 +108,7 @@ export interface FetchableUser {
  */
 export class UserRecordStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly accessKeys: Keyring,
   ) {}

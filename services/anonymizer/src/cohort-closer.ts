@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { Queue, Worker } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { QUEUE_EVENT_STREAM, waitForRedis, type CohortRecord, type Logger, type StageQueues } from '@fitstream/shared'
 import type { AnonymizerKeys } from './anonymize.js'
 import { aggregateCell } from './cohort-aggregate.js'
@@ -79,7 +79,7 @@ export async function closeCohortWindows(deps: CohortCloserDeps, now: number): P
  * worker on the anonymizer's own queue. Returns a close function for the service's shutdown.
  */
 export async function startCohortCloser(
-  deps: CohortCloserDeps & { readonly connection: Redis; readonly workerConnection: Redis; readonly prefix: string },
+  deps: CohortCloserDeps & { readonly connection: RedisConnection; readonly workerConnection: RedisConnection; readonly prefix: string },
 ): Promise<() => Promise<void>> {
   const queue = new Queue(COHORT_QUEUE, { connection: deps.connection, prefix: deps.prefix, streams: QUEUE_EVENT_STREAM })
   queue.on('error', (err) => deps.logger.error({ err, queue: COHORT_QUEUE }, 'queue error'))

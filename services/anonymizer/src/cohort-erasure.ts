@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto'
 import { UnrecoverableError, Worker } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { COHORT_ERASURE_QUEUE, cohortErasureJobSchema, type CohortErasureJobData, type Logger } from '@fitstream/shared'
 import { memberToken, type AnonymizerKeys } from './anonymize.js'
 import type { PrivacyStore } from './privacy-store.js'
@@ -38,7 +38,7 @@ export function startCohortErasure(deps: {
   readonly store: PrivacyStore
   readonly keys: AnonymizerKeys
   readonly logger: Logger
-  readonly workerConnection: Redis
+  readonly workerConnection: RedisConnection
   readonly prefix: string
 }): () => Promise<void> {
   const worker = new Worker<CohortErasureJobData, CohortErasureResult>(

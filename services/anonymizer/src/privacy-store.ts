@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import {
   MICRO_EPSILON,
   PRIVACY_BUDGET_CHARGES_FIELD,
@@ -298,7 +298,7 @@ export class PrivacyStore {
   private readonly scripts = new Map<string, string>()
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly policy: PrivacyPolicy,
   ) {}

@@ -1,7 +1,7 @@
-import { ServiceRuntime, type Logger } from '@fitstream/shared'
+import { COHORT_ERASURE_QUEUE, SLOT_GROUPS, ServiceRuntime, type Logger } from '@fitstream/shared'
 import { deriveKeys } from './anonymize.js'
 import { createAnonymizeProcessor } from './anonymize-processor.js'
-import { startCohortCloser } from './cohort-closer.js'
+import { COHORT_QUEUE, startCohortCloser } from './cohort-closer.js'
 import { startCohortErasure } from './cohort-erasure.js'
 import type { AnonymizerConfig } from './config.js'
 import { createAnonymizerMetrics } from './metrics.js'
@@ -13,7 +13,7 @@ export async function createAnonymizer(config: AnonymizerConfig, logger: Logger)
   const { policy } = config
   const keys = deriveKeys(config.PSEUDONYM_KEY)
   const metrics = createAnonymizerMetrics(runtime.metrics)
-  const store = new PrivacyStore(runtime.redis, config.QUEUE_PREFIX, policy)
+  const store = new PrivacyStore(runtime.redis, runtime.slotPrefix(SLOT_GROUPS.anonymizer), policy)
   logger.info(
     { policyFile: config.ANONYMIZER_POLICY_FILE, release: describePolicy(policy), k: policy.cohorts.k, budget: policy.budget },
     'privacy policy loaded',
@@ -32,10 +32,13 @@ export async function createAnonymizer(config: AnonymizerConfig, logger: Logger)
     logger,
     connection: runtime.redis,
     workerConnection: runtime.workerRedis,
-    prefix: config.QUEUE_PREFIX,
+    prefix: runtime.queues.queuePrefix(COHORT_QUEUE),
   })
   runtime.onClose('cohort closer', closeCloser)
-  runtime.onClose('cohort erasure', startCohortErasure({ store, keys, logger, workerConnection: runtime.workerRedis, prefix: config.QUEUE_PREFIX }))
+  runtime.onClose(
+    'cohort erasure',
+    startCohortErasure({ store, keys, logger, workerConnection: runtime.workerRedis, prefix: runtime.queues.queuePrefix(COHORT_ERASURE_QUEUE) }),
+  )
   runtime.buildServer()
   return runtime
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 
 export interface GoogleOutageOptions {
   /** Failures within `windowMs` that, outnumbering successes, mean Google is down. */
@@ -36,7 +36,7 @@ export class GoogleOutageDetector {
   private lastFailureAt = 0
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly options: GoogleOutageOptions,
   ) {}

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { GoogleRateLimitError, classifyGoogleError, type SendToGoogle } from './google-fit.js'
 import type { FetcherMetrics } from './metrics.js'
 
@@ -29,7 +29,7 @@ export class GoogleRequestGate {
   readonly send: SendToGoogle
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly perSecond: number,
     private readonly metrics: FetcherMetrics,

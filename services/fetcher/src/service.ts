@@ -1,4 +1,4 @@
-import { FetchHistoryStore, ServiceRuntime, UserRecordStore, type Logger } from '@fitstream/shared'
+import { FetchHistoryStore, SLOT_GROUPS, ServiceRuntime, UserRecordStore, type Logger } from '@fitstream/shared'
 import type { FetcherConfig } from './config.js'
 import { createFetchProcessor } from './fetch-processor.js'
 import { createFetcherMetrics } from './metrics.js'
@@ -11,7 +11,8 @@ import { TokenServiceClient } from './token-service-client.js'
 export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRuntime {
   const runtime = new ServiceRuntime('fetcher', config, logger)
   const metrics = createFetcherMetrics(runtime.metrics)
-  const users = new UserRecordStore(runtime.redis, config.QUEUE_PREFIX, config.ACCESS_TOKEN_KEYS)
+  const usersPrefix = runtime.slotPrefix(SLOT_GROUPS.users)
+  const users = new UserRecordStore(runtime.redis, usersPrefix, config.ACCESS_TOKEN_KEYS)
   const { send } = new GoogleRequestGate(runtime.redis, config.QUEUE_PREFIX, config.GOOGLE_RATE_LIMIT_PER_SECOND, metrics)
   runtime.addWorker({
     stage: 'fetch',
@@ -20,7 +21,7 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
     limiter: { max: config.GOOGLE_RATE_LIMIT_PER_SECOND, duration: 1_000 },
     process: createFetchProcessor({
       users,
-      history: new FetchHistoryStore(runtime.redis, config.QUEUE_PREFIX, (userId) => users.existenceKey(userId)),
+      history: new FetchHistoryStore(runtime.redis, usersPrefix, (userId) => users.existenceKey(userId)),
       google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send }),
       health: new GoogleHealthClient({ rootUrl: config.GOOGLE_HEALTH_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send }),
       defaultApi: config.GOOGLE_DATA_API,
@@ -29,7 +30,7 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
       queues: runtime.queues,
       metrics,
       fetchSensitiveTypes: config.FETCH_LOCATION,
-      outage: new GoogleOutageDetector(runtime.redis, config.QUEUE_PREFIX, {
+      outage: new GoogleOutageDetector(runtime.redis, runtime.slotPrefix(SLOT_GROUPS.google), {
         threshold: config.GOOGLE_OUTAGE_THRESHOLD,
         windowMs: config.GOOGLE_OUTAGE_WINDOW_MS,
         pauseMs: config.GOOGLE_OUTAGE_PAUSE_MS,

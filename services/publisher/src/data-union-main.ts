@@ -4,6 +4,8 @@ import {
   createLogger,
   createMetrics,
   createRedis,
+  isCluster,
+  redisTargetOf,
   buildServer,
   loadConfigOrExit,
   MembershipQueues,
@@ -30,8 +32,9 @@ const config = loadConfigOrExit('membership', (env) => {
 })
 const logger = createLogger('membership', config.LOG_LEVEL)
 const environment = dataUnionEnvironment(config)
-const redis = createRedis(config.REDIS_URL, 'producer', 'membership')
-const workerRedis = createRedis(config.REDIS_URL, 'worker', 'membership-worker')
+const redisTarget = redisTargetOf(config)
+const redis = createRedis(redisTarget, 'producer', 'membership')
+const workerRedis = createRedis(redisTarget, 'worker', 'membership-worker')
 const chain = new DataUnionChain({
   rpcUrl: environment.rpcUrl,
   chainId: environment.chainId,
@@ -41,6 +44,7 @@ const chain = new DataUnionChain({
 const queues = new MembershipQueues({
   connection: redis,
   prefix: config.QUEUE_PREFIX,
+  cluster: isCluster(redisTarget),
   retry: { attempts: config.MEMBERSHIP_ATTEMPTS, backoffMs: config.RETRY_BACKOFF_MS },
   logger,
 })

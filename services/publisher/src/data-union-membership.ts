@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import {
   MEMBERSHIP_QUEUE,
   errorCode,
@@ -19,7 +19,7 @@ import type { DataUnionChain, MembershipChange } from './data-union.js'
  */
 export class MembershipIntents {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly key: string,
   ) {}
 
@@ -69,9 +69,9 @@ export interface MembershipWorkerOptions {
   /** The product's Data Union (DATA_UNION_ADDRESS). */
   readonly dataUnion: string
   /** A dedicated worker connection (`maxRetriesPerRequest: null`). */
-  readonly connection: Redis
+  readonly connection: RedisConnection
   /** For the intents (a producer connection). */
-  readonly redis: Redis
+  readonly redis: RedisConnection
   readonly queues: MembershipQueues
   readonly prefix: string
   readonly logger: Logger
@@ -124,7 +124,7 @@ export function createMembershipWorker(options: MembershipWorkerOptions): Worker
   }
   const worker = new Worker<MembershipJob, MembershipResult>(MEMBERSHIP_QUEUE, processor, {
     connection: options.connection,
-    prefix: options.prefix,
+    prefix: options.queues.queuePrefix,
     concurrency: 1,
     // A transaction waits for its receipt within the chain timeout; the lock outlasts it.
     lockDuration: 120_000,

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 
 /**
  * What the publisher remembers about a publish job in Redis, so that a retry, even after a crash,
@@ -164,7 +164,7 @@ export class DeliveryJournal {
   private readonly clock: () => number
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** QUEUE_PREFIX */
     private readonly prefix: string,
     options: DeliveryJournalOptions = {},

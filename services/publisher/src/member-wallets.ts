@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { Wallet } from 'ethers'
 import { InvalidPayloadError, type Keyring } from '@fitstream/shared'
 import { parseAddress, type DataUnionChain, type MemberEarnings, type Withdrawal } from './data-union.js'
@@ -41,7 +41,7 @@ const REF = /^[A-Za-z0-9_-]{1,64}$/
 
 export class MemberWallets {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly keyring: Keyring,
     private readonly chain: DataUnionChain,

@@ -1,5 +1,5 @@
 import { createPublisherMetrics } from './metrics.js'
-import { ServiceRuntime, type Logger } from '@fitstream/shared'
+import { SLOT_GROUPS, ServiceRuntime, type Logger } from '@fitstream/shared'
 import type { PublisherConfig } from './config.js'
 import { DeliveryJournal } from './delivery-journal.js'
 import { crashPointFor, createDeliverer, createPublishProcessor, type PublishProcessorDeps } from './publish-processor.js'
@@ -20,7 +20,7 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
   const client = createStreamrClient(config)
   const owner = (config.STREAMR_STREAM_OWNER ?? (await client.getUserId())).toLowerCase()
   const rekeying = startRekeying(client, config.STREAMR_REKEY_HOURS * 3_600_000, logger)
-  const journal = new DeliveryJournal(runtime.redis, config.QUEUE_PREFIX)
+  const journal = new DeliveryJournal(runtime.redis, runtime.slotPrefix(SLOT_GROUPS.journal))
   logger.info({ instance: journal.instance }, 'publishing as this instance (the name of its job leases and message chains in Redis)')
   let restarting = false
   const publisherId = await client.getUserId()
@@ -28,16 +28,20 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
   registerStreamNeighborsMetric(client, runtime.metrics.registry)
   const slotStore =
     config.PUBLISH_SLOT_MS > 0
-      ? new SlotStore(runtime.redis, config.QUEUE_PREFIX, { slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS })
+      ? new SlotStore(runtime.redis, runtime.slotPrefix(SLOT_GROUPS.slots), { slotMs: config.PUBLISH_SLOT_MS, offsetMs: config.PUBLISH_SLOT_OFFSET_MS })
       : undefined
   // Crash tests only (PUBLISH_CRASH_AT, unset in production): SIGKILL, so nothing is cleaned up.
   const crashPoint = crashPointFor(config.PUBLISH_CRASH_AT, () => process.kill(process.pid, 'SIGKILL'))
+  // When the local node last took a message: the shutdown flush is counted from it.
+  let lastPublishedAt: number | undefined
   const deps: PublishProcessorDeps = {
     client: {
-      publish: (definition, content, metadata) => {
+      publish: async (definition, content, metadata) => {
         // The processor always names streams by id.
         if (typeof definition === 'string') rekeying.published(definition)
-        return client.publish(definition, content, metadata)
+        const message = await client.publish(definition, content, metadata)
+        lastPublishedAt = Date.now()
+        return message
       },
     },
     joined: createStreamJoiner(client, config.STREAMR_JOIN_TIMEOUT_MS),
@@ -89,9 +93,14 @@ export async function createPublisher(config: PublisherConfig, logger: Logger, o
   })
   runtime.onClose('streamr client', async () => {
     rekeying.stop()
-    // publish() resolves once the local node has the message, not once neighbours have it: give the
-    // last messages time to leave before the node goes away.
-    await new Promise((resolve) => setTimeout(resolve, config.STREAMR_SHUTDOWN_FLUSH_MS))
+    // publish() resolves once the local node has the message, not once neighbours have it: the node
+    // stays up until the last message has had STREAMR_SHUTDOWN_FLUSH_MS to leave and for buyers to ask
+    // for its key. A publisher that has been idle that long stops at once (a rolling deploy waits for nothing).
+    const flushMs = lastPublishedAt === undefined ? 0 : Math.max(0, lastPublishedAt + config.STREAMR_SHUTDOWN_FLUSH_MS - Date.now())
+    if (flushMs > 0) {
+      logger.info({ flushMs }, 'keeping the network node up for the last messages to leave')
+      await new Promise((resolve) => setTimeout(resolve, flushMs))
+    }
     await client.destroy()
   })
   return runtime

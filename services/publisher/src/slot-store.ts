@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import type { CohortRecord, ReleasableRecord } from '@fitstream/shared'
 import type { SlotMessage } from './messages.js'
 
@@ -76,7 +76,7 @@ return 1
  */
 export class SlotStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** QUEUE_PREFIX */
     private readonly prefix: string,
     private readonly schedule: SlotSchedule,

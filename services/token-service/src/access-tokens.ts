@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import {
   AccessTokenUnavailableError,
   RedisLock,
@@ -14,7 +14,7 @@ import {
 import type { FreshAccessToken } from './google-oauth.js'
 
 export interface AccessTokenKeeperOptions {
-  readonly redis: Redis
+  readonly redis: RedisConnection
   readonly prefix: string
   readonly accessKeys: Keyring
   /** Refresh when less than this is left (ms). */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 
 const WINDOW_S = 15 * 60
 
@@ -10,7 +10,7 @@ const WINDOW_S = 15 * 60
  */
 export function registerAuthThrottle(
   app: FastifyInstance,
-  options: { redis: Redis; prefix: string; limit: number; refused: (code: string) => void; address: (request: FastifyRequest) => string },
+  options: { redis: RedisConnection; prefix: string; limit: number; refused: (code: string) => void; address: (request: FastifyRequest) => string },
 ): void {
   const key = (request: FastifyRequest) => `${options.prefix}:auth-failures:${options.address(request)}`
   app.addHook('onRequest', async (request, reply) => {

@@ -4,7 +4,7 @@
  *   node services/token-service/dist/cli.js tokens reencrypt
  *   node services/token-service/dist/cli.js dlq list|show|replay|purge …   (also `fitstream dlq …`)
  */
-import { createRedis, loadConfigOrExit, waitForRedis } from '@fitstream/shared'
+import { SLOT_GROUPS, createRedis, isCluster, loadConfigOrExit, redisTargetOf, slotGroupPrefix, waitForRedis } from '@fitstream/shared'
 import { loadConfig } from './config.js'
 import { runDlqCommand } from './dlq-command.js'
 import { reencryptTokens } from './reencrypt.js'
@@ -18,10 +18,14 @@ async function main(argv: readonly string[]): Promise<number> {
     return 64
   }
   const config = loadConfigOrExit('token-service', loadConfig)
-  const redis = createRedis(config.REDIS_URL, 'producer', 'token-service-cli')
+  const target = redisTargetOf(config)
+  const redis = createRedis(target, 'producer', 'token-service-cli')
   try {
     await waitForRedis(redis)
-    const report = await reencryptTokens(redis, config.QUEUE_PREFIX, { refresh: config.REFRESH_TOKEN_KEYS, access: config.ACCESS_TOKEN_KEYS })
+    const report = await reencryptTokens(redis, slotGroupPrefix(config.QUEUE_PREFIX, SLOT_GROUPS.users, isCluster(target)), {
+      refresh: config.REFRESH_TOKEN_KEYS,
+      access: config.ACCESS_TOKEN_KEYS,
+    })
     process.stdout.write(
       `re-encrypted ${report.reencrypted.refreshTokens} refresh and ${report.reencrypted.accessTokens} access tokens of ${report.users} users ` +
         `under keys ${config.REFRESH_TOKEN_KEYS.activeKeyId} and ${config.ACCESS_TOKEN_KEYS.activeKeyId}; ` +

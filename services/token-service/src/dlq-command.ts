@@ -7,6 +7,8 @@ import {
   commonEnv,
   createLogger,
   createRedis,
+  isCluster,
+  redisTargetOf,
   parseEnv,
   redactDeadLetter,
   retryPolicies,
@@ -58,10 +60,12 @@ export async function runDlqCommand(argv: readonly string[], env: Env, out: (tex
     return 64
   }
   const config = parseEnv(commonEnv, env)
-  const redis = createRedis(config.REDIS_URL, 'producer', 'fitstream-dlq')
+  const target = redisTargetOf(config)
+  const redis = createRedis(target, 'producer', 'fitstream-dlq')
   const queues = new StageQueues({
     connection: redis,
     prefix: config.QUEUE_PREFIX,
+    cluster: isCluster(target),
     retry: retryPolicies(config),
     logger: createLogger('fitstream-dlq', 'warn'),
   })

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { randomBytes } from 'node:crypto'
 import { MEMBERSHIP_BATCH_MAX, readPrivacyReport, type Logger, type MembershipQueues } from '@fitstream/shared'
 import { memberRefOf, type MembershipClient } from './earnings.js'
@@ -16,8 +16,10 @@ export interface EarningsOnErasure {
 }
 
 export interface MemberEnrolmentDeps {
-  readonly redis: Redis
+  readonly redis: RedisConnection
   readonly prefix: string
+  /** The prefix of the privacy ledgers, read to see whether anything was released (default `prefix`). */
+  readonly privacyPrefix?: string
   readonly membership: MembershipClient
   readonly queues: MembershipQueues
   /** MEMBER_REF_KEY. */
@@ -73,7 +75,7 @@ export class MemberEnrolment {
   /** After a sync: enrols the person if their data has been released and they are not enrolled yet. */
   async afterSync(userId: string): Promise<'enrolled' | 'already' | 'nothing-released'> {
     if ((await this.deps.redis.exists(this.key(userId))) === 1) return 'already'
-    const report = await readPrivacyReport(this.deps.redis, this.deps.prefix, userId)
+    const report = await readPrivacyReport(this.deps.redis, this.deps.privacyPrefix ?? this.deps.prefix, userId)
     if (report.totals.recordsReleased === 0 && report.totals.cohortContributions === 0) return 'nothing-released'
     const ref = memberRefOf(userId, this.deps.refKey)
     const answer = await this.deps.membership.ensureMember(ref)

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 
 /** A person's earnings as the membership service reports them: decimal strings in token units. */
 export interface MemberEarnings {
@@ -74,7 +74,7 @@ const HISTORY_DAYS = 400
 /** The token service's record of a person's total earnings per UTC day, for the chart. Erased with the account. */
 export class EarningsHistory {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

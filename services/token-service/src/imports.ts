@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { DATA_TYPE_KEYS, FitStreamError, type DataTypeKey, type FitnessSample, type Logger, type StageQueues } from '@fitstream/shared'
 import {
   EncryptedSpool,
@@ -62,7 +62,7 @@ const LEDGER_READ_BATCH = 10_000
  */
 export class ImportStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly now: () => number,
   ) {}

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import type { DataTypeKey } from '@fitstream/shared'
 
 /** A challenge handed to a browser, and what it was for. */
@@ -38,7 +38,7 @@ export const CHALLENGE_TTL_S = 5 * 60
  */
 export class PasskeyStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

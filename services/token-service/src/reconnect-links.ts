@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { DATA_TYPE_KEYS, type DataTypeKey } from '@fitstream/shared'
 
 export interface ReconnectGrant {
@@ -61,7 +61,7 @@ export class ReconnectLinks {
 /** Which links have been used, until they expire anyway: a link is taken once. */
 export class LinkUses {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly now: () => number = Date.now,
   ) {}

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import { Keyring, USER_FIELDS, accessTokenContext, refreshTokenContext, userIndexKey, userKey } from '@fitstream/shared'
 
 export interface ReencryptReport {
@@ -18,7 +18,7 @@ const COMPARE_AND_SET = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
  * Re-encrypts every user's tokens under the first key of each keyring, so that an old key can be
  * dropped after a rotation. Safe to run while the services run, and to run again.
  */
-export async function reencryptTokens(redis: Redis, prefix: string, keys: { refresh: Keyring; access: Keyring }): Promise<ReencryptReport> {
+export async function reencryptTokens(redis: RedisConnection, prefix: string, keys: { refresh: Keyring; access: Keyring }): Promise<ReencryptReport> {
   const reencrypted = { refreshTokens: 0, accessTokens: 0 }
   const current = { refreshTokens: 0, accessTokens: 0 }
   const failed: { userId: string; field: string; reason: string }[] = []

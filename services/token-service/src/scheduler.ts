@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import type { Logger, StageQueues } from '@fitstream/shared'
 
 // Moves a dispatched user to their next slot, unless their schedule changed meanwhile (unscheduled,
@@ -29,7 +29,7 @@ export class SyncScheduler {
 
   constructor(
     private readonly queues: StageQueues,
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly intervalMs: number,
     /** Keys the offsets (see spreadOffset); unkeyed, anyone who knows a user id can compute them. */

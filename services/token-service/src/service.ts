@@ -10,6 +10,7 @@ import {
   MEMBERSHIP_DEFAULT_ATTEMPTS,
   MembershipQueues,
   PrivacyLedgerReader,
+  SLOT_GROUPS,
   ServiceRuntime,
   UserGoneError,
   buildServer,
@@ -54,6 +55,9 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   const runtime = new ServiceRuntime('token-service', config, logger)
   const { redis, queues } = runtime
   const prefix = config.QUEUE_PREFIX
+  // On a Redis Cluster the stores whose scripts and transactions touch several keys get their group's hash tag.
+  const usersPrefix = runtime.slotPrefix(SLOT_GROUPS.users)
+  const privacyPrefix = runtime.slotPrefix(SLOT_GROUPS.anonymizer)
 
   if (isClosed(config.GOOGLE_DATA_API, Date.now(), config.GOOGLE_FIT_CLOSES_AT)) {
     logger.error(
@@ -67,12 +71,12 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
       'SYNC_LOOKBACK_HOURS is under 24: the Health API lists a night only once it is over, so the first hours of late-uploaded nights will be missed',
     )
   }
-  const users = new UserRepository(redis, prefix, config.REFRESH_TOKEN_KEYS)
+  const users = new UserRepository(redis, usersPrefix, config.REFRESH_TOKEN_KEYS)
   const tokenMetrics = createTokenServiceMetrics(runtime.metrics, users)
   const oauth = { clientId: config.GOOGLE_CLIENT_ID, clientSecret: config.GOOGLE_CLIENT_SECRET, tokenUrl: config.GOOGLE_TOKEN_URL }
   const tokens = new AccessTokenKeeper({
     redis,
-    prefix,
+    prefix: usersPrefix,
     accessKeys: config.ACCESS_TOKEN_KEYS,
     refreshMarginMs: config.TOKEN_REFRESH_MARGIN_MS,
     refresh: async (userId) => {
@@ -88,7 +92,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     revokeUrl: config.GOOGLE_REVOKE_URL,
     redirectUri: `${config.PUBLIC_URL}/oauth/callback`,
   }
-  const sessionStore = new SessionStore(redis, prefix, config.REFRESH_TOKEN_KEYS)
+  const sessionStore = new SessionStore(redis, runtime.slotPrefix(SLOT_GROUPS.sessions), config.REFRESH_TOKEN_KEYS)
   const sessions = new SessionCookies(sessionStore, config.PUBLIC_URL.startsWith('https:'))
   const onboarding = new Onboarding({
     users,
@@ -117,13 +121,20 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
   const membershipQueues =
     earnings === undefined
       ? undefined
-      : new MembershipQueues({ connection: redis, prefix, retry: { attempts: MEMBERSHIP_DEFAULT_ATTEMPTS, backoffMs: config.RETRY_BACKOFF_MS }, logger })
+      : new MembershipQueues({
+          connection: redis,
+          prefix,
+          cluster: runtime.cluster,
+          retry: { attempts: MEMBERSHIP_DEFAULT_ATTEMPTS, backoffMs: config.RETRY_BACKOFF_MS },
+          logger,
+        })
   const enrolment =
     earnings === undefined || membershipQueues === undefined
       ? undefined
       : new MemberEnrolment({
           redis,
-          prefix,
+          prefix: usersPrefix,
+          privacyPrefix,
           membership: earnings.membership,
           queues: membershipQueues,
           refKey: earnings.refKey,
@@ -133,9 +144,9 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     runtime.onStart(() => enrolment.start())
     runtime.onClose('membership queues', () => enrolment.close())
   }
-  const privacyLedger = new PrivacyLedgerReader(redis, prefix)
+  const privacyLedger = new PrivacyLedgerReader(redis, privacyPrefix)
   const importStore = new ImportStore(redis, prefix, Date.now)
-  const passkeyStore = new PasskeyStore(redis, prefix)
+  const passkeyStore = new PasskeyStore(redis, runtime.slotPrefix(SLOT_GROUPS.passkeys))
   const passkeys = new Passkeys({
     store: passkeyStore,
     users,
@@ -150,7 +161,7 @@ export async function createTokenService(config: TokenServiceConfig, logger: Log
     passkeys: passkeyStore,
     userState: [
       privacyLedger,
-      new FetchHistoryStore(redis, prefix, (userId) => userKey(prefix, userId)),
+      new FetchHistoryStore(redis, usersPrefix, (userId) => userKey(usersPrefix, userId)),
       { erase: (userId) => tokens.forget(userId) },
       { erase: (userId) => importStore.eraseLedger(userId) },
     ],

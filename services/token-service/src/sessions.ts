@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import type { DataTypeKey, Keyring } from '@fitstream/shared'
 
 export interface Session {
@@ -33,7 +33,7 @@ const PENDING_TTL_S = 15 * 60
  */
 export class SessionStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly keys: Keyring,
   ) {}

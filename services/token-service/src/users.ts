@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '@fitstream/shared'
 import {
   DATA_TYPE_KEYS,
   USER_FIELDS,
@@ -58,7 +58,7 @@ export type AccountBinding =
 /** The users the token service keeps in Redis, with their encrypted refresh tokens. */
 export class UserRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly refreshKeys: Keyring,
   ) {}

@@ -728,6 +728,97 @@ describe('the Google Health API', () => {
     }
   })
 
+  describe('a person who travels', () => {
+    // Two syncs of daily buckets planned on Berlin's midnights (UTC+1 in November); between them the
+    // person flies to New York (UTC-5), and Google's settings say so. Pinned dates, long past.
+    const [berlin, newYork] = ['Europe/Berlin', 'America/New_York']
+    const berlinMidnight = (day: number) => Date.UTC(2026, 10, day) - HOUR
+    const zoneOf = async (id: string) =>
+      ((await tokenService.server.inject({ method: 'GET', url: `/users/${id}`, headers: { authorization: `Bearer ${ADMIN}` } })).json() as { timeZone: string })
+        .timeZone
+    /** A person on the Health API, with the settings scope, in Berlin at Google and in the token service's record. */
+    const berliner = async () => {
+      const user = await registerHealth(['steps'])
+      google.setUserTimeZone(user.google.googleId, berlin)
+      const put = await tokenService.server.inject({
+        method: 'PUT',
+        url: `/internal/users/${user.id}/time-zone`,
+        headers: { authorization: `Bearer ${INTERNAL}` },
+        payload: { timeZone: berlin },
+      })
+      expect(put.statusCode).toBe(204)
+      return user
+    }
+    /** What Google's daily roll-up of steps holds for a day: the sum of its hours. */
+    const stepsBetween = (seed: string, startMs: number, endMs: number) => {
+      let steps = 0
+      for (let h = startMs; h < endMs; h += HOUR)
+        steps += expectedValues('steps', syntheticBucket(seed, 'com.google.step_count.delta', h, h + HOUR))?.count ?? 0
+      return steps
+    }
+    const syncOf = (user: { id: string }, startDay: number, days: number) =>
+      fetchWindow(user.id, ['steps'], 0, {
+        window: { startMs: berlinMidnight(startDay), endMs: berlinMidnight(startDay + days) },
+        bucketMs: 24 * HOUR,
+        // The zone the token service had when it planned the sync.
+        timeZone: berlin,
+      })
+
+    it('gets daily records on the new zone’s civil days once Google’s settings name it, and the token service keeps it', async () => {
+      const user = await berliner()
+      const first = await syncOf(user, 10, 2)
+      expect(first.result).toMatchObject({ api: 'health', samples: 2, timeZone: berlin })
+      expect(await zoneOf(user.id)).toBe(berlin)
+
+      google.setUserTimeZone(user.google.googleId, newYork)
+      const second = await syncOf(user, 12, 3)
+      expect(second.result).toMatchObject({ api: 'health', samples: 2, rejectedPoints: 0, timeZone: newYork })
+      const [before, after] = await passedOn(user.id)
+      expect(before!.map((s) => [new Date(s.startMs).toISOString(), s.endMs - s.startMs])).toEqual([
+        ['2026-11-09T23:00:00.000Z', 24 * HOUR],
+        ['2026-11-10T23:00:00.000Z', 24 * HOUR],
+      ])
+      // New York's 12 and 13 November, the whole local days within the three Berlin days planned.
+      expect(after!.map((s) => [new Date(s.startMs).toISOString(), s.endMs - s.startMs])).toEqual([
+        ['2026-11-12T05:00:00.000Z', 24 * HOUR],
+        ['2026-11-13T05:00:00.000Z', 24 * HOUR],
+      ])
+      for (const sample of [...before!, ...after!]) expect(sample.values).toEqual({ count: stepsBetween(user.google.seed, sample.startMs, sample.endMs) })
+      // The token service owns the zone: the fetcher told it, and its next sync plans on New York's midnights.
+      expect(await zoneOf(user.id)).toBe(newYork)
+    })
+
+    it('keeps the zone the sync gave when the settings name an invalid zone or none, or cannot be read, counting the invalid one, and never fails the fetch', async () => {
+      const user = await berliner()
+      google.setUserTimeZone(user.google.googleId, newYork)
+      const rejectedBy = async (reason: string) =>
+        Number(
+          new RegExp(`fitstream_google_points_rejected_total\\{reason="${reason}"[^}]*\\} (\\d+)`).exec(await fetcher.metrics.registry.metrics())?.[1] ?? 0,
+        )
+      const invalidBefore = await rejectedBy('invalid time zone')
+      google.injectFault({ route: 'settings', status: 200, times: 1, body: { timeZone: 'Mars/Olympus_Mons', utcOffset: '3600s' } })
+      expect((await syncOf(user, 20, 1)).result).toMatchObject({ samples: 1, rejectedPoints: 0, timeZone: berlin })
+      expect((await rejectedBy('invalid time zone')) - invalidBefore).toBe(1)
+      google.injectFault({ route: 'settings', status: 200, times: 1, body: { utcOffset: '-18000s' } })
+      expect((await syncOf(user, 21, 1)).result).toMatchObject({ samples: 1, timeZone: berlin })
+      google.injectFault({ route: 'settings', status: 503, times: 1 })
+      expect((await syncOf(user, 22, 1)).result).toMatchObject({ samples: 1, timeZone: berlin })
+      const days = (await passedOn(user.id)).flat()
+      expect(days.map((s) => new Date(s.startMs).toISOString())).toEqual(['2026-11-19T23:00:00.000Z', '2026-11-20T23:00:00.000Z', '2026-11-21T23:00:00.000Z'])
+      expect((await rejectedBy('invalid time zone')) - invalidBefore).toBe(1)
+      expect(await zoneOf(user.id)).toBe(berlin)
+    })
+
+    it('reads a person without the settings scope in the zone the sync gave, without asking for their settings', async () => {
+      const scopes = ALL_HEALTH_READ_SCOPES.filter((scope) => !scope.endsWith('.settings.readonly'))
+      const user = await register(['steps'], scopes, undefined, healthTokenService)
+      google.setUserTimeZone(user.google.googleId, newYork)
+      const asked = google.stats.settingsRequests
+      expect((await syncOf(user, 24, 1)).result).toMatchObject({ samples: 1, timeZone: berlin })
+      expect(google.stats.settingsRequests).toBe(asked)
+    })
+  })
+
   it('waits out a 429 without using attempts, and dead-letters a missing scope with Google’s reason', async () => {
     const user = await registerHealth(['steps'])
     google.injectFault({ route: 'rollUp', status: 429, times: 2, retryAfterSeconds: 1 })

@@ -19,6 +19,7 @@ import {
   type UserRecordStore,
 } from '@fitstream/shared'
 import { classifySamples, decodeHistory, encodeHistory } from './bucket-history.js'
+import { canReadSettings, zoneFromSettings, type CurrentZone } from './current-zone.js'
 import { AccessTokenRejectedError, GoogleRateLimitError, type GoogleFitClient } from './google-fit.js'
 import type { GoogleHealthClient } from './google-health.js'
 import type { GoogleOutageDetector } from './google-outage.js'
@@ -26,6 +27,7 @@ import type { FetcherMetrics } from './metrics.js'
 import { normalizeAggregate, type NormalizeResult } from './normalize.js'
 import { normalizeHealth } from './normalize-health.js'
 import type { TokenServiceClient } from './token-service-client.js'
+import { DAY_MS, wholeLocalBuckets } from './windows.js'
 
 export interface FetchResult {
   readonly samples: number
@@ -37,6 +39,8 @@ export interface FetchResult {
   readonly dataTypes: readonly DataTypeKey[]
   /** The API the data was read from. */
   readonly api: GoogleDataApi
+  /** The zone the person's days were laid out in (see CurrentZone). */
+  readonly timeZone: string
 }
 
 /** The token service's user record, as a fetch reads it and moves its progress (UserRecordStore). */
@@ -53,7 +57,7 @@ export interface FetchProcessorDeps {
   readonly defaultApi: GoogleDataApi
   /** When Google shuts the Fitness API down (ms): from then on, users still on it are not read. */
   readonly fitClosesAt: number
-  readonly tokenService: TokenServiceClient
+  readonly tokenService: Pick<TokenServiceClient, 'refreshAccessToken' | 'recordTimeZone'>
   readonly queues: StageQueues
   readonly metrics: FetcherMetrics
   /** Fetch location-bearing types at all (only when the privacy policy releases them). */
@@ -99,6 +103,8 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     readonly unreadable: DataTypeKey[]
     readonly api: GoogleDataApi
     readonly token: StoredAccessToken | undefined
+    /** The OAuth scopes of the person's grant. */
+    readonly scopes: readonly string[]
   }
 
   /** The user's state, consent, grant and access token in one read of their record. */
@@ -115,11 +121,48 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       unreadable: consented.filter((type) => !readableIn(type, api)),
       api,
       token: record.accessToken,
+      scopes: record.scopes,
     }
   }
 
-  /** One read of the window from the user's API; then its answer is checked and turned into samples. */
-  const read = async (data: StageData<'fetch'>, user: UserView, token: StoredAccessToken | undefined): Promise<NormalizeResult> => {
+  /**
+   * The zone the person is in, when their days matter to this fetch (buckets of whole days, or
+   * Google's daily summaries, which are filed by local date) and their grant may read their Health
+   * settings: the settings' zone. Otherwise, and when the settings cannot be read or name no usable
+   * zone, the one the sync put in the job. A settings answer set aside is counted as a rejected point.
+   */
+  const currentZone = async (data: StageData<'fetch'>, user: UserView, token: string, context: JobContext): Promise<CurrentZone> => {
+    const recorded: CurrentZone = { timeZone: data.timeZone, source: 'recorded' }
+    const daysMatter = data.bucketMs % DAY_MS === 0 || user.dataTypes.some((type) => dataType(type).health?.read === 'daily')
+    if (!daysMatter || !canReadSettings(user.scopes)) return recorded
+    let settings: unknown
+    try {
+      settings = await deps.health.settings(token)
+    } catch (error) {
+      if (error instanceof AccessTokenRejectedError || error instanceof GoogleRateLimitError) throw error
+      const code = error instanceof UpstreamError ? error.code : undefined
+      context.logger.warn({ code }, 'the person’s Health settings could not be read: their days stay in the zone the sync gave')
+      return recorded
+    }
+    const zone = zoneFromSettings(settings, data.timeZone)
+    if (zone.rejected !== undefined) {
+      deps.metrics.pointsRejected.inc({ reason: zone.rejected })
+      context.logger.warn({ reason: zone.rejected }, 'the person’s Health settings name no usable time zone: their days stay in the zone the sync gave')
+    }
+    return zone
+  }
+
+  /**
+   * One read of the window from the user's API; then its answer is checked and turned into samples.
+   * From the Health API, in the zone the person is in now: when that is not the zone the window was
+   * planned in, buckets of whole days are read over the whole local days the window holds there.
+   */
+  const read = async (
+    data: StageData<'fetch'>,
+    user: UserView,
+    token: StoredAccessToken | undefined,
+    context: JobContext,
+  ): Promise<{ normalized: NormalizeResult; zone: CurrentZone }> => {
     const request = {
       dataTypes: user.dataTypes,
       window: data.window,
@@ -128,13 +171,18 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       accessToken: await accessToken(data.userId, token),
     }
     if (user.api === 'health') {
-      const result = await deps.health.read(request)
+      const zone = await currentZone(data, user, request.accessToken, context)
+      const moved = zone.timeZone !== data.timeZone && data.bucketMs % DAY_MS === 0
+      const window = moved ? wholeLocalBuckets(data.window, data.bucketMs, zone.timeZone) : data.window
+      // A window shorter than a whole local day there: its days are read by the next sync's windows.
+      if (window === undefined) return { normalized: { samples: [], rejected: {}, buckets: 0 }, zone }
+      const result = await deps.health.read({ ...request, window, timeZone: zone.timeZone })
       await deps.outage?.succeeded()
-      return normalizeHealth(result, data.window, data.timeZone)
+      return { normalized: normalizeHealth(result, window, zone.timeZone), zone }
     }
     const response = await deps.google.aggregate(request)
     await deps.outage?.succeeded()
-    return normalizeAggregate(response, user.dataTypes, data.window)
+    return { normalized: normalizeAggregate(response, user.dataTypes, data.window), zone: { timeZone: data.timeZone, source: 'recorded' } }
   }
 
   /** A 5xx, timeout or network error: while Google is down for everyone, wait without using an attempt. */
@@ -162,17 +210,18 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     if (dataTypes.length === 0) {
       context.logger.info({ requested: data.dataTypes, api }, 'no consented type left in this window: nothing to fetch')
       await deps.users.advanceFetchCursor(data.userId, data.window.endMs)
-      return { samples: 0, unchanged: 0, revised: 0, rejectedPoints: 0, buckets: 0, dataTypes, api }
+      return { samples: 0, unchanged: 0, revised: 0, rejectedPoints: 0, buckets: 0, dataTypes, api, timeZone: data.timeZone }
     }
 
     let normalized: NormalizeResult
+    let zone: CurrentZone
     try {
       try {
-        normalized = await read(data, user, user.token)
+        ;({ normalized, zone } = await read(data, user, user.token, context))
       } catch (error) {
         if (!(error instanceof AccessTokenRejectedError)) throw error
         context.logger.info('access token rejected by Google; refreshing once')
-        normalized = await read(data, user, undefined)
+        ;({ normalized, zone } = await read(data, user, undefined, context))
       }
     } catch (error) {
       if (!(error instanceof GoogleRateLimitError)) return await holdBackIfGoogleIsDown(error, context)
@@ -183,6 +232,11 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       return context.deferWithoutAttempt(delay, scope)
     }
 
+    if (zone.source === 'settings' && zone.timeZone !== data.timeZone) {
+      // The token service keeps the zone; until it has the new one, each fetch finds it again.
+      const recorded = await deps.tokenService.recordTimeZone(data.userId, zone.timeZone)
+      context.logger.info({ recorded }, 'the person is in another time zone than their sync planned in: read in theirs now, and told the token service')
+    }
     const { samples, rejected, buckets } = normalized
     const rejectedPoints = Object.values(rejected).reduce((a, b) => a + b, 0)
     for (const [reason, count] of Object.entries(rejected)) deps.metrics.pointsRejected.inc({ reason }, count)
@@ -227,7 +281,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       deps.metrics.bucketsRevised.inc(revised)
       if (data.kind === 'backfill') await deps.users.recordBackfillChunk(data.userId)
       context.logger.info({ syncId: data.syncId, kind: data.kind, api, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
-      return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes, api }
+      return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes, api, timeZone: zone.timeZone }
     } finally {
       await release()
     }

@@ -67,6 +67,15 @@ export class GoogleHealthClient {
     return { pages: new Map(entries), daily: zone !== undefined, bucketMs: request.bucketMs }
   }
 
+  /**
+   * The person's Health settings (users.getSettings; needs googlehealth.settings.readonly), as
+   * Google answers them: of these FitStream reads the zone they are in now (see zoneFromSettings).
+   */
+  async settings(accessToken: string): Promise<unknown> {
+    const options = { headers: { Authorization: `Bearer ${accessToken}` }, retry: false, timeout: this.options.timeoutMs }
+    return this.call(() => this.health.users.getSettings({ name: 'users/me/settings' }, options))
+  }
+
   /** Every page of one type's answer; `zone` when the buckets are local days there. */
   private async readType(key: DataTypeKey, request: AggregateRequest, zone: string | undefined): Promise<unknown[]> {
     const source = dataType(key).health

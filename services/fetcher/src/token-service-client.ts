@@ -26,4 +26,24 @@ export class TokenServiceClient {
     if (response.status === 409) throw new UserPausedError(`user ${userId} must reconnect Google: ${detail}`)
     throw new AccessTokenUnavailableError(`token service could not refresh the access token: ${detail}`)
   }
+
+  /**
+   * Tells the token service, which keeps the person's zone, the one Google now says they are in:
+   * their next sync's daily windows are laid out in it. Answers whether it was recorded (not when
+   * the token service is unreachable, refuses it or no longer has the person); the next fetch tells it again.
+   */
+  async recordTimeZone(userId: string, timeZone: string): Promise<boolean> {
+    try {
+      const response = await fetch(new URL(`/internal/users/${encodeURIComponent(userId)}/time-zone`, this.baseUrl), {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${this.internalToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ timeZone }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
+      await response.body?.cancel()
+      return response.ok
+    } catch {
+      return false
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import { civilTime, instantOf, type TimeWindow } from '@fitstream/shared'
+import { civilTime, instantOf, timeZoneOffsetMs, type TimeWindow } from '@fitstream/shared'
 
 export const DAY_MS = 86_400_000
 
@@ -25,4 +25,24 @@ export function splitWindow(window: TimeWindow, bucketMs: number, maxMs: number,
   // Snapped to local midnight, the last cut can land on the window's end (the day clocks go back).
   const bounds = [window.startMs, ...cuts.filter((cut) => cut > window.startMs && cut < window.endMs), window.endMs]
   return bounds.slice(1).map((endMs, i) => ({ startMs: bounds[i]!, endMs }))
+}
+
+/** The start of the local bucket of whole days holding `ms`, laid out in the zone as a sync lays them out. */
+function localBucketStart(ms: number, bucketMs: number, timeZone: string): number {
+  const offset = timeZoneOffsetMs(ms, timeZone)
+  return Math.floor((ms + offset) / bucketMs) * bucketMs - offset
+}
+
+/**
+ * The part of a window that is whole local buckets of whole days in `timeZone`: from the first
+ * local bucket start at or after the window's start to the last at or before its end (the window
+ * itself when it is laid out in that zone); undefined when no whole bucket fits. A window planned in
+ * the zone a person has left is read this way in the one they are in.
+ */
+export function wholeLocalBuckets(window: TimeWindow, bucketMs: number, timeZone: string): TimeWindow | undefined {
+  let startMs = localBucketStart(window.startMs, bucketMs, timeZone)
+  // A local day is 23 to 25 hours: three hours past the next start lands inside the following bucket.
+  if (startMs < window.startMs) startMs = localBucketStart(startMs + bucketMs + 3 * 3_600_000, bucketMs, timeZone)
+  const endMs = localBucketStart(window.endMs, bucketMs, timeZone)
+  return startMs < endMs ? { startMs, endMs } : undefined
 }

@@ -66,6 +66,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
     const joined = new Map<DataTypeKey, Span>()
     const held = new Map<DataTypeKey, Span>()
     const lateTypes = new Map<DataTypeKey, number>()
+    const countedTypes = new Map<DataTypeKey, number>()
     for (const { record, epsilon } of granted) {
       widen(released, record.type, Date.parse(record.start), Date.parse(record.end), epsilon)
       metrics.recordsReleased.inc({ type: record.type })
@@ -83,6 +84,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
         metrics.withheldForBudget.inc({ type: contribution.type, kind: 'cohort' })
       }
       if (outcome === 'late') lateTypes.set(contribution.type, (lateTypes.get(contribution.type) ?? 0) + 1)
+      if (outcome === 'counted') countedTypes.set(contribution.type, (countedTypes.get(contribution.type) ?? 0) + 1)
     })
 
     const at = new Date(now).toISOString()
@@ -115,6 +117,12 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
     }
     if (late > 0) {
       context.logger.info({ syncId: data.syncId, late: Object.fromEntries(lateTypes) }, 'late cohort contributions dropped: their window had already closed')
+    }
+    if (countedTypes.size > 0) {
+      context.logger.info(
+        { syncId: data.syncId, counted: Object.fromEntries(countedTypes) },
+        'cohort contributions refused: the person is counted in another cell of the same type and window already',
+      )
     }
     const dropped = plan.dropped.reduce((n, d) => n + d.samples, 0)
     const result: AnonymizeResult = {

@@ -51,7 +51,14 @@ export async function closeCohortWindows(deps: CohortCloserDeps, now: number): P
       for (const { band, reason } of outcome.suppressed) {
         metrics.cohortCells.inc({ type: cell.type, outcome: `suppressed_${reason}` })
         logger.info(
-          { type: cell.type, start: new Date(cell.startMs).toISOString(), end: new Date(cell.endMs).toISOString(), band, reason },
+          {
+            type: cell.type,
+            start: new Date(cell.startMs).toISOString(),
+            end: new Date(cell.endMs).toISOString(),
+            ...(cell.batchStartMs === undefined ? {} : { release: 'history', batch: new Date(cell.batchStartMs).toISOString().slice(0, 10) }),
+            band,
+            reason,
+          },
           'cohort cell suppressed: fewer than k people, or a noisy count under the release threshold',
         )
       }

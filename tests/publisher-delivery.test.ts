@@ -123,10 +123,20 @@ describe('publisher delivery', () => {
     expect(await new DeliveryJournal(redis, prefix).isDone('drain')).toBe(true)
     expect(await queues.queue('publish').getActiveCount()).toBe(0)
     expect(publisher.lines.some((l) => l.includes('"shut down"'))).toBe(true)
+    // It had just published: its node stayed up for the last messages, no longer than the flush.
+    expect(flushOnStop(publisher)).toBeGreaterThan(0)
+    expect(flushOnStop(publisher)).toBeLessThanOrEqual(10_000)
     await subscriber.waitFor(() => keysOf(job).every((key) => deliveries(subscriber).has(key)), 20_000)
     expectEachDeliveredOnce(job)
     publisher = await harness.startPublisher(publisherEnv, 'publisher-2')
   }, 120_000)
+
+  it('stops without holding its node up when it has published nothing (a rolling deploy of an idle publisher waits for nothing)', async () => {
+    const idle = await harness.startPublisher(publisherEnv, 'publisher-idle')
+    expect(await idle.stop()).toBe(0)
+    expect(idle.lines.some((l) => l.includes('"shut down"'))).toBe(true)
+    expect(flushOnStop(idle)).toBeUndefined()
+  }, 60_000)
 
   it('after a kill -9 mid-batch and a restart, delivers every record exactly once', async () => {
     const job = { syncId: 'crash', records: [...records('steps', 300), ...records('steps', 300), ...records('heart_rate', 300)], cohorts: cohorts('steps', 40) }
@@ -330,4 +340,10 @@ class RpcProxy {
   close(): Promise<void> {
     return this.down()
   }
+}
+
+/** How long a stopped publisher kept its network node up for its last messages (undefined: not at all). */
+function flushOnStop(service: ServiceProcess): number | undefined {
+  const line = service.lines.find((l) => l.includes('keeping the network node up for the last messages'))
+  return line === undefined ? undefined : (JSON.parse(line) as { flushMs: number }).flushMs
 }

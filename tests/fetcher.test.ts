@@ -771,14 +771,14 @@ describe('the Google Health API', () => {
       expect(await zoneOf(user.id)).toBe(berlin)
 
       google.setUserTimeZone(user.google.googleId, newYork)
-      const second = await syncOf(user, 12, 3)
+      const second = await syncOf(user, 12, 2)
       expect(second.result).toMatchObject({ api: 'health', samples: 2, rejectedPoints: 0, timeZone: newYork })
       const [before, after] = await passedOn(user.id)
       expect(before!.map((s) => [new Date(s.startMs).toISOString(), s.endMs - s.startMs])).toEqual([
         ['2026-11-09T23:00:00.000Z', 24 * HOUR],
         ['2026-11-10T23:00:00.000Z', 24 * HOUR],
       ])
-      // New York's 12 and 13 November, the whole local days within the three Berlin days planned.
+      // New York's 12 and 13 November: its days that begin in the two Berlin days planned, whole.
       expect(after!.map((s) => [new Date(s.startMs).toISOString(), s.endMs - s.startMs])).toEqual([
         ['2026-11-12T05:00:00.000Z', 24 * HOUR],
         ['2026-11-13T05:00:00.000Z', 24 * HOUR],

@@ -27,7 +27,7 @@ import type { FetcherMetrics } from './metrics.js'
 import { normalizeAggregate, type NormalizeResult } from './normalize.js'
 import { normalizeHealth } from './normalize-health.js'
 import type { TokenServiceClient } from './token-service-client.js'
-import { DAY_MS, wholeLocalBuckets } from './windows.js'
+import { DAY_MS, localBucketsBeginningIn } from './windows.js'
 
 export interface FetchResult {
   readonly samples: number
@@ -155,7 +155,7 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
   /**
    * One read of the window from the user's API; then its answer is checked and turned into samples.
    * From the Health API, in the zone the person is in now: when that is not the zone the window was
-   * planned in, buckets of whole days are read over the whole local days the window holds there.
+   * planned in, buckets of whole days are read as the local days there that begin in the window.
    */
   const read = async (
     data: StageData<'fetch'>,
@@ -173,8 +173,8 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     if (user.api === 'health') {
       const zone = await currentZone(data, user, request.accessToken, context)
       const moved = zone.timeZone !== data.timeZone && data.bucketMs % DAY_MS === 0
-      const window = moved ? wholeLocalBuckets(data.window, data.bucketMs, zone.timeZone) : data.window
-      // A window shorter than a whole local day there: its days are read by the next sync's windows.
+      const window = moved ? localBucketsBeginningIn(data.window, data.bucketMs, zone.timeZone, now()) : data.window
+      // No day of the new zone begins in the window and is over yet: the next sync's windows read it.
       if (window === undefined) return { normalized: { samples: [], rejected: {}, buckets: 0 }, zone }
       const result = await deps.health.read({ ...request, window, timeZone: zone.timeZone })
       await deps.outage?.succeeded()

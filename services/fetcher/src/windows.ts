@@ -34,15 +34,20 @@ function localBucketStart(ms: number, bucketMs: number, timeZone: string): numbe
 }
 
 /**
- * The part of a window that is whole local buckets of whole days in `timeZone`: from the first
- * local bucket start at or after the window's start to the last at or before its end (the window
- * itself when it is laid out in that zone); undefined when no whole bucket fits. A window planned in
- * the zone a person has left is read this way in the one they are in.
+ * A window planned on another zone's midnights, read as the local buckets of whole days in
+ * `timeZone` that begin in it: from the first local bucket start at or after its start to the first
+ * at or after its end (the window itself when it is laid out in that zone). So the windows of one
+ * sync, back to back, take every local day once, each in the window its midnight falls in. The last
+ * day ends up to a day after the window; one not over by `nowMs` is left to the next sync. Undefined
+ * when no such day is over yet.
  */
-export function wholeLocalBuckets(window: TimeWindow, bucketMs: number, timeZone: string): TimeWindow | undefined {
-  let startMs = localBucketStart(window.startMs, bucketMs, timeZone)
-  // A local day is 23 to 25 hours: three hours past the next start lands inside the following bucket.
-  if (startMs < window.startMs) startMs = localBucketStart(startMs + bucketMs + 3 * 3_600_000, bucketMs, timeZone)
-  const endMs = localBucketStart(window.endMs, bucketMs, timeZone)
+export function localBucketsBeginningIn(window: TimeWindow, bucketMs: number, timeZone: string, nowMs: number): TimeWindow | undefined {
+  const startOfOrAfter = (ms: number): number => {
+    const start = localBucketStart(ms, bucketMs, timeZone)
+    // A local day is 23 to 25 hours: three hours past the next start lands inside the following bucket.
+    return start < ms ? localBucketStart(start + bucketMs + 3 * 3_600_000, bucketMs, timeZone) : start
+  }
+  const startMs = startOfOrAfter(window.startMs)
+  const endMs = Math.min(startOfOrAfter(window.endMs), localBucketStart(nowMs, bucketMs, timeZone))
   return startMs < endMs ? { startMs, endMs } : undefined
 }

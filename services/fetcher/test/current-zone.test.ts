@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { canReadSettings, isIanaZone, zoneFromSettings } from '../src/current-zone.js'
-import { wholeLocalBuckets } from '../src/windows.js'
+import { localBucketsBeginningIn } from '../src/windows.js'
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
@@ -41,29 +41,43 @@ describe('zoneFromSettings', () => {
   })
 })
 
-describe('wholeLocalBuckets', () => {
-  // Two days planned on Berlin's midnights (UTC+1 in November) are read in New York (UTC-5) as its one whole day inside them.
+describe('localBucketsBeginningIn', () => {
+  // Two days planned on Berlin's midnights (UTC+1 in November), read once the person is in New York
+  // (UTC-5) or Tokyo (UTC+9); the clock long past them unless a test says otherwise.
   const berlin = { startMs: Date.UTC(2026, 10, 11, 23), endMs: Date.UTC(2026, 10, 13, 23) }
+  const later = Date.UTC(2026, 11, 1)
+  const span = (w: { startMs: number; endMs: number } | undefined) => (w === undefined ? undefined : [iso(w.startMs), iso(w.endMs)])
 
   it('is the window itself in the zone it was planned in', () => {
-    expect(wholeLocalBuckets(berlin, DAY, 'Europe/Berlin')).toEqual(berlin)
+    expect(localBucketsBeginningIn(berlin, DAY, 'Europe/Berlin', later)).toEqual(berlin)
   })
 
-  it('holds the whole local days of another zone that lie inside the window', () => {
-    const ny = wholeLocalBuckets(berlin, DAY, 'America/New_York')!
-    expect([iso(ny.startMs), iso(ny.endMs)]).toEqual(['2026-11-12T05:00:00.000Z', '2026-11-13T05:00:00.000Z'])
-    const tokyo = wholeLocalBuckets(berlin, DAY, 'Asia/Tokyo')!
-    expect([iso(tokyo.startMs), iso(tokyo.endMs)]).toEqual(['2026-11-12T15:00:00.000Z', '2026-11-13T15:00:00.000Z'])
+  it('holds the local days of another zone that begin in the window, whole', () => {
+    expect(span(localBucketsBeginningIn(berlin, DAY, 'America/New_York', later))).toEqual(['2026-11-12T05:00:00.000Z', '2026-11-14T05:00:00.000Z'])
+    expect(span(localBucketsBeginningIn(berlin, DAY, 'Asia/Tokyo', later))).toEqual(['2026-11-12T15:00:00.000Z', '2026-11-14T15:00:00.000Z'])
+  })
+
+  it('takes every local day once across a sync’s windows back to back, as a backfill planned in the old zone has them', () => {
+    const chunks = [0, 1, 2, 3].map((i) => ({ startMs: berlin.startMs + i * 2 * DAY, endMs: berlin.startMs + (i + 1) * 2 * DAY }))
+    for (const zone of ['America/New_York', 'Asia/Tokyo', 'Asia/Kolkata', 'Pacific/Chatham']) {
+      const read = chunks.map((chunk) => localBucketsBeginningIn(chunk, DAY, zone, later)!)
+      for (let i = 1; i < read.length; i++) expect(read[i]!.startMs, zone).toBe(read[i - 1]!.endMs)
+      expect(read.at(-1)!.endMs - read[0]!.startMs, zone).toBe(8 * DAY)
+    }
   })
 
   it('takes a local day of 23 or 25 hours whole', () => {
     // New York leaves daylight saving time on 1 November 2026: that day has 25 hours.
     const window = { startMs: Date.UTC(2026, 9, 31, 0), endMs: Date.UTC(2026, 10, 3, 0) }
-    const ny = wholeLocalBuckets(window, DAY, 'America/New_York')!
-    expect([iso(ny.startMs), iso(ny.endMs)]).toEqual(['2026-10-31T04:00:00.000Z', '2026-11-02T05:00:00.000Z'])
+    expect(span(localBucketsBeginningIn(window, DAY, 'America/New_York', later))).toEqual(['2026-10-31T04:00:00.000Z', '2026-11-03T05:00:00.000Z'])
   })
 
-  it('has none when no whole local day fits', () => {
-    expect(wholeLocalBuckets({ startMs: berlin.startMs, endMs: berlin.startMs + DAY }, DAY, 'America/New_York')).toBeUndefined()
+  it('leaves a day not over yet to the next sync, and has nothing when no day is over', () => {
+    // At 01:00Z on 14 November, New York's 13 November is not over.
+    expect(span(localBucketsBeginningIn(berlin, DAY, 'America/New_York', Date.UTC(2026, 10, 14, 1)))).toEqual([
+      '2026-11-12T05:00:00.000Z',
+      '2026-11-13T05:00:00.000Z',
+    ])
+    expect(localBucketsBeginningIn(berlin, DAY, 'America/New_York', Date.UTC(2026, 10, 13, 4))).toBeUndefined()
   })
 })

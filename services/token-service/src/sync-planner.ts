@@ -48,7 +48,8 @@ export function planFetchWindows(state: SyncState, now: number, options: SyncPla
     const windows = chunks(align(now - options.backfillMs))
     return windows.map((window, i) => ({ window, kind: 'backfill', chunk: { index: i + 1, of: windows.length } }))
   }
-  return chunks(Math.min(cursor, align(end - options.lookbackMs))).map((window) => ({ window, kind: 'incremental' }))
+  // The cursor is aligned too: one left on another zone's midnights (the person has moved) would start a part-day window.
+  return chunks(Math.min(align(cursor), align(end - options.lookbackMs))).map((window) => ({ window, kind: 'incremental' }))
 }
 
 /**

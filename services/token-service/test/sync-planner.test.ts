@@ -34,6 +34,14 @@ describe('planFetchWindows', () => {
     expect(plan.every((p) => p.kind === 'incremental')).toBe(true)
   })
 
+  it('starts on the new zone’s midnight when the cursor lies on the midnight of a zone the person has left', () => {
+    const daily = { ...options, bucketMs: DAY, chunkMs: 7 * DAY, lookbackMs: 2 * DAY }
+    // Fetched up to Berlin's 15 November midnight (23:00Z); the person is in New York now (UTC-5) and was away a week.
+    const plan = planFetchWindows({ fetchedUntil: Date.UTC(2026, 10, 14, 23), backfillEnd: Date.UTC(2026, 10, 1), timeZone: 'America/New_York' }, now, daily)
+    expect(plan.at(-1)!.window.startMs).toBe(Date.UTC(2026, 10, 14, 5))
+    for (const { window } of plan) expect([window.startMs, window.endMs].map((ms) => (ms - 5 * HOUR) % DAY)).toEqual([0, 0])
+  })
+
   it('aligns daily buckets to the user’s local midnight', () => {
     const daily = { ...options, bucketMs: DAY, chunkMs: 7 * DAY, backfillMs: 3 * DAY }
     const plan = planFetchWindows({ fetchedUntil: undefined, backfillEnd: undefined, timeZone: 'Europe/Helsinki' }, now, daily)

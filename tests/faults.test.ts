@@ -32,7 +32,8 @@ beforeAll(async () => {
     // The same port after a restart, so the fetchers still find the token service.
     tokenServicePort: await freePort(),
     env: { JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000', RETRY_BACKOFF_MS: '200', SHUTDOWN_TIMEOUT_MS: String(GRACE_MS) },
-    serviceEnv: { publisher: { PUBLISH_LOCK_MS: '3000' } },
+    // One buyer on this machine has a message within milliseconds: 3 s of flush on SIGTERM is plenty.
+    serviceEnv: { publisher: { PUBLISH_LOCK_MS: '3000', STREAMR_SHUTDOWN_FLUSH_MS: '3000' } },
   })
   stack = check.stack
   redis = createRedis(redisUrl(), 'producer', 'faults-test')

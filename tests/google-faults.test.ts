@@ -14,14 +14,16 @@ import { expectNoLeaks } from './secrets.js'
  */
 const TYPES = ['steps', 'calories', 'heart_rate'] as const
 /** Length of the 5xx run; FITSTREAM_GOOGLE_OUTAGE_SECONDS sets it for a local run. */
-const OUTAGE_SECONDS = tierLength({ fast: 20, soak: 300 }, process.env.FITSTREAM_GOOGLE_OUTAGE_SECONDS)
+const OUTAGE_SECONDS = tierLength({ fast: 10, soak: 300 }, process.env.FITSTREAM_GOOGLE_OUTAGE_SECONDS)
 const FETCH_ATTEMPTS = 6
 /** Production's retry policy (FETCH_ATTEMPTS=6) with a shorter first backoff, shorter still in the default tier. */
-const RETRY_BACKOFF_MS = tierLength({ fast: 250, soak: 1_000 })
+const RETRY_BACKOFF_MS = tierLength({ fast: 100, soak: 1_000 })
 /** Every attempt's backoff added up: what plain retries would survive of an outage. */
 const RETRY_BUDGET_MS = RETRY_BACKOFF_MS * (2 ** (FETCH_ATTEMPTS - 1) - 1)
 const OUTAGE_THRESHOLD = 10
-const OUTAGE_PAUSE_MS = tierLength({ fast: 3_000, soak: 15_000 })
+const OUTAGE_PAUSE_MS = tierLength({ fast: 1_500, soak: 15_000 })
+/** 429 answers in the storm: each pauses every fetch for its Retry-After (a project quota), one after another. */
+const STORM_429S = tierLength({ fast: 12, soak: 40 })
 
 let stack: Stack
 let check: DeliveryCheck
@@ -79,11 +81,11 @@ describe('Google faults', () => {
   it('a storm of 429s with Retry-After: every sync completes and no attempt is used', async () => {
     const before = await fetcherCounters()
     const requestsBefore = stack.google.stats.aggregateRequests
-    stack.google.injectFault({ route: 'aggregate', status: 429, times: 40, retryAfterSeconds: 1, reason: 'rateLimitExceeded' })
+    stack.google.injectFault({ route: 'aggregate', status: 429, times: STORM_429S, retryAfterSeconds: 1, reason: 'rateLimitExceeded' })
     await register('storm-429', 8)
     const report = await check.waitComplete(120_000)
     const spent = delta(await fetcherCounters(), before)
-    reportFigures('google: 429 storm', { ...report, answered429: 40, requests: stack.google.stats.aggregateRequests - requestsBefore, ...spent })
+    reportFigures('google: 429 storm', { ...report, answered429: STORM_429S, requests: stack.google.stats.aggregateRequests - requestsBefore, ...spent })
     expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
     expect(spent.retried).toBe(0)
     expect(spent.deferred).toBeGreaterThan(0)

@@ -5,14 +5,14 @@ import { redisUrl, reportFigures, tierLength, uniquePrefix } from './helpers.js'
 import { expectNoLeaks } from './secrets.js'
 
 /**
- * The Streamr network out of reach (15 s in the default tier, two minutes in the soak tier): the
+ * The Streamr network out of reach (8 s in the default tier, two minutes in the soak tier): the
  * entry point stopped and the chain's RPC frozen (it accepts connections and never answers), and the
  * publisher restarted into the outage, so it can neither find subscribers nor read the registry. Publish jobs must wait, then drain once the
  * network is back: nothing lost, nothing delivered twice.
  */
 const TYPES = ['steps', 'calories', 'heart_rate'] as const
 /** FITSTREAM_STREAMR_OUTAGE_SECONDS sets it for a local run. */
-const OUTAGE_SECONDS = tierLength({ fast: 15, soak: 120 }, process.env.FITSTREAM_STREAMR_OUTAGE_SECONDS)
+const OUTAGE_SECONDS = tierLength({ fast: 8, soak: 120 }, process.env.FITSTREAM_STREAMR_OUTAGE_SECONDS)
 
 let stack: Stack
 let check: DeliveryCheck

@@ -9,6 +9,7 @@ const COMMANDS = {
   hub: 'services/publisher/dist/cli.js',
   dlq: 'services/token-service/dist/cli.js',
   tokens: 'services/token-service/dist/cli.js',
+  redis: 'services/token-service/dist/cli.js',
 }
 
 const USAGE = `Usage: fitstream <command> …
@@ -20,6 +21,8 @@ const USAGE = `Usage: fitstream <command> …
   dlq list|show|replay|purge
                         dead letters of every stage (REDIS_URL, QUEUE_PREFIX)
   tokens reencrypt      re-encrypt every stored token under the first key (token service's variables)
+  redis copy-to-cluster --from <url>
+                        copy a single Redis' keys to a Redis Cluster (REDIS_CLUSTER_NODES, QUEUE_PREFIX)
 
 Run \`fitstream <command> --help\` for a command's options.
 `

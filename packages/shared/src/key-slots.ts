@@ -64,3 +64,32 @@ export function keySlot(key: string): number {
   }
   return crc % 16_384
 }
+
+/**
+ * The key families of each slot group, as names after `<prefix>:`: an entry ending in `:` is a family of
+ * keys, any other one key. The stores build these names; this table says where a key goes on a cluster
+ * when a deployment's data is copied there (docs/capacity.md, "Moving to a managed cluster").
+ */
+export const SLOT_GROUP_FAMILIES: Readonly<Record<SlotGroup, readonly string[]>> = {
+  users: ['user:', 'users', 'users:', 'account:', 'seen:', 'lock:fetch:', 'lock:refresh:', 'token-service:member:', 'token-service:member-joins-pending'],
+  sessions: ['session:', 'user-sessions:', 'oauth-state:', 'reconsents:'],
+  passkeys: ['passkey:'],
+  google: ['google:'],
+  anonymizer: ['privacy:', 'cohort:'],
+  journal: ['publisher:job:', 'publisher:done:', 'publisher:chains:'],
+  slots: ['publisher:slots', 'publisher:slot:', 'publisher:held-job:'],
+}
+
+/**
+ * The name a key of a single Redis has on a cluster: a slot group's key gets the group's tag, a key of
+ * one of `queues` (BullMQ's `<prefix>:<queue>:…`) the queue's, any other key keeps its name.
+ */
+export function clusterKeyName(key: string, prefix: string, queues: ReadonlySet<string>): string {
+  if (!key.startsWith(`${prefix}:`)) return key
+  const rest = key.slice(prefix.length + 1)
+  for (const [group, families] of Object.entries(SLOT_GROUP_FAMILIES) as [SlotGroup, readonly string[]][]) {
+    if (families.some((family) => (family.endsWith(':') ? rest.startsWith(family) : rest === family))) return `${slotGroupPrefix(prefix, group, true)}:${rest}`
+  }
+  const queue = rest.slice(0, rest.indexOf(':'))
+  return queues.has(queue) ? `${queuePrefix(prefix, queue, true)}:${rest}` : key
+}

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   ConfigError,
   SLOT_GROUPS,
+  clusterKeyName,
   commonEnv,
   hashTagOf,
   isCluster,
@@ -105,5 +106,24 @@ describe('key slots', () => {
     expect(new Set(tags.map(hashTagOf)).size).toBe(tags.length)
     // Three masters own a third of the slots each: these tags do not all fall in one third.
     expect(new Set(tags.map((tag) => Math.floor(keySlot(tag) / 5462))).size).toBeGreaterThan(1)
+  })
+
+  it('names each key of a single Redis as the stores name it on a cluster, for copying a deployment there', () => {
+    const queues = new Set(['fetch', 'fetch-dlq', 'anonymizer-cohorts'])
+    const renamed = (key: string) => clusterKeyName(key, 'fitstream', queues)
+    const users = slotGroupPrefix('fitstream', SLOT_GROUPS.users, true)
+    expect(renamed('fitstream:user:u1')).toBe(userKey(users, 'u1'))
+    expect(renamed('fitstream:users')).toBe(userIndexKey(users))
+    expect(renamed('fitstream:users:reauth')).toBe(`${userIndexKey(users)}:reauth`)
+    expect(renamed('fitstream:seen:u1')).toBe('fitstream:{users}:seen:u1')
+    expect(renamed('fitstream:user-sessions:u1')).toBe('fitstream:{sessions}:user-sessions:u1')
+    expect(renamed('fitstream:privacy:u1:budget:2027-01')).toBe(privacyBudgetKey(slotGroupPrefix('fitstream', SLOT_GROUPS.anonymizer, true), 'u1', '2027-01'))
+    expect(renamed('fitstream:publisher:slots')).toBe('fitstream:{slots}:publisher:slots')
+    expect(renamed('fitstream:publisher:job:7:published')).toBe('fitstream:{journal}:publisher:job:7:published')
+    expect(renamed('fitstream:google:paused')).toBe('fitstream:{google}:google:paused')
+    expect(renamed('fitstream:fetch:42')).toBe(`${queuePrefix('fitstream', 'fetch', true)}:fetch:42`)
+    expect(renamed('fitstream:anonymizer-cohorts:meta')).toBe('fitstream:{anonymizer-cohorts}:anonymizer-cohorts:meta')
+    // Keys of no group keep their names, and so does anything outside the prefix.
+    for (const key of ['fitstream:google-requests', 'fitstream:schedule:sync', 'fitstream:link-used:n', 'other:user:u1']) expect(renamed(key)).toBe(key)
   })
 })

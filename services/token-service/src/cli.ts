@@ -3,16 +3,19 @@
  * Operator commands of the token service, run with the service's own environment:
  *   node services/token-service/dist/cli.js tokens reencrypt
  *   node services/token-service/dist/cli.js dlq list|show|replay|purge …   (also `fitstream dlq …`)
+ *   node services/token-service/dist/cli.js redis copy-to-cluster --from <url>   (also `fitstream redis …`)
  */
 import { SLOT_GROUPS, createRedis, isCluster, loadConfigOrExit, redisTargetOf, slotGroupPrefix, waitForRedis } from '@fitstream/shared'
 import { loadConfig } from './config.js'
+import { runClusterCopyCommand } from './cluster-copy-command.js'
 import { runDlqCommand } from './dlq-command.js'
 import { reencryptTokens } from './reencrypt.js'
 
-const USAGE = 'usage: fitstream-token-service tokens reencrypt | dlq <command> (dlq --help)\n'
+const USAGE = 'usage: fitstream-token-service tokens reencrypt | dlq <command> (dlq --help) | redis copy-to-cluster --from <url>\n'
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'dlq') return runDlqCommand(argv.slice(1), process.env)
+  if (argv[0] === 'redis') return runClusterCopyCommand(argv.slice(1), process.env)
   if (argv[0] !== 'tokens' || argv[1] !== 'reencrypt' || argv.length !== 2) {
     process.stderr.write(USAGE)
     return 64

@@ -11,7 +11,7 @@ import { expectNoLeaks } from './secrets.js'
  * are left alone: they must notice (readiness red), reconnect by themselves (green) and lose nothing.
  */
 const TYPES = ['steps', 'calories', 'heart_rate'] as const
-const OUTAGE_MS = 5_000
+const OUTAGE_MS = 2_000
 
 let redis: RedisServer
 let stack: Stack

@@ -11,8 +11,10 @@ import { scanKeys, type RedisConnection } from './redis.js'
  *   days since the epoch; `c` once compacted; `1` when the day is not known), and `compactedAt`.
  * - `<prefix>:privacy:<userId>:budget:<period>` hash: `budget` and `spent` in micro-epsilon, plus
  *   one field per charge (`<kind>|<type>|<startMs>[|<revision>]` → micro-epsilon), so a retried or
- *   duplicated release is never charged twice. Some days after the period is over those fields are
- *   dropped and counted in `charges`.
+ *   duplicated release is never charged twice (a cohort charge's value ends in `h` when it paid for a
+ *   history cell). Some days after the period is over those fields are dropped and counted in `charges`.
+ *   Per cohort type, `k~<type>` (kept) is a hex bitmap of the windows starting in the period in which
+ *   the person was counted, so no later history cell counts them again.
  * - `<prefix>:privacy:<userId>:log` list of `PrivacyLogEntry`, newest first, capped, each as one
  *   compact line (`encodePrivacyLogEntry`).
  * - `<prefix>:privacy:<userId>:periods`: a set of periods, read (never written) so that ledgers kept

@@ -1,12 +1,8 @@
-import { execFile, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Stack, type RegisteredUser } from '@fitstream/devstack'
-import { freePort } from '@fitstream/streamr-local'
+import { LocalRedisCluster, Stack, hasRedisServer, type RegisteredUser } from '@fitstream/devstack'
 import { STAGE_NAMES, createRedis, deleteKeysWithPrefix, keySlot, scanKeys, scanTargets, type DataTypeKey, type RedisConnection } from '@fitstream/shared'
 import { DeliveryCheck } from './delivery.js'
 import { redisUrl, uniquePrefix } from './helpers.js'
@@ -22,45 +18,13 @@ import { redisUrl, uniquePrefix } from './helpers.js'
  */
 const run = promisify(execFile)
 const bin = fileURLToPath(new URL('../bin/fitstream.mjs', import.meta.url))
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
 const TYPES: DataTypeKey[] = ['steps']
 
-interface ClusterNode {
-  readonly port: number
-  readonly busPort: number
-}
-
-let dir: string
-let nodes: ClusterNode[] = []
+let cluster: LocalRedisCluster | undefined
 let check: DeliveryCheck | undefined
 let redis: RedisConnection | undefined
 
-async function cli(port: number, ...args: string[]): Promise<string> {
-  return (await run('redis-cli', ['-p', String(port), ...args])).stdout
-}
-
-/** Three cluster-enabled redis-servers on free ports (their bus ports too), made one cluster of three masters. */
-async function startCluster(): Promise<ClusterNode[]> {
-  dir = mkdtempSync(join(tmpdir(), 'fitstream-cluster-'))
-  const started: ClusterNode[] = []
-  for (let i = 0; i < 3; i++) {
-    const node = { port: await freePort(), busPort: await freePort() }
-    await run('redis-server', [
-      ...['--port', String(node.port), '--cluster-port', String(node.busPort), '--bind', '127.0.0.1'],
-      ...['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${node.port}.conf`), '--dir', dir],
-      ...['--save', '', '--appendonly', 'no', '--daemonize', 'yes'],
-      ...['--pidfile', join(dir, `${node.port}.pid`), '--logfile', join(dir, `${node.port}.log`)],
-    ])
-    started.push(node)
-    nodes = started
-  }
-  for (const node of started) await waitFor(async () => (await cli(node.port, 'ping').catch(() => '')).trim() === 'PONG', 'a node answering')
-  await run('redis-cli', ['--cluster', 'create', ...started.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
-  for (const node of started) await waitFor(async () => (await cli(node.port, 'cluster', 'info')).includes('cluster_state:ok'), 'cluster_state:ok')
-  return started
-}
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   for (let waited = 0; waited < timeoutMs; waited += 100) {
     if (await condition()) return
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -68,7 +32,7 @@ async function waitFor(condition: () => Promise<boolean>, what: string, timeoutM
   throw new Error(`never reached ${what} within ${timeoutMs} ms`)
 }
 
-describe.runIf(hasRedisServer || process.env.FITSTREAM_REQUIRE_CLUSTER === '1')('FitStream on a Redis Cluster', () => {
+describe.runIf(hasRedisServer() || process.env.FITSTREAM_REQUIRE_CLUSTER === '1')('FitStream on a Redis Cluster', () => {
   let prefix: string
   /** A person of the deployment that ran on one Redis before it moved to the cluster. */
   let moved: RegisteredUser
@@ -76,9 +40,8 @@ describe.runIf(hasRedisServer || process.env.FITSTREAM_REQUIRE_CLUSTER === '1')(
   let copyOutput: string
 
   beforeAll(async () => {
-    const cluster = await startCluster()
-    const clusterNodes = cluster.map((node) => `127.0.0.1:${node.port}`)
-    const clusterUrl = `redis://127.0.0.1:${cluster[0]!.port}`
+    cluster = await LocalRedisCluster.start(3)
+    const { nodes: clusterNodes, url: clusterUrl } = cluster
     prefix = uniquePrefix('cluster')
 
     // A deployment on one Redis: a person registers and their day is synced and released.
@@ -127,8 +90,7 @@ describe.runIf(hasRedisServer || process.env.FITSTREAM_REQUIRE_CLUSTER === '1')(
   afterAll(async () => {
     redis?.disconnect()
     await check?.stack.stop()
-    for (const node of nodes) await cli(node.port, 'shutdown', 'nosave').catch(() => '')
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+    await cluster?.stop()
   })
 
   it('finds the people of a deployment copied from one Redis: their sync cursor and privacy ledger', async () => {

@@ -70,6 +70,8 @@ export function scanTargets(redis: RedisConnection): Redis[] {
 
 /** Every key matching `pattern`, on every master of a cluster, in batches of up to 1,000 names. */
 export async function* scanKeys(redis: RedisConnection, pattern: string): AsyncGenerator<string[]> {
+  // A cluster client knows its masters only once it has read the slot map: scanning before would scan none.
+  if (redis instanceof Cluster && redis.status !== 'ready') await waitForRedis(redis, 10_000)
   for (const node of scanTargets(redis)) {
     let cursor = '0'
     do {

@@ -12,17 +12,7 @@
 
 import { healthBadRequest } from './errors.js'
 import type { HealthDailyTypeSpec } from './health-catalogue.js'
-import {
-  dataPointId,
-  listPage,
-  parseListQuery,
-  parseTimeFilter,
-  type DataPointsPage,
-  type ListMethod,
-  type ListRequest,
-  type PageQuery,
-  type TimeFilter,
-} from './list.js'
+import { dataPointId, listPage, parseListQuery, parseTimeFilter, type DataPointsPage, type ListMethod, type PageQuery, type TimeListRequest } from './list.js'
 import type { RollUpContext } from './rollup.js'
 import { DAY_MS, rng, userProfile } from './synthetic.js'
 import { wallTime, zonedToInstant } from './time-zones.js'
@@ -219,7 +209,7 @@ function daysNewestFirst(seed: string, timeZone: string, q: PageQuery): ListedDa
   return found
 }
 
-export type DailyListRequest = ListRequest<TimeFilter>
+export type DailyListRequest = TimeListRequest
 
 /**
  * Validates a list (or reconcile) request on a daily type the way Google does; throws

@@ -16,21 +16,22 @@
 
 import type { HealthSessionTypeSpec } from './health-catalogue.js'
 import {
-  civilAt,
   dataPointId,
   iso,
   listPage,
-  parseListQuery,
-  parseTimeFilter,
+  findAll,
+  parseTimeListQuery,
+  sessionInterval,
+  startCursorNs,
   utcOffset,
   type DataPointsPage,
   type ListMethod,
-  type ListRequest,
   type PageQuery,
-  type TimeFilter,
+  type SessionIntervalJson,
   type TimeFilterFields,
+  type TimeListRequest,
 } from './list.js'
-import { withoutDefaults, type CivilDateTime, type RollUpContext } from './rollup.js'
+import { withoutDefaults, type RollUpContext } from './rollup.js'
 import { exerciseDisplayName } from './exercise-types.js'
 import { boutKcal, boutMetres, HOUR_MS, MINUTE_MS, runningBout, userProfile, type StepBout } from './synthetic.js'
 
@@ -62,15 +63,7 @@ export interface ExerciseEventJson {
 }
 
 export interface ExerciseJson {
-  interval: {
-    startTime: string
-    endTime: string
-    startUtcOffset: string
-    endUtcOffset: string
-    /** The user's wall clock at the start and end (output only, as Google fills them in). */
-    civilStartTime: CivilDateTime
-    civilEndTime: CivilDateTime
-  }
+  interval: SessionIntervalJson
   exerciseType: string
   /** Google's own name for the type (it overrides any client's for types other than OTHER). */
   displayName: string
@@ -155,10 +148,7 @@ export function healthExerciseSessions(
   nowMs: number = Number.POSITIVE_INFINITY,
   exerciseTypes: readonly string[] = DEFAULT_EXERCISE_TYPES,
 ): HealthExerciseSession[] {
-  if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
-  return runsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map((run) =>
-    session(run, exerciseTypes),
-  )
+  return findAll((q) => runsLatestFirst(seed, q), startMs, endMs, nowMs).map((run) => session(run, exerciseTypes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,7 +164,7 @@ const EXERCISE_FIELDS: TimeFilterFields = {
 // Request and answer
 
 /** The filter bounds the session's start: its civil time in the user's zone. */
-export type ExerciseListRequest = ListRequest<TimeFilter>
+export type ExerciseListRequest = TimeListRequest
 
 /**
  * Validates a list (or reconcile) request on `exercise` the way Google does; throws HealthApiError
@@ -182,7 +172,7 @@ export type ExerciseListRequest = ListRequest<TimeFilter>
  * joined by AND; any other field, the physical start and end times included, is a 400.
  */
 export function parseExerciseListRequest(query: URLSearchParams, type: HealthSessionTypeSpec, method: ListMethod = 'list'): ExerciseListRequest {
-  return parseListQuery(query, type, (filter) => parseTimeFilter(filter, EXERCISE_FIELDS), method)
+  return parseTimeListQuery(query, type, EXERCISE_FIELDS, method)
 }
 
 /** A stable data point id for the user's run. */
@@ -203,14 +193,7 @@ function exerciseDataPoint(googleId: string, seed: string, run: StepBout, timeZo
   return {
     name: `users/${googleId}/dataTypes/exercise/dataPoints/${sessionId(seed, s.startMs)}`,
     exercise: {
-      interval: {
-        startTime: iso(s.startMs),
-        endTime: iso(s.endMs),
-        startUtcOffset: utcOffset(s.startMs, timeZone),
-        endUtcOffset: utcOffset(s.endMs, timeZone),
-        civilStartTime: civilAt(s.startMs, timeZone),
-        civilEndTime: civilAt(s.endMs, timeZone),
-      },
+      interval: sessionInterval(s.startMs, s.endMs, timeZone),
       exerciseType: s.exerciseType,
       displayName: exerciseDisplayName(s.exerciseType),
       activeDuration: duration(s.activeMs),
@@ -246,6 +229,6 @@ export function buildExerciseListResponse(
   return listPage(type, request, timeZone, ctx, {
     find: (q) => runsLatestFirst(ctx.seed, q),
     dataPoint: (run) => exerciseDataPoint(ctx.googleId, ctx.seed, run, timeZone, ctx.exerciseTypes ?? DEFAULT_EXERCISE_TYPES),
-    cursorNs: (last) => BigInt(last.startMs) * NS_PER_MS,
+    cursorNs: startCursorNs,
   })
 }

@@ -259,6 +259,17 @@ export function parseListQuery<F>(query: URLSearchParams, sizes: PageSizes, pars
   }
 }
 
+/** A list (or reconcile) request on a type filtered by its time fields. */
+export type TimeListRequest = ListRequest<TimeFilter>
+
+/**
+ * Validates a list (or reconcile) request on a type filtered by `fields` the way Google does; throws
+ * HealthApiError (400). The filter takes the fields with >= and <, joined by AND.
+ */
+export function parseTimeListQuery(query: URLSearchParams, sizes: PageSizes, fields: TimeFilterFields, method: ListMethod = 'list'): TimeListRequest {
+  return parseListQuery(query, sizes, (filter) => parseTimeFilter(filter, fields), method)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pages
 
@@ -310,6 +321,23 @@ export interface PageSource<T, P> {
   readonly find: (q: PageQuery) => T[]
   readonly dataPoint: (item: T) => P
   readonly cursorNs: (last: T) => bigint
+}
+
+/** Where a page ending with a session left off: its start, in ns (a user's sessions never share one). */
+export const startCursorNs = (last: { readonly startMs: number }): bigint => BigInt(last.startMs) * NS_PER_MS
+
+/** What the helpers listing a seed's points take: a finite range [startMs, endMs); throws RangeError otherwise. */
+export function requireFiniteRange(startMs: number, endMs: number): void {
+  if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
+}
+
+/**
+ * Every point a type finds in [startMs, endMs) once the server's clock reads nowMs, in the list's
+ * own order, on no page: what a test compares the list with. Times before the Unix epoch hold none.
+ */
+export function findAll<T>(find: (q: PageQuery) => T[], startMs: number, endMs: number, nowMs: number): T[] {
+  requireFiniteRange(startMs, endMs)
+  return find({ fromMs: Math.max(0, startMs), beforeMs: endMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY })
 }
 
 /**
@@ -371,6 +399,28 @@ export function civilAt(t: number, timeZone: string): CivilDateTime {
 const civilMs = (t: number, timeZone: string): number => wallAsUtc(wallTime(t, timeZone))
 
 export const iso = (ms: number): string => formatTimestamp(BigInt(ms) * NS_PER_MS)
+
+/** A session's interval as the Health API writes it: its instants, and their offsets and civil times in the user's zone. */
+export interface SessionIntervalJson {
+  startTime: string
+  endTime: string
+  startUtcOffset: string
+  endUtcOffset: string
+  /** The user's wall clock at the start and end (output only, as Google fills them in). */
+  civilStartTime: CivilDateTime
+  civilEndTime: CivilDateTime
+}
+
+export function sessionInterval(startMs: number, endMs: number, timeZone: string): SessionIntervalJson {
+  return {
+    startTime: iso(startMs),
+    endTime: iso(endMs),
+    startUtcOffset: utcOffset(startMs, timeZone),
+    endUtcOffset: utcOffset(endMs, timeZone),
+    civilStartTime: civilAt(startMs, timeZone),
+    civilEndTime: civilAt(endMs, timeZone),
+  }
+}
 
 /** A stable data point id: a lowercase UUID-shaped hash of what identifies the point. */
 export function dataPointId(parts: readonly (string | number)[]): string {

@@ -9,6 +9,7 @@
  */
 
 import { createHash } from 'node:crypto'
+import type { CivilTime as WallClock } from '@fitstream/shared/time-zones'
 import { arrivedSamples, type DataArrival } from './aggregate.js'
 import { healthBadRequest } from './errors.js'
 import { DATA_SOURCE_FAMILIES, healthType, inFamily, type DataSourceFamily, type HealthTypeSpec } from './health-catalogue.js'
@@ -375,13 +376,8 @@ export function parseRollUpRequest(body: unknown, type: HealthTypeSpec): RollUpR
   return { startNs, endNs, windowNs, ...parsePaging(b) }
 }
 
-export interface CivilTime {
-  readonly year: number
-  readonly month: number
-  readonly day: number
-  readonly hours: number
-  readonly minutes: number
-  readonly seconds: number
+/** A civil date and time as a rollUp range gives it: the shared wall-clock fields, to the nanosecond. */
+export interface CivilTime extends WallClock {
   readonly nanos: number
 }
 

@@ -21,15 +21,14 @@ import {
   dataPointId,
   iso,
   listPage,
-  parseListQuery,
-  parseTimeFilter,
+  parseTimeListQuery,
+  requireFiniteRange,
   utcOffset,
   type DataPointsPage,
   type ListMethod,
-  type ListRequest,
   type PageQuery,
-  type TimeFilter,
   type TimeFilterFields,
+  type TimeListRequest,
 } from './list.js'
 import type { CivilDateTime, RollUpContext } from './rollup.js'
 import { DAY_MS, rawSamples, recordingDevice, type DeviceInfo, type RawSample } from './synthetic.js'
@@ -147,7 +146,7 @@ export function healthSamples(
   endMs: number,
   nowMs: number = Number.POSITIVE_INFINITY,
 ): HealthSample[] {
-  if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
+  requireFiniteRange(startMs, endMs)
   const spec = requireSampleType(type)
   return rawSamples(seed, spec.fitType, Math.max(0, startMs), endMs, nowMs)
     .reverse()
@@ -203,7 +202,7 @@ function samplesNewestFirst(type: HealthSampleTypeSpec, ctx: RollUpContext, q: P
 // ---------------------------------------------------------------------------------------------
 // Request and answer
 
-export type SampleListRequest = ListRequest<TimeFilter>
+export type SampleListRequest = TimeListRequest
 
 /** The sample-time fields of a sample type, named the way filters name the type (`oxygen_saturation`). */
 function filterFields(type: HealthSampleTypeSpec): TimeFilterFields {
@@ -221,7 +220,7 @@ function filterFields(type: HealthSampleTypeSpec): TimeFilterFields {
  * `<type>.sample_time.civil_time` (YYYY-MM-DD[THH:mm:ss], the user's zone) with >= and <, joined by AND.
  */
 export function parseSampleListRequest(query: URLSearchParams, type: HealthSampleTypeSpec, method: ListMethod = 'list'): SampleListRequest {
-  return parseListQuery(query, type, (filter) => parseTimeFilter(filter, filterFields(type)), method)
+  return parseTimeListQuery(query, type, filterFields(type), method)
 }
 
 const FORM_FACTORS: Readonly<Record<DeviceInfo['type'], SampleDataSourceJson['device']['formFactor']>> = {

@@ -18,21 +18,22 @@
 
 import type { HealthSessionTypeSpec } from './health-catalogue.js'
 import {
-  civilAt,
   dataPointId,
   iso,
   listPage,
-  parseListQuery,
-  parseTimeFilter,
+  findAll,
+  parseTimeListQuery,
+  sessionInterval,
+  startCursorNs,
   utcOffset,
   type DataPointsPage,
   type ListMethod,
-  type ListRequest as GenericListRequest,
   type PageQuery,
-  type TimeFilter,
+  type SessionIntervalJson,
   type TimeFilterFields,
+  type TimeListRequest,
 } from './list.js'
-import { withoutDefaults, type CivilDateTime, type RollUpContext } from './rollup.js'
+import { withoutDefaults, type RollUpContext } from './rollup.js'
 import { DAY_MS, HOUR_MS, MINUTE_MS, sleepNight, type SleepNight } from './synthetic.js'
 
 const NS_PER_MS = 1_000_000n
@@ -80,15 +81,7 @@ export interface SleepStageJson {
 }
 
 export interface SleepJson {
-  interval: {
-    startTime: string
-    endTime: string
-    startUtcOffset: string
-    endUtcOffset: string
-    /** The user's wall clock at the start and end (output only, as Google fills them in). */
-    civilStartTime: CivilDateTime
-    civilEndTime: CivilDateTime
-  }
+  interval: SessionIntervalJson
   type: HealthSleepType
   /** Left out while the night is being staged, as proto3 JSON leaves out an empty list. */
   stages?: SleepStageJson[]
@@ -144,8 +137,10 @@ const LATEST_WAKE_MS = 6 * HOUR_MS + 90 * MINUTE_MS
  */
 function nightsLatestFirst(seed: string, q: PageQuery): SleepNight[] {
   const found: SleepNight[] = []
-  if (!(q.beforeMs > q.fromMs) || q.limit <= 0) return found
-  let day = Math.floor((q.beforeMs - 1) / DAY_MS) * DAY_MS
+  // A night ending after arrivedByMs has not reached Google (a page's beforeMs says so already).
+  const beforeMs = Math.min(q.beforeMs, Math.floor(q.arrivedByMs) + 1)
+  if (!(beforeMs > q.fromMs) || q.limit <= 0) return found
+  let day = Math.floor((beforeMs - 1) / DAY_MS) * DAY_MS
   if (q.cursorNs !== undefined) {
     // Nights of later days start after the cursor: skip them rather than walk through them.
     const cursorMs = Number(q.cursorNs / NS_PER_MS)
@@ -153,7 +148,7 @@ function nightsLatestFirst(seed: string, q: PageQuery): SleepNight[] {
   }
   for (; day + LATEST_WAKE_MS >= q.fromMs && found.length < q.limit; day -= DAY_MS) {
     const night = sleepNight(seed, day)
-    if (night.endMs < q.fromMs || night.endMs >= q.beforeMs) continue
+    if (night.endMs < q.fromMs || night.endMs >= beforeMs) continue
     if (q.cursorNs !== undefined && BigInt(night.startMs) * NS_PER_MS >= q.cursorNs) continue
     if (q.accept === undefined || q.accept(night.endMs)) found.push(night)
   }
@@ -174,11 +169,7 @@ export function healthSleepSessions(
   nowMs: number = Number.POSITIVE_INFINITY,
   sleepType: HealthSleepType = 'STAGES',
 ): HealthSleepSession[] {
-  if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) throw new RangeError('startMs and endMs must be finite')
-  const endBeforeMs = Math.min(endMs, Math.floor(nowMs) + 1)
-  return nightsLatestFirst(seed, { fromMs: Math.max(0, startMs), beforeMs: endBeforeMs, arrivedByMs: nowMs, limit: Number.POSITIVE_INFINITY }).map((night) =>
-    session(night, sleepType),
-  )
+  return findAll((q) => nightsLatestFirst(seed, q), startMs, endMs, nowMs).map((night) => session(night, sleepType))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -195,7 +186,7 @@ const SLEEP_FIELDS: TimeFilterFields = {
 // Request and answer
 
 /** The filter bounds the session's end: its instant, and its civil time in the user's zone. */
-export type ListRequest = GenericListRequest<TimeFilter>
+export type ListRequest = TimeListRequest
 
 /**
  * Validates a list (or reconcile) request's query parameters the way Google does; throws
@@ -203,7 +194,7 @@ export type ListRequest = GenericListRequest<TimeFilter>
  * sleep.interval.civil_end_time (YYYY-MM-DD[THH:mm:ss]) with >= and <, joined by AND.
  */
 export function parseListRequest(query: URLSearchParams, type: HealthSessionTypeSpec, method: ListMethod = 'list'): ListRequest {
-  return parseListQuery(query, type, (filter) => parseTimeFilter(filter, SLEEP_FIELDS), method)
+  return parseTimeListQuery(query, type, SLEEP_FIELDS, method)
 }
 
 const minutes = (ms: number): string => String(Math.round(ms / MINUTE_MS))
@@ -225,14 +216,7 @@ function sleepDataPoint(googleId: string, seed: string, s: HealthSleepSession, t
   return {
     name: `users/${googleId}/dataTypes/sleep/dataPoints/${sessionId(seed, s.startMs)}`,
     sleep: {
-      interval: {
-        startTime: iso(s.startMs),
-        endTime: iso(s.endMs),
-        startUtcOffset: utcOffset(s.startMs, timeZone),
-        endUtcOffset: utcOffset(s.endMs, timeZone),
-        civilStartTime: civilAt(s.startMs, timeZone),
-        civilEndTime: civilAt(s.endMs, timeZone),
-      },
+      interval: sessionInterval(s.startMs, s.endMs, timeZone),
       type: s.type,
       ...(staged
         ? {
@@ -281,6 +265,6 @@ export function buildListResponse(type: HealthSessionTypeSpec, request: ListRequ
         timeZone,
         night.endMs + (ctx.arrival?.uploadDelayMs ?? 0) + (ctx.sleepStagingMs ?? 0) <= ctx.nowMs,
       ),
-    cursorNs: (last) => BigInt(last.startMs) * NS_PER_MS,
+    cursorNs: startCursorNs,
   })
 }

@@ -1,34 +1,17 @@
 /**
  * Calendar arithmetic in IANA time zones with nothing but Intl, for bucketByTime.period: a "day" in
  * Europe/Helsinki is 23 or 25 hours around DST changes, and the fake must get that right for the
- * project's daily totals to line up with what Google would return.
+ * project's daily totals to line up with what Google would return. The wall clock itself is read
+ * by the shared civilTime, as the services read it; the arithmetic on top is the fake's own.
  */
 
-const formatters = new Map<string, Intl.DateTimeFormat>()
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone)
-  if (f === undefined) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    })
-    formatters.set(timeZone, f)
-  }
-  return f
-}
+import { civilTime } from '@fitstream/shared/time-zones'
 
 /** Whether Intl knows the zone; Google answers 400 for zones it does not know. */
 export function isValidTimeZone(timeZone: string): boolean {
   if (timeZone.length === 0 || timeZone.length > 64) return false
   try {
-    formatter(timeZone)
+    civilTime(0, timeZone)
     return true
   } catch {
     return false
@@ -47,17 +30,14 @@ export interface WallTime {
 }
 
 export function wallTime(t: number, timeZone: string): WallTime {
-  const parts: Record<string, number> = {}
-  for (const p of formatter(timeZone).formatToParts(new Date(t))) {
-    if (p.type !== 'literal') parts[p.type] = Number(p.value)
-  }
+  const c = civilTime(t, timeZone)
   return {
-    year: parts['year'] ?? 1970,
-    month: parts['month'] ?? 1,
-    day: parts['day'] ?? 1,
-    hour: parts['hour'] ?? 0,
-    minute: parts['minute'] ?? 0,
-    second: parts['second'] ?? 0,
+    year: c.year,
+    month: c.month,
+    day: c.day,
+    hour: c.hours,
+    minute: c.minutes,
+    second: c.seconds,
     millisecond: ((t % 1000) + 1000) % 1000,
   }
 }

@@ -1,53 +1,29 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Browser } from 'playwright-core'
-import { FakeGoogle } from '@fitstream/fake-google'
-import type { ServiceRuntime } from '@fitstream/shared'
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
 import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { APPLE_MORNING, writeZip } from '../../../packages/exports/test/fixtures.js'
-import { CHROMIUM, SCREENSHOTS, launchChromium, listeningTokenService } from './support.js'
+import { CHROMIUM, SCREENSHOTS, uploadExport, useBrowserWorld } from './support.js'
 
 /** The account page's upload section in Debian's Chromium: upload, the two progress bars, the summary, a refusal. */
 const prefix = uniquePrefix('imports-browser')
 const { cleanup } = testRedis(prefix)
-let google: FakeGoogle
-let service: ServiceRuntime
-let browser: Browser
-let publicUrl: string
 
 describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('uploading an export on the account page', () => {
-  beforeAll(async () => {
-    google = await FakeGoogle.start()
-    ;({ service, publicUrl } = await listeningTokenService(google, prefix))
-    mkdirSync(SCREENSHOTS, { recursive: true })
-    browser = await launchChromium()
-  })
-
-  afterAll(async () => {
-    await browser?.close()
-    await service?.close()
-    await google?.close()
-    await cleanup()
-  })
+  const world = useBrowserWorld(prefix, cleanup)
 
   it('uploads an Apple Health export, shows both bars full and what was found per type and period', async () => {
-    const page = await (await browser.newContext({ viewport: { width: 900, height: 1200 } })).newPage()
+    const page = await (await world.browser.newContext({ viewport: { width: 900, height: 1200 } })).newPage()
     const blocked: string[] = []
     page.on('console', (message) => message.type() === 'error' && blocked.push(message.text()))
-    await page.goto(`${publicUrl}/`)
+    await page.goto(`${world.publicUrl}/`)
     await page.getByRole('checkbox', { name: /^Activity/ }).check()
     await page.getByRole('checkbox', { name: /^Heart rate/ }).check()
     await page.getByRole('button', { name: /^Connect/ }).click()
-    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.waitForURL(`${world.google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Allow' }).click()
-    await page.waitForURL(`${publicUrl}/account**`)
+    await page.waitForURL(`${world.publicUrl}/account**`)
 
-    await page.locator('#import-form input[type=file]').setInputFiles({
-      name: 'export.zip',
-      mimeType: 'application/zip',
-      buffer: writeZip([{ name: 'apple_health_export/export.xml', data: APPLE_MORNING }]),
-    })
-    await page.getByRole('button', { name: 'Upload' }).click()
+    await uploadExport(page, writeZip([{ name: 'apple_health_export/export.xml', data: APPLE_MORNING }]))
     await page.getByText(/Imported 12 records from your Apple Health export/).waitFor()
     expect(await page.locator('#upload-bar').evaluate((bar) => (bar as unknown as { value: number }).value)).toBe(1)
     expect(await page.locator('#import-bar').evaluate((bar) => (bar as unknown as { value: number }).value)).toBe(1)
@@ -57,8 +33,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     expect(rows).toContainEqual(expect.stringMatching(/^sleep\s+.*not sold \(you do not sell this kind\)$/))
     await page.screenshot({ path: `${SCREENSHOTS}account-import.png`, fullPage: true })
 
-    await page.locator('#import-form input[type=file]').setInputFiles({ name: 'export.zip', mimeType: 'application/zip', buffer: Buffer.from('not a zip') })
-    await page.getByRole('button', { name: 'Upload' }).click()
+    await uploadExport(page, Buffer.from('not a zip'))
     await page.getByText(/Not imported: the upload is not a zip archive.*\(FST_ERR_IMPORT_NOT_ZIP\)\. Nothing of this file was sold\./).waitFor()
     expect(blocked.filter((text) => /Content Security Policy/i.test(text))).toEqual([])
   })

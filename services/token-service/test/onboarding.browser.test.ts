@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Browser, type Page } from 'playwright-core'
-import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, decodeScopes, userKey, type ServiceRuntime } from '@fitstream/shared'
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { type Page } from 'playwright-core'
+import { USER_FIELDS, decodeScopes, userKey } from '@fitstream/shared'
 import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
-import { SCREENSHOTS, launchChromium, listeningTokenService, CHROMIUM } from './support.js'
+import { SCREENSHOTS, useBrowserWorld, CHROMIUM } from './support.js'
 
 /**
  * The onboarding pages in a real browser: Debian's Chromium driven by playwright-core (never a
@@ -15,28 +14,12 @@ import { SCREENSHOTS, launchChromium, listeningTokenService, CHROMIUM } from './
 const SCOPE = 'https://www.googleapis.com/auth/fitness.'
 const prefix = uniquePrefix('browser')
 const { redis, cleanup } = testRedis(prefix)
-let google: FakeGoogle
-let service: ServiceRuntime
-let browser: Browser
-let publicUrl: string
 
 describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('onboarding in a real browser', () => {
-  beforeAll(async () => {
-    google = await FakeGoogle.start()
-    ;({ service, publicUrl } = await listeningTokenService(google, prefix))
-    mkdirSync(SCREENSHOTS, { recursive: true })
-    browser = await launchChromium()
-  })
-
-  afterAll(async () => {
-    await browser?.close()
-    await service?.close()
-    await google?.close()
-    await cleanup()
-  })
+  const world = useBrowserWorld(prefix, cleanup)
 
   async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 900, height: 1000 } })
+    const context = await world.browser.newContext({ viewport: { width: 900, height: 1000 } })
     return context.newPage()
   }
 
@@ -48,7 +31,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
 
   it('connects: choose data, consent at Google, land on the account page with exactly that consent', async () => {
     const page = await newPage()
-    await page.goto(`${publicUrl}/`)
+    await page.goto(`${world.publicUrl}/`)
     // Cohorts only unless the person ticks individual records, type by type, told what they are.
     const individual = page.locator('input[name=individual]')
     expect(await individual.count()).toBe(5)
@@ -65,7 +48,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     await page.screenshot({ path: `${SCREENSHOTS}onboarding.png`, fullPage: true })
     await page.getByRole('button', { name: 'Connect Google Fit' }).click()
 
-    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.waitForURL(`${world.google.authorizeUrl}**`)
     expect(await page.locator('input[name=scope]').evaluateAll((boxes) => boxes.map((b) => b.getAttribute('value')))).toEqual([
       `${SCOPE}activity.read`,
       `${SCOPE}heart_rate.read`,
@@ -73,7 +56,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     await page.screenshot({ path: `${SCREENSHOTS}google-consent.png`, fullPage: true })
     await page.getByRole('button', { name: 'Allow' }).click()
 
-    await page.waitForURL(`${publicUrl}/account**`)
+    await page.waitForURL(`${world.publicUrl}/account**`)
     await expect(page.getByText('Your Google Fit account is connected').isVisible()).resolves.toBe(true)
     await page.screenshot({ path: `${SCREENSHOTS}account.png`, fullPage: true })
 
@@ -92,9 +75,9 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     // More data: Google asks again, for the added scope too.
     await page.getByRole('checkbox', { name: /^Sleep/ }).check()
     await page.getByRole('button', { name: 'Save my choices' }).click()
-    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.waitForURL(`${world.google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Allow' }).click()
-    await page.waitForURL(`${publicUrl}/account**`)
+    await page.waitForURL(`${world.publicUrl}/account**`)
     expect((await redis.hget(userKey(prefix, id), USER_FIELDS.dataTypes))!.split(',')).toContain('sleep')
 
     // Deleting from the page: a receipt, and nothing left.
@@ -111,10 +94,10 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
 
   it('shows a clear page when the person denies access at Google', async () => {
     const page = await newPage()
-    await page.goto(`${publicUrl}/`)
+    await page.goto(`${world.publicUrl}/`)
     await page.getByRole('checkbox', { name: /^Body/ }).check()
     await page.getByRole('button', { name: 'Connect Google Fit' }).click()
-    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.waitForURL(`${world.google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Deny' }).click()
     await page.getByText('You did not allow access').waitFor()
     await expect(page.getByText('Nothing was stored').isVisible()).resolves.toBe(true)
@@ -126,16 +109,16 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     const page = await newPage()
     // Google's redirect back is held, as if the browser stopped there, so the callback URL can be altered and replayed.
     let callback: string | undefined
-    await page.route(`${google.authorizeUrl}**`, async (route) => {
+    await page.route(`${world.google.authorizeUrl}**`, async (route) => {
       if (route.request().method() !== 'POST') return route.continue()
       const response = await route.fetch({ maxRedirects: 0 })
       callback = response.headers()['location']
       return route.fulfill({ status: 200, contentType: 'text/html', body: 'held' })
     })
-    await page.goto(`${publicUrl}/`)
+    await page.goto(`${world.publicUrl}/`)
     await page.getByRole('checkbox', { name: /^Activity/ }).check()
     await page.getByRole('button', { name: 'Connect Google Fit' }).click()
-    await page.waitForURL(`${google.authorizeUrl}**`)
+    await page.waitForURL(`${world.google.authorizeUrl}**`)
     await page.getByRole('button', { name: 'Allow' }).click()
     await expect.poll(() => callback).toBeDefined()
 

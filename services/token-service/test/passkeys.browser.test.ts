@@ -1,11 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Browser } from 'playwright-core'
-import { FakeGoogle } from '@fitstream/fake-google'
-import type { ServiceRuntime } from '@fitstream/shared'
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
 import { testRedis, uniquePrefix } from '../../../tests/helpers.js'
 import { APPLE_MORNING, writeZip } from '../../../packages/exports/test/fixtures.js'
-import { CHROMIUM, SCREENSHOTS, launchChromium, listeningTokenService } from './support.js'
+import { CHROMIUM, SCREENSHOTS, uploadExport, useBrowserWorld } from './support.js'
 
 /**
  * A person without Google in Debian's Chromium, with a virtual platform authenticator (DevTools'
@@ -14,29 +11,13 @@ import { CHROMIUM, SCREENSHOTS, launchChromium, listeningTokenService } from './
  */
 const prefix = uniquePrefix('passkeys-browser')
 const { cleanup } = testRedis(prefix)
-let google: FakeGoogle
-let service: ServiceRuntime
-let browser: Browser
-let publicUrl: string
 
 describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('a passkey account in the browser', () => {
-  beforeAll(async () => {
-    google = await FakeGoogle.start()
-    // WebAuthn takes no IP address as a relying party ID: the service is reached as localhost.
-    ;({ service, publicUrl } = await listeningTokenService(google, prefix, 'localhost'))
-    mkdirSync(SCREENSHOTS, { recursive: true })
-    browser = await launchChromium()
-  })
-
-  afterAll(async () => {
-    await browser?.close()
-    await service?.close()
-    await google?.close()
-    await cleanup()
-  })
+  // WebAuthn takes no IP address as a relying party ID: the service is reached as localhost.
+  const world = useBrowserWorld(prefix, cleanup, { host: 'localhost' })
 
   it('signs up with a passkey, uploads an export, signs out, signs in with the passkey and sees the report', async () => {
-    const context = await browser.newContext({ viewport: { width: 900, height: 1200 } })
+    const context = await world.browser.newContext({ viewport: { width: 900, height: 1200 } })
     const page = await context.newPage()
     const blocked: string[] = []
     page.on('console', (message) => message.type() === 'error' && blocked.push(message.text()))
@@ -53,24 +34,19 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
       },
     })
 
-    await page.goto(`${publicUrl}/`)
+    await page.goto(`${world.publicUrl}/`)
     await page.getByRole('link', { name: /make an account with a passkey/ }).click()
-    await page.waitForURL(`${publicUrl}/passkey`)
+    await page.waitForURL(`${world.publicUrl}/passkey`)
     await page.getByRole('checkbox', { name: /^Activity/ }).check()
     await page.getByRole('checkbox', { name: /^Heart rate/ }).check()
     await page.getByRole('button', { name: 'Make an account with a passkey' }).click()
-    await page.waitForURL(`${publicUrl}/account?notice=passkey`)
+    await page.waitForURL(`${world.publicUrl}/account?notice=passkey`)
     await page.getByText('Signed in with your passkey').waitFor()
     const { credentials } = await devtools.send('WebAuthn.getCredentials', { authenticatorId })
     expect(credentials).toHaveLength(1)
     expect(credentials[0]).toMatchObject({ isResidentCredential: true, rpId: 'localhost' })
 
-    await page.locator('#import-form input[type=file]').setInputFiles({
-      name: 'export.zip',
-      mimeType: 'application/zip',
-      buffer: writeZip([{ name: 'apple_health_export/export.xml', data: APPLE_MORNING }]),
-    })
-    await page.getByRole('button', { name: 'Upload' }).click()
+    await uploadExport(page, writeZip([{ name: 'apple_health_export/export.xml', data: APPLE_MORNING }]))
     await page.getByText(/Imported 12 records from your Apple Health export/).waitFor()
     expect(await page.locator('#import-bar').evaluate((bar) => (bar as unknown as { value: number }).value)).toBe(1)
     const rows = await page.locator('#import-summary tr').allInnerTexts()
@@ -80,11 +56,11 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     await page.screenshot({ path: `${SCREENSHOTS}passkey-account.png`, fullPage: true })
 
     await page.getByRole('button', { name: 'Sign out' }).click()
-    await page.waitForURL(`${publicUrl}/passkey`)
-    expect((await page.request.get(`${publicUrl}/account`)).status()).toBe(401)
+    await page.waitForURL(`${world.publicUrl}/passkey`)
+    expect((await page.request.get(`${world.publicUrl}/account`)).status()).toBe(401)
 
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click()
-    await page.waitForURL(`${publicUrl}/account`)
+    await page.waitForURL(`${world.publicUrl}/account`)
     await page.getByText('Signed in with your passkey').waitFor()
     const after = await devtools.send('WebAuthn.getCredentials', { authenticatorId })
     expect(after.credentials[0]!.signCount).toBeGreaterThan(credentials[0]!.signCount)

@@ -1,7 +1,8 @@
+import { mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { chromium, type Browser } from 'playwright-core'
-import { expect } from 'vitest'
-import { FAKE_FIT_CLOSES_AT, type FakeGoogle, type FakeUser } from '@fitstream/fake-google'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, expect } from 'vitest'
+import { FAKE_FIT_CLOSES_AT, FakeGoogle, type FakeUser } from '@fitstream/fake-google'
 import { generateKeyringEntry, waitForRedis, type DataTypeKey, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { redisUrl, silentLogger } from '../../../tests/helpers.js'
 import { loadConfig } from '../src/config.js'
@@ -183,4 +184,68 @@ export async function listeningTokenService(
   await waitForRedis(service.redis)
   await service.server.listen({ host: '127.0.0.1', port })
   return { service, publicUrl }
+}
+
+/** What a browser test drives: the fake Google, a token service on a loopback port, and Debian's Chromium. */
+export interface BrowserWorld {
+  readonly google: FakeGoogle
+  readonly service: ServiceRuntime
+  /** The service's PUBLIC_URL: the address the browser reaches it at. */
+  readonly publicUrl: string
+  readonly browser: Browser
+}
+
+export interface BrowserWorldOptions {
+  /** The name the browser reaches the service by (listeningTokenService's `host`); default '127.0.0.1'. */
+  readonly host?: '127.0.0.1' | 'localhost'
+  /** Runs once the service listens, before the browser starts: what the test's pages should find. Default: nothing. */
+  readonly prepare?: (world: Omit<BrowserWorld, 'browser'>) => Promise<void>
+}
+
+/**
+ * Starts a BrowserWorld before the enclosing describe's tests and stops it after them, then runs
+ * `cleanup` (testRedis's, removing what the service left under the test's prefix). Call it inside
+ * the describe that runs only where Chromium is, so a machine without one starts nothing.
+ */
+export function useBrowserWorld(prefix: string, cleanup: () => Promise<void>, options: BrowserWorldOptions = {}): BrowserWorld {
+  let google: FakeGoogle | undefined
+  let listening: { service: ServiceRuntime; publicUrl: string } | undefined
+  let browser: Browser | undefined
+  beforeAll(async () => {
+    google = await FakeGoogle.start()
+    listening = await listeningTokenService(google, prefix, options.host)
+    await options.prepare?.({ google, ...listening })
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    browser = await launchChromium()
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await listening?.service.close()
+    await google?.close()
+    await cleanup()
+  })
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the browser world is used before its beforeAll has run')
+    return value
+  }
+  return {
+    get google() {
+      return started(google)
+    },
+    get service() {
+      return started(listening).service
+    },
+    get publicUrl() {
+      return started(listening).publicUrl
+    },
+    get browser() {
+      return started(browser)
+    },
+  }
+}
+
+/** What a person does on the account page to upload an export: picks the file as export.zip, presses Upload. */
+export async function uploadExport(page: Page, zip: Buffer): Promise<void> {
+  await page.locator('#import-form input[type=file]').setInputFiles({ name: 'export.zip', mimeType: 'application/zip', buffer: zip })
+  await page.getByRole('button', { name: 'Upload' }).click()
 }

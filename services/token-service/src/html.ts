@@ -48,6 +48,19 @@ export function groupChoices(checked: ReadonlySet<string>, individual: ReadonlyS
     .join('\n')
 }
 
+/** The types a person sells as individual records: those they opted in to that they still sell. */
+export function soldIndividually(user: Pick<User, 'dataTypes' | 'individualTypes'>): DataTypeKey[] {
+  return user.individualTypes.filter((key) => user.dataTypes.includes(key))
+}
+
+/** An account page's choice of what to sell, ticked as the person sells now. */
+export function sellingChoices(user: Pick<User, 'dataTypes' | 'individualTypes'>, api: GoogleDataApi): string {
+  return `<fieldset><legend>Kinds of data</legend>
+<p class="muted">${escapeHtml(COHORT_WORDS)}</p>
+${groupChoices(groupsOf(user.dataTypes), new Set(soldIndividually(user)), api)}
+</fieldset>`
+}
+
 /** What buyers get, as PRIVACY.md ("In plain words") puts it. */
 const WHAT_BUYERS_GET = `<ul>
 <li><strong>Everything you tick is sold as cohorts.</strong> ${escapeHtml(COHORT_WORDS)} An average is published only when several hundred people or more are in it.</li>
@@ -93,7 +106,7 @@ export interface AccountView {
 export function accountPage({ user, csrfToken, nextSyncAt, api, notice }: AccountView): string {
   const reauth = user.state === 'reauth_required'
   // Only what they still sell: an opt-in outlives a later narrowing of consent.
-  const individual = user.individualTypes.filter((key) => user.dataTypes.includes(key))
+  const individual = soldIndividually(user)
   const sellsIndividually = individual.length > 0
   const closed = user.state === 'move_required'
   const own = dataApiOfScopes(user.scopes, api)
@@ -133,10 +146,7 @@ ${move}
 </dl>
 <h2>Change what you sell</h2>
 <form method="post" action="/account/consent">
-<fieldset><legend>Kinds of data</legend>
-<p class="muted">${escapeHtml(COHORT_WORDS)}</p>
-${groupChoices(groupsOf(user.dataTypes), new Set(individual), api)}
-</fieldset>
+${sellingChoices(user, api)}
 <input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">
 <p class="muted">Less takes effect from the next read. More asks Google for your permission first. Ticking or unticking individual records needs no new permission and applies from the next read.</p>
 <p><button type="submit">Save my choices</button></p>

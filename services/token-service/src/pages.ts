@@ -75,6 +75,18 @@ const NOTICES = new Map<string, (api: string) => string>([
   ['passkey', () => 'Your account is made and your passkey saved. Upload an export below to start selling.'],
 ])
 
+/** The callback's pages that only say what happened, by its outcome: nothing to count, no code to quote. */
+const CALLBACK_MESSAGES = {
+  denied: { status: 403, title: 'You did not allow access', message: 'Google told us you chose not to give FitStream access. Nothing was stored.' },
+  invalid_state: {
+    status: 400,
+    title: 'This sign-in is not valid',
+    message: 'It was already used, has expired, or was not started in this browser. Nothing was stored. Please start again.',
+  },
+  nothing_granted: { status: 400, title: 'Nothing to sell', message: 'Google did not grant access to any of the data you chose, so nothing was stored.' },
+  user_gone: { status: 410, title: 'This account was deleted', message: 'The account you tried to reconnect has been deleted. You can connect as a new user.' },
+} as const
+
 /** The pages people use: onboarding, Google's callback, and their own account (status, consent, deletion). */
 export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<void> {
   const contentSecurityPolicy = [
@@ -107,22 +119,25 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
   const badForm = (reply: FastifyReply) =>
     html(reply, 403, messagePage('This form has expired', 'The page was open for too long or came from somewhere else. Nothing was changed. Please try again.'))
 
+  /** A page refusing with a catalogue code: counted, and the code shown so the person can quote it to support. */
+  const refusalPage = (reply: FastifyReply, status: number, code: string, title: string, message: string, link?: { href: string; text: string }) => {
+    deps.refused(code)
+    return html(reply, status, messagePage(title, message, link, code))
+  }
+
   /** To Google's consent screen for the choice, or a page saying why Google can't be asked. */
   const toConsent = async (reply: FastifyReply, sessionId: string, choice: Choice) => {
     const start = await deps.onboarding.start(sessionId, choice)
     if (start.kind === 'google') return seeOther(reply, start.location)
     if (start.kind === 'api_closed') return apiClosed(reply)
     if (start.kind === 'too_many') {
-      deps.refused('FST_ERR_RATE_LIMITED')
-      return html(
+      return refusalPage(
         reply.header('retry-after', '3600'),
         429,
-        messagePage(
-          'Too many attempts',
-          'This account has been sent to Google to connect again many times in the last hour. Nothing was changed. Please try again in an hour.',
-          { href: '/account', text: 'Your account' },
-          'FST_ERR_RATE_LIMITED',
-        ),
+        'FST_ERR_RATE_LIMITED',
+        'Too many attempts',
+        'This account has been sent to Google to connect again many times in the last hour. Nothing was changed. Please try again in an hour.',
+        { href: '/account', text: 'Your account' },
       )
     }
     const name = API_NAMES[deps.onboarding.api]
@@ -147,33 +162,22 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
 
   const pageLimit = { rateLimit: { max: deps.rateLimits.pagesPerMinute, timeWindow: 60_000 } }
   const callbackLimit = { rateLimit: { max: deps.rateLimits.callbackPerMinute, timeWindow: 60_000 } }
-  const invalidLink = (reply: FastifyReply) => {
-    deps.refused('FST_ERR_LINK_INVALID')
-    return html(
+  const invalidLink = (reply: FastifyReply) =>
+    refusalPage(
       reply,
       400,
-      messagePage(
-        'This link is not valid',
-        'The link has expired, was changed, or its account no longer exists. Nothing was changed. Ask for a new link.',
-        undefined,
-        'FST_ERR_LINK_INVALID',
-      ),
+      'FST_ERR_LINK_INVALID',
+      'This link is not valid',
+      'The link has expired, was changed, or its account no longer exists. Nothing was changed. Ask for a new link.',
     )
-  }
-
-  const usedLink = (reply: FastifyReply) => {
-    deps.refused('FST_ERR_LINK_USED')
-    return html(
+  const usedLink = (reply: FastifyReply) =>
+    refusalPage(
       reply,
       410,
-      messagePage(
-        'This link was already used',
-        'Each link works once. Nothing was changed. Ask for a new link, or sign in from the start page.',
-        undefined,
-        'FST_ERR_LINK_USED',
-      ),
+      'FST_ERR_LINK_USED',
+      'This link was already used',
+      'Each link works once. Nothing was changed. Ask for a new link, or sign in from the start page.',
     )
-  }
 
   async function ownUser(session: Session | undefined) {
     return session?.userId === undefined ? undefined : deps.users.get(session.userId)
@@ -299,16 +303,12 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
       case 'connected':
         return seeOther(reply, `/account?notice=${outcome.notGranted.length > 0 ? 'partial' : outcome.created ? 'connected' : 'reconnected'}`)
       case 'denied':
-        return html(reply, 403, messagePage('You did not allow access', 'Google told us you chose not to give FitStream access. Nothing was stored.'))
       case 'invalid_state':
-        return html(
-          reply,
-          400,
-          messagePage(
-            'This sign-in is not valid',
-            'It was already used, has expired, or was not started in this browser. Nothing was stored. Please start again.',
-          ),
-        )
+      case 'nothing_granted':
+      case 'user_gone': {
+        const page = CALLBACK_MESSAGES[outcome.kind]
+        return html(reply, page.status, messagePage(page.title, page.message))
+      }
       case 'code_rejected':
         if (outcome.code === 'FST_ERR_GOOGLE_ID_TOKEN') deps.refused(outcome.code)
         return html(
@@ -316,21 +316,13 @@ export async function pageRoutes(app: FastifyInstance, deps: PageDeps): Promise<
           400,
           messagePage('Google did not accept this sign-in', `${outcome.reason}. Nothing was stored. Please start again.`, undefined, outcome.code),
         )
-      case 'nothing_granted':
-        return html(reply, 400, messagePage('Nothing to sell', 'Google did not grant access to any of the data you chose, so nothing was stored.'))
-      case 'user_gone':
-        return html(reply, 410, messagePage('This account was deleted', 'The account you tried to reconnect has been deleted. You can connect as a new user.'))
       case 'wrong_account':
-        deps.refused('FST_ERR_WRONG_ACCOUNT')
-        return html(
+        return refusalPage(
           reply,
           403,
-          messagePage(
-            'That is not the Google account of this FitStream account',
-            'You signed in at Google with a different account from the one this FitStream account was connected with. Nothing was changed, and the access Google just gave was handed back. Sign in at Google with the account you first connected.',
-            undefined,
-            'FST_ERR_WRONG_ACCOUNT',
-          ),
+          'FST_ERR_WRONG_ACCOUNT',
+          'That is not the Google account of this FitStream account',
+          'You signed in at Google with a different account from the one this FitStream account was connected with. Nothing was changed, and the access Google just gave was handed back. Sign in at Google with the account you first connected.',
         )
     }
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { dataType, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
-import { COHORT_WORDS, groupsOf } from './consent.js'
-import { escapeHtml, groupChoices, layout } from './html.js'
+import { COHORT_WORDS } from './consent.js'
+import { escapeHtml, groupChoices, layout, sellingChoices, soldIndividually } from './html.js'
 import type { User } from './users.js'
 
 /**
@@ -71,7 +71,7 @@ export function withPasskeyLinks(page: string): string {
 /** The account page of someone with no Google link: what they sell from their uploads, the privacy report, deletion, signing out. */
 export function passkeyAccountPage(input: { user: User; csrfToken: string; api: GoogleDataApi; notice?: string }): string {
   const { user, csrfToken, api, notice } = input
-  const individual = user.individualTypes.filter((key) => user.dataTypes.includes(key))
+  const individual = soldIndividually(user)
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(csrfToken)}">`
   const id = escapeHtml(user.id)
   return layout(
@@ -89,10 +89,7 @@ ${notice === undefined ? '' : `<p class="notice">${escapeHtml(notice)}</p>`}
 <form method="post" action="/sign-out">${csrf}<p><button type="submit">Sign out</button></p></form>
 <h2>Change what you sell</h2>
 <form method="post" action="/account/consent">
-<fieldset><legend>Kinds of data</legend>
-<p class="muted">${escapeHtml(COHORT_WORDS)}</p>
-${groupChoices(groupsOf(user.dataTypes), new Set(individual), api)}
-</fieldset>
+${sellingChoices(user, api)}
 ${csrf}
 <p class="muted">Your choices apply to what is imported from now on.</p>
 <p><button type="submit">Save my choices</button></p>

@@ -93,14 +93,7 @@ export class Passkeys {
     if (challenge.purpose !== 'register') return refused('FST_ERR_PASSKEY_CHALLENGE', 'the challenge was not handed out for making a passkey')
     let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>
     try {
-      verified = await verifyRegistrationResponse({
-        response,
-        expectedChallenge: taken.value,
-        expectedOrigin: this.deps.config.origin,
-        expectedRPID: this.deps.config.rpId,
-        requireUserVerification: false,
-        supportedAlgorithmIDs: ALGORITHMS,
-      })
+      verified = await verifyRegistrationResponse({ response, ...this.expected(taken.value), supportedAlgorithmIDs: ALGORITHMS })
     } catch (error) {
       return refusedVerification(error)
     }
@@ -155,11 +148,8 @@ export class Passkeys {
     try {
       verified = await verifyAuthenticationResponse({
         response,
-        expectedChallenge: taken.value,
-        expectedOrigin: this.deps.config.origin,
-        expectedRPID: this.deps.config.rpId,
+        ...this.expected(taken.value),
         credential: { id: stored.id, publicKey: new Uint8Array(stored.publicKey), counter: stored.counter, transports: [...stored.transports] },
-        requireUserVerification: false,
       })
     } catch (error) {
       return refusedVerification(error)
@@ -191,6 +181,14 @@ export class Passkeys {
       return refused('FST_ERR_PASSKEY_CHALLENGE', 'the challenge was already used, has expired, or was not handed to this browser')
     }
     return { kind: 'taken', value: clientData.challenge, challenge }
+  }
+
+  /**
+   * What both ceremonies check a response against: the challenge taken for it, this service's origin
+   * and RP ID. User verification is only preferred when asking, so it is not required here either.
+   */
+  private expected(challenge: string) {
+    return { expectedChallenge: challenge, expectedOrigin: this.deps.config.origin, expectedRPID: this.deps.config.rpId, requireUserVerification: false }
   }
 }
 

@@ -334,6 +334,21 @@ export class FakeGoogle {
   }
 
   /**
+   * A fresh access token for the user, got as a client gets one: a refresh_token grant at the token
+   * endpoint, over HTTP, so faults, latency and stats apply to it as to any client's.
+   */
+  async accessTokenFor(user: Pick<FakeUser, 'refreshToken'>): Promise<string> {
+    const body = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: user.refreshToken,
+      client_id: this.clientId,
+      client_secret: this.clientSecret,
+    })
+    const response = await fetch(this.tokenUrl, { method: 'POST', body })
+    return ((await response.json()) as { access_token: string }).access_token
+  }
+
+  /**
    * The user moves: their settings name this IANA zone, and dailyRollUp reads their civil days, and
    * sessions and samples their offsets, in it from now on.
    */

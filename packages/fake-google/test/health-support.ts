@@ -108,7 +108,7 @@ export function useFakeGoogle({ now = () => NOW, seed }: { now?: () => number; s
       started = apis
     } else {
       const user = fake.addUser({ seed, scopes: BOTH_APIS })
-      started = { ...apis, user, token: await accessToken(fake, user) }
+      started = { ...apis, user, token: await fake.accessTokenFor(user) }
     }
   })
   afterAll(async () => {
@@ -132,7 +132,7 @@ export function useFakeGoogle({ now = () => NOW, seed }: { now?: () => number; s
       if (token === undefined) throw new Error('the fixture was given no seed, so has no token')
       return token
     },
-    accessToken: (user: FakeUser) => accessToken(get().fake, user),
+    accessToken: (user: FakeUser) => get().fake.accessTokenFor(user),
     list: (dataType: string, params: ListParams, token: string | null = fixture.token) =>
       dataPoints().list({ parent: parent(dataType), ...params }, options(token)),
     reconcile: (dataType: string, params: ReconcileParams, token: string | null = fixture.token) =>
@@ -171,19 +171,6 @@ export function useFakeGoogle({ now = () => NOW, seed }: { now?: () => number; s
     },
   }
   return fixture
-}
-
-async function accessToken(server: FakeGoogle, user: FakeUser): Promise<string> {
-  const response = await fetch(server.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'refresh_token',
-      refresh_token: user.refreshToken,
-      client_id: server.clientId,
-      client_secret: server.clientSecret,
-    }),
-  })
-  return ((await response.json()) as { access_token: string }).access_token
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -110,11 +110,7 @@ describe('every published exercise type, as the fake Google sends it through the
     let n = 0
     while (!userProfile(`exercise-groups-${n}`).runner) n++
     user = fake.addUser({ seed: `exercise-groups-${n}`, scopes: [...ALL_HEALTH_READ_SCOPES] })
-    const response = await fetch(fake.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: fake.clientId, client_secret: fake.clientSecret }),
-    })
-    token = ((await response.json()) as { access_token: string }).access_token
+    token = await fake.accessTokenFor(user)
   })
   afterAll(async () => {
     await fake?.close()

@@ -70,13 +70,7 @@ const processorWith = (records: FetchUserRecords) =>
 /** A person at Google and in the token service's record, consenting to steps, with a fresh access token. */
 async function personAtGoogle(userId: string): Promise<void> {
   const user = google.addUser({ scopes: [...ALL_READ_SCOPES] })
-  const body = new URLSearchParams({
-    grant_type: 'refresh_token',
-    refresh_token: user.refreshToken,
-    client_id: google.clientId,
-    client_secret: google.clientSecret,
-  })
-  const { access_token: token } = (await (await fetch(google.tokenUrl, { method: 'POST', body })).json()) as { access_token: string }
+  const token = await google.accessTokenFor(user)
   await redis.hset(userKey(prefix, userId), {
     [USER_FIELDS.state]: 'active',
     [USER_FIELDS.dataTypes]: 'steps',

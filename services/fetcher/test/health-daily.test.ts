@@ -203,11 +203,7 @@ describe('GoogleHealthClient reading the daily summaries and floors from the fak
   beforeAll(async () => {
     fake = await FakeGoogle.start({ now: () => now })
     user = fake.addUser({ seed: 'health-daily-reader-2', scopes: [...ALL_HEALTH_READ_SCOPES], timeZone: zone })
-    const response = await fetch(fake.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: user.refreshToken, client_id: fake.clientId, client_secret: fake.clientSecret }),
-    })
-    token = ((await response.json()) as { access_token: string }).access_token
+    token = await fake.accessTokenFor(user)
   })
   afterAll(async () => {
     await fake?.close()

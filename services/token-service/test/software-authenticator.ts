@@ -43,17 +43,11 @@ export class SoftwareAuthenticator {
         ['authData', authData],
       ]),
     )
-    return {
-      id: this.credentialId,
-      rawId: this.credentialId,
-      type: 'public-key',
-      clientExtensionResults: {},
-      response: {
-        clientDataJSON: clientData('webauthn.create', options.challenge, at.origin),
-        attestationObject: attestationObject.toString('base64url'),
-        transports: ['internal'],
-      },
-    }
+    return this.credential({
+      clientDataJSON: clientData('webauthn.create', options.challenge, at.origin),
+      attestationObject: attestationObject.toString('base64url'),
+      transports: ['internal'],
+    })
   }
 
   /** `navigator.credentials.get()` and `toJSON()`: an assertion over the challenge, the counter one higher. */
@@ -63,37 +57,32 @@ export class SoftwareAuthenticator {
     const authData = Buffer.concat([rpIdHash(at.rpId ?? options.rpId ?? ''), Buffer.from([FLAG_UP | FLAG_UV]), u32(this.counter)])
     const clientDataJSON = clientData('webauthn.get', options.challenge, at.origin)
     const signed = Buffer.concat([authData, createHash('sha256').update(Buffer.from(clientDataJSON, 'base64url')).digest()])
-    return {
-      id: this.credentialId,
-      rawId: this.credentialId,
-      type: 'public-key',
-      clientExtensionResults: {},
-      response: {
-        clientDataJSON,
-        authenticatorData: authData.toString('base64url'),
-        // ES256 signatures in WebAuthn are DER-encoded, which is what node's sign() gives.
-        signature: sign('sha256', signed, this.privateKey).toString('base64url'),
-        userHandle: at.userHandle ?? this.userHandle,
-      },
-    }
+    return this.credential({
+      clientDataJSON,
+      authenticatorData: authData.toString('base64url'),
+      // ES256 signatures in WebAuthn are DER-encoded, which is what node's sign() gives.
+      signature: sign('sha256', signed, this.privateKey).toString('base64url'),
+      userHandle: at.userHandle ?? this.userHandle,
+    })
+  }
+
+  /** The PublicKeyCredential's JSON around either ceremony's response: this passkey's id, no extensions. */
+  private credential<R>(response: R): CredentialJson<R> {
+    return { id: this.credentialId, rawId: this.credentialId, type: 'public-key', clientExtensionResults: {}, response }
   }
 }
 
-export interface RegistrationJson {
+export interface CredentialJson<R> {
   id: string
   rawId: string
   type: 'public-key'
   clientExtensionResults: Record<string, never>
-  response: { clientDataJSON: string; attestationObject: string; transports: string[] }
+  response: R
 }
 
-export interface AuthenticationJson {
-  id: string
-  rawId: string
-  type: 'public-key'
-  clientExtensionResults: Record<string, never>
-  response: { clientDataJSON: string; authenticatorData: string; signature: string; userHandle: string }
-}
+export type RegistrationJson = CredentialJson<{ clientDataJSON: string; attestationObject: string; transports: string[] }>
+
+export type AuthenticationJson = CredentialJson<{ clientDataJSON: string; authenticatorData: string; signature: string; userHandle: string }>
 
 const FLAG_UP = 0x01
 const FLAG_UV = 0x04

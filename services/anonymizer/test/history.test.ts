@@ -22,6 +22,20 @@ const keys = deriveKeys(Buffer.alloc(32, 28))
 const logger = silentLogger()
 const metrics = createAnonymizerMetrics(createMetrics('anonymizer-history-test'))
 
+/** One anonymise job run in-process at `now` on a store and its queues; its window spans the samples unless given. */
+function anonymizeAt(
+  store: PrivacyStore,
+  queues: ReturnType<typeof redisWithQueues>['queues'],
+  now: number,
+  job: { syncId: string; userId: string; samples: FitnessSample[]; window?: { startMs: number; endMs: number } },
+) {
+  const window = job.window ?? { startMs: job.samples[0]!.startMs, endMs: job.samples.at(-1)!.endMs }
+  return createAnonymizeProcessor({ policy, keys, queues, store, metrics, now: () => now })(
+    { syncId: job.syncId, userId: job.userId, window, samples: job.samples },
+    jobContext(logger),
+  )
+}
+
 /**
  * Redis expires a cell's hash by the real clock, a week after the cell should have closed, so the
  * batch these tests fill must be the current one: its Monday, plus an hour. Everything else is a
@@ -61,10 +75,7 @@ async function runWorld(world: ReturnType<typeof redisWithQueues>, targetShift: 
   const { prefix, redis, queues } = world
   const store = new PrivacyStore(redis, prefix, policy)
   const anonymize = (userId: string, samples: FitnessSample[], now: number) =>
-    createAnonymizeProcessor({ policy, keys, queues, store, metrics, now: () => now })(
-      { syncId: `sync-${userId}-${now}`, userId, window: { startMs: samples[0]!.startMs, endMs: samples.at(-1)!.endMs }, samples },
-      jobContext(logger),
-    )
+    anonymizeAt(store, queues, now, { syncId: `sync-${userId}-${now}`, userId, samples })
   const close = (now: number) => closeCohortWindows({ policy, keys, store, queues, metrics, logger }, now)
   const liveName = `heart_rate:${lastDay}:${lastDay + DAY}`
   const historyName = `${liveName}:${batch.startMs}`
@@ -183,10 +194,7 @@ describe('history cohorts under the default policy', () => {
     const { redis, prefix, queues } = a
     const store = new PrivacyStore(redis, prefix, policy)
     const anonymize = (userId: string, samples: FitnessSample[], now: number) =>
-      createAnonymizeProcessor({ policy, keys, queues, store, metrics, now: () => now })(
-        { syncId: `again-${userId}-${now}`, userId, window: { startMs: samples[0]!.startMs, endMs: samples.at(-1)!.endMs }, samples },
-        jobContext(logger),
-      )
+      anonymizeAt(store, queues, now, { syncId: `again-${userId}-${now}`, userId, samples })
     const before = await readPrivacyReport(redis, prefix, importers[1]!)
     const samples = days.flatMap((start, d) => heartRate(1, start, d))
     // The next batch: every day of it is counted already (in a released history cell), so no cell takes it.
@@ -220,10 +228,7 @@ describe('history cohorts under the default policy', () => {
     await redis.hset(budget, 'budget', String(200_000e6), 'spent', String(200_000e6))
     await redis.hset(`${prefix}:privacy:${userId}`, `period:${epochOf(start, 'month')}`, '1')
     const run = (now: number) =>
-      createAnonymizeProcessor({ policy, keys, queues, store, metrics, now: () => now })(
-        { syncId: `spent-${now}`, userId, window: { startMs: start, endMs: start + DAY }, samples: heartRate(6, start, 5) },
-        jobContext(logger),
-      )
+      anonymizeAt(store, queues, now, { syncId: `spent-${now}`, userId, window: { startMs: start, endMs: start + DAY }, samples: heartRate(6, start, 5) })
     const next = historyBatchOf(batch.endMs, 7)
     expect(await run(next.startMs + HOUR)).toMatchObject({ cohortContributions: 0, withheldForBudget: 1 })
     expect(await run(next.startMs + 2 * HOUR)).toMatchObject({ cohortContributions: 0, withheldForBudget: 1 })
@@ -266,10 +271,12 @@ describe('erasure and history cells', () => {
   it('takes an erased person out of every history cell not yet released', async () => {
     const store = new PrivacyStore(redis, prefix, policy)
     const run = (userId: string, person: number) =>
-      createAnonymizeProcessor({ policy, keys, queues, store, metrics, now: () => NOW })(
-        { syncId: `erase-${userId}`, userId, window: { startMs: days[0]!, endMs: lastDay + DAY }, samples: days.flatMap((d, i) => heartRate(person, d, i)) },
-        jobContext(logger),
-      )
+      anonymizeAt(store, queues, NOW, {
+        syncId: `erase-${userId}`,
+        userId,
+        window: { startMs: days[0]!, endMs: lastDay + DAY },
+        samples: days.flatMap((d, i) => heartRate(person, d, i)),
+      })
     const people = ['history-erase-0001', 'history-erase-0002', 'history-erase-0003', 'history-erase-0004', 'history-erase-0005']
     for (const [i, userId] of people.entries()) await run(userId, i)
     expect(await eraseCohortContributions(store, keys, people[0]!)).toMatchObject({ cells: DAYS })

@@ -105,6 +105,20 @@ function publisherProcess(options: {
 
 const hex = (seed: string): string => createHash('sha256').update(seed).digest('hex').slice(0, 32)
 
+/**
+ * `count` people's syncs of the first 12 hours of `day` (`<label>-<i>`, of person `<label>-person-<i>`),
+ * each held by `p` ten minutes after as job `<label>-hold-<i>`: a slot's worth of work for a release test.
+ */
+async function holdSyncs(p: ReturnType<typeof publisherProcess>, label: string, count: number, day: number) {
+  const jobs = Array.from({ length: count }, (_, i) => ({
+    syncId: `${label}-${i}`,
+    records: personRecords(`${label}-person-${i}`, day, day + 12 * 3_600_000),
+    cohorts: [],
+  }))
+  for (const [i, job] of jobs.entries()) await p.hold(`${label}-hold-${i}`, job, day + 12 * 3_600_000 + 10 * 60_000)
+  return jobs
+}
+
 /** A person's hourly step records over [from, to), under their pseudonym of each record's month. */
 function personRecords(person: string, from: number, to: number): ReleasableRecord[] {
   const out: ReleasableRecord[] = []
@@ -244,12 +258,7 @@ describe('release slots', () => {
       const sink: Seen[] = []
       const dying = publisherProcess({ instance: `dies-${point}`, sink, crashAt: point })
       const next = publisherProcess({ instance: `after-${point}`, sink })
-      const jobs = Array.from({ length: 6 }, (_, i) => ({
-        syncId: `crash-${n}-${i}`,
-        records: personRecords(`crash-${n}-person-${i}`, Date.UTC(2026, 11, 10 + n), Date.UTC(2026, 11, 10 + n, 12)),
-        cohorts: [],
-      }))
-      for (const [i, job] of jobs.entries()) await dying.hold(`crash-${n}-hold-${i}`, job, Date.UTC(2026, 11, 10 + n, 12, 10))
+      const jobs = await holdSyncs(dying, `crash-${n}`, 6, Date.UTC(2026, 11, 10 + n))
       const slotTime = Date.UTC(2026, 11, 10 + n, 13, 5)
       expect(await dying.releaser.release(slotTime, slotTime)).toBe(false)
       const sentBefore = sink.length
@@ -291,12 +300,7 @@ describe('release slots', () => {
     const sink: Seen[] = []
     const failing = publisherProcess({ instance: 'fails', failAt: 2, sink })
     const other = publisherProcess({ instance: 'finishes', sink })
-    const jobs = Array.from({ length: 6 }, (_, i) => ({
-      syncId: `fail-${i}`,
-      records: personRecords(`fail-person-${i}`, Date.UTC(2026, 11, 6), Date.UTC(2026, 11, 6, 12)),
-      cohorts: [],
-    }))
-    for (const [i, job] of jobs.entries()) await failing.hold(`fail-hold-${i}`, job, Date.UTC(2026, 11, 6, 12, 10))
+    const jobs = await holdSyncs(failing, 'fail', 6, Date.UTC(2026, 11, 6))
     const slotTime = Date.UTC(2026, 11, 6, 13, 5)
     expect(await failing.releaser.releaseDue(slotTime)).toBe(0)
     expect(sink).toHaveLength(2)
@@ -320,12 +324,7 @@ describe('release slots', () => {
     let wake = (): void => undefined
     const stalled = publisherProcess({ instance: 'stalls', sink, stallAfter: { count: 3, until: new Promise<void>((resolve) => (wake = resolve)) } })
     const survivor = publisherProcess({ instance: 'survives', sink })
-    const jobs = Array.from({ length: 8 }, (_, i) => ({
-      syncId: `stall-${i}`,
-      records: personRecords(`stall-person-${i}`, Date.UTC(2026, 11, 5), Date.UTC(2026, 11, 5, 12)),
-      cohorts: [],
-    }))
-    for (const [i, job] of jobs.entries()) await stalled.hold(`stall-hold-${i}`, job, Date.UTC(2026, 11, 5, 12, 10))
+    const jobs = await holdSyncs(stalled, 'stall', 8, Date.UTC(2026, 11, 5))
     const slotTime = Date.UTC(2026, 11, 5, 13, 5)
     const first = stalled.releaser.release(slotTime, slotTime)
     await expect.poll(() => sink.length).toBe(3)

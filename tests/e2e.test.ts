@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
 import { syntheticBucket } from '@fitstream/fake-google'
-import { Stack, recordsOf, type RegisteredUser, type Subscriber } from '@fitstream/devstack'
+import { recordsOf, type RegisteredUser } from '@fitstream/devstack'
 import { dataType, type DataTypeKey, type DeadLetter } from '@fitstream/shared'
 import { HOUR, expectedValues } from './delivery.js'
-import { redisUrl, uniquePrefix } from './helpers.js'
 import { findLeaks } from './secrets.js'
+import { useStack } from './system.js'
 
 /**
  * The whole pipeline, every part real but the internet: a user registers, the services (separate
@@ -13,8 +13,6 @@ import { findLeaks } from './secrets.js'
  * network, and a buyer's subscriber checks what actually arrived.
  */
 const TYPES: DataTypeKey[] = ['steps', 'calories', 'heart_rate']
-let stack: Stack
-let subscriber: Subscriber
 let user: RegisteredUser
 
 interface ReceivedContent {
@@ -24,30 +22,20 @@ interface ReceivedContent {
   records: Record<string, unknown>[]
 }
 
-beforeAll(async () => {
-  stack = await Stack.start({
-    redisUrl: redisUrl(),
-    prefix: uniquePrefix('e2e'),
-    dataTypes: TYPES,
-    backfillDays: 1,
-    env: { FETCH_ATTEMPTS: '2', RETRY_BACKOFF_MS: '100' },
-  })
-  subscriber = await stack.startSubscriber()
-  user = await stack.registerUser({ seed: 'e2e-user-1', dataTypes: TYPES })
-})
+const system = useStack('e2e', { dataTypes: TYPES, backfillDays: 1, env: { FETCH_ATTEMPTS: '2', RETRY_BACKOFF_MS: '100' } })
 
-afterAll(async () => {
-  await stack?.stop()
+beforeAll(async () => {
+  user = await system.stack.registerUser({ seed: 'e2e-user-1', dataTypes: TYPES })
 })
 
 function received(): { content: ReceivedContent; streamId: string }[] {
-  return subscriber.messages.map((m) => ({ content: m.content as ReceivedContent, streamId: m.streamId }))
+  return system.subscriber.messages.map((m) => ({ content: m.content as ReceivedContent, streamId: m.streamId }))
 }
 
 describe('end to end', () => {
   it('delivers exactly the fake user’s data, anonymised, to a subscriber on Streamr', async () => {
     // A day of hourly buckets, ending at the last full hour before the first sync.
-    const state = async () => (await stack.api('GET', `/users/${user.userId}`)).body as { fetchedUntil: string | null }
+    const state = async () => (await system.stack.api('GET', `/users/${user.userId}`)).body as { fetchedUntil: string | null }
     await expect.poll(async () => (await state()).fetchedUntil, { timeout: 60_000, interval: 250 }).not.toBeNull()
     const end = Date.parse((await state()).fetchedUntil!)
     const start = end - 24 * HOUR
@@ -64,12 +52,12 @@ describe('end to end', () => {
     }
     expect(expected.size).toBeGreaterThan(24)
 
-    await subscriber.waitFor((messages) => messages.reduce((n, m) => n + recordsOf(m.content).length, 0) >= expected.size, 90_000)
+    await system.subscriber.waitFor((messages) => messages.reduce((n, m) => n + recordsOf(m.content).length, 0) >= expected.size, 90_000)
     const messages = received()
-    const records = subscriber.messages.flatMap((m) => recordsOf(m.content))
+    const records = system.subscriber.messages.flatMap((m) => recordsOf(m.content))
     const got = new Map<string, Record<string, number>>()
     for (const { content, streamId } of messages) {
-      expect(streamId).toBe(`${stack.network.accounts[1]!.address.toLowerCase()}/fitness/${content.type}`)
+      expect(streamId).toBe(`${system.stack.network.accounts[1]!.address.toLowerCase()}/fitness/${content.type}`)
       // Released in a slot, as production does it: one data type and one epoch a message.
       expect(content.schema).toBe('fitstream.records/2')
     }
@@ -96,39 +84,39 @@ describe('end to end', () => {
     expect(new Set(ids).size).toBe(ids.length)
 
     // The user can see what was released about them.
-    const report = (await stack.api('GET', `/users/${user.userId}/privacy`)).body as { totals: { recordsReleased: number } }
+    const report = (await system.stack.api('GET', `/users/${user.userId}/privacy`)).body as { totals: { recordsReleased: number } }
     expect(report.totals.recordsReleased).toBe(got.size)
   })
 
   it('sends a malformed job to its stage’s dead-letter queue with the validation message', async () => {
-    const fetchQueue = stack.queues().queue('fetch')
+    const fetchQueue = system.stack.queues().queue('fetch')
     const job = await fetchQueue.add('fetch', { userId: user.userId, dataTypes: ['steps'], window: { startMs: 5, endMs: 1 } } as never, { attempts: 3 })
-    const entry = await waitForDeadLetter(stack, 'fetch', job.id!)
+    const entry = await waitForDeadLetter('fetch', job.id!)
     expect(entry).toMatchObject({ stage: 'fetch', permanent: true, attemptsMade: 1, error: { code: 'FST_ERR_INVALID_PAYLOAD' } })
     expect(entry.error.message).toMatch(/syncId/)
     expect(entry.error.message).toMatch(/startMs must be before endMs/)
   })
 
   it('dead-letters a fetch that keeps failing after its attempts, with Google’s message', async () => {
-    const failing = await stack.registerUser({ seed: 'e2e-user-failing', dataTypes: ['steps'] })
-    stack.google.injectFault({ route: 'aggregate', status: 503, times: 1_000, reason: 'backendError' })
+    const failing = await system.stack.registerUser({ seed: 'e2e-user-failing', dataTypes: ['steps'] })
+    system.stack.google.injectFault({ route: 'aggregate', status: 503, times: 1_000, reason: 'backendError' })
     try {
-      const dead = await waitForDeadLetterWhere(stack, 'fetch', (d) => (d.payload as { userId?: string }).userId === failing.userId)
+      const dead = await waitForDeadLetterWhere('fetch', (d) => (d.payload as { userId?: string }).userId === failing.userId)
       expect(dead).toMatchObject({ stage: 'fetch', permanent: false, attemptsMade: 2, maxAttempts: 2, error: { code: 'FST_ERR_GOOGLE_UNAVAILABLE' } })
       expect(dead.error.message).toMatch(/503/)
       expect(JSON.stringify(dead)).not.toContain(failing.google.refreshToken)
     } finally {
-      stack.google.clearFaults()
+      system.stack.google.clearFaults()
     }
   })
 })
 
-async function waitForDeadLetter(stack: Stack, stage: 'fetch', jobId: string): Promise<DeadLetter> {
-  return waitForDeadLetterWhere(stack, stage, (d) => d.jobId === jobId)
+async function waitForDeadLetter(stage: 'fetch', jobId: string): Promise<DeadLetter> {
+  return waitForDeadLetterWhere(stage, (d) => d.jobId === jobId)
 }
 
-async function waitForDeadLetterWhere(stack: Stack, stage: 'fetch', predicate: (d: DeadLetter) => boolean): Promise<DeadLetter> {
-  const queue = stack.queues().deadLetterQueue(stage)
+async function waitForDeadLetterWhere(stage: 'fetch', predicate: (d: DeadLetter) => boolean): Promise<DeadLetter> {
+  const queue = system.stack.queues().deadLetterQueue(stage)
   let found: DeadLetter | undefined
   await expect
     .poll(
@@ -145,7 +133,7 @@ async function waitForDeadLetterWhere(stack: Stack, stage: 'fetch', predicate: (
 
 describe('secrets', () => {
   it('never appear in a log line, a job payload, a dead letter or a metric', async () => {
-    const { leaks, places } = await findLeaks(stack, { 'a refresh token': user.google.refreshToken })
+    const { leaks, places } = await findLeaks(system.stack, { 'a refresh token': user.google.refreshToken })
     // The places searched really hold the pipeline's traces (so an absent secret means something).
     expect(places.redis).toContain(user.userId)
     expect(places['fetcher log']).toContain('window fetched')

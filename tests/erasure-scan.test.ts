@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
 import { ALL_READ_SCOPES, syntheticBucket, type FakeUser } from '@fitstream/fake-google'
-import { Stack, recordsOf, type Subscriber } from '@fitstream/devstack'
+import { recordsOf } from '@fitstream/devstack'
 import { createRedis, dataType, type DataTypeKey } from '@fitstream/shared'
 import { HOUR, expectedValues } from './delivery.js'
-import { redisUrl, uniquePrefix } from './helpers.js'
+import { redisUrl } from './helpers.js'
+import { useStack } from './system.js'
 
 /**
  * The attacker of erasure: a person in a half-hour zone who sells steps as individual records and
@@ -17,19 +18,16 @@ import { redisUrl, uniquePrefix } from './helpers.js'
  */
 const TYPES: DataTypeKey[] = ['steps', 'calories', 'heart_rate']
 const DEFAULT_POLICY = fileURLToPath(new URL('../services/anonymizer/policies/default.yaml', import.meta.url))
-const prefix = uniquePrefix('erasure-scan')
-let stack: Stack
-let subscriber: Subscriber
+const system = useStack('erasure-scan', { backfillDays: 1, serviceEnv: { anonymizer: { ANONYMIZER_POLICY_FILE: DEFAULT_POLICY } } })
+const { prefix } = system
 let redis: Redis
 let google: FakeUser
 let userId: string
 
 beforeAll(async () => {
-  stack = await Stack.start({ redisUrl: redisUrl(), prefix, backfillDays: 1, serviceEnv: { anonymizer: { ANONYMIZER_POLICY_FILE: DEFAULT_POLICY } } })
-  subscriber = await stack.startSubscriber()
   redis = createRedis(redisUrl(), 'producer', 'erasure-scan-test')
-  google = stack.google.addUser({ seed: 'erasure-scan-kolkata', scopes: [...ALL_READ_SCOPES] })
-  const response = await stack.api('POST', '/users', {
+  google = system.stack.google.addUser({ seed: 'erasure-scan-kolkata', scopes: [...ALL_READ_SCOPES] })
+  const response = await system.stack.api('POST', '/users', {
     refreshToken: google.refreshToken,
     dataTypes: TYPES,
     individualTypes: ['steps'],
@@ -39,13 +37,12 @@ beforeAll(async () => {
   userId = (response.body as { id: string }).id
 })
 
-afterAll(async () => {
+afterAll(() => {
   redis?.disconnect()
-  await stack?.stop()
 })
 
 /** The individual records the buyer received, each with its pseudonym (cohort messages carry none). */
-const received = () => subscriber.messages.flatMap((m) => recordsOf(m.content))
+const received = () => system.subscriber.messages.flatMap((m) => recordsOf(m.content))
 
 /** Every place under the prefix where one of `needles` occurs, as `key` or `key -> where`. */
 async function findEverywhere(needles: readonly string[]): Promise<string[]> {
@@ -87,7 +84,7 @@ async function openContributions(): Promise<number> {
 
 describe('erasure, attacked', () => {
   it('leaves nothing in Redis that names the person, and takes them out of every open cohort cell', async () => {
-    const state = async () => (await stack.api('GET', `/users/${userId}`)).body as { fetchedUntil: string | null; individualTypes: string[] }
+    const state = async () => (await system.stack.api('GET', `/users/${userId}`)).body as { fetchedUntil: string | null; individualTypes: string[] }
     await expect.poll(async () => (await state()).fetchedUntil, { timeout: 60_000, interval: 250 }).not.toBeNull()
     expect((await state()).individualTypes).toEqual(['steps'])
     // Windows on whole UTC hours, although the person's hours begin at :30 UTC.
@@ -101,7 +98,7 @@ describe('erasure, attacked', () => {
         expected.set(new Date(h).toISOString(), expectedValues('steps', point))
     expect(expected.size).toBeGreaterThan(12)
     const stepsRecords = () => received().filter((r) => r.type === 'steps')
-    await subscriber.waitFor(() => stepsRecords().length >= expected.size, 90_000)
+    await system.subscriber.waitFor(() => stepsRecords().length >= expected.size, 90_000)
     expect(Object.fromEntries(stepsRecords().map((r) => [r.start, r.values]))).toEqual(Object.fromEntries(expected))
     for (const r of stepsRecords()) expect(Date.parse(r.end) - Date.parse(r.start)).toBe(HOUR)
     // Opted in to steps only: calories and heart rate go to cohorts, not out as individual records.
@@ -111,12 +108,12 @@ describe('erasure, attacked', () => {
 
     // Their cohort contributions wait in open cells (one person: under k, nothing released).
     await expect.poll(openContributions, { timeout: 30_000 }).toBeGreaterThan(0)
-    await expect.poll(async () => stack.queues().queue('anonymize').count(), { timeout: 30_000 }).toBe(0)
+    await expect.poll(async () => system.stack.queues().queue('anonymize').count(), { timeout: 30_000 }).toBe(0)
     const needles = [userId, google.googleId, ...pseudonyms]
     const before = await findEverywhere(needles)
     const contributionsBefore = await openContributions()
 
-    const erased = await stack.api('DELETE', `/users/${userId}`)
+    const erased = await system.stack.api('DELETE', `/users/${userId}`)
     expect(erased.status).toBe(200)
     const receipt = erased.body as { googleAccess: string; byOwner: { owner: string; outcome: string; detail: string }[] }
     expect(receipt.byOwner.map((o) => [o.owner, o.outcome])).toEqual([
@@ -128,7 +125,7 @@ describe('erasure, attacked', () => {
     expect(receipt.byOwner.find((o) => o.owner === 'published')!.detail).toMatch(/pseudonymised records.*noisy averages over many people/is)
 
     await expect.poll(openContributions, { timeout: 30_000 }).toBe(0)
-    await expect.poll(async () => stack.queues().queueNamed('anonymizer-erasure').count(), { timeout: 30_000 }).toBe(0)
+    await expect.poll(async () => system.stack.queues().queueNamed('anonymizer-erasure').count(), { timeout: 30_000 }).toBe(0)
     const after = await findEverywhere(needles)
     process.stdout.write(
       `erasure scan: before erasure ${before.length} place(s) named the person (${summarise(before)}); ${contributionsBefore} open cohort contribution(s). ` +
@@ -139,27 +136,27 @@ describe('erasure, attacked', () => {
   }, 120_000)
 
   it('leaves nothing either when the person is erased while a fetch of theirs is waiting on Google', async () => {
-    const person = stack.google.addUser({ seed: 'erasure-scan-racing', scopes: [...ALL_READ_SCOPES] })
-    const response = await stack.api('POST', '/users', { refreshToken: person.refreshToken, dataTypes: TYPES })
+    const person = system.stack.google.addUser({ seed: 'erasure-scan-racing', scopes: [...ALL_READ_SCOPES] })
+    const response = await system.stack.api('POST', '/users', { refreshToken: person.refreshToken, dataTypes: TYPES })
     expect(response.status).toBe(201)
     const id = (response.body as { id: string }).id
-    const fetchedUntil = async () => ((await stack.api('GET', `/users/${id}`)).body as { fetchedUntil: string | null }).fetchedUntil
+    const fetchedUntil = async () => ((await system.stack.api('GET', `/users/${id}`)).body as { fetchedUntil: string | null }).fetchedUntil
     await expect.poll(fetchedUntil, { timeout: 60_000, interval: 250 }).not.toBeNull()
-    await expect.poll(async () => stack.queues().queue('anonymize').count(), { timeout: 30_000 }).toBe(0)
+    await expect.poll(async () => system.stack.queues().queue('anonymize').count(), { timeout: 30_000 }).toBe(0)
     await expect.poll(openContributions, { timeout: 30_000 }).toBeGreaterThan(0)
 
     // Finished fetches are kept a while under ids that de-duplicate: cleared, the sync below fetches the same window again.
-    await stack.queues().queue('fetch').clean(0, 1_000, 'completed')
-    stack.google.setLatency(3_000)
+    await system.stack.queues().queue('fetch').clean(0, 1_000, 'completed')
+    system.stack.google.setLatency(3_000)
     try {
-      expect((await stack.api('POST', `/users/${id}/sync`)).status).toBe(202)
-      await expect.poll(() => stack.google.stats.inFlight, { timeout: 30_000, interval: 50 }).toBeGreaterThan(0)
-      expect((await stack.api('DELETE', `/users/${id}`)).status).toBe(200)
+      expect((await system.stack.api('POST', `/users/${id}/sync`)).status).toBe(202)
+      await expect.poll(() => system.stack.google.stats.inFlight, { timeout: 30_000, interval: 50 }).toBeGreaterThan(0)
+      expect((await system.stack.api('DELETE', `/users/${id}`)).status).toBe(200)
     } finally {
-      stack.google.setLatency(0)
+      system.stack.google.setLatency(0)
     }
-    await expect.poll(() => stack.google.stats.inFlight, { timeout: 30_000 }).toBe(0)
-    const queues = stack.queues()
+    await expect.poll(() => system.stack.google.stats.inFlight, { timeout: 30_000 }).toBe(0)
+    const queues = system.stack.queues()
     await expect
       .poll(async () => (await Promise.all(['sync', 'fetch', 'anonymize'].map((q) => queues.queue(q as 'sync').getActiveCount()))).reduce((a, b) => a + b), {
         timeout: 30_000,

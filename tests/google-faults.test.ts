@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
-import { Stack, type RegisteredUser } from '@fitstream/devstack'
+import type { RegisteredUser } from '@fitstream/devstack'
 import type { DeadLetter } from '@fitstream/shared'
-import { DeliveryCheck } from './delivery.js'
-import { redisUrl, reportFigures, tierLength, uniquePrefix } from './helpers.js'
+import { reportFigures, tierLength } from './helpers.js'
 import { expectNoLeaks } from './secrets.js'
+import { useStack } from './system.js'
 
 /**
  * Google misbehaving at length, through the real googleapis client: a storm of 429s, a run of 5xx
@@ -25,35 +25,23 @@ const OUTAGE_PAUSE_MS = tierLength({ fast: 1_500, soak: 15_000 })
 /** 429 answers in the storm: each pauses every fetch for its Retry-After (a project quota), one after another. */
 const STORM_429S = tierLength({ fast: 12, soak: 40 })
 
-let stack: Stack
-let check: DeliveryCheck
-
-beforeAll(async () => {
-  check = await DeliveryCheck.start({
-    redisUrl: redisUrl(),
-    prefix: uniquePrefix('google-faults'),
-    dataTypes: TYPES,
-    backfillDays: 1,
-    googleLatencyMs: 20,
-    env: { FETCH_ATTEMPTS: String(FETCH_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS) },
-    serviceEnv: {
-      fetcher: {
-        GOOGLE_TIMEOUT_MS: '1000',
-        GOOGLE_OUTAGE_THRESHOLD: String(OUTAGE_THRESHOLD),
-        GOOGLE_OUTAGE_PAUSE_MS: String(OUTAGE_PAUSE_MS),
-      },
+const system = useStack('google-faults', {
+  dataTypes: TYPES,
+  backfillDays: 1,
+  googleLatencyMs: 20,
+  env: { FETCH_ATTEMPTS: String(FETCH_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS) },
+  serviceEnv: {
+    fetcher: {
+      GOOGLE_TIMEOUT_MS: '1000',
+      GOOGLE_OUTAGE_THRESHOLD: String(OUTAGE_THRESHOLD),
+      GOOGLE_OUTAGE_PAUSE_MS: String(OUTAGE_PAUSE_MS),
     },
-  })
-  stack = check.stack
-})
-
-afterAll(async () => {
-  await stack?.stop()
+  },
 })
 
 /** The fetcher's counters that say how attempts were spent. */
 async function fetcherCounters(): Promise<{ retried: number; deferred: number; outageDeferrals: number; deadLettered: number }> {
-  const text = await (await fetch(`${stack.service('fetcher').url}/metrics`)).text()
+  const text = await (await fetch(`${system.stack.service('fetcher').url}/metrics`)).text()
   const sum = (pattern: RegExp): number => [...text.matchAll(pattern)].reduce((n, match) => n + Number(match[1]), 0)
   return {
     retried: sum(/^fitstream_jobs_retried_total\{[^}]*queue="fetch"[^}]*\} (\S+)$/gm),
@@ -64,13 +52,13 @@ async function fetcherCounters(): Promise<{ retried: number; deferred: number; o
 }
 
 async function register(label: string, count: number): Promise<RegisteredUser[]> {
-  const users = await Promise.all(Array.from({ length: count }, (_, i) => stack.registerUser({ seed: `${label}-${i}`, dataTypes: TYPES })))
-  check.add(...users)
+  const users = await Promise.all(Array.from({ length: count }, (_, i) => system.stack.registerUser({ seed: `${label}-${i}`, dataTypes: TYPES })))
+  system.check.add(...users)
   return users
 }
 
 async function fetchDeadLetters(): Promise<DeadLetter[]> {
-  return ((await stack.queues().deadLetterQueue('fetch').getJobs(['waiting'])) as Job<DeadLetter>[]).map((job) => job.data)
+  return ((await system.stack.queues().deadLetterQueue('fetch').getJobs(['waiting'])) as Job<DeadLetter>[]).map((job) => job.data)
 }
 
 function delta<T extends Record<string, number>>(after: T, before: T): T {
@@ -80,12 +68,12 @@ function delta<T extends Record<string, number>>(after: T, before: T): T {
 describe('Google faults', () => {
   it('a storm of 429s with Retry-After: every sync completes and no attempt is used', async () => {
     const before = await fetcherCounters()
-    const requestsBefore = stack.google.stats.aggregateRequests
-    stack.google.injectFault({ route: 'aggregate', status: 429, times: STORM_429S, retryAfterSeconds: 1, reason: 'rateLimitExceeded' })
+    const requestsBefore = system.stack.google.stats.aggregateRequests
+    system.stack.google.injectFault({ route: 'aggregate', status: 429, times: STORM_429S, retryAfterSeconds: 1, reason: 'rateLimitExceeded' })
     await register('storm-429', 8)
-    const report = await check.waitComplete(120_000)
+    const report = await system.check.waitComplete(120_000)
     const spent = delta(await fetcherCounters(), before)
-    reportFigures('google: 429 storm', { ...report, answered429: STORM_429S, requests: stack.google.stats.aggregateRequests - requestsBefore, ...spent })
+    reportFigures('google: 429 storm', { ...report, answered429: STORM_429S, requests: system.stack.google.stats.aggregateRequests - requestsBefore, ...spent })
     expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
     expect(spent.retried).toBe(0)
     expect(spent.deferred).toBeGreaterThan(0)
@@ -98,25 +86,25 @@ describe('Google faults', () => {
       // Shorter than what the retries alone would wait out, it would prove nothing.
       expect(OUTAGE_SECONDS * 1_000).toBeGreaterThan(2 * RETRY_BUDGET_MS)
       const before = await fetcherCounters()
-      const requestsBefore = stack.google.stats.aggregateRequests
-      stack.google.injectFault({ route: 'aggregate', status: 503, times: 1_000_000, reason: 'backendError' })
+      const requestsBefore = system.stack.google.stats.aggregateRequests
+      system.stack.google.injectFault({ route: 'aggregate', status: 503, times: 1_000_000, reason: 'backendError' })
       const startedAt = Date.now()
       await register('outage-5xx', 10)
       // A user who did not grant heart rate: Google answers 403 once it is back, a permanent error.
-      const withoutScope = stack.google.addUser({ seed: 'outage-no-scope', scopes: ['https://www.googleapis.com/auth/fitness.activity.read'] })
-      const registered = await stack.api('POST', '/users', { refreshToken: withoutScope.refreshToken, dataTypes: ['heart_rate'] })
+      const withoutScope = system.stack.google.addUser({ seed: 'outage-no-scope', scopes: ['https://www.googleapis.com/auth/fitness.activity.read'] })
+      const registered = await system.stack.api('POST', '/users', { refreshToken: withoutScope.refreshToken, dataTypes: ['heart_rate'] })
       expect(registered.status).toBe(201)
       const withoutScopeId = (registered.body as { id: string }).id
 
       await new Promise((resolve) => setTimeout(resolve, OUTAGE_SECONDS * 1_000 - (Date.now() - startedAt)))
       const during = delta(await fetcherCounters(), before)
-      const requestsDuring = stack.google.stats.aggregateRequests - requestsBefore
+      const requestsDuring = system.stack.google.stats.aggregateRequests - requestsBefore
       // Nothing gave up while Google was down.
       expect(await fetchDeadLetters()).toEqual([])
-      stack.google.clearFaults()
+      system.stack.google.clearFaults()
       const recoveredAt = Date.now()
 
-      const report = await check.waitComplete(180_000)
+      const report = await system.check.waitComplete(180_000)
       const recoveryMs = Date.now() - recoveredAt
       const spent = delta(await fetcherCounters(), before)
       const dead = await fetchDeadLetters()
@@ -128,14 +116,14 @@ describe('Google faults', () => {
       expect(during.outageDeferrals).toBeGreaterThan(0)
       expect(dead).toHaveLength(1)
       expect(dead[0]).toMatchObject({ permanent: true, error: { code: 'FST_ERR_GOOGLE_REJECTED' }, payload: { userId: withoutScopeId } })
-      await stack.queues().deadLetterQueue('fetch').drain(true)
+      await system.stack.queues().deadLetterQueue('fetch').drain(true)
     },
     (OUTAGE_SECONDS + 300) * 1_000,
   )
 
   it('answers slower than the timeout: retried, and every sync completes once Google is fast again', async () => {
     const before = await fetcherCounters()
-    stack.google.setLatency(3_000)
+    system.stack.google.setLatency(3_000)
     await register('timeouts', 6)
     // Slow until the fetcher has given up waiting on an answer at least once.
     await expect
@@ -148,8 +136,8 @@ describe('Google faults', () => {
       )
       .toBeGreaterThan(0)
     const during = delta(await fetcherCounters(), before)
-    stack.google.setLatency(20)
-    const report = await check.waitComplete(180_000)
+    system.stack.google.setLatency(20)
+    const report = await system.check.waitComplete(180_000)
     const spent = delta(await fetcherCounters(), before)
     reportFigures('google: timeouts', { ...report, during, after: spent })
     expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
@@ -157,5 +145,5 @@ describe('Google faults', () => {
     expect(await fetchDeadLetters()).toEqual([])
   }, 300_000)
 
-  it('leaves no secret in any log line, job payload, dead letter or metric', () => expectNoLeaks(stack, check.users))
+  it('leaves no secret in any log line, job payload, dead letter or metric', () => expectNoLeaks(system.stack, system.check.users))
 })

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Stack, recordsOf, type Subscriber } from '@fitstream/devstack'
-import { DeliveryCheck } from './delivery.js'
-import { redisUrl, uniquePrefix } from './helpers.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { recordsOf } from '@fitstream/devstack'
+import { useStack } from './system.js'
 
 /**
  * The whole FitStream (every service a process, the fake Google, a local Streamr network) with the
@@ -10,33 +9,18 @@ import { redisUrl, uniquePrefix } from './helpers.js'
  */
 const SLOT_MS = 1_500
 const USERS = 6
-let stack: Stack
-let subscriber: Subscriber
-let check: DeliveryCheck
+const system = useStack('release-slots-pipeline', { backfillDays: 1, googleLatencyMs: 20, serviceEnv: { publisher: { PUBLISH_SLOT_MS: String(SLOT_MS) } } })
 
 beforeAll(async () => {
-  stack = await Stack.start({
-    redisUrl: redisUrl(),
-    prefix: uniquePrefix('release-slots-pipeline'),
-    backfillDays: 1,
-    googleLatencyMs: 20,
-    serviceEnv: { publisher: { PUBLISH_SLOT_MS: String(SLOT_MS) } },
-  })
-  subscriber = await stack.startSubscriber()
-  check = new DeliveryCheck(stack, subscriber)
-  for (let i = 0; i < USERS; i++) check.add(await stack.registerUser({ seed: `release-slots-${i}`, dataTypes: ['steps', 'heart_rate'] }))
-})
-
-afterAll(async () => {
-  await stack?.stop()
+  for (let i = 0; i < USERS; i++) system.check.add(await system.stack.registerUser({ seed: `release-slots-${i}`, dataTypes: ['steps', 'heart_rate'] }))
 })
 
 describe('the pipeline with shared release slots', () => {
   it("delivers exactly each person's records once, all in slots", async () => {
-    const report = await check.waitComplete(120_000, SLOT_MS * 2)
+    const report = await system.check.waitComplete(120_000, SLOT_MS * 2)
     expect(report).toMatchObject({ users: USERS, usersComplete: USERS, duplicates: 0, unexpected: 0 })
 
-    const messages = subscriber.messages.filter((m) => recordsOf(m.content).length > 0)
+    const messages = system.subscriber.messages.filter((m) => recordsOf(m.content).length > 0)
     expect(messages.every((m) => m.timestamp % SLOT_MS === 0 && (m.content as { schema: string }).schema === 'fitstream.records/2')).toBe(true)
     const byChain = new Map<string, Set<string>>()
     for (const m of messages) {

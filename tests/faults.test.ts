@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Stack, recordsOf, type ServiceName } from '@fitstream/devstack'
+import { recordsOf, type ServiceName } from '@fitstream/devstack'
 import { createRedis, type Stage } from '@fitstream/shared'
 import type { Redis } from 'ioredis'
 import { freePort } from '@fitstream/streamr-local'
-import { DeliveryCheck } from './delivery.js'
-import { redisUrl, reportFigures, uniquePrefix } from './helpers.js'
+import { redisUrl, reportFigures } from './helpers.js'
 import { expectNoLeaks } from './secrets.js'
+import { useStack } from './system.js'
 
 /**
  * Crashes and restarts under load, every part real, the publisher in the devstack's release slots:
@@ -18,38 +18,32 @@ const TYPES = ['steps', 'calories', 'heart_rate'] as const
 const STAGE_OF: Record<ServiceName, Stage> = { 'token-service': 'sync', fetcher: 'fetch', anonymizer: 'anonymize', publisher: 'publish' }
 const GRACE_MS = 15_000
 
-let stack: Stack
-let check: DeliveryCheck
+const system = useStack('faults', async () => ({
+  backfillDays: 1,
+  // Slow enough that fetches are in flight when a process dies.
+  googleLatencyMs: 150,
+  // The same port after a restart, so the fetchers still find the token service.
+  tokenServicePort: await freePort(),
+  env: { JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000', RETRY_BACKOFF_MS: '200', SHUTDOWN_TIMEOUT_MS: String(GRACE_MS) },
+  // One buyer on this machine has a message within milliseconds: 3 s of flush on SIGTERM is plenty.
+  serviceEnv: { publisher: { PUBLISH_LOCK_MS: '3000', STREAMR_SHUTDOWN_FLUSH_MS: '3000' } },
+}))
 let redis: Redis
 
-beforeAll(async () => {
-  check = await DeliveryCheck.start({
-    redisUrl: redisUrl(),
-    prefix: uniquePrefix('faults'),
-    backfillDays: 1,
-    // Slow enough that fetches are in flight when a process dies.
-    googleLatencyMs: 150,
-    // The same port after a restart, so the fetchers still find the token service.
-    tokenServicePort: await freePort(),
-    env: { JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000', RETRY_BACKOFF_MS: '200', SHUTDOWN_TIMEOUT_MS: String(GRACE_MS) },
-    // One buyer on this machine has a message within milliseconds: 3 s of flush on SIGTERM is plenty.
-    serviceEnv: { publisher: { PUBLISH_LOCK_MS: '3000', STREAMR_SHUTDOWN_FLUSH_MS: '3000' } },
-  })
-  stack = check.stack
+beforeAll(() => {
   redis = createRedis(redisUrl(), 'producer', 'faults-test')
 })
 
-afterAll(async () => {
+afterAll(() => {
   redis?.disconnect()
-  await stack?.stop()
 })
 
 /** Registers users in small batches until the stage has jobs in flight; returns their ids. */
 async function loadUntilActive(stage: Stage, label: string): Promise<string[]> {
-  const queue = stack.queues().queue(stage)
+  const queue = system.stack.queues().queue(stage)
   for (let batch = 0; batch < 10; batch++) {
-    const users = await Promise.all(Array.from({ length: 4 }, (_, i) => stack.registerUser({ seed: `${label}-${batch}-${i}`, dataTypes: TYPES })))
-    check.add(...users)
+    const users = await Promise.all(Array.from({ length: 4 }, (_, i) => system.stack.registerUser({ seed: `${label}-${batch}-${i}`, dataTypes: TYPES })))
+    system.check.add(...users)
     const deadline = Date.now() + 4_000
     while (Date.now() < deadline) {
       const active = await queue.getJobs(['active'])
@@ -62,7 +56,7 @@ async function loadUntilActive(stage: Stage, label: string): Promise<string[]> {
 
 /** Waits until none of the jobs is waiting, active or delayed (completed jobs holding personal data are removed). */
 async function waitSettled(stage: Stage, jobIds: readonly string[], timeoutMs: number): Promise<number> {
-  const queue = stack.queues().queue(stage)
+  const queue = system.stack.queues().queue(stage)
   const started = Date.now()
   await expect
     .poll(async () => (await Promise.all(jobIds.map((id) => queue.getJobState(id)))).filter((state) => state !== 'completed' && state !== 'unknown'), {
@@ -75,18 +69,32 @@ async function waitSettled(stage: Stage, jobIds: readonly string[], timeoutMs: n
 
 /** Every record the buyer got came in a release slot's message (fitstream.records/2). */
 function expectOnlySlotMessages(): void {
-  const schemas = new Set(check.subscriber.messages.filter((m) => recordsOf(m.content).length > 0).map((m) => (m.content as { schema?: unknown }).schema))
+  const schemas = new Set(
+    system.check.subscriber.messages.filter((m) => recordsOf(m.content).length > 0).map((m) => (m.content as { schema?: unknown }).schema),
+  )
   expect([...schemas]).toEqual(['fitstream.records/2'])
 }
 
 async function expectNoDeadLetters(): Promise<void> {
   for (const stage of ['sync', 'fetch', 'anonymize', 'publish'] as const) {
-    const letters = await stack.queues().deadLetterQueue(stage).getJobs(['waiting'])
+    const letters = await system.stack.queues().deadLetterQueue(stage).getJobs(['waiting'])
     expect(
       letters.map((job) => job.data),
       `${stage}-dlq`,
     ).toEqual([])
   }
+}
+
+/** After a round of faults: every user's records arrived, each exactly once and in slots, and nothing was dead-lettered. */
+async function expectEachRecordOnce(label: string, figures: object): Promise<void> {
+  const report = await system.check.waitComplete(120_000)
+  reportFigures(label, { ...report, ...figures })
+  expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
+  // Each record exactly once: every one arrived, and nothing arrived twice.
+  expect(report.distinct).toBe(report.expected)
+  expect(report.received).toBe(report.expected)
+  expectOnlySlotMessages()
+  await expectNoDeadLetters()
 }
 
 describe('faults under load', () => {
@@ -95,7 +103,7 @@ describe('faults under load', () => {
     for (const name of ['fetcher', 'anonymizer', 'publisher', 'token-service'] as const) {
       const stage = STAGE_OF[name]
       const inFlight = await loadUntilActive(stage, `kill-${name}`)
-      const service = stack.service(name)
+      const service = system.stack.service(name)
       const killedAt = Date.now()
       await service.kill()
       service.start()
@@ -104,14 +112,7 @@ describe('faults under load', () => {
       await waitSettled(stage, inFlight, 60_000)
       recovery[name] = { jobsInFlight: inFlight.length, recoveredMs: Date.now() - killedAt }
     }
-    const report = await check.waitComplete(120_000)
-    reportFigures('faults: kill -9', { ...report, recovery })
-    expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
-    // Each record exactly once: every one arrived, and nothing arrived twice.
-    expect(report.distinct).toBe(report.expected)
-    expect(report.received).toBe(report.expected)
-    expectOnlySlotMessages()
-    await expectNoDeadLetters()
+    await expectEachRecordOnce('faults: kill -9', { recovery })
   }, 420_000)
 
   it('SIGTERM mid-job: each service drains and exits within its grace period, nothing left locked or lost', async () => {
@@ -119,29 +120,22 @@ describe('faults under load', () => {
     for (const name of ['fetcher', 'anonymizer', 'publisher', 'token-service'] as const) {
       const stage = STAGE_OF[name]
       const inFlight = await loadUntilActive(stage, `term-${name}`)
-      const service = stack.service(name)
+      const service = system.stack.service(name)
       const started = Date.now()
       expect(await service.stop(GRACE_MS + 5_000), `${name} exit code`).toBe(0)
       const exitMs = Date.now() - started
       expect(exitMs, `${name} exit time`).toBeLessThan(GRACE_MS)
       expect(service.lines.some((line) => line.includes('"shut down"'))).toBe(true)
       // What it held was finished, not abandoned: no job of its stage active, no lock left.
-      const queue = stack.queues().queue(stage)
+      const queue = system.stack.queues().queue(stage)
       expect(await queue.getActiveCount()).toBe(0)
-      expect(await redis.keys(`${stack.prefix}:${stage}:*:lock`)).toEqual([])
+      expect(await redis.keys(`${system.stack.prefix}:${stage}:*:lock`)).toEqual([])
       stopped[name] = { jobsInFlight: inFlight.length, exitMs }
       service.start()
       await service.waitReady()
     }
-    const report = await check.waitComplete(120_000)
-    reportFigures('faults: SIGTERM', { ...report, stopped })
-    expect(report).toMatchObject({ usersComplete: report.users, duplicates: 0, unexpected: 0 })
-    // Each record exactly once: every one arrived, and nothing arrived twice.
-    expect(report.distinct).toBe(report.expected)
-    expect(report.received).toBe(report.expected)
-    expectOnlySlotMessages()
-    await expectNoDeadLetters()
+    await expectEachRecordOnce('faults: SIGTERM', { stopped })
   }, 420_000)
 
-  it('leaves no secret in any log line, job payload, dead letter or metric', () => expectNoLeaks(stack, check.users))
+  it('leaves no secret in any log line, job payload, dead letter or metric', () => expectNoLeaks(system.stack, system.check.users))
 })

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Contract, Interface, JsonRpcProvider, Wallet, parseUnits } from 'ethers'
 import { tokenABI } from '@streamr/network-contracts'
 import { Keyring, MembershipQueues, PRIVACY_TOTAL_FIELDS, createLogger, createRedis, privacyKey } from '@fitstream/shared'
-import { buyOnLocalHub, freePort, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
+import { freePort, deployDataUnionContracts, loadDataUnionArtifacts, type LocalDataUnionContracts } from '@fitstream/streamr-local'
 import { PublisherHarness } from '../services/publisher/test/harness.js'
 import { DATA_UNION_ABI, DATA_UNION_FACTORY_ABI, DataUnionChain, FEE_ORACLE_ABI } from '../services/publisher/src/data-union.js'
 import { MemberWallets } from '../services/publisher/src/member-wallets.js'
@@ -365,14 +365,7 @@ describe('a Data Union behind the product', () => {
   it('a purchase through MarketplaceV4 pays each member price x (1 - admin fee - protocol fee) / 3, to the smallest unit', async () => {
     const buyer = harness.buyer
     const before = await balanceOf(buyer.address)
-    await buyOnLocalHub({
-      rpcUrl: harness.network.rpcUrl,
-      chainId: harness.network.chainId,
-      hub: harness.network.hub!,
-      buyerPrivateKey: buyer.privateKey,
-      projectId,
-      seconds: SECONDS,
-    })
+    await harness.buyOnHub(buyer.privateKey, projectId, SECONDS)
     const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
     expect(before - (await balanceOf(buyer.address))).toBe(price)
     firstSale = price
@@ -453,14 +446,7 @@ describe('a Data Union behind the product', () => {
     expect(await status()).toMatchObject({ activeMembers: 2, inactiveMembers: 1 })
 
     const secondBuyer = harness.network.accounts[3]!
-    await buyOnLocalHub({
-      rpcUrl: harness.network.rpcUrl,
-      chainId: harness.network.chainId,
-      hub: harness.network.hub!,
-      buyerPrivateKey: secondBuyer.privateKey,
-      projectId,
-      seconds: SECONDS,
-    })
+    await harness.buyOnHub(secondBuyer.privateKey, projectId, SECONDS)
     const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
     const secondShare = (price - price / 10n - price / 100n) / 2n
     const firstShare = (firstSale - firstSale / 10n - firstSale / 100n) / 3n
@@ -515,14 +501,7 @@ describe('a Data Union behind the product', () => {
     // A, C (whose wallet went without a part: the membership service's erasure alone leaves the Data Union to the caller), E and F.
     expect(await status()).toMatchObject({ activeMembers: 4, inactiveMembers: 1 })
 
-    await buyOnLocalHub({
-      rpcUrl: harness.network.rpcUrl,
-      chainId: harness.network.chainId,
-      hub: harness.network.hub!,
-      buyerPrivateKey: harness.network.accounts[4]!.privateKey,
-      projectId,
-      seconds: SECONDS,
-    })
+    await harness.buyOnHub(harness.network.accounts[4]!.privateKey, projectId, SECONDS)
     const price = parseUnits(PRICE_PER_SECOND, 18) * BigInt(SECONDS)
     const share = (price - price / 10n - price / 100n) / 4n
     const payTo = Wallet.createRandom().address

@@ -3,13 +3,12 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import type { ServiceProcess } from '@fitstream/devstack'
-import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
-import { PublisherHarness, WITHOUT_SERVER, keysOf, records } from '../services/publisher/test/harness.js'
+import { WITHOUT_SERVER, keysOf, records } from '../services/publisher/test/harness.js'
 import { CHROMIUM, launchChromium } from '../services/token-service/test/support.js'
-import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+import { usePublisherHarness } from './system.js'
 
 /**
  * A buyer in a browser, as the Hub's own live view is one: Debian's Chromium loads a page that runs
@@ -49,10 +48,6 @@ interface PageState {
   errors: string[]
 }
 
-const prefix = uniquePrefix('network-browser')
-const { redis, cleanup } = testRedis(prefix)
-const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: createLogger('test', 'silent') })
-let harness: PublisherHarness
 let publisher: ServiceProcess
 let server: Server
 let browser: Browser
@@ -61,15 +56,14 @@ let page: Page
 const state = (): Promise<PageState> => page.evaluate(() => (globalThis as unknown as { fitstream: PageState }).fitstream)
 
 describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER === '1')('a buyer in a browser', () => {
+  const system = usePublisherHarness('network-browser', {
+    provision: (harness) => ['--types', 'steps', '--grant-subscribe', harness.buyer.address],
+    failureLog: () => `publisher log:\n${publisher?.tail(30)}\n`,
+  })
+  const { queues } = system
+
   beforeAll(async () => {
-    harness = await PublisherHarness.start()
-    await harness.cli(['streams', 'provision', '--types', 'steps', '--grant-subscribe', harness.buyer.address])
-    publisher = await harness.startPublisher({
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      ...WITHOUT_SERVER,
-      STREAMR_JOIN_TIMEOUT_MS: '30000',
-    })
+    publisher = await system.harness.startPublisher(system.publisherEnv({ ...WITHOUT_SERVER, STREAMR_JOIN_TIMEOUT_MS: '30000' }))
     const bundle = readFileSync(SDK_BUNDLE)
     server = createServer((req, res) => {
       if (req.url === '/streamr-sdk.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle)
@@ -88,25 +82,17 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
   })
 
-  afterEach((context) => {
-    if (context.task.result?.state !== 'fail') return
-    process.stderr.write(`publisher log:\n${publisher?.tail(30)}\n`)
-  })
-
   afterAll(async () => {
     await browser?.close()
     await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)))
-    await harness?.stop()
-    await queues.close()
-    await cleanup()
   })
 
   it('subscribes with the SDK browser build, gets the key over WebRTC from a publisher with no server, and decrypts every record', async () => {
-    const { network } = harness
+    const { network } = system.harness
     const ep = network.entryPoint
     const config = {
       environment: 'dev2',
-      auth: { privateKey: harness.buyer.privateKey },
+      auth: { privateKey: system.harness.buyer.privateKey },
       metrics: false,
       network: {
         controlLayer: {
@@ -123,7 +109,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
         theGraphUrl: 'http://127.0.0.1:1/the-graph-is-not-available-locally',
       },
     }
-    const streamId = harness.streamId('steps')
+    const streamId = system.harness.streamId('steps')
     await page.evaluate(
       async ({ config, streamId }) => {
         // The UMD bundle sets window.StreamrClient to the client class itself.
@@ -157,7 +143,7 @@ describe.runIf(existsSync(CHROMIUM) || process.env.FITSTREAM_REQUIRE_BROWSER ===
       JSON.stringify({ ...seen, received: seen.received.length }),
     ).toEqual([])
     expect(seen.received[0]).toMatchObject({ content: { schema: 'fitstream.records/1', pseudonym: job.records[0]!.pseudonym } })
-    expect(seen.received[0]!.publisherId.toLowerCase()).toBe(harness.seller.address.toLowerCase())
+    expect(seen.received[0]!.publisherId.toLowerCase()).toBe(system.harness.seller.address.toLowerCase())
     expect(seen.errors).toEqual([])
     // The page's WebSockets all went to the entry point (loopback, plain, as browsers allow for
     // private addresses); the publisher, which has no server, was reached over WebRTC.

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess } from '@fitstream/devstack'
-import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies, type ReleasableRecord } from '@fitstream/shared'
-import { PublisherHarness, records } from '../services/publisher/test/harness.js'
-import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+import type { ReleasableRecord } from '@fitstream/shared'
+import { records } from '../services/publisher/test/harness.js'
+import { usePublisherHarness } from './system.js'
 
 /**
  * The buyer's reference subscriber (examples/buyer/subscribe.mjs), run as a buyer runs it, against
@@ -14,14 +14,15 @@ import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
  * subscriber prints each record once per revision, and never one older than what it has.
  */
 const SUBSCRIBE = fileURLToPath(new URL('../examples/buyer/subscribe.mjs', import.meta.url))
-const prefix = uniquePrefix('network-buyer')
-const { redis, cleanup } = testRedis(prefix)
-const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: createLogger('test', 'silent') })
-let harness: PublisherHarness
 let publisher: ServiceProcess
 let buyer: ChildProcess
 const printed: { record: { id: string; revision: number }; pseudonym: string }[] = []
 const dropped: string[] = []
+const system = usePublisherHarness('network-buyer', {
+  provision: (harness) => ['--types', 'steps', '--grant-subscribe', harness.buyer.address],
+  failureLog: () => `publisher log:\n${publisher?.tail(30)}\ndropped:\n${dropped.join('\n')}\n`,
+})
+const { queues } = system
 
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -38,23 +39,21 @@ async function publish(recordsToSend: ReleasableRecord[]): Promise<void> {
 }
 
 beforeAll(async () => {
-  harness = await PublisherHarness.start()
-  await harness.cli(['streams', 'provision', '--types', 'steps', '--grant-subscribe', harness.buyer.address])
-  publisher = await harness.startPublisher({
-    REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: prefix,
-    STREAMR_JOIN_TIMEOUT_MS: '30000',
-    // Release slots, as production publishes (fitstream.records/2), short enough for a test.
-    PUBLISH_SLOT_MS: '1500',
-  })
+  publisher = await system.harness.startPublisher(
+    system.publisherEnv({
+      STREAMR_JOIN_TIMEOUT_MS: '30000',
+      // Release slots, as production publishes (fitstream.records/2), short enough for a test.
+      PUBLISH_SLOT_MS: '1500',
+    }),
+  )
   // The local network's SDK configuration; the subscriber sets the key from BUYER_PRIVATE_KEY itself.
-  const network = await harness.network.clientConfig({ privateKey: harness.buyer.privateKey })
-  buyer = spawn(process.execPath, [SUBSCRIBE, harness.streamId('steps')], {
+  const network = await system.harness.network.clientConfig({ privateKey: system.harness.buyer.privateKey })
+  buyer = spawn(process.execPath, [SUBSCRIBE, system.harness.streamId('steps')], {
     env: {
       PATH: process.env.PATH ?? '',
-      XDG_DATA_HOME: harness.dataDir(),
+      XDG_DATA_HOME: system.harness.dataDir(),
       LOG_LEVEL: 'warn',
-      BUYER_PRIVATE_KEY: harness.buyer.privateKey,
+      BUYER_PRIVATE_KEY: system.harness.buyer.privateKey,
       STREAMR_CLIENT_CONFIG: JSON.stringify(network),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -73,20 +72,12 @@ beforeAll(async () => {
   await ready
 })
 
-afterEach((context) => {
-  if (context.task.result?.state !== 'fail') return
-  process.stderr.write(`publisher log:\n${publisher?.tail(30)}\ndropped:\n${dropped.join('\n')}\n`)
-})
-
 afterAll(async () => {
   if (buyer !== undefined && buyer.exitCode === null) {
     const exited = new Promise((resolve) => buyer.once('exit', resolve))
     buyer.kill('SIGTERM')
     await exited
   }
-  await harness?.stop()
-  await queues.close()
-  await cleanup()
 })
 
 describe("the buyer's reference subscriber", () => {

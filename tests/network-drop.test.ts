@@ -1,8 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess, Subscriber } from '@fitstream/devstack'
-import { StageQueues, commonEnv, createLogger, parseEnv, retryPolicies } from '@fitstream/shared'
-import { PublisherHarness, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
-import { redisUrl, reportFigures, testRedis, uniquePrefix } from './helpers.js'
+import { deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
+import { reportFigures } from './helpers.js'
+import { usePublisherHarness } from './system.js'
 
 /**
  * A buyer whose node drops mid-transfer (SIGKILL: no goodbye to its neighbours, as a crash or a
@@ -11,13 +11,13 @@ import { redisUrl, reportFigures, testRedis, uniquePrefix } from './helpers.js'
  * neighbour less, messages still published, no job failed. Then a node that joins the stream but may
  * not read it (its key requests are refused): the same.
  */
-const prefix = uniquePrefix('network-drop')
-const { redis, cleanup } = testRedis(prefix)
-const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: createLogger('test', 'silent') })
-let harness: PublisherHarness
 let publisher: ServiceProcess
 let dropping: Subscriber
 let staying: Subscriber
+const system = usePublisherHarness('network-drop', {
+  failureLog: () => `publisher log:\n${publisher?.tail(30)}\nstaying buyer errors:\n${staying?.errors.slice(-20).join('\n')}\n`,
+})
+const { prefix, redis, queues } = system
 
 /** A metric of the publisher's /metrics, summed over the series that have `label` (e.g. `queue="publish"`). */
 async function metric(name: string, label = ''): Promise<number> {
@@ -38,39 +38,27 @@ async function eventually(read: () => Promise<number>, wanted: number, timeoutMs
 }
 
 beforeAll(async () => {
-  harness = await PublisherHarness.start()
-  const second = harness.network.accounts[3]!
-  await harness.cli([
+  const second = system.harness.network.accounts[3]!
+  await system.harness.cli([
     'streams',
     'provision',
     '--types',
     'steps',
     '--no-cohorts',
     '--grant-subscribe',
-    harness.buyer.address,
+    system.harness.buyer.address,
     '--grant-subscribe',
     second.address,
   ])
-  publisher = await harness.startPublisher({
-    REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: prefix,
-    // Many small messages, so that a job is a transfer long enough to drop out of.
-    MAX_MESSAGE_BYTES: '600',
-    STREAMR_JOIN_TIMEOUT_MS: '30000',
-  })
-  dropping = await harness.startSubscriber(harness.buyer.privateKey, [harness.streamId('steps')])
-  staying = await harness.startSubscriber(second.privateKey, [harness.streamId('steps')])
-})
-
-afterEach((context) => {
-  if (context.task.result?.state !== 'fail') return
-  process.stderr.write(`publisher log:\n${publisher?.tail(30)}\nstaying buyer errors:\n${staying?.errors.slice(-20).join('\n')}\n`)
-})
-
-afterAll(async () => {
-  await harness?.stop()
-  await queues.close()
-  await cleanup()
+  publisher = await system.harness.startPublisher(
+    system.publisherEnv({
+      // Many small messages, so that a job is a transfer long enough to drop out of.
+      MAX_MESSAGE_BYTES: '600',
+      STREAMR_JOIN_TIMEOUT_MS: '30000',
+    }),
+  )
+  dropping = await system.harness.startSubscriber(system.harness.buyer.privateKey, [system.harness.streamId('steps')])
+  staying = await system.harness.startSubscriber(second.privateKey, [system.harness.streamId('steps')])
 })
 
 describe('a buyer that drops mid-transfer', () => {
@@ -78,7 +66,7 @@ describe('a buyer that drops mid-transfer', () => {
     const first = { syncId: 'before', records: records('steps', 6), cohorts: [] }
     await queues.add('publish', first, { jobId: 'before' })
     for (const buyer of [dropping, staying]) await buyer.waitFor(() => keysOf(first).every((key) => deliveries(buyer).has(key)), 60_000)
-    const streamPart = `${harness.streamId('steps')}#0`
+    const streamPart = `${system.harness.streamId('steps')}#0`
     const neighbors = () => metric('fitstream_streamr_stream_neighbors', `stream_part="${streamPart}"`)
     const withBoth = await eventually(neighbors, 2, 30_000)
     expect(withBoth).toBe(2)
@@ -112,8 +100,8 @@ describe('a buyer that drops mid-transfer', () => {
   }, 300_000)
 
   it('nor does a node that never completes key exchange (it holds no SUBSCRIBE): it reads nothing, the buyer everything', async () => {
-    const unpaid = await harness.startSubscriber(harness.network.accounts[4]!.privateKey, [harness.streamId('steps')])
-    const neighbors = () => metric('fitstream_streamr_stream_neighbors', `stream_part="${harness.streamId('steps')}#0"`)
+    const unpaid = await system.harness.startSubscriber(system.harness.network.accounts[4]!.privateKey, [system.harness.streamId('steps')])
+    const neighbors = () => metric('fitstream_streamr_stream_neighbors', `stream_part="${system.harness.streamId('steps')}#0"`)
     // It is a neighbour like any other: the network does not check who may read, key exchange does.
     expect(await eventually(neighbors, 2, 60_000)).toBe(2)
     const job = { syncId: 'unpaid', records: records('steps', 20), cohorts: [] }

@@ -1,40 +1,38 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, connect, type Server, type Socket } from 'node:net'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess, Subscriber } from '@fitstream/devstack'
 import { StageQueues, createLogger, parseEnv, commonEnv, retryPolicies, type PublishJobData } from '@fitstream/shared'
 import { freePort } from '@fitstream/streamr-local'
 import { DeliveryJournal } from '../services/publisher/src/delivery-journal.js'
 import { deliveryKeys, outgoingMessages } from '../services/publisher/src/messages.js'
-import { PublisherHarness, cohorts, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
-import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+import { cohorts, deliveries, keysOf, records, waitUntilPublished } from '../services/publisher/test/harness.js'
+import { testRedis, uniquePrefix } from './helpers.js'
+import { usePublisherHarness } from './system.js'
 
 /**
  * The publisher against a real local Streamr network, as separate processes: what a buyer's
  * subscriber receives when the chain's RPC goes away, when a stream is missing, when the publisher
  * is stopped mid-batch, and when it is killed mid-batch and restarted.
  */
-const prefix = uniquePrefix('publisher-delivery')
-const { redis, cleanup } = testRedis(prefix)
-const queues = new StageQueues({
-  connection: redis,
-  prefix,
-  retry: retryPolicies(parseEnv(commonEnv, { PUBLISH_ATTEMPTS: '20', RETRY_BACKOFF_MS: '200' })),
-  logger: createLogger('test', 'silent'),
-})
-let harness: PublisherHarness
 let subscriber: Subscriber
 let publisher: ServiceProcess
 let rpc: RpcProxy
 let publisherEnv: Record<string, string>
+// Registered before the harness's hooks, so it runs after them: the proxy closes once the publishers have stopped.
+afterAll(async () => {
+  await rpc?.close()
+})
+const system = usePublisherHarness('publisher-delivery', {
+  retryEnv: { PUBLISH_ATTEMPTS: '20', RETRY_BACKOFF_MS: '200' },
+  provision: (harness) => ['--types', 'steps,heart_rate', '--partitions', '2', '--grant-subscribe', harness.buyer.address],
+  failureLog: () => `publisher log:\n${publisher?.tail(30)}\nsubscriber errors:\n${subscriber?.errors.slice(-20).join('\n')}\n`,
+})
+const { prefix, redis, queues } = system
 
 beforeAll(async () => {
-  harness = await PublisherHarness.start()
-  await harness.cli(['streams', 'provision', '--types', 'steps,heart_rate', '--partitions', '2', '--grant-subscribe', harness.buyer.address])
-  rpc = await RpcProxy.start(new URL(harness.network.rpcUrl))
-  publisherEnv = {
-    REDIS_URL: redisUrl(),
-    QUEUE_PREFIX: prefix,
+  rpc = await RpcProxy.start(new URL(system.harness.network.rpcUrl))
+  publisherEnv = system.publisherEnv({
     PUBLISH_ATTEMPTS: '20',
     RETRY_BACKOFF_MS: '200',
     // Small messages, so that one job is a batch of many messages.
@@ -47,26 +45,14 @@ beforeAll(async () => {
     // Generous: the machine running the tests may be busy, and a message sent before the
     // subscriber's node is a neighbour reaches nobody (live streams).
     STREAMR_JOIN_TIMEOUT_MS: '30000',
-    XDG_DATA_HOME: harness.dataDir(),
-  }
-  subscriber = await harness.startSubscriber(harness.buyer.privateKey, [
-    harness.streamId('steps'),
-    harness.streamId('steps', true),
-    harness.streamId('heart_rate'),
+    XDG_DATA_HOME: system.harness.dataDir(),
+  })
+  subscriber = await system.harness.startSubscriber(system.harness.buyer.privateKey, [
+    system.harness.streamId('steps'),
+    system.harness.streamId('steps', true),
+    system.harness.streamId('heart_rate'),
   ])
-  publisher = await harness.startPublisher(publisherEnv)
-})
-
-afterEach((context) => {
-  if (context.task.result?.state !== 'fail') return
-  process.stderr.write(`publisher log:\n${publisher?.tail(30)}\nsubscriber errors:\n${subscriber?.errors.slice(-20).join('\n')}\n`)
-})
-
-afterAll(async () => {
-  await harness?.stop()
-  await rpc?.close()
-  await queues.close()
-  await cleanup()
+  publisher = await system.harness.startPublisher(publisherEnv)
 })
 
 function expectEachDeliveredOnce(job: PublishJobData): void {
@@ -128,11 +114,11 @@ describe('publisher delivery', () => {
     expect(flushOnStop(publisher)).toBeLessThanOrEqual(10_000)
     await subscriber.waitFor(() => keysOf(job).every((key) => deliveries(subscriber).has(key)), 20_000)
     expectEachDeliveredOnce(job)
-    publisher = await harness.startPublisher(publisherEnv, 'publisher-2')
+    publisher = await system.harness.startPublisher(publisherEnv, 'publisher-2')
   }, 120_000)
 
   it('stops without holding its node up when it has published nothing (a rolling deploy of an idle publisher waits for nothing)', async () => {
-    const idle = await harness.startPublisher(publisherEnv, 'publisher-idle')
+    const idle = await system.harness.startPublisher(publisherEnv, 'publisher-idle')
     expect(await idle.stop()).toBe(0)
     expect(idle.lines.some((l) => l.includes('"shut down"'))).toBe(true)
     expect(flushOnStop(idle)).toBeUndefined()
@@ -175,7 +161,7 @@ describe('publisher delivery', () => {
     expect(neverSent.filter((key) => deliveries(subscriber).has(key))).toEqual([])
     await redis.sadd(publishedKey, ...neverSent)
 
-    publisher = await harness.startPublisher(publisherEnv, 'publisher-3')
+    publisher = await system.harness.startPublisher(publisherEnv, 'publisher-3')
     // BullMQ hands a dead worker's job on after its lock has expired and two stalled-job checks.
     await waitUntilPublished(redis, prefix, 'crash', 150_000)
     await subscriber.waitFor(() => received().length === keys.size, 30_000)
@@ -193,7 +179,7 @@ describe('publisher delivery', () => {
 
   it('shares the work between two publisher processes, and delivers every record exactly once when one stalls and the other takes its job over', async () => {
     // A second process with the same key and key store, as `docker compose up --scale publisher=2` runs it.
-    const second = await harness.startPublisher(publisherEnv, 'publisher-b')
+    const second = await system.harness.startPublisher(publisherEnv, 'publisher-b')
     try {
       // Jobs taken in turn by one process, the other, and the first again (the idle one stopped
       // with SIGSTOP), all on one person's partition: a message chain given back by one process
@@ -270,13 +256,13 @@ describe('publisher delivery', () => {
       logger: createLogger('test', 'silent'),
     })
     try {
-      await harness.startPublisher(
+      await system.harness.startPublisher(
         {
           ...publisherEnv,
           QUEUE_PREFIX: otherPrefix,
-          STREAMR_PRIVATE_KEY: harness.network.accounts[4]!.privateKey,
-          STREAMR_STREAM_OWNER: harness.seller.address,
-          XDG_DATA_HOME: harness.dataDir(),
+          STREAMR_PRIVATE_KEY: system.harness.network.accounts[4]!.privateKey,
+          STREAMR_STREAM_OWNER: system.harness.seller.address,
+          XDG_DATA_HOME: system.harness.dataDir(),
         },
         'publisher-without-permission',
       )

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto'
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { beforeAll, describe, expect, inject, it } from 'vitest'
 import { recordsOf, type ServiceProcess, type Subscriber } from '@fitstream/devstack'
-import { StageQueues, createLogger, parseEnv, commonEnv, retryPolicies, type ReleasableRecord } from '@fitstream/shared'
-import { PublisherHarness } from '../services/publisher/test/harness.js'
-import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
+import type { ReleasableRecord } from '@fitstream/shared'
+import { usePublisherHarness } from './system.js'
 
 /**
  * The publisher in shared release slots, as a separate process on a local Streamr network, seen by
@@ -13,17 +12,16 @@ import { redisUrl, testRedis, uniquePrefix } from './helpers.js'
  * (SIGKILL, PUBLISH_CRASH_AT) at each point of holding and releasing, and restarted: the buyer still
  * gets every record exactly once.
  */
-const prefix = uniquePrefix('release-slots')
-const { redis, cleanup } = testRedis(prefix)
-const queues = new StageQueues({ connection: redis, prefix, retry: retryPolicies(parseEnv(commonEnv, {})), logger: createLogger('test', 'silent') })
 const SLOT_MS = 2_000
 const HOUR = 3_600_000
-let harness: PublisherHarness
 let subscriber: Subscriber
 let publisher: ServiceProcess
-const publisherEnv = {
-  REDIS_URL: redisUrl(),
-  QUEUE_PREFIX: prefix,
+const system = usePublisherHarness('release-slots', {
+  provision: (harness) => ['--types', 'steps', '--partitions', '2', '--grant-subscribe', harness.buyer.address],
+  failureLog: () => `publisher log:\n${publisher?.tail(30)}\nsubscriber errors:\n${subscriber?.errors.slice(-20).join('\n')}\n`,
+})
+const { queues } = system
+const publisherEnv = system.publisherEnv({
   PUBLISH_SLOT_MS: String(SLOT_MS),
   // Small messages, so that a slot is several messages per epoch.
   MAX_MESSAGE_BYTES: '2048',
@@ -32,24 +30,11 @@ const publisherEnv = {
   PUBLISH_LOCK_MS: '2000',
   STALLED_CHECK_MS: '1000',
   RETRY_BACKOFF_MS: '200',
-}
+})
 
 beforeAll(async () => {
-  harness = await PublisherHarness.start()
-  await harness.cli(['streams', 'provision', '--types', 'steps', '--partitions', '2', '--grant-subscribe', harness.buyer.address])
-  subscriber = await harness.startSubscriber(harness.buyer.privateKey, [harness.streamId('steps')])
-  publisher = await harness.startPublisher(publisherEnv)
-})
-
-afterEach((context) => {
-  if (context.task.result?.state !== 'fail') return
-  process.stderr.write(`publisher log:\n${publisher?.tail(30)}\nsubscriber errors:\n${subscriber?.errors.slice(-20).join('\n')}\n`)
-})
-
-afterAll(async () => {
-  await harness?.stop()
-  await queues.close()
-  await cleanup()
+  subscriber = await system.harness.startSubscriber(system.harness.buyer.privateKey, [system.harness.streamId('steps')])
+  publisher = await system.harness.startPublisher(publisherEnv)
 })
 
 const hex = (seed: string): string => createHash('sha256').update(seed).digest('hex').slice(0, 32)
@@ -148,8 +133,8 @@ describe('a publisher killed (SIGKILL) while holding or releasing a slot, then r
       // The buyer asked the killed process for the slot's key and got no answer: see below.
       const keyLost = (): boolean => subscriber.errors.slice(errorsBefore).some((line) => /decrypt/i.test(line))
       // The restarted process keeps the killed one's key store, as a restarted container does.
-      const env = { ...publisherEnv, XDG_DATA_HOME: harness.dataDir() }
-      const crashing = await harness.startPublisher({ ...env, PUBLISH_CRASH_AT: point }, `publisher-${point}`)
+      const env = { ...publisherEnv, XDG_DATA_HOME: system.harness.dataDir() }
+      const crashing = await system.harness.startPublisher({ ...env, PUBLISH_CRASH_AT: point }, `publisher-${point}`)
       publisher = crashing
       await queues.addBulk(
         'publish',
@@ -157,7 +142,7 @@ describe('a publisher killed (SIGKILL) while holding or releasing a slot, then r
       )
       // It dies at the point (nothing else ends it).
       await expect.poll(() => crashing.running, { timeout: 60_000, interval: 100 }).toBe(false)
-      const restarted = await harness.startPublisher(env, `publisher-${point}-restarted`)
+      const restarted = await system.harness.startPublisher(env, `publisher-${point}-restarted`)
       publisher = restarted
       try {
         if (point === 'completed') {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { ServiceProcess, Subscriber } from '@fitstream/devstack'
 import { DeliveryJournal } from '../src/delivery-journal.js'
 import type { CohortRecord, DataTypeKey, ReleasableRecord } from '@fitstream/shared'
-import { freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
+import { buyOnLocalHub, freePort, startLocalStreamrNetwork, type LocalStreamrNetwork } from '@fitstream/streamr-local'
 
 /**
  * A local Streamr network with FitStream's publisher and CLI as separate processes (the SDK takes
@@ -46,6 +46,11 @@ export class PublisherHarness {
 
   streamId(type: DataTypeKey, cohort = false): string {
     return `${this.seller.address.toLowerCase()}/fitness/${type}${cohort ? '/cohort' : ''}`
+  }
+
+  /** A buyer's purchase of `seconds` of a project on the local Hub (approve, then MarketplaceV4.buy); the network must have the Hub (`hub: true`). */
+  async buyOnHub(buyerPrivateKey: string, projectId: string, seconds: number): Promise<void> {
+    await buyOnLocalHub({ rpcUrl: this.network.rpcUrl, chainId: this.network.chainId, hub: this.network.hub!, buyerPrivateKey, projectId, seconds })
   }
 
   /** A new, empty key store: the SDK keeps encryption keys there. */

@@ -324,7 +324,8 @@ export class Stack {
     await Promise.all(this.subscribers.map((s) => s.stop()))
     // Stop in pipeline order so nothing is left half-done behind a stopped stage.
     for (const name of ['token-service', 'fetcher', 'anonymizer', 'publisher'] as const) {
-      const grace = name === 'publisher' ? PUBLISHER_GRACE_WITHOUT_BUYERS_MS : undefined
+      // A profiled publisher (nodeArgs) waits out its flush so that it exits and writes its profile.
+      const grace = name !== 'publisher' ? undefined : this.options.nodeArgs === undefined ? PUBLISHER_GRACE_WITHOUT_BUYERS_MS : 20_000
       await Promise.all(this.services.filter((s) => s.options.name === name).map((s) => s.stop(grace)))
     }
     if (this.inspector !== undefined) {

@@ -3,6 +3,7 @@ import { config as streamrConfig } from '@streamr/config'
 import { StreamrClient, type StreamrClientConfig } from '@streamr/sdk'
 import { Gauge, type Registry } from 'prom-client'
 import { websocketTls, type PublisherConfig } from './config.js'
+import { publisherIdentity } from './message-signing.js'
 
 /**
  * SDK configuration from FitStream's variables. Without overrides it is the public Streamr network
@@ -49,7 +50,7 @@ export function streamrClientConfig(config: PublisherConfig): StreamrClientConfi
   if (config.STREAMR_THE_GRAPH_URL !== undefined) contracts.theGraphUrl = config.STREAMR_THE_GRAPH_URL
   return {
     environment: config.STREAMR_ENVIRONMENT,
-    auth: { privateKey },
+    auth: { identity: publisherIdentity(privateKey) },
     metrics: false,
     // The SDK's default is a day: a buyer refused a key before buying would wait that long after.
     cache: { maxAge: config.STREAMR_PERMISSION_CACHE_MS },

@@ -48,13 +48,15 @@ return slot
 const CLOSED = 'closed'
 
 // Keeps the first plan made for a slot (ARGV[1]) and forgets what the slot held, in one step, so
-// that every process releasing the slot publishes the same messages. Returns the plan kept.
+// that every process releasing the slot publishes the same messages. Returns the plan another
+// process kept first, or nil when this one's was kept (a plan holds every record of the slot: it is
+// not sent back).
 const PLAN_SCRIPT = `
 local plan = redis.call('GET', KEYS[1])
 if plan and plan ~= '${CLOSED}' then return plan end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
-return ARGV[1]
+return false
 `
 
 const RENEW_SCRIPT = `
@@ -138,8 +140,9 @@ export class SlotStore {
     // otherwise be forgotten with the rest, and never published.
     if (stored === null) await this.redis.set(this.planKey(slot), CLOSED, 'EX', SLOT_TTL_SECONDS, 'NX')
     const made = make(await this.held(slot))
-    const kept = (await this.redis.eval(PLAN_SCRIPT, 2, this.planKey(slot), this.heldKey(slot), JSON.stringify(made), String(SLOT_TTL_SECONDS))) as string
-    return JSON.parse(kept) as SlotMessage[]
+    const first = (await this.redis.eval(PLAN_SCRIPT, 2, this.planKey(slot), this.heldKey(slot), JSON.stringify(made), String(SLOT_TTL_SECONDS))) as
+      string | null
+    return first === null ? made : (JSON.parse(first) as SlotMessage[])
   }
 
   /**

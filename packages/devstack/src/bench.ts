@@ -60,10 +60,13 @@ const root = fileURLToPath(new URL('../../../', import.meta.url))
 const say = (line: string): void => void process.stdout.write(`${line}\n`)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function commandCalls(redis: Redis): Promise<number> {
+/** Redis's calls per command so far (commands run by Lua scripts included). */
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
   const info = await redis.info('commandstats')
-  return [...info.matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0)
+  return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]))
 }
+
+const totalCalls = (calls: Map<string, number>): number => [...calls.values()].reduce((n, c) => n + c, 0)
 
 async function pipelineIdle(stack: Stack): Promise<boolean> {
   const counts = await Promise.all(
@@ -270,7 +273,13 @@ async function main(): Promise<void> {
     const t1 = Math.max(...burstMessages.map((m) => m.receivedAt))
     const burstSeconds = (t1 - t0) / 1000
     const records = burstMessages.reduce((n, m) => n + recordsOf(m.content).length, 0)
-    const commandsPerSync = (await commandCalls(redis)) - callsBefore
+    const callsAfter = await commandCalls(redis)
+    const commandsPerSync = totalCalls(callsAfter) - totalCalls(callsBefore)
+    // Which commands a sync costs, the most frequent first: where the count can come down.
+    const commandsByName = [...callsAfter]
+      .map(([name, calls]): [string, number] => [name, round((calls - (callsBefore.get(name) ?? 0)) / burst.length, 1)])
+      .filter(([, perSync]) => perSync >= 0.5)
+      .sort((a, b) => b[1] - a[1])
     // Average cores each process kept busy from the burst's start until it settled.
     const settledSeconds = (Date.now() - t0) / 1000
     const cpuAfter = cpuSnapshot(stack, subscriber, ownedRedis.pid)
@@ -421,6 +430,7 @@ async function main(): Promise<void> {
           .map(([shape, v]) => [shape, v]),
       ),
       redisCommandsPerSync: round(commandsPerSync / burst.length),
+      redisCommandsPerSyncByName: Object.fromEntries(commandsByName),
       // Where the machine's cores went during the burst: each process's average, in cores.
       cpuCoresDuringBurst: {
         ...cpuCores,
@@ -473,6 +483,9 @@ async function main(): Promise<void> {
         jobsPerSecond: round(baseline.jobsPerSecond),
         // The chain's four processes and Redis, measured as FitStream's services and Redis are.
         cpuMsPerChain: round(baseline.cpuMsPerChain, 2),
+        // BullMQ's own commands for four hops of a job (the polling of getJobCounts included): the
+        // floor under FitStream's commands per sync, which has the same four hops.
+        redisCommandsPerChain: round(baseline.redisCommandsPerChain),
         cpuCoresDuringRun: baseline.cpuCores,
       },
       ratio: round(pipeline.userSyncsPerSecond / baseline.jobsPerSecond, 3),
@@ -500,7 +513,7 @@ async function runBaseline(
   redisUrl: string,
   jobs: number,
   redisPid: number | undefined,
-): Promise<{ jobsPerSecond: number; cpuMsPerChain: number; cpuCores: Record<string, number> }> {
+): Promise<{ jobsPerSecond: number; cpuMsPerChain: number; redisCommandsPerChain: number; cpuCores: Record<string, number> }> {
   const prefix = `bench-baseline-${process.pid}`
   const concurrency = [CONCURRENCY.sync, CONCURRENCY.fetch, CONCURRENCY.anonymize, CONCURRENCY.publish]
   const entry = fileURLToPath(new URL('./baseline-worker.js', import.meta.url))
@@ -519,6 +532,7 @@ async function runBaseline(
       ].filter((e): e is [string, number] => e[1] !== undefined),
     )
   const cpuBefore = cpuOfChain()
+  const callsBefore = totalCalls(await commandCalls(redis))
   const t0 = Date.now()
   await first.addBulk(Array.from({ length: jobs }, () => ({ name: 'hop', data: payload, opts: { removeOnComplete: { count: 1000 }, attempts: 3 } })))
   // A hop's job stays active until it has added the next one, so all-empty means all done.
@@ -529,6 +543,7 @@ async function runBaseline(
     await sleep(20)
   }
   const seconds = (Date.now() - t0) / 1000
+  const callsAfter = totalCalls(await commandCalls(redis))
   const cpuAfter = cpuOfChain()
   const used = [...cpuAfter].filter(([label]) => cpuBefore.has(label)).map(([label, s]): [string, number] => [label, s - cpuBefore.get(label)!])
   await Promise.all(workers.map((w) => new Promise((resolve) => (w.once('exit', resolve), w.kill('SIGTERM')))))
@@ -541,6 +556,7 @@ async function runBaseline(
   return {
     jobsPerSecond: jobs / seconds,
     cpuMsPerChain: (used.reduce((sum, [, s]) => sum + s, 0) * 1000) / jobs,
+    redisCommandsPerChain: (callsAfter - callsBefore) / jobs,
     cpuCores: Object.fromEntries(used.map(([label, s]) => [label, round(s / seconds, 2)])),
   }
 }
@@ -551,10 +567,11 @@ function report(r: {
   pipeline: {
     userSyncsPerSecond: number
     fitstreamCpuMsPerSync: number
+    redisCommandsPerSync: number
     cpuCoresDuringBurst: Record<string, number>
     latencyMs: Record<'syncToReady' | 'readyToSlot' | 'slotToBuyer', { p50: number; p99: number }> & { p50: number; p99: number }
   }
-  baseline: { jobsPerSecond: number; cpuMsPerChain: number; cpuCoresDuringRun: Record<string, number> }
+  baseline: { jobsPerSecond: number; cpuMsPerChain: number; redisCommandsPerChain: number; cpuCoresDuringRun: Record<string, number> }
   ratio: number
   cpuRatio: number
   targets: TargetRow[]
@@ -572,6 +589,12 @@ function report(r: {
     [
       ['throughput (user-syncs/s, chains/s)', String(p.userSyncsPerSecond), String(r.baseline.jobsPerSecond), String(r.ratio)],
       ['CPU per user-sync / per chain (ms, services and Redis)', String(p.fitstreamCpuMsPerSync), String(r.baseline.cpuMsPerChain), String(r.cpuRatio)],
+      [
+        'Redis commands per user-sync / per chain',
+        String(p.redisCommandsPerSync),
+        String(r.baseline.redisCommandsPerChain),
+        String(round(p.redisCommandsPerSync / r.baseline.redisCommandsPerChain, 1)),
+      ],
     ],
   )
   const latency = textTable(
@@ -622,7 +645,7 @@ function markdown(
     publishSlotMs: number
     googleApi: string
     pipeline: Record<string, unknown>
-    baseline: { jobsPerSecond: number; cpuMsPerChain: number }
+    baseline: { jobsPerSecond: number; cpuMsPerChain: number; redisCommandsPerChain: number }
     ratio: number
     cpuRatio: number
     targets: TargetRow[]
@@ -678,6 +701,7 @@ function markdown(
       `${p.redisQueueBytesAtRest} / ${p.redisBytesPerUserBesideQueues}`,
     ],
     ['Redis commands per sync', p.redisCommandsPerSync],
+    ['Redis commands per chain of the raw four-hop BullMQ chain', r.baseline.redisCommandsPerChain],
     [
       `CPU during the burst, cores busy on average (of ${r.cpus})`,
       Object.entries(p.cpuCoresDuringBurst)

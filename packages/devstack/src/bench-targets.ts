@@ -6,8 +6,11 @@ export interface TargetMeasures {
   readonly redisCommandsPerSync: number
   /** Redis bytes per registered user once the pipeline is idle. */
   readonly redisBytesPerUserAtRest: number
-  /** p99 at half throughput from a person's release slot to the buyer receiving their data (ms); NaN when nothing arrived. */
-  readonly p99SlotToBuyerMs: number
+  /**
+   * p99 at half throughput from a person's sync to the buyer receiving their data, less the wait for
+   * their release slot (sync to ready plus slot to buyer, ms); NaN when nothing arrived.
+   */
+  readonly p99SyncToBuyerWithoutSlotWaitMs: number
   /** Peak RSS of each service process (MB). */
   readonly peakRssMb: Readonly<Record<string, number>>
 }
@@ -25,7 +28,7 @@ export const TARGETS = {
   cpuMsPerSync: 8,
   redisCommandsPerSync: 120,
   redisBytesPerUserAtRest: 3 * 1024,
-  p99SlotToBuyerMs: 2_000,
+  p99SyncToBuyerWithoutSlotWaitMs: 2_000,
   peakRssMbPerService: 200,
 } as const
 
@@ -53,11 +56,11 @@ export function evaluateTargets(m: TargetMeasures): TargetRow[] {
       met: m.redisBytesPerUserAtRest <= TARGETS.redisBytesPerUserAtRest,
     },
     {
-      target: 'p99 slot to buyer at half throughput',
-      measured: Number.isNaN(m.p99SlotToBuyerMs) ? 'not measured' : `${m.p99SlotToBuyerMs} ms`,
-      limit: `< ${TARGETS.p99SlotToBuyerMs} ms`,
+      target: 'p99 sync to buyer less the slot wait, half throughput',
+      measured: Number.isNaN(m.p99SyncToBuyerWithoutSlotWaitMs) ? 'not measured' : `${m.p99SyncToBuyerWithoutSlotWaitMs} ms`,
+      limit: `< ${TARGETS.p99SyncToBuyerWithoutSlotWaitMs} ms`,
       // NaN compares false: no arrivals is a miss.
-      met: m.p99SlotToBuyerMs < TARGETS.p99SlotToBuyerMs,
+      met: m.p99SyncToBuyerWithoutSlotWaitMs < TARGETS.p99SyncToBuyerWithoutSlotWaitMs,
     },
     {
       target: 'peak RSS per service',

@@ -369,6 +369,8 @@ async function main(): Promise<void> {
     const latencies = sorted([...lastArrival].map(([i, { at }]) => at - scheduledAt[i]!))
     const slotToBuyer = sorted([...lastArrival.values()].map(({ at, slot }) => at - slot))
     const syncToReady = sorted([...readyAt].map(([i, at]) => at - scheduledAt[i]!))
+    // Sync to buyer with the release slot's wait taken out, per person: what the latency target is about.
+    const withoutSlotWait = sorted([...lastArrival].filter(([i]) => readyToSlot.has(i)).map(([i, { at }]) => at - scheduledAt[i]! - readyToSlot.get(i)!))
     say(`• paced: ${paced.length} syncs at ${(1000 / interval).toFixed(1)}/s, data of ${lastArrival.size} arrived`)
 
     // Where the time goes, from each service's own histograms.
@@ -407,6 +409,7 @@ async function main(): Promise<void> {
         syncToReady: spread(syncToReady),
         readyToSlot: spread(sorted(readyToSlot.values())),
         slotToBuyer: spread(slotToBuyer),
+        withoutSlotWait: spread(withoutSlotWait),
       },
       peakRssMb: Object.fromEntries([...peakRss].map(([k, v]) => [k, round(v / 1_048_576)])),
       // What the RSS was made of at its peak: V8's heap (used of allocated) and memory held outside it.
@@ -465,7 +468,7 @@ async function main(): Promise<void> {
       fitstreamCpuMsPerSync: pipeline.fitstreamCpuMsPerSync,
       redisCommandsPerSync: pipeline.redisCommandsPerSync,
       redisBytesPerUserAtRest: pipeline.redisBytesPerUserAtRest,
-      p99SlotToBuyerMs: pipeline.latencyMs.slotToBuyer.p99,
+      p99SyncToBuyerWithoutSlotWaitMs: pipeline.latencyMs.withoutSlotWait.p99,
       peakRssMb: pipeline.peakRssMb,
     })
     const result = {
@@ -569,7 +572,7 @@ function report(r: {
     fitstreamCpuMsPerSync: number
     redisCommandsPerSync: number
     cpuCoresDuringBurst: Record<string, number>
-    latencyMs: Record<'syncToReady' | 'readyToSlot' | 'slotToBuyer', { p50: number; p99: number }> & { p50: number; p99: number }
+    latencyMs: Record<'syncToReady' | 'readyToSlot' | 'slotToBuyer' | 'withoutSlotWait', { p50: number; p99: number }> & { p50: number; p99: number }
   }
   baseline: { jobsPerSecond: number; cpuMsPerChain: number; redisCommandsPerChain: number; cpuCoresDuringRun: Record<string, number> }
   ratio: number
@@ -604,6 +607,7 @@ function report(r: {
       ['  sync to ready (held for a slot)', String(l.syncToReady.p50), String(l.syncToReady.p99)],
       ['  ready to slot (the slot wait)', String(l.readyToSlot.p50), String(l.readyToSlot.p99)],
       ['  slot to buyer', String(l.slotToBuyer.p50), String(l.slotToBuyer.p99)],
+      ['sync to buyer without the slot wait', String(l.withoutSlotWait.p50), String(l.withoutSlotWait.p99)],
     ],
   )
   const targets = textTable(

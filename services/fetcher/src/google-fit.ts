@@ -1,6 +1,7 @@
 // Only the Fitness API: the googleapis index loads every Google API (about 100 MB more per process).
 import { fitness, type fitness_v1 } from 'googleapis/build/src/apis/fitness/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, dataType, type DataTypeKey, type TimeWindow } from '@fitstream/shared'
+import { googleFetch } from './google-transport.js'
 import { DAY_MS, localDayZone } from './windows.js'
 
 /** How a Google client sends each of its requests (GoogleRequestGate: through the project's rate limit, timed and counted). */
@@ -53,7 +54,7 @@ export class GoogleFitClient {
   private readonly send: SendToGoogle
 
   constructor(private readonly options: GoogleFitClientOptions) {
-    this.fitness = fitness({ version: 'v1', rootUrl: options.rootUrl })
+    this.fitness = fitness({ version: 'v1', rootUrl: options.rootUrl, fetchImplementation: googleFetch })
     this.send = options.send ?? ((call) => call())
   }
 

@@ -3,6 +3,7 @@ import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.j
 import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
 import { classifyGoogleError, type AggregateRequest, type SendToGoogle } from './google-fit.js'
 import type { HealthReadResult } from './health-read.js'
+import { googleFetch } from './google-transport.js'
 import { LONGEST_WORKOUT_MS, reduceReadings } from './normalize-health.js'
 import { DAY_MS, localDayZone, splitWindow } from './windows.js'
 
@@ -57,7 +58,7 @@ export class GoogleHealthClient {
   private readonly send: SendToGoogle
 
   constructor(private readonly options: GoogleHealthClientOptions) {
-    this.health = health({ version: 'v4', rootUrl: options.rootUrl })
+    this.health = health({ version: 'v4', rootUrl: options.rootUrl, fetchImplementation: googleFetch })
     this.send = options.send ?? ((call) => call())
   }
 

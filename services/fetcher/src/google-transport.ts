@@ -1,0 +1,74 @@
+import http from 'node:http'
+import https from 'node:https'
+import { Readable } from 'node:stream'
+import { promisify } from 'node:util'
+import zlib from 'node:zlib'
+
+/**
+ * How the googleapis clients' requests go over the wire (gaxios' `fetchImplementation`): node:http
+ * and node:https on connections kept alive across requests and fetches, the whole answer read into
+ * one buffer and decompressed as Google sent it (the client asks for gzip). gaxios' own default
+ * transport pipes every answer through a chain of streams and opens a connection whenever more
+ * requests are in flight than its shared agent keeps idle; a fetch makes one request per data type,
+ * many fetches at once.
+ *
+ * Redirects are not followed: Google's data APIs answer in place, and an unexpected 3xx reaches
+ * the client as the error it is.
+ */
+export type GoogleFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
+/** Idle connections kept per host: enough for every request of a full fetcher at once. */
+const MAX_IDLE_CONNECTIONS = 1_024
+/** How long an idle connection is kept (shorter when the server says it closes sooner). */
+const IDLE_MS = 30_000
+
+const AGENT_OPTIONS = { keepAlive: true, scheduling: 'lifo', maxFreeSockets: MAX_IDLE_CONNECTIONS, timeout: IDLE_MS } as const
+const agents = { 'http:': new http.Agent(AGENT_OPTIONS), 'https:': new https.Agent(AGENT_OPTIONS) }
+
+const decoders: Readonly<Record<string, (body: Buffer) => Promise<Buffer>>> = {
+  gzip: promisify(zlib.gunzip),
+  'x-gzip': promisify(zlib.gunzip),
+  deflate: promisify(zlib.inflate),
+  br: promisify(zlib.brotliDecompress),
+}
+
+export const googleFetch: GoogleFetch = async (input, init = {}) => {
+  const url = input instanceof URL ? input : new URL(typeof input === 'string' ? input : input.url)
+  const transport = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined
+  if (transport === undefined) throw new TypeError(`no transport for ${url.protocol} URLs`)
+  const headers: Record<string, string> = {}
+  new Headers(init.headers).forEach((value, name) => {
+    headers[name] = value
+  })
+  // gaxios hands over a proxy's agent when one is configured (HTTPS_PROXY).
+  const agent = (init as { agent?: http.Agent }).agent ?? agents[url.protocol as keyof typeof agents]
+  const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const request = transport.request(url, { method: init.method ?? 'GET', headers, agent, signal: init.signal ?? undefined }, resolve)
+    request.on('error', reject)
+    const body = init.body
+    if (body instanceof Readable) body.pipe(request)
+    else if (body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array) request.end(body ?? undefined)
+    else {
+      request.destroy()
+      reject(new TypeError('unsupported request body'))
+    }
+  })
+  let body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    answer.on('data', (chunk: Buffer) => chunks.push(chunk))
+    answer.on('error', reject)
+    answer.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+    // A connection cut (or a timeout) before the whole answer came.
+    answer.on('close', () => {
+      if (!answer.complete) reject(Object.assign(new Error('the connection closed before the whole answer came'), { code: 'ECONNRESET' }))
+    })
+  })
+  const encoding = answer.headers['content-encoding']?.trim().toLowerCase()
+  const decode = encoding === undefined ? undefined : decoders[encoding]
+  if (decode !== undefined && body.length > 0) body = await decode(body)
+  const responseHeaders = new Headers()
+  for (let i = 0; i < answer.rawHeaders.length; i += 2) responseHeaders.append(answer.rawHeaders[i]!, answer.rawHeaders[i + 1]!)
+  const status = answer.statusCode ?? 0
+  const nullBody = status === 204 || status === 205 || status === 304
+  return new Response(nullBody ? null : body, { status, statusText: answer.statusMessage ?? '', headers: responseHeaders })
+}

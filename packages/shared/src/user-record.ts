@@ -35,22 +35,69 @@ export const userKey = (prefix: string, userId: string): string => `${prefix}:us
 export const userIndexKey = (prefix: string): string => `${prefix}:users`
 
 const GOOGLE_SCOPE_PREFIX = 'https://www.googleapis.com/auth/'
+const FIT_GROUPS = [
+  'activity',
+  'location',
+  'heart_rate',
+  'body',
+  'sleep',
+  'blood_pressure',
+  'oxygen_saturation',
+  'blood_glucose',
+  'body_temperature',
+  'nutrition',
+  'reproductive_health',
+]
+const HEALTH_GROUPS = ['activity_and_fitness', 'health_metrics_and_measurements', 'sleep', 'location', 'profile', 'settings', 'ecg', 'irn']
 
 /**
- * Scopes as stored in the user hash: space-separated, with Google's common URL prefix written as
- * `~`, so a user's seven Fitness scopes take some 220 bytes instead of 440. Scopes outside that
- * prefix (`openid`, `email`) are stored as they are, and full URLs (records kept without the
- * shorthand) are read as they are.
+ * The scopes Google grants FitStream, each stored as one character: its index here in SCOPE_CODES.
+ * Append only: a stored character means the scope at its index for as long as records exist.
+ */
+const KNOWN_SCOPES: readonly string[] = [
+  ...FIT_GROUPS.flatMap((group) => [`${GOOGLE_SCOPE_PREFIX}fitness.${group}.read`, `${GOOGLE_SCOPE_PREFIX}fitness.${group}.write`]),
+  ...HEALTH_GROUPS.flatMap((group) => [`${GOOGLE_SCOPE_PREFIX}googlehealth.${group}.readonly`, `${GOOGLE_SCOPE_PREFIX}googlehealth.${group}`]),
+  'openid',
+  'email',
+  'profile',
+  `${GOOGLE_SCOPE_PREFIX}userinfo.email`,
+  `${GOOGLE_SCOPE_PREFIX}userinfo.profile`,
+]
+const SCOPE_CODES = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+const SCOPE_CODE_OF = new Map(KNOWN_SCOPES.map((scope, i) => [scope, SCOPE_CODES[i]!]))
+/** Starts a run of known scopes' codes; no scope starts with it. */
+const KNOWN_RUN = '%'
+
+/**
+ * Scopes as stored in the user hash, space-separated: a run of scopes FitStream knows is one word of
+ * `%` and a character per scope (a Health grant's eight scopes take 9 bytes, not 440); any other
+ * scope is stored as it is, Google's common URL prefix written as `~`. Decoding gives back the
+ * scopes in their order, and reads every earlier form too (`~` words, full URLs).
  */
 export function encodeScopes(scopes: readonly string[]): string {
-  return scopes.map((scope) => (scope.startsWith(GOOGLE_SCOPE_PREFIX) ? `~${scope.slice(GOOGLE_SCOPE_PREFIX.length)}` : scope)).join(' ')
+  const words: string[] = []
+  for (const scope of scopes) {
+    const code = SCOPE_CODE_OF.get(scope)
+    const last = words.length - 1
+    if (code !== undefined && words[last]?.startsWith(KNOWN_RUN) === true) words[last] += code
+    else if (code !== undefined) words.push(`${KNOWN_RUN}${code}`)
+    else words.push(scope.startsWith(GOOGLE_SCOPE_PREFIX) ? `~${scope.slice(GOOGLE_SCOPE_PREFIX.length)}` : scope)
+  }
+  return words.join(' ')
 }
 
 export function decodeScopes(stored: string | undefined): string[] {
-  return (stored ?? '')
-    .split(' ')
-    .filter((scope) => scope !== '')
-    .map((scope) => (scope.startsWith('~') ? `${GOOGLE_SCOPE_PREFIX}${scope.slice(1)}` : scope))
+  const scopes: string[] = []
+  for (const word of (stored ?? '').split(' ')) {
+    if (word === '') continue
+    if (word.startsWith(KNOWN_RUN)) {
+      for (const code of word.slice(1)) {
+        const scope = KNOWN_SCOPES[SCOPE_CODES.indexOf(code)]
+        if (scope !== undefined) scopes.push(scope)
+      }
+    } else scopes.push(word.startsWith('~') ? `${GOOGLE_SCOPE_PREFIX}${word.slice(1)}` : word)
+  }
+  return scopes
 }
 
 /** Encryption contexts: a ciphertext only decrypts for the user and purpose it was made for. */

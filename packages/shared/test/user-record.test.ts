@@ -15,10 +15,25 @@ describe('stored scopes', () => {
     expect(decodeScopes(undefined)).toEqual([])
   })
 
-  it("stores Google's common prefix once per scope as a single character", () => {
-    const stored = encodeScopes(FITNESS)
-    expect(stored).toBe('~fitness.activity.read ~fitness.heart_rate.read ~fitness.sleep.read')
-    expect(stored.length).toBeLessThan(FITNESS.join(' ').length / 2)
+  it('stores each scope FitStream knows as one character, runs of them as one word', () => {
+    const health = ['activity_and_fitness', 'health_metrics_and_measurements', 'sleep', 'location', 'profile', 'settings', 'ecg', 'irn'].map(
+      (group) => `https://www.googleapis.com/auth/googlehealth.${group}.readonly`,
+    )
+    expect(encodeScopes(health)).toMatch(/^%.{8}$/)
+    expect(decodeScopes(encodeScopes(health))).toEqual(health)
+    expect(encodeScopes(FITNESS)).toMatch(/^%.{3}$/)
+  })
+
+  it('keeps the order of known and other scopes mixed together', () => {
+    const granted = ['https://example.com/a', FITNESS[0]!, FITNESS[1]!, 'https://www.googleapis.com/auth/unknown.read', 'openid', 'https://example.com/b']
+    expect(encodeScopes(granted)).toBe(
+      `https://example.com/a ${encodeScopes(FITNESS.slice(0, 2))} ~unknown.read ${encodeScopes(['openid'])} https://example.com/b`,
+    )
+    expect(decodeScopes(encodeScopes(granted))).toEqual(granted)
+  })
+
+  it('still reads scopes stored with the URL prefix as `~`', () => {
+    expect(decodeScopes('~fitness.activity.read ~fitness.heart_rate.read ~fitness.sleep.read openid')).toEqual([...FITNESS, 'openid'])
   })
 
   it('still reads scopes stored as full URLs by an earlier version', () => {

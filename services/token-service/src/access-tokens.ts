@@ -6,7 +6,6 @@ import {
   USER_FIELDS,
   accessTokenContext,
   encodeScopes,
-  readAccessToken,
   userKey,
   type Keyring,
   type StoredAccessToken,
@@ -39,21 +38,34 @@ export class AccessTokenKeeper {
     this.now = options.now ?? Date.now
   }
 
-  /** A token valid for at least the refresh margin, refreshing it if needed. */
-  async ensureFresh(userId: string, options: { force?: boolean } = {}): Promise<StoredAccessToken> {
-    const current = await this.read(userId)
-    if (options.force !== true && current !== undefined && this.isFresh(current)) return current
+  /**
+   * A token valid for at least the refresh margin, refreshing it if needed. `stale: true` says the
+   * caller has just read the stored token's expiry and found it short (isFresh), so it is not read again.
+   */
+  async ensureFresh(userId: string, options: { force?: boolean; stale?: boolean } = {}): Promise<StoredAccessToken> {
+    const current = options.stale === true ? undefined : await this.readStored(userId)
+    if (options.force !== true && current !== undefined && this.isFresh(current.expiresAt)) return this.decrypt(userId, current)
 
     const lock = this.refreshLock(userId)
     const holder = `${process.pid}-${this.now()}-${Math.random()}`
-    if (!(await lock.tryTake(holder))) return (await this.waitForOtherRefresh(userId, current, lock)) ?? this.ensureFresh(userId, options)
+    if (!(await lock.tryTake(holder))) {
+      return (await this.waitForOtherRefresh(userId, current, lock)) ?? this.ensureFresh(userId, { ...options, stale: false })
+    }
+    let stored = false
     try {
       const fresh = await this.options.refresh(userId)
-      const stored = await this.store(userId, fresh)
-      return stored
+      const token = await this.store(userId, fresh, holder)
+      stored = true
+      return token
     } finally {
-      await lock.release(holder)
+      // The store released the lock with the token it wrote; anything else lets go here.
+      if (!stored) await lock.release(holder)
     }
+  }
+
+  /** Whether a token expiring at `expiresAt` (ms; undefined: none stored) still has more than the refresh margin left. */
+  isFresh(expiresAt: number | undefined): boolean {
+    return expiresAt !== undefined && expiresAt - this.now() > this.options.refreshMarginMs
   }
 
   /** Erasure: removes the user's refresh lock, whoever holds it; answers how many keys. */
@@ -67,27 +79,31 @@ export class AccessTokenKeeper {
   }
 
   /** The token the lock holder stored, or undefined when its refresh ended without one (user gone, Google refused). */
-  private async waitForOtherRefresh(userId: string, before: StoredAccessToken | undefined, lock: RedisLock): Promise<StoredAccessToken | undefined> {
+  private async waitForOtherRefresh(userId: string, before: StoredCiphertext | undefined, lock: RedisLock): Promise<StoredAccessToken | undefined> {
     const deadline = this.now() + LOCK_TTL_MS
     while (this.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS))
       // The lock before the token: a holder that has let go has stored whatever it was going to.
       const held = await lock.held()
-      const token = await this.read(userId)
-      if (token !== undefined && token.token !== before?.token && this.isFresh(token)) return token
+      const stored = await this.readStored(userId)
+      // Every encryption has its own IV, so a token stored since has another ciphertext.
+      if (stored !== undefined && stored.ciphertext !== before?.ciphertext && this.isFresh(stored.expiresAt)) return this.decrypt(userId, stored)
       if (!held) return undefined
     }
     throw new AccessTokenUnavailableError(`another replica's token refresh for user ${userId} did not finish in time`)
   }
 
-  private async store(userId: string, fresh: FreshAccessToken): Promise<StoredAccessToken> {
+  /** Writes the token while the user exists; with `holder`, also lets go of the refresh lock if they still hold it. */
+  private async store(userId: string, fresh: FreshAccessToken, holder = ''): Promise<StoredAccessToken> {
     const { redis, prefix, accessKeys } = this.options
     // Google reports the grant's current scopes with every token; keeping them tells what consent can cover.
     const scopes = fresh.scopes.length > 0 ? [USER_FIELDS.scopes, encodeScopes(fresh.scopes)] : []
     const written = await redis.eval(
-      "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end return -1",
-      1,
+      STORE,
+      2,
       userKey(prefix, userId),
+      this.refreshLockKey(userId),
+      holder,
       USER_FIELDS.accessToken,
       accessKeys.encrypt(fresh.accessToken, accessTokenContext(userId)),
       USER_FIELDS.accessTokenExpiresAt,
@@ -99,14 +115,40 @@ export class AccessTokenKeeper {
   }
 
   private refreshLock(userId: string): RedisLock {
-    return new RedisLock(this.options.redis, `${this.options.prefix}:lock:refresh:${userId}`, LOCK_TTL_MS)
+    return new RedisLock(this.options.redis, this.refreshLockKey(userId), LOCK_TTL_MS)
   }
 
-  private read(userId: string): Promise<StoredAccessToken | undefined> {
-    return readAccessToken(this.options.redis, this.options.prefix, this.options.accessKeys, userId)
+  private refreshLockKey(userId: string): string {
+    return `${this.options.prefix}:lock:refresh:${userId}`
   }
 
-  private isFresh(token: StoredAccessToken): boolean {
-    return token.expiresAt - this.now() > this.options.refreshMarginMs
+  /** The stored token as it is kept, encrypted: whether it needs a refresh is known without decrypting it. */
+  private async readStored(userId: string): Promise<StoredCiphertext | undefined> {
+    const [ciphertext, expiresAt] = await this.options.redis.hmget(
+      userKey(this.options.prefix, userId),
+      USER_FIELDS.accessToken,
+      USER_FIELDS.accessTokenExpiresAt,
+    )
+    return ciphertext === null || ciphertext === undefined || expiresAt === null || expiresAt === undefined
+      ? undefined
+      : { ciphertext, expiresAt: Number(expiresAt) }
+  }
+
+  private decrypt(userId: string, stored: StoredCiphertext): StoredAccessToken {
+    return { token: this.options.accessKeys.decrypt(stored.ciphertext, accessTokenContext(userId)), expiresAt: stored.expiresAt }
   }
 }
+
+interface StoredCiphertext {
+  readonly ciphertext: string
+  readonly expiresAt: number
+}
+
+// KEYS: the user, their refresh lock. ARGV: 1 the lock's holder ('' to leave the lock alone), then
+// field-value pairs. Writes only while the user exists (-1 otherwise), so a refresh finishing after
+// erasure does not bring the record back; releasing the lock in the same step saves a round trip.
+const STORE = `
+local written = -1
+if redis.call('EXISTS', KEYS[1]) == 1 then written = redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return written`

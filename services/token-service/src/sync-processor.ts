@@ -46,7 +46,7 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
   return async (data: StageData<'sync'>, context: JobContext): Promise<SyncResult> => {
     // Opaque, so the id that follows a sync through the pipeline says nothing about the user.
     const syncId = createHash('sha256').update(context.jobId).digest('base64url').slice(0, 16)
-    const user = await deps.users.get(data.userId)
+    const user = await deps.users.forSync(data.userId)
     if (user === undefined) throw new UserGoneError(`user ${data.userId} no longer exists`)
     if (user.state !== 'active') {
       context.logger.info({ state: user.state }, 'sync skipped: user is not active')
@@ -75,7 +75,8 @@ export function createSyncProcessor(deps: SyncProcessorDeps) {
       return { syncId, status: 'paused', fetchJobs: 0 }
     }
     try {
-      await deps.tokens.ensureFresh(user.id)
+      // A token read fresh just now needs nothing more: the fetcher decrypts it when it uses it.
+      if (!deps.tokens.isFresh(user.accessTokenExpiresAt)) await deps.tokens.ensureFresh(user.id, { stale: true })
     } catch (error) {
       if (!(error instanceof ReauthRequiredError)) throw error
       // Not a pipeline failure: the user has to consent again. Pause instead of retrying or dead-lettering.

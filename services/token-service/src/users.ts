@@ -130,6 +130,13 @@ export class UserRepository {
     return toUser(id, fieldsOf(await this.redis.hmget(userKey(this.prefix, id), ...VIEW_FIELDS)))
   }
 
+  /** The user and when their access token expires (undefined: none stored), in one read: what a sync starts from. */
+  async forSync(id: string): Promise<(User & { readonly accessTokenExpiresAt: number | undefined }) | undefined> {
+    const values = await this.redis.hmget(userKey(this.prefix, id), ...VIEW_FIELDS, USER_FIELDS.accessTokenExpiresAt)
+    const user = toUser(id, fieldsOf(values))
+    return user === undefined ? undefined : { ...user, accessTokenExpiresAt: optionalNumber(values[VIEW_FIELDS.length] ?? undefined) }
+  }
+
   /**
    * One page of the users, in no particular order, from a cursor (start with '0'; '0' comes back when
    * the walk is over): all of them, or only those paused in one state (walked from its own index). `count` is a hint, as for Redis SSCAN: a page may hold fewer users, even none, before the

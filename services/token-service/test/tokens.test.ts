@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { Keyring, USER_FIELDS, createRedis, generateKeyringEntry, keyringVar, readAccessToken, userKey, waitForRedis } from '@fitstream/shared'
+import { Keyring, USER_FIELDS, UserGoneError, createRedis, generateKeyringEntry, keyringVar, readAccessToken, userKey, waitForRedis } from '@fitstream/shared'
 import { AccessTokenKeeper } from '../src/access-tokens.js'
-import { refreshAccessToken } from '../src/google-oauth.js'
+import { refreshAccessToken, type FreshAccessToken } from '../src/google-oauth.js'
 import { reencryptTokens } from '../src/reencrypt.js'
 import { UserRepository } from '../src/users.js'
 import { redisUrl, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -59,6 +59,54 @@ describe('access-token refresh across replicas', () => {
     await Promise.all(keepers.map((k) => k.ensureFresh(ids[0]!)))
     expect(google.stats.tokenRequests).toBe(2)
     for (const r of replicas) r.disconnect()
+  })
+})
+
+describe('a refresh and its lock', () => {
+  const accessKeys = keyring(generateKeyringEntry('a1'))
+  const users = new UserRepository(redis, prefix, keyring(generateKeyringEntry('r1')))
+  const lockKey = (id: string) => `${prefix}:lock:refresh:${id}`
+  const keeper = (refresh: (userId: string) => Promise<FreshAccessToken>, now = () => 1_000_000) =>
+    new AccessTokenKeeper({ redis, prefix, accessKeys, refreshMarginMs: 300_000, refresh, now })
+
+  it('lets go of the lock with the token it stores, and after a refresh that failed', async () => {
+    const { id } = await users.create({ refreshToken: '1//09lock', dataTypes: ['steps'], now: 0 })
+    const fresh = keeper(async () => ({ accessToken: 'ya29.lock', expiresAt: 1_000_000 + 3_600_000, scopes: [] }))
+    expect(await fresh.ensureFresh(id, { stale: true })).toEqual({ token: 'ya29.lock', expiresAt: 4_600_000 })
+    expect(await redis.exists(lockKey(id))).toBe(0)
+    expect((await readAccessToken(redis, prefix, accessKeys, id))?.token).toBe('ya29.lock')
+
+    const refused = keeper(() => Promise.reject(new Error('Google is down')))
+    await expect(refused.ensureFresh(id, { force: true })).rejects.toThrow('Google is down')
+    expect(await redis.exists(lockKey(id))).toBe(0)
+  })
+
+  it('tells a token that needs refreshing by its expiry alone, and refreshes it without decrypting it', async () => {
+    const { id } = await users.create({ refreshToken: '1//09stale', dataTypes: ['steps'], now: 0 })
+    // Stored under a key this keeper does not have: reading it would fail, refreshing it must not.
+    await redis.hset(
+      userKey(prefix, id),
+      USER_FIELDS.accessToken,
+      keyring(generateKeyringEntry('gone')).encrypt('ya29.old', `access-token:${id}`),
+      USER_FIELDS.accessTokenExpiresAt,
+      '1200000',
+    )
+    const tokens = keeper(async () => ({ accessToken: 'ya29.new', expiresAt: 5_000_000, scopes: [] }))
+    expect(tokens.isFresh(1_200_000)).toBe(false)
+    expect(tokens.isFresh(undefined)).toBe(false)
+    expect(tokens.isFresh(1_300_001)).toBe(true)
+    expect((await tokens.ensureFresh(id)).token).toBe('ya29.new')
+    expect((await tokens.ensureFresh(id)).token).toBe('ya29.new')
+  })
+
+  it('does not bring back a user erased during the refresh, and lets go of the lock', async () => {
+    const { id } = await users.create({ refreshToken: '1//09erased', dataTypes: ['steps'], now: 0 })
+    const tokens = keeper(async (userId) => {
+      await users.delete(userId)
+      return { accessToken: 'ya29.late', expiresAt: 5_000_000, scopes: [] }
+    })
+    await expect(tokens.ensureFresh(id, { stale: true })).rejects.toThrow(UserGoneError)
+    expect(await redis.exists(userKey(prefix, id), lockKey(id))).toBe(0)
   })
 })
 

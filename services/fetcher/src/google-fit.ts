@@ -6,6 +6,11 @@ import { DAY_MS, localDayZone } from './windows.js'
 
 /** How a Google client sends each of its requests (GoogleRequestGate: through the project's rate limit, timed and counted). */
 export type SendToGoogle = <T>(request: () => Promise<T>) => Promise<T>
+/**
+ * Takes `count` requests of the project's rate limit at once, for requests about to go out together
+ * (GoogleRequestGate.reserve), and answers how to send them: those beyond what it took go as `send` sends them.
+ */
+export type ReserveGoogleRequests = (count: number) => Promise<SendToGoogle>
 
 /** Google rejected the access token (401): it must be refreshed before the call can succeed. */
 export class AccessTokenRejectedError extends UpstreamError {

@@ -1,7 +1,7 @@
 // Only the Health API: the googleapis index loads every Google API (about 100 MB more per process).
 import { health, type health_v4 } from 'googleapis/build/src/apis/health/index.js'
 import { GOOGLE_DATA_API_NAMES, UpstreamError, civilTime, dataType, type DataTypeKey } from '@fitstream/shared'
-import { classifyGoogleError, type AggregateRequest, type SendToGoogle } from './google-fit.js'
+import { classifyGoogleError, type AggregateRequest, type ReserveGoogleRequests, type SendToGoogle } from './google-fit.js'
 import type { HealthReadResult } from './health-read.js'
 import { googleFetch } from './google-transport.js'
 import { LONGEST_WORKOUT_MS, reduceReadings } from './normalize-health.js'
@@ -38,6 +38,8 @@ export interface GoogleHealthClientOptions {
   readonly timeoutMs: number
   /** How each request goes out (rate limit, metrics); directly unless given. */
   readonly send?: SendToGoogle
+  /** How a fetch's requests, one per type, take their share of the rate limit at once; each through `send` unless given. */
+  readonly reserve?: ReserveGoogleRequests
 }
 
 /**
@@ -64,7 +66,9 @@ export class GoogleHealthClient {
 
   async read(request: AggregateRequest): Promise<HealthReadResult> {
     const zone = localDayZone(request.bucketMs, request.timeZone)
-    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.readType(key, request, zone)] as const))
+    // One request per type goes out at once; further pages and parts of a long window take theirs as they go.
+    const send = this.options.reserve === undefined ? this.send : await this.options.reserve(request.dataTypes.length)
+    const entries = await Promise.all(request.dataTypes.map(async (key) => [key, await this.readType(key, request, zone, send)] as const))
     return { pages: new Map(entries), daily: zone !== undefined, bucketMs: request.bucketMs }
   }
 
@@ -74,11 +78,11 @@ export class GoogleHealthClient {
    */
   async settings(accessToken: string): Promise<unknown> {
     const options = { headers: { Authorization: `Bearer ${accessToken}` }, retry: false, timeout: this.options.timeoutMs }
-    return this.call(() => this.health.users.getSettings({ name: 'users/me/settings' }, options))
+    return this.call(this.send, () => this.health.users.getSettings({ name: 'users/me/settings' }, options))
   }
 
   /** Every page of one type's answer; `zone` when the buckets are local days there. */
-  private async readType(key: DataTypeKey, request: AggregateRequest, zone: string | undefined): Promise<unknown[]> {
+  private async readType(key: DataTypeKey, request: AggregateRequest, zone: string | undefined, send: SendToGoogle): Promise<unknown[]> {
     const source = dataType(key).health
     if (source === undefined) {
       throw new UpstreamError('FST_ERR_GOOGLE_UNSUPPORTED', `the Google Health API has no ${key} data`, { permanent: true })
@@ -89,7 +93,7 @@ export class GoogleHealthClient {
     // Filters name a type in snake case: `oxygen-saturation` → `oxygen_saturation`.
     const field = source.dataType.replaceAll('-', '_')
     const reconcile = (params: health_v4.Params$Resource$Users$Datatypes$Datapoints$Reconcile) => (pageToken: string | undefined) =>
-      this.call(() => this.health.users.dataTypes.dataPoints.reconcile({ parent, ...params, ...(pageToken === undefined ? {} : { pageToken }) }, options))
+      this.call(send, () => this.health.users.dataTypes.dataPoints.reconcile({ parent, ...params, ...(pageToken === undefined ? {} : { pageToken }) }, options))
 
     if (source.read === 'sessions') {
       // Google filters sleep by when it ends; a session with a segment in the window ends at most a day after it.
@@ -134,7 +138,7 @@ export class GoogleHealthClient {
           windowSizeDays: request.bucketMs / DAY_MS,
           pageSize: Math.min(windows, MAX_PAGE_SIZE),
         }
-        pages.push(await this.call(() => this.health.users.dataTypes.dataPoints.dailyRollUp({ parent, requestBody }, options)))
+        pages.push(await this.call(send, () => this.health.users.dataTypes.dataPoints.dailyRollUp({ parent, requestBody }, options)))
         continue
       }
       const rollUp = (pageToken: string | undefined) => {
@@ -144,7 +148,7 @@ export class GoogleHealthClient {
           pageSize: Math.min(windows, MAX_PAGE_SIZE),
           ...(pageToken === undefined ? {} : { pageToken }),
         }
-        return this.call(() => this.health.users.dataTypes.dataPoints.rollUp({ parent, requestBody }, options))
+        return this.call(send, () => this.health.users.dataTypes.dataPoints.rollUp({ parent, requestBody }, options))
       }
       pages.push(...(await this.followPages(`${key} roll-ups`, MAX_PAGES_PER_RANGE, rollUp)))
     }
@@ -176,8 +180,8 @@ export class GoogleHealthClient {
   }
 
   /** One request, through the gate; only Google's own failures are classified (the gate's are not Google's). */
-  private async call(request: () => Promise<{ data: unknown }>): Promise<unknown> {
-    const response = await this.send(() =>
+  private async call(send: SendToGoogle, request: () => Promise<{ data: unknown }>): Promise<unknown> {
+    const response = await send(() =>
       request().catch((error: unknown) => {
         throw classifyGoogleError(error, GOOGLE_DATA_API_NAMES.health)
       }),

@@ -13,7 +13,7 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
   const metrics = createFetcherMetrics(runtime.metrics)
   const usersPrefix = runtime.slotPrefix(SLOT_GROUPS.users)
   const users = new UserRecordStore(runtime.redis, usersPrefix, config.ACCESS_TOKEN_KEYS)
-  const { send } = new GoogleRequestGate(runtime.redis, config.QUEUE_PREFIX, config.GOOGLE_RATE_LIMIT_PER_SECOND, metrics)
+  const { send, reserve } = new GoogleRequestGate(runtime.redis, config.QUEUE_PREFIX, config.GOOGLE_RATE_LIMIT_PER_SECOND, metrics)
   runtime.addWorker({
     stage: 'fetch',
     concurrency: config.FETCH_CONCURRENCY,
@@ -23,7 +23,7 @@ export function createFetcher(config: FetcherConfig, logger: Logger): ServiceRun
       users,
       history: new FetchHistoryStore(runtime.redis, usersPrefix, (userId) => users.existenceKey(userId)),
       google: new GoogleFitClient({ rootUrl: config.GOOGLE_FITNESS_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send }),
-      health: new GoogleHealthClient({ rootUrl: config.GOOGLE_HEALTH_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send }),
+      health: new GoogleHealthClient({ rootUrl: config.GOOGLE_HEALTH_ROOT_URL, timeoutMs: config.GOOGLE_TIMEOUT_MS, send, reserve }),
       defaultApi: config.GOOGLE_DATA_API,
       fitClosesAt: config.GOOGLE_FIT_CLOSES_AT,
       tokenService: new TokenServiceClient(config.TOKEN_SERVICE_URL, config.INTERNAL_API_TOKEN),

@@ -39,6 +39,29 @@ describe('GoogleRequestGate', () => {
     expect(exposed).toMatch(/fitstream_google_requests_throttled_total(\{[^}]*\})? ([1-9]\d*)\b/)
   })
 
+  it('takes the requests that go out together in one call, and holds those beyond the second’s room to the next second', async () => {
+    const metrics = createMetrics('fetcher')
+    const gate = new GoogleRequestGate(redis, `${prefix}-together`, 4, createFetcherMetrics(metrics))
+    const sentAt: number[] = []
+    const send = await gate.reserve(6)
+    const sent = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        send(async () => {
+          sentAt.push(Date.now())
+          return i
+        }),
+      ),
+    )
+    expect(sent).toEqual([0, 1, 2, 3, 4, 5])
+    // Four went at once; the other two waited for the next second of Redis' clock.
+    sentAt.sort((a, b) => a - b)
+    expect(sentAt[3]! - sentAt[0]!).toBeLessThan(500)
+    expect(sentAt[4]! - sentAt[0]!).toBeGreaterThan(0)
+    const exposed = await metrics.registry.metrics()
+    expect(exposed).toMatch(/fitstream_google_requests_total\{status="200"[^}]*\} 6\b/)
+    expect(exposed).toMatch(/fitstream_google_requests_throttled_total(\{[^}]*\})? ([1-9]\d*)\b/)
+  })
+
   it('gives up on a request that waited too long as rate-limited, so its fetch goes back to the queue without an attempt', async () => {
     const gate = new GoogleRequestGate(redis, `${prefix}-waits`, 1, createFetcherMetrics(createMetrics('fetcher')), 1_500)
     const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => gate.send(async () => 'sent')))

@@ -63,13 +63,33 @@ describe('the fetch history', () => {
   })
 
   it('is updated by one fetch at a time: a second waits, then is refused while the first holds the lock', async () => {
-    const release = await history.lock('locked-1', 'fetch-a')
-    expect(release).toBeDefined()
+    const held = await history.lock('locked-1', 'fetch-a')
+    expect(held).toBeDefined()
     expect(await history.lock('locked-1', 'fetch-b')).toBeUndefined()
-    await release!()
+    await held!.release()
     const next = await history.lock('locked-1', 'fetch-b')
     expect(next).toBeDefined()
-    await next!()
+    await next!.release()
+  })
+
+  it('is read with its lock, and kept (or dropped) as the lock is let go, only while the user exists', async () => {
+    await fileUser('history-2')
+    const first = await history.lock('history-2', 'fetch-a')
+    expect(first!.history).toBeNull()
+    expect(await first!.keep(Buffer.from([0xf1, 0, 0xff]), 60_000)).toBe(true)
+    const second = await history.lock('history-2', 'fetch-b')
+    expect(second!.history).toEqual(Buffer.from([0xf1, 0, 0xff]))
+    expect(await second!.keep(null, 60_000)).toBe(false)
+    expect(await history.read('history-2')).toBeNull()
+
+    // Erased while a fetch held the lock: nothing is written back, and the lock is let go all the same.
+    const third = await history.lock('history-2', 'fetch-c')
+    await redis.del(userKey(prefix, 'history-2'))
+    expect(await third!.keep(Buffer.from([1]), 60_000)).toBe(false)
+    expect(await history.read('history-2')).toBeNull()
+    const fourth = await history.lock('history-2', 'fetch-d')
+    expect(fourth).toBeDefined()
+    await fourth!.release()
   })
 })
 

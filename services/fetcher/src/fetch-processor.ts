@@ -46,7 +46,7 @@ export interface FetchResult {
 /** The token service's user record, as a fetch reads it and moves its progress (UserRecordStore). */
 export type FetchUserRecords = Pick<UserRecordStore, 'forFetch' | 'accessToken' | 'advanceFetchCursor' | 'recordBackfillChunk'>
 /** What was last passed on for each user's buckets, and the lock on it (FetchHistoryStore). */
-export type FetchHistory = Pick<FetchHistoryStore, 'lock' | 'read' | 'save' | 'erase'>
+export type FetchHistory = Pick<FetchHistoryStore, 'lock'>
 
 export interface FetchProcessorDeps {
   readonly users: FetchUserRecords
@@ -247,14 +247,15 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
       }
     }
 
-    const release = await deps.history.lock(data.userId, `${context.jobId}-${now()}`)
-    if (release === undefined) {
+    const held = await deps.history.lock(data.userId, `${context.jobId}-${now()}`)
+    if (held === undefined) {
       context.logger.debug('another fetch of this user is updating their history: retrying shortly')
       return context.deferWithoutAttempt(1_000 + Math.floor(Math.random() * 1_000), 'job')
     }
+    let released = false
     try {
       const horizon = now() - data.lookbackMs - data.bucketMs
-      const { changed, unchanged, next } = classifySamples(samples, decodeHistory(await deps.history.read(data.userId)), horizon)
+      const { changed, unchanged, next } = classifySamples(samples, decodeHistory(held.history), horizon)
       const revised = changed.filter((s) => s.revision > 0).length
       // First, and only for a user who still exists: someone erased while Google answered gets nothing passed on or remembered.
       if ((await deps.users.advanceFetchCursor(data.userId, data.window.endMs)) === -1) {
@@ -275,15 +276,16 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
           { jobId: `anonymize-${data.userId}-${data.window.startMs}-${data.window.endMs}-${digest}` },
         )
       }
-      if (next.size > 0) await deps.history.save(data.userId, encodeHistory(next), data.lookbackMs + 7 * 86_400_000)
-      else await deps.history.erase(data.userId)
+      // Kept (or dropped, when nothing is left to remember) and the lock let go in one round trip.
+      await held.keep(next.size > 0 ? encodeHistory(next) : null, data.lookbackMs + 7 * 86_400_000)
+      released = true
       deps.metrics.bucketsUnchanged.inc(unchanged)
       deps.metrics.bucketsRevised.inc(revised)
       if (data.kind === 'backfill') await deps.users.recordBackfillChunk(data.userId)
       context.logger.info({ syncId: data.syncId, kind: data.kind, api, passedOn: changed.length, revised, unchanged, buckets }, 'window fetched')
       return { samples: changed.length, unchanged, revised, rejectedPoints, buckets, dataTypes, api, timeZone: zone.timeZone }
     } finally {
-      await release()
+      if (!released) await held.release()
     }
   }
 }

@@ -127,7 +127,7 @@ describe('the fetch processor', () => {
 
   it('waits for another fetch of the same person to finish with their history, and retries shortly when it does not, without using an attempt', async () => {
     await personAtGoogle('busy-0001')
-    const release = await history.lock('busy-0001', 'another-fetch')
+    const held = await history.lock('busy-0001', 'another-fetch')
     const deferrals: string[] = []
     const context: JobContext = {
       ...jobContext(logger),
@@ -141,7 +141,7 @@ describe('the fetch processor', () => {
     expect(await passedOn('busy-0001')).toEqual([])
     expect(await redis.hget(userKey(prefix, 'busy-0001'), USER_FIELDS.fetchedUntil)).toBeNull()
 
-    await release!()
+    await held!.release()
     expect((await processorWith(users)(fetchJob('busy-0001'), jobContext(logger))).samples).toBeGreaterThan(0)
   })
 })

@@ -10,11 +10,13 @@ import { scanKeys, type RedisConnection } from './redis.js'
  *   `period:<period>` field for each period that has a budget hash (the day of its last charge, in
  *   days since the epoch; `c` once compacted; `1` when the day is not known), and `compactedAt`.
  * - `<prefix>:privacy:<userId>:budget:<period>` hash: `budget` and `spent` in micro-epsilon, plus
- *   one field per charge (`<kind>|<type>|<startMs>[|<revision>]` → micro-epsilon), so a retried or
- *   duplicated release is never charged twice (a cohort charge's value ends in `h` when it paid for a
- *   history cell). Some days after the period is over those fields are dropped and counted in `charges`.
- *   Per cohort type, `k~<type>` (kept) is a hex bitmap of the windows starting in the period in which
- *   the person was counted, so no later history cell counts them again.
+ *   one field per record charge (`r|<type>|<startMs>|<revision>` → micro-epsilon), so a retried or
+ *   duplicated release is never charged twice. Some days after the period is over those fields are
+ *   dropped and counted in `charges`. Per cohort type, `k~<type>` (kept) is a hex bitmap of the windows
+ *   starting in the period in which the person was counted, and `h~<type>` of those counted in a
+ *   history cell: a cohort charge is its bit and one more in `charges`, so no window is paid for or
+ *   counted twice. (Ledgers written before hold a `c|<type>|<startMs>` field per cohort charge, its
+ *   value ending in `h` for a history cell: read as charges until compaction drops them.)
  * - `<prefix>:privacy:<userId>:log` list of `PrivacyLogEntry`, newest first, capped, each as one
  *   compact line (`encodePrivacyLogEntry`).
  * - `<prefix>:privacy:<userId>:periods`: a set of periods, read (never written) so that ledgers kept
@@ -88,8 +90,28 @@ const LOG_KIND_OF = { r: 'records', c: 'cohort', w: 'withheld' } as const
  * `mhx2k3a8|c|heart_rate|mhvp1c00|mhxr6o00|2|0.2`: about 45 bytes where its JSON took 150.
  */
 export function encodePrivacyLogEntry(entry: PrivacyLogEntry): string {
-  const time = (iso: string): string => Date.parse(iso).toString(36)
-  return [time(entry.at), LOG_KINDS[entry.kind], entry.type, time(entry.start), time(entry.end), entry.count, entry.epsilon].join('|')
+  return encodePrivacyLogLine({
+    atMs: Date.parse(entry.at),
+    kind: entry.kind,
+    type: entry.type,
+    startMs: Date.parse(entry.start),
+    endMs: Date.parse(entry.end),
+    count: entry.count,
+    epsilon: entry.epsilon,
+  })
+}
+
+/** `encodePrivacyLogEntry` from times in milliseconds, for a writer that has them so. */
+export function encodePrivacyLogLine(entry: {
+  readonly atMs: number
+  readonly kind: PrivacyLogEntry['kind']
+  readonly type: string
+  readonly startMs: number
+  readonly endMs: number
+  readonly count: number
+  readonly epsilon: number
+}): string {
+  return `${entry.atMs.toString(36)}|${LOG_KINDS[entry.kind]}|${entry.type}|${entry.startMs.toString(36)}|${entry.endMs.toString(36)}|${entry.count}|${entry.epsilon}`
 }
 
 /** Reads a log line, compact or JSON (the ledger's first line format, still read); undefined if it is neither. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { UserGoneError, type DataTypeKey, type JobContext, type PrivacyLogEntry, type StageData, type StageQueues } from '@fitstream/shared'
+import { UserGoneError, type DataTypeKey, type JobContext, type StageData, type StageQueues } from '@fitstream/shared'
 import { planRelease, type AnonymizerKeys } from './anonymize.js'
 import { erasedToken } from './cohort-erasure.js'
 import type { AnonymizerMetrics } from './metrics.js'
@@ -25,14 +25,6 @@ export interface AnonymizeDeps {
   readonly now?: () => number
 }
 
-interface Span {
-  type: DataTypeKey
-  startMs: number
-  endMs: number
-  count: number
-  epsilon: number
-}
-
 /**
  * Applies the privacy policy to one user's samples: individual records that are allowed (and paid
  * for, where noisy) go to the publisher with no user id; cohort contributions go to their cells;
@@ -45,7 +37,7 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
     const now = (deps.now ?? Date.now)()
     const plan = planRelease(data.userId, data.samples, policy, keys, new Set(data.individualTypes ?? []), now)
     // Withheld before: a retry of a release already counted and logged as withheld; counted in this job's result only.
-    const release = await store.release(data.userId, plan.records, plan.contributions, now, erasedToken(keys, data.userId))
+    const release = await store.release(data.userId, plan.records, plan.contributions, now, erasedToken(keys, data.userId), true)
     // Fetched just before their erasure: nothing of theirs goes into cells, the log or the publisher.
     if (release === undefined) throw new UserGoneError('the user has been erased')
     const { granted, withheld, withheldBefore, outcomes } = release
@@ -62,56 +54,34 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
       await queues.add('publish', { syncId: data.syncId, records, cohorts: [] }, { jobId: `publish-${digest}` })
     }
 
-    const released = new Map<DataTypeKey, Span>()
-    const joined = new Map<DataTypeKey, Span>()
-    const held = new Map<DataTypeKey, Span>()
+    // The log and the totals were written with the release; these are for the metrics and the job's log.
+    const held = new Map<DataTypeKey, number>()
     const lateTypes = new Map<DataTypeKey, number>()
     const countedTypes = new Map<DataTypeKey, number>()
-    for (const { record, epsilon } of granted) {
-      widen(released, record.type, Date.parse(record.start), Date.parse(record.end), epsilon)
-      metrics.recordsReleased.inc({ type: record.type })
-    }
+    const count = (counts: Map<DataTypeKey, number>, type: DataTypeKey): void => void counts.set(type, (counts.get(type) ?? 0) + 1)
+    for (const { record } of granted) metrics.recordsReleased.inc({ type: record.type })
     for (const { record } of withheld) {
-      widen(held, record.type, Date.parse(record.start), Date.parse(record.end), 0)
+      count(held, record.type)
       metrics.withheldForBudget.inc({ type: record.type, kind: 'individual' })
     }
     plan.contributions.forEach((contribution, i) => {
       const outcome = outcomes[i]!
       metrics.cohortContributions.inc({ type: contribution.type, outcome })
-      if (outcome === 'joined') widen(joined, contribution.type, contribution.startMs, contribution.endMs, contribution.epsilon)
       if (outcome === 'withheld') {
-        widen(held, contribution.type, contribution.startMs, contribution.endMs, 0)
+        count(held, contribution.type)
         metrics.withheldForBudget.inc({ type: contribution.type, kind: 'cohort' })
       }
-      if (outcome === 'late') lateTypes.set(contribution.type, (lateTypes.get(contribution.type) ?? 0) + 1)
-      if (outcome === 'counted') countedTypes.set(contribution.type, (countedTypes.get(contribution.type) ?? 0) + 1)
+      if (outcome === 'late') count(lateTypes, contribution.type)
+      if (outcome === 'counted') count(countedTypes, contribution.type)
     })
 
-    const at = new Date(now).toISOString()
-    const entry = (kind: PrivacyLogEntry['kind'], span: Span): PrivacyLogEntry => ({
-      at,
-      kind,
-      type: span.type,
-      start: new Date(span.startMs).toISOString(),
-      end: new Date(span.endMs).toISOString(),
-      count: span.count,
-      epsilon: Math.round(span.epsilon * 1e6) / 1e6,
-    })
     const late = [...lateTypes.values()].reduce((a, b) => a + b, 0)
-    await store.logReleases(
-      data.userId,
-      [
-        ...[...released.values()].map((s) => entry('records', s)),
-        ...[...joined.values()].map((s) => entry('cohort', s)),
-        ...[...held.values()].map((s) => entry('withheld', s)),
-      ],
-      { recordsReleased: records.length, lateContributions: late },
-      now,
-    )
+    // What is left of the person's ledger is the daily compaction of their finished periods.
+    await store.compactIfDue(data.userId, release.compactedAt ?? now, now)
 
     if (held.size > 0) {
       context.logger.warn(
-        { syncId: data.syncId, withheld: Object.fromEntries([...held].map(([type, span]) => [type, span.count])) },
+        { syncId: data.syncId, withheld: Object.fromEntries(held) },
         'releases withheld: the privacy budget for their period is spent; they resume with the next period',
       )
     }
@@ -136,16 +106,4 @@ export function createAnonymizeProcessor(deps: AnonymizeDeps) {
     context.logger.info({ syncId: data.syncId, ...result }, 'samples anonymised')
     return result
   }
-}
-
-function widen(spans: Map<DataTypeKey, Span>, type: DataTypeKey, startMs: number, endMs: number, epsilon: number): void {
-  const span = spans.get(type)
-  if (span === undefined) {
-    spans.set(type, { type, startMs, endMs, count: 1, epsilon })
-    return
-  }
-  span.startMs = Math.min(span.startMs, startMs)
-  span.endMs = Math.max(span.endMs, endMs)
-  span.count++
-  span.epsilon += epsilon
 }

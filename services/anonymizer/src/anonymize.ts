@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import { dataType, hmacHex, type DataTypeKey, type FitnessSample, type ReleasableRecord, type ValueField, pseudonymOf } from '@fitstream/shared'
 import { distanceMetres, geohash, geohashCentre } from './geohash.js'
 import { fromUnits, noisyUnits, prfRandomSource, toUnits } from './noise.js'
-import type { FieldRule, PrivacyPolicy, PrivacyZone } from './policy.js'
+import type { FieldRule, IndividualRule, PrivacyPolicy, PrivacyZone } from './policy.js'
 import { epochOf, historyBatchOf, windowIndexInPeriod, windowOf, type TimeUnit } from './time-windows.js'
 
 export { epochOf } from './time-windows.js'
@@ -37,6 +37,9 @@ export interface CandidateRecord {
   readonly period: string
   /** Ledger field: the same release is never charged twice. */
   readonly chargeField: string
+  /** The record's interval (ms), as its ISO `start` and `end`. */
+  readonly startMs: number
+  readonly endMs: number
 }
 
 /** One bucket of a person's data headed for a cohort cell: only the cohort's allow-listed fields. */
@@ -161,8 +164,15 @@ export function planRelease(
     if (alias === undefined) aliases.set(epoch, (alias = pseudonym(keys.pseudonym, userId, epoch)))
     return alias
   }
+  // Consecutive hourly records share their boundaries: each instant is formatted once.
+  const isoTimes = new Map<number, string>()
+  const isoOf = (ms: number): string => {
+    let iso = isoTimes.get(ms)
+    if (iso === undefined) isoTimes.set(ms, (iso = new Date(ms).toISOString()))
+    return iso
+  }
   for (const cell of individual.values()) {
-    const candidate = buildRecord(aliasOf, cell, policy, keys)
+    const candidate = buildRecord(aliasOf, isoOf, cell, policy, keys)
     if (candidate !== undefined) records.push(candidate)
   }
   records.sort((a, b) => a.record.start.localeCompare(b.record.start) || a.record.type.localeCompare(b.record.type))
@@ -225,48 +235,72 @@ function locationCell(sample: FitnessSample, precision: number, zones: readonly 
   return geohash(centre.lat, centre.lng, precision)
 }
 
-function buildRecord(aliasOf: (epoch: string) => string, cell: PreparedCell, policy: PrivacyPolicy, keys: AnonymizerKeys): CandidateRecord | undefined {
+/** Per individual rule, the fields it releases (in the data type's order): the same for every record. */
+const releasedFieldsOf = new WeakMap<IndividualRule, readonly ValueField[]>()
+
+function releasedFields(type: DataTypeKey, rule: IndividualRule): readonly ValueField[] {
+  let fields = releasedFieldsOf.get(rule)
+  if (fields === undefined) releasedFieldsOf.set(rule, (fields = dataType(type).fields.filter((field) => rule.fields[field.name] !== undefined)))
+  return fields
+}
+
+function buildRecord(
+  aliasOf: (epoch: string) => string,
+  isoOf: (ms: number) => string,
+  cell: PreparedCell,
+  policy: PrivacyPolicy,
+  keys: AnonymizerKeys,
+): CandidateRecord | undefined {
   const rule = policy.types[cell.type]!.individual!
-  const spec = dataType(cell.type)
   const epoch = epochOf(cell.startMs, policy.pseudonym.epoch)
   const alias = aliasOf(epoch)
   const id = hmacHex(keys.pseudonym, `fitstream/record/v1|${alias}|${cell.type}|${cell.startMs}|${cell.endMs}`).slice(0, 32)
-  const revision = Math.max(...cell.items.map((item) => item.sample.revision))
+  const items = cell.items
+  let revision = items[0]!.sample.revision
+  for (const item of items) if (item.sample.revision > revision) revision = item.sample.revision
   const values: Record<string, number> = {}
+  let released = 0
   if (cell.type === 'location') {
-    const centre = geohashCentre(mostFrequent(cell.items.map((item) => item.cell!)))
+    const centre = geohashCentre(mostFrequent(items.map((item) => item.cell!)))
     values.lat = Number(centre.lat.toFixed(5))
     values.lng = Number(centre.lng.toFixed(5))
+    released = 2
   } else {
-    const released = spec.fields.filter((field) => rule.fields[field.name] !== undefined)
+    const fields = releasedFields(cell.type, rule)
     const rng = rule.noise === undefined ? undefined : prfRandomSource(keys.noise, `record|${id}|${revision}`)
-    for (const field of released) {
-      const combined = combine(
-        field.combine,
-        cell.items.map((item) => item.sample.values[field.name]).filter((v): v is number => v !== undefined),
-      )
+    const epsilon = rule.noise === undefined ? undefined : rule.noise.epsilon / fields.length
+    for (const field of fields) {
+      // Most records hold one sample: its value needs no combining.
+      const combined =
+        items.length === 1
+          ? items[0]!.sample.values[field.name]
+          : combine(
+              field.combine,
+              items.map((item) => item.sample.values[field.name]).filter((v): v is number => v !== undefined),
+            )
       if (combined === undefined) continue
-      const fieldRule = rule.fields[field.name]!
-      const epsilon = rule.noise === undefined ? undefined : rule.noise.epsilon / released.length
-      values[field.name] = generalise(combined, fieldRule, field, epsilon === undefined ? undefined : { epsilon, rng: rng! })
+      values[field.name] = generalise(combined, rule.fields[field.name]!, field, epsilon === undefined ? undefined : { epsilon, rng: rng! })
+      released++
     }
   }
-  if (Object.keys(values).length === 0) return undefined
+  if (released === 0) return undefined
   return {
     record: {
       id,
       type: cell.type,
       pseudonym: alias,
       epoch,
-      start: new Date(cell.startMs).toISOString(),
-      end: new Date(cell.endMs).toISOString(),
+      start: isoOf(cell.startMs),
+      end: isoOf(cell.endMs),
       values,
-      unit: cell.type === 'location' ? 'deg' : spec.unit,
+      unit: cell.type === 'location' ? 'deg' : dataType(cell.type).unit,
       revision,
     },
     epsilon: rule.noise?.epsilon ?? 0,
     period: epochOf(cell.startMs, policy.budget.period),
     chargeField: `r|${cell.type}|${cell.startMs}|${revision}`,
+    startMs: cell.startMs,
+    endMs: cell.endMs,
   }
 }
 

@@ -8,13 +8,11 @@ import {
   PRIVACY_PERIOD_COMPACTED,
   PRIVACY_PERIOD_FIELD_PREFIX,
   PRIVACY_TOTAL_FIELDS,
-  encodePrivacyLogEntry,
   erasePrivacyLedger,
   privacyBudgetKey,
   privacyKey,
   privacyLogKey,
   type DataTypeKey,
-  type PrivacyLogEntry,
 } from '@fitstream/shared'
 import { cohortCloseAt, type CandidateRecord, type CohortContribution } from './anonymize.js'
 import { encodeBuckets, type ClosedCell } from './cohort-aggregate.js'
@@ -32,6 +30,13 @@ const WITHHELD_MARK = 'w~'
  * still finds them counted.
  */
 const COUNTED_MARK = 'k~'
+/**
+ * In a budget hash: `h~<type>`, the same bitmap for the windows in which the person was counted in a
+ * history cell, so that a replica whose clock still shows the live cell open keeps them out of it.
+ * A cohort charge is a bit in these and one more in `charges`: no field of its own (ledgers written
+ * before hold `c|<type>|<startMs>` fields, still read, their value ending in `h` for a history cell).
+ */
+const HISTORY_MARK = 'h~'
 
 /**
  * The anonymizer's state in Redis. Per person (erased with them): the epsilon ledger and release log,
@@ -58,48 +63,81 @@ const COUNTED_MARK = 'k~'
  * counted once however often its release is retried, by a `w~<charge>` field; a charge already in the
  * ledger is a retry and passes without being paid again. A cell that has closed (its done marker is
  * set) takes nothing, so a contribution that was paid for can't miss its cell and a refused one can't
- * half-land. A person already counted for a (type, window) (charged, or marked in COUNTED_MARK after
- * compaction) joins no other cell of it: a history contribution to a cell that does not hold them,
- * or a live one from someone charged for a history cell (the charge's value ends in `h`), is
- * `counted`, so the live cell and the history cells of a window hold disjoint people. Each budget hash and the totals are read once and written once, whatever the number of
- * records and cells: a day of five types is some 50 commands instead of 130.
+ * half-land. A person already counted for a (type, window) (marked in COUNTED_MARK, or charged in a
+ * ledger written before) joins no other cell of it: a history contribution to a cell that does not
+ * hold them, or a live one from someone counted in a history cell (HISTORY_MARK, or a charge whose
+ * value ends in `h`), is `counted`, so the live cell and the history cells of a window hold disjoint
+ * people; a contribution to the window they are counted in is an update, never paid again. Each budget
+ * hash is read in one HMGET (its totals, the charges asked about and the types' marks) and
+ * written once, the done markers are checked in one EXISTS, and a person's first contribution to a
+ * cell is written without reading the cell: a day of five types is some 35 commands.
  *
- * KEYS: erased marker, totals, open cells, a budget hash per period, then a done marker and a cell per contribution.
- * ARGV: budget, ledger TTL, today, records' cap, #periods, #records, #contributions, the period names,
- * then per record (period index, charge field, cost), per contribution (period index, charge field,
- * cost, cell, close at, cell expiry, member, buckets, type, window index, `h` for a history cell or `l`). Answers 1 if erased, else 0 followed by each
- * record's outcome (1 granted, 0 withheld, 2 withheld before) and each contribution's.
+ * With ARGV[8] set (the release time, ISO 8601), it also writes the person's release log (a line per
+ * kind and type, see encodePrivacyLogLine: the records granted, the cells joined, what was withheld)
+ * and counts in their totals the records granted (ARGV[9] of them cost nothing: their spans come
+ * ready, ARGV[13] of them) and the late contributions (ARGV[10] of them known late before the call);
+ * the answer then ends with the totals' `compactedAt`.
+ *
+ * KEYS: erased marker, totals, open cells, release log, a budget hash per period, then a done marker and a cell per contribution.
+ * ARGV: budget, ledger TTL, today, records' cap, #periods, #records, #contributions, release time or '',
+ * free records, late before, release time in base 36, log length, #free spans, the period names, per
+ * free span (type, start, end, count), per record (period index, charge field, cost, type, start, end),
+ * per contribution (period index, charge field, cost, cell, close at, cell expiry, member, buckets,
+ * type, window index, `h` for a history cell or `l`, start, end). Answers 1 if erased, else 0 followed
+ * by each record's outcome (1 granted, 0 withheld, 2 withheld before) and each contribution's.
  */
 const RELEASE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
 local budget = tonumber(ARGV[1])
 local cap = tonumber(ARGV[4])
 local np, nr, nc = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local recordsAt = 8 + np
-local contributionsAt = recordsAt + 3 * nr
-local stride = 11
+local releasedAt = ARGV[8]
+local nf = tonumber(ARGV[13])
+local periodsAt = 14
+local freeAt = periodsAt + np
+local recordsAt = freeAt + 4 * nf
+local contributionsAt = recordsAt + 6 * nr
+local stride = 13
 local ledgers = {}
-for i = 1, np do
-  local key = KEYS[3 + i]
-  local held = redis.call('HMGET', key, 'budget', 'spent', '${RECORDS_SPENT_FIELD}')
-  ledgers[i] = { key = key, period = ARGV[7 + i], hasBudget = held[1] ~= false, hadSpent = held[2] ~= false,
-    spent = tonumber(held[2] or '0'), spentBefore = tonumber(held[2] or '0'), spentRecords = tonumber(held[3] or '0'), recordsCharged = false,
-    charged = {}, writes = {}, init = false, expire = false, dated = false, marks = {}, marked = {} }
-end
--- Which charges are already in each ledger, read in one HMGET per period.
 local asked = {}
-for i = 1, np do asked[i] = {} end
-for r = 0, nr - 1 do local a = recordsAt + 3 * r; table.insert(asked[tonumber(ARGV[a])], ARGV[a + 1]) end
-for c = 0, nc - 1 do local a = contributionsAt + stride * c; table.insert(asked[tonumber(ARGV[a])], ARGV[a + 1]) end
 for i = 1, np do
-  local fields = asked[i]
-  for from = 1, #fields, 500 do
-    local upto = math.min(#fields, from + 499)
-    local found = redis.call('HMGET', ledgers[i].key, unpack(fields, from, upto))
-    for j = from, upto do if found[j - from + 1] then ledgers[i].charged[fields[j]] = found[j - from + 1] end end
+  ledgers[i] = { key = KEYS[4 + i], period = ARGV[periodsAt + i - 1], charged = {}, writes = {}, init = false, expire = false,
+    dated = false, marks = {}, marked = {}, recordsCharged = false }
+  asked[i] = { 'budget', 'spent', '${RECORDS_SPENT_FIELD}', '${PRIVACY_BUDGET_CHARGES_FIELD}' }
+end
+local markAsked = {}
+for i = 1, np do markAsked[i] = {} end
+for r = 0, nr - 1 do local a = recordsAt + 6 * r; table.insert(asked[tonumber(ARGV[a])], ARGV[a + 1]) end
+for c = 0, nc - 1 do
+  local a = contributionsAt + stride * c
+  local i, t = tonumber(ARGV[a]), ARGV[a + 8]
+  table.insert(asked[i], ARGV[a + 1])
+  if not markAsked[i][t] then
+    markAsked[i][t] = true
+    table.insert(asked[i], '${COUNTED_MARK}' .. t)
+    table.insert(asked[i], '${HISTORY_MARK}' .. t)
   end
 end
-local withheld, joined = 0, 0
+-- Each ledger's totals, the charges asked about and the counted marks, in one HMGET per period.
+for i = 1, np do
+  local ledger, fields, held = ledgers[i], asked[i], {}
+  for from = 1, #fields, 500 do
+    local upto = math.min(#fields, from + 499)
+    local found = redis.call('HMGET', ledger.key, unpack(fields, from, upto))
+    for j = from, upto do held[fields[j]] = found[j - from + 1] end
+  end
+  ledger.hasBudget, ledger.hadSpent = held['budget'] ~= false, held['spent'] ~= false
+  ledger.spent = tonumber(held['spent'] or '0')
+  ledger.spentBefore = ledger.spent
+  ledger.spentRecords = tonumber(held['${RECORDS_SPENT_FIELD}'] or '0')
+  ledger.charges, ledger.newCharges = tonumber(held['${PRIVACY_BUDGET_CHARGES_FIELD}'] or '0'), 0
+  for j = 5, #fields do
+    local field = fields[j]
+    if not string.find(field, '|', 1, true) then ledger.marks[field] = held[field] or ''
+    elseif held[field] then ledger.charged[field] = held[field] end
+  end
+end
+local withheld, joined, late = 0, 0, tonumber(ARGV[10])
 local function withhold(ledger, field)
   return redis.call('HSETNX', ledger.key, '${WITHHELD_MARK}' .. string.gsub(field, '|', '~'), '1') == 1
 end
@@ -110,17 +148,43 @@ local function charge(ledger, field, cost, suffix)
   table.insert(ledger.writes, value)
   ledger.spent = ledger.spent + cost
 end
+-- The release log's spans: per kind, per type (in the order they first come), the interval covered,
+-- how many and the epsilon (micro) they cost.
+local function spans() return { byType = {} } end
+local releasedSpans, joinedSpans, heldSpans = spans(), spans(), spans()
+local function widen(list, t, s, e, n, micro)
+  local span = list.byType[t]
+  if span == nil then
+    span = { t = t, s = s, e = e, n = n, m = micro }
+    list.byType[t] = span
+    list[#list + 1] = span
+  else
+    if s < span.s then span.s = s end
+    if e > span.e then span.e = e end
+    span.n = span.n + n
+    span.m = span.m + micro
+  end
+end
+for f = 0, nf - 1 do
+  local a = freeAt + 4 * f
+  widen(releasedSpans, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), 0)
+end
 local out = {0}
+local grantedRecords = tonumber(ARGV[9])
 for r = 0, nr - 1 do
-  local a = recordsAt + 3 * r
+  local a = recordsAt + 6 * r
   local ledger, field, cost = ledgers[tonumber(ARGV[a])], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local t, s, e = ARGV[a + 3], tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   ledger.init, ledger.expire, ledger.dated = true, true, true
   if ledger.charged[field] then
     out[#out + 1] = 1
+    grantedRecords = grantedRecords + 1
+    widen(releasedSpans, t, s, e, 1, cost)
   elseif ledger.spent + cost > budget or ledger.spentRecords + cost > cap then
     if withhold(ledger, field) then
       withheld = withheld + 1
       out[#out + 1] = 0
+      widen(heldSpans, t, s, e, 1, 0)
     else
       out[#out + 1] = 2
     end
@@ -129,52 +193,87 @@ for r = 0, nr - 1 do
     ledger.spentRecords = ledger.spentRecords + cost
     ledger.recordsCharged = true
     out[#out + 1] = 1
+    grantedRecords = grantedRecords + 1
+    widen(releasedSpans, t, s, e, 1, cost)
   end
 end
-local function marks(ledger, t)
-  local bits = ledger.marks[t]
+-- A bitmap field (COUNTED_MARK or HISTORY_MARK and the type): window i is bit i % 4 of hex digit i / 4.
+local function marks(ledger, field)
+  local bits = ledger.marks[field]
   if bits == nil then
-    bits = redis.call('HGET', ledger.key, '${COUNTED_MARK}' .. t) or ''
-    ledger.marks[t] = bits
+    bits = redis.call('HGET', ledger.key, field) or ''
+    ledger.marks[field] = bits
   end
   return bits
 end
-local function counted(ledger, t, i)
+local function marked(ledger, field, i)
   local at = math.floor(i / 4) + 1
-  local digit = tonumber(string.sub(marks(ledger, t), at, at), 16) or 0
+  local digit = tonumber(string.sub(marks(ledger, field), at, at), 16) or 0
   return bit.band(digit, bit.lshift(1, i % 4)) ~= 0
 end
-local function markCounted(ledger, t, i)
-  local bits = marks(ledger, t)
+local function mark(ledger, field, i)
+  local bits = marks(ledger, field)
   local at = math.floor(i / 4) + 1
   if #bits < at then bits = bits .. string.rep('0', at - #bits) end
   local digit = bit.bor(tonumber(string.sub(bits, at, at), 16), bit.lshift(1, i % 4))
-  ledger.marks[t] = string.sub(bits, 1, at - 1) .. string.format('%x', digit) .. string.sub(bits, at + 1)
-  ledger.marked[t] = true
+  ledger.marks[field] = string.sub(bits, 1, at - 1) .. string.format('%x', digit) .. string.sub(bits, at + 1)
+  ledger.marked[field] = true
+end
+local digits36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function base36(n)
+  if n < 0 then return '-' .. base36(-n) end
+  local text = ''
+  repeat
+    local d = n % 36
+    text = string.sub(digits36, d + 1, d + 1) .. text
+    n = (n - d) / 36
+  until n == 0
+  return text
+end
+-- An entry's bucket and revision; an entry of the earlier layout is rewritten in the current one.
+local function parse(entry)
+  local name, revision = string.match(entry, '^([^.@=,]*)%.?(%d*)[@=]')
+  if name then return name, tonumber(revision) or 0, entry end
+  local start, length, rev, band, values = string.match(entry, '^(%-?%d+)/(%d+),(%d+),([^,]*),?(.*)$')
+  if start == nil then return nil end
+  length = tonumber(length)
+  name = base36(tonumber(start)) .. (length == 60 and '' or '+' .. base36(length))
+  rev = tonumber(rev)
+  values = string.gsub(values, ',+$', '')
+  return name, rev, name .. (rev == 0 and '' or '.' .. rev) .. (band == '' and '' or '@' .. band) .. '=' .. values
 end
 local function merge(buckets, encoded)
   for entry in string.gmatch(encoded, '[^;]+') do
-    local bucket, revision = string.match(entry, '^([^,]*),(%d+),')
-    local held = buckets[bucket]
-    if held == nil or tonumber(string.match(held, '^[^,]*,(%d+),')) <= tonumber(revision) then buckets[bucket] = entry end
+    local name, revision, current = parse(entry)
+    if name then
+      local held = buckets[name]
+      if held == nil or held[1] <= revision then buckets[name] = { revision, current } end
+    end
   end
+end
+local anyDone = false
+for c = 0, nc - 1, 500 do
+  local keys = {}
+  for j = c, math.min(nc - 1, c + 499) do keys[#keys + 1] = KEYS[5 + np + 2 * j] end
+  if redis.call('EXISTS', unpack(keys)) > 0 then anyDone = true end
 end
 for c = 0, nc - 1 do
   local a = contributionsAt + stride * c
-  local done, cell = KEYS[4 + np + 2 * c], KEYS[5 + np + 2 * c]
+  local done, cell = KEYS[5 + np + 2 * c], KEYS[6 + np + 2 * c]
   local ledger, field, cost = ledgers[tonumber(ARGV[a])], ARGV[a + 1], tonumber(ARGV[a + 2])
   local t, index, history = ARGV[a + 8], tonumber(ARGV[a + 9]), ARGV[a + 10] == 'h'
+  local s, e = tonumber(ARGV[a + 11]), tonumber(ARGV[a + 12])
   local outcome
-  if redis.call('EXISTS', done) == 1 then
+  if anyDone and redis.call('EXISTS', done) == 1 then
     outcome = 'late'
+    late = late + 1
   else
     local held = ledger.charged[field]
-    local fresh = not held
-    if history and (not fresh or counted(ledger, t, index)) then
-      fresh = false
+    local fresh = not held and not marked(ledger, '${COUNTED_MARK}' .. t, index)
+    if history and not fresh then
       -- Counted for this window already: only the history cell that holds them takes more of their data.
       if redis.call('HEXISTS', cell, ARGV[a + 6]) == 0 then outcome = 'counted' end
-    elseif not history and held and string.sub(held, -1) == 'h' then
+    elseif not history and ((held and string.sub(held, -1) == 'h') or marked(ledger, '${HISTORY_MARK}' .. t, index)) then
       -- Counted in a history cell by a replica whose clock had passed the live cell's close.
       outcome = 'counted'
     end
@@ -185,27 +284,37 @@ for c = 0, nc - 1 do
           withheld = withheld + 1
           ledger.expire, ledger.dated = true, true
           outcome = 'withheld'
+          widen(heldSpans, t, s, e, 1, 0)
         else
           outcome = 'withheld_again'
         end
       else
-        charge(ledger, field, cost, history and 'h' or nil)
-        markCounted(ledger, t, index)
+        ledger.charged[field] = string.format('%d', cost) .. (history and 'h' or '')
+        ledger.spent = ledger.spent + cost
+        ledger.newCharges = ledger.newCharges + 1
+        mark(ledger, '${COUNTED_MARK}' .. t, index)
+        if history then mark(ledger, '${HISTORY_MARK}' .. t, index) end
         ledger.expire, ledger.dated = true, true
         joined = joined + 1
+        widen(joinedSpans, t, s, e, 1, cost)
       end
     end
     if outcome == nil then
       local member = ARGV[a + 6]
-      local buckets = {}
-      merge(buckets, redis.call('HGET', cell, member) or '')
-      merge(buckets, ARGV[a + 7])
-      local entries = {}
-      for _, entry in pairs(buckets) do entries[#entries + 1] = entry end
-      table.sort(entries)
-      redis.call('HSET', cell, member, table.concat(entries, ';'))
-      redis.call('PEXPIREAT', cell, ARGV[a + 5])
-      redis.call('ZADD', KEYS[3], 'NX', ARGV[a + 4], ARGV[a + 3])
+      if fresh then
+        -- Charged only now, so the cell holds nothing of theirs yet: their buckets go in as they came.
+        redis.call('HSET', cell, member, ARGV[a + 7])
+      else
+        local buckets = {}
+        merge(buckets, redis.call('HGET', cell, member) or '')
+        merge(buckets, ARGV[a + 7])
+        local entries = {}
+        for _, entry in pairs(buckets) do entries[#entries + 1] = entry[2] end
+        table.sort(entries)
+        redis.call('HSET', cell, member, table.concat(entries, ';'))
+      end
+      -- The expiry is the same for every contribution to the cell: set when the cell opens.
+      if redis.call('ZADD', KEYS[3], 'NX', ARGV[a + 4], ARGV[a + 3]) == 1 then redis.call('PEXPIREAT', cell, ARGV[a + 5]) end
       outcome = fresh and 'joined' or 'updated'
     end
   end
@@ -219,16 +328,51 @@ for i = 1, np do
     if not ledger.hasBudget then table.insert(fields, 'budget'); table.insert(fields, ARGV[1]) end
     if not ledger.hadSpent or ledger.spent ~= ledger.spentBefore then table.insert(fields, 'spent'); table.insert(fields, string.format('%d', ledger.spent)) end
     if ledger.recordsCharged then table.insert(fields, '${RECORDS_SPENT_FIELD}'); table.insert(fields, string.format('%d', ledger.spentRecords)) end
-    for t in pairs(ledger.marked) do table.insert(fields, '${COUNTED_MARK}' .. t); table.insert(fields, ledger.marks[t]) end
+    if ledger.newCharges > 0 then
+      table.insert(fields, '${PRIVACY_BUDGET_CHARGES_FIELD}')
+      table.insert(fields, string.format('%d', ledger.charges + ledger.newCharges))
+    end
+    for field in pairs(ledger.marked) do table.insert(fields, field); table.insert(fields, ledger.marks[field]) end
     for from = 1, #fields, 1000 do redis.call('HSET', ledger.key, unpack(fields, from, math.min(#fields, from + 999))) end
   end
   if ledger.expire then redis.call('EXPIRE', ledger.key, ARGV[2]) end
   if ledger.dated then table.insert(summary, '${PRIVACY_PERIOD_FIELD_PREFIX}' .. ledger.period); table.insert(summary, ARGV[3]) end
 end
-if #summary > 0 then redis.call('HSET', KEYS[2], unpack(summary)) end
-if withheld > 0 then redis.call('HINCRBY', KEYS[2], '${PRIVACY_TOTAL_FIELDS.withheldForBudget}', withheld) end
-if joined > 0 then redis.call('HINCRBY', KEYS[2], '${PRIVACY_TOTAL_FIELDS.cohortContributions}', joined) end
-if #summary > 0 or withheld > 0 or joined > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+local logged = releasedAt ~= ''
+if logged and grantedRecords > 0 then table.insert(summary, '${PRIVACY_TOTAL_FIELDS.lastReleaseAt}'); table.insert(summary, releasedAt) end
+local touched = #summary > 0
+if touched then redis.call('HSET', KEYS[2], unpack(summary)) end
+local function add(field, n)
+  if n > 0 then redis.call('HINCRBY', KEYS[2], field, n); touched = true end
+end
+add('${PRIVACY_TOTAL_FIELDS.withheldForBudget}', withheld)
+add('${PRIVACY_TOTAL_FIELDS.cohortContributions}', joined)
+if logged then
+  add('${PRIVACY_TOTAL_FIELDS.recordsReleased}', grantedRecords)
+  add('${PRIVACY_TOTAL_FIELDS.lateContributions}', late)
+end
+if touched then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+if logged then
+  -- One line per span, as encodePrivacyLogLine writes it; epsilon as its decimal, without trailing zeros.
+  local function epsilon(micro)
+    local whole, fraction = math.floor(micro / 1000000), micro % 1000000
+    if fraction == 0 then return string.format('%d', whole) end
+    return string.format('%d', whole) .. '.' .. string.gsub(string.format('%06d', fraction), '0+$', '')
+  end
+  local lines = {}
+  for _, entry in ipairs({ { 'r', releasedSpans }, { 'c', joinedSpans }, { 'w', heldSpans } }) do
+    for _, span in ipairs(entry[2]) do
+      lines[#lines + 1] = ARGV[11] .. '|' .. entry[1] .. '|' .. span.t .. '|' .. base36(span.s) .. '|' .. base36(span.e) .. '|' ..
+        string.format('%d', span.n) .. '|' .. epsilon(span.m)
+    end
+  end
+  if #lines > 0 then
+    redis.call('LPUSH', KEYS[4], unpack(lines))
+    redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[12]) - 1)
+    redis.call('EXPIRE', KEYS[4], ARGV[2])
+  end
+  out[#out + 1] = redis.call('HGET', KEYS[2], '${PRIVACY_COMPACTED_AT_FIELD}') or '0'
+end
 return out
 `
 
@@ -292,6 +436,8 @@ export interface ReleaseOutcome {
   readonly withheld: CandidateRecord[]
   readonly withheldBefore: CandidateRecord[]
   readonly outcomes: ContributionOutcome[]
+  /** When the person's finished periods were last compacted (ms; 0 never), where the release counted the totals. */
+  readonly compactedAt?: number
 }
 
 export class PrivacyStore {
@@ -328,6 +474,8 @@ export class PrivacyStore {
     contributions: readonly CohortContribution[],
     now: number,
     erasedToken?: string,
+    /** Write the release log and count the granted records and late contributions in the totals too (the anonymize job's release). */
+    totals = false,
   ): Promise<ReleaseOutcome | undefined> {
     const granted: CandidateRecord[] = []
     const withheld: CandidateRecord[] = []
@@ -344,7 +492,29 @@ export class PrivacyStore {
       const closeAt = contribution.history?.batchEndMs ?? this.closeAt(contribution.endMs)
       return now >= closeAt ? [] : [{ contribution, i, closeAt }]
     })
-    const recordArgs = charged.flatMap((c) => [periodOf(c.period), c.chargeField, String(Math.round(c.epsilon * MICRO_EPSILON))])
+    const recordArgs = charged.flatMap((c) => [
+      periodOf(c.period),
+      c.chargeField,
+      String(Math.round(c.epsilon * MICRO_EPSILON)),
+      c.record.type,
+      String(c.startMs),
+      String(c.endMs),
+    ])
+    // Records that cost nothing are granted whatever the ledger holds: their log spans are known here.
+    const freeSpans = new Map<string, { startMs: number; endMs: number; count: number }>()
+    if (totals) {
+      for (const candidate of candidates) {
+        if (candidate.epsilon > 0) continue
+        const span = freeSpans.get(candidate.record.type)
+        if (span === undefined) freeSpans.set(candidate.record.type, { startMs: candidate.startMs, endMs: candidate.endMs, count: 1 })
+        else {
+          span.startMs = Math.min(span.startMs, candidate.startMs)
+          span.endMs = Math.max(span.endMs, candidate.endMs)
+          span.count++
+        }
+      }
+    }
+    const freeArgs = [...freeSpans].flatMap(([type, span]) => [type, String(span.startMs), String(span.endMs), String(span.count)])
     const contributionKeys: string[] = []
     const contributionArgs: string[] = []
     for (const { contribution, closeAt } of open) {
@@ -357,14 +527,18 @@ export class PrivacyStore {
         String(closeAt),
         String(closeAt + CELL_SAFETY_MS),
         contribution.member,
-        encodeBuckets(contribution.type, contribution.startMs, contribution.buckets),
+        encodeBuckets(contribution.type, contribution.startMs, contribution.buckets, this.policy.types[contribution.type]?.cohort),
         contribution.type,
         String(contribution.windowIndex),
         contribution.history === undefined ? 'l' : 'h',
+        String(contribution.startMs),
+        String(contribution.endMs),
       )
     }
+    const free = candidates.length - charged.length
+    const lateBefore = contributions.length - open.length
     const answer =
-      periods.size === 0 && erasedToken === undefined
+      periods.size === 0 && erasedToken === undefined && !(totals && (free > 0 || lateBefore > 0))
         ? [0]
         : ((await this.run(
             RELEASE,
@@ -372,6 +546,7 @@ export class PrivacyStore {
               this.erasedKey(erasedToken ?? ''),
               privacyKey(this.prefix, userId),
               this.openKey,
+              privacyLogKey(this.prefix, userId),
               ...[...periods.keys()].map((period) => privacyBudgetKey(this.prefix, userId, period)),
               ...contributionKeys,
             ],
@@ -383,7 +558,14 @@ export class PrivacyStore {
               String(periods.size),
               String(charged.length),
               String(open.length),
+              totals ? new Date(now).toISOString() : '',
+              String(free),
+              String(lateBefore),
+              now.toString(36),
+              String(PRIVACY_LOG_LENGTH),
+              String(freeSpans.size),
               ...periods.keys(),
+              ...freeArgs,
               ...recordArgs,
               ...contributionArgs,
             ],
@@ -395,7 +577,8 @@ export class PrivacyStore {
       ;(outcome === 1 ? granted : outcome === 0 ? withheld : withheldBefore).push(candidate)
     })
     open.forEach(({ i }, j) => (outcomes[i] = answer[1 + charged.length + j] as ContributionOutcome))
-    return { granted, withheld, withheldBefore, outcomes }
+    const compactedAt = totals ? Number(answer[1 + charged.length + open.length] ?? 0) : undefined
+    return { granted, withheld, withheldBefore, outcomes, ...(compactedAt === undefined ? {} : { compactedAt }) }
   }
 
   /** Charges noisy records to the person's budget; records without noise cost nothing and always pass. */
@@ -505,34 +688,8 @@ export class PrivacyStore {
     return this.redis.zcard(this.openKey)
   }
 
-  /**
-   * Appends to the person's release log and totals; once a day it also compacts the budget periods
-   * that are over (see compactPeriods).
-   */
-  async logReleases(
-    userId: string,
-    entries: readonly PrivacyLogEntry[],
-    totals: { recordsReleased: number; lateContributions: number },
-    now = Date.now(),
-  ): Promise<void> {
-    if (entries.length === 0 && totals.recordsReleased === 0 && totals.lateContributions === 0) return
-    const summary = privacyKey(this.prefix, userId)
-    const log = privacyLogKey(this.prefix, userId)
-    const pipeline = this.redis.pipeline()
-    if (entries.length > 0) {
-      pipeline.lpush(log, ...entries.map(encodePrivacyLogEntry))
-      pipeline.ltrim(log, 0, PRIVACY_LOG_LENGTH - 1)
-      pipeline.expire(log, this.ledgerTtlSeconds)
-    }
-    if (totals.recordsReleased > 0) {
-      pipeline.hincrby(summary, PRIVACY_TOTAL_FIELDS.recordsReleased, totals.recordsReleased)
-      pipeline.hset(summary, PRIVACY_TOTAL_FIELDS.lastReleaseAt, entries[0]?.at ?? new Date().toISOString())
-    }
-    if (totals.lateContributions > 0) pipeline.hincrby(summary, PRIVACY_TOTAL_FIELDS.lateContributions, totals.lateContributions)
-    pipeline.expire(summary, this.ledgerTtlSeconds)
-    pipeline.hget(summary, PRIVACY_COMPACTED_AT_FIELD)
-    const results = await pipeline.exec()
-    const compactedAt = Number(results?.at(-1)?.[1] ?? 0)
+  /** Compacts the person's finished budget periods once a day (see compactPeriods); `compactedAt` as `release` answered it. */
+  async compactIfDue(userId: string, compactedAt: number, now = Date.now()): Promise<void> {
     if (now - compactedAt >= DAY_MS) await this.compactPeriods(userId, now)
   }
 

@@ -29,8 +29,19 @@ export function windowOf(ms: number, unit: TimeUnit): { startMs: number; endMs: 
   return { startMs: Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1), endMs: Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1) }
 }
 
+/** Per unit, the period `epochOf` last labelled: a day of hourly records falls in one or two. */
+const lastPeriods = new Map<PeriodUnit, { startMs: number; endMs: number; label: string }>()
+
 /** The label of a period: `2026-11` (month), `2026-W47` (ISO week) or `2026-11-24` (day). */
 export function epochOf(ms: number, unit: PeriodUnit): string {
+  const last = lastPeriods.get(unit)
+  if (last !== undefined && ms >= last.startMs && ms < last.endMs) return last.label
+  const label = labelOf(ms, unit)
+  lastPeriods.set(unit, { ...windowOf(ms, unit), label })
+  return label
+}
+
+function labelOf(ms: number, unit: PeriodUnit): string {
   const date = new Date(ms)
   if (unit === 'month') return date.toISOString().slice(0, 7)
   if (unit === 'day') return date.toISOString().slice(0, 10)

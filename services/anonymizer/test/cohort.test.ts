@@ -252,4 +252,37 @@ describe('a cohort cell in Redis', () => {
     const buckets = decodeBuckets('steps', fields[contribution.member]!)
     expect(buckets.map((b) => b.values.count).sort((a, b) => a! - b!)).toEqual([50, 300])
   })
+
+  it('reads and merges a person’s buckets stored in the earlier layout, so no bucket counts twice', async () => {
+    const store = new PrivacyStore(redis, prefix, exact)
+    const userId = 'cell-user-legacy'
+    const planOf = (revision: number, count: number, hour: number) =>
+      planRelease(userId, [sample('steps', t0 + hour * HOUR, { count }, { revision })], exact, keys).contributions[0]!
+    const now = t0 + 2 * HOUR
+    const first = planOf(0, 100, 0)
+    expect(await store.contribute(userId, first, now)).toBe('joined')
+    // As the earlier layout stored hours 10 and 11 (minutes 600 and 660 after the cell's start).
+    const cell = `${prefix}:cohort:cell:${first.cell}`
+    await redis.hset(cell, first.member, '600/60,0,,100;660/60,1,,70')
+    expect(await store.contribute(userId, planOf(2, 300, 0), now)).toBe('updated')
+    const stored = await redis.hget(cell, first.member)
+    expect(stored).not.toMatch(/\//)
+    expect(
+      decodeBuckets('steps', stored!)
+        .map((b) => b.values.count)
+        .sort((a, b) => a! - b!),
+    ).toEqual([70, 300])
+    // A stale revision in either layout loses to the newer one held.
+    expect(await store.contribute(userId, planOf(0, 5, 1), now)).toBe('updated')
+    expect(
+      decodeBuckets('steps', (await redis.hget(cell, first.member))!)
+        .map((b) => b.values.count)
+        .sort((a, b) => a! - b!),
+    ).toEqual([70, 300])
+    expect(
+      decodeBuckets('steps', '600/60,0,,100;660/60,1,,70;go=5;ic.2=80')
+        .map((b) => b.values.count)
+        .sort((a, b) => a! - b!),
+    ).toEqual([5, 80])
+  })
 })

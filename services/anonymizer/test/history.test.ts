@@ -255,13 +255,36 @@ describe('one cell per person, type and day, whatever the clocks and the ledgerâ
     const userId = 'history-compacted-0001'
     const start = lastDay - DAY
     expect(await contribute(userId, start, start + 20 * HOUR)).toEqual(['joined'])
-    // What compaction leaves: no charge fields, only the windows counted.
+    // A cohort charge is the window's bit and a count: nothing for compaction to drop.
     const budget = `${prefix}:privacy:${userId}:budget:${epochOf(start, 'month')}`
-    const charges = (await redis.hkeys(budget)).filter((field) => field.includes('|'))
-    expect(charges).toHaveLength(1)
-    await redis.hdel(budget, ...charges)
+    expect((await redis.hkeys(budget)).filter((field) => field.includes('|'))).toEqual([])
+    expect(await redis.hget(budget, 'charges')).toBe('1')
     expect(await contribute(userId, start, NOW)).toEqual(['counted'])
     expect(await redis.exists(`${prefix}:cohort:cell:heart_rate:${start}:${start + DAY}:${batch.startMs}`)).toBe(0)
+  })
+
+  it('reads a ledger that holds its cohort charges as fields, as ledgers were written before', async () => {
+    const start = lastDay - 2 * DAY
+    const budgetOf = (userId: string) => `${prefix}:privacy:${userId}:budget:${epochOf(start, 'month')}`
+    // Counted live, in the earlier layout: a charge field and the window's bit, no count.
+    const live = 'history-legacy-0001'
+    expect(await contribute(live, start, start + 20 * HOUR)).toEqual(['joined'])
+    const spent = await redis.hget(budgetOf(live), 'spent')
+    await redis.hdel(budgetOf(live), 'charges')
+    await redis.hset(budgetOf(live), `c|heart_rate|${start}`, String(Number(spent)))
+    // A retry of the live contribution is an update, not paid again; a history cell does not count them again.
+    expect(await contribute(live, start, start + 21 * HOUR)).toEqual(['updated'])
+    expect(await redis.hget(budgetOf(live), 'spent')).toBe(spent)
+    expect(await contribute(live, start, NOW)).toEqual(['counted'])
+    // Counted in a history cell, in the earlier layout (the charge's value ends in `h`, no history bit):
+    // a replica whose clock still shows the live cell open keeps them out of it.
+    const history = 'history-legacy-0002'
+    expect(await contribute(history, start, NOW)).toEqual(['joined'])
+    await redis.hdel(budgetOf(history), 'charges', 'h~heart_rate')
+    await redis.hset(budgetOf(history), `c|heart_rate|${start}`, `${Number(await redis.hget(budgetOf(history), 'spent'))}h`)
+    expect(await contribute(history, start, closeAt(start) - 1_000)).toEqual(['counted'])
+    const report = await readPrivacyReport(redis, prefix, history)
+    expect(report.budgets.map((b) => b.charges)).toEqual([1])
   })
 })
 

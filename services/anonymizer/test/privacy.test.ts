@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { createMetrics, deleteKeysWithPrefix, readPrivacyReport, type DataTypeKey, type FitnessSample, type PublishJobData } from '@fitstream/shared'
+import {
+  createMetrics,
+  deleteKeysWithPrefix,
+  encodePrivacyLogEntry,
+  readPrivacyReport,
+  type DataTypeKey,
+  type FitnessSample,
+  type PublishJobData,
+} from '@fitstream/shared'
 import { createAnonymizeProcessor } from '../src/anonymize-processor.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
 import type { PrivacyPolicy } from '../src/policy.js'
@@ -106,6 +114,22 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
     )
   })
 
+  it('logs each release as one line per kind and type, exactly as the shared ledger encodes and reads it', async () => {
+    const userId = 'user-log-lines-0001'
+    // Five noisy hours: three fit the records' share, two are withheld; the day's cohort cell is joined.
+    expect(await run(budgetPolicy, userId, hours(t0, 5))).toMatchObject({ records: 3, cohortContributions: 1, withheldForBudget: 2 })
+    const iso = (ms: number): string => new Date(ms).toISOString()
+    const at = iso(t0 + HOUR)
+    const day = Math.floor(t0 / (24 * HOUR)) * 24 * HOUR
+    const expected = [
+      { at, kind: 'withheld', type: 'steps', start: iso(t0 + 3 * HOUR), end: iso(t0 + 5 * HOUR), count: 2, epsilon: 0 },
+      { at, kind: 'cohort', type: 'steps', start: iso(day), end: iso(day + 24 * HOUR), count: 1, epsilon: 0.1 },
+      { at, kind: 'records', type: 'steps', start: iso(t0), end: iso(t0 + 3 * HOUR), count: 3, epsilon: 0.9 },
+    ] as const
+    expect((await readPrivacyReport(redis, prefix, userId)).releases).toEqual(expected)
+    expect(await redis.lrange(`${prefix}:privacy:${userId}:log`, 0, -1)).toEqual(expected.map(encodePrivacyLogEntry))
+  })
+
   it('charges a job whose hours span two budget periods to each period once, however often it is retried', async () => {
     const userId = 'user-two-periods-0001'
     // 30 November 22:00 to 1 December 02:00 UTC: two records and a day's cohort cell in each month.
@@ -139,16 +163,18 @@ describe('the anonymize processor, the budget ledger and the privacy report', ()
 
   it('drops a finished period’s per-charge fields some days after it ends, keeping what the report shows', async () => {
     const userId = 'user-compact-0001'
-    // November: 3 records and a day's cohort cell (4 charges), synced as it happens.
+    // November: 3 records and a day's cohort cell (4 charges), synced as it happens. The cell's charge
+    // is a bit of `k~steps` and one in `charges`; each record's is a field of its own.
     await run(budgetPolicy, userId, hours(t0, 3))
     const budgetKey = `${prefix}:privacy:${userId}:budget:2026-11`
     const chargeFields = async () => (await redis.hkeys(budgetKey)).filter((field) => field.includes('|'))
-    expect(await chargeFields()).toHaveLength(4)
+    expect(await chargeFields()).toHaveLength(3)
+    expect(await redis.hget(budgetKey, 'charges')).toBe('1')
     const report = (await readPrivacyReport(redis, prefix, userId)).budgets
 
     // December 5: November is over but only for 4 days, so its retries are still protected.
     await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 5, 8), 1), Date.UTC(2026, 11, 5, 9))
-    expect(await chargeFields()).toHaveLength(4)
+    expect(await chargeFields()).toHaveLength(3)
 
     // December 10: over for 9 days and uncharged since November: only budget, spent and the count stay.
     await run(budgetPolicy, userId, hours(Date.UTC(2026, 11, 10, 8), 1), Date.UTC(2026, 11, 10, 9))

@@ -255,15 +255,17 @@ export function createFetchProcessor(deps: FetchProcessorDeps) {
     let released = false
     try {
       const horizon = now() - data.lookbackMs - data.bucketMs
-      const { changed, unchanged, next } = classifySamples(samples, decodeHistory(held.history), horizon)
+      const { changed, fingerprints, unchanged, next } = classifySamples(samples, decodeHistory(held.history), horizon)
       const revised = changed.filter((s) => s.revision > 0).length
       // First, and only for a user who still exists: someone erased while Google answered gets nothing passed on or remembered.
       if ((await deps.users.advanceFetchCursor(data.userId, data.window.endMs)) === -1) {
         throw new UserGoneError('the user was erased while their data was being fetched')
       }
       if (changed.length > 0) {
-        // The id names the content too: the same changes are never queued twice, new changes always are.
-        const digest = createHash('sha256').update(JSON.stringify(changed)).digest('base64url').slice(0, 16)
+        // The id names the content too (each bucket's revision and fingerprint, and its origin where
+        // Google names one): the same changes are never queued twice, new changes always are.
+        const content = changed.map((s, i) => `${s.type}|${s.startMs}|${s.revision}|${fingerprints[i]}|${s.origin ?? ''}`).join('\n')
+        const digest = createHash('sha256').update(content).digest('base64url').slice(0, 16)
         await deps.queues.add(
           'anonymize',
           {

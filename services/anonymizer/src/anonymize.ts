@@ -345,9 +345,18 @@ export function cohortCloseAt(policy: PrivacyPolicy, windowEndMs: number): numbe
   return windowEndMs + policy.cohorts.graceHours * 3_600_000
 }
 
-/** A person's token in one cohort cell (its name, as `CohortContribution.cell`): the same for them in that cell, unrelated across cells. */
+/**
+ * A person's token in one cohort cell (its name, as `CohortContribution.cell`): the same for them in
+ * that cell, unrelated across cells. 128 bits of an HMAC in base64url (22 characters); cells written
+ * before name them by the same bits in hex (`legacyMemberToken`).
+ */
 export function memberToken(keys: AnonymizerKeys, cell: string, userId: string): string {
-  return hmacHex(keys.member, `fitstream/cohort-member/v1|${cell}|${userId}`).slice(0, 32)
+  return createHmac('sha256', keys.member).update(`fitstream/cohort-member/v1|${cell}|${userId}`).digest().subarray(0, 16).toString('base64url')
+}
+
+/** The same token as cells written before hold it: its bits in hex. */
+export function legacyMemberToken(member: string): string {
+  return Buffer.from(member, 'base64url').toString('hex')
 }
 
 /** Clamp (top and bottom coding), optional noise on the grid, then bands or rounding. */

@@ -14,7 +14,7 @@ import {
   privacyLogKey,
   type DataTypeKey,
 } from '@fitstream/shared'
-import { cohortCloseAt, type CandidateRecord, type CohortContribution } from './anonymize.js'
+import { cohortCloseAt, legacyMemberToken, type CandidateRecord, type CohortContribution } from './anonymize.js'
 import { encodeBuckets, type ClosedCell } from './cohort-aggregate.js'
 import { cohortReserve, type PrivacyPolicy } from './policy.js'
 import { periodEndOf } from './time-windows.js'
@@ -83,7 +83,8 @@ const HISTORY_MARK = 'h~'
  * free records, late before, release time in base 36, log length, #free spans, the period names, per
  * free span (type, start, end, count), per record (period index, charge field, cost, type, start, end),
  * per contribution (period index, charge field, cost, cell, close at, cell expiry, member, buckets,
- * type, window index, `h` for a history cell or `l`, start, end). Answers 1 if erased, else 0 followed
+ * type, window index, `h` for a history cell or `l`, start, end, the member's token as cells written
+ * before hold it). Answers 1 if erased, else 0 followed
  * by each record's outcome (1 granted, 0 withheld, 2 withheld before) and each contribution's.
  */
 const RELEASE = `
@@ -97,7 +98,7 @@ local periodsAt = 14
 local freeAt = periodsAt + np
 local recordsAt = freeAt + 4 * nf
 local contributionsAt = recordsAt + 6 * nr
-local stride = 13
+local stride = 14
 local ledgers = {}
 local asked = {}
 for i = 1, np do
@@ -272,7 +273,7 @@ for c = 0, nc - 1 do
     local fresh = not held and not marked(ledger, '${COUNTED_MARK}' .. t, index)
     if history and not fresh then
       -- Counted for this window already: only the history cell that holds them takes more of their data.
-      if redis.call('HEXISTS', cell, ARGV[a + 6]) == 0 then outcome = 'counted' end
+      if redis.call('HEXISTS', cell, ARGV[a + 6]) == 0 and redis.call('HEXISTS', cell, ARGV[a + 13]) == 0 then outcome = 'counted' end
     elseif not history and ((held and string.sub(held, -1) == 'h') or marked(ledger, '${HISTORY_MARK}' .. t, index)) then
       -- Counted in a history cell by a replica whose clock had passed the live cell's close.
       outcome = 'counted'
@@ -306,7 +307,13 @@ for c = 0, nc - 1 do
         redis.call('HSET', cell, member, ARGV[a + 7])
       else
         local buckets = {}
-        merge(buckets, redis.call('HGET', cell, member) or '')
+        local stored = redis.call('HGET', cell, member)
+        if not stored then
+          -- Held under their token as cells written before named it: moved to the current one.
+          stored = redis.call('HGET', cell, ARGV[a + 13])
+          if stored then redis.call('HDEL', cell, ARGV[a + 13]) end
+        end
+        merge(buckets, stored or '')
         merge(buckets, ARGV[a + 7])
         local entries = {}
         for _, entry in pairs(buckets) do entries[#entries + 1] = entry[2] end
@@ -533,6 +540,7 @@ export class PrivacyStore {
         contribution.history === undefined ? 'l' : 'h',
         String(contribution.startMs),
         String(contribution.endMs),
+        legacyMemberToken(contribution.member),
       )
     }
     const free = candidates.length - charged.length
@@ -647,9 +655,10 @@ export class PrivacyStore {
     for (let i = 0; i < cells.length; i += 500) {
       const pipeline = this.redis.pipeline()
       for (const cell of cells.slice(i, i + 500)) {
+        // Under the token either as it is or as cells written before hold it.
         const member = memberOf(cell)
-        pipeline.hdel(this.key('cell', cell), member)
-        pipeline.hdel(this.key('closing', cell), member)
+        pipeline.hdel(this.key('cell', cell), member, legacyMemberToken(member))
+        pipeline.hdel(this.key('closing', cell), member, legacyMemberToken(member))
       }
       const results = (await pipeline.exec()) ?? []
       for (let j = 0; j < results.length; j += 2) {
@@ -696,8 +705,8 @@ export class PrivacyStore {
   /**
    * Drops the per-charge fields of the person's budget periods that have been over, and had no
    * charge, for COMPACT_AFTER_MS; their budget, spending and number of charges stay for the report.
-   * Without this every period kept a field per charge for the ledger's 400 days: for a person whose data
-   * comes in every day, under the default policy, some 150 a month (5 KB), 65 KB after a year; compacted, 0.1 KB.
+   * Without this every period kept a field per record charge for the ledger's 400 days: for a person
+   * who opted in to noisy hourly records of a type, some 700 a month (25 KB); compacted, 0.1 KB.
    */
   private async compactPeriods(userId: string, now: number): Promise<void> {
     const summary = privacyKey(this.prefix, userId)

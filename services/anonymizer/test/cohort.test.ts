@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Counter } from 'prom-client'
 import { cohortRecordSchema, createMetrics, type CohortRecord, type PublishJobData } from '@fitstream/shared'
-import { memberToken, planRelease } from '../src/anonymize.js'
+import { legacyMemberToken, memberToken, planRelease } from '../src/anonymize.js'
 import { aggregateCell, decodeBuckets, encodeBuckets, type ClosedCell } from '../src/cohort-aggregate.js'
 import { closeCohortWindows } from '../src/cohort-closer.js'
 import { createAnonymizerMetrics } from '../src/metrics.js'
@@ -261,10 +261,13 @@ describe('a cohort cell in Redis', () => {
     const now = t0 + 2 * HOUR
     const first = planOf(0, 100, 0)
     expect(await store.contribute(userId, first, now)).toBe('joined')
-    // As the earlier layout stored hours 10 and 11 (minutes 600 and 660 after the cell's start).
+    // As the earlier layout stored hours 10 and 11 (minutes 600 and 660 after the cell's start), under
+    // the person's token in hex.
     const cell = `${prefix}:cohort:cell:${first.cell}`
-    await redis.hset(cell, first.member, '600/60,0,,100;660/60,1,,70')
+    await redis.hdel(cell, first.member)
+    await redis.hset(cell, legacyMemberToken(first.member), '600/60,0,,100;660/60,1,,70')
     expect(await store.contribute(userId, planOf(2, 300, 0), now)).toBe('updated')
+    expect(await redis.hexists(cell, legacyMemberToken(first.member))).toBe(0)
     const stored = await redis.hget(cell, first.member)
     expect(stored).not.toMatch(/\//)
     expect(
@@ -284,5 +287,16 @@ describe('a cohort cell in Redis', () => {
         .map((b) => b.values.count)
         .sort((a, b) => a! - b!),
     ).toEqual([5, 80])
+  })
+
+  it('erases a person held under their token as cells written before named it', async () => {
+    const store = new PrivacyStore(redis, prefix, exact)
+    const contribution = planRelease('cell-user-erased', [sample('steps', t0, { count: 10 })], exact, keys).contributions[0]!
+    expect(await store.contribute('cell-user-erased', contribution, t0 + 2 * HOUR)).toBe('joined')
+    const cell = `${prefix}:cohort:cell:${contribution.cell}`
+    await redis.hdel(cell, contribution.member)
+    await redis.hset(cell, legacyMemberToken(contribution.member), '600/60,0,,10')
+    expect(await store.eraseContributions((name) => memberToken(keys, name, 'cell-user-erased'))).toBe(1)
+    expect(await redis.hexists(cell, legacyMemberToken(contribution.member))).toBe(0)
   })
 })

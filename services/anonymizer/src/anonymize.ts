@@ -123,8 +123,8 @@ export function planRelease(
     dropped.set(key, entry)
   }
 
-  const individual = new Map<string, PreparedCell>()
-  const cohort = new Map<string, PreparedCell>()
+  const individual = new IntervalMap<PreparedCell>()
+  const cohort = new IntervalMap<PreparedCell>()
   for (const sample of latestRevisions(samples)) {
     const rule = policy.types[sample.type]
     if (rule === undefined || rule.release === 'drop') {
@@ -207,20 +207,46 @@ const HOUR_MS = 3_600_000
  * overlapping fetch) must not count twice, and a revised total replaces the earlier one.
  */
 function latestRevisions(samples: readonly FitnessSample[]): FitnessSample[] {
-  const latest = new Map<string, FitnessSample>()
+  const latest = new IntervalMap<FitnessSample>()
   for (const sample of samples) {
-    const key = `${sample.type}|${sample.startMs}|${sample.endMs}`
-    const seen = latest.get(key)
-    if (seen === undefined || sample.revision >= seen.revision) latest.set(key, sample)
+    const seen = latest.get(sample.type, sample.startMs, sample.endMs)
+    if (seen === undefined || sample.revision >= seen.revision) latest.set(sample.type, sample.startMs, sample.endMs, sample)
   }
-  return [...latest.values()]
+  return latest.values()
 }
 
-function addTo(cells: Map<string, PreparedCell>, type: DataTypeKey, startMs: number, endMs: number, item: Prepared): void {
-  const key = `${type}|${startMs}|${endMs}`
-  const cell = cells.get(key)
-  if (cell === undefined) cells.set(key, { type, startMs, endMs, items: [item] })
+function addTo(cells: IntervalMap<PreparedCell>, type: DataTypeKey, startMs: number, endMs: number, item: Prepared): void {
+  const cell = cells.get(type, startMs, endMs)
+  if (cell === undefined) cells.set(type, startMs, endMs, { type, startMs, endMs, items: [item] })
   else cell.items.push(item)
+}
+
+/** Values by (type, start, end), in insertion order, looked up without building a string key per sample. */
+class IntervalMap<V> {
+  /** type → start → end → the value's place in `inOrder`. */
+  private readonly places = new Map<string, Map<number, Map<number, number>>>()
+  private readonly inOrder: V[] = []
+
+  get(type: string, startMs: number, endMs: number): V | undefined {
+    const place = this.places.get(type)?.get(startMs)?.get(endMs)
+    return place === undefined ? undefined : this.inOrder[place]
+  }
+
+  set(type: string, startMs: number, endMs: number, value: V): void {
+    let starts = this.places.get(type)
+    if (starts === undefined) this.places.set(type, (starts = new Map()))
+    let ends = starts.get(startMs)
+    if (ends === undefined) starts.set(startMs, (ends = new Map()))
+    const place = ends.get(endMs)
+    if (place === undefined) {
+      ends.set(endMs, this.inOrder.length)
+      this.inOrder.push(value)
+    } else this.inOrder[place] = value
+  }
+
+  values(): V[] {
+    return this.inOrder
+  }
 }
 
 /** The truncated geohash of a location bounding box, or why it can't be released. */

@@ -150,8 +150,15 @@ export function toUnits(value: number, grid: number): number {
 
 /** Whole grid units back to a value, without floating-point tails such as 0.30000000000000004. */
 export function fromUnits(units: number, grid: number): number {
-  return Number((units * grid).toFixed(decimalsOf(grid)))
+  // Whole units on a whole grid multiply exactly (`+ 0` turns -0 into 0, as toFixed does).
+  if (Number.isInteger(grid) && Number.isInteger(units)) return units * grid + 0
+  let decimals = gridDecimals.get(grid)
+  if (decimals === undefined) gridDecimals.set(grid, (decimals = decimalsOf(grid)))
+  return Number((units * grid).toFixed(decimals))
 }
+
+/** Decimals per grid: a policy has a handful of grids. */
+const gridDecimals = new Map<number, number>()
 
 function decimalsOf(grid: number): number {
   let decimals = 0

@@ -86,8 +86,10 @@ const LOG_KINDS = { records: 'r', cohort: 'c', withheld: 'w' } as const
 const LOG_KIND_OF = { r: 'records', c: 'cohort', w: 'withheld' } as const
 
 /**
- * One log entry as a line of `|`-separated fields, times in base-36 milliseconds, e.g.
- * `mhx2k3a8|c|heart_rate|mhvp1c00|mhxr6o00|2|0.2`: about 45 bytes where its JSON took 150.
+ * One log entry as a line of `|`-separated fields, in base 36: when (ms), then the interval as its
+ * start in minutes and `+` its length in minutes, e.g. `mhx2k3a8|c|heart_rate|tmj8w|+140|2|0.2`:
+ * about 40 bytes where its JSON took 150. An interval not on whole minutes, and the lines written
+ * before, give start and end in milliseconds (`mhx2k3a8|c|heart_rate|mhvp1c00|mhxr6o00|2|0.2`).
  */
 export function encodePrivacyLogEntry(entry: PrivacyLogEntry): string {
   return encodePrivacyLogLine({
@@ -111,7 +113,12 @@ export function encodePrivacyLogLine(entry: {
   readonly count: number
   readonly epsilon: number
 }): string {
-  return `${entry.atMs.toString(36)}|${LOG_KINDS[entry.kind]}|${entry.type}|${entry.startMs.toString(36)}|${entry.endMs.toString(36)}|${entry.count}|${entry.epsilon}`
+  const { startMs, endMs } = entry
+  const interval =
+    startMs % 60_000 === 0 && endMs % 60_000 === 0 && endMs >= startMs
+      ? `${(startMs / 60_000).toString(36)}|+${((endMs - startMs) / 60_000).toString(36)}`
+      : `${startMs.toString(36)}|${endMs.toString(36)}`
+  return `${entry.atMs.toString(36)}|${LOG_KINDS[entry.kind]}|${entry.type}|${interval}|${entry.count}|${entry.epsilon}`
 }
 
 /** Reads a log line, compact or JSON (the ledger's first line format, still read); undefined if it is neither. */
@@ -120,17 +127,19 @@ export function decodePrivacyLogEntry(line: string): PrivacyLogEntry | undefined
   if (line.startsWith('{')) candidate = safeJson(line)
   else {
     const [at, kind, type, start, end, count, epsilon, ...rest] = line.split('|')
-    const time = (text: string | undefined): string | undefined => {
-      const ms = /^[0-9a-z]{1,12}$/.test(text ?? '') ? parseInt(text!, 36) : Number.NaN
-      return Number.isFinite(ms) && ms <= 8.64e15 ? new Date(ms).toISOString() : undefined
-    }
+    const base36 = (text: string | undefined): number => (/^[0-9a-z]{1,12}$/.test(text ?? '') ? parseInt(text!, 36) : Number.NaN)
+    const time = (ms: number): string | undefined => (Number.isFinite(ms) && ms <= 8.64e15 ? new Date(ms).toISOString() : undefined)
+    // `+<length>`: start and length in minutes; else start and end in milliseconds.
+    const inMinutes = end?.startsWith('+') === true
+    const startMs = inMinutes ? base36(start) * 60_000 : base36(start)
+    const endMs = inMinutes ? startMs + base36(end.slice(1)) * 60_000 : base36(end)
     if (rest.length === 0) {
       candidate = {
-        at: time(at),
+        at: time(base36(at)),
         kind: LOG_KIND_OF[kind as keyof typeof LOG_KIND_OF],
         type,
-        start: time(start),
-        end: time(end),
+        start: time(startMs),
+        end: time(endMs),
         count: Number(count),
         epsilon: Number(epsilon),
       }

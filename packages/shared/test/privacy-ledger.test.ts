@@ -35,8 +35,19 @@ describe('privacy log lines', () => {
     expect(encodePrivacyLogEntry(entry).length).toBeLessThan(JSON.stringify(entry).length / 2.5)
   })
 
-  it('still read the JSON lines earlier versions wrote', () => {
+  it('still read the lines earlier versions wrote: JSON, and start and end in milliseconds', () => {
     expect(decodePrivacyLogEntry(JSON.stringify(entry))).toEqual(entry)
+    const ms = (iso: string): string => Date.parse(iso).toString(36)
+    expect(decodePrivacyLogEntry(`${ms(entry.at)}|c|heart_rate|${ms(entry.start)}|${ms(entry.end)}|2|0.2`)).toEqual(entry)
+  })
+
+  it('give an interval on whole minutes as its start and length in minutes, and any other in milliseconds', () => {
+    expect(encodePrivacyLogEntry(entry)).toBe(
+      `${Date.parse(entry.at).toString(36)}|c|heart_rate|${(Date.parse(entry.start) / 60_000).toString(36)}|+${(2 * 1440).toString(36)}|2|0.2`,
+    )
+    const odd = { ...entry, start: '2026-11-23T00:00:00.500Z' }
+    expect(encodePrivacyLogEntry(odd)).not.toMatch(/\|\+/)
+    expect(decodePrivacyLogEntry(encodePrivacyLogEntry(odd))).toEqual(odd)
   })
 
   it('refuse what is neither', () => {
@@ -48,6 +59,8 @@ describe('privacy log lines', () => {
       'zzzzzzzzzzzzz|c|steps|1|2|3|0',
       'mhx2k3a8|x|steps|1|2|3|0',
       'mhx2k3a8|c|steps|1|2|-1|0',
+      'mhx2k3a8|c|steps|1|+|3|0',
+      'mhx2k3a8|c|steps|1|+-2|3|0',
     ]) {
       expect(decodePrivacyLogEntry(junk), junk).toBeUndefined()
     }

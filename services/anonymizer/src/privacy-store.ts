@@ -366,10 +366,14 @@ if logged then
     if fraction == 0 then return string.format('%d', whole) end
     return string.format('%d', whole) .. '.' .. string.gsub(string.format('%06d', fraction), '0+$', '')
   end
+  local function interval(s, e)
+    if s % 60000 == 0 and e % 60000 == 0 and e >= s then return base36(s / 60000) .. '|+' .. base36((e - s) / 60000) end
+    return base36(s) .. '|' .. base36(e)
+  end
   local lines = {}
   for _, entry in ipairs({ { 'r', releasedSpans }, { 'c', joinedSpans }, { 'w', heldSpans } }) do
     for _, span in ipairs(entry[2]) do
-      lines[#lines + 1] = ARGV[11] .. '|' .. entry[1] .. '|' .. span.t .. '|' .. base36(span.s) .. '|' .. base36(span.e) .. '|' ..
+      lines[#lines + 1] = ARGV[11] .. '|' .. entry[1] .. '|' .. span.t .. '|' .. interval(span.s, span.e) .. '|' ..
         string.format('%d', span.n) .. '|' .. epsilon(span.m)
     end
   end

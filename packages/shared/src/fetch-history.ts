@@ -30,6 +30,11 @@ end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return kept`
 
+/** ioredis' binary-safe EVAL (every command has a `…Buffer` form; its typings leave this one out). */
+interface EvalBuffer {
+  evalBuffer(script: string, numKeys: number, ...args: (string | number)[]): Promise<Buffer | number>
+}
+
 /** A user's history lock, held, and the history as it was when it was taken. */
 export interface HeldFetchHistory {
   /** The encoded history, or null when there is none. */
@@ -67,7 +72,7 @@ export class FetchHistoryStore {
     const [lockKey, historyKey] = [this.lockKey(userId), this.historyKey(userId)]
     for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 15))
-      const read = (await this.redis.callBuffer('EVAL', [LOCK_AND_READ, 2, lockKey, historyKey, holder, HISTORY_LOCK_MS])) as Buffer | number
+      const read = await (this.redis as unknown as EvalBuffer).evalBuffer(LOCK_AND_READ, 2, lockKey, historyKey, holder, HISTORY_LOCK_MS)
       if (typeof read === 'number') continue
       return {
         history: read.length === 0 ? null : read,

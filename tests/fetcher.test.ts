@@ -273,7 +273,8 @@ describe('after Google closes the Fitness API', () => {
       await closedEvents.waitUntilReady()
       const onFit = await register(['steps'])
       const onHealth = await register(['steps'], [...ALL_HEALTH_READ_SCOPES])
-      for (const { id } of [onFit, onHealth]) await redis.hset(userKey(closedPrefix, id), await redis.hgetall(userKey(prefix, id)))
+      // As bytes: the token service keeps ciphertexts binary.
+      for (const { id } of [onFit, onHealth]) await redis.hset(userKey(closedPrefix, id), await redis.hgetallBuffer(userKey(prefix, id)))
       const fetchIn = async (userId: string) => {
         const job = await closed.queues.add('fetch', {
           syncId: `closed-${++jobCounter}`,

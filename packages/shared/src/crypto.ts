@@ -5,6 +5,9 @@ import { DecryptionError } from './errors.js'
 const KEY_BYTES = 32
 const IV_BYTES = 12
 const FORMAT = 'v1'
+/** First byte of the binary form; the text form starts with `v`. */
+const BINARY_FORMAT = 2
+const TAG_BYTES = 16
 
 /**
  * AES-256-GCM keys by id. The first key encrypts; every key decrypts, so keys can rotate: add a new
@@ -25,33 +28,68 @@ export class Keyring {
 
   /** Encrypts `plaintext`, bound to `context` (e.g. the purpose and user id) so a ciphertext can't be moved. */
   encrypt(plaintext: string, context: string): string {
+    const { iv, tag, body } = this.seal(plaintext, context)
+    return [FORMAT, this.activeKeyId, iv.toString('base64url'), tag.toString('base64url'), body.toString('base64url')].join('.')
+  }
+
+  /**
+   * Encrypts as `encrypt` does, as bytes a quarter smaller than its text: the format byte, the key
+   * id's length and the id, then the IV, the tag and the body. `decrypt` reads either form.
+   */
+  encryptToBytes(plaintext: string, context: string): Buffer {
+    const keyId = Buffer.from(this.activeKeyId)
+    if (keyId.length > 255) throw new Error('a key id for the binary form must be at most 255 bytes')
+    const { iv, tag, body } = this.seal(plaintext, context)
+    return Buffer.concat([Buffer.from([BINARY_FORMAT, keyId.length]), keyId, iv, tag, body])
+  }
+
+  private seal(plaintext: string, context: string): { iv: Buffer; tag: Buffer; body: Buffer } {
     const iv = randomBytes(IV_BYTES)
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.activeKeyId)!, iv)
     cipher.setAAD(Buffer.from(context))
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
-    return [FORMAT, this.activeKeyId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join('.')
+    return { iv, tag: cipher.getAuthTag(), body }
   }
 
-  decrypt(ciphertext: string, context: string): string {
-    const parts = ciphertext.split('.')
-    if (parts.length !== 5 || parts[0] !== FORMAT) throw new DecryptionError('not a FitStream ciphertext')
-    const [, keyId, iv, tag, body] = parts as [string, string, string, string, string]
+  decrypt(ciphertext: string | Buffer, context: string): string {
+    const { keyId, iv, tag, body } = parseCiphertext(ciphertext)
     const key = this.keys.get(keyId)
     if (key === undefined) throw new DecryptionError(`no key with id ${keyId} in the keyring`)
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
+      const decipher = createDecipheriv('aes-256-gcm', key, iv)
       decipher.setAAD(Buffer.from(context))
-      decipher.setAuthTag(Buffer.from(tag, 'base64url'))
-      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8')
+      decipher.setAuthTag(tag)
+      return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8')
     } catch {
       throw new DecryptionError(`ciphertext does not authenticate under key ${keyId}`)
     }
   }
 
-  /** The key id a ciphertext was made with (for re-encryption after rotation). */
-  static keyIdOf(ciphertext: string): string | undefined {
-    return ciphertext.split('.')[1]
+  /** The key id a ciphertext (either form) was made with (for re-encryption after rotation). */
+  static keyIdOf(ciphertext: string | Buffer): string | undefined {
+    try {
+      return parseCiphertext(ciphertext).keyId
+    } catch {
+      return undefined
+    }
   }
+}
+
+function parseCiphertext(ciphertext: string | Buffer): { keyId: string; iv: Buffer; tag: Buffer; body: Buffer } {
+  if (typeof ciphertext !== 'string' && ciphertext[0] === BINARY_FORMAT) {
+    const idEnd = 2 + (ciphertext[1] ?? 0)
+    if (ciphertext.length < idEnd + IV_BYTES + TAG_BYTES) throw new DecryptionError('not a FitStream ciphertext')
+    return {
+      keyId: ciphertext.subarray(2, idEnd).toString('utf8'),
+      iv: ciphertext.subarray(idEnd, idEnd + IV_BYTES),
+      tag: ciphertext.subarray(idEnd + IV_BYTES, idEnd + IV_BYTES + TAG_BYTES),
+      body: ciphertext.subarray(idEnd + IV_BYTES + TAG_BYTES),
+    }
+  }
+  const parts = (typeof ciphertext === 'string' ? ciphertext : ciphertext.toString('utf8')).split('.')
+  if (parts.length !== 5 || parts[0] !== FORMAT) throw new DecryptionError('not a FitStream ciphertext')
+  const [, keyId, iv, tag, body] = parts as [string, string, string, string, string]
+  return { keyId, iv: Buffer.from(iv, 'base64url'), tag: Buffer.from(tag, 'base64url'), body: Buffer.from(body, 'base64url') }
 }
 
 /**

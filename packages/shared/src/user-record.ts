@@ -111,15 +111,16 @@ export interface StoredAccessToken {
 
 /** The user's current access token, or undefined if the user is gone or has none yet. */
 export async function readAccessToken(redis: RedisConnection, prefix: string, keyring: Keyring, userId: string): Promise<StoredAccessToken | undefined> {
-  const [ciphertext, expiresAt] = await redis.hmget(userKey(prefix, userId), USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
-  return decodeAccessToken(keyring, userId, ciphertext, expiresAt)
+  // As bytes: the token service keeps ciphertexts in their binary form (Keyring.encryptToBytes).
+  const [ciphertext, expiresAt] = await redis.hmgetBuffer(userKey(prefix, userId), USER_FIELDS.accessToken, USER_FIELDS.accessTokenExpiresAt)
+  return decodeAccessToken(keyring, userId, ciphertext, expiresAt?.toString())
 }
 
 /** The access token from the two stored fields (read together with others, to save a round trip). */
 function decodeAccessToken(
   keyring: Keyring,
   userId: string,
-  ciphertext: string | null | undefined,
+  ciphertext: Buffer | null | undefined,
   expiresAt: string | null | undefined,
 ): StoredAccessToken | undefined {
   if (ciphertext === null || ciphertext === undefined || expiresAt === null || expiresAt === undefined) return undefined
@@ -162,7 +163,7 @@ export class UserRecordStore {
 
   /** The user's state, consent, grant and access token; undefined when there is no such user. */
   async forFetch(userId: string): Promise<FetchableUser | undefined> {
-    const [state, consent, scopes, ciphertext, expiresAt] = await this.redis.hmget(
+    const [state, consent, scopes, ciphertext, expiresAt] = await this.redis.hmgetBuffer(
       userKey(this.prefix, userId),
       USER_FIELDS.state,
       USER_FIELDS.dataTypes,
@@ -172,10 +173,10 @@ export class UserRecordStore {
     )
     if (state === null || state === undefined) return undefined
     return {
-      state,
-      consent: new Set((consent ?? '').split(',').filter((type) => type !== '')),
-      scopes: decodeScopes(scopes ?? undefined),
-      accessToken: decodeAccessToken(this.accessKeys, userId, ciphertext, expiresAt),
+      state: state.toString(),
+      consent: new Set((consent?.toString() ?? '').split(',').filter((type) => type !== '')),
+      scopes: decodeScopes(scopes?.toString()),
+      accessToken: decodeAccessToken(this.accessKeys, userId, ciphertext, expiresAt?.toString()),
     }
   }
 

@@ -38,4 +38,29 @@ describe('Keyring', () => {
     const dropped = new Keyring([['2026-11', key()]])
     expect(() => dropped.decrypt(before, 'ctx')).toThrow(/no key with id 2026-05/)
   })
+
+  it('keeps ciphertexts as bytes too, a quarter smaller, bound, authenticated and rotated alike', () => {
+    const oldKey = key()
+    const ring = new Keyring([['2026-05', oldKey]])
+    const text = ring.encrypt('1//refresh-token-value-of-some-length', 'refresh-token:u1')
+    const bytes = ring.encryptToBytes('1//refresh-token-value-of-some-length', 'refresh-token:u1')
+    expect(bytes.length).toBeLessThan(text.length * 0.85)
+    expect(bytes.includes('refresh-token-value')).toBe(false)
+    expect(ring.decrypt(bytes, 'refresh-token:u1')).toBe('1//refresh-token-value-of-some-length')
+    // The text form read back as bytes (as a binary-safe Redis read gives it) still decrypts.
+    expect(ring.decrypt(Buffer.from(text), 'refresh-token:u1')).toBe('1//refresh-token-value-of-some-length')
+    expect(() => ring.decrypt(bytes, 'refresh-token:u2')).toThrow(DecryptionError)
+    const forged = Buffer.from(bytes)
+    forged[forged.length - 1]! ^= 1
+    expect(() => ring.decrypt(forged, 'refresh-token:u1')).toThrow(/does not authenticate/)
+    expect(() => ring.decrypt(bytes.subarray(0, 20), 'refresh-token:u1')).toThrow(/not a FitStream ciphertext/)
+    expect(Keyring.keyIdOf(bytes)).toBe('2026-05')
+    const rotated = new Keyring([
+      ['2026-11', key()],
+      ['2026-05', oldKey],
+    ])
+    expect(rotated.decrypt(bytes, 'refresh-token:u1')).toBe('1//refresh-token-value-of-some-length')
+    expect(Keyring.keyIdOf(rotated.encryptToBytes('token', 'ctx'))).toBe('2026-11')
+    expect(() => new Keyring([['2026-11', key()]]).decrypt(bytes, 'refresh-token:u1')).toThrow(/no key with id 2026-05/)
+  })
 })

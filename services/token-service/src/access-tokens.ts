@@ -87,7 +87,8 @@ export class AccessTokenKeeper {
       const held = await lock.held()
       const stored = await this.readStored(userId)
       // Every encryption has its own IV, so a token stored since has another ciphertext.
-      if (stored !== undefined && stored.ciphertext !== before?.ciphertext && this.isFresh(stored.expiresAt)) return this.decrypt(userId, stored)
+      if (stored !== undefined && (before === undefined || !stored.ciphertext.equals(before.ciphertext)) && this.isFresh(stored.expiresAt))
+        return this.decrypt(userId, stored)
       if (!held) return undefined
     }
     throw new AccessTokenUnavailableError(`another replica's token refresh for user ${userId} did not finish in time`)
@@ -105,7 +106,7 @@ export class AccessTokenKeeper {
       this.refreshLockKey(userId),
       holder,
       USER_FIELDS.accessToken,
-      accessKeys.encrypt(fresh.accessToken, accessTokenContext(userId)),
+      accessKeys.encryptToBytes(fresh.accessToken, accessTokenContext(userId)),
       USER_FIELDS.accessTokenExpiresAt,
       String(fresh.expiresAt),
       ...scopes,
@@ -124,14 +125,14 @@ export class AccessTokenKeeper {
 
   /** The stored token as it is kept, encrypted: whether it needs a refresh is known without decrypting it. */
   private async readStored(userId: string): Promise<StoredCiphertext | undefined> {
-    const [ciphertext, expiresAt] = await this.options.redis.hmget(
+    const [ciphertext, expiresAt] = await this.options.redis.hmgetBuffer(
       userKey(this.options.prefix, userId),
       USER_FIELDS.accessToken,
       USER_FIELDS.accessTokenExpiresAt,
     )
     return ciphertext === null || ciphertext === undefined || expiresAt === null || expiresAt === undefined
       ? undefined
-      : { ciphertext, expiresAt: Number(expiresAt) }
+      : { ciphertext, expiresAt: Number(expiresAt.toString()) }
   }
 
   private decrypt(userId: string, stored: StoredCiphertext): StoredAccessToken {
@@ -140,7 +141,7 @@ export class AccessTokenKeeper {
 }
 
 interface StoredCiphertext {
-  readonly ciphertext: string
+  readonly ciphertext: Buffer
   readonly expiresAt: number
 }
 

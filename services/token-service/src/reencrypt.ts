@@ -3,9 +3,9 @@ import { Keyring, USER_FIELDS, accessTokenContext, refreshTokenContext, userInde
 
 export interface ReencryptReport {
   readonly users: number
-  /** Ciphertexts moved to the keyring's first key, per token kind. */
+  /** Ciphertexts moved to the keyring's first key (or from the text form to bytes), per token kind. */
   readonly reencrypted: { readonly refreshTokens: number; readonly accessTokens: number }
-  /** Already under the first key. */
+  /** Already under the first key, as bytes. */
   readonly current: { readonly refreshTokens: number; readonly accessTokens: number }
   /** Tokens that could not be decrypted (their key is no longer in the keyring): user ids only. */
   readonly failed: readonly { readonly userId: string; readonly field: string; readonly reason: string }[]
@@ -16,7 +16,8 @@ const COMPARE_AND_SET = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 
 /**
  * Re-encrypts every user's tokens under the first key of each keyring, so that an old key can be
- * dropped after a rotation. Safe to run while the services run, and to run again.
+ * dropped after a rotation; tokens kept in the text form are rewritten as bytes (Keyring.encryptToBytes),
+ * a quarter smaller. Safe to run while the services run, and to run again.
  */
 export async function reencryptTokens(redis: RedisConnection, prefix: string, keys: { refresh: Keyring; access: Keyring }): Promise<ReencryptReport> {
   const reencrypted = { refreshTokens: 0, accessTokens: 0 }
@@ -33,11 +34,11 @@ export async function reencryptTokens(redis: RedisConnection, prefix: string, ke
     cursor = next
     for (const userId of ids) {
       users++
-      const values = await redis.hmget(userKey(prefix, userId), ...kinds.map((k) => k.field))
+      const values = await redis.hmgetBuffer(userKey(prefix, userId), ...kinds.map((k) => k.field))
       for (const [i, kind] of kinds.entries()) {
         const ciphertext = values[i]
         if (ciphertext === null || ciphertext === undefined) continue
-        if (Keyring.keyIdOf(ciphertext) === kind.keyring.activeKeyId) {
+        if (Keyring.keyIdOf(ciphertext) === kind.keyring.activeKeyId && !isTextForm(ciphertext)) {
           current[kind.counter]++
           continue
         }
@@ -49,7 +50,7 @@ export async function reencryptTokens(redis: RedisConnection, prefix: string, ke
             userKey(prefix, userId),
             kind.field,
             ciphertext,
-            kind.keyring.encrypt(plaintext, kind.context(userId)),
+            kind.keyring.encryptToBytes(plaintext, kind.context(userId)),
           )
           if (replaced === 1) reencrypted[kind.counter]++
           else current[kind.counter]++
@@ -60,4 +61,9 @@ export async function reencryptTokens(redis: RedisConnection, prefix: string, ke
     }
   } while (cursor !== '0')
   return { users, reencrypted, current, failed }
+}
+
+/** Whether a ciphertext is in the text form (`v1.<key id>.…`) rather than bytes. */
+function isTextForm(ciphertext: Buffer): boolean {
+  return ciphertext.subarray(0, 3).toString() === 'v1.'
 }

@@ -114,7 +114,9 @@ export class UserRepository {
         [USER_FIELDS.state]: 'active',
         [USER_FIELDS.dataTypes]: input.dataTypes.join(','),
         [USER_FIELDS.createdAt]: String(input.now),
-        ...(input.refreshToken === undefined ? {} : { [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(input.refreshToken, refreshTokenContext(id)) }),
+        ...(input.refreshToken === undefined
+          ? {}
+          : { [USER_FIELDS.refreshToken]: this.refreshKeys.encryptToBytes(input.refreshToken, refreshTokenContext(id)) }),
         [USER_FIELDS.consentUpdatedAt]: String(input.now),
         ...(input.scopes === undefined ? {} : { [USER_FIELDS.scopes]: encodeScopes(input.scopes) }),
         ...(input.timeZone === undefined ? {} : { [USER_FIELDS.timeZone]: input.timeZone }),
@@ -156,7 +158,7 @@ export class UserRepository {
   }
 
   async refreshToken(id: string): Promise<string | undefined> {
-    const ciphertext = await this.redis.hget(userKey(this.prefix, id), USER_FIELDS.refreshToken)
+    const ciphertext = await this.redis.hgetBuffer(userKey(this.prefix, id), USER_FIELDS.refreshToken)
     return ciphertext === null ? undefined : this.refreshKeys.decrypt(ciphertext, refreshTokenContext(id))
   }
 
@@ -236,7 +238,7 @@ export class UserRepository {
   async replaceGrant(id: string, grant: { refreshToken: string; scopes: readonly string[]; dataTypes: readonly DataTypeKey[]; now: number }): Promise<boolean> {
     const replaced = await this.updateExisting(id, {
       [USER_FIELDS.state]: 'active',
-      [USER_FIELDS.refreshToken]: this.refreshKeys.encrypt(grant.refreshToken, refreshTokenContext(id)),
+      [USER_FIELDS.refreshToken]: this.refreshKeys.encryptToBytes(grant.refreshToken, refreshTokenContext(id)),
       [USER_FIELDS.scopes]: encodeScopes(grant.scopes),
       [USER_FIELDS.dataTypes]: grant.dataTypes.join(','),
       [USER_FIELDS.consentUpdatedAt]: String(grant.now),
@@ -267,7 +269,7 @@ export class UserRepository {
   }
 
   /** Writes fields only if the user still exists, so a late write never resurrects an erased user. */
-  private async updateExisting(id: string, fields: Record<string, string>): Promise<boolean> {
+  private async updateExisting(id: string, fields: Record<string, string | Buffer>): Promise<boolean> {
     const args = Object.entries(fields).flat()
     const result = await this.redis.eval(
       "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], unpack(ARGV)) end return -1",

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Job } from 'bullmq'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { COHORT_ERASURE_QUEUE, USER_FIELDS, userIndexKey, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
+import { COHORT_ERASURE_QUEUE, Keyring, USER_FIELDS, userIndexKey, userKey, type DeadLetter, type ServiceRuntime, type StageData } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { createTokenService } from '../src/service.js'
 import { silentLogger, testRedis, uniquePrefix } from '../../../tests/helpers.js'
@@ -143,9 +143,10 @@ describe('POST /users', () => {
     expect(response.body).not.toContain(user.refreshToken)
 
     const stored = await redis.hgetall(userKey(prefix, id))
-    expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
     expect(JSON.stringify(stored)).not.toContain(user.refreshToken)
-    expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
+    const tokens = await redis.hmgetBuffer(userKey(prefix, id), USER_FIELDS.refreshToken, USER_FIELDS.accessToken)
+    expect(tokens.map((token) => Keyring.keyIdOf(token!))).toEqual(['r1', 'a1'])
+    expect(tokens.some((token) => token!.includes(user.refreshToken))).toBe(false)
 
     const syncJobs = await service.queues.queue('sync').getJobs(['waiting', 'delayed'])
     expect(syncJobs.map((j) => j.data)).toContainEqual({ userId: id, reason: 'onboarding' })

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
 import { google as googleapis } from 'googleapis'
 import { FakeGoogle } from '@fitstream/fake-google'
-import { USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type ServiceRuntime } from '@fitstream/shared'
+import { Keyring, USER_FIELDS, decodeScopes, userKey, waitForRedis, type Env, type ServiceRuntime } from '@fitstream/shared'
 import { loadConfig } from '../src/config.js'
 import { COHORT_WINDOWS, INDIVIDUAL_OFFERS, consentGroups } from '../src/consent.js'
 import { createTokenService } from '../src/service.js'
@@ -122,8 +122,8 @@ describe('connecting a Google account', () => {
     const stored = await redis.hgetall(userKey(prefix, id))
     expect(stored[USER_FIELDS.dataTypes]!.split(',').sort()).toEqual(['active_minutes', 'activity', 'calories', 'heart_minutes', 'heart_rate', 'steps'])
     expect(decodeScopes(stored[USER_FIELDS.scopes]).sort()).toEqual([`${SCOPE}activity.read`, `${SCOPE}heart_rate.read`, 'openid'])
-    expect(stored[USER_FIELDS.refreshToken]).toMatch(/^v1\.r1\./)
-    expect(stored[USER_FIELDS.accessToken]).toMatch(/^v1\.a1\./)
+    const tokens = await redis.hmgetBuffer(userKey(prefix, id), USER_FIELDS.refreshToken, USER_FIELDS.accessToken)
+    expect(tokens.map((token) => Keyring.keyIdOf(token!))).toEqual(['r1', 'a1'])
     expect(stored[USER_FIELDS.timeZone]).toBe('Europe/Helsinki')
     expect(await redis.zscore(`${prefix}:schedule:sync`, id)).not.toBeNull()
     const syncs = await service.queues.queue('sync').getJobs(['waiting'])

@@ -138,13 +138,36 @@ describe('re-encrypting tokens under a new key', () => {
 
     const onlyNew = new UserRepository(redis, prefix, keyring(newRefresh!))
     for (const { id, refreshToken } of made) {
-      expect(await redis.hget(userKey(prefix, id), USER_FIELDS.refreshToken)).toMatch(/^v1\.new-r\./)
+      expect(Keyring.keyIdOf((await redis.hgetBuffer(userKey(prefix, id), USER_FIELDS.refreshToken))!)).toBe('new-r')
       expect(await onlyNew.refreshToken(id)).toBe(refreshToken)
       expect((await readAccessToken(redis, prefix, keyring(newAccess!), id))?.token).toMatch(/^ya29\.access-/)
     }
     const again = await reencryptTokens(redis, prefix, { refresh: keyring(newRefresh!, oldRefresh!), access: keyring(newAccess!, oldAccess!) })
     expect(again.reencrypted).toEqual({ refreshTokens: 0, accessTokens: 0 })
     expect(again.current).toEqual({ refreshTokens: 3, accessTokens: 3 })
+  })
+
+  it('rewrites tokens kept in the text form as bytes, under the same key, and they still read', async () => {
+    const [refreshEntry, accessEntry] = ['t-r', 't-a'].map((id) => generateKeyringEntry(id))
+    const [refreshKeys, accessKeys] = [keyring(refreshEntry!), keyring(accessEntry!)]
+    await redis.del(`${prefix}:users`)
+    const users = new UserRepository(redis, prefix, refreshKeys)
+    const { id } = await users.create({ refreshToken: '1//09text-form', dataTypes: ['steps'], now: Date.now() })
+    // As the text form was written: v1.<key id>.<iv>.<tag>.<body>.
+    const text = { refresh: refreshKeys.encrypt('1//09text-form', `refresh-token:${id}`), access: accessKeys.encrypt('ya29.text-form', `access-token:${id}`) }
+    await redis.hset(userKey(prefix, id), USER_FIELDS.refreshToken, text.refresh, USER_FIELDS.accessToken, text.access, USER_FIELDS.accessTokenExpiresAt, '1')
+    expect(await users.refreshToken(id)).toBe('1//09text-form')
+    expect((await readAccessToken(redis, prefix, accessKeys, id))?.token).toBe('ya29.text-form')
+
+    const report = await reencryptTokens(redis, prefix, { refresh: refreshKeys, access: accessKeys })
+    expect(report).toMatchObject({ users: 1, reencrypted: { refreshTokens: 1, accessTokens: 1 }, failed: [] })
+    const stored = await redis.hmgetBuffer(userKey(prefix, id), USER_FIELDS.refreshToken, USER_FIELDS.accessToken)
+    expect(stored[0]!.length).toBeLessThan(text.refresh.length * 0.85)
+    expect(stored[1]!.length).toBeLessThan(text.access.length * 0.85)
+    expect(stored.map((token) => Keyring.keyIdOf(token!))).toEqual(['t-r', 't-a'])
+    expect(await users.refreshToken(id)).toBe('1//09text-form')
+    expect((await readAccessToken(redis, prefix, accessKeys, id))?.token).toBe('ya29.text-form')
+    expect((await reencryptTokens(redis, prefix, { refresh: refreshKeys, access: accessKeys })).current).toEqual({ refreshTokens: 1, accessTokens: 1 })
   })
 
   it('is the command `node services/token-service/dist/cli.js tokens reencrypt`', async () => {
@@ -162,7 +185,7 @@ describe('re-encrypting tokens under a new key', () => {
     const { stdout } = await promisify(execFile)(process.execPath, [cli, 'tokens', 'reencrypt'], { env })
     expect(stdout).toMatch(/^re-encrypted 1 refresh and 0 access tokens of 1 users under keys k3 and k4/)
     expect(stdout).not.toContain('1//09cli-token')
-    expect(await redis.hget(userKey(cliPrefix, id), USER_FIELDS.refreshToken)).toMatch(/^v1\.k3\./)
+    expect(Keyring.keyIdOf((await redis.hgetBuffer(userKey(cliPrefix, id), USER_FIELDS.refreshToken))!)).toBe('k3')
     await redis.del(userKey(cliPrefix, id), `${cliPrefix}:users`)
 
     const usage = await promisify(execFile)(process.execPath, [cli, 'tokens'], { env }).catch((e: { code: number; stderr: string }) => e)

@@ -37,7 +37,7 @@ export const googleFetch: GoogleFetch = async (input, init = {}) => {
   const transport = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined
   if (transport === undefined) throw new TypeError(`no transport for ${url.protocol} URLs`)
   const headers: Record<string, string> = {}
-  new Headers(init.headers).forEach((value, name) => {
+  ;(init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, name) => {
     headers[name] = value
   })
   // gaxios hands over a proxy's agent when one is configured (HTTPS_PROXY).
@@ -68,7 +68,51 @@ export const googleFetch: GoogleFetch = async (input, init = {}) => {
   if (decode !== undefined && body.length > 0) body = await decode(body)
   const responseHeaders = new Headers()
   for (let i = 0; i < answer.rawHeaders.length; i += 2) responseHeaders.append(answer.rawHeaders[i]!, answer.rawHeaders[i + 1]!)
-  const status = answer.statusCode ?? 0
-  const nullBody = status === 204 || status === 205 || status === 304
-  return new Response(nullBody ? null : body, { status, statusText: answer.statusMessage ?? '', headers: responseHeaders })
+  return new BufferedResponse(body, answer.statusCode ?? 0, answer.statusMessage ?? '', responseHeaders, url.href) as unknown as Response
+}
+
+/**
+ * What gaxios and the googleapis client read of a fetch Response (status, headers, the body as
+ * text, JSON, bytes or a stream, whether it was read), over an answer already in memory: a
+ * Response would copy it into a web stream to read it back.
+ */
+class BufferedResponse {
+  readonly ok: boolean
+  readonly redirected = false
+  readonly type = 'basic'
+  bodyUsed = false
+
+  constructor(
+    private readonly bytes: Buffer,
+    readonly status: number,
+    readonly statusText: string,
+    readonly headers: Headers,
+    readonly url: string,
+  ) {
+    this.ok = status >= 200 && status < 300
+  }
+
+  get body(): Readable {
+    this.bodyUsed = true
+    return Readable.from([this.bytes])
+  }
+
+  async text(): Promise<string> {
+    this.bodyUsed = true
+    return this.bytes.toString('utf8')
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text()) as unknown
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    this.bodyUsed = true
+    return new Uint8Array(this.bytes).buffer
+  }
+
+  async blob(): Promise<Blob> {
+    this.bodyUsed = true
+    return new Blob([new Uint8Array(this.bytes)], { type: this.headers.get('content-type') ?? '' })
+  }
 }

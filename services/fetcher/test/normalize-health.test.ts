@@ -24,6 +24,11 @@ const result = (pages: Partial<Record<DataTypeKey, unknown[]>>, daily = false, b
 const asReduced = (page: unknown): boolean => (page as { kind?: unknown } | null)?.kind === 'readings'
 
 describe('normalizeHealth', () => {
+  it('orders samples of one window by type as the locale would (the type keys sort alike by code point)', () => {
+    const keys = DATA_TYPES.map((t) => t.key)
+    expect([...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))).toEqual([...keys].sort((a, b) => a.localeCompare(b)))
+  })
+
   it('reads each type’s roll-up into FitStream’s fields and units, one sample per window, oldest first', () => {
     const { samples, rejected, buckets } = normalizeHealth(
       result({

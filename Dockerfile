@@ -43,8 +43,15 @@ ENV NODE_ENV=production
 # The Streamr SDK logs through its own pino: plain JSON lines like the services' own, not pino-pretty.
 ENV DISABLE_PRETTY_LOG=true
 # A heap cap well inside compose's 512 MB limit: V8 collects instead of growing lazily, and a 4 MB young
-# generation instead of 16 MB took some 20 MB off each service's peak RSS (docs/benchmark-analysis.md).
+# generation instead of Node 24's default (up to 32 MB a semi-space, with the machine's memory) took some
+# 20 MB off each service's peak RSS (docs/benchmark-analysis.md).
 ENV NODE_OPTIONS="--max-old-space-size=160 --max-semi-space-size=4"
+# glibc gives each thread that allocates (the network node's WebRTC threads, V8's and libuv's workers)
+# an arena of its own, up to eight a core, and keeps what it freed there: two arenas took 10-15 MB
+# off the publisher's peak RSS (docs/performance.md).
+ENV MALLOC_ARENA_MAX=2
+# The benchmark starts the services with this stage's ENV lines (packages/devstack/src/image-env.ts):
+# a runtime setting goes here, once.
 WORKDIR /app
 # Everything the service user runs is root's and read-only to it; only /data is its own.
 COPY --from=production-dependencies /app/node_modules ./node_modules

@@ -8,6 +8,7 @@ import { Job, Queue, QueueEvents } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { GOOGLE_DATA_APIS, createRedis, pseudonymOf, waitForRedis, type DataTypeKey, type GoogleDataApi } from '@fitstream/shared'
 import { evaluateTargets, textTable, type TargetRow } from './bench-targets.js'
+import { imageEnvironment } from './image-env.js'
 import { COMPOSE_REDIS_ARGS, RedisServer } from './redis-server.js'
 import { redisBytesByKind } from './redis-usage.js'
 import { DEFAULT_PUBLISH_SLOT_MS, Stack, type RegisteredUser } from './stack.js'
@@ -213,9 +214,11 @@ async function main(): Promise<void> {
     partitions: 8,
     ...(values['cpu-prof-dir'] === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] }),
     env: {
+      // The services run as the image runs them (heap flags, malloc arenas, the SDK's JSON logs);
+      // BENCH_NODE_OPTIONS tries other node flags.
+      ...imageEnvironment(),
+      ...(process.env.BENCH_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS }),
       LOG_LEVEL: 'warn',
-      // As in production (the Dockerfile): a heap cap and a small young generation keep RSS down.
-      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '--max-old-space-size=160 --max-semi-space-size=4',
       SYNC_INTERVAL_MS: String(24 * 3_600_000),
       SYNC_CONCURRENCY: String(CONCURRENCY.sync),
       FETCH_CONCURRENCY: String(CONCURRENCY.fetch),

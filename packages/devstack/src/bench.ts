@@ -293,6 +293,11 @@ async function main(): Promise<void> {
     // What a sync costs FitStream itself (its services and Redis), apart from the buyer and the fake
     // Google that share this machine: what sizing a deployment needs.
     const fitstreamCpuMsPerSync = (cpuSecondsBetween(cpuBefore, cpuAfter, fitstreamLabels(stack)) * 1000) / burst.length
+    // The same per process: where a sync's CPU goes.
+    const ownLabels = fitstreamLabels(stack)
+    const cpuMsPerSyncByProcess = Object.fromEntries(
+      cpuUsed.filter(([label]) => ownLabels.has(label)).map(([label, seconds]) => [label, round((seconds * 1000) / burst.length, 2)]),
+    )
     say(`• burst: ${burst.length} syncs, ${burstMessages.length} messages, ${records} records in ${burstSeconds.toFixed(1)} s`)
 
     // Paced at half the burst's rate: the latency from a sync being scheduled to its data arriving.
@@ -446,6 +451,7 @@ async function main(): Promise<void> {
         ),
       },
       fitstreamCpuMsPerSync: round(fitstreamCpuMsPerSync),
+      fitstreamCpuMsPerSyncByProcess: cpuMsPerSyncByProcess,
       stageMeanMs: Object.fromEntries(Object.entries(stageTime).map(([k, v]) => [k, round(v.meanMs)])),
     }
 
@@ -573,6 +579,7 @@ function report(r: {
   pipeline: {
     userSyncsPerSecond: number
     fitstreamCpuMsPerSync: number
+    fitstreamCpuMsPerSyncByProcess: Record<string, number>
     redisCommandsPerSync: number
     cpuCoresDuringBurst: Record<string, number>
     latencyMs: Record<'syncToReady' | 'readyToSlot' | 'slotToBuyer' | 'withoutSlotWait', { p50: number; p99: number }> & { p50: number; p99: number }
@@ -625,6 +632,9 @@ function report(r: {
     '',
     measures,
     '',
+    `CPU per user-sync by process (ms): ${Object.entries(p.fitstreamCpuMsPerSyncByProcess)
+      .map(([label, ms]) => `${label} ${ms}`)
+      .join(', ')}`,
     `cores busy during the burst (of ${r.cpus}): ${cores(p.cpuCoresDuringBurst)}`,
     `cores busy during the raw chain: ${cores(r.baseline.cpuCoresDuringRun)}`,
     '',

@@ -99,7 +99,9 @@ class BufferedResponse {
 
   async text(): Promise<string> {
     this.bodyUsed = true
-    return this.bytes.toString('utf8')
+    const text = this.bytes.toString('utf8')
+    // As a fetch Response decodes UTF-8: a leading byte order mark is not part of the text.
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
   }
 
   async json(): Promise<unknown> {

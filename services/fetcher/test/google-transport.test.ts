@@ -51,6 +51,15 @@ describe('the transport under the googleapis client', () => {
     expect(seen[0]).toEqual({ authorization: 'Bearer token-1', encoding: 'gzip' })
   })
 
+  it('reads an answer that starts with a byte order mark, as a fetch Response does', async () => {
+    answer = (_req, res) => {
+      const bytes = Buffer.from(`\uFEFF${JSON.stringify({ name: 'users/me/settings', timeZone: 'Asia/Kolkata' })}`, 'utf8')
+      res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8', 'content-length': bytes.length })
+      res.end(bytes)
+    }
+    expect(await new GoogleHealthClient({ rootUrl, timeoutMs: 5_000 }).settings('token-1')).toEqual({ name: 'users/me/settings', timeZone: 'Asia/Kolkata' })
+  })
+
   it('reads Google’s error from a compressed body, as the client classifies it', async () => {
     answer = (_req, res) =>
       gzipped(res, 429, {

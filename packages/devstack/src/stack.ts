@@ -32,6 +32,8 @@ export const DEFAULT_PUBLISH_SLOT_MS = 1_500
  * stopped by then, so that wait would deliver nothing.
  */
 const PUBLISHER_GRACE_WITHOUT_BUYERS_MS = 3_000
+/** A profiled publisher (nodeArgs) waits out its whole flush, so that it exits and writes its profile. */
+const PROFILED_PUBLISHER_GRACE_MS = 20_000
 /**
  * The default privacy policy with everyone opted in to individual records (and hourly heart-rate
  * extremes kept): tests, the demo and the benchmark deliver and measure individual records as before.
@@ -324,8 +326,7 @@ export class Stack {
     await Promise.all(this.subscribers.map((s) => s.stop()))
     // Stop in pipeline order so nothing is left half-done behind a stopped stage.
     for (const name of ['token-service', 'fetcher', 'anonymizer', 'publisher'] as const) {
-      // A profiled publisher (nodeArgs) waits out its flush so that it exits and writes its profile.
-      const grace = name !== 'publisher' ? undefined : this.options.nodeArgs === undefined ? PUBLISHER_GRACE_WITHOUT_BUYERS_MS : 20_000
+      const grace = name !== 'publisher' ? undefined : this.options.nodeArgs === undefined ? PUBLISHER_GRACE_WITHOUT_BUYERS_MS : PROFILED_PUBLISHER_GRACE_MS
       await Promise.all(this.services.filter((s) => s.options.name === name).map((s) => s.stop(grace)))
     }
     if (this.inspector !== undefined) {

@@ -35,6 +35,8 @@ export const userKey = (prefix: string, userId: string): string => `${prefix}:us
 export const userIndexKey = (prefix: string): string => `${prefix}:users`
 
 const GOOGLE_SCOPE_PREFIX = 'https://www.googleapis.com/auth/'
+// Both lists are frozen: their order gives stored scope characters their meaning (KNOWN_SCOPES). A new
+// scope goes at the end of KNOWN_SCOPES, never into these lists.
 const FIT_GROUPS = [
   'activity',
   'location',

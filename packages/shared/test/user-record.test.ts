@@ -8,6 +8,18 @@ const FITNESS = [
 ]
 
 describe('stored scopes', () => {
+  it('reads characters stored by earlier records as the same scopes for good', () => {
+    // Pinned: a record keeps these characters for as long as it exists, so the table only grows at its end.
+    const google = 'https://www.googleapis.com/auth/'
+    expect(decodeScopes('%AWmq')).toEqual([
+      `${google}fitness.activity.read`,
+      `${google}googlehealth.activity_and_fitness.readonly`,
+      'openid',
+      `${google}userinfo.profile`,
+    ])
+    expect(decodeScopes('%Vl')).toEqual([`${google}fitness.reproductive_health.write`, `${google}googlehealth.irn`])
+  })
+
   it('reads back exactly the scopes Google granted, Fitness URLs and others alike', () => {
     const granted = [...FITNESS, 'openid', 'https://www.googleapis.com/auth/userinfo.email', 'https://example.com/other']
     expect(decodeScopes(encodeScopes(granted))).toEqual(granted)

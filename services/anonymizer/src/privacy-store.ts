@@ -320,8 +320,10 @@ for c = 0, nc - 1 do
         table.sort(entries)
         redis.call('HSET', cell, member, table.concat(entries, ';'))
       end
-      -- The expiry is the same for every contribution to the cell: set when the cell opens.
-      if redis.call('ZADD', KEYS[3], 'NX', ARGV[a + 4], ARGV[a + 3]) == 1 then redis.call('PEXPIREAT', cell, ARGV[a + 5]) end
+      -- The expiry is the same for every contribution to the cell: set when the cell opens, or when a
+      -- first member recreates a cell whose last member was erased (Redis dropped the hash and its expiry).
+      local opened = redis.call('ZADD', KEYS[3], 'NX', ARGV[a + 4], ARGV[a + 3]) == 1
+      if opened or (fresh and redis.call('PTTL', cell) == -1) then redis.call('PEXPIREAT', cell, ARGV[a + 5]) end
       outcome = fresh and 'joined' or 'updated'
     end
   end

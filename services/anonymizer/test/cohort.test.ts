@@ -105,6 +105,17 @@ describe('aggregateCell', () => {
   })
 })
 
+describe('cohort members across token forms', () => {
+  it('counts a person once when a cell holds them under both their earlier hex name and their current one', () => {
+    const people = [0, 1, 2].map((i) => ({ userId: user(i), samples: [['steps', t0, { count: 1000 * (i + 1) }]] as Parameters<typeof sample>[] }))
+    const cell = cellOf(exact, people)
+    const [first] = Object.keys(cell.entries)
+    // A process of the earlier version wrote the same person's buckets again under the hex form of the token.
+    const twice = { ...cell, entries: { ...cell.entries, [legacyMemberToken(first!)]: cell.entries[first!]! } }
+    expect(aggregateCell(twice, exact, keys).released.map((r) => r.contributors)).toEqual(aggregateCell(cell, exact, keys).released.map((r) => r.contributors))
+  })
+})
+
 describe('cohort cells in Redis', () => {
   const logger = silentLogger()
   const metrics = createAnonymizerMetrics(createMetrics('anonymizer-test'))
@@ -298,5 +309,20 @@ describe('a cohort cell in Redis', () => {
     await redis.hset(cell, legacyMemberToken(contribution.member), '600/60,0,,10')
     expect(await store.eraseContributions((name) => memberToken(keys, name, 'cell-user-erased'))).toBe(1)
     expect(await redis.hexists(cell, legacyMemberToken(contribution.member))).toBe(0)
+  })
+
+  it('keeps a cell expiring after its last member is erased and someone joins it again', async () => {
+    const store = new PrivacyStore(redis, prefix, exact)
+    // A window no other test contributes to, so that the cell empties.
+    const lonely = t0 + 40 * 24 * HOUR
+    const first = planRelease('cell-user-gone', [sample('steps', lonely, { count: 10 })], exact, keys).contributions[0]!
+    expect(await store.contribute('cell-user-gone', first, lonely + 2 * HOUR)).toBe('joined')
+    const cell = `${prefix}:cohort:cell:${first.cell}`
+    expect(await store.eraseContributions((name) => memberToken(keys, name, 'cell-user-gone'))).toBe(1)
+    // The last member gone, Redis dropped the hash and its expiry with it.
+    expect(await redis.pttl(cell)).toBe(-2)
+    const next = planRelease('cell-user-next', [sample('steps', lonely, { count: 20 })], exact, keys).contributions[0]!
+    expect(await store.contribute('cell-user-next', next, lonely + 2 * HOUR)).toBe('joined')
+    expect(await redis.pttl(cell)).toBeGreaterThan(0)
   })
 })

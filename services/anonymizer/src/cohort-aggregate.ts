@@ -191,13 +191,21 @@ export function aggregateCell(cell: ClosedCell, policy: PrivacyPolicy, keys: Ano
   return { released, suppressed, contributors: members.length }
 }
 
+/**
+ * A member token under one name whichever form stored it: cells written before held the 128 bits as
+ * 32 hex characters, now as 22 base64url ones, so one person is one member even if both are there.
+ */
+function sameTokenName(member: string): string {
+  return /^[0-9a-f]{32}$/.test(member) ? Buffer.from(member, 'hex').toString('base64url') : member
+}
+
 /** One entry per distinct person: their buckets combined by each field's rule, then clamped. */
 function membersOf(cell: ClosedCell, rule: CohortRule): Member[] {
   const buckets = new Map<string, { values: Record<string, number>; band?: string }[]>()
   for (const [field, encoded] of Object.entries(cell.entries)) {
     const bar = field.indexOf('|')
     // Cells written before one field held all of a person's buckets have a field per bucket.
-    const member = bar === -1 ? field : field.slice(0, bar)
+    const member = sameTokenName(bar === -1 ? field : field.slice(0, bar))
     const parsed = bar === -1 ? decodeBuckets(cell.type, encoded) : [decodeBucketValue(encoded)].filter((b) => b !== undefined)
     if (parsed.length === 0) continue
     const list = buckets.get(member)

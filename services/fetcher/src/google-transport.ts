@@ -25,10 +25,19 @@ const IDLE_MS = 30_000
 const AGENT_OPTIONS = { keepAlive: true, scheduling: 'lifo', maxFreeSockets: MAX_IDLE_CONNECTIONS, timeout: IDLE_MS } as const
 const agents = { 'http:': new http.Agent(AGENT_OPTIONS), 'https:': new https.Agent(AGENT_OPTIONS) }
 
+const inflate = promisify(zlib.inflate)
+const inflateRaw = promisify(zlib.inflateRaw)
+
+/** `deflate` as fetch reads it: zlib-wrapped as HTTP says, or the raw stream some servers send. */
+async function inflateEither(body: Buffer): Promise<Buffer> {
+  // A zlib stream starts with a header whose first byte names the deflate method (low nibble 8).
+  return (body[0]! & 0x0f) === 8 ? inflate(body) : inflateRaw(body)
+}
+
 const decoders: Readonly<Record<string, (body: Buffer) => Promise<Buffer>>> = {
   gzip: promisify(zlib.gunzip),
   'x-gzip': promisify(zlib.gunzip),
-  deflate: promisify(zlib.inflate),
+  deflate: inflateEither,
   br: promisify(zlib.brotliDecompress),
 }
 

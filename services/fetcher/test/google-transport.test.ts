@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { gzipSync } from 'node:zlib'
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UpstreamError } from '@fitstream/shared'
 import { GoogleHealthClient } from '../src/google-health.js'
@@ -58,6 +58,17 @@ describe('the transport under the googleapis client', () => {
       res.end(bytes)
     }
     expect(await new GoogleHealthClient({ rootUrl, timeoutMs: 5_000 }).settings('token-1')).toEqual({ name: 'users/me/settings', timeZone: 'Asia/Kolkata' })
+  })
+
+  it('reads deflate answers, zlib-wrapped or raw, as fetch does', async () => {
+    for (const deflate of [deflateSync, deflateRawSync]) {
+      answer = (_req, res) => {
+        const bytes = deflate(JSON.stringify({ name: 'users/me/settings', timeZone: 'Europe/Oslo' }))
+        res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8', 'content-encoding': 'deflate', 'content-length': bytes.length })
+        res.end(bytes)
+      }
+      expect(await new GoogleHealthClient({ rootUrl, timeoutMs: 5_000 }).settings('token-1')).toEqual({ name: 'users/me/settings', timeZone: 'Europe/Oslo' })
+    }
   })
 
   it('reads Google’s error from a compressed body, as the client classifies it', async () => {
